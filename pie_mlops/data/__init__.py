@@ -1,0 +1,1 @@
+"""Datasets: offline sources, imports, splits and the data-quality gate."""

@@ -1,0 +1,1 @@
+"""One module per pipeline stage; the CLI, dvc.yaml and MLproject call the same function."""
