@@ -68,8 +68,12 @@ def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | N
 @click.option("--split-col", default=None,
               help="Column naming each row's split (train/validation/test; dev/valid map to validation). "
                    "Default: a stratified split from materialize.* params.")
-@click.option("--hf-split", default=None,
-              help="For a Hugging Face dataset with several splits, keep their split names.")
+@click.option("--hf-split", default=None, metavar="[keep,]SPLIT,...",
+              help="For a Hugging Face dataset with several splits: the splits to import, comma-separated "
+                   "(default: all, merged and re-split); add 'keep' to keep their own train/validation/test "
+                   "split, e.g. --hf-split keep.")
+@click.option("--license", default=None, help="License of the data, recorded in meta.json. "
+                                              "Default: 'unknown (user import)'.")
 @click.option("--data-dir", default="data", show_default=True, help="Output root.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing data/<name>/ (only if the import succeeds).")
 @click.pass_context
@@ -85,6 +89,8 @@ def import_(ctx: click.Context, path: str, **options) -> None:
     from pie_mlops.stages.materialize import DEFAULTS
 
     split = load_section("materialize", DEFAULTS, ctx.obj["params_file"])
+    # MLproject passes unset optional parameters as empty strings.
+    options = {k: (None if v == "" else v) for k, v in options.items()}
     out = import_dataset(path, split_params={k: split[k] for k in ("validation_frac", "test_frac", "seed")}, **options)
     click.echo(f"wrote {out}")
 

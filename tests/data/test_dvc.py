@@ -1,0 +1,39 @@
+"""DVC for real, in a temporary git repo: the committed data.dvc matches a fresh materialize,
+and `dvc repro` runs the quality gate, which stops the pipeline when the data is bad."""
+
+import json
+
+import pandas as pd
+
+from conftest import run
+from pie_mlops.data.contract import read_dataset, write_dataset
+
+
+def test_fresh_materialize_matches_committed_data_dvc(project_repo):
+    # The full default: every shipped dataset, exactly as a fresh clone would make it.
+    run(["pie-mlops", "materialize"], project_repo)
+    status = run(["dvc", "status", "--json", "data.dvc"], project_repo)
+    assert json.loads(status.stdout) == {}, status.stdout
+    # ...and DVC does notice a real change.
+    meta = project_repo / "data" / "synthetic_nli" / "meta.json"
+    meta.write_text(meta.read_text().replace('"synthetic": true', '"synthetic": false'))
+    changed = json.loads(run(["dvc", "status", "--json", "data.dvc"], project_repo).stdout)
+    assert "data.dvc" in changed
+
+
+def test_dvc_repro_runs_the_gate_and_a_failure_stops_it(tiny_repo):
+    run(["pie-mlops", "materialize"], tiny_repo)
+    out = run(["dvc", "repro"], tiny_repo)
+    assert "check@synthetic_nli" in out.stdout
+    assert (tiny_repo / "reports/data_checks/synthetic_nli/result.json").is_file()
+    assert "up to date" in run(["dvc", "repro"], tiny_repo).stdout.lower()
+
+    # Leak a training text into test: the gate must fail and dvc repro must exit non-zero.
+    path = tiny_repo / "data" / "synthetic_nli"
+    meta, splits = read_dataset(path)
+    leaked = splits["train"].iloc[[0]].assign(example_id="leaked-0")
+    splits["test"] = pd.concat([splits["test"], leaked], ignore_index=True)
+    write_dataset(tiny_repo / "data", "synthetic_nli", splits, meta)
+    failed = run(["dvc", "repro"], tiny_repo, check=False)
+    assert failed.returncode != 0
+    assert "leak" in (failed.stdout + failed.stderr).lower()
