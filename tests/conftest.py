@@ -51,6 +51,8 @@ def project_repo(tmp_path: Path) -> Path:
     for rel in PROJECT_FILES:
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, repo / rel)
+    # dvc.yaml lists the stage code as dependencies, so the repo carries it too.
+    shutil.copytree(ROOT / "pie_mlops", repo / "pie_mlops", ignore=shutil.ignore_patterns("__pycache__"))
     (repo / ".gitignore").write_text("/data\n/reports\n")
     run(["git", "init", "-q"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)

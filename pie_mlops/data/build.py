@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pie_mlops.data.contract import SPLITS, label_column, write_dataset
+from pie_mlops.data.contract import SPLITS, label_column, to_multi_hot, write_dataset
 from pie_mlops.data.prepare import assign_ids, deduplicate
-from pie_mlops.data.splits import multilabel_strata, stratified_split
+from pie_mlops.data.splits import cover_every_label, multilabel_strata, stratified_split
 from pie_mlops.errors import PieError
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
@@ -32,7 +32,8 @@ def build_dataset(
     split_col: str | None = None,
     extra_meta: dict | None = None,
 ) -> Path:
-    """`df` holds `text`, optional `text_pair`, `label` (int) or `labels` (list of int).
+    """`df` holds `text`, optional `text_pair`, `label` (int) or `labels` (a list of label
+    indices, the convenient input form; it is written multi-hot, as the contract says).
 
     With `split_col`, the frame's own split is kept (names like 'dev' or 'valid' map to
     'validation'); otherwise a stratified split is made from the fractions and the seed.
@@ -51,9 +52,16 @@ def build_dataset(
             bad = sorted(set(raw[split.isna()]))[:5]
             raise PieError(f"column {split_col!r}: unknown split name(s) {bad}; use train, validation or test")
     else:
-        strata = multilabel_strata(kept[col].tolist()) if task == "multi_label" else kept[col].tolist()
-        split = stratified_split(kept["example_id"].tolist(), strata, validation_frac, test_frac, seed)
+        ids = kept["example_id"].tolist()
+        if task == "multi_label":
+            label_lists = [list(v) for v in kept[col]]
+            split = stratified_split(ids, multilabel_strata(label_lists), validation_frac, test_frac, seed)
+            split = cover_every_label(split, label_lists, ids, seed)
+        else:
+            split = stratified_split(ids, kept[col].tolist(), validation_frac, test_frac, seed)
     kept = kept.assign(_split=list(split))
+    if task == "multi_label":
+        kept[col] = [to_multi_hot(v, len(label_names)) for v in kept[col]]
     frames = {s: kept[kept["_split"] == s][["example_id", "text", "text_pair", col]].reset_index(drop=True)
               for s in SPLITS}
     empty = [s for s, f in frames.items() if f.empty]

@@ -45,15 +45,28 @@ def arrow_schema(task: str) -> pa.Schema:
     )
 
 
-def to_table(df: pd.DataFrame, task: str) -> pa.Table:
+def to_multi_hot(label_ids, n_labels: int) -> list[int]:
+    """Label indices -> the contract's multi-hot vector (one 0/1 per label name)."""
+    hot = [0] * n_labels
+    for i in label_ids:
+        hot[int(i)] = 1
+    return hot
+
+
+def to_table(df: pd.DataFrame, task: str, n_labels: int | None = None) -> pa.Table:
     """Build the Arrow table with the exact contract schema and no pandas metadata.
 
     Dropping the schema metadata keeps the bytes independent of the pandas version
     and of the frame's index, which `dvc status` after a re-materialize relies on.
+    Multi-label rows must already be multi-hot vectors of length `n_labels`.
     """
     col = label_column(task)
     if task == "multi_label":
         labels = [np.asarray(v, dtype=np.int8).tolist() for v in df[col]]
+        bad = [i for i, v in enumerate(labels) if len(v) != n_labels or not set(v) <= {0, 1}]
+        if bad:
+            raise PieError(f"column 'labels', row {bad[0]}: expected a multi-hot vector of {n_labels} zeros/ones, "
+                           f"got {labels[bad[0]]}")
     else:
         labels = df[col].astype("int64").tolist()
     pairs = df["text_pair"] if "text_pair" in df else [None] * len(df)
@@ -96,7 +109,7 @@ def write_dataset(root: str | Path, name: str, splits: dict[str, pd.DataFrame], 
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
     try:
         for split in SPLITS:
-            _write_parquet(to_table(splits[split], meta["task"]), tmp / f"{split}.parquet")
+            _write_parquet(to_table(splits[split], meta["task"], len(meta["label_names"])), tmp / f"{split}.parquet")
         _dump_json(meta, tmp / "meta.json")
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; keep the mode a normal directory has
         backup = None

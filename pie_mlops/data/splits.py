@@ -57,3 +57,37 @@ def multilabel_strata(label_lists: list[list[int]]) -> list[int]:
     """
     freq = Counter(label for labels in label_lists for label in labels)
     return [min(labels, key=lambda l: (freq[l], l)) if labels else -1 for labels in label_lists]
+
+
+def cover_every_label(split: np.ndarray, label_lists: list[list[int]], example_ids: list[str],
+                      seed: int = 0) -> np.ndarray:
+    """Move single examples so that every label with 3+ examples appears in every split.
+
+    Stratifying on one label per example cannot promise this for the others: a label that
+    is never an example's rarest can miss a small split. For each gap, the mover is taken
+    from the split holding the label most often, and only if that leaves none of the
+    mover's labels absent from where it came from. Deterministic (hash order).
+    """
+    split = np.array(split, dtype=object)
+    splits = ("train", "validation", "test")
+    order = sorted(range(len(example_ids)), key=lambda i: _rank_key(seed, example_ids[i]))
+    holders: dict[int, list[int]] = {}
+    for i in order:
+        for label in label_lists[i]:
+            holders.setdefault(label, []).append(i)
+
+    def count(label: int, where: str) -> int:
+        return sum(1 for j in holders[label] if split[j] == where)
+
+    for label in sorted(holders):
+        if len(holders[label]) < 3:
+            continue
+        for target in splits:
+            if count(label, target):
+                continue
+            source = max(splits, key=lambda s: (count(label, s), s == "train"))
+            for i in holders[label]:
+                if split[i] == source and all(count(l, source) > 1 for l in label_lists[i] if l != label):
+                    split[i] = target
+                    break
+    return split

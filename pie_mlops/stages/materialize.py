@@ -25,7 +25,8 @@ def available() -> list[str]:
 def materialize(params: dict, datasets: list[str] | None = None, progress: bool = True) -> list[Path]:
     """Write each dataset per the contract; returns the dataset directories.
 
-    The output is byte-deterministic, so a re-run on any machine leaves `dvc status` clean.
+    The output is byte-deterministic, so a re-run on any machine leaves `dvc status` clean
+    (after `sync_dvc_cache` fills the DVC cache, which a fresh clone lacks).
     """
     from tqdm.auto import tqdm
 
@@ -56,4 +57,16 @@ def materialize(params: dict, datasets: list[str] | None = None, progress: bool 
                 license=SYNTHETIC_LICENSE, synthetic=True, **split,
             )
         written.append(path)
+    _report_dvc_state(params["data_dir"])
     return written
+
+
+def _report_dvc_state(data_dir: str) -> None:
+    from pie_mlops.versioning import sync_dvc_cache
+
+    state = sync_dvc_cache(data_dir)
+    if state in ("cached", "up to date"):
+        print(f"{data_dir}/ matches {data_dir}.dvc ({state}): `dvc status` is clean")
+    elif state == "differs":
+        print(f"{data_dir}/ differs from {data_dir}.dvc: record the new version with "
+              f"`dvc add {data_dir}` and commit {data_dir}.dvc")

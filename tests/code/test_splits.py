@@ -42,3 +42,16 @@ def test_split_rejects_bad_fractions():
 def test_multilabel_strata_anchor_on_rarest_label():
     labels = [[0], [0, 1], [0, 2], [0]]
     assert multilabel_strata(labels) == [0, 1, 2, 0]
+
+
+def test_cover_every_label_fills_gaps_in_small_multilabel_sets():
+    from pie_mlops.data.splits import cover_every_label
+
+    # 60 rows, four equally common labels: stratifying on one label per row can starve one.
+    label_lists = [[i % 4, (i + 1) % 4] for i in range(60)]
+    ids = _ids(60)
+    split = stratified_split(ids, multilabel_strata(label_lists), 0.1, 0.2, seed=0)
+    fixed = cover_every_label(split, label_lists, ids, seed=0)
+    for label in range(4):
+        assert {s for s, ls in zip(fixed, label_lists) if label in ls} == {"train", "validation", "test"}
+    assert list(fixed) == list(cover_every_label(split, label_lists, ids, seed=0))

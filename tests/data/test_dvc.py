@@ -11,14 +11,16 @@ from pie_mlops.data.contract import read_dataset, write_dataset
 
 def test_fresh_materialize_matches_committed_data_dvc(project_repo):
     # The full default: every shipped dataset, exactly as a fresh clone would make it.
-    run(["pie-mlops", "materialize"], project_repo)
-    status = run(["dvc", "status", "--json", "data.dvc"], project_repo)
+    out = run(["pie-mlops", "materialize"], project_repo)
+    assert "matches data.dvc (cached)" in out.stdout  # a fresh clone has no DVC cache yet
+    status = run(["dvc", "status", "--json"], project_repo)
     assert json.loads(status.stdout) == {}, status.stdout
+    run(["git", "diff", "--exit-code", "data.dvc"], project_repo)  # the committed version, byte for byte
     # ...and DVC does notice a real change.
     meta = project_repo / "data" / "synthetic_nli" / "meta.json"
     meta.write_text(meta.read_text().replace('"synthetic": true', '"synthetic": false'))
     changed = json.loads(run(["dvc", "status", "--json", "data.dvc"], project_repo).stdout)
-    assert "data.dvc" in changed
+    assert changed == {"data.dvc": [{"changed outs": {"data": "modified"}}]}
 
 
 def test_dvc_repro_runs_the_gate_and_a_failure_stops_it(tiny_repo):
@@ -36,4 +38,4 @@ def test_dvc_repro_runs_the_gate_and_a_failure_stops_it(tiny_repo):
     write_dataset(tiny_repo / "data", "synthetic_nli", splits, meta)
     failed = run(["dvc", "repro"], tiny_repo, check=False)
     assert failed.returncode != 0
-    assert "leak" in (failed.stdout + failed.stderr).lower()
+    assert "no_train_test_leakage" in failed.stdout + failed.stderr

@@ -1,0 +1,45 @@
+"""DVC bookkeeping for data written by pie-mlops (the only module that drives DVC's API).
+
+A fresh clone has `data.dvc` but an empty DVC cache, so after `pie-mlops materialize`
+DVC would report the data as "not in cache" even when the bytes are identical. When the
+new data matches the committed `.dvc` file exactly, we put it in the cache, and
+`dvc status` is clean. When it differs, we change nothing: `dvc status` shows the change
+and the user records it on purpose with `dvc add`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _tracking_file(data_dir: Path) -> tuple[Path, Path] | None:
+    """(repo root, .dvc file) if `data_dir` is tracked by `<data_dir>.dvc` inside a DVC repo."""
+    data_dir = data_dir.resolve()
+    dvcfile = data_dir.with_name(data_dir.name + ".dvc")
+    if not dvcfile.is_file():
+        return None
+    for parent in data_dir.parents:
+        if (parent / ".dvc").is_dir():
+            return parent, dvcfile
+    return None
+
+
+def sync_dvc_cache(data_dir: str | Path) -> str:
+    """Returns 'untracked', 'up to date', 'cached' (matched and now cached) or 'differs'."""
+    found = _tracking_file(Path(data_dir))
+    if found is None:
+        return "untracked"
+    root, dvcfile = found
+    from dvc.repo import Repo
+
+    target = str(dvcfile.relative_to(root))
+    with Repo(str(root)) as repo:
+        status = repo.status(targets=[target])
+        if not status:
+            return "up to date"
+        changes = [c for entry in status.get(target, []) if isinstance(entry, dict)
+                   for c in entry.get("changed outs", {}).values()]
+        if changes and all(c == "not in cache" for c in changes):
+            repo.commit(target, force=True)  # same hash as committed: this only fills the cache
+            return "cached"
+    return "differs"
