@@ -24,17 +24,6 @@ os.environ.update(OFFLINE_ENV)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-# Files a fresh clone carries that the pipeline needs (the tiny repo copies them).
-PROJECT_FILES = ["dvc.yaml", "data.dvc", ".dvcignore", ".dvc/config", ".dvc/.gitignore", "params.yaml"]
-
-# The tiny profile: the two small synthetic sets, so a whole pipeline runs in seconds.
-TINY_PARAMS = {
-    "materialize": {"datasets": ["synthetic_nli", "synthetic_topics"], "data_dir": "data",
-                    "validation_frac": 0.1, "test_frac": 0.2, "seed": 0},
-    "check": {"report_dir": "reports/data_checks", "min_chars": 1, "max_chars": 30000,
-              "min_class_share": 0.02, "sample_ids": 5},
-}
-
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -46,17 +35,18 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 @pytest.fixture
 def project_repo(tmp_path: Path) -> Path:
-    """A real git repo holding the project's pipeline files, as a fresh clone would."""
+    """A real git repo holding the project's files, as a fresh clone would: every file git
+    tracks (or would track), from the working tree, committed, with no DVC cache."""
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], ROOT).stdout
     repo = tmp_path / "repo"
-    for rel in PROJECT_FILES:
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, repo / rel)
-    # dvc.yaml lists the stage code as dependencies, so the repo carries it too.
-    shutil.copytree(ROOT / "pie_mlops", repo / "pie_mlops", ignore=shutil.ignore_patterns("__pycache__"))
-    (repo / ".gitignore").write_text("/data\n/reports\n")
+    for rel in filter(None, files.split("\0")):
+        if (ROOT / rel).is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, repo / rel)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run(["git", "init", "-q"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], repo)
+    run([*git, "add", "-A"], repo)
+    run([*git, "commit", "-qm", "fresh clone"], repo)
     return repo
 
 

@@ -9,8 +9,9 @@ from conftest import run
 from pie_mlops.data.contract import read_dataset, write_dataset
 
 
-def test_fresh_materialize_matches_committed_data_dvc(project_repo):
-    # The full default: every shipped dataset, exactly as a fresh clone would make it.
+def test_fresh_clone_materialize_leaves_dvc_status_clean(project_repo):
+    # The full default: every shipped dataset, exactly as a fresh clone would make it. The
+    # whole repo is clean: data.dvc, and the committed dvc.lock of the quality gate.
     out = run(["pie-mlops", "materialize"], project_repo)
     assert "matches data.dvc (cached)" in out.stdout  # a fresh clone has no DVC cache yet
     status = run(["dvc", "status", "--json"], project_repo)
