@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 OFFLINE_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -52,6 +51,6 @@ def project_repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny_repo(project_repo: Path) -> Path:
-    """`project_repo` switched to the tiny profile (profiles/tiny in spirit: two small sets)."""
-    (project_repo / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS, sort_keys=False))
+    """`project_repo` switched to the tiny profile (profiles/tiny.yaml: two small sets)."""
+    shutil.copy2(project_repo / "profiles" / "tiny.yaml", project_repo / "params.yaml")
     return project_repo
