@@ -40,7 +40,7 @@ demo: $(STAMP)
 	$(BIN)/dvc repro --force check
 	@$(BIN)/dvc metrics show
 	@$(BIN)/dvc status
-	@echo "Data Docs: reports/data_checks/<name>/data_docs/index.html"
+	@echo "Data checks: open reports/data_checks/<name>/summary.html (GX Data Docs: data_docs/index.html)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

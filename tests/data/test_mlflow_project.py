@@ -23,4 +23,4 @@ def test_mlflow_run_check_logs_the_gate(tiny_repo, tmp_path):
     [found] = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert found.info.status == "FINISHED" and found.data.params == {"dataset": "synthetic_nli"}
     logged = {a.path for a in client.list_artifacts(found.info.run_id, "data_checks/synthetic_nli")}
-    assert logged == {"data_checks/synthetic_nli/result.json", "data_checks/synthetic_nli/data_docs"}
+    assert logged == {f"data_checks/synthetic_nli/{f}" for f in ("result.json", "summary.html", "data_docs")}

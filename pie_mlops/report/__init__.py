@@ -1,0 +1,1 @@
+"""Plots and HTML reports (pure rendering: data in, HTML text out)."""
