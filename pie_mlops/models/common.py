@@ -1,0 +1,82 @@
+"""What every model shares: tokenised splits as flat arrays, safe save/load helpers.
+
+A tokenised split is kept as one flat id array plus offsets, not a list of per-example
+arrays, so that building a padded batch is a few vectorised numpy ops (no Python loop
+per example) and the cache for a whole split is a handful of objects.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pie_mlops.errors import PieError
+
+CONFIG_NAME = "pie_model.json"
+WEIGHTS_NAME = "model.safetensors"
+TASKS = ("single_label", "multi_label")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: np.ndarray  # int64, every example's token ids back to back
+    offsets: np.ndarray  # int64, n + 1 entries; example i is ids[offsets[i]:offsets[i+1]]
+    type_ids: np.ndarray | None = None  # segment ids in the same layout (BERT sentence pairs)
+
+    @classmethod
+    def from_lists(cls, ids: list, type_ids: list | None = None) -> "Encoded":
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = lambda seqs: np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(offsets[-1]))
+        return cls(flat(ids), offsets, None if type_ids is None else flat(type_ids))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def padded(self, rows: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(ids, mask, type_ids) for `rows`, padded to the longest of them, vectorised."""
+        lens = self.lengths[rows]
+        pos = np.arange(int(lens.max()))
+        mask = pos[None, :] < lens[:, None]
+        idx = np.where(mask, self.offsets[rows][:, None] + pos[None, :], 0)
+        ids = np.where(mask, self.ids[idx], pad_id)
+        types = None if self.type_ids is None else np.where(mask, self.type_ids[idx], 0)
+        return ids, mask, types
+
+
+def check_task(task: str, num_labels: int) -> None:
+    if task not in TASKS:
+        raise PieError(f"task must be one of {TASKS}, got {task!r}")
+    if num_labels < 2 and task == "single_label" or num_labels < 1:
+        raise PieError(f"num_labels must be at least 2 for single-label (1 for multi-label), got {num_labels}")
+
+
+def write_config(path: Path, config: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise PieError(f"{path}: model path does not exist")
+    file = path / CONFIG_NAME
+    if not file.is_file():
+        raise PieError(f"{path}: not a saved pie-mlops model ({CONFIG_NAME} missing)")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PieError(f"{file}: not valid JSON ({exc})") from None
+
+
+def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device)

@@ -1,0 +1,97 @@
+"""Per-example predictions in the contract of DESIGN.md §3, and their atomic Parquet writer."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pie_mlops.errors import PieError
+from pie_mlops.metrics import sigmoid, softmax
+
+BASE_COLUMNS = ("example_id", "split", "group", "seed")
+
+
+def predictions_frame(df: pd.DataFrame, logits: np.ndarray, *, split: str, group: str, seed: int,
+                      task: str, threshold: float | None = None) -> pd.DataFrame:
+    """One row per example of `df`, in its order: ids, true label(s), logits, pred, loss, prob."""
+    logits = np.asarray(logits, dtype=np.float32)
+    if len(df) != len(logits):
+        raise PieError(f"{len(df)} examples but {len(logits)} rows of logits")
+    out = pd.DataFrame({"example_id": df["example_id"].astype(str).to_numpy(), "split": split,
+                        "group": group, "seed": np.int64(seed)})
+    out["seed"] = out["seed"].astype("int64")
+    if task == "multi_label":
+        y = np.stack([np.asarray(v, dtype=np.int8) for v in df["labels"]]) if len(df) else np.zeros((0, logits.shape[1]), np.int8)
+        probs = sigmoid(logits.astype(np.float64))
+        t = 0.5 if threshold is None else float(threshold)
+        eps = 1e-12
+        loss = -(y * np.log(probs + eps) + (1 - y) * np.log(1 - probs + eps)).mean(axis=1)
+        out["labels"] = list(y)
+        out["logits"] = list(logits)
+        out["pred"] = list((probs >= t).astype(np.int8))
+        out["prob"] = list(probs.astype(np.float32))
+        out["threshold"] = np.float32(t)
+    else:
+        y = df["label"].to_numpy(dtype=np.int64)
+        probs = softmax(logits.astype(np.float64))
+        out["label"] = y
+        out["logits"] = list(logits)
+        out["pred"] = logits.argmax(axis=1).astype(np.int64)
+        out["prob"] = probs[np.arange(len(y)), out["pred"]].astype(np.float32) if len(y) else np.float32()
+        loss = -np.log(probs[np.arange(len(y)), y] + 1e-12)
+    out["loss"] = loss.astype(np.float32)
+    return out
+
+
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """The frame as Arrow with the contract's exact types (list<float32> logits, list<int8> labels)."""
+    multi = "labels" in frame
+    fields = [pa.field("example_id", pa.string()), pa.field("split", pa.string()),
+              pa.field("group", pa.string()), pa.field("seed", pa.int64()),
+              pa.field("labels", pa.list_(pa.int8())) if multi else pa.field("label", pa.int64()),
+              pa.field("logits", pa.list_(pa.float32()))]
+    extra = {"pred": pa.list_(pa.int8()) if multi else pa.int64(), "loss": pa.float32(),
+             "prob": pa.list_(pa.float32()) if multi else pa.float32(), "threshold": pa.float32()}
+    fields += [pa.field(c, t) for c, t in extra.items() if c in frame]
+    missing = [f.name for f in fields[:6] if f.name not in frame]
+    if missing:
+        raise PieError(f"predictions frame lacks column(s) {', '.join(missing)}")
+    schema = pa.schema(fields)
+    arrays = [_array(frame[f.name], f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _array(col: pd.Series, typ: pa.DataType) -> pa.Array:
+    if pa.types.is_list(typ):
+        values = np.concatenate([np.asarray(v) for v in col]) if len(col) else np.array([])
+        lens = np.fromiter((len(v) for v in col), dtype=np.int32, count=len(col))
+        offsets = np.zeros(len(col) + 1, dtype=np.int32)
+        np.cumsum(lens, out=offsets[1:])
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values.astype(typ.value_type.to_pandas_dtype())))
+    return pa.array(col.to_numpy(), type=typ)
+
+
+def write_predictions(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write atomically: into a temporary file beside `path`, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = arrow_table(frame)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas()

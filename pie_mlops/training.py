@@ -1,0 +1,238 @@
+"""The training loop: seeding, tokenise-once caching, length-bucketed batches, evaluation.
+
+Pure of MLflow and Optuna: a tracking layer or a pruner plugs in through
+`on_epoch_end(epoch, metrics)` (raise from it, e.g. optuna.TrialPruned, to stop).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from pie_mlops.errors import PieError
+from pie_mlops.metrics import accuracy, macro_f1, sigmoid, tune_threshold
+from pie_mlops.models.common import Encoded
+from pie_mlops.predictions import predictions_frame
+
+_CACHE: "OrderedDict[tuple[str, str], Encoded]" = OrderedDict()
+_CACHE_SIZE = 16
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if torch.cuda.is_available():
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _fingerprint(df: pd.DataFrame) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    pairs = df["text_pair"] if "text_pair" in df else [None] * len(df)
+    for eid, text, pair in zip(df["example_id"], df["text"], pairs):
+        h.update(f"{eid}\0{text}\0{'' if _isnull(pair) else pair}\1".encode())
+    return h.hexdigest()
+
+
+def _isnull(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def encode_split(model, df: pd.DataFrame) -> Encoded:
+    """Tokenise a split once; later calls with the same tokenizer and rows reuse the ids."""
+    key = (model.tokenizer_key(), _fingerprint(df))
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    pairs = None
+    if "text_pair" in df and df["text_pair"].notna().any():
+        pairs = [None if _isnull(p) else str(p) for p in df["text_pair"]]
+    enc = model.encode([str(t) for t in df["text"]], pairs)
+    _CACHE[key] = enc
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return enc
+
+
+def clear_token_cache() -> None:
+    _CACHE.clear()
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                     pool_batches: int = 50) -> list[np.ndarray]:
+    """Shuffle, sort by length within pools of `pool_batches` batches, cut, shuffle the batches.
+
+    Examples of similar length share a batch (little padding) while the order still
+    changes with the seed; pools keep some mixing across lengths between epochs.
+    """
+    order = rng.permutation(len(lengths))
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start:start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    order = np.argsort(lengths, kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def targets(df: pd.DataFrame, task: str) -> np.ndarray:
+    if task == "multi_label":
+        return np.stack([np.asarray(v, dtype=np.float32) for v in df["labels"]])
+    return df["label"].to_numpy(dtype=np.int64, copy=True)
+
+
+def _loss_fn(task: str):
+    if task == "multi_label":
+        return torch.nn.BCEWithLogitsLoss()
+    return torch.nn.CrossEntropyLoss()
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float | None = None  # None: the model's default_lr
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1  # share of all steps, for models with scheduled = True
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    eval_batch_size: int = 128
+    snapshot_epochs: tuple[int, ...] = ()  # export train-split logits after these epochs (0: before training)
+    device: str = "auto"
+    num_threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    threshold: float | None = None  # multi-label decision threshold, tuned on validation
+    snapshots: dict[str, np.ndarray] = field(default_factory=dict)  # "train@epoch<k>" -> logits
+
+
+@torch.inference_mode()
+def predict_logits(model, df: pd.DataFrame, batch_size: int = 128, device="auto",
+                   progress: bool = False, desc: str = "predict") -> np.ndarray:
+    """Logits for every row of `df`, in its order (batched by length, then unsorted)."""
+    device = resolve_device(device)
+    model.to(device)
+    was_training = model.training
+    model.eval()
+    enc = encode_split(model, df)
+    out = np.empty((len(df), model.num_labels), dtype=np.float32)
+    for rows in tqdm(sorted_batches(enc.lengths, batch_size), desc=desc, disable=not progress, leave=False):
+        out[rows] = model(**model.batch_inputs(enc, rows, device)).float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def score(task: str, y: np.ndarray, logits: np.ndarray, threshold: float | None = None) -> float:
+    """Accuracy (single-label) or macro-F1 at `threshold` (multi-label)."""
+    if task == "multi_label":
+        return macro_f1(y, sigmoid(logits) >= (0.5 if threshold is None else threshold))
+    return accuracy(y, logits.argmax(axis=1))
+
+
+def _val_metrics(model, val_df: pd.DataFrame, cfg: TrainConfig, device) -> tuple[dict, float | None]:
+    logits = predict_logits(model, val_df, cfg.eval_batch_size, device, cfg.progress, "validate")
+    y = targets(val_df, model.task)
+    loss = float(_loss_fn(model.task)(torch.from_numpy(logits), torch.from_numpy(y)))
+    if model.task == "multi_label":
+        t = tune_threshold(y, sigmoid(logits))
+        f1 = macro_f1(y, sigmoid(logits) >= t)
+        return {"val_loss": loss, "val_macro_f1": f1, "val_threshold": t, "val_score": f1}, t
+    acc = accuracy(y, logits.argmax(axis=1))
+    return {"val_loss": loss, "val_accuracy": acc, "val_score": acc}, None
+
+
+def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg: TrainConfig | None = None,
+          on_epoch_end=None) -> TrainResult:
+    """Train `model` in place; returns per-epoch metrics, the tuned threshold and EL2N snapshots."""
+    cfg = cfg or TrainConfig()
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise PieError(f"epochs and batch_size must be positive, got {cfg.epochs} and {cfg.batch_size}")
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)  # data order: its own stream, independent of dropout draws
+    device = resolve_device(cfg.device)
+    model.to(device).train()
+    enc = encode_split(model, train_df)
+    y_all = torch.from_numpy(targets(train_df, model.task))
+    loss_fn = _loss_fn(model.task)
+    steps_per_epoch = -(-len(train_df) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    # fused AdamW: one kernel over all parameters instead of a Python loop per tensor
+    opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.lr or model.default_lr, fused=True)
+    warmup = int(cfg.warmup_ratio * total) if model.scheduled else 0
+    lr_at = (lambda s: min((s + 1) / max(warmup, 1), max(0.0, (total - s) / max(total - warmup, 1)))) \
+        if model.scheduled else (lambda s: 1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    params = [p for g in opt.param_groups for p in g["params"]]
+    result = TrainResult()
+    if 0 in cfg.snapshot_epochs:
+        result.snapshots["train@epoch0"] = predict_logits(model, train_df, cfg.eval_batch_size, device)
+    for epoch in range(1, cfg.epochs + 1):
+        start, total_loss, seen = time.perf_counter(), 0.0, 0
+        bar = tqdm(bucketed_batches(enc.lengths, cfg.batch_size, rng), desc=f"epoch {epoch}/{cfg.epochs}",
+                   disable=not cfg.progress, leave=False)
+        for rows in bar:
+            logits = model(**model.batch_inputs(enc, rows, device))
+            loss = loss_fn(logits, y_all[rows].to(device))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            total_loss += float(loss.detach()) * len(rows)
+            seen += len(rows)
+        elapsed = time.perf_counter() - start
+        metrics = {"epoch": epoch, "train_loss": total_loss / seen, "epoch_s": elapsed,
+                   "train_ex_s": seen / elapsed, "lr": sched.get_last_lr()[0]}
+        if val_df is not None and len(val_df):
+            val, result.threshold = _val_metrics(model, val_df, cfg, device)
+            metrics.update(val)
+        if epoch in cfg.snapshot_epochs:
+            result.snapshots[f"train@epoch{epoch}"] = predict_logits(model, train_df, cfg.eval_batch_size, device)
+        model.train()
+        result.history.append(metrics)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, metrics)
+    if model.task == "multi_label" and result.threshold is None:
+        result.threshold = 0.5  # no validation split to tune on
+    return result
+
+
+def predict_split(model, df: pd.DataFrame, *, split: str, group: str, seed: int,
+                  threshold: float | None = None, batch_size: int = 128, device="auto") -> pd.DataFrame:
+    """Predict `df` and return the predictions contract frame (DESIGN.md §3)."""
+    logits = predict_logits(model, df, batch_size, device)
+    return predictions_frame(df, logits, split=split, group=group, seed=seed, task=model.task, threshold=threshold)
+
+
+def snapshot_frames(result: TrainResult, train_df: pd.DataFrame, *, group: str, seed: int,
+                    task: str) -> dict[str, pd.DataFrame]:
+    """The early-training train-split snapshots as contract frames, keyed by split name."""
+    return {split: predictions_frame(train_df, logits, split=split, group=group, seed=seed, task=task,
+                                     threshold=result.threshold)
+            for split, logits in result.snapshots.items()}

@@ -1,0 +1,69 @@
+"""Models build, encode, save with safetensors only, load back and predict the same."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pie_mlops.errors import PieError
+from pie_mlops.models import build_model, load_model
+from pie_mlops.models.bilstm import SEP, UNK, tokenize
+from pie_mlops.training import predict_logits
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path):
+    with pytest.raises(PieError, match="does not exist"):
+        build_model("bert", 2, model_path=str(tmp_path / "nope"))
+    with pytest.raises(PieError, match="does not exist"):
+        load_model(tmp_path / "nope")
+    with pytest.raises(PieError, match="unknown architecture"):
+        build_model("gpt9", 2)
+
+
+def test_bert_pairs_get_segment_ids(tiny_bert):
+    model = tiny_bert(3)
+    enc = model.encode(["a man reads"], ["someone reads"])
+    assert enc.type_ids is not None and set(enc.type_ids.tolist()) == {0, 1}
+
+
+def test_bilstm_tokenizer_and_pair_separator(tiny_bilstm, nli):
+    assert tokenize("It's GREAT, isn't it?") == ["it's", "great", ",", "isn't", "it", "?"]
+    model = tiny_bilstm(nli, 3)
+    enc = model.encode(["a man", "zzzunknown"], ["a woman", None])
+    first = enc.ids[enc.offsets[0]:enc.offsets[1]].tolist()
+    assert SEP in first and enc.ids[enc.offsets[1]] == UNK
+
+
+@pytest.mark.parametrize("arch", ["bert", "bilstm"])
+def test_save_load_round_trip_predicts_identically(arch, tiny_bert, tiny_bilstm, nli, tmp_path):
+    model = tiny_bert(3) if arch == "bert" else tiny_bilstm(nli, 3)
+    before = predict_logits(model, nli["test"])
+    model.save(tmp_path / "m")
+    files = {p.name for p in (tmp_path / "m").iterdir()}
+    assert "model.safetensors" in files and "pie_model.json" in files
+    assert not any(f.endswith((".bin", ".pt", ".pkl", ".pth")) for f in files)  # never pickles
+    loaded = load_model(tmp_path / "m")
+    assert type(loaded) is type(model) and loaded.task == model.task
+    np.testing.assert_array_equal(predict_logits(loaded, nli["test"]), before)
+
+
+def test_real_glove_bilstm_has_the_paper_shape_and_round_trips(nli, tmp_path):
+    model = build_model("bilstm", 3, seed=0)
+    assert model.embedding.weight.shape == (400_003, 50) and not model.embedding.weight.requires_grad
+    assert model.lstm.hidden_size == 100 and model.lstm.num_layers == 2 and model.lstm.bidirectional
+    assert [m.out_features for m in model.head if hasattr(m, "out_features")] == [256, 128, 3]
+    enc = model.encode(["the film was great"])
+    assert UNK not in enc.ids.tolist()  # common words are in GloVe
+    small = nli["test"].head(20)
+    before = predict_logits(model, small)
+    model.save(tmp_path / "g")
+    assert (tmp_path / "g" / "model.safetensors").stat().st_size < 2_000_000  # frozen GloVe not copied
+    np.testing.assert_array_equal(predict_logits(load_model(tmp_path / "g"), small), before)
+
+
+def test_default_bert_is_the_packaged_minilm_with_sdpa_and_multi_label_head():
+    model = build_model("bert", 4, "multi_label", seed=0)
+    config = model.model.config
+    assert config.num_hidden_layers == 6 and config.hidden_size == 384 and config.num_labels == 4
+    assert config.problem_type == "multi_label_classification"
+    assert config._attn_implementation == "sdpa"
