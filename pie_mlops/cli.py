@@ -118,6 +118,76 @@ def check(ctx: click.Context, names: tuple[str, ...], data_dir: str, report_dir:
     run(params, list(names), data_dir=data_dir)
 
 
+@cli.command()
+@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: tune.dataset.")
+@click.option("--arch", "-a", default=None, metavar="bert|bilstm", help="Default: tune.arch.")
+@click.option("--n-trials", default=None, metavar="N",
+              help="Total trials the study should have; a re-run only adds the missing ones. Default: tune.n_trials.")
+@click.option("--storage", default=None,
+              help="Optuna storage URL: sqlite:///optuna.db (default) or any RDB URL, e.g. postgresql://...")
+@click.option("--model-path", default=None, help="bert: a local Hugging Face encoder directory. Default: packaged MiniLM.")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: tune.data_dir (data).")
+@click.pass_context
+def tune(ctx: click.Context, **options) -> None:
+    """Choose training hyperparameters with Optuna (never looks at the test split).
+
+    \b
+    Searches tune.space in params.yaml (lr, epochs, batch_size, warmup_ratio), maximising
+    validation accuracy (macro-F1 for multi-label), with median pruning per epoch. The
+    study is stored in tune.storage and resumes on re-run. MLflow: one parent run per
+    study, a nested run per trial, best parameters on the parent. Writes
+    params/best_<dataset>_<arch>.yaml, which `pie-mlops train` reads.
+    """
+    from pie_mlops.params import load_section
+    from pie_mlops.stages.tune import DEFAULTS
+    from pie_mlops.stages.tune import tune as run
+
+    params = load_section("tune", DEFAULTS, ctx.obj["params_file"])
+    # MLproject passes unset optional parameters as empty strings: treat them as unset.
+    params.update({k: v for k, v in options.items() if v not in (None, "")})
+    try:
+        params["n_trials"] = int(params["n_trials"])
+    except ValueError:
+        raise PieError(f"--n-trials must be a whole number, got {params['n_trials']!r}") from None
+    run(params)
+
+
+@cli.command()
+@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: train.dataset.")
+@click.option("--arch", "-a", default=None, metavar="bert|bilstm[,...]",
+              help="Architecture(s), comma-separated. Default: train.arch.")
+@click.option("--seeds", "-s", default=None, metavar="0,1,2",
+              help="Seeds, comma-separated. Default: train.seeds (five seeds).")
+@click.option("--epochs", type=int, default=None, help="Epochs; wins even over a tuned value. Default: train.epochs.")
+@click.option("--model-path", default=None,
+              help="bert: a local Hugging Face encoder directory. Default: train.model_path (packaged MiniLM).")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: train.data_dir (data).")
+@click.pass_context
+def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str | None, epochs: int | None,
+          model_path: str | None, data_dir: str | None) -> None:
+    """Train the dense group: one tracked, registered model per seed.
+
+    \b
+    Per seed: an MLflow run, predictions/<dataset>/<arch>/dense/s<seed>/{validation,test,
+    train@epoch<k>}.parquet (also logged to the run), and a version of pie-<dataset>-<arch>
+    with the alias dense-s<seed>. A (dataset, arch, seed) already trained with the same
+    params and data is skipped. params/best_<dataset>_<arch>.yaml (from `tune`) overrides
+    lr/epochs/batch_size/warmup_ratio. MLflow: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.
+    """
+    from pie_mlops.params import load_section
+    from pie_mlops.stages.train import DEFAULTS
+    from pie_mlops.stages.train import train as run
+
+    params = load_section("train", DEFAULTS, ctx.obj["params_file"])
+    # MLproject passes unset optional parameters as empty strings: treat them as unset.
+    overrides = {"dataset": dataset, "arch": arch, "seeds": seeds, "model_path": model_path, "data_dir": data_dir}
+    params.update({k: v for k, v in overrides.items() if v not in (None, "")})
+    # An explicit --epochs wins even over a tuned params/best_*.yaml.
+    records = run(params, force={"epochs": epochs} if epochs else None)
+    done = sum(r["status"] == "trained" for r in records)
+    click.echo(f"trained {done}, skipped {len(records) - done} (already finished)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input exits 2, a failed quality gate exits 1, each with one clear line."""
     try:

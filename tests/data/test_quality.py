@@ -255,7 +255,7 @@ def test_logs_to_mlflow_only_when_a_run_is_active(tmp_path, monkeypatch):
         assert [s["success"] for s in summaries] == [True]
         client = MlflowClient()
         logged = {a.path for a in client.list_artifacts(run.info.run_id, "data_checks/toy")}
-        assert logged == {"data_checks/toy/result.json", "data_checks/toy/data_docs"}
+        assert logged == {f"data_checks/toy/{f}" for f in ("result.json", "summary.html", "data_docs")}
         docs = {a.path for a in client.list_artifacts(run.info.run_id, "data_checks/toy/data_docs")}
         assert "data_checks/toy/data_docs/index.html" in docs
         assert len(mlflow.search_runs([experiment])) == 1

@@ -1,0 +1,212 @@
+"""Stage `train`: the dense group, one tracked and registered model per seed (params: train.*).
+
+For every (arch, seed): if a FINISHED run with the same identity tags exists (dataset, arch,
+group, seed, data md5, params hash), nothing happens. Otherwise the model is trained, its
+validation, test and early-training (`train@epoch<k>`) predictions are written under
+`predictions/<dataset>/<arch>/dense/s<seed>/` and logged to the run, and the model is logged
+and registered as a version of `pie-<dataset>-<arch>` with the alias `dense-s<seed>`.
+Tuned hyperparameters from `params/best_<dataset>_<arch>.yaml` (written by `tune`) win over
+the ones here. Every input is checked before the first run starts, so bad input never
+leaves a half-written run or version behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pie_mlops.errors import PieError
+
+GROUP = "dense"
+DEFAULTS = {
+    "dataset": "rotten_tomatoes",
+    "arch": "bert",  # or bilstm, or a list of both
+    "model_path": None,  # bert only; None: the packaged MiniLM
+    "data_dir": "data",
+    "seeds": [0, 1, 2, 3, 4],
+    "epochs": 3,
+    "batch_size": 32,
+    "lr": None,  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "max_length": 128,
+    "snapshot_epochs": [1],  # train-split logits after these epochs, for EL2N (0: before training)
+    "predictions_dir": "predictions",
+    "best_params": "params/best_{dataset}_{arch}.yaml",
+}
+TUNED = ("lr", "epochs", "batch_size", "warmup_ratio")
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def read_best_params(path: Path) -> dict:
+    """The tuned hyperparameters in `path` ({} if there is none); PieError if it does not parse."""
+    import yaml
+
+    if not path.is_file():
+        return {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PieError(f"{path}: tuned-params file does not parse ({str(exc).splitlines()[0]}); "
+                       f"re-run `pie-mlops tune` or delete it") from None
+    if not isinstance(doc, dict):
+        raise PieError(f"{path}: tuned-params file must be a mapping of {', '.join(TUNED)}")
+    best = {k: v for k, v in doc.items() if k in TUNED}
+    try:  # wrong types would only fail deep inside training, after the run started
+        return {k: int(v) if k in ("epochs", "batch_size") else float(v) for k, v in best.items()}
+    except (TypeError, ValueError):
+        raise PieError(f"{path}: tuned-params values must be numbers, got {best}") from None
+
+
+def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
+    """The effective hyperparameters for one architecture: params.yaml, then tuned values,
+    then `force` (explicit command-line values)."""
+    from pie_mlops.models import ARCHS
+
+    if arch not in ARCHS:
+        raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    best_file = Path(str(params["best_params"]).format(dataset=params["dataset"], arch=arch))
+    hp = {k: params[k] for k in ("epochs", "batch_size", "lr", "warmup_ratio", "weight_decay", "max_length")}
+    hp.update(read_best_params(best_file))
+    hp.update(force or {})
+    model_path = params["model_path"] if arch == "bert" else None  # bilstm: packaged GloVe
+    if model_path:
+        model_path = str(Path(model_path).expanduser())
+        if not Path(model_path).exists():
+            raise PieError(f"{model_path}: model path does not exist")
+    return {"dataset": params["dataset"], "arch": arch, "model_path": model_path, **hp,
+            "snapshot_epochs": sorted(int(e) for e in _as_list(params["snapshot_epochs"])),
+            "best_params_file": str(best_file) if best_file.is_file() else None}
+
+
+def _seeds(params: dict) -> list[int]:
+    try:
+        seeds = [int(s) for s in _as_list(params["seeds"])]
+    except (TypeError, ValueError):
+        raise PieError(f"train.seeds must be integers, got {params['seeds']!r}") from None
+    if not seeds:
+        raise PieError("train.seeds is empty")
+    return list(dict.fromkeys(seeds))
+
+
+def train(params: dict, progress: bool = True, force: dict | None = None) -> list[dict]:
+    """Train the dense group; returns one record per (arch, seed): trained or skipped.
+
+    `force` holds hyperparameters that win even over the tuned file (CLI --epochs).
+    """
+    from tqdm.auto import tqdm
+
+    from pie_mlops import tracking
+    from pie_mlops.data.contract import read_dataset, read_meta
+
+    archs = _as_list(params["arch"]) or ["bert"]
+    data_path = Path(params["data_dir"]) / params["dataset"]
+    read_meta(data_path)  # PieError telling how to materialize a missing dataset
+    plans = [resolve(params, arch, force) for arch in archs]  # every input checked before any run
+    seeds = _seeds(params)
+    meta, splits = read_dataset(data_path)
+    md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
+
+    records = []
+    jobs = [(plan, seed) for plan in plans for seed in seeds]
+    for plan, seed in tqdm(jobs, desc="train seeds", disable=not progress):
+        tags = {"stage": "train", "dataset": plan["dataset"], "arch": plan["arch"], "group": GROUP,
+                "criterion": "none", "schedule": "none", "scope": "none", "sparsity": "0.0",
+                "achieved_sparsity": "0.0", "seed": seed, "data_md5": md5, "git_sha": sha,
+                "params_hash": tracking.params_hash(plan)}
+        out_dir = Path(params["predictions_dir"]) / plan["dataset"] / plan["arch"] / GROUP / f"s{seed}"
+        found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
+        if found:
+            _restore_predictions(found, out_dir)
+            records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
+            continue
+        records.append(_train_one(plan, seed, meta, splits, tags, out_dir, progress))
+    return records
+
+
+def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_dir: Path,
+               progress: bool) -> dict:
+    from pie_mlops import tracking
+    from pie_mlops.models import build_model
+    from pie_mlops.predictions import write_predictions
+    from pie_mlops.training import TrainConfig, predict_split, snapshot_frames
+    from pie_mlops.training import train as fit
+
+    task, n_labels = meta["task"], len(meta["label_names"])
+    # Built before the run starts: a model path that does not load fails with no run at all.
+    model = build_model(plan["arch"], n_labels, task, seed=seed, model_path=plan["model_path"],
+                        max_length=plan["max_length"])
+    cfg = TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
+                      warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
+                      seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress)
+    name = tracking.registered_model_name(plan["dataset"], plan["arch"])
+    run_name = f"{plan['dataset']}-{plan['arch']}-{GROUP}-s{seed}"
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Predictions are staged beside their final place and moved in only once the version is
+    # registered, so predictions/ never holds the output of a failed run.
+    staging = Path(tempfile.mkdtemp(prefix=f".s{seed}.tmp-", dir=out_dir.parent))
+    try:
+        with tracking.model_run(run_name, tags, {**plan, "seed": seed, "group": GROUP}) as run:
+            result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
+            frames = {split: predict_split(model, splits[split], split=split, group=GROUP, seed=seed,
+                                           threshold=result.threshold, batch_size=cfg.eval_batch_size)
+                      for split in ("validation", "test")}
+            frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
+            files = [write_predictions(frame, staging / f"{split}.parquet") for split, frame in frames.items()]
+            run.log_artifacts(files, "predictions")
+            final = {f"{split}_score": _score(task, frame) for split, frame in frames.items()
+                     if split in ("validation", "test")}
+            if result.threshold is not None:
+                final["threshold"] = result.threshold
+            run.log_metrics(final, step=int(plan["epochs"]))
+            run.log_model(model)
+            version = run.register(name, f"{GROUP}-s{seed}")
+            _publish(staging, out_dir)  # last: a failure here still unregisters the version
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"{name} v{version} ({GROUP}-s{seed}): validation {final['validation_score']:.4f}, "
+          f"test {final['test_score']:.4f} -> {out_dir}")
+    return {"arch": plan["arch"], "seed": seed, "status": "trained", "run_id": run.run_id,
+            "version": version, **final}
+
+
+def _score(task: str, frame) -> float:
+    """Accuracy (macro-F1 for multi-label) of a predictions frame, from its `pred` column."""
+    import numpy as np
+
+    from pie_mlops.metrics import accuracy, macro_f1
+
+    if task == "multi_label":
+        return macro_f1(np.stack(frame["labels"].to_numpy()), np.stack(frame["pred"].to_numpy()))
+    return accuracy(frame["label"].to_numpy(), frame["pred"].to_numpy())
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Replace out_dir's prediction files with the staged ones (each rename is atomic)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.parquet"):
+        if not (staging / old.name).exists():
+            old.unlink()  # e.g. a snapshot epoch no longer configured
+    for new in staging.glob("*.parquet"):
+        os.replace(new, out_dir / new.name)
+
+
+def _restore_predictions(run_id: str, out_dir: Path) -> None:
+    """A skipped model whose prediction files are gone (a fresh clone): fetch them from its run."""
+    from pie_mlops import tracking
+
+    if out_dir.is_dir() and any(out_dir.glob("*.parquet")):
+        return
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".restore-", dir=out_dir.parent) as tmp:
+        got = tracking.download_run_artifacts(run_id, "predictions", tmp)
+        _publish(got, out_dir)

@@ -1,0 +1,148 @@
+"""Stage `tune`: Optuna search over training hyperparameters (params: tune.*).
+
+Maximises the validation score (accuracy; macro-F1 for multi-label) and never reads the
+test split. Median pruning on epoch-level reports stops hopeless trials early. The study
+lives in an RDB (SQLite by default), so re-running continues it: it only runs the trials
+still missing to reach `n_trials`. Each trial is a nested MLflow run under one parent per
+study; the best parameters go to the parent and to `params/best_<dataset>_<arch>.yaml`,
+which `train` reads.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pie_mlops.errors import PieError
+
+DEFAULTS = {
+    "dataset": "rotten_tomatoes",
+    "arch": "bert",
+    "model_path": None,  # bert only; None: the packaged MiniLM
+    "data_dir": "data",
+    "n_trials": 6,
+    "seed": 0,
+    "storage": "sqlite:///optuna.db",
+    "max_train_examples": 2000,  # a subsample keeps a trial to minutes on 2 CPU cores; null: all
+    "max_validation_examples": 1000,
+    "max_length": 128,
+    "out": "params/best_{dataset}_{arch}.yaml",
+    "space": {
+        "lr": {"low": 1.0e-5, "high": 1.0e-4, "log": True},
+        "epochs": {"choices": [1, 2, 3]},
+        "batch_size": {"choices": [16, 32]},
+        "warmup_ratio": {"low": 0.0, "high": 0.2},
+    },
+}
+TUNABLE = ("lr", "epochs", "batch_size", "warmup_ratio")
+
+
+def suggest(trial, space: dict) -> dict:
+    """One draw from the search space; each entry is `choices: [...]` or `low/high[/log]`."""
+    unknown = sorted(set(space) - set(TUNABLE))
+    if unknown:
+        raise PieError(f"params.yaml tune.space: unknown key(s) {', '.join(unknown)}; tunable: {', '.join(TUNABLE)}")
+    out = {}
+    for name, spec in space.items():
+        if not isinstance(spec, dict):
+            raise PieError(f"params.yaml tune.space.{name}: expected a mapping with choices or low/high")
+        if "choices" in spec:
+            out[name] = trial.suggest_categorical(name, list(spec["choices"]))
+        elif {"low", "high"} <= set(spec):
+            if name in ("epochs", "batch_size"):
+                out[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log")))
+            else:
+                out[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]),
+                                                log=bool(spec.get("log")))
+        else:
+            raise PieError(f"params.yaml tune.space.{name}: give `choices` or `low` and `high`")
+    return out
+
+
+def _subsample(df, n: int | None, seed: int):
+    # A fixed, seeded subsample: every trial sees the same examples, so scores compare.
+    return df if not n or len(df) <= n else df.sample(n=n, random_state=seed).reset_index(drop=True)
+
+
+def best_params_path(params: dict) -> Path:
+    return Path(params["out"].format(dataset=params["dataset"], arch=params["arch"]))
+
+
+def write_best(path: Path, best: dict, meta: dict) -> None:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("# Written by `pie-mlops tune`; read by `pie-mlops train`.\n")
+        yaml.safe_dump({**best, "_study": meta}, fh, sort_keys=True)
+    os.replace(tmp, path)  # atomic: train never reads half a file
+
+
+def tune(params: dict, progress: bool = True) -> dict:
+    """Run (or continue) the study; returns the best parameters and writes them to `out`."""
+    from pie_mlops.data.contract import read_meta, read_split
+    from pie_mlops.models import ARCHS, build_model
+
+    if params["arch"] not in ARCHS:
+        raise PieError(f"unknown architecture {params['arch']!r}; choose one of {', '.join(ARCHS)}")
+    data_path = Path(params["data_dir"]) / params["dataset"]
+    meta = read_meta(data_path)  # PieError with the fix if the dataset is missing
+    # Build one model up front: a bad model path or architecture fails here, before any
+    # study or run exists, instead of inside the first trial.
+    build_model(params["arch"], len(meta["label_names"]), meta["task"], seed=params["seed"],
+                model_path=params["model_path"], max_length=params["max_length"])
+    # Only train and validation are read: the test split plays no part in model selection.
+    train_df = _subsample(read_split(data_path, "train"), params["max_train_examples"], params["seed"])
+    val_df = _subsample(read_split(data_path, "validation"), params["max_validation_examples"], params["seed"])
+    n_labels, task = len(meta["label_names"]), meta["task"]
+
+    import optuna
+
+    from pie_mlops import tracking
+    from pie_mlops.training import TrainConfig, train
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = f"pie-{params['dataset']}-{params['arch']}"
+    study = optuna.create_study(
+        study_name=name, storage=params["storage"], direction="maximize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=params["seed"]),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+    )
+    done = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
+    remaining = max(0, int(params["n_trials"]) - len(done))
+    metric = "val_macro_f1" if task == "multi_label" else "val_accuracy"
+
+    with tracking.study_run(name, params) as parent_id:
+
+        def objective(trial) -> float:
+            hp = suggest(trial, params["space"])
+            cfg = TrainConfig(epochs=int(hp.get("epochs", 3)), batch_size=int(hp.get("batch_size", 32)),
+                              lr=hp.get("lr"), warmup_ratio=float(hp.get("warmup_ratio", 0.1)),
+                              seed=params["seed"], snapshot_epochs=(), progress=False)
+            with tracking.trial_run(parent_id, trial.number, hp) as log_epoch:
+                model = build_model(params["arch"], n_labels, task, seed=params["seed"],
+                                    model_path=params["model_path"], max_length=params["max_length"])
+
+                def on_epoch_end(epoch: int, metrics: dict) -> None:
+                    log_epoch(epoch, metrics)
+                    trial.report(metrics["val_score"], step=epoch)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+                result = train(model, train_df, val_df, cfg, on_epoch_end=on_epoch_end)
+                return float(result.history[-1]["val_score"])
+
+        if remaining:
+            study.optimize(objective, n_trials=remaining, show_progress_bar=progress, catch=())
+        if not any(t.state.name == "COMPLETE" for t in study.trials):
+            raise PieError(f"study {name}: no trial completed; widen tune.space or raise n_trials")
+        best = {k: (int(v) if k in ("epochs", "batch_size") else float(v)) for k, v in study.best_params.items()}
+        out = best_params_path(params)
+        write_best(out, best, {"name": name, "storage": params["storage"], "metric": metric,
+                               "best_value": float(study.best_value), "best_trial": study.best_trial.number,
+                               "n_trials": len(study.trials)})
+        tracking.log_study_result(parent_id, best, float(study.best_value), metric, out)
+    print(f"best {metric} {study.best_value:.4f} with {best} -> {out}")
+    return best

@@ -1,0 +1,194 @@
+"""The train stage against a real SQLite MLflow store: runs, registry, aliases, artifacts.
+
+One store and one trained tiny-BERT model (seed 0) are shared by the module: creating a
+store and importing mlflow take most of the time, training the tiny model takes a second.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pie_mlops.cli import main
+from pie_mlops.predictions import read_predictions
+from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+from pie_mlops.stages.materialize import materialize
+from pie_mlops.stages.train import DEFAULTS
+from pie_mlops.stages.train import train as train_stage
+
+NAME = "pie-synthetic_nli-bert"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tokenizer):
+    """A fresh store and data dir, a tiny BERT saved like a Hugging Face checkpoint, params."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    root = tmp_path_factory.mktemp("registry")
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertForSequenceClassification(config).save_pretrained(root / "tiny-bert")
+    tokenizer.save_pretrained(root / "tiny-bert")
+    materialize(dict(MATERIALIZE, data_dir=str(root / "data")), ["synthetic_nli"], progress=False)
+    params = dict(DEFAULTS, dataset="synthetic_nli", arch="bert", model_path=str(root / "tiny-bert"),
+                  data_dir=str(root / "data"), seeds=[0], epochs=1, batch_size=32, lr=1e-3, max_length=64,
+                  predictions_dir=str(root / "predictions"),
+                  best_params=str(root / "params" / "best_{dataset}_{arch}.yaml"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        mp.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+        first = train_stage(params, progress=False)
+        yield {"root": root, "params": params, "first": first}
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()  # follows MLFLOW_TRACKING_URI; the registry follows the tracking URI
+
+
+def _runs():
+    client = _client()
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def _versions():
+    return _client().search_model_versions(f"name = '{NAME}'")
+
+
+def test_trains_registers_and_aliases(store):
+    [record] = store["first"]
+    assert record["status"] == "trained" and record["version"] == "1"
+    mv = _client().get_model_version_by_alias(NAME, "dense-s0")
+    assert str(mv.version) == "1" and mv.run_id == record["run_id"]
+    for tag in ("group", "criterion", "schedule", "scope", "sparsity", "achieved_sparsity", "seed",
+                "data_md5", "git_sha", "params_hash"):
+        assert mv.tags.get(tag), tag
+    assert mv.tags["group"] == "dense" and mv.tags["seed"] == "0" and mv.tags["data_md5"] == "untracked"
+    run = _client().get_run(record["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["params_hash"] == mv.tags["params_hash"]
+    assert run.data.params["epochs"] == "1" and "val_score" in run.data.metrics
+    assert [m.step for m in _client().get_metric_history(run.info.run_id, "train_loss")] == [1]
+
+
+def test_prediction_artifacts_follow_the_contract(store, tmp_path):
+    [record] = store["first"]
+    local = store["root"] / "predictions" / "synthetic_nli" / "bert" / "dense" / "s0"
+    expected = {"validation.parquet", "test.parquet", "train@epoch1.parquet"}
+    assert {p.name for p in local.glob("*.parquet")} == expected
+    logged = {Path(a.path).name for a in _client().list_artifacts(record["run_id"], "predictions")}
+    assert logged == expected
+    got = Path(_client().download_artifacts(record["run_id"], "predictions", str(tmp_path)))
+    for name in expected:
+        frame = read_predictions(got / name)
+        assert frame.equals(read_predictions(local / name))
+        assert {"example_id", "split", "group", "seed", "label", "logits"} <= set(frame.columns)
+        assert frame["split"].unique().tolist() == [name.removesuffix(".parquet")]
+        assert (frame["group"] == "dense").all() and frame["seed"].dtype == np.int64
+        assert frame["logits"].iloc[0].dtype == np.float32 and len(frame["logits"].iloc[0]) == 3
+
+
+def test_registry_round_trip_reproduces_logits(store, monkeypatch):
+    import mlflow.pytorch
+
+    from pie_mlops.data.contract import read_split
+    from pie_mlops.models import load_model
+    from pie_mlops.training import predict_logits
+
+    test_df = read_split(store["root"] / "data" / "synthetic_nli", "test")
+    logged = read_predictions(store["root"] / "predictions" / "synthetic_nli" / "bert" / "dense" / "s0"
+                              / "test.parquet")
+    expected = np.stack(logged["logits"].to_numpy())
+    assert logged["example_id"].tolist() == test_df["example_id"].tolist()
+
+    # The MLflow flavour is a pickle: MLflow only loads it when told the store is trusted.
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    model = mlflow.pytorch.load_model(f"models:/{NAME}@dense-s0")
+    assert np.array_equal(predict_logits(model, test_df), expected)
+
+    # The pickle-free way: the safetensors directory logged beside it.
+    mv = _client().get_model_version_by_alias(NAME, "dense-s0")
+    saved = _client().download_artifacts(mv.run_id, "safetensors", str(store["root"] / "dl"))
+    assert np.array_equal(predict_logits(load_model(saved), test_df), expected)
+
+
+def test_rerun_skips_and_restores_missing_predictions(store):
+    runs, versions = len(_runs()), len(_versions())
+    local = store["root"] / "predictions" / "synthetic_nli" / "bert" / "dense" / "s0"
+    for p in local.glob("*.parquet"):
+        p.unlink()
+    [record] = train_stage(store["params"], progress=False)
+    assert record["status"] == "skipped" and record["run_id"] == store["first"][0]["run_id"]
+    assert len(_runs()) == runs and len(_versions()) == versions
+    assert {p.name for p in local.glob("*.parquet")} == {"validation.parquet", "test.parquet",
+                                                          "train@epoch1.parquet"}
+
+
+@pytest.mark.parametrize("where", ["training.predict_split", "stages.train._publish"])
+def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
+    """A failure mid-run, and one after the version was created: FAILED, no version, no files."""
+    import importlib
+
+    module, func = where.rsplit(".", 1)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(importlib.import_module(f"pie_mlops.{module}"), func, boom)
+    versions = len(_versions())
+    with pytest.raises(RuntimeError, match="injected"):
+        train_stage(dict(store["params"], seeds=[7]), progress=False)
+    failed = [r for r in _runs() if r.data.tags.get("seed") == "7"]
+    assert failed and all(r.info.status == "FAILED" for r in failed)
+    assert len(_versions()) == versions
+    assert all(v.tags.get("seed") != "7" for v in _versions())
+    with pytest.raises(Exception):
+        _client().get_model_version_by_alias(NAME, "dense-s7")
+    s7 = store["root"] / "predictions" / "synthetic_nli" / "bert" / "dense" / "s7"
+    assert not s7.exists() or not any(s7.iterdir())
+    assert not [p for p in s7.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_bad_input_exits_2_before_any_run(store, tmp_path, capsys):
+    root, params = store["root"], store["params"]
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump({"train": params}))
+    runs, versions = len(_runs()), len(_versions())
+    cases = {
+        ("--dataset", "nope"): "pie-mlops materialize --dataset nope",
+        ("--arch", "gpt"): "unknown architecture",
+        ("--model-path", str(tmp_path / "no-such-model")): "does not exist",
+        ("--seeds", "a,b"): "seeds must be integers",
+    }
+    for args, message in cases.items():
+        with pytest.raises(SystemExit) as exc:
+            main(["--params", str(params_file), "train", *args])
+        assert exc.value.code == 2 and message in capsys.readouterr().err, args
+
+    best = root / "params" / "best_synthetic_nli_bert.yaml"
+    best.parent.mkdir(exist_ok=True)
+    best.write_text("lr: [1e-4\nepochs: 2\n")
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["--params", str(params_file), "train"])
+        assert exc.value.code == 2 and "does not parse" in capsys.readouterr().err
+    finally:
+        best.unlink()
+    assert len(_runs()) == runs and len(_versions()) == versions
+
+
+def test_under_mlflow_run_models_are_child_runs(store, monkeypatch):
+    """`mlflow run` passes its run as MLFLOW_RUN_ID: every seed's run nests under it."""
+    client = _client()
+    parent = client.create_run(client.get_experiment_by_name("Default").experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", parent)
+    records = train_stage(dict(store["params"], seeds=[3, 4]), progress=False)
+    assert [r["status"] for r in records] == ["trained", "trained"]
+    children = [r for r in _runs() if r.data.tags.get("mlflow.parentRunId") == parent]
+    assert sorted(r.data.tags["seed"] for r in children) == ["3", "4"]
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert {str(client.get_model_version_by_alias(NAME, f"dense-s{s}").run_id) for s in (3, 4)} == \
+        {r.info.run_id for r in children}

@@ -1,0 +1,86 @@
+"""Optuna tuning for real: SQLite storage, median pruning, nested MLflow runs, resume."""
+
+import pytest
+import yaml
+
+from pie_mlops.errors import PieError
+from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+from pie_mlops.stages.materialize import materialize
+from pie_mlops.stages.tune import DEFAULTS, tune
+
+
+@pytest.fixture
+def tiny_bert_dir(tmp_path, tokenizer):
+    """A 2-layer, hidden-32 BERT saved like any Hugging Face checkpoint."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    path = tmp_path / "tiny-bert"
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture
+def tune_params(tmp_path, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    materialize(dict(MATERIALIZE, data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)
+    return dict(DEFAULTS, dataset="synthetic_nli", arch="bert", model_path=tiny_bert_dir,
+                data_dir=str(tmp_path / "data"), n_trials=3, storage=f"sqlite:///{tmp_path}/optuna.db",
+                max_train_examples=200, max_validation_examples=80, max_length=64,
+                out=str(tmp_path / "params" / "best_{dataset}_{arch}.yaml"),
+                space={"lr": {"low": 1e-4, "high": 1e-3, "log": True}, "epochs": {"choices": [1, 2]},
+                       "batch_size": {"choices": [16, 32]}, "warmup_ratio": {"low": 0.0, "high": 0.1}})
+
+
+def _runs():
+    import mlflow
+
+    experiments = [e.experiment_id for e in mlflow.search_experiments()]
+    return mlflow.search_runs(experiments, output_format="list")
+
+
+def test_study_nests_trials_writes_best_and_resumes(tune_params, tmp_path):
+    import optuna
+
+    best = tune(tune_params, progress=False)
+    best_file = tmp_path / "params" / "best_synthetic_nli_bert.yaml"
+    saved = yaml.safe_load(best_file.read_text())
+    assert {k: saved[k] for k in best} == best and set(best) == {"lr", "epochs", "batch_size", "warmup_ratio"}
+    assert saved["_study"]["n_trials"] == 3 and 0.0 <= saved["_study"]["best_value"] <= 1.0
+
+    runs = _runs()
+    [parent] = [r for r in runs if r.data.tags.get("stage") == "tune"]
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(trials) == 3 and {r.data.tags["state"] for r in trials} <= {"complete", "pruned"}
+    assert all("val_score" in r.data.metrics for r in trials)
+    assert {f"best_{k}" for k in best} <= set(parent.data.params) and parent.info.status == "FINISHED"
+
+    # Resume: the same storage continues the same study, only up to the new n_trials.
+    tune(dict(tune_params, n_trials=4), progress=False)
+    study = optuna.load_study(study_name="pie-synthetic_nli-bert", storage=tune_params["storage"])
+    assert len(study.trials) == 4
+    runs = _runs()
+    assert len([r for r in runs if r.data.tags.get("stage") == "tune"]) == 1  # still one parent
+    assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]) == 4
+
+
+def test_tune_never_reads_test(tune_params, monkeypatch):
+    import pie_mlops.data.contract as contract
+
+    seen = []
+    real = contract.read_split
+    monkeypatch.setattr(contract, "read_split", lambda path, split: seen.append(split) or real(path, split))
+    tune(dict(tune_params, n_trials=1), progress=False)
+    assert "test" not in seen and {"train", "validation"} <= set(seen)
+
+
+def test_bad_inputs_fail_before_any_run(tune_params):
+    with pytest.raises(PieError, match="unknown architecture"):
+        tune(dict(tune_params, arch="gpt"))
+    with pytest.raises(PieError, match="does not exist"):
+        tune(dict(tune_params, model_path="./no/such/model"))
+    with pytest.raises(PieError, match="no dataset here|not found"):
+        tune(dict(tune_params, dataset="nope"))
+    assert _runs() == []
