@@ -135,14 +135,22 @@ def _problem(task: str) -> str:
 def _load_hf(name: str, **kwargs):
     """from_pretrained with SDPA attention, falling back to the default for models without it."""
     from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
 
+    # An encoder checkpoint has no classifier head, so transformers logs a "LOAD REPORT"
+    # warning on every build; the fresh head is intended here, so keep the console clean.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
-            name, attn_implementation=_attn(), use_safetensors=True, **kwargs)
-    except ValueError as exc:
-        if "sdpa" not in str(exc).lower():
-            raise
-        return AutoModelForSequenceClassification.from_pretrained(name, use_safetensors=True, **kwargs)
+        try:
+            return AutoModelForSequenceClassification.from_pretrained(
+                name, attn_implementation=_attn(), use_safetensors=True, **kwargs)
+        except ValueError as exc:
+            if "sdpa" not in str(exc).lower():
+                raise
+            return AutoModelForSequenceClassification.from_pretrained(name, use_safetensors=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def _attn() -> str:
