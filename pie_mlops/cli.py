@@ -125,7 +125,8 @@ def check(ctx: click.Context, names: tuple[str, ...], data_dir: str, report_dir:
               help="Total trials the study should have; a re-run only adds the missing ones. Default: tune.n_trials.")
 @click.option("--storage", default=None,
               help="Optuna storage URL: sqlite:///optuna.db (default) or any RDB URL, e.g. postgresql://...")
-@click.option("--model-path", default=None, help="bert: a local Hugging Face encoder directory. Default: packaged MiniLM.")
+@click.option("--model-path", default=None, help="bert: a Hugging Face encoder directory, or a hub name when a hub is reachable. "
+                   "Default: packaged MiniLM.")
 @click.option("--data-dir", default=None, help="Where the datasets live. Default: tune.data_dir (data).")
 @click.pass_context
 def tune(ctx: click.Context, **options) -> None:
@@ -160,7 +161,8 @@ def tune(ctx: click.Context, **options) -> None:
               help="Seeds, comma-separated. Default: train.seeds (five seeds).")
 @click.option("--epochs", type=int, default=None, help="Epochs; wins even over a tuned value. Default: train.epochs.")
 @click.option("--model-path", default=None,
-              help="bert: a local Hugging Face encoder directory. Default: train.model_path (packaged MiniLM).")
+              help="bert: a Hugging Face encoder directory, or a hub name when a hub is reachable. "
+                   "Default: train.model_path (packaged MiniLM).")
 @click.option("--data-dir", default=None, help="Where the datasets live. Default: train.data_dir (data).")
 @click.pass_context
 def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str | None, epochs: int | None,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pie_mlops.atomic import atomic_file
 from pie_mlops.errors import PieError
 from pie_mlops.metrics import sigmoid, softmax
 
@@ -79,18 +78,10 @@ def _array(col: pd.Series, typ: pa.DataType) -> pa.Array:
 
 def write_predictions(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write atomically: into a temporary file beside `path`, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = arrow_table(frame)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:

@@ -7,7 +7,6 @@ Pure of MLflow and Optuna: a tracking layer or a pruner plugs in through
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import time
 from collections import OrderedDict

@@ -8,9 +8,6 @@ leaves a half-written directory and never clobbers the previous version.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pie_mlops.atomic import atomic_dir
 from pie_mlops.errors import PieError
 
 SPLITS = ("train", "validation", "test")
@@ -103,25 +101,11 @@ def write_dataset(root: str | Path, name: str, splits: dict[str, pd.DataFrame], 
     validate_meta(meta)
     if set(splits) != set(SPLITS):
         raise PieError(f"dataset {name!r}: expected splits {SPLITS}, got {tuple(splits)}")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=root))
-    try:
+    final = Path(root) / name
+    with atomic_dir(final) as tmp:
         for split in SPLITS:
             _write_parquet(to_table(splits[split], meta["task"], len(meta["label_names"])), tmp / f"{split}.parquet")
         _dump_json(meta, tmp / "meta.json")
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; keep the mode a normal directory has
-        backup = None
-        if final.exists():
-            backup = root / f".{name}.old-{os.getpid()}"
-            os.replace(final, backup)
-        os.replace(tmp, final)
-        if backup is not None:
-            shutil.rmtree(backup)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

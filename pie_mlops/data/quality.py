@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pie_mlops.atomic import atomic_dir, write_text
 from pie_mlops.data.contract import SPLITS, label_column, read_dataset
 from pie_mlops.data.prepare import dedup_key
 
@@ -248,17 +247,6 @@ def _entry(check: Check, result, sample_ids: int) -> dict:
     }
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Swap a freshly built directory in, so readers never see a half-written one."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
-
-
 def validate_dataset(dataset_dir: Path, report_dir: Path, params: dict) -> dict:
     """Validate `dataset_dir`; write `report_dir/result.json` and `report_dir/data_docs/`.
 
@@ -270,15 +258,8 @@ def validate_dataset(dataset_dir: Path, report_dir: Path, params: dict) -> dict:
     frames = build_frames(meta, splits)
     checks = plan_checks(meta, frames, params)
     sample_ids = int(params["sample_ids"])
-    report_dir.mkdir(parents=True, exist_ok=True)
-    tmp_docs = Path(tempfile.mkdtemp(prefix=".data_docs.tmp-", dir=report_dir)).resolve()
-    try:
+    with atomic_dir(report_dir / "data_docs") as tmp_docs:
         results, gate_ok = _gx_results(dataset_dir.name, frames, checks, tmp_docs, sample_ids)
-        os.chmod(tmp_docs, 0o755)  # mkdtemp makes 0700
-        _replace_dir(tmp_docs, report_dir / "data_docs")
-    except BaseException:
-        shutil.rmtree(tmp_docs, ignore_errors=True)
-        raise
     entries = [_entry(c, r, sample_ids) for c, r in zip(checks, results)]
     summary = {
         "dataset": dataset_dir.name,
@@ -292,7 +273,5 @@ def validate_dataset(dataset_dir: Path, report_dir: Path, params: dict) -> dict:
         "data_docs": "data_docs/index.html",
     }
     text = json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    tmp = report_dir / f".result.json.tmp-{os.getpid()}"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, report_dir / "result.json")
+    write_text(report_dir / "result.json", text)
     return json.loads(text)

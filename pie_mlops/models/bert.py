@@ -61,8 +61,9 @@ class BertClassifier(nn.Module):
             model = _load_hf(str(local) if local.exists() else name, num_labels=num_labels,
                              problem_type=_problem(task), ignore_mismatched_sizes=True)
         except (OSError, ValueError) as exc:
+            cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # errors stay one line
             raise PieError(f"{name}: cannot load a Hugging Face encoder from it "
-                           f"(not a local model directory, or not on the hub / offline): {exc}") from None
+                           f"(not a local model directory, or not on the hub / offline): {cause}") from None
         return cls(model, tokenizer, task, max_length, source=name)
 
     @classmethod

@@ -67,12 +67,6 @@ def _failure_message(summaries: list[dict]) -> str:
     return "data-quality gate failed: " + "; ".join(parts)
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)  # atomic: a reader never sees half a page
-
-
 def check(params: dict, names: list[str], data_dir: str = "data") -> list[dict]:
     """Validate each dataset into `<report_dir>/<name>/`; raise DataQualityError if any failed.
 
@@ -81,6 +75,7 @@ def check(params: dict, names: list[str], data_dir: str = "data") -> list[dict]:
     """
     from tqdm.auto import tqdm
 
+    from pie_mlops.atomic import write_text
     from pie_mlops.data.quality import validate_dataset
     from pie_mlops.report.data_check import render_check_html
     from pie_mlops.tracking import log_artifacts_if_active
@@ -92,7 +87,7 @@ def check(params: dict, names: list[str], data_dir: str = "data") -> list[dict]:
         out = report_root / name
         summary = validate_dataset(Path(data_dir) / name, out, params)
         tqdm.write(format_table(summary))
-        _write_text(out / "summary.html", render_check_html(summary))
+        write_text(out / "summary.html", render_check_html(summary))
         log_artifacts_if_active([out / "result.json", out / "summary.html", out / "data_docs"],
                                 artifact_path=f"data_checks/{name}")
         summaries.append(summary)

@@ -78,11 +78,9 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
     hp = {k: params[k] for k in ("epochs", "batch_size", "lr", "warmup_ratio", "weight_decay", "max_length")}
     hp.update(read_best_params(best_file))
     hp.update(force or {})
-    model_path = params["model_path"] if arch == "bert" else None  # bilstm: packaged GloVe
-    if model_path:
-        model_path = str(Path(model_path).expanduser())
-        if not Path(model_path).exists():
-            raise PieError(f"{model_path}: model path does not exist")
+    # bilstm uses the packaged GloVe. A bert path or hub name is checked by building the
+    # model, which happens before its run starts (a missing local path is a PieError there).
+    model_path = params["model_path"] if arch == "bert" else None
     return {"dataset": params["dataset"], "arch": arch, "model_path": model_path, **hp,
             "snapshot_epochs": sorted(int(e) for e in _as_list(params["snapshot_epochs"])),
             "best_params_file": str(best_file) if best_file.is_file() else None}

@@ -10,8 +10,6 @@ which `train` reads.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from pie_mlops.errors import PieError
@@ -72,12 +70,11 @@ def best_params_path(params: dict) -> Path:
 def write_best(path: Path, best: dict, meta: dict) -> None:
     import yaml
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("# Written by `pie-mlops tune`; read by `pie-mlops train`.\n")
-        yaml.safe_dump({**best, "_study": meta}, fh, sort_keys=True)
-    os.replace(tmp, path)  # atomic: train never reads half a file
+    from pie_mlops.atomic import write_text
+
+    # Atomic: train never reads half a file.
+    write_text(path, "# Written by `pie-mlops tune`; read by `pie-mlops train`.\n"
+               + yaml.safe_dump({**best, "_study": meta}, sort_keys=True))
 
 
 def tune(params: dict, progress: bool = True) -> dict:

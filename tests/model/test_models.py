@@ -67,3 +67,15 @@ def test_default_bert_is_the_packaged_minilm_with_sdpa_and_multi_label_head():
     assert config.num_hidden_layers == 6 and config.hidden_size == 384 and config.num_labels == 4
     assert config.problem_type == "multi_label_classification"
     assert config._attn_implementation == "sdpa"
+
+
+def test_hub_name_offline_is_a_one_line_error():
+    # The tests run with HF_HUB_OFFLINE=1: a hub name cannot load, and must say so in one line.
+    import pytest
+
+    from pie_mlops.errors import PieError
+    from pie_mlops.models import build_model
+
+    with pytest.raises(PieError) as exc:
+        build_model("bert", 2, model_path="someorg/not-a-model")
+    assert "someorg/not-a-model" in str(exc.value) and "\n" not in str(exc.value)

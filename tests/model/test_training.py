@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from pie_mlops.metrics import sigmoid, tune_threshold
@@ -32,7 +31,6 @@ def test_same_seed_same_logits_other_seed_differs(arch, tiny_bert, tiny_bilstm, 
 
 
 def test_single_label_bert_beats_chance_and_reports_each_epoch(tiny_bert, sentiment):
-    seen = []
     model, result = _fit(lambda: tiny_bert(2), sentiment,
                          TrainConfig(epochs=4, lr=2e-3, **FAST))
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
