@@ -16,6 +16,12 @@ from pie_mlops.errors import DataQualityError, PieError
 PARAMS_HELP = "The params file; each stage reads only its own section."
 
 
+def _given(options: dict) -> dict:
+    """The options actually given. MLproject passes unset optional parameters as empty
+    strings, so those count as unset too."""
+    return {k: v for k, v in options.items() if v not in (None, "")}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="pie-mlops")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help=PARAMS_HELP)
@@ -89,8 +95,7 @@ def import_(ctx: click.Context, path: str, **options) -> None:
     from pie_mlops.stages.materialize import DEFAULTS
 
     split = load_section("materialize", DEFAULTS, ctx.obj["params_file"])
-    # MLproject passes unset optional parameters as empty strings.
-    options = {k: (None if v == "" else v) for k, v in options.items()}
+    options = {k: None for k in options} | _given(options)
     out = import_dataset(path, split_params={k: split[k] for k in ("validation_frac", "test_frac", "seed")}, **options)
     click.echo(f"wrote {out}")
 
@@ -144,8 +149,7 @@ def tune(ctx: click.Context, **options) -> None:
     from pie_mlops.stages.tune import tune as run
 
     params = load_section("tune", DEFAULTS, ctx.obj["params_file"])
-    # MLproject passes unset optional parameters as empty strings: treat them as unset.
-    params.update({k: v for k, v in options.items() if v not in (None, "")})
+    params.update(_given(options))
     try:
         params["n_trials"] = int(params["n_trials"])
     except ValueError:
@@ -181,9 +185,8 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
     from pie_mlops.stages.train import train as run
 
     params = load_section("train", DEFAULTS, ctx.obj["params_file"])
-    # MLproject passes unset optional parameters as empty strings: treat them as unset.
-    overrides = {"dataset": dataset, "arch": arch, "seeds": seeds, "model_path": model_path, "data_dir": data_dir}
-    params.update({k: v for k, v in overrides.items() if v not in (None, "")})
+    params.update(_given({"dataset": dataset, "arch": arch, "seeds": seeds, "model_path": model_path,
+                          "data_dir": data_dir}))
     # An explicit --epochs wins even over a tuned params/best_*.yaml.
     records = run(params, force={"epochs": epochs} if epochs else None)
     done = sum(r["status"] == "trained" for r in records)
