@@ -193,6 +193,49 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
     click.echo(f"trained {done}, skipped {len(records) - done} (already finished)")
 
 
+@cli.command()
+@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: prune.dataset.")
+@click.option("--arch", "-a", default=None, metavar="bert|bilstm", help="Default: prune.arch.")
+@click.option("--criteria", "-c", default=None, metavar="magnitude,impact,random",
+              help="Criteria, comma-separated. Default: prune.criteria.")
+@click.option("--schedules", default=None, metavar="os,ft,wr,ai",
+              help="Schedules, comma-separated: ft (iterative, fine-tune), wr (iterative, rewind), "
+                   "ai (at initialisation), os (one-shot of the dense model). Default: prune.schedules.")
+@click.option("--sparsities", default=None, metavar="0.2,0.5,0.9",
+              help="Target sparsities in [0, 1), comma-separated. Default: prune.sparsities.")
+@click.option("--seeds", "-s", default=None, metavar="0,1,2",
+              help="Seeds; each needs its dense model (alias dense-s<seed>). Default: prune.seeds.")
+@click.option("--scope", default=None, type=click.Choice(["unstructured", "structured"]),
+              help="structured removes whole heads and FFN neurons (bert, os). Default: prune.scope.")
+@click.option("--threshold", default=None, type=click.Choice(["global", "per_layer"]),
+              help="Unstructured threshold over all prunable weights or per layer. Default: prune.threshold.")
+@click.option("--recovery-steps", type=int, default=None,
+              help="os: fine-tuning steps after pruning (0: none). Default: prune.recovery_steps.")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: prune.data_dir (data).")
+@click.pass_context
+def prune(ctx: click.Context, **options) -> None:
+    """Prune: one tracked, registered model per (criterion, schedule, sparsity, seed).
+
+    \b
+    Groups are named <criterion>-<schedule>@<sparsity>, e.g. magnitude-ft@0.50. Per model:
+    an MLflow run with its accounting (achieved sparsity overall and per layer, non-zero
+    parameters, size on disk, CPU latency), predictions/<dataset>/<arch>/<group>/s<seed>/
+    {validation,test,train}.parquet, and a version of pie-<dataset>-<arch> with the alias
+    <group>-s<seed> (MLflow-legal: magnitude-ft-0_50-s0). Finished models are skipped.
+    Needs the dense seeds from `pie-mlops train`. Example:
+      pie-mlops prune -c magnitude --schedules os --sparsities 0.5,0.9 --seeds 0,1,2
+    """
+    from pie_mlops.params import load_section
+    from pie_mlops.stages.prune import DEFAULTS
+    from pie_mlops.stages.prune import prune as run
+
+    params = load_section("prune", DEFAULTS, ctx.obj["params_file"])
+    params.update(_given(options))
+    records = run(params)
+    done = sum(r["status"] == "pruned" for r in records)
+    click.echo(f"pruned {done}, skipped {len(records) - done} (already finished)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input exits 2, a failed quality gate exits 1, each with one clear line."""
     try:

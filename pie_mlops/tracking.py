@@ -228,6 +228,33 @@ def find_finished_run(tags: dict) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
+def alias_for(group: str, seed: int) -> str:
+    """The registry alias of one model: `<group>-s<seed>`, made legal for MLflow aliases
+    (letters, digits, `_` and `-` only): `magnitude-ft@0.50` seed 0 -> `magnitude-ft-0_50-s0`."""
+    return f"{group}-s{seed}".replace("@", "-").replace(".", "_")
+
+
+def version_by_alias(name: str, alias: str):
+    """The model version `name@alias` (with .run_id, .version, .tags), or None if there is none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load_version(name: str, alias: str, dst: str | Path):
+    """Load `models:/name@alias` from its run's safetensors copy (never unpickling anything)."""
+    from pie_mlops.models import load_model
+
+    mv = version_by_alias(name, alias)
+    if mv is None:
+        raise LookupError(f"{name}@{alias} is not in the registry")
+    path = download_run_artifacts(mv.run_id, "safetensors", dst)
+    return load_model(path)
+
+
 def download_run_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> Path:
     Path(dst).mkdir(parents=True, exist_ok=True)
     return Path(_client().download_artifacts(run_id, artifact_path, str(dst)))
@@ -241,6 +268,17 @@ class ModelRun:
         self.model_uri: str | None = None
         self.version: str | None = None
         self._registered: tuple[str, str] | None = None  # (name, version) to undo on failure
+
+    def set_tags(self, tags: dict) -> None:
+        """Tags known only once the model exists (achieved_sparsity); they reach the version too."""
+        from mlflow.entities import RunTag
+
+        tags = {k: str(v) for k, v in tags.items()}
+        self.tags.update(tags)
+        _client().log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        _client().log_dict(self.run_id, data, artifact_file)
 
     def log_epoch(self, epoch: int, metrics: dict) -> None:
         """Per-epoch metrics at step=epoch (usable as training's on_epoch_end)."""

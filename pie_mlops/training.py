@@ -2,6 +2,9 @@
 
 Pure of MLflow and Optuna: a tracking layer or a pruner plugs in through
 `on_epoch_end(epoch, metrics)` (raise from it, e.g. optuna.TrialPruned, to stop).
+Pruning schedules plug in through `pruner` (see `Pruner`): they prune before the first
+step or at epoch ends, keep pruned weights at zero after every optimizer step, and may
+ask for a fresh optimizer (weight rewinding).
 """
 
 from __future__ import annotations
@@ -120,6 +123,26 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int | None = None
     progress: bool = True
+    max_steps: int | None = None  # stop after this many optimizer steps (os recovery fine-tune)
+
+
+class Pruner:
+    """What `train` calls on a pruning schedule; the base class prunes nothing."""
+
+    def start(self, model) -> None:
+        """Before the first step (pruning at initialisation happens here)."""
+
+    def after_step(self, model) -> None:
+        """After every optimizer step: re-zero pruned weights (Adam's momentum would revive them)."""
+
+    def epoch_end(self, epoch: int, model) -> int | None:
+        """After an epoch's steps, before validation. Return N to restart the optimizer and
+        the LR schedule over the next N epochs (weight rewinding), else None."""
+        return None
+
+    def metrics(self) -> dict:
+        """Extra per-epoch metrics, e.g. the current sparsity."""
+        return {}
 
 
 @dataclass
@@ -165,7 +188,7 @@ def _val_metrics(model, val_df: pd.DataFrame, cfg: TrainConfig, device) -> tuple
 
 
 def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg: TrainConfig | None = None,
-          on_epoch_end=None) -> TrainResult:
+          on_epoch_end=None, pruner: Pruner | None = None) -> TrainResult:
     """Train `model` in place; returns per-epoch metrics, the tuned threshold and EL2N snapshots."""
     cfg = cfg or TrainConfig()
     if cfg.epochs < 1 or cfg.batch_size < 1:
@@ -180,15 +203,24 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
     y_all = torch.from_numpy(targets(train_df, model.task))
     loss_fn = _loss_fn(model.task)
     steps_per_epoch = -(-len(train_df) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    # fused AdamW: one kernel over all parameters instead of a Python loop per tensor
-    opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.lr or model.default_lr, fused=True)
-    warmup = int(cfg.warmup_ratio * total) if model.scheduled else 0
-    lr_at = (lambda s: min((s + 1) / max(warmup, 1), max(0.0, (total - s) / max(total - warmup, 1)))) \
-        if model.scheduled else (lambda s: 1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    pruner = pruner or Pruner()
+    pruner.start(model)
+
+    def fresh_optimizer(epochs: int):
+        # fused AdamW: one kernel over all parameters instead of a Python loop per tensor
+        opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.lr or model.default_lr,
+                                fused=device.type in ("cuda", "cpu"))
+        total = steps_per_epoch * epochs
+        if cfg.max_steps:
+            total = min(total, cfg.max_steps)
+        warmup = int(cfg.warmup_ratio * total) if model.scheduled else 0
+        lr_at = (lambda s: min((s + 1) / max(warmup, 1), max(0.0, (total - s) / max(total - warmup, 1)))) \
+            if model.scheduled else (lambda s: 1.0)
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+    opt, sched = fresh_optimizer(cfg.epochs)
     params = [p for g in opt.param_groups for p in g["params"]]
-    result = TrainResult()
+    result, steps = TrainResult(), 0
     if 0 in cfg.snapshot_epochs:
         result.snapshots["train@epoch0"] = predict_logits(model, train_df, cfg.eval_batch_size, device)
     for epoch in range(1, cfg.epochs + 1):
@@ -203,11 +235,19 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
+            pruner.after_step(model)
             total_loss += float(loss.detach()) * len(rows)
             seen += len(rows)
+            steps += 1
+            if cfg.max_steps and steps >= cfg.max_steps:
+                break
         elapsed = time.perf_counter() - start
-        metrics = {"epoch": epoch, "train_loss": total_loss / seen, "epoch_s": elapsed,
+        metrics = {"epoch": epoch, "train_loss": total_loss / max(seen, 1), "epoch_s": elapsed,
                    "train_ex_s": seen / elapsed, "lr": sched.get_last_lr()[0]}
+        restart = pruner.epoch_end(epoch, model)
+        if restart:
+            opt, sched = fresh_optimizer(restart)
+        metrics.update(pruner.metrics())
         if val_df is not None and len(val_df):
             val, result.threshold = _val_metrics(model, val_df, cfg, device)
             metrics.update(val)
@@ -217,9 +257,39 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
         result.history.append(metrics)
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)
+        if cfg.max_steps and steps >= cfg.max_steps:
+            break
     if model.task == "multi_label" and result.threshold is None:
         result.threshold = 0.5  # no validation split to tune on
     return result
+
+
+def accumulate_gradients(model, df: pd.DataFrame, n_batches: int = 10, batch_size: int = 10, seed: int = 0,
+                         device="auto") -> dict[str, torch.Tensor]:
+    """Sum of the loss gradients over `n_batches` seeded random batches of `df`, by parameter name.
+
+    The impact criterion |w * dL/dw| reads these (the paper used 10 batches of 10). The model
+    is in eval mode while it runs, so dropout does not add noise to the scores.
+    """
+    if n_batches < 1 or batch_size < 1:
+        raise PieError(f"impact needs n_batches and batch_size >= 1, got {n_batches} and {batch_size}")
+    device = resolve_device(device)
+    model.to(device)
+    was_training = model.training
+    model.eval()
+    enc = encode_split(model, df)
+    y_all = torch.from_numpy(targets(df, model.task))
+    loss_fn = _loss_fn(model.task)
+    rng = np.random.default_rng(seed)
+    model.zero_grad(set_to_none=True)
+    for _ in range(n_batches):
+        rows = rng.choice(len(df), size=min(batch_size, len(df)), replace=False)
+        loss = loss_fn(model(**model.batch_inputs(enc, rows, device)), y_all[rows].to(device))
+        loss.backward()
+    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return grads
 
 
 def predict_split(model, df: pd.DataFrame, *, split: str, group: str, seed: int,

@@ -54,6 +54,10 @@ class BertClassifier(nn.Module):
         local = Path(name).expanduser()
         if not local.exists() and _looks_like_path(name):
             raise PieError(f"{name}: model path does not exist")
+        if (local / "config.json").is_file() and "pie_structure" in (local / "config.json").read_text(encoding="utf-8"):
+            # ignore_mismatched_sizes below would silently re-initialise the shrunk layers
+            raise PieError(f"{name}: a structurally pruned pie-mlops model; load it with "
+                           f"pie_mlops.models.load_model, it cannot be a starting checkpoint")
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(local) if local.exists() else name)
             # ignore_mismatched_sizes: a checkpoint fine-tuned with another number of classes
@@ -100,6 +104,14 @@ class BertClassifier(nn.Module):
         return inputs
 
     def forward(self, **inputs) -> torch.Tensor:
+        if not self.training and not torch.is_grad_enabled():
+            # inference: the same logits without padding work or the last layer beyond [CLS]
+            # (models/fastpath.py); None means a layout it does not handle, so HF runs as usual
+            from pie_mlops.models.fastpath import cls_logits
+
+            logits = cls_logits(self.model, **inputs)
+            if logits is not None:
+                return logits
         return self.model(**inputs).logits
 
     def param_groups(self, weight_decay: float) -> list[dict]:
@@ -115,8 +127,12 @@ class BertClassifier(nn.Module):
         path = Path(path)
         self.model.save_pretrained(path, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
-        write_config(path, {"arch": ARCH, "task": self.task, "num_labels": self.num_labels,
-                            "max_length": self.max_length, "source": self.source})
+        meta = {"arch": ARCH, "task": self.task, "num_labels": self.num_labels,
+                "max_length": self.max_length, "source": self.source}
+        structure = pruned_structure(self.model)
+        if structure is not None:  # heads/FFN physically removed: load must rebuild these shapes
+            meta["structure"] = structure
+        write_config(path, meta)
         return path
 
     @classmethod
@@ -125,8 +141,93 @@ class BertClassifier(nn.Module):
 
         cfg = read_config(path)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = _load_hf(str(path))
-        return cls(model, tokenizer, cfg["task"], cfg["max_length"], source=cfg.get("source", ""))
+        structure = cfg.get("structure")
+        model = _load_hf(str(path)) if structure is None else _load_pruned(Path(path), structure)
+        out = cls(model, tokenizer, cfg["task"], cfg["max_length"], source=cfg.get("source", ""))
+        out.structure = structure
+        return out
+
+
+# -- structured pruning support (pie_mlops/pruning/structured.py does the surgery) ------------
+def encoder_layers(hf_model) -> list:
+    """The transformer blocks of a BERT-layout encoder (bert/roberta/...: base_model.encoder.layer)."""
+    try:
+        return list(hf_model.base_model.encoder.layer)
+    except AttributeError:
+        raise PieError(f"{type(hf_model).__name__}: not a BERT-layout encoder (no encoder.layer)") from None
+
+
+def encoder_structure(hf_model) -> dict:
+    """Heads and FFN neurons per layer, read from the actual weight shapes (never from a stale record)."""
+    heads, inter = [], []
+    for layer in encoder_layers(hf_model):
+        sa = layer.attention.self
+        heads.append(int(sa.query.out_features // sa.attention_head_size))
+        inter.append(int(layer.intermediate.dense.out_features))
+    return {"heads": heads, "intermediate": inter}
+
+
+def pruned_structure(hf_model) -> dict | None:
+    """The structure when it differs from the config's dense shape, else None (dense saves as before)."""
+    try:
+        s = encoder_structure(hf_model)
+    except (AttributeError, PieError):
+        return None  # another layout (e.g. DistilBERT): never structurally pruned
+    cfg = hf_model.config
+    dense = all(h == cfg.num_attention_heads for h in s["heads"]) and \
+        all(i == cfg.intermediate_size for i in s["intermediate"])
+    return None if dense else s
+
+
+def set_head_count(self_attention, n: int) -> None:
+    # BertSelfAttention reshapes to (-1, head_size), so only these two attributes carry the count
+    self_attention.num_attention_heads = int(n)
+    self_attention.all_head_size = int(n) * self_attention.attention_head_size
+
+
+def resize_encoder(hf_model, structure: dict) -> None:
+    """Give every block `structure`'s head and neuron counts, with fresh weights the caller overwrites."""
+    layers = encoder_layers(hf_model)
+    heads, inter = structure.get("heads"), structure.get("intermediate")
+    ok = lambda v: isinstance(v, list) and len(v) == len(layers) and all(isinstance(x, int) and x > 0 for x in v)
+    if not (ok(heads) and ok(inter)):
+        raise PieError(f"structure must list a positive head and FFN count for each of the {len(layers)} "
+                       f"layers, got {structure!r}")
+
+    def linear(old: nn.Linear, n_in: int, n_out: int) -> nn.Linear:
+        return nn.Linear(n_in, n_out, bias=old.bias is not None, device=old.weight.device, dtype=old.weight.dtype)
+
+    for layer, h, i in zip(layers, heads, inter):
+        sa, width = layer.attention.self, h * layer.attention.self.attention_head_size
+        for name in ("query", "key", "value"):
+            setattr(sa, name, linear(getattr(sa, name), getattr(sa, name).in_features, width))
+        out = layer.attention.output.dense
+        layer.attention.output.dense = linear(out, width, out.out_features)
+        layer.intermediate.dense = linear(layer.intermediate.dense, layer.intermediate.dense.in_features, i)
+        layer.output.dense = linear(layer.output.dense, i, layer.output.dense.out_features)
+        set_head_count(sa, h)
+
+
+def _load_pruned(path: Path, structure: dict):
+    """A structurally pruned model: from_pretrained would refuse (or, with ignore_mismatched_sizes, silently
+    re-initialise) the smaller weights, so build from config.json, shrink, then load safetensors strictly."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from pie_mlops.models.common import WEIGHTS_NAME
+
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        raise PieError(f"{path}: {WEIGHTS_NAME} missing")
+    config = AutoConfig.from_pretrained(str(path))
+    config._attn_implementation = _attn()
+    model = AutoModelForSequenceClassification.from_config(config)
+    resize_encoder(model, structure)
+    try:
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except RuntimeError as exc:
+        raise PieError(f"{weights}: does not match the saved structure: {str(exc).splitlines()[0]}") from None
+    return model.eval()  # as from_pretrained returns it
 
 
 def _problem(task: str) -> str:

@@ -33,13 +33,14 @@ DEFAULTS = {
     "weight_decay": 0.01,
     "max_length": 128,
     "snapshot_epochs": [1],  # train-split logits after these epochs, for EL2N (0: before training)
+    "predict_train": True,  # final train-split predictions too (training-set PIEs for the EL2N bins)
     "predictions_dir": "predictions",
     "best_params": "params/best_{dataset}_{arch}.yaml",
 }
 TUNED = ("lr", "epochs", "batch_size", "warmup_ratio")
 
 
-def _as_list(value) -> list:
+def as_list(value) -> list:
     if value is None:
         return []
     if isinstance(value, str):
@@ -82,13 +83,14 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
     # model, which happens before its run starts (a missing local path is a PieError there).
     model_path = params["model_path"] if arch == "bert" else None
     return {"dataset": params["dataset"], "arch": arch, "model_path": model_path, **hp,
-            "snapshot_epochs": sorted(int(e) for e in _as_list(params["snapshot_epochs"])),
+            "snapshot_epochs": sorted(int(e) for e in as_list(params["snapshot_epochs"])),
+            "predict_train": bool(params.get("predict_train", True)),
             "best_params_file": str(best_file) if best_file.is_file() else None}
 
 
 def _seeds(params: dict) -> list[int]:
     try:
-        seeds = [int(s) for s in _as_list(params["seeds"])]
+        seeds = [int(s) for s in as_list(params["seeds"])]
     except (TypeError, ValueError):
         raise PieError(f"train.seeds must be integers, got {params['seeds']!r}") from None
     if not seeds:
@@ -106,7 +108,7 @@ def train(params: dict, progress: bool = True, force: dict | None = None) -> lis
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta
 
-    archs = _as_list(params["arch"]) or ["bert"]
+    archs = as_list(params["arch"]) or ["bert"]
     data_path = Path(params["data_dir"]) / params["dataset"]
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
     plans = [resolve(params, arch, force) for arch in archs]  # every input checked before any run
@@ -124,7 +126,7 @@ def train(params: dict, progress: bool = True, force: dict | None = None) -> lis
         out_dir = Path(params["predictions_dir"]) / plan["dataset"] / plan["arch"] / GROUP / f"s{seed}"
         found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
         if found:
-            _restore_predictions(found, out_dir)
+            restore_predictions(found, out_dir)
             records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
             continue
         records.append(_train_one(plan, seed, meta, splits, tags, out_dir, progress))
@@ -157,18 +159,18 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
             result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
             frames = {split: predict_split(model, splits[split], split=split, group=GROUP, seed=seed,
                                            threshold=result.threshold, batch_size=cfg.eval_batch_size)
-                      for split in ("validation", "test")}
+                      for split in predicted_splits(plan)}
             frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
             files = [write_predictions(frame, staging / f"{split}.parquet") for split, frame in frames.items()]
             run.log_artifacts(files, "predictions")
-            final = {f"{split}_score": _score(task, frame) for split, frame in frames.items()
-                     if split in ("validation", "test")}
+            final = {f"{split}_score": split_score(task, frame) for split, frame in frames.items()
+                     if "@" not in split}
             if result.threshold is not None:
                 final["threshold"] = result.threshold
             run.log_metrics(final, step=int(plan["epochs"]))
             run.log_model(model)
             version = run.register(name, f"{GROUP}-s{seed}")
-            _publish(staging, out_dir)  # last: a failure here still unregisters the version
+            publish_predictions(staging, out_dir)  # last: a failure here still unregisters the version
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     print(f"{name} v{version} ({GROUP}-s{seed}): validation {final['validation_score']:.4f}, "
@@ -177,7 +179,11 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
             "version": version, **final}
 
 
-def _score(task: str, frame) -> float:
+def predicted_splits(plan: dict) -> tuple[str, ...]:
+    return ("validation", "test") + (("train",) if plan.get("predict_train") else ())
+
+
+def split_score(task: str, frame) -> float:
     """Accuracy (macro-F1 for multi-label) of a predictions frame, from its `pred` column."""
     import numpy as np
 
@@ -188,7 +194,7 @@ def _score(task: str, frame) -> float:
     return accuracy(frame["label"].to_numpy(), frame["pred"].to_numpy())
 
 
-def _publish(staging: Path, out_dir: Path) -> None:
+def publish_predictions(staging: Path, out_dir: Path) -> None:
     """Replace out_dir's prediction files with the staged ones (each rename is atomic)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.parquet"):
@@ -198,7 +204,7 @@ def _publish(staging: Path, out_dir: Path) -> None:
         os.replace(new, out_dir / new.name)
 
 
-def _restore_predictions(run_id: str, out_dir: Path) -> None:
+def restore_predictions(run_id: str, out_dir: Path) -> None:
     """A skipped model whose prediction files are gone (a fresh clone): fetch them from its run."""
     from pie_mlops import tracking
 
@@ -207,4 +213,4 @@ def _restore_predictions(run_id: str, out_dir: Path) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".restore-", dir=out_dir.parent) as tmp:
         got = tracking.download_run_artifacts(run_id, "predictions", tmp)
-        _publish(got, out_dir)
+        publish_predictions(got, out_dir)

@@ -77,7 +77,7 @@ def test_trains_registers_and_aliases(store):
 def test_prediction_artifacts_follow_the_contract(store, tmp_path):
     [record] = store["first"]
     local = store["root"] / "predictions" / "synthetic_nli" / "bert" / "dense" / "s0"
-    expected = {"validation.parquet", "test.parquet", "train@epoch1.parquet"}
+    expected = {"validation.parquet", "test.parquet", "train.parquet", "train@epoch1.parquet"}
     assert {p.name for p in local.glob("*.parquet")} == expected
     logged = {Path(a.path).name for a in _client().list_artifacts(record["run_id"], "predictions")}
     assert logged == expected
@@ -123,11 +123,11 @@ def test_rerun_skips_and_restores_missing_predictions(store):
     [record] = train_stage(store["params"], progress=False)
     assert record["status"] == "skipped" and record["run_id"] == store["first"][0]["run_id"]
     assert len(_runs()) == runs and len(_versions()) == versions
-    assert {p.name for p in local.glob("*.parquet")} == {"validation.parquet", "test.parquet",
+    assert {p.name for p in local.glob("*.parquet")} == {"validation.parquet", "test.parquet", "train.parquet",
                                                           "train@epoch1.parquet"}
 
 
-@pytest.mark.parametrize("where", ["training.predict_split", "stages.train._publish"])
+@pytest.mark.parametrize("where", ["training.predict_split", "stages.train.publish_predictions"])
 def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
     """A failure mid-run, and one after the version was created: FAILED, no version, no files."""
     import importlib

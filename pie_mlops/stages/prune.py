@@ -1,0 +1,239 @@
+"""Stage `prune`: the pruned groups, criteria x schedules x sparsities x seeds (params: prune.*).
+
+Each (group, seed) is one tracked run and one registered version of `pie-<dataset>-<arch>`
+with the alias `<group>-s<seed>` (made MLflow-legal: `magnitude-ft-0_50-s0`), its accounting
+(achieved sparsity overall and per layer, non-zero parameters, size on disk, CPU latency on a
+fixed batch) and its per-example predictions under `predictions/<dataset>/<arch>/<group>/s<seed>/`.
+
+- `ft`, `wr`, `ai` start from the same initialisation as the dense model of that seed.
+- `os` prunes the registered dense model `dense-s<seed>` and optionally fine-tunes it for
+  `recovery_steps` steps; with `scope: structured` (bert only) whole heads and FFN neurons go.
+
+Like `train`, finished (group, seed) pairs are found by their tags and skipped, and every
+input is checked before the first run starts, so bad input registers nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from pie_mlops.errors import PieError
+from pie_mlops.stages.train import as_list, publish_predictions, read_best_params, restore_predictions, split_score
+
+DEFAULTS = {
+    "dataset": "rotten_tomatoes",
+    "arch": "bert",
+    "model_path": None,  # bert only (ft/wr/ai start from it); None: the packaged MiniLM
+    "data_dir": "data",
+    "criteria": ["magnitude", "impact", "random"],
+    "schedules": ["os", "ft"],  # ft, wr, ai (the paper's) and os (one-shot of the trained dense model)
+    "sparsities": [0.2, 0.5, 0.9],
+    "seeds": [0, 1, 2],  # each needs its dense model registered (alias dense-s<seed>)
+    "scope": "unstructured",  # or structured: whole heads and FFN neurons removed (bert, os only)
+    "threshold": "global",  # unstructured: one threshold over all prunable weights, or per_layer
+    "include": None,  # fnmatch patterns of prunable weight names; None: every Linear/LSTM weight but the classifier
+    "exclude": None,
+    "epochs_per_step": 1,  # E: ft/wr prune at the ends of epochs E, 2E, 3E and train 4E epochs; ai trains E
+    "steps": 3,
+    "recovery_steps": 0,  # os: fine-tuning steps after pruning (0: none)
+    "impact_batches": 10,  # impact criterion: gradients summed over this many batches...
+    "impact_batch_size": 10,  # ...of this many training examples (the paper's 10 x 10)
+    "batch_size": 32,
+    "lr": None,  # None: the tuned value (params/best_*), else the architecture's default
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "max_length": 128,
+    "best_params": "params/best_{dataset}_{arch}.yaml",
+    "predict_train": True,  # train-split predictions too (training-set PIEs for the EL2N bins)
+    "predictions_dir": "predictions",
+    "latency_batch": 32,  # test examples in the fixed batch timed for CPU latency
+}
+SCOPES = ("unstructured", "structured")
+
+
+def format_sparsity(sparsity: float) -> str:
+    """0.5 -> '0.50', 0.995 -> '0.995': two decimals unless more are needed."""
+    text = f"{sparsity:.2f}"
+    return text if abs(float(text) - sparsity) < 1e-12 else f"{sparsity:g}"
+
+
+def group_name(criterion: str, schedule: str, sparsity: float, scope: str = "unstructured",
+               threshold: str = "global") -> str:
+    """`<criterion>-<schedule>@<sparsity>` (DESIGN.md §1); per-layer thresholds and structured
+    scope get a suffix on the schedule so their groups never collide with the default's."""
+    variant = "-structured" if scope == "structured" else ("-layer" if threshold == "per_layer" else "")
+    return f"{criterion}-{schedule}{variant}@{format_sparsity(sparsity)}"
+
+
+def plan_jobs(params: dict) -> list[dict]:
+    """Every (criterion, schedule, sparsity) to run, checked; PieError on any bad value."""
+    from pie_mlops.models import ARCHS
+    from pie_mlops.pruning.criteria import SCOPES as THRESHOLDS
+    from pie_mlops.pruning.schedules import check_criterion, check_schedule, check_sparsity
+
+    arch = params["arch"]
+    if arch not in ARCHS:
+        raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    scope, threshold = params["scope"], params["threshold"]
+    if scope not in SCOPES:
+        raise PieError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
+    if threshold not in THRESHOLDS:
+        raise PieError(f"unknown threshold {threshold!r}; choose one of {', '.join(THRESHOLDS)}")
+    criteria = [check_criterion(c) for c in as_list(params["criteria"])]
+    schedules = [check_schedule(s) for s in as_list(params["schedules"])]
+    sparsities = [check_sparsity(s) for s in as_list(params["sparsities"])]
+    if not (criteria and schedules and sparsities):
+        raise PieError("prune needs at least one criterion, schedule and sparsity")
+    if scope == "structured":
+        if arch != "bert":
+            raise PieError(f"structured scope removes attention heads and FFN neurons: bert only, not {arch!r}")
+        if set(schedules) != {"os"}:
+            raise PieError("structured scope runs with the os schedule only (prune the trained model, "
+                           "then recover); set prune.schedules: [os]")
+        if "random" in criteria:
+            raise PieError("structured scope ranks heads and neurons by magnitude or impact, not random")
+    for key in ("epochs_per_step", "steps", "impact_batches", "impact_batch_size", "batch_size"):
+        if int(params[key]) < 1:
+            raise PieError(f"prune.{key} must be >= 1, got {params[key]!r}")
+    if int(params["recovery_steps"]) < 0:
+        raise PieError(f"prune.recovery_steps must be >= 0, got {params['recovery_steps']!r}")
+    return [{"criterion": c, "schedule": s, "sparsity": sp, "scope": scope, "threshold": threshold,
+             "group": group_name(c, s, sp, scope, threshold)}
+            for s in schedules for c in criteria for sp in sparsities]
+
+
+def _seeds(params: dict) -> list[int]:
+    try:
+        seeds = list(dict.fromkeys(int(s) for s in as_list(params["seeds"])))
+    except (TypeError, ValueError):
+        raise PieError(f"prune.seeds must be integers, got {params['seeds']!r}") from None
+    if not seeds:
+        raise PieError("prune.seeds is empty")
+    return seeds
+
+
+def _hyperparameters(params: dict) -> dict:
+    """Training hyperparameters of ft/wr/ai/recovery: params.yaml, with tuned lr/batch/warm-up."""
+    best = Path(str(params["best_params"]).format(dataset=params["dataset"], arch=params["arch"]))
+    hp = {k: params[k] for k in ("batch_size", "lr", "warmup_ratio", "weight_decay", "max_length")}
+    tuned = read_best_params(best)
+    hp.update({k: v for k, v in tuned.items() if k in ("lr", "batch_size", "warmup_ratio") and
+               (k != "lr" or params["lr"] is None)})
+    return hp
+
+
+def _check_dense(name: str, seeds: list[int], md5: str) -> dict:
+    """The dense version of every seed, which must exist and be trained on the current data."""
+    from pie_mlops import tracking
+
+    found = {}
+    for seed in seeds:
+        mv = tracking.version_by_alias(name, f"dense-s{seed}")
+        if mv is None:
+            raise PieError(f"dense seed {seed} is not in the registry ({name}@dense-s{seed}); "
+                           f"run `pie-mlops train --seeds {seed}` first")
+        if mv.tags.get("data_md5") not in (md5, None):
+            raise PieError(f"{name}@dense-s{seed} was trained on data {mv.tags.get('data_md5')}, the data is now "
+                           f"{md5}; re-run `pie-mlops train` for the current data")
+        found[seed] = mv
+    return found
+
+
+def prune(params: dict, progress: bool = True) -> list[dict]:
+    """Run every pruned (group, seed); returns one record each: pruned or skipped."""
+    from tqdm.auto import tqdm
+
+    from pie_mlops import tracking
+    from pie_mlops.data.contract import read_dataset, read_meta
+
+    data_path = Path(params["data_dir"]) / params["dataset"]
+    read_meta(data_path)  # PieError telling how to materialize a missing dataset
+    jobs, seeds = plan_jobs(params), _seeds(params)
+    hp = _hyperparameters(params)
+    md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
+    name = tracking.registered_model_name(params["dataset"], params["arch"])
+    _check_dense(name, seeds, md5)
+    meta, splits = read_dataset(data_path)
+
+    records = []
+    for job, seed in tqdm([(j, s) for j in jobs for s in seeds], desc="prune", disable=not progress):
+        plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
+                                       "steps", "recovery_steps", "impact_batches", "impact_batch_size",
+                                       "predict_train")}
+        plan.update(hp, **job)
+        if plan["schedule"] != "os":
+            plan.pop("recovery_steps")
+        tags = {"stage": "prune", "dataset": plan["dataset"], "arch": plan["arch"], "group": job["group"],
+                "criterion": job["criterion"], "schedule": job["schedule"], "scope": job["scope"],
+                "threshold": job["threshold"], "sparsity": format_sparsity(job["sparsity"]), "seed": seed,
+                "data_md5": md5, "git_sha": sha, "params_hash": tracking.params_hash(plan)}
+        out_dir = Path(params["predictions_dir"]) / plan["dataset"] / plan["arch"] / job["group"] / f"s{seed}"
+        found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
+        if found:
+            restore_predictions(found, out_dir)
+            records.append({"group": job["group"], "seed": seed, "status": "skipped", "run_id": found})
+            continue
+        records.append(_prune_one(plan, seed, meta, splits, tags, out_dir, name, progress))
+    return records
+
+
+def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_dir: Path, name: str,
+               progress: bool) -> dict:
+    from pie_mlops import tracking
+    from pie_mlops.predictions import write_predictions
+    from pie_mlops.pruning.apply import prune_model
+    from pie_mlops.stages.train import predicted_splits
+    from pie_mlops.training import predict_split
+
+    group = plan["group"]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".s{seed}.tmp-", dir=out_dir.parent))
+    run_name = f"{plan['dataset']}-{plan['arch']}-{group}-s{seed}"
+    try:
+        model = _start_model(plan, seed, meta, name, staging)  # before the run: a bad model makes no run
+        with tracking.model_run(run_name, tags, {**plan, "seed": seed}) as run:
+            outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
+                                  on_epoch_end=run.log_epoch)
+            outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved")
+            run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
+            frames = {split: predict_split(model, splits[split], split=split, group=group, seed=seed,
+                                           threshold=outcome.threshold)
+                      for split in predicted_splits(plan)}
+            files = [write_predictions(frame, staging / "out" / f"{split}.parquet") for split, frame in frames.items()]
+            run.log_artifacts(files, "predictions")
+            final = {f"{split}_score": split_score(meta["task"], frame) for split, frame in frames.items()}
+            if outcome.threshold is not None:
+                final["threshold"] = outcome.threshold
+            scalars = {k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))}
+            run.log_metrics({**final, **scalars})
+            run.log_dict(outcome.accounting, "pruning.json")
+            run.log_model(model)
+            version = run.register(name, tracking.alias_for(group, seed))
+            publish_predictions(staging / "out", out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    acc = outcome.accounting
+    print(f"{name} v{version} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, validation "
+          f"{final['validation_score']:.4f}, test {final['test_score']:.4f}, {acc['latency_ms']:.1f} ms/batch")
+    return {"group": group, "seed": seed, "status": "pruned", "run_id": run.run_id, "version": version,
+            **final, "achieved_sparsity": acc["achieved_sparsity"]}
+
+
+def _saved_size_mb(model, path: Path) -> float:
+    """Size on disk of the model's safetensors save (unstructured zeros still take their bytes)."""
+    model.save(path)
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path):
+    """os: the registered dense model of this seed; ft/wr/ai: the dense model's initialisation."""
+    from pie_mlops import tracking
+    from pie_mlops.models import build_model
+
+    if plan["schedule"] == "os":
+        return tracking.load_version(name, f"dense-s{seed}", staging / "dense")
+    return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
+                       model_path=plan["model_path"] if plan["arch"] == "bert" else None,
+                       max_length=plan["max_length"])
