@@ -205,11 +205,11 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
               help="Target sparsities in [0, 1), comma-separated. Default: prune.sparsities.")
 @click.option("--seeds", "-s", default=None, metavar="0,1,2",
               help="Seeds; each needs its dense model (alias dense-s<seed>). Default: prune.seeds.")
-@click.option("--scope", default=None, type=click.Choice(["unstructured", "structured"]),
+@click.option("--scope", default=None, metavar="unstructured|structured",
               help="structured removes whole heads and FFN neurons (bert, os). Default: prune.scope.")
-@click.option("--threshold", default=None, type=click.Choice(["global", "per_layer"]),
+@click.option("--threshold", default=None, metavar="global|per_layer",
               help="Unstructured threshold over all prunable weights or per layer. Default: prune.threshold.")
-@click.option("--recovery-steps", type=int, default=None,
+@click.option("--recovery-steps", default=None, metavar="N",
               help="os: fine-tuning steps after pruning (0: none). Default: prune.recovery_steps.")
 @click.option("--data-dir", default=None, help="Where the datasets live. Default: prune.data_dir (data).")
 @click.pass_context
@@ -231,6 +231,10 @@ def prune(ctx: click.Context, **options) -> None:
 
     params = load_section("prune", DEFAULTS, ctx.obj["params_file"])
     params.update(_given(options))
+    try:  # a string from MLproject; an int keeps the params hash equal to params.yaml's
+        params["recovery_steps"] = int(params["recovery_steps"])
+    except (TypeError, ValueError):
+        raise PieError(f"--recovery-steps must be a whole number, got {params['recovery_steps']!r}") from None
     records = run(params)
     done = sum(r["status"] == "pruned" for r in records)
     click.echo(f"pruned {done}, skipped {len(records) - done} (already finished)")
