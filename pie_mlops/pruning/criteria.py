@@ -5,10 +5,13 @@ prunable weights for the global scope, each tensor's own count per layer), in th
 (already pruned first, then score ascending, then flat position), so ties never make a target
 miss and a higher sparsity's mask always contains a lower one's pruned entries.
 
-How it stays fast: a float32 score's bit pattern, read as int32, is ordered like the float for
-non-negative values (negative ones get their low 31 bits flipped). One histogram of the top 16
-bits locates the bin holding every requested threshold at once; only the few entries inside
-those bins are sorted. No full sort, no per-sparsity pass over the scores except writing the mask.
+How it stays fast (bench/prune_masks.py): a float32 score's bit pattern, read as int32, is ordered
+like the float for non-negative values (negative ones are mapped to -(magnitude bits)). Pass 1, one
+histogram of the top 16 bits, locates the bin holding every requested threshold at once. Pass 2
+gives each entry a byte code of its bin and gathers only the entries inside threshold bins; those
+few are sorted. Each mask is then one byte compare per entry plus a fix-up inside its threshold bin.
+Work goes tensor by tensor with reused scratch buffers: fresh big temporaries cost more in page
+faults than the arithmetic on them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ _LSTM_MATRICES = ("weight_ih_l*", "weight_hh_l*")  # the _reverse directions mat
 _INT_MIN = -(2 ** 31)  # the key of an already-pruned entry: below every real (non-NaN) key
 _POS_INF_BITS = 0x7F800000  # +inf as int32; any larger non-negative pattern is a NaN
 _BINS = 1 << 16
+_PER_PASS = 100  # sparsities per pass: their codes must fit a byte (2 + 2 * 100 + 1 < 256)
 
 
 # -- which weights ----------------------------------------------------------------------------
@@ -127,84 +131,24 @@ def _check_sparsity(s) -> float:
     return value
 
 
-def _keys(name: str, score: torch.Tensor, pruned: torch.Tensor | None) -> tuple[torch.Tensor, bool]:
-    """Flat int32 sort keys ordered like the scores (a free view for non-negative float32), and
-    whether any key may be negative (then histogram bins need an offset)."""
-    s = score.detach()
-    s = (s if s.dtype == torch.float32 else s.float()).contiguous()
-    key = s.view(-1).view(torch.int32)
-    negative = False
-    if key.numel():
-        lo, hi = (int(v) for v in torch.aminmax(key))
-        if hi > _POS_INF_BITS or (lo < 0 and bool(torch.isnan(s).any())):
+def _signed_keys(key: torch.Tensor) -> torch.Tensor:
+    """Negative floats order backwards as int32: key = -(magnitude bits) for them, so -0.0 == 0.0."""
+    sign = key >> 31  # 0 or -1
+    return ((key & 0x7FFFFFFF) ^ sign) - sign
+
+
+def _nan_check(scores: dict[str, torch.Tensor]) -> None:
+    for name, s in scores.items():
+        if bool(torch.isnan(s).any()):
             raise PieError(f"scores for {name} contain NaN (NaN weights or gradients?)")
-        if lo < 0:  # negative floats order backwards as int32: key = -(magnitude bits), so -0.0 == 0.0
-            sign = key >> 31  # 0 or -1
-            key, negative = ((key & 0x7FFFFFFF) ^ sign) - sign, True
-    if pruned is not None:
-        if tuple(pruned.shape) != tuple(score.shape):
-            raise PieError(f"already_pruned[{name}] has shape {tuple(pruned.shape)}, scores {tuple(score.shape)}")
-        key, negative = key.masked_fill(pruned.to(key.device, torch.bool).reshape(-1), _INT_MIN), True
-    return key, negative
 
 
-def _select_group(keys: list[torch.Tensor], sparsities: list[float], offset: bool) -> list[list[torch.Tensor]]:
-    """Keep-masks (flat bool) of one group of tensors that share a threshold, one list per sparsity."""
-    sizes = [k.numel() for k in keys]
-    n, device = sum(sizes), keys[0].device
-    # pass 1: histogram of the top 16 key bits over the whole group, for every sparsity at once
-    hist, his = torch.zeros(_BINS, dtype=torch.int64, device=device), []
-    for k in keys:
-        h = k >> 16
-        if offset:
-            h += 1 << 15  # keys may be negative; the already-pruned (INT_MIN) land alone in bin 0
-        his.append(h)
-        hist += torch.bincount(h, minlength=_BINS)
-    n_pruned = int(hist[0]) if offset else 0
-    # never revive: at least everything pruned before stays pruned
-    ks = [max(round(s * n), n_pruned) for s in sparsities]
-    want = sorted({k for k in ks if k > n_pruned})
-    cuts = {}
-    if want:
-        cum = hist.cumsum(0)
-        bins = torch.searchsorted(cum, torch.tensor(want, device=device))  # first bin reaching each k
-        targets = torch.unique(bins)
-        # pass 2: gather only the entries inside the target bins, in group order, and sort them;
-        # a stable sort keeps flat order among equal keys, which is the tie-break
-        lut = torch.zeros(_BINS, dtype=torch.bool, device=device)
-        lut[targets] = True
-        cand_keys, cand_pos, base = [], [], 0
-        for k, h, size in zip(keys, his, sizes):
-            idx = lut.index_select(0, h).nonzero().view(-1)
-            cand_keys.append(k[idx])
-            cand_pos.append(idx + base)
-            base += size
-        ck, order = torch.sort(torch.cat(cand_keys), stable=True)
-        cp = torch.cat(cand_pos)[order]
-        counts = hist[targets]
-        starts = dict(zip(targets.tolist(), (counts.cumsum(0) - counts).tolist()))
-        before = (cum[bins] - hist[bins]).tolist()
-        # p: where the k-th smallest sits among the sorted candidates
-        pos = [starts[b] + k - before_b - 1 for k, b, before_b in zip(want, bins.tolist(), before)]
-        p_t = torch.tensor(pos, device=device)
-        thresholds = ck[p_t]
-        ends = torch.searchsorted(ck, thresholds, right=True).tolist()  # end of the tie run at T
-        cuts = {k: (t, cp[p + 1:end]) for k, t, p, end in zip(want, thresholds.tolist(), pos, ends)}
-    offsets = torch.tensor([0] + sizes, device=device).cumsum(0)
-    out = []
-    for k in ks:
-        if k not in cuts:  # k == n_pruned: exactly the earlier pruned ones (or nothing)
-            out.append([key != _INT_MIN if offset else torch.ones_like(key, dtype=torch.bool) for key in keys])
-            continue
-        threshold, revive = cuts[k]
-        masks = [key > threshold for key in keys]
-        if revive.numel():  # ties at T beyond the k-th: keep them (they sort after it by position)
-            bounds = torch.searchsorted(revive, offsets).tolist()
-            for i, m in enumerate(masks):
-                if bounds[i + 1] > bounds[i]:
-                    m[revive[bounds[i]:bounds[i + 1]] - offsets[i]] = True
-        out.append(masks)
-    return out
+def _nonzero(flags: torch.Tensor) -> torch.Tensor:
+    """Where a sparse vector of 0/1 bytes, its length a multiple of 8, is 1; faster than nonzero():
+    scan it as int64 words (8 bytes each) first, then look only inside the words that hold a 1."""
+    words = flags.view(torch.int64).nonzero().view(-1)
+    idx = (words.unsqueeze(1) * 8 + torch.arange(8, device=flags.device)).view(-1)
+    return idx[flags.view(torch.bool)[idx]]
 
 
 def select_masks(scores: dict[str, torch.Tensor], sparsities: Sequence[float], scope: str = "global",
@@ -219,27 +163,112 @@ def select_masks(scores: dict[str, torch.Tensor], sparsities: Sequence[float], s
     if scope not in SCOPES:
         raise PieError(f"unknown threshold scope {scope!r}; choose one of {', '.join(SCOPES)}")
     values = [_check_sparsity(s) for s in sparsities]
+    if len(values) > _PER_PASS:  # the byte codes have room for this many threshold bins at once
+        return [m for i in range(0, len(values), _PER_PASS)
+                for m in select_masks(scores, values[i:i + _PER_PASS], scope, already_pruned)]
     pruned = dict(already_pruned or {})
     unknown = sorted(set(pruned) - set(scores))
     if unknown:
         raise PieError(f"already_pruned names weights that have no scores: {', '.join(unknown[:3])}")
-    keys, negative = {}, {}
-    for name, score in scores.items():
-        keys[name], negative[name] = _keys(name, score, pruned.get(name))
     names = list(scores)
-    groups = [names] if scope == "global" else [[n] for n in names]
+    # int32 keys ordered like the scores: for non-negative float32, the bit pattern itself (a free view)
+    flat = {n: scores[n].detach().to(torch.float32).contiguous().view(-1) for n in names}
+    keys = {n: flat[n].view(torch.int32) for n in names if flat[n].numel()}  # empty ones: nothing to prune
+    offset = bool(pruned)
+    if keys:
+        lo, top = torch.stack([torch.stack(torch.aminmax(k)) for k in keys.values()]).aminmax(dim=0)
+        lo, top = int(lo[0]), int(top[1])
+        if top > _POS_INF_BITS or lo < 0:  # NaN bits lie past +inf's, or among the negative patterns
+            _nan_check(flat)
+        if lo < 0:  # negative scores (or -0.0): a rarer, slower path
+            keys, offset = {n: _signed_keys(k) for n, k in keys.items()}, True
+    for n, mask in pruned.items():
+        if tuple(mask.shape) != tuple(scores[n].shape):
+            raise PieError(f"already_pruned[{n}] has shape {tuple(mask.shape)}, scores {tuple(scores[n].shape)}")
+        if n in keys:
+            keys[n] = keys[n].masked_fill(mask.to(keys[n].device, torch.bool).reshape(-1), _INT_MIN)
+
+    # one scratch buffer for every tensor's bins: fresh memory costs page faults, reused memory does not
+    scratch = torch.empty(max((k.numel() for k in keys.values()), default=0), dtype=torch.int32,
+                          device=scores[names[0]].device if names else None)
+
+    def bins(key):  # the top 16 bits as a histogram bin, recomputed when needed rather than kept
+        h = torch.bitwise_right_shift(key, 16, out=scratch[:key.numel()])
+        return h.add_(1 << 15) if offset else h  # bincount wants >= 0; INT_MIN lands alone in bin 0
+
+    groups = [list(keys)] if scope == "global" else [[n] for n in keys]
     out: list[dict[str, torch.Tensor]] = [{} for _ in values]
     for group in groups:
-        group = [n for n in group if keys[n].numel()]  # empty tensors have nothing to prune
-        if not group:
+        if group:
+            for masks, group_masks in zip(out, _select_group([keys[n] for n in group], values, offset, bins)):
+                masks.update(zip(group, group_masks))
+    return [{n: masks[n].view(scores[n].shape) if n in masks else
+             torch.ones(scores[n].shape, dtype=torch.bool, device=scores[n].device) for n in names} for masks in out]
+
+
+def _select_group(keys: list[torch.Tensor], values: list[float], offset: bool, bins) -> list[list[torch.Tensor]]:
+    """Flat keep-masks for tensors sharing one threshold, one list per sparsity."""
+    device, sizes = keys[0].device, [k.numel() for k in keys]
+    n = sum(sizes)
+    # pass 1: one histogram of the top key bits locates every sparsity's threshold bin
+    hist = torch.bincount(bins(keys[0]), minlength=_BINS)
+    for k in keys[1:]:
+        hist += torch.bincount(bins(k), minlength=_BINS)
+    n_pruned = int(hist[0]) if offset else 0
+    ks = [max(round(s * n), n_pruned) for s in values]  # never revive: the earlier pruned stay pruned
+    want = sorted({k for k in ks if k > n_pruned})
+    if not want:  # nothing beyond the earlier pruned: exactly those (or nothing)
+        return [[key != _INT_MIN if offset else torch.ones_like(key, dtype=torch.bool) for key in keys] for _ in ks]
+    cum = hist.cumsum(0)
+    where = torch.searchsorted(cum, torch.tensor(want, device=device))  # first bin reaching each k
+    targets = torch.unique(where)
+    # a byte code per bin, increasing with the bin: 2 + 2 * (threshold bins below) + (1 in one), so
+    # odd codes mark threshold bins; 0 is the earlier pruned's bin. "code > a threshold bin's code"
+    # keeps every bin above it with one byte compare per entry (byte -> byte: ~10x int32 -> bool).
+    is_target = torch.zeros(_BINS, dtype=torch.int64, device=device)
+    is_target[targets] = 1
+    lut = (2 + 2 * (is_target.cumsum(0) - is_target) + is_target).to(torch.uint8)
+    if offset:
+        lut[0] = 0
+    # pass 2: the codes, and the entries inside threshold bins (odd codes) in flat order
+    codes, cand_keys, cand_pos, base = [], [], [], 0
+    odd = torch.zeros(-(-max(sizes) // 8) * 8, dtype=torch.uint8, device=device)  # whole int64 words
+    for k, size in zip(keys, sizes):
+        code = torch.index_select(lut, 0, bins(k))
+        codes.append(code)
+        torch.bitwise_and(code, 1, out=odd[:size])
+        odd[size:-(-size // 8) * 8] = 0
+        idx = _nonzero(odd[:-(-size // 8) * 8])
+        cand_keys.append(k[idx])
+        cand_pos.append(idx + base)
+        base += size
+    # sort only those; a stable sort keeps flat order among equal keys, which is the tie-break
+    pos = torch.cat(cand_pos)[torch.sort(torch.cat(cand_keys), stable=True).indices]
+    counts = hist[targets]
+    starts = dict(zip(targets.tolist(), (counts.cumsum(0) - counts).tolist()))
+    info = zip(want, where.tolist(), *torch.stack([lut[where].long(), cum[where] - hist[where], hist[where]]).tolist())
+    # k -> (its bin's code, sorted place of the k-th smallest, end of its bin in sorted order)
+    cut = {k: (c, starts[b] + k - before - 1, starts[b] + in_bin) for k, b, c, before, in_bin in info}
+    bounds = torch.tensor([0] + sizes, device=device).cumsum(0) if len(keys) > 1 else None
+    out = []
+    for k in ks:
+        if k not in cut:
+            out.append([code != 0 if offset else torch.ones_like(code, dtype=torch.bool) for code in codes])
             continue
-        per_sparsity = _select_group([keys[n] for n in group], values, any(negative[n] for n in group))
-        for masks, group_masks in zip(out, per_sparsity):
-            masks.update({n: m.view(scores[n].shape) for n, m in zip(group, group_masks)})
-    for masks in out:  # dict order as given; empty tensors keep their (empty) everything
-        for name in names:
-            masks.setdefault(name, torch.ones(scores[name].shape, dtype=torch.bool, device=scores[name].device))
-    return [{n: masks[n] for n in names} for masks in out]
+        c, q, end = cut[k]
+        # bins above the threshold bin stay; inside it, the entries sorted after the k-th stay
+        masks = [torch.gt(code, c, out=torch.empty_like(code)) for code in codes]
+        stay = pos[q + 1:end]
+        if bounds is None:
+            masks[0][stay] = 1
+        else:
+            stay = stay.sort().values
+            split = torch.searchsorted(stay, bounds).tolist()
+            for i, m in enumerate(masks):
+                if split[i + 1] > split[i]:
+                    m[stay[split[i]:split[i + 1]] - bounds[i]] = 1
+        out.append([m.view(torch.bool) for m in masks])  # 0/1 bytes read as bool
+    return out
 
 
 # -- applying and reporting -------------------------------------------------------------------

@@ -1,0 +1,277 @@
+"""Unstructured pruning criteria and exact mask selection (pie_mlops/pruning/criteria.py).
+
+Hand-built tensors and tiny modules only: fast, no network, no packaged model.
+"""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pie_mlops.errors import PieError
+from pie_mlops.pruning.criteria import (CRITERIA, SCOPES, apply_masks, criterion_scores, prunable_weights,
+                                        select_masks, sparsity_report)
+
+
+def pruned_set(masks: dict) -> set:
+    return {(name, i) for name, keep in masks.items() for i in (~keep).reshape(-1).nonzero().view(-1).tolist()}
+
+
+def n_pruned(masks: dict) -> int:
+    return sum(int((~keep).sum()) for keep in masks.values())
+
+
+def exact_reference(scores, sparsities, scope, already_pruned=None):
+    """The definition, by brute force: earlier pruned first, then lowest score, then flat position."""
+    names = list(scores)
+    groups = [names] if scope == "global" else [[n] for n in names]
+    out = [{} for _ in sparsities]
+    for group in groups:
+        flat = torch.cat([scores[n].reshape(-1).double() for n in group])
+        prev = torch.cat([(already_pruned or {}).get(n, torch.zeros(scores[n].shape, dtype=torch.bool)).reshape(-1)
+                          for n in group])
+        order = torch.sort(flat, stable=True).indices
+        order = order[torch.sort((~prev[order]).int(), stable=True).indices]  # earlier pruned to the front
+        for masks, s in zip(out, sparsities):
+            keep = torch.ones(flat.numel(), dtype=torch.bool)
+            keep[order[:max(round(s * flat.numel()), int(prev.sum()))]] = False
+            masks.update({n: m.view(scores[n].shape) for n, m in
+                          zip(group, keep.split([scores[n].numel() for n in group]))})
+    return out
+
+
+# -- criteria -------------------------------------------------------------------------------------
+def test_magnitude_prunes_exactly_the_smallest_absolute_values():
+    weights = {"a": nn.Parameter(torch.tensor([[0.5, -0.05, 2.0], [-3.0, 0.2, -0.01]])),
+               "b": nn.Parameter(torch.tensor([1.0, -0.3, 0.04, 4.0]))}
+    scores = criterion_scores(weights, "magnitude")
+    assert all(s.dtype == torch.float32 for s in scores.values())
+    masks = select_masks(scores, [0.5])[0]
+    # the 5 smallest |w| of the 10: 0.01, 0.04, 0.05, 0.2, 0.3 (signs must not matter)
+    assert pruned_set(masks) == {("a", 5), ("b", 2), ("a", 1), ("a", 4), ("b", 1)}
+    apply_masks(weights, masks)
+    assert weights["a"].tolist() == [[0.5, 0.0, 2.0], [-3.0, 0.0, 0.0]]
+    assert weights["b"].tolist() == [1.0, 0.0, 0.0, 4.0]
+
+
+def test_impact_uses_the_gradients():
+    weights = {"w": nn.Parameter(torch.tensor([1.0, 0.1, -2.0, 0.5]))}
+    grads = {"w": torch.tensor([0.001, 10.0, 0.0001, -4.0])}
+    # |w * g| = 0.001, 1.0, 0.0002, 2.0: the two big weights with tiny gradients go first
+    impact = select_masks(criterion_scores(weights, "impact", grads=grads), [0.5])[0]
+    magnitude = select_masks(criterion_scores(weights, "magnitude"), [0.5])[0]
+    assert impact["w"].tolist() == [False, True, False, True]
+    assert magnitude["w"].tolist() == [True, False, True, False]  # the opposite choice without gradients
+    with pytest.raises(PieError, match="gradient"):
+        criterion_scores(weights, "impact")
+    with pytest.raises(PieError, match="no gradient for w"):
+        criterion_scores(weights, "impact", grads={"other": torch.ones(4)})
+    with pytest.raises(PieError, match="shape"):
+        criterion_scores(weights, "impact", grads={"w": torch.ones(2, 2)})
+
+
+def test_random_is_seeded_independent_of_global_rng_and_exact_in_count():
+    weights = {"a": torch.ones(30, 20), "b": torch.ones(77)}
+    torch.manual_seed(1)
+    first = criterion_scores(weights, "random", seed=7)
+    torch.manual_seed(2)
+    torch.rand(100)  # global RNG state moves; seeded scores must not
+    again = criterion_scores(weights, "random", seed=7)
+    other = criterion_scores(weights, "random", seed=8)
+    assert all(torch.equal(first[n], again[n]) for n in weights)
+    assert not torch.equal(first["a"], other["a"])
+    assert all(float(s.min()) >= 0.0 and float(s.max()) < 1.0 for s in first.values())
+    sparsities = [0.1, 0.25, 0.5, 0.9]
+    for scope in SCOPES:
+        masks_a, masks_b = select_masks(first, sparsities, scope), select_masks(other, sparsities, scope)
+        assert pruned_set(masks_a[2]) != pruned_set(masks_b[2])
+        for s, m in zip(sparsities, masks_a):
+            want = round(s * 677) if scope == "global" else round(s * 600) + round(s * 77)
+            assert n_pruned(m) == want
+
+
+def test_unknown_criterion_names_the_valid_ones():
+    with pytest.raises(PieError, match="magnitude, impact, random"):
+        criterion_scores({"w": torch.ones(3)}, "taylor")
+    assert CRITERIA == ("magnitude", "impact", "random")
+
+
+# -- selection ------------------------------------------------------------------------------------
+def test_global_empties_a_layer_of_small_weights_per_layer_keeps_its_share():
+    scores = {"small": torch.linspace(0.001, 0.01, 100), "big": torch.linspace(1.0, 2.0, 100)}
+    glob = select_masks(scores, [0.5], "global")[0]
+    layer = select_masks(scores, [0.5], "per_layer")[0]
+    assert int(glob["small"].sum()) == 0 and bool(glob["big"].all())
+    assert int(layer["small"].sum()) == 50 and int(layer["big"].sum()) == 50
+    assert layer["small"][50:].all() and not layer["small"][:50].any()  # still the smallest within the layer
+    with pytest.raises(PieError, match="global, per_layer"):
+        select_masks(scores, [0.5], "per_row")
+
+
+def test_counts_are_exact_with_many_ties_and_ties_break_by_position():
+    scores = {"a": torch.zeros(10, 10), "b": torch.zeros(55)}  # every score equal
+    for scope in SCOPES:
+        for s, masks in zip([0.0, 0.1, 0.333, 0.5, 0.99], select_masks(scores, [0.0, 0.1, 0.333, 0.5, 0.99], scope)):
+            if scope == "global":
+                k = round(s * 155)
+                flat = torch.cat([masks["a"].reshape(-1), masks["b"]])
+                assert flat[:k].sum() == 0 and flat[k:].all()  # the first k positions, in dict order
+            else:
+                for name, n in (("a", 100), ("b", 55)):
+                    k = round(s * n)
+                    assert masks[name].reshape(-1)[:k].sum() == 0 and masks[name].reshape(-1)[k:].all()
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_selection_matches_a_brute_force_sort_and_masks_nest(scope):
+    gen = torch.Generator().manual_seed(0)
+    sparsities = [0.0, 0.05, 0.2, 0.5, 0.7, 0.9, 0.99]
+    for trial in range(40):
+        shapes = [(int(torch.randint(1, 40, (1,), generator=gen)), int(torch.randint(1, 30, (1,), generator=gen)))
+                  for _ in range(int(torch.randint(1, 5, (1,), generator=gen)))]
+        kind = trial % 4
+        scores = {}
+        for i, shape in enumerate(shapes):
+            if kind == 0:
+                t = torch.rand(shape, generator=gen)  # continuous
+            elif kind == 1:
+                t = torch.randint(0, 4, shape, generator=gen).float()  # heavy ties
+            elif kind == 2:
+                t = torch.randn(shape, generator=gen)  # negative scores take the general path
+            else:
+                t = torch.randint(-2, 3, shape, generator=gen).float() * -1e-3  # ties, -0.0 == 0.0
+                t.view(-1)[0] = float("-inf") if trial % 8 == 3 else t.view(-1)[0]
+            scores[f"w{i}"] = t
+        prev = {n: torch.rand(t.shape, generator=gen) < 0.3 for n, t in scores.items()} if trial % 3 == 0 else None
+        got = select_masks(scores, sparsities, scope, already_pruned=prev)
+        want = exact_reference(scores, sparsities, scope, prev)
+        for g, w in zip(got, want):
+            assert list(g) == list(scores)
+            for name in scores:
+                assert g[name].dtype == torch.bool and g[name].shape == scores[name].shape
+                assert torch.equal(g[name], w[name]), (trial, name)
+        for lower, higher in zip(got, got[1:]):  # a higher sparsity prunes a superset
+            assert pruned_set(lower) <= pruned_set(higher)
+
+
+def test_already_pruned_entries_are_never_revived():
+    weights = {"a": nn.Parameter(torch.arange(1.0, 101.0).view(10, 10)), "b": nn.Parameter(torch.arange(1.0, 51.0))}
+    first = select_masks(criterion_scores(weights, "random", seed=0), [0.3])[0]
+    earlier = {n: ~m for n, m in first.items()}
+    # fresh random scores rank entries differently, yet the earlier 45 must stay among the pruned
+    later = select_masks(criterion_scores(weights, "random", seed=1), [0.6, 0.1], already_pruned=earlier)
+    assert pruned_set(first) < pruned_set(later[0]) and n_pruned(later[0]) == 90
+    assert pruned_set(later[1]) == pruned_set(first)  # asked for fewer than before: all stay, no more
+    for scope in SCOPES:
+        masks = select_masks(criterion_scores(weights, "magnitude"), [0.5], scope, already_pruned=earlier)[0]
+        assert pruned_set(first) <= pruned_set(masks)
+    with pytest.raises(PieError, match="no scores"):
+        select_masks({"a": torch.ones(3)}, [0.5], already_pruned={"zz": torch.zeros(3, dtype=torch.bool)})
+    with pytest.raises(PieError, match="shape"):
+        select_masks({"a": torch.ones(3)}, [0.5], already_pruned={"a": torch.zeros(4, dtype=torch.bool)})
+
+
+@pytest.mark.parametrize("bad", [1.0, 1.5, -0.1, float("nan"), "half", None])
+def test_sparsity_outside_zero_one_is_an_error(bad):
+    with pytest.raises(PieError, match=r"\[0, 1\)"):
+        select_masks({"w": torch.rand(10)}, [0.5, bad])
+
+
+def test_nan_scores_are_an_error_not_a_silent_keep():
+    for bad in (torch.tensor([0.1, float("nan"), 0.3]), torch.tensor([-0.1, float("nan"), 0.3]),
+                torch.tensor([0.1, -float("nan"), 0.3])):
+        with pytest.raises(PieError, match="NaN"):
+            select_masks({"w": bad}, [0.5])
+
+
+# -- which weights --------------------------------------------------------------------------------
+def tiny_bert():
+    from transformers import BertConfig
+
+    from pie_mlops.models.bert import BertClassifier
+
+    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=2)
+    return BertClassifier.from_config(config, SimpleNamespace(pad_token_id=0))  # the tokenizer is not used here
+
+
+def test_prunable_weights_of_our_bert_skip_embeddings_classifier_and_vectors():
+    model = tiny_bert()
+    names = list(prunable_weights(model))
+    assert len(names) == 2 * 6 + 1  # Q, K, V, attention output, FFN in and out per layer, plus the pooler
+    assert "model.classifier.weight" not in names and "model.bert.pooler.dense.weight" in names
+    assert not any("embeddings" in n or not n.endswith(".weight") or "LayerNorm" in n for n in names)
+    assert names == [n for n, _ in model.named_parameters() if n in names]  # named_parameters order
+    only_q = prunable_weights(model, include=["*.attention.self.query.weight"])
+    assert list(only_q) == [f"model.bert.encoder.layer.{i}.attention.self.query.weight" for i in range(2)]
+    assert all(p is dict(model.named_parameters())[n] for n, p in only_q.items())  # the parameters themselves
+    assert "model.bert.pooler.dense.weight" not in prunable_weights(model, exclude=["*pooler*"])
+    assert "model.classifier.weight" in prunable_weights(model, include=["*.weight"])  # asked for by name
+    assert not any("embeddings" in n for n in prunable_weights(model, include=["*"]))  # never embeddings
+    for kwargs in ({"include": ["*.nothing_like_this"]}, {"include": ["*embeddings*"]}, {"exclude": ["*"]}):
+        with pytest.raises(PieError, match="no prunable weights"):
+            prunable_weights(model, **kwargs)
+
+
+def test_prunable_weights_of_our_bilstm_take_lstm_matrices_and_skip_the_last_layer():
+    from pie_mlops.models.bilstm import BiLSTMClassifier
+
+    model = BiLSTMClassifier(["good", "bad"], np.zeros((2, 8), dtype=np.float32), 3, hidden=4, mlp=(6, 5))
+    names = set(prunable_weights(model))
+    lstm = {f"lstm.weight_{kind}_l{layer}{rev}"
+            for kind in ("ih", "hh") for layer in (0, 1) for rev in ("", "_reverse")}
+    assert names == lstm | {"head.0.weight", "head.3.weight"}  # head.5 (5 -> 3 classes) is the classifier
+
+
+def test_classifier_is_the_last_linear_with_num_labels_outputs():
+    class Net(nn.Module):
+        num_labels = 4
+
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(10, 4)
+            self.out = nn.Linear(8, 4)  # defined first, yet the classifier: the last 4-output Linear
+            self.hidden = nn.Linear(4, 8)
+
+    assert list(prunable_weights(Net())) == ["hidden.weight"]
+
+    class Tied(nn.Module):  # a Linear sharing the embedding's matrix (weight tying) is still an embedding
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(6, 6)
+            self.mix = nn.Linear(6, 6)
+            self.decoder = nn.Linear(6, 6, bias=False)
+            self.decoder.weight = self.emb.weight
+            self.out = nn.Linear(6, 2)
+
+    assert list(prunable_weights(Tied())) == ["mix.weight"]
+
+
+# -- applying and reporting -----------------------------------------------------------------------
+def test_apply_masks_and_sparsity_report():
+    weights = {"a": nn.Parameter(torch.tensor([[1.0, float("inf")], [3.0, 4.0]])), "b": nn.Parameter(torch.ones(6))}
+    masks = {"a": torch.tensor([[True, False], [True, False]]), "b": torch.tensor([True] * 5 + [False])}
+    apply_masks(weights, masks)
+    assert weights["a"].tolist() == [[1.0, 0.0], [3.0, 0.0]]  # inf zeroed, not NaN
+    assert weights["b"].tolist() == [1.0] * 5 + [0.0]
+    report = sparsity_report(weights)
+    assert report == {"achieved_sparsity": 3 / 10, "per_layer": {"a": 0.5, "b": 1 / 6}, "nonzero": 7, "total": 10}
+    with pytest.raises(PieError, match="not among the weights"):
+        apply_masks(weights, {"c": torch.ones(2, dtype=torch.bool)})
+    with pytest.raises(PieError, match="shape"):
+        apply_masks(weights, {"a": torch.ones(4, dtype=torch.bool)})
+
+
+def test_pruning_a_model_meets_the_target_exactly():
+    for scope in SCOPES:
+        weights = prunable_weights(tiny_bert())
+        total = sparsity_report(weights)["total"]
+        for s, masks in zip((0.3, 0.7), select_masks(criterion_scores(weights, "magnitude"), [0.3, 0.7], scope)):
+            apply_masks(weights, masks)
+            report = sparsity_report(weights)
+            if scope == "global":
+                assert report["achieved_sparsity"] == round(s * total) / total
+            else:
+                assert all(abs(v - s) <= 1 / weights[n].numel() for n, v in report["per_layer"].items())
