@@ -1,0 +1,87 @@
+"""Great-expectations checks on per-example predictions, run before any comparison.
+
+The comparison is only as good as its inputs: every model must cover exactly the split's
+example ids, with finite logits, one per class; every group needs enough seeds; and dense
+runs must come from the current data version. Each check is judged by a real GX validation
+over a small per-model (or per-group) frame, indexed by a readable key ("dense/s3"), so a
+failure names the models at fault. The GX machinery (suites, Data Docs) is the data gate's.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pie_mlops.atomic import atomic_dir, write_text
+from pie_mlops.data.quality import Check, _entry, _gx_results  # the data gate's GX runner and report rows
+
+
+def build_frames(predictions: pd.DataFrame, expected_ids: list[str], n_classes: int,
+                 md5s: dict[tuple[str, int], str] | None = None) -> dict[str, pd.DataFrame]:
+    """Per-model and per-group frames for the checks; pure pandas.
+
+    `predictions`: long frame of one split (group, seed, example_id, logits). `md5s`: the
+    data_md5 tag per (group, seed) when the predictions come from MLflow runs."""
+    expected = set(map(str, expected_ids))
+    rows = []
+    for (group, seed), df in predictions.groupby(["group", "seed"], sort=True):
+        ids = df["example_id"].astype(str)
+        widths = np.fromiter((len(v) for v in df["logits"]), dtype=np.int64, count=len(df))
+        flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in df["logits"]]) if len(df) else np.array([])
+        row = {"key": f"{group}/s{int(seed)}", "group": group,
+               "covers_split": set(ids) == expected and len(ids) == len(expected),
+               "n_nonfinite": int((~np.isfinite(flat)).sum()),
+               "n_wrong_width": int((widths != n_classes).sum())}
+        if md5s is not None:
+            row["data_md5"] = md5s.get((group, int(seed)), "missing")
+        rows.append(row)
+    models = pd.DataFrame(rows)
+    models.index = pd.Index(models.pop("key").to_numpy(dtype=object), name=None)  # unnamed: see quality.py
+    seeds = models.groupby("group").size()
+    groups = pd.DataFrame({"n_seeds": seeds.to_numpy()}, index=pd.Index(seeds.index.to_numpy(dtype=object)))
+    return {"models": models, "groups": groups}
+
+
+def plan_checks(n_classes: int, min_seeds: int, current_md5: str | None) -> list[Check]:
+    checks = [
+        Check("covers_split", "models", "ExpectColumnValuesToBeInSet", {"column": "covers_split", "value_set": [True]},
+              "every model predicts exactly the split's example ids", column="example_id"),
+        Check("logits_finite", "models", "ExpectColumnValuesToBeBetween",
+              {"column": "n_nonfinite", "min_value": 0, "max_value": 0}, "every logit is finite", column="logits"),
+        Check("logits_per_class", "models", "ExpectColumnValuesToBeBetween",
+              {"column": "n_wrong_width", "min_value": 0, "max_value": 0},
+              f"each example has {n_classes} logits, one per class", column="logits"),
+        Check("enough_seeds", "groups", "ExpectColumnValuesToBeBetween", {"column": "n_seeds", "min_value": min_seeds},
+              f"every group has at least {min_seeds} seeds", column="seed"),
+    ]
+    if current_md5 is not None:
+        checks.append(Check("current_data_version", "models", "ExpectColumnValuesToBeInSet",
+                            {"column": "data_md5", "value_set": [current_md5]},
+                            f"every model was trained on the current data (data.dvc md5 {current_md5})",
+                            column="data_md5"))
+    return checks
+
+
+def validate_predictions(predictions: pd.DataFrame, expected_ids: list[str], n_classes: int, min_seeds: int,
+                         report_dir: Path, *, md5s: dict | None = None, current_md5: str | None = None,
+                         sample_ids: int = 5) -> dict:
+    """Run the checks; write `report_dir/result.json` and `report_dir/data_docs/`; return the result.
+
+    `success` is False when any check failed (all are critical: a comparison over bad
+    predictions would be wrong, not merely weaker)."""
+    report_dir = Path(report_dir)
+    frames = build_frames(predictions, expected_ids, n_classes, md5s)
+    checks = plan_checks(n_classes, min_seeds, current_md5 if md5s is not None else None)
+    with atomic_dir(report_dir / "data_docs") as tmp_docs:
+        results, gate_ok = _gx_results("predictions", frames, checks, tmp_docs, sample_ids)
+    entries = [_entry(c, r, sample_ids) for c, r in zip(checks, results)]
+    summary = {"success": bool(gate_ok), "n_checks": len(entries),
+               "n_failed": sum(not e["success"] for e in entries), "n_models": int(len(frames["models"])),
+               "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "checks": entries, "data_docs": "data_docs/index.html"}
+    write_text(report_dir / "result.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
