@@ -255,6 +255,32 @@ def load_version(name: str, alias: str, dst: str | Path):
     return load_model(path)
 
 
+def model_runs(dataset: str, arch: str) -> list[dict]:
+    """The latest FINISHED model run per (group, seed) of one registered model's study
+    (dense runs from `train`, pruned ones from `prune`), newest first within a pair."""
+    client = _client()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    latest: dict[tuple[str, int], dict] = {}
+    for stage in ("train", "prune"):
+        filt = (f"tags.stage = '{stage}' and tags.dataset = '{dataset}' and tags.arch = '{arch}' "
+                f"and attributes.status = 'FINISHED'")
+        token = None
+        while True:
+            page = client.search_runs(experiments, filter_string=filt, max_results=1000, page_token=token,
+                                      order_by=["attributes.start_time DESC"])
+            for run in page:
+                tags = run.data.tags
+                key = (tags.get("group", ""), int(tags.get("seed", -1)))
+                latest.setdefault(key, {"run_id": run.info.run_id, "group": key[0], "seed": key[1],
+                                        "data_md5": tags.get("data_md5"), "tags": dict(tags)})
+            token = page.token
+            if not token:
+                break
+    return sorted(latest.values(), key=lambda r: (r["group"] != "dense", r["group"], r["seed"]))
+
+
 def download_run_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> Path:
     Path(dst).mkdir(parents=True, exist_ok=True)
     return Path(_client().download_artifacts(run_id, artifact_path, str(dst)))

@@ -152,3 +152,15 @@ def test_structured_os_registers_a_smaller_model_that_reloads_identically(store)
     assert np.allclose(predict_logits(model, test_df), np.stack(logged["logits"]), atol=1e-5)
     with torch.no_grad():
         assert all(p.numel() > 0 for p in model.parameters())
+
+
+def test_collect_gathers_the_latest_finished_run_per_group_and_seed(store):
+    from pie_mlops.stages.collect import collect_predictions
+
+    frame, md5s, runs = collect_predictions("synthetic_nli", "bert", "test", progress=False)
+    pairs = {(r["group"], r["seed"]) for r in store["first"]} | {("dense", 0), ("dense", 1)}
+    assert set(md5s) >= pairs and set(frame.groupby(["group", "seed"]).size().index) >= pairs
+    assert set(frame["split"]) == {"test"}
+    assert runs[0]["group"] == "dense"  # dense first: the comparison's reference
+    with pytest.raises(Exception, match="no finished runs"):
+        collect_predictions("synthetic_topics", "bert", "test", progress=False)

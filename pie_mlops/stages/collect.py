@@ -1,0 +1,46 @@
+"""The comparison's inputs from MLflow: every finished dense and pruned run of one study.
+
+Runs are found by their tags (DESIGN.md §3), the latest per (group, seed), and their
+`predictions/<split>.parquet` artifacts are downloaded and stacked into one long frame
+in the predictions contract. The data_md5 tag of each run comes along, so the
+great-expectations gate can refuse runs from another data version.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from pie_mlops.errors import PieError
+
+
+def collect_predictions(dataset: str, arch: str, split: str = "test",
+                        progress: bool = True) -> tuple[pd.DataFrame, dict[tuple[str, int], str], list[dict]]:
+    """(long predictions frame of `split`, data_md5 per (group, seed), the runs) from MLflow."""
+    from pie_mlops import tracking
+    from pie_mlops.predictions import read_predictions
+
+    runs = tracking.model_runs(dataset, arch)
+    if not runs:
+        raise PieError(f"no finished runs for dataset {dataset!r} and arch {arch!r} in {tracking.tracking_uri()}; "
+                       f"run `pie-mlops train` and `pie-mlops prune` first, or pass --predictions DIR")
+    if not any(r["group"] == "dense" for r in runs):
+        raise PieError(f"no dense runs for {dataset!r}/{arch!r} in {tracking.tracking_uri()}; run `pie-mlops train`")
+    frames, md5s = [], {}
+    with tempfile.TemporaryDirectory(prefix="pie-collect-") as tmp:
+        for run in tqdm(runs, desc=f"collect {split} predictions", disable=not progress):
+            dst = Path(tmp) / run["run_id"]
+            try:
+                folder = tracking.download_run_artifacts(run["run_id"], "predictions", dst)
+            except Exception as exc:  # a run whose artifacts were deleted: say which
+                raise PieError(f"run {run['run_id']} ({run['group']} s{run['seed']}): cannot download its "
+                               f"predictions ({str(exc).splitlines()[0]})") from None
+            file = Path(folder) / f"{split}.parquet"
+            if not file.is_file():
+                raise PieError(f"run {run['run_id']} ({run['group']} s{run['seed']}) has no predictions/{split}.parquet")
+            frames.append(read_predictions(file))
+            md5s[(run["group"], run["seed"])] = run["data_md5"] or "missing"
+    return pd.concat(frames, ignore_index=True), md5s, runs
