@@ -34,6 +34,8 @@ class BertClassifier(nn.Module):
     arch = ARCH
     default_lr = 5e-5
     scheduled = True  # linear warm-up and decay (training.py)
+    # models/fastpath.py for the forward (training and inference alike); False forces HF's own forward
+    use_fastpath = True
 
     def __init__(self, model, tokenizer, task: str, max_length: int = 128, source: str = ""):
         super().__init__()
@@ -104,9 +106,9 @@ class BertClassifier(nn.Module):
         return inputs
 
     def forward(self, **inputs) -> torch.Tensor:
-        if not self.training and not torch.is_grad_enabled():
-            # inference: the same logits without padding work or the last layer beyond [CLS]
-            # (models/fastpath.py); None means a layout it does not handle, so HF runs as usual
+        if self.use_fastpath:
+            # the same logits (and gradients, dropout at HF's sites) without padding work or the
+            # last layer beyond [CLS]; None means a layout it does not handle, so HF runs as usual
             from pie_mlops.models.fastpath import cls_logits
 
             logits = cls_logits(self.model, **inputs)

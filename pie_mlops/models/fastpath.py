@@ -1,9 +1,11 @@
-"""Inference fast path for BERT sequence classifiers: the same logits for less work.
+"""Fast path for BERT sequence classifiers: the same logits (and gradients) for less work.
 
 `cls_logits(hf_model, input_ids, attention_mask, token_type_ids)` computes what
-`BertForSequenceClassification(...).logits` computes in eval mode, with the model's own
-modules (embeddings, Linear, LayerNorm, activation, pooler, classifier), equal within
-float rounding (~1e-7 on MiniLM), skipping work whose results the logits never read:
+`BertForSequenceClassification(...).logits` computes, with the model's own modules
+(embeddings, Linear, LayerNorm, activation, dropout, pooler, classifier), equal within float
+rounding (~1e-7 on MiniLM), skipping work whose results the logits never read. It is plain
+autograd code, so in training (grad on, dropout on) the backward skips the same work and
+gives HF's gradients: the loss reads only the logits, hence only [CLS] of the last layer.
 
 * **Padding.** Every per-token op (embeddings, Q/K/V and output projections, LayerNorms,
   the FFN) runs on the real tokens only, packed into one [tokens, hidden] matrix. Only
@@ -19,13 +21,20 @@ float rounding (~1e-7 on MiniLM), skipping work whose results the logits never r
   2-3x faster on CPU than PyTorch's flash-attention kernel at ~30 tokens; longer batches use
   scaled_dot_product_attention. Both compute the same softmax attention.
 
+Dropout is applied where HF applies it, by the same modules and flags: BertEmbeddings'
+own dropout after its LayerNorm, BertSelfOutput's and BertOutput's after their dense layers,
+attention-probability dropout (p = self-attention's dropout.p, on when that module is in
+training mode, as HF's attention functions read it), and the classifier's dropout on the
+pooled output. Only the random draws differ from HF's (no masks are drawn for padding or
+for the last layer's non-[CLS] tokens, which the loss never reads): same distribution,
+same seed -> same result.
+
 It returns None, and the caller runs the normal HF forward, for anything it does not
 understand: another architecture or a subclass, a decoder, cross-attention, attention
 other than SDPA/eager, extra inputs, forward hooks (except torch.nn.utils.prune's
-weight-recomputing pre-hooks), dropout left in training mode, or a [CLS] position that
-is padding (left padding). Head counts and FFN widths come from each layer's actual weight
-shapes, so structurally pruned models (different heads / neurons per layer) take it too.
-It is inference only: call it under `torch.no_grad()` / `torch.inference_mode()`.
+weight-recomputing pre-hooks), gradient checkpointing, or a [CLS] position that is padding
+(left padding). Head counts and FFN widths come from each layer's actual weight shapes, so
+structurally pruned models (different heads / neurons per layer) take it too.
 """
 
 from __future__ import annotations
@@ -38,8 +47,10 @@ _MATMUL_MAX_LEN = 128
 
 
 def _modules_ok(model: nn.Module) -> bool:
-    """No forward hooks that could see another shape or a skipped module, and no dropout left on
-    (prune_linear_layer-made or hand-toggled submodules can be in train mode in an eval model)."""
+    """No forward hooks that could see another shape or a skipped module, no gradient checkpointing.
+
+    Dropout needs no check: every site runs through the module (or flag) HF reads, so a submodule
+    left in train mode in an eval model (prune_linear_layer makes them) drops out here as in HF."""
     from torch.nn.modules import module as torch_module
     from torch.nn.utils.prune import BasePruningMethod
 
@@ -50,9 +61,8 @@ def _modules_ok(model: nn.Module) -> bool:
             return False
         if any(not isinstance(h, BasePruningMethod) for h in m._forward_pre_hooks.values()):
             return False  # a pruning pre-hook only recomputes `weight`: any input shape is fine
-        if m.training and (isinstance(m, nn.Dropout) and m.p > 0 or isinstance(getattr(m, "dropout", None), nn.Dropout)
-                           and m.dropout.p > 0):
-            return False  # HF would apply dropout there (BertSelfAttention reads its own .training)
+        if getattr(m, "gradient_checkpointing", False):
+            return False  # the caller asked for HF's recompute-in-backward memory trade
     return True
 
 
@@ -60,7 +70,7 @@ def supported(hf_model) -> bool:
     """True when `hf_model` has exactly the BERT classifier layout this module computes."""
     from transformers.models.bert import modeling_bert as mb
 
-    if type(hf_model) is not mb.BertForSequenceClassification or hf_model.training:
+    if type(hf_model) is not mb.BertForSequenceClassification:
         return False
     bert = getattr(hf_model, "bert", None)
     cfg = getattr(hf_model, "config", None)
@@ -98,6 +108,11 @@ def _to_padded(x: torch.Tensor, idx: torch.Tensor | None, rows: int) -> torch.Te
     return x.new_zeros((rows, x.shape[-1])).index_copy_(0, idx, x)
 
 
+def _attn_dropout(sa) -> float:
+    """HF's attention functions drop probabilities with sa.dropout.p when sa itself is training."""
+    return float(sa.dropout.p) if sa.training else 0.0
+
+
 def _attention(sa, h, idx, bias, batch: int, length: int) -> torch.Tensor:
     """BertSelfAttention on packed tokens `h` [tokens, hidden] -> context [tokens, heads * hd].
 
@@ -106,19 +121,24 @@ def _attention(sa, h, idx, bias, batch: int, length: int) -> torch.Tensor:
     (its per-block overhead dominates at ~30 tokens). `bias` is the additive padding mask
     [batch, 1, 1, length] (0 or the dtype's minimum, as HF's eager attention uses), or None.
     """
-    hd = sa.attention_head_size
+    hd, p = sa.attention_head_size, _attn_dropout(sa)
     split = lambda t: t.view(batch, length, -1, hd).transpose(1, 2)  # [batch, heads, length, hd]
     q, k, v = (split(_to_padded(lin(h), idx, batch * length)) for lin in (sa.query, sa.key, sa.value))
     if length > _MATMUL_MAX_LEN:  # long sequences: the fused kernel wins and never materialises L x L
         mask = None if bias is None else bias == 0
-        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=sa.scaling)
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                                               scale=sa.scaling)
     else:
         scores = torch.matmul(q, k.transpose(-1, -2)).mul_(sa.scaling)
         if bias is not None:
             scores.add_(bias)
-        out = torch.matmul(scores.softmax(-1), v)  # [batch, heads, length, hd]
+        out = torch.matmul(_drop(scores.softmax(-1), p), v)  # [batch, heads, length, hd]
     out = out.transpose(1, 2).reshape(batch * length, -1)
     return out if idx is None else out.index_select(0, idx)
+
+
+def _drop(probs: torch.Tensor, p: float) -> torch.Tensor:
+    return torch.nn.functional.dropout(probs, p, training=True) if p > 0 else probs
 
 
 def _plain(linear) -> bool:
@@ -132,9 +152,11 @@ def _cls_attention(sa, h, idx, bias, batch: int, length: int, cls_rows: torch.Te
     With bare Linear key/value it never forms K and V for every token (2 x tokens x hidden x width
     multiply-adds): per head n, q.(Wk_n x + bk_n) = (Wk_n^T q).x + q.bk_n, and the constant q.bk_n
     drops out of the softmax; sum_j p_j (Wv_n x_j + bv_n) = Wv_n (sum_j p_j x_j) + bv_n, as the
-    p_j sum to 1. The same function, reassociated: a few batch x heads x hidden x (hd or length) products.
+    p_j sum to 1 (also after dropout: sum_j d_j p_j v_j = Wv (sum_j d_j p_j x_j) + bv sum_j d_j p_j, the
+    last factor formed explicitly). The same function, reassociated: a few batch x heads x hidden x
+    (hd or length) products. q.bk_n is added all the same, so key.bias gets its (zero) gradient as in HF.
     """
-    hd = sa.attention_head_size
+    hd, p = sa.attention_head_size, _attn_dropout(sa)
     q = sa.query(h.index_select(0, cls_rows))  # [batch, heads * hd]
     heads = q.shape[-1] // hd
     if not (_plain(sa.key) and _plain(sa.value)):  # e.g. torch.nn.utils.prune: call the modules
@@ -143,16 +165,21 @@ def _cls_attention(sa, h, idx, bias, batch: int, length: int, cls_rows: torch.Te
         scores = torch.matmul(q.view(batch, heads, 1, hd), k).mul_(sa.scaling)  # [batch, heads, 1, length]
         if bias is not None:
             scores.add_(bias)
-        return torch.matmul(scores.softmax(-1), v).reshape(batch, -1)
+        return torch.matmul(_drop(scores.softmax(-1), p), v).reshape(batch, -1)
     x = _to_padded(h, idx, batch * length).view(batch, length, -1)  # [batch, length, hidden]
     qk = torch.einsum("bnd,ndx->bnx", q.view(batch, heads, hd), sa.key.weight.view(heads, hd, -1))
-    scores = torch.bmm(qk, x.transpose(1, 2)).mul_(sa.scaling)  # [batch, heads, length]
+    scores = torch.bmm(qk, x.transpose(1, 2))  # [batch, heads, length]
+    if sa.key.bias is not None:  # constant over j: a no-op in the softmax, kept for the gradient's sake
+        scores = scores + (q.view(batch, heads, hd) * sa.key.bias.view(heads, hd)).sum(-1, keepdim=True)
+    scores = scores.mul_(sa.scaling)
     if bias is not None:
         scores.add_(bias.view(batch, 1, length))
-    mixed = torch.bmm(scores.softmax(-1), x)  # [batch, heads, hidden]
+    probs = _drop(scores.softmax(-1), p)
+    mixed = torch.bmm(probs, x)  # [batch, heads, hidden]
     out = torch.einsum("bnx,ndx->bnd", mixed, sa.value.weight.view(heads, hd, -1))
-    if sa.value.bias is not None:
-        out = out + sa.value.bias.view(heads, hd)
+    if sa.value.bias is not None:  # times sum_j p_j: 1 without dropout, not with it
+        vb = sa.value.bias.view(heads, hd)
+        out = out + (vb if p == 0 else probs.sum(-1, keepdim=True) * vb)
     return out.reshape(batch, -1)
 
 
@@ -196,7 +223,7 @@ def cls_logits(hf_model, input_ids: torch.Tensor | None = None, attention_mask: 
         attn = _cls_attention(sa, h, idx, bias, batch, length, cls_rows) if last else \
             _attention(sa, h, idx, bias, batch, length)
         residual = h.index_select(0, cls_rows) if last else h
-        a = layer.attention.output(attn, residual)  # dense, dropout (off), LayerNorm(x + residual)
+        a = layer.attention.output(attn, residual)  # dense, dropout, LayerNorm(x + residual)
         h = layer.output(layer.intermediate(a), a)
     pooled = bert.pooler(h[:, None, :])  # h is [batch, hidden]: [CLS] of every row
     return hf_model.classifier(hf_model.dropout(pooled))

@@ -1,4 +1,4 @@
-"""The inference fast path (models/fastpath.py) gives the HF forward's logits, and only where it should run."""
+"""The fast path (models/fastpath.py) gives the HF forward's logits and gradients, and only where it should run."""
 
 from __future__ import annotations
 
@@ -141,21 +141,128 @@ def test_predict_logits_uses_it(bert, monkeypatch):
     np.testing.assert_allclose(got, want, atol=ATOL, rtol=1e-5)
 
 
-def test_training_and_grad_use_the_normal_path(bert, monkeypatch):
-    def boom(*args, **kwargs):
-        raise AssertionError("fast path used outside eval + no_grad")
-
-    monkeypatch.setattr(fastpath, "cls_logits", boom)
+def test_training_and_grad_use_it_unless_switched_off(bert, monkeypatch):
+    calls = []
+    real = fastpath.cls_logits
+    monkeypatch.setattr(fastpath, "cls_logits", lambda *a, **k: calls.append(1) or real(*a, **k))
     inputs = _inputs(bert)
-    bert.eval()
-    out = bert(**inputs)  # eval but with grad (e.g. gradient-based importance scores)
-    out.sum().backward()
-    bert.zero_grad()
     bert.train()
     loss = torch.nn.functional.cross_entropy(bert(**inputs), torch.tensor([0, 1, 2, 0, 1, 2]))
     loss.backward()
+    assert calls == [1]
     grads = [p.grad for p in bert.model.bert.encoder.layer[-1].parameters()]
     assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads)
+    bert.use_fastpath = False  # the switch the benchmark's reference side and comparisons use
+    bert(**inputs)
+    bert.eval()
+    with torch.no_grad():
+        bert(**inputs)
+    assert calls == [1]
+
+
+def _no_dropout(model, except_site=None) -> None:
+    """p=0 at every dropout site (train mode leaves them on), p=1 at `except_site` if given."""
+    for m in model.model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 1.0 if m is except_site else 0.0
+
+
+def _loss_and_grads(model, inputs, labels, fast: bool):
+    model.use_fastpath = fast
+    model.zero_grad(set_to_none=True)
+    logits = model(**inputs)
+    torch.nn.functional.cross_entropy(logits, labels).backward()
+    grads = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
+    model.use_fastpath = True
+    return logits.detach(), grads
+
+
+def _check_grads(model, inputs, atol: float = 1e-5) -> None:
+    """Logits and every parameter's gradient (the ones with none included) as HF's forward gives them."""
+    labels = torch.arange(inputs["input_ids"].shape[0]) % model.num_labels
+    calls = []
+    real = fastpath.cls_logits
+    fastpath.cls_logits = lambda *a, **k: calls.append(real(*a, **k)) or calls[-1]
+    try:
+        fast_logits, fast = _loss_and_grads(model, inputs, labels, True)
+    finally:
+        fastpath.cls_logits = real
+    assert calls and calls[0] is not None, "the fast path refused a model it should handle"
+    want_logits, want = _loss_and_grads(model, inputs, labels, False)
+    torch.testing.assert_close(fast_logits, want_logits, atol=ATOL, rtol=1e-5)
+    assert {n for n, g in fast.items() if g is None} == {n for n, g in want.items() if g is None}
+    assert sum(float(g.abs().sum()) for g in want.values() if g is not None) > 0.01  # not all ~0
+    for name, g in want.items():
+        if g is not None:
+            torch.testing.assert_close(fast[name], g, atol=atol, rtol=1e-4, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("mode", ["eval", "train_p0"])
+@pytest.mark.parametrize("pairs", [False, True])
+def test_gradients_match_hf(bert, mode, pairs):
+    """Eval mode with grad (importance scores), and train mode with every dropout at p=0."""
+    if mode == "train_p0":
+        bert.train()
+        _no_dropout(bert)
+    _check_grads(bert, _inputs(bert, pairs=PAIRS if pairs else None))
+    same = ["the film", "the plot", "an actor"]  # equal lengths: no mask
+    _check_grads(bert, _inputs(bert, texts=same))
+
+
+def test_gradients_match_hf_other_kernels_and_shapes(bert, monkeypatch):
+    from torch.nn.utils import prune
+
+    bert.train()
+    _no_dropout(bert)
+    inputs = _inputs(bert, pairs=PAIRS)
+    monkeypatch.setattr(fastpath, "_MATMUL_MAX_LEN", 0)  # the SDPA branch used beyond 128 tokens
+    _check_grads(bert, inputs)
+    monkeypatch.undo()
+    bert.model.config._attn_implementation = "eager"
+    _check_grads(bert, inputs)
+    bert.model.config._attn_implementation = "sdpa"
+    with torch.no_grad():  # key.bias matters to nothing, but a nonzero one checks it stays out of the result
+        bert.model.bert.encoder.layer[-1].attention.self.key.bias.normal_()
+    _check_grads(bert, inputs)
+    prune.l1_unstructured(bert.model.bert.encoder.layer[-1].attention.self.key, "weight", amount=0.5)
+    prune.l1_unstructured(bert.model.bert.encoder.layer[0].intermediate.dense, "weight", amount=0.5)
+    _check_grads(bert, inputs)  # gradients reach weight_orig through the pruning pre-hooks
+
+
+def _dropout_sites(model) -> dict[str, torch.nn.Dropout]:
+    bert = model.model.bert
+    sites = {"embeddings": bert.embeddings.dropout, "classifier": model.model.dropout}
+    for i, layer in enumerate(bert.encoder.layer):
+        sites |= {f"attention_probs{i}": layer.attention.self.dropout,
+                  f"attention_output{i}": layer.attention.output.dropout, f"ffn_output{i}": layer.output.dropout}
+    return sites
+
+
+@pytest.mark.parametrize("site", ["embeddings", "classifier", "attention_probs0", "attention_probs1",
+                                  "attention_output0", "attention_output1", "ffn_output0", "ffn_output1"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_each_dropout_site_is_hfs(bert, site, attn):
+    """p=1 at one site zeroes its tensor deterministically: logits and gradients equal HF's only if the
+    fast path drops out exactly that tensor (a misplaced or missing dropout gives other numbers)."""
+    bert.train()
+    bert.model.config._attn_implementation = attn
+    _no_dropout(bert, except_site=_dropout_sites(bert)[site])
+    _check_grads(bert, _inputs(bert, pairs=PAIRS))
+
+
+def test_dropout_is_on_in_training_and_seeded(bert):
+    bert.train()
+    inputs = _inputs(bert, pairs=PAIRS)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        a = bert(**inputs)
+        b = bert(**inputs)
+        torch.manual_seed(0)
+        again = bert(**inputs)
+        bert.eval()
+        clean = bert(**inputs)
+    assert not torch.allclose(a, b) and not torch.allclose(a, clean)
+    torch.testing.assert_close(a, again, atol=0, rtol=0)
 
 
 def test_falls_back_where_it_cannot_be_exact(bert):
@@ -170,12 +277,10 @@ def test_falls_back_where_it_cannot_be_exact(bert):
         handle = bert.model.bert.encoder.layer[-1].output.register_forward_hook(lambda *a: None)
         assert cls_logits(bert.model, **inputs) is None  # a hook must see what HF would give it
         handle.remove()
-        bert.model.bert.encoder.layer[0].attention.self.train()  # attention dropout would be on in HF
+        layer = bert.model.bert.encoder.layer[0]
+        layer.gradient_checkpointing = True  # what activation_checkpointing_enable() sets: HF's memory trade
         assert cls_logits(bert.model, **inputs) is None
-        bert.model.eval()
-        bert.model.train()
-        assert cls_logits(bert.model, **inputs) is None
-        bert.model.eval()
+        layer.gradient_checkpointing = False
         assert cls_logits(bert.model, **inputs) is not None
 
 
