@@ -240,6 +240,97 @@ def prune(ctx: click.Context, **options) -> None:
     click.echo(f"pruned {done}, skipped {len(records) - done} (already finished)")
 
 
+@cli.command()
+@click.option("--predictions", "-p", default=None, metavar="DIR",
+              help="File mode: compare every *.parquet under DIR (no MLflow). Default: collect the "
+                   "finished dense and pruned runs of --dataset/--arch from MLflow by their tags.")
+@click.option("--out", "-o", default=None, metavar="OUT",
+              help="Output directory. Default: compare.out (reports/compare/<dataset>/<arch>).")
+@click.option("--dataset", "-d", default=None,
+              help="Dataset under --data-dir. In file mode, giving it adds the analyses, the report and "
+                   "the PIE-subset datasets (texts come from the dataset). Default: compare.dataset.")
+@click.option("--arch", "-a", default=None, metavar="bert|bilstm",
+              help="Architecture(s), comma-separated. Default: compare.arch.")
+@click.option("--split", default=None, help="Split to compare. Default: compare.split (test).")
+@click.option("--min-seeds", default=None, metavar="N", help="Fewest models per group. Default: compare.min_seeds (3).")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: compare.data_dir (data).")
+@click.pass_context
+def compare(ctx: click.Context, predictions: str | None, **options) -> None:
+    """Compare every pruned group with dense: PIEs, analyses, report, champion.
+
+    \b
+    MLflow mode (default): the current data version's finished runs, gated by
+    great-expectations; writes <out>/{pies.parquet, summary.json, analysis.json,
+    complexity.parquet, pie_examples.parquet, champion.json, plots/, report/, datasets/},
+    logs them to one `compare` run with per-group metrics, and sets the `champion` alias.
+    \b
+    File mode: pie-mlops compare --predictions DIR --out OUT [--split test] [--min-seeds 3]
+    writes OUT/pies.parquet and OUT/summary.json (DESIGN.md §3); add --dataset NAME for the rest.
+    """
+    from pie_mlops.params import load_section
+    from pie_mlops.stages.compare_study import DEFAULTS
+
+    given = _given(options)
+    params = load_section("compare", DEFAULTS, ctx.obj["params_file"])
+    params.update(given)
+    if "arch" in given:
+        params["arch"] = [a.strip() for a in given["arch"].split(",") if a.strip()]
+    try:
+        params["min_seeds"] = int(params["min_seeds"])
+    except (TypeError, ValueError):
+        raise PieError(f"--min-seeds must be a whole number, got {params['min_seeds']!r}") from None
+    if predictions not in (None, "") and "dataset" not in given:
+        if "out" not in given:
+            raise click.UsageError("file mode needs --out OUT (and takes --dataset NAME for the analyses)")
+        from pie_mlops.stages.compare import compare_files
+
+        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"])
+        _print_summary(result.summary)
+        click.echo(f"wrote {given['out']}/pies.parquet and summary.json")
+        return
+    from pie_mlops.stages.compare_study import compare as run
+
+    for res in run(params, predictions or None):
+        click.echo(f"{res['dataset']}/{res['arch']}:")
+        _print_summary(res["summary"])
+        floor = res["noise_floor"]
+        if floor.get("floor_share") is not None:
+            click.echo(f"  noise floor (dense vs dense, {floor['k']} vs {floor['k']} seeds): "
+                       f"{floor['floor_share']:.3f} [{floor['floor_low']:.3f}, {floor['floor_high']:.3f}]")
+        champ = res["champion"]
+        click.echo(f"  champion: {champ['group']} s{champ['seed']}" + (f" (version {champ['version']})"
+                   if champ.get("version") else "") if champ else "  champion: none within tolerance")
+        click.echo(f"  outputs: {res['out']}  report: {res['out']}/report/index.html"
+                   + (f"  MLflow run: {res['run_id']}" if res.get("run_id") else ""))
+
+
+def _print_summary(summary: dict) -> None:
+    click.echo(f"  {'group':<28} {'PIEs':>6} {'share':>7} {'dense@PIE':>10} {'pruned@PIE':>11} {'pruned@all':>11}")
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    for group, s in summary.items():
+        click.echo(f"  {group:<28} {s['n_pies']:>6} {s['pie_share']:>7.3f} {fmt(s['dense_acc_pie']):>10} "
+                   f"{fmt(s['pruned_acc_pie']):>11} {fmt(s['pruned_acc_all']):>11}")
+
+
+@cli.command()
+@click.option("--compare-root", default=None, help="Where the comparisons are. Default: report.compare_root.")
+@click.option("--out", "-o", default=None, help="Output directory. Default: report.out (reports/pies).")
+@click.pass_context
+def report(ctx: click.Context, **options) -> None:
+    """One self-contained HTML report (no network needed) over every comparison.
+
+    Writes <out>/index.html with the figures inline, and each figure under <out>/figures/.
+    """
+    from pie_mlops.params import load_section
+    from pie_mlops.stages.report import DEFAULTS
+    from pie_mlops.stages.report import report as run
+
+    params = load_section("report", DEFAULTS, ctx.obj["params_file"])
+    params.update(_given(options))
+    path = run(params)
+    click.echo(f"report: {path}  (open it in a browser; it needs no network)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input exits 2, a failed quality gate exits 1, each with one clear line."""
     try:

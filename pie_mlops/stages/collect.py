@@ -20,6 +20,16 @@ from pie_mlops.errors import PieError
 def collect_predictions(dataset: str, arch: str, split: str = "test",
                         progress: bool = True) -> tuple[pd.DataFrame, dict[tuple[str, int], str], list[dict]]:
     """(long predictions frame of `split`, data_md5 per (group, seed), the runs) from MLflow."""
+    frames, md5s, runs = collect_splits(dataset, arch, split, (), progress)
+    return frames[split], md5s, runs
+
+
+def collect_splits(dataset: str, arch: str, split: str = "test", optional: tuple[str, ...] = ("train", "train@epoch1"),
+                   progress: bool = True) -> tuple[dict[str, pd.DataFrame], dict[tuple[str, int], str], list[dict]]:
+    """Like `collect_predictions`, downloading each run's artifacts once for several splits.
+
+    Every run must have `split`; the `optional` splits (train-split predictions for the EL2N
+    analysis) are stacked from the runs that have them, and left out when none has."""
     from pie_mlops import tracking
     from pie_mlops.predictions import read_predictions
 
@@ -29,9 +39,10 @@ def collect_predictions(dataset: str, arch: str, split: str = "test",
                        f"run `pie-mlops train` and `pie-mlops prune` first, or pass --predictions DIR")
     if not any(r["group"] == "dense" for r in runs):
         raise PieError(f"no dense runs for {dataset!r}/{arch!r} in {tracking.tracking_uri()}; run `pie-mlops train`")
-    frames, md5s = [], {}
+    found: dict[str, list[pd.DataFrame]] = {s: [] for s in (split, *optional)}
+    md5s = {}
     with tempfile.TemporaryDirectory(prefix="pie-collect-") as tmp:
-        for run in tqdm(runs, desc=f"collect {split} predictions", disable=not progress):
+        for run in tqdm(runs, desc=f"collect {dataset}/{arch} predictions", disable=not progress):
             dst = Path(tmp) / run["run_id"]
             try:
                 folder = tracking.download_run_artifacts(run["run_id"], "predictions", dst)
@@ -41,6 +52,9 @@ def collect_predictions(dataset: str, arch: str, split: str = "test",
             file = Path(folder) / f"{split}.parquet"
             if not file.is_file():
                 raise PieError(f"run {run['run_id']} ({run['group']} s{run['seed']}) has no predictions/{split}.parquet")
-            frames.append(read_predictions(file))
+            for name in found:
+                if (Path(folder) / f"{name}.parquet").is_file():
+                    found[name].append(read_predictions(Path(folder) / f"{name}.parquet"))
             md5s[(run["group"], run["seed"])] = run["data_md5"] or "missing"
-    return pd.concat(frames, ignore_index=True), md5s, runs
+    frames = {name: pd.concat(parts, ignore_index=True) for name, parts in found.items() if parts}
+    return frames, md5s, runs

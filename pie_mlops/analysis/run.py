@@ -1,0 +1,152 @@
+"""All analyses of one comparison, as the `analysis.json` dict plus two tables. Pure: arrays in.
+
+Sections (schema in the compare stage's docs): influence (EL2N bins, top-5/10% enrichment),
+classes (chi-square, per-class accuracy), complexity (PIE vs non-PIE), stability (Jaccard vs
+seeds), noise_floor (dense vs dense), overlap (Jaccard between groups).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from pie_mlops.analysis import classes as cls
+from pie_mlops.analysis import complexity as cx
+from pie_mlops.analysis import el2n as el
+from pie_mlops.analysis import stability as st
+from pie_mlops.pies import CompareResult, Stacked, modal_labels, model_predictions, pie_flags
+
+
+def clean(obj):
+    """JSON-safe: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [clean(v) for v in obj]
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    return obj
+
+
+def example_losses(logits: np.ndarray, labels: np.ndarray, task: str) -> np.ndarray:
+    """(m, n) per-model, per-example loss: cross-entropy, or mean binary cross-entropy."""
+    z = logits.astype(np.float64)
+    if task == "multi_label":
+        y = labels.astype(np.float64)[None]
+        # log(1 + exp(-|z|)) form: stable for large logits.
+        return (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean(axis=-1)
+    logz = z - z.max(axis=-1, keepdims=True)
+    logp = logz - np.log(np.exp(logz).sum(axis=-1, keepdims=True))
+    return -np.take_along_axis(logp, labels[None, :, None].repeat(len(z), 0), axis=-1)[..., 0]
+
+
+def influence(group: str, train: Stacked, snapshot: Stacked, snapshot_name: str) -> dict:
+    """EL2N bins and top-q enrichment for one pruned group, from training-set PIEs."""
+    if group not in train.groups or "dense" not in train.groups or "dense" not in snapshot.groups:
+        return {}
+    if not np.array_equal(train.example_ids, snapshot.example_ids):
+        return {}
+    task, d, p = train.task, train.groups["dense"], train.groups[group]
+    scores = el.el2n_scores(snapshot.groups["dense"].logits, snapshot.labels, task)
+    pie = pie_flags(modal_labels(d.logits, task, d.thresholds), modal_labels(p.logits, task, p.thresholds))
+    table = el.influence_table(scores, pie, example_losses(d.logits, train.labels, task),
+                               example_losses(p.logits, train.labels, task))
+    bins = [{"bin": int(r.bin) + 1, "el2n_low": r.el2n_min, "el2n_high": r.el2n_max, "n": int(r.n),
+             "dense_loss": r.dense_loss, "pruned_loss": r.pruned_loss, "loss_ratio": r.loss_ratio,
+             "pie_share": r.pie_share} for r in table.itertuples()]
+    tops = {}
+    for name, q in (("top5", 0.05), ("top10", 0.10)):
+        t = el.top_share(scores, pie, q)
+        tops[name] = {"pie_share": t["top_share"], "base_rate": t["base_rate"], "enrichment": t["enrichment"],
+                      "n": t["k"], "p_value": t["p_value"]}
+    return {"snapshot": snapshot_name, "base_rate": float(pie.mean()), "n_train": int(len(pie)), "bins": bins, **tops}
+
+
+def class_section(result: CompareResult, group: str) -> dict:
+    test = result.stacked
+    pie = result.flags[group]
+    d, p = test.groups["dense"], test.groups[group]
+    if test.task == "multi_label":
+        # Per label: how many examples change their decision, against how many carry it.
+        dp = model_predictions(d.logits, test.task, d.thresholds)
+        pp = model_predictions(p.logits, test.task, p.thresholds)
+        y = test.labels[None].astype(np.int8)
+        return {"chi2": None, "p_value": None, "dof": None,
+                "pie_counts": (result.modal["dense"].label != result.modal[group].label).sum(0).tolist(),
+                "data_counts": test.labels.sum(0).astype(int).tolist(),
+                "dense_acc_per_class": (dp == y).mean(axis=1).mean(axis=0).tolist(),
+                "pruned_acc_per_class": (pp == y).mean(axis=1).mean(axis=0).tolist()}
+    n_classes = d.logits.shape[-1]
+    test_res = cls.class_distribution_test(test.labels, pie, n_classes)
+    acc = cls.per_class_accuracy(test.labels, model_predictions(d.logits), model_predictions(p.logits),
+                                 n_classes=n_classes)
+    return {"chi2": test_res["stat"], "p_value": test_res["p_value"], "dof": test_res["dof"],
+            "pie_counts": test_res["table"]["n_pies"].tolist(), "data_counts": test_res["table"]["n"].tolist(),
+            "dense_acc_per_class": acc["dense_acc"].tolist(), "pruned_acc_per_class": acc["pruned_acc"].tolist()}
+
+
+def pie_examples(result: CompareResult, texts: pd.DataFrame, label_names: list[str], per_group: int = 20) -> pd.DataFrame:
+    """Up to `per_group` PIEs per group, the most confidently flipped first."""
+    multi = result.stacked.task == "multi_label"
+
+    def name(label) -> str:
+        if multi:
+            return ", ".join(label_names[i] for i in np.flatnonzero(label)) or "(none)"
+        return label_names[int(label)] if 0 <= int(label) < len(label_names) else str(label)
+
+    gold_col = "labels" if multi else "label"
+    by_id = texts.set_index(texts["example_id"].astype(str))
+    rows = []
+    pies = result.pies[result.pies["is_pie"]]
+    for group, df in pies.groupby("group", sort=True):
+        top = df.sort_values(["pruned_votes", "dense_votes", "example_id"], ascending=[False, False, True]).head(per_group)
+        for r in top.itertuples():
+            t = by_id.loc[r.example_id]
+            pair = t.get("text_pair") if "text_pair" in by_id else None
+            rows.append({"group": group, "example_id": r.example_id, "text": str(t["text"]),
+                         "text_pair": None if pair is None or pd.isna(pair) else str(pair),
+                         "gold": name(t[gold_col]), "dense_label": name(r.dense_label),
+                         "pruned_label": name(r.pruned_label), "dense_votes": float(r.dense_votes),
+                         "pruned_votes": float(r.pruned_votes)})
+    cols = ["group", "example_id", "text", "text_pair", "gold", "dense_label", "pruned_label", "dense_votes",
+            "pruned_votes"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def analyse(result: CompareResult, texts: pd.DataFrame, *, train: Stacked | None = None,
+            snapshot: Stacked | None = None, snapshot_name: str = "train@epoch1", label_names: list[str],
+            meta: dict, n_boot: int = 200, seed: int = 0,
+            progress: bool = True) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """(analysis.json dict, complexity.parquet frame, pie_examples.parquet frame)."""
+    test = result.stacked
+    groups = sorted(result.flags)
+    dense = test.groups["dense"]
+    aligned = texts.set_index(texts["example_id"].astype(str)).reindex(test.example_ids)
+    if aligned["text"].isna().any():
+        missing = test.example_ids[aligned["text"].isna().to_numpy()][0]
+        raise ValueError(f"example_id {missing} of the predictions is not in the dataset split")
+    measures = cx.measure(cx.joined_texts(aligned.reset_index(drop=True)))
+    floor = st.noise_floor(dense, test.task, n_boot, seed)
+    out = {"meta": {**meta, "task": test.task, "label_names": list(label_names), "n_examples": len(test.example_ids),
+                    "n_dense_models": len(dense.seeds), "groups": groups},
+           "influence": {}, "classes": {}, "complexity": {}, "stability": {},
+           "noise_floor": {**floor, "groups": {}}, "overlap": st.overlap_matrix(result.flags)}
+    for i, group in enumerate(tqdm(groups, desc="analyse groups", disable=not progress)):
+        pruned, pie = test.groups[group], result.flags[group]
+        if train is not None and snapshot is not None:
+            inf = influence(group, train, snapshot, snapshot_name)
+            if inf:
+                out["influence"][group] = inf
+        out["classes"][group] = class_section(result, group)
+        out["complexity"][group] = cx.compare_pies(measures, pie)
+        out["stability"][group] = st.stability_curve(dense, pruned, test.task, n_boot=min(n_boot, 100), seed=seed + i)
+        out["noise_floor"]["groups"][group] = st.group_against_floor(dense, pruned, test.task, floor, n_boot, seed + i)
+    complexity = pd.concat([pd.DataFrame({"example_id": test.example_ids}), measures], axis=1)
+    return clean(out), complexity, pie_examples(result, texts, list(label_names))

@@ -1,0 +1,201 @@
+"""The PIE report: one self-contained HTML page over one or more compare directories.
+
+Figures are inline base64 PNGs and the CSS is inline, so the page opens offline, from a
+file, an MLflow artifact or a DVC workspace alike: nothing is fetched from the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pie_mlops.errors import PieError
+from pie_mlops.report import plots
+
+CSS = """
+body{font:14px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
+h1{font-size:1.5rem} h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:1px solid #ddd}
+h3{font-size:1rem;margin-top:1.4rem} .how{color:#555;font-style:italic;margin:.2rem 0 .6rem}
+.box{background:#f4f7fb;border:1px solid #d6e0ee;border-radius:6px;padding:.8rem 1rem;margin:.8rem 0}
+img{max-width:100%;display:block;margin:.4rem 0} table{border-collapse:collapse;font-size:12px;margin:.4rem 0}
+th,td{padding:.25rem .5rem;border-bottom:1px solid #e6e6e6;text-align:left;vertical-align:top}
+th{background:#f5f5f5} td:first-child{white-space:nowrap} td.num{text-align:right;font-variant-numeric:tabular-nums} .muted{color:#888}
+"""
+# The browser test reads data-figures: how many images really decoded.
+SCRIPT = """window.addEventListener('load',function(){var n=0;document.querySelectorAll('img').forEach(
+function(i){if(i.naturalWidth>0)n++});document.body.dataset.figures=n;});"""
+INTRO = ("Pruning keeps a model's <em>mean</em> accuracy almost intact, yet a few examples bear most of the "
+         "damage. A <b>PIE</b> (pruning identified exemplar) is an example whose majority prediction over the "
+         "dense models' seeds differs from the majority over one pruned group's seeds (Tropeano et al., 2025). "
+         "This page shows, per pruning method and sparsity, how many PIEs there are, how badly they are "
+         "predicted, whether they are the influential (high-EL2N) and the complex examples, and how much of the "
+         "count seed noise alone explains.")
+
+
+class Study:
+    """One compare directory."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        for name in ("summary.json", "analysis.json"):
+            if not (self.path / name).is_file():
+                raise PieError(f"{self.path / name}: not found; run `pie-mlops compare` first")
+        try:
+            self.summary = json.loads((self.path / "summary.json").read_text(encoding="utf-8"))
+            self.analysis = json.loads((self.path / "analysis.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise PieError(f"{self.path}: malformed JSON ({exc})") from None
+        if not isinstance(self.summary, dict) or "meta" not in self.analysis:
+            raise PieError(f"{self.path}: summary.json/analysis.json do not follow the compare contract")
+        self.meta = self.analysis["meta"]
+        self.label = f"{self.meta.get('dataset', '?')}/{self.meta.get('arch', '?')}"
+        self.df = plots.summary_frame(self.summary)
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        f = self.path / name
+        return pd.read_parquet(f) if f.is_file() else None
+
+    def focus(self) -> str | None:
+        """The group most sections zoom in on: the most PIEs at sparsity <= 0.5, else overall."""
+        if self.df.empty:
+            return None
+        low = self.df[self.df["sparsity"].fillna(1) <= 0.5]
+        pick = low if not low.empty else self.df
+        return str(pick.sort_values(["n_pies", "group"], ascending=[False, True]).iloc[0]["group"])
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return '<span class="muted">n/a</span>'
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.3g}" if abs(v) < 1e-2 and v != 0 else f"{v:.3f}"
+    return escape(str(v))
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(
+        f'<td class="{"num" if isinstance(r.get(c), (int, float, np.number)) else ""}">{_fmt(r.get(c))}</td>'
+        for c in columns) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _section(title: str, how: str, body: str) -> str:
+    return f'<h3>{escape(title)}</h3><p class="how">{escape(how)}</p>{body}'
+
+
+def _headline(s: Study) -> str:
+    if s.df.empty:
+        return f'<div class="box"><b>{escape(s.label)}</b>: no pruned groups.</div>'
+    worst = s.df.assign(gap=s.df["dense_acc_pie"].astype(float) - s.df["pruned_acc_pie"].astype(float))
+    worst = worst.sort_values("gap", ascending=False).iloc[0]
+    floor = s.analysis.get("noise_floor", {})
+    above = [g for g, v in floor.get("groups", {}).items() if v.get("above_floor")]
+    return (f'<div class="box"><b>{escape(s.label)}</b>: dense accuracy {_fmt(s.df["dense_acc_all"].mean())} '
+            f"over {s.meta.get('n_dense_models')} seeds, {s.meta.get('n_examples')} {escape(s.meta.get('split', ''))} "
+            f"examples. Largest PIE accuracy gap: <b>{escape(worst['group'])}</b>, dense {_fmt(worst['dense_acc_pie'])} "
+            f"vs pruned {_fmt(worst['pruned_acc_pie'])} on its {int(worst['n_pies'])} PIEs. Noise floor "
+            f"(dense vs dense): {_fmt(floor.get('floor_share'))} of examples; {len(above)} of {len(s.df)} groups lie "
+            f"clearly above it.</div>")
+
+
+def _study_html(s: Study, figures: dict[str, bytes]) -> str:
+    a, parts, key = s.analysis, [f"<h2>{escape(s.label)}</h2>", _headline(s)], s.label.replace("/", "_")
+
+    def fig(name: str, data: bytes, alt: str) -> str:
+        figures[f"{key}_{name}.png"] = data
+        return _img(data, alt)
+
+    if s.df.empty:
+        return "".join(parts)
+    parts.append(_section("Accuracy against sparsity", "Solid: pruned models; dashed: the dense models on the "
+                          "same examples. Mean accuracy barely moves while accuracy on PIEs collapses.",
+                          fig("accuracy", plots.accuracy_vs_sparsity(s.df, s.label), "accuracy against sparsity")))
+    parts.append(_section("PIEs against sparsity", "Share of examples that are PIEs; the grey band is what two "
+                          "halves of the dense seeds disagree on by chance.",
+                          fig("pies", plots.pies_vs_sparsity(s.df, a.get("noise_floor", {}), s.label), "PIE share")))
+    inf = a.get("influence", {})
+    if inf:
+        # Each method at its sparsity nearest 0.5: at 0.9 many models collapse to one class.
+        mid = s.df[s.df["group"].isin(inf)].assign(dist=lambda d: (d["sparsity"] - 0.5).abs())
+        top = mid.sort_values(["dist", "sparsity"]).groupby("method").head(1)["group"].tolist()
+        rows = [{"group": g, "base rate": inf[g]["base_rate"], "top-5% PIE share": inf[g]["top5"]["pie_share"],
+                 "enrichment 5%": inf[g]["top5"]["enrichment"], "top-10% PIE share": inf[g]["top10"]["pie_share"],
+                 "enrichment 10%": inf[g]["top10"]["enrichment"], "p (5%)": inf[g]["top5"].get("p_value")}
+                for g in sorted(inf)]
+        parts.append(_section("Influence (EL2N)", "Training examples ranked by EL2N early in training (20 bins, "
+                              "hardest right), for each method at its sparsity nearest 0.5. Enrichment: PIE share among the top EL2N examples over the base rate.",
+                              (fig("el2n", plots.el2n_bins(inf, top, s.label), "EL2N bins") if top else "")
+                              + _table(rows, list(rows[0]))))
+    else:
+        parts.append(_section("Influence (EL2N)", "", "<p>No train-split predictions: influence not analysed.</p>"))
+    focus = s.focus()
+    cls = a.get("classes", {}).get(focus)
+    if cls:
+        rows = [{"group": g, "chi2": c.get("chi2"), "p": c.get("p_value"), "PIEs per class": str(c["pie_counts"])}
+                for g, c in sorted(a["classes"].items())]
+        parts.append(_section("Class frequency", f"Left: class shares among all examples and among the PIEs of "
+                              f"{focus}; right: per-class accuracy. Table: chi-square of PIE vs data shares.",
+                              fig("classes", plots.class_bars(cls, s.meta.get("label_names", []), focus, s.label),
+                                  "class distribution") + _table(rows, list(rows[0]))))
+    measures, pies = s.table("complexity.parquet"), s.table("pies.parquet")
+    cx = a.get("complexity", {})
+    if measures is not None and pies is not None and focus in cx:
+        flags = pies[pies["group"] == focus].set_index("example_id")["is_pie"].reindex(measures["example_id"])
+        body = fig("complexity", plots.complexity_boxes(measures, flags.fillna(False).to_numpy(bool), cx[focus],
+                                                        focus, s.label), "complexity")
+        rows = [{"group": g, **{f"{m} ×": v["ratio"] for m, v in t.items()},
+                 "tokens p (Holm)": t.get("n_tokens", {}).get("p_holm"),
+                 "tokens Cliff's δ": t.get("n_tokens", {}).get("cliffs_delta")} for g, t in sorted(cx.items())]
+        parts.append(_section("Complexity", f"Distributions for {focus}; table: PIE/non-PIE ratio of means for "
+                              "every group (1.05 = PIEs 5% higher), Mann–Whitney p with Holm correction.",
+                              body + _table(rows, list(rows[0]))))
+    if a.get("stability"):
+        parts.append(_section("Stability over seeds", "Jaccard overlap of two PIE sets built from independent "
+                              "k-seed draws: near 1 means the PIE set is reproducible.",
+                              fig("stability", plots.stability(a["stability"], s.label), "stability")))
+    if a.get("overlap", {}).get("groups"):
+        parts.append(_section("Overlap between methods", "Jaccard overlap of the PIE sets of every pair of groups.",
+                              fig("overlap", plots.overlap(a["overlap"], s.label), "overlap heatmap")))
+    ex = s.table("pie_examples.parquet")
+    if ex is not None and len(ex):
+        show = ex[ex["group"] == focus].head(12) if focus in set(ex["group"]) else ex.head(12)
+        rows = []
+        for r in show.itertuples():
+            text = r.text + (f" ‖ {r.text_pair}" if getattr(r, "text_pair", None) else "")
+            short = text if len(text) <= 220 else text[:217] + "…"
+            rows.append(f'<tr><td title="{escape(text)}">{escape(short)}</td><td>{escape(r.gold)}</td>'
+                        f"<td>{escape(r.dense_label)} ({r.dense_votes:.0%})</td>"
+                        f"<td>{escape(r.pruned_label)} ({r.pruned_votes:.0%})</td></tr>")
+        parts.append(_section(f"Example PIEs of {focus}", "Gold label, and the dense and pruned majority labels "
+                              "with their vote shares. Hover a text to read it whole.",
+                              "<table><tr><th>text</th><th>gold</th><th>dense</th><th>pruned</th></tr>"
+                              + "".join(rows) + "</table>"))
+    cols = ["group", "n_models", "n_pies", "pie_share", "n_ties_dense", "n_ties_pruned", "dense_acc_all",
+            "pruned_acc_all", "dense_acc_pie", "pruned_acc_pie", "dense_acc_nonpie", "pruned_acc_nonpie"]
+    parts.append(_section("Every group", "The numbers of summary.json (means over seeds).",
+                          _table(s.df.to_dict("records"), [c for c in cols if c in s.df])))
+    return "".join(parts)
+
+
+def render(studies: list[Study], title: str) -> tuple[str, dict[str, bytes]]:
+    """(HTML text, figures by file name)."""
+    figures: dict[str, bytes] = {}
+    body = "".join(_study_html(s, figures) for s in studies)
+    html = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{CSS}</style><script>{SCRIPT}</script></head><body><h1>{escape(title)}</h1>"
+            f"<p>{INTRO}</p>{body}</body></html>")
+    return html, figures

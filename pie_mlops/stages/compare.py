@@ -1,0 +1,115 @@
+"""File mode of `compare` (DESIGN.md §3): a directory of prediction files in, pies.parquet
+and summary.json out. No MLflow needed; `compare_study` builds the full stage on top.
+
+Files are read with pyarrow and their `logits` lists flattened straight into numpy (no
+Python object per row), which is most of why this is fast (bench/compare_speed.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pie_mlops.errors import PieError
+from pie_mlops.pies import CompareResult, ModelRows, Stacked, compare, stack_models
+
+REQUIRED = ("example_id", "split", "group", "seed", "logits")
+
+
+def _list_values(col, path: Path, name: str, dtype) -> np.ndarray:
+    """A list<...> column of equal-length lists as an (n, width) array."""
+    import pyarrow as pa
+
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if arr.null_count:
+        raise PieError(f"{path}: column {name!r} has {arr.null_count} null row(s)")
+    offsets = np.asarray(arr.offsets)
+    widths = np.diff(offsets)
+    if len(widths) and (widths != widths[0]).any():
+        raise PieError(f"{path}: column {name!r} has lists of differing lengths {sorted(set(widths.tolist()))[:5]}")
+    values = np.asarray(arr.flatten().to_numpy(zero_copy_only=False), dtype=dtype)
+    return values.reshape(len(widths), int(widths[0]) if len(widths) else 0)
+
+
+def _read_file(path: Path, split: str) -> tuple[str, list[ModelRows]]:
+    """(task, the file's models of `split`)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise PieError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    names = set(table.column_names)
+    missing = [c for c in REQUIRED if c not in names]
+    if missing or not ({"label", "labels"} & names):
+        missing += [] if {"label", "labels"} & names else ["label or labels"]
+        raise PieError(f"{path}: not a predictions file: missing column(s) {', '.join(missing)}")
+    if {"label", "labels"} <= names:
+        raise PieError(f"{path}: has both label and labels columns; use one (DESIGN.md §3)")
+    task = "multi_label" if "labels" in names else "single_label"
+    table = table.filter(pc.equal(table["split"], split))
+    if table.num_rows == 0:
+        return task, []
+    logits = _list_values(table["logits"], path, "logits", np.float32)
+    if task == "multi_label":
+        labels = _list_values(table["labels"], path, "labels", np.int8)
+    else:
+        labels = table["label"].to_numpy(zero_copy_only=False).astype(np.int64)
+    ids = np.asarray(table["example_id"].to_numpy(zero_copy_only=False)).astype(str)
+    groups = np.asarray(table["group"].to_numpy(zero_copy_only=False)).astype(str)
+    seeds = np.asarray(table["seed"].to_numpy(zero_copy_only=False)).astype(np.int64)
+    thresholds = (np.asarray(table["threshold"].to_numpy(zero_copy_only=False), dtype=np.float64)
+                  if "threshold" in names else None)
+    models = []
+    keys = pd.MultiIndex.from_arrays([groups, seeds])
+    for (group, seed) in keys.unique():  # usually one model per file
+        rows = np.flatnonzero((groups == group) & (seeds == seed)) if len(keys.unique()) > 1 else slice(None)
+        thr = None
+        if thresholds is not None and not np.isnan(thresholds[rows]).all():
+            thr = float(np.nanmean(thresholds[rows]))
+        models.append(ModelRows(str(group), int(seed), ids[rows], labels[rows], logits[rows], thr, str(path)))
+    return task, models
+
+
+def load_predictions_dir(root: str | Path, split: str = "test") -> Stacked:
+    """Every `*.parquet` under `root` (recursively), stacked for `split`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PieError(f"{root}: not a directory of prediction files")
+    files = sorted(root.rglob("*.parquet"))
+    if not files:
+        raise PieError(f"{root}: no *.parquet prediction files found")
+    kinds: dict[str, Path] = {}
+    models: list[ModelRows] = []
+    for path in files:
+        task, found = _read_file(path, split)
+        kinds.setdefault(task, path)
+        models += found
+    if len(kinds) > 1:
+        raise PieError(f"mixed single- and multi-label prediction files: {kinds['single_label']} has `label`, "
+                       f"{kinds['multi_label']} has `labels`")
+    if not models:
+        raise PieError(f"{root}: no predictions of split {split!r} in {len(files)} file(s)")
+    return stack_models(models, split, next(iter(kinds)))
+
+
+def write_outputs(result: CompareResult, out: str | Path) -> None:
+    """`out/pies.parquet` and `out/summary.json`, each written to a temporary file and renamed."""
+    from pie_mlops.atomic import atomic_file, write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out / "pies.parquet") as tmp:
+        result.pies.to_parquet(tmp, index=False)
+    write_text(out / "summary.json", json.dumps(result.summary, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def compare_files(predictions: str | Path, out: str | Path, split: str = "test", min_seeds: int = 3) -> CompareResult:
+    """File mode: read, compare, write. Any contract error raises before anything is written."""
+    result = compare(load_predictions_dir(predictions, split), min_seeds)
+    write_outputs(result, out)
+    return result

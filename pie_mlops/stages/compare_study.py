@@ -1,0 +1,278 @@
+"""Stage `compare` (params: compare.*): every pruned group against dense, with everything around it.
+
+For each architecture: collect the predictions (from MLflow by their tags, or from a
+directory), gate them with great-expectations, flag the PIEs (`pie_mlops.pies`), run the
+analyses (`pie_mlops.analysis`), pick the `champion` (`pie_mlops.selection`), and write
+one directory, atomically:
+
+    <out>/pies.parquet  summary.json  analysis.json  complexity.parquet  pie_examples.parquet
+    <out>/champion.json  plots/*.csv (DVC plots)  report/index.html  datasets/<name>__pies_<group>/
+
+In MLflow mode the directory is logged to one `compare` run with per-group metrics, the
+PIE metrics also land on each pruned model's own run (so runs compare side by side in the
+UI), and the champion alias is set in the registry.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from pie_mlops.errors import DataQualityError, PieError
+
+DEFAULTS = {
+    "dataset": "rotten_tomatoes",
+    "arch": ["bert", "bilstm"],  # one comparison per architecture
+    "data_dir": "data",
+    "split": "test",
+    "min_seeds": 3,
+    "snapshot": "train@epoch1",  # the dense seeds' early-training predictions, for EL2N
+    "out": "reports/compare/{dataset}/{arch}",
+    "checks_dir": "reports/prediction_checks/{dataset}/{arch}",
+    "n_boot": 200,  # bootstrap replicates for the noise floor and stability intervals
+    "seed": 0,
+    "champion_tolerance": 0.02,  # accuracy a champion may lose vs dense, on all and on sensitive examples
+    "export_pies": True,  # each group's PIEs as a dataset in the dataset contract
+}
+
+
+def compare(params: dict, predictions_dir: str | Path | None = None, progress: bool = True) -> list[dict]:
+    """Run the comparison for each architecture in `params['arch']`; one result dict each."""
+    archs = params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]
+    if predictions_dir is not None and len(archs) != 1:
+        raise PieError("--predictions holds one study: give exactly one --arch with it")
+    return [compare_one(params, str(arch), predictions_dir, progress) for arch in archs]
+
+
+def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, progress: bool) -> dict:
+    from pie_mlops import pies
+    from pie_mlops.analysis.run import analyse
+    from pie_mlops.atomic import atomic_dir
+    from pie_mlops.data.contract import read_meta, read_split
+    from pie_mlops.stages.compare import write_outputs
+
+    dataset, split = params["dataset"], params["split"]
+    dataset_dir = Path(params["data_dir"]) / dataset
+    meta, texts = read_meta(dataset_dir), read_split(dataset_dir, split)
+    fmt = {"dataset": dataset, "arch": arch}
+    out = Path(str(params["out"]).format(**fmt))
+    wanted = (split, "train", params["snapshot"])
+    if predictions_dir is None:
+        from pie_mlops.stages.collect import collect_splits
+        frames, md5s, runs = collect_splits(dataset, arch, split, wanted[1:], progress)
+        _gate(frames[split], texts, meta, params, Path(str(params["checks_dir"]).format(**fmt)), md5s)
+        stacks = {s: pies.stack_split(f, s) for s, f in frames.items() if s == split or "dense" in set(f["group"])}
+    else:
+        stacks, runs = _read_dir(Path(predictions_dir), wanted), []
+        _check_ids(stacks[split], texts, f"{dataset}/{split}")
+    test = stacks[split]
+    core = pies.compare(test, int(params["min_seeds"]))
+    analysis, complexity, examples = analyse(
+        core, texts, train=stacks.get("train"), snapshot=stacks.get(params["snapshot"]),
+        snapshot_name=params["snapshot"], label_names=list(meta["label_names"]), meta={"dataset": dataset, "arch": arch, "split": split},
+        n_boot=int(params["n_boot"]), seed=int(params["seed"]), progress=progress)
+    scores = model_scores(test, core.flags)
+    champion = _champion(scores, core.flags, float(params["champion_tolerance"]))
+
+    with atomic_dir(out) as tmp:
+        write_outputs(core, tmp)
+        _dump(analysis, tmp / "analysis.json")
+        complexity.to_parquet(tmp / "complexity.parquet", index=False)
+        examples.to_parquet(tmp / "pie_examples.parquet", index=False)
+        _dump(champion or {"champion": None, "reason": "no pruned version within tolerance of dense"},
+              tmp / "champion.json")
+        _write_plot_tables(core.summary, analysis, arch, tmp / "plots")
+        if params["export_pies"]:
+            _export_pies(core.pies, texts, meta, dataset, split, tmp / "datasets")
+        from pie_mlops.stages.report import build_report
+        build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}")
+    result = {"dataset": dataset, "arch": arch, "out": str(out), "summary": core.summary,
+              "champion": champion, "noise_floor": analysis.get("noise_floor", {})}
+    if predictions_dir is None:
+        result["run_id"] = _log_mlflow(params, dataset, arch, out, core, scores, runs, champion, analysis)
+    else:
+        from pie_mlops.tracking import log_artifacts_if_active
+        log_artifacts_if_active([out], "compare")
+    return result
+
+
+def _read_dir(root: Path, splits: tuple[str, ...]) -> dict:
+    """The compared split (required) and the train splits for EL2N (when dense has them)."""
+    from pie_mlops.stages.compare import load_predictions_dir
+    stacks = {splits[0]: load_predictions_dir(root, splits[0])}
+    for s in splits[1:]:
+        try:
+            stack = load_predictions_dir(root, s)
+        except PieError:
+            continue  # optional: file mode often has the compared split only
+        if "dense" in stack.groups:
+            stacks[s] = stack
+    return stacks
+
+
+def _check_ids(stacked, texts: pd.DataFrame, where: str) -> None:
+    ids = set(texts["example_id"].astype(str))
+    got = set(stacked.example_ids.tolist())
+    if got != ids:
+        extra, missing = sorted(got - ids), sorted(ids - got)
+        what = f"has example_id {extra[0]} not in {where}" if extra else f"lacks example_id {missing[0]} of {where}"
+        raise PieError(f"the predictions do not cover exactly the dataset split: the {stacked.split!r} predictions "
+                       f"{what} ({len(got)} vs {len(ids)} examples); compare with the dataset they were made on")
+
+
+def _gate(frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, params: dict, checks_dir: Path, md5s) -> None:
+    """Great-expectations checks on the predictions; a failure stops the stage (exit 1)."""
+    from pie_mlops.data.prediction_quality import validate_predictions
+    from pie_mlops.tracking import data_md5
+
+    current = data_md5(Path(params["data_dir"])) if md5s is not None else None
+    result = validate_predictions(frame, texts["example_id"].astype(str).tolist(), len(meta["label_names"]),
+                                  int(params["min_seeds"]), checks_dir, md5s=md5s, current_md5=current)
+    if not result["success"]:
+        failed = ", ".join(c["name"] for c in result["checks"] if not c["success"])
+        raise DataQualityError(f"prediction checks failed ({failed}): see {checks_dir / 'result.json'} "
+                               f"and the Data Docs at {checks_dir / 'data_docs' / 'index.html'}")
+
+
+def model_scores(test, flags: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Each model's accuracy (macro-F1 multi-label) on all examples, its group's PIEs and non-PIEs,
+    and the pruning-sensitive subset (the union of all PIE sets)."""
+    from pie_mlops.pies import model_predictions
+    from pie_mlops.pies import model_scores as scores_on
+    from pie_mlops.selection import sensitive_subset
+
+    sensitive = sensitive_subset(flags)
+    columns = {}
+    rows = []
+    for group, stack in test.groups.items():
+        preds = model_predictions(stack.logits, test.task, stack.thresholds)
+        pie = flags.get(group, np.zeros(len(test.example_ids), dtype=bool))
+        masks = {"acc_all": np.ones_like(pie), "acc_pie": pie, "acc_nonpie": ~pie, "acc_subset": sensitive}
+        columns = {name: scores_on(preds, test.labels, test.task, mask) for name, mask in masks.items()}
+        for i, seed in enumerate(stack.seeds):
+            rows.append({"group": group, "seed": int(seed), "sparsity": _sparsity(group),
+                         **{name: float(v[i]) for name, v in columns.items()}})
+    return pd.DataFrame(rows)
+
+
+def _sparsity(group: str) -> float:
+    try:
+        return float(group.rsplit("@", 1)[1]) if "@" in group else 0.0
+    except ValueError:
+        return float("nan")
+
+
+def _champion(scores: pd.DataFrame, flags: dict, tolerance: float) -> dict | None:
+    from pie_mlops.selection import select_champion
+
+    dense = scores[scores["group"] == "dense"]
+    pruned = scores[scores["group"] != "dense"]
+    row = select_champion(pruned, float(dense["acc_subset"].mean()), float(dense["acc_all"].mean()), tolerance)
+    if row is not None:
+        row = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        row.update(tolerance=tolerance, n_sensitive=int(np.logical_or.reduce(list(flags.values())).sum())
+                   if flags else 0)
+    return row
+
+
+def _dump(obj, path: Path) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def method_of(group: str) -> str:
+    return group.rsplit("@", 1)[0]
+
+
+def _write_plot_tables(summary: dict, analysis: dict, arch: str, root: Path) -> None:
+    """Long CSVs that `dvc plots show` draws (dvc.yaml's top-level plots)."""
+    root.mkdir(parents=True, exist_ok=True)
+    acc, counts = [], []
+    floor = analysis.get("noise_floor", {})
+    for group, s in sorted(summary.items(), key=lambda kv: (method_of(kv[0]), _sparsity(kv[0]))):
+        base = {"arch": arch, "method": method_of(group), "sparsity": _sparsity(group)}
+        for subset in ("all", "pie", "nonpie"):
+            acc.append({**base, "subset": subset, "dense_acc": s.get(f"dense_acc_{subset}"),
+                        "pruned_acc": s.get(f"pruned_acc_{subset}")})
+        counts.append({**base, "n_pies": s["n_pies"], "pie_share": s["pie_share"],
+                       "floor_share": floor.get("floor_share")})
+    pd.DataFrame(acc).to_csv(root / "accuracy.csv", index=False)
+    pd.DataFrame(counts).to_csv(root / "pies.csv", index=False)
+    # Wide copies (sparsity x method) so each method is one line in `dvc plots show`.
+    wide = pd.DataFrame(counts)
+    if not wide.empty:
+        wide.pivot_table(index="sparsity", columns="method", values="pie_share").reset_index() \
+            .to_csv(root / "pie_share.csv", index=False)
+        pie_acc = pd.DataFrame(acc)
+        pie_acc = pie_acc[pie_acc["subset"] == "pie"].dropna(subset=["pruned_acc"])
+        if not pie_acc.empty:
+            pie_acc.pivot_table(index="sparsity", columns="method", values="pruned_acc").reset_index() \
+                .to_csv(root / "pruned_acc_pie.csv", index=False)
+    bins = [{"group": g, **b} for g, inf in analysis.get("influence", {}).items() for b in inf.get("bins", [])]
+    if bins:
+        pd.DataFrame(bins).to_csv(root / "el2n_bins.csv", index=False)
+
+
+def export_name(dataset: str, group: str) -> str:
+    """`<dataset>__pies_<group>`, with the group made filesystem- and DVC-friendly."""
+    return f"{dataset}__pies_{group.replace('@', '-').replace('.', '_')}"
+
+
+def _export_pies(pies_frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, dataset: str, split: str,
+                 root: Path) -> None:
+    """Each group's PIEs as a dataset in the dataset contract: the PIEs form its test split
+    (train and validation are empty), so any future model can be evaluated on them."""
+    from pie_mlops.data.contract import write_dataset
+
+    empty = texts.iloc[0:0]
+    for group, rows in pies_frame[pies_frame["is_pie"]].groupby("group"):
+        subset = texts[texts["example_id"].isin(set(rows["example_id"]))].reset_index(drop=True)
+        m = {**{k: meta[k] for k in ("task", "label_names", "license", "synthetic")},
+             "name": export_name(dataset, group),
+             "source": f"PIEs of {group} on {dataset}/{split} (pie-mlops compare)", "parent": dataset,
+             "group": group}
+        write_dataset(root, m["name"], {"train": empty, "validation": empty, "test": subset}, m)
+
+
+def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, analysis) -> str:
+    from pie_mlops import tracking
+
+    summary = core.summary
+    logged = {k: v for k, v in params.items() if k not in ("arch",)}
+    logged.update(arch=arch, data_md5=tracking.data_md5(Path(params["data_dir"])))
+    with tracking.compare_run(dataset, arch, logged) as run_id:
+        metrics, curves = {}, []
+        for group, s in tqdm(summary.items(), desc="log metrics", disable=True):
+            for key in ("n_pies", "pie_share", "dense_acc_pie", "pruned_acc_pie", "pruned_acc_all",
+                        "pruned_acc_nonpie", "n_ties_dense", "n_ties_pruned"):
+                metrics[tracking.metric_key(group, key)] = s.get(key)
+                # One chart per method in the UI: the value against sparsity (step = percent).
+                curves.append((f"{key}/{method_of(group)}", s.get(key), int(round(_sparsity(group) * 100))))
+        floor = analysis.get("noise_floor", {})
+        metrics["noise_floor_share"] = floor.get("floor_share")
+        tracking.log_metric_batch(run_id, metrics, curves=curves)
+        table = pd.DataFrame([{"group": g, "sparsity": _sparsity(g), "n_pies": s["n_pies"],
+                               "pie_share": s["pie_share"], "dense_acc_pie": s.get("dense_acc_pie"),
+                               "pruned_acc_pie": s.get("pruned_acc_pie"), "pruned_acc_all": s.get("pruned_acc_all")}
+                              for g, s in summary.items()])
+        tracking.log_compare_artifacts(run_id, out, table)
+        by_key = {(r["group"], r["seed"]): r["run_id"] for r in runs}
+        for row in scores.itertuples():  # PIE metrics on each model's own run
+            rid = by_key.get((row.group, row.seed))
+            if rid is None:
+                continue
+            extra = {"acc_sensitive": row.acc_subset}
+            if row.group != "dense":
+                extra.update(pie_share=summary[row.group]["pie_share"], acc_pie=row.acc_pie, acc_nonpie=row.acc_nonpie)
+            tracking.log_metric_batch(rid, {k: (None if pd.isna(v) else v) for k, v in extra.items()})
+        if champion is not None:
+            name = tracking.registered_model_name(dataset, arch)
+            version = tracking.version_of_run(name, by_key[(champion["group"], champion["seed"])])
+            if version is not None:
+                tracking.set_champion(name, version, {"champion_reason": champion["reason"],
+                                                      "champion_compare_run": run_id})
+                champion["version"] = version
+        return run_id

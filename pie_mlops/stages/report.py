@@ -1,0 +1,46 @@
+"""Stage `report` (params: report.*): one self-contained HTML page over every comparison.
+
+`pie-mlops compare` writes a report per (dataset, arch) into its own directory; this stage
+gathers all of them (every `<compare_root>/<dataset>/<arch>/`) into `<out>/index.html`, with
+each figure also saved under `<out>/figures/` for the MLflow UI and DVC.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pie_mlops.errors import PieError
+
+DEFAULTS = {"compare_root": "reports/compare", "out": "reports/pies"}
+
+
+def find_compare_dirs(root: str | Path) -> list[Path]:
+    root = Path(root)
+    found = sorted(p.parent for p in root.glob("*/*/summary.json"))
+    if not found:
+        found = sorted(p.parent for p in root.rglob("summary.json") if (p.parent / "analysis.json").is_file())
+    if not found:
+        raise PieError(f"{root}: no comparison found (expected <dataset>/<arch>/summary.json); "
+                       f"run `pie-mlops compare` first")
+    return found
+
+
+def build_report(compare_dirs: list[Path] | Path, out_dir: str | Path = "reports/pies", title: str | None = None) -> Path:
+    """Write `out_dir/index.html` and `out_dir/figures/*.png` atomically; return the index path."""
+    from pie_mlops.atomic import atomic_dir
+    from pie_mlops.report.pies import Study, render
+
+    dirs = find_compare_dirs(compare_dirs) if isinstance(compare_dirs, (str, Path)) else list(compare_dirs)
+    studies = [Study(d) for d in dirs]  # reads and checks everything before writing anything
+    html, figures = render(studies, title or "PIEs: what pruning breaks")
+    out = Path(out_dir)
+    with atomic_dir(out) as tmp:
+        (tmp / "figures").mkdir()
+        for name, data in figures.items():
+            (tmp / "figures" / name).write_bytes(data)
+        (tmp / "index.html").write_text(html, encoding="utf-8")
+    return out / "index.html"
+
+
+def report(params: dict) -> Path:
+    return build_report(Path(params["compare_root"]), Path(params["out"]))

@@ -1,0 +1,136 @@
+"""The compare stage in MLflow mode, against a real SQLite store: tiny-BERT dense and pruned
+runs are collected by their tags, gated by great-expectations, compared, and logged to one
+`compare` run; the PIE metrics land on each model's run and `champion` in the registry."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pie_mlops.cli import main
+from pie_mlops.errors import DataQualityError
+from pie_mlops.stages.compare_study import DEFAULTS as COMPARE
+from pie_mlops.stages.compare_study import compare
+from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+from pie_mlops.stages.materialize import materialize
+from pie_mlops.stages.prune import DEFAULTS as PRUNE
+from pie_mlops.stages.prune import prune as prune_stage
+from pie_mlops.stages.train import DEFAULTS as TRAIN
+from pie_mlops.stages.train import train as train_stage
+
+NAME = "pie-synthetic_nli-bert"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tokenizer):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    root = tmp_path_factory.mktemp("compare")
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertForSequenceClassification(config).save_pretrained(root / "tiny-bert")
+    tokenizer.save_pretrained(root / "tiny-bert")
+    materialize(dict(MATERIALIZE, data_dir=str(root / "data")), ["synthetic_nli"], progress=False)
+    common = dict(dataset="synthetic_nli", arch="bert", model_path=str(root / "tiny-bert"), data_dir=str(root / "data"),
+                  batch_size=16, lr=2e-3, max_length=64, predictions_dir=str(root / "predictions"),
+                  best_params=str(root / "params" / "best_{dataset}_{arch}.yaml"))
+    seeds = [0, 1, 2]
+    params = dict(COMPARE, dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
+                  out=str(root / "reports" / "{dataset}" / "{arch}"),
+                  checks_dir=str(root / "checks" / "{dataset}" / "{arch}"), n_boot=20, champion_tolerance=1.0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+            mp.delenv(var, raising=False)
+        mp.chdir(root)
+        # Enough training that the models learn something and pruning can break it.
+        train_stage(dict(TRAIN, **common, seeds=seeds, epochs=4), progress=False)
+        prune_stage(dict(PRUNE, **common, criteria=["magnitude", "random"], schedules=["os"], sparsities=[0.5, 0.9],
+                         seeds=seeds), progress=False)
+        [result] = compare(params, None, progress=False)
+        yield {"root": root, "params": params, "result": result}
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def test_one_finished_compare_run_with_metrics_per_group_and_curves(store):
+    client = _client()
+    run = client.get_run(store["result"]["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["stage"] == "compare" and run.data.tags["dataset"] == "synthetic_nli"
+    summary = json.loads((Path(store["result"]["out"]) / "summary.json").read_text())
+    assert set(summary) == {"magnitude-os@0.50", "magnitude-os@0.90", "random-os@0.50", "random-os@0.90"}
+    m = run.data.metrics
+    for group, s in summary.items():
+        key = group.replace("@", "-")
+        assert m[f"{key}/n_pies"] == s["n_pies"] and m[f"{key}/pie_share"] == pytest.approx(s["pie_share"])
+    history = client.get_metric_history(run.info.run_id, "pie_share/random-os")
+    assert sorted(p.step for p in history) == [50, 90]  # the UI draws PIE share against sparsity
+
+
+def test_compare_artifacts_and_the_pie_table_are_logged(store):
+    client = _client()
+    rid = store["result"]["run_id"]
+    names = {f.path for f in client.list_artifacts(rid, "compare")}
+    assert {"compare/pies.parquet", "compare/summary.json", "compare/analysis.json", "compare/report",
+            "compare/plots", "compare/datasets"} <= names
+    assert "pie_summary.json" in {f.path for f in client.list_artifacts(rid)}
+    report = Path(client.download_artifacts(rid, "compare/report/index.html", str(store["root"] / "dl")))
+    assert "PIEs against sparsity" in report.read_text()
+
+
+def test_each_model_run_gets_its_pie_metrics(store):
+    from pie_mlops import tracking
+
+    runs = tracking.model_runs("synthetic_nli", "bert")
+    assert len(runs) == 3 + 4 * 3
+    summary = store["result"]["summary"]
+    client = _client()
+    for r in runs:
+        metrics = client.get_run(r["run_id"]).data.metrics
+        assert "acc_sensitive" in metrics
+        if r["group"] != "dense":
+            assert metrics["pie_share"] == pytest.approx(summary[r["group"]]["pie_share"])
+            # A group without PIEs has no PIE accuracy: nothing is logged rather than a NaN.
+            assert ("acc_pie" in metrics) == (summary[r["group"]]["n_pies"] > 0)
+            assert "acc_nonpie" in metrics
+
+
+def test_champion_alias_points_at_the_sparsest_version_with_its_reason(store):
+    champ = store["result"]["champion"]
+    assert champ["sparsity"] == 0.9  # tolerance 1.0: every version qualifies, the sparsest wins
+    mv = _client().get_model_version_by_alias(NAME, "champion")
+    assert str(mv.version) == champ["version"]
+    assert mv.tags["group"] == champ["group"] and mv.tags["seed"] == str(champ["seed"])
+    assert "sparsest version within 1" in mv.tags["champion_reason"]
+    assert mv.tags["champion_compare_run"] == store["result"]["run_id"]
+
+
+def test_the_gate_stops_on_predictions_from_another_data_version(store, capsys):
+    root = store["root"]
+    (root / "data.dvc").write_text("outs:\n- md5: 0123456789abcdef0123456789abcdef.dir\n  path: data\n")
+    try:
+        with pytest.raises(DataQualityError, match="current_data_version"):
+            compare(store["params"], None, progress=False)
+        result = json.loads((root / "checks" / "synthetic_nli" / "bert" / "result.json").read_text())
+        assert not result["success"]
+        assert (root / "checks" / "synthetic_nli" / "bert" / "data_docs" / "index.html").is_file()
+    finally:
+        (root / "data.dvc").unlink()
+
+
+def test_too_few_seeds_fail_the_gate_through_the_cli(store, capsys):
+    path = store["root"] / "params-few.yaml"
+    params = dict(store["params"], min_seeds=4)
+    import yaml
+
+    path.write_text(yaml.safe_dump({"compare": params}))
+    with pytest.raises(SystemExit) as exc:
+        main(["--params", str(path), "compare"])
+    assert exc.value.code == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert len(err) == 1 and "enough_seeds" in err[0] and "data_docs" in err[0]
