@@ -216,9 +216,12 @@ def stack_models(models: list[ModelRows], split: str, task: str) -> Stacked:
         if key in seen:
             raise PieError(f"{r.source}: duplicate (group, seed) = {key}: one set of predictions per model and split")
         seen.add(key)
-        order = np.argsort(r.ids, kind="stable")
-        ids = r.ids[order]
-        if len(ids) != len(ref_ids) or not np.array_equal(ids, ref_ids):
+        if r.ids is ref.ids:  # same ids array as the reference (the loader shares it): same order
+            order, ids = ref_order, ref_ids
+        else:
+            order = np.argsort(r.ids, kind="stable")
+            ids = r.ids[order]
+        if ids is not ref_ids and (len(ids) != len(ref_ids) or not np.array_equal(ids, ref_ids)):
             _id_error(r, ids, ref, ref_ids)
         if r.logits.ndim != 2 or r.logits.shape[1] != width:
             raise PieError(f"{r.source}: {r.group} s{r.seed} has logits of width "

@@ -34,13 +34,16 @@ def _list_values(col, path: Path, name: str, dtype) -> np.ndarray:
     return values.reshape(len(widths), int(widths[0]) if len(widths) else 0)
 
 
-def _read_file(path: Path, split: str) -> tuple[str, list[ModelRows]]:
-    """(task, the file's models of `split`)."""
+def _read_file(path: Path, split: str, seen_ids: dict) -> tuple[str, list[ModelRows]]:
+    """(task, the file's models of `split`). `seen_ids` caches the last ids column: files in the
+    same example order then share one numpy array, and stacking skips their sort."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        schema = pq.read_schema(path)
+        wanted = [c for c in (*REQUIRED, "label", "labels", "threshold") if c in schema.names]
+        table = pq.read_table(path, columns=wanted, use_threads=False)  # small files: threads cost more
     except Exception as exc:
         raise PieError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     names = set(table.column_names)
@@ -59,19 +62,30 @@ def _read_file(path: Path, split: str) -> tuple[str, list[ModelRows]]:
         labels = _list_values(table["labels"], path, "labels", np.int8)
     else:
         labels = table["label"].to_numpy(zero_copy_only=False).astype(np.int64)
-    ids = np.asarray(table["example_id"].to_numpy(zero_copy_only=False)).astype(str)
-    groups = np.asarray(table["group"].to_numpy(zero_copy_only=False)).astype(str)
-    seeds = np.asarray(table["seed"].to_numpy(zero_copy_only=False)).astype(np.int64)
+    id_col = table["example_id"]
+    if seen_ids.get("arrow") is not None and seen_ids["arrow"].equals(id_col):
+        ids = seen_ids["numpy"]
+    else:
+        ids = np.asarray(id_col.to_numpy(zero_copy_only=False)).astype(str)
+        seen_ids.update(arrow=id_col, numpy=ids)
     thresholds = (np.asarray(table["threshold"].to_numpy(zero_copy_only=False), dtype=np.float64)
                   if "threshold" in names else None)
-    models = []
-    keys = pd.MultiIndex.from_arrays([groups, seeds])
-    for (group, seed) in keys.unique():  # usually one model per file
-        rows = np.flatnonzero((groups == group) & (seeds == seed)) if len(keys.unique()) > 1 else slice(None)
+
+    def model(group, seed, rows) -> ModelRows:
         thr = None
         if thresholds is not None and not np.isnan(thresholds[rows]).all():
             thr = float(np.nanmean(thresholds[rows]))
-        models.append(ModelRows(str(group), int(seed), ids[rows], labels[rows], logits[rows], thr, str(path)))
+        whole = isinstance(rows, slice)  # keep the shared ids object itself (see seen_ids)
+        return ModelRows(str(group), int(seed), ids if whole else ids[rows], labels[rows], logits[rows], thr,
+                         str(path))
+
+    one_group, one_seed = pc.unique(table["group"]), pc.unique(table["seed"])
+    if len(one_group) == 1 and len(one_seed) == 1:  # the usual file: one model, no per-row grouping
+        return task, [model(one_group[0].as_py(), one_seed[0].as_py(), slice(None))]
+    groups = np.asarray(table["group"].to_numpy(zero_copy_only=False)).astype(str)
+    seeds = np.asarray(table["seed"].to_numpy(zero_copy_only=False)).astype(np.int64)
+    models = [model(g, s, np.flatnonzero((groups == g) & (seeds == s)))
+              for g, s in sorted(set(zip(groups.tolist(), seeds.tolist())))]
     return task, models
 
 
@@ -85,8 +99,9 @@ def load_predictions_dir(root: str | Path, split: str = "test") -> Stacked:
         raise PieError(f"{root}: no *.parquet prediction files found")
     kinds: dict[str, Path] = {}
     models: list[ModelRows] = []
+    seen_ids: dict = {}
     for path in files:
-        task, found = _read_file(path, split)
+        task, found = _read_file(path, split, seen_ids)
         kinds.setdefault(task, path)
         models += found
     if len(kinds) > 1:
