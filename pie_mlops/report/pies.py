@@ -194,7 +194,16 @@ def _study_html(s: Study, figures: dict[str, bytes]) -> str:
 def render(studies: list[Study], title: str) -> tuple[str, dict[str, bytes]]:
     """(HTML text, figures by file name)."""
     figures: dict[str, bytes] = {}
-    body = "".join(_study_html(s, figures) for s in studies)
+    body = ""
+    populated = [s for s in studies if not s.df.empty]
+    if len(populated) > 1:
+        data = plots.architectures({s.label: s.df for s in populated},
+                                   {s.label: s.analysis.get("noise_floor", {}) for s in populated})
+        figures["architectures.png"] = data
+        body += ("<h2>Architectures compared</h2>" + _section(
+            "PIE share by architecture", "One panel per method: which model is more prone to PIEs at each "
+            "sparsity, each against its own noise floor (dotted).", _img(data, "architectures compared")))
+    body += "".join(_study_html(s, figures) for s in studies)
     html = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{CSS}</style><script>{SCRIPT}</script></head><body><h1>{escape(title)}</h1>"
             f"<p>{INTRO}</p>{body}</body></html>")

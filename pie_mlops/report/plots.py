@@ -92,7 +92,8 @@ def el2n_bins(influence: dict, groups: list[str], label: str) -> bytes:
         a2.plot(bins["bin"], bins["loss_ratio"], "o-", ms=3, color=col[method_of(g)], label=g)
     a1.set(xlabel="EL2N percentile bin (1 = easiest, 20 = hardest)", ylabel="training-set PIE share",
            title=f"{label}: PIEs by influence")
-    a2.set(xlabel="EL2N percentile bin", ylabel="pruned / dense loss", title=f"{label}: damage by influence")
+    a2.set(xlabel="EL2N percentile bin", ylabel="pruned / dense loss (log)", title=f"{label}: damage by influence",
+           yscale="log")
     a2.axhline(1.0, color="black", lw=1, ls="--")
     a1.legend(fontsize=7)
     return png(fig)
@@ -164,4 +165,30 @@ def overlap(ov: dict, label: str) -> bytes:
     ax.grid(False)
     fig.colorbar(im, ax=ax, label="Jaccard")
     ax.set_title(f"{label}: overlap of PIE sets")
+    return png(fig)
+
+
+def architectures(studies: dict[str, pd.DataFrame], floors: dict[str, dict]) -> bytes:
+    """PIE share against sparsity, one panel per method, one line per study (architecture),
+    each with its own dense-vs-dense noise floor dotted: which architecture is more prone?"""
+    plt = _plt()
+    methods = sorted(set().union(*(set(df["method"]) for df in studies.values())))
+    cols = min(3, len(methods))
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), sharey=True, squeeze=False)
+    cmap = _plt().get_cmap("Dark2")
+    for ax, method in zip(axes.ravel(), methods):
+        for i, (label, df) in enumerate(sorted(studies.items())):
+            d = df[df["method"] == method]
+            if not d.empty:
+                ax.plot(d["sparsity"], d["pie_share"], "o-", color=cmap(i), label=label)
+            f = floors.get(label, {}).get("floor_share")
+            if f is not None:
+                ax.axhline(f, color=cmap(i), ls=":", lw=1)
+        ax.set(title=method, xlabel="sparsity")
+    for ax in axes.ravel()[len(methods):]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylabel("PIE share (dotted: noise floor)")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
     return png(fig)

@@ -109,8 +109,19 @@ def test_the_report_is_self_contained_and_escapes_text(study):
 
 
 def test_report_stage_gathers_compare_dirs_and_keeps_the_old_report_on_failure(study, tmp_path):
+    import shutil
+
+    other = tmp_path / "compare" / "synthetic_nli" / "bilstm"
+    shutil.copytree(study["out"], other)
+    analysis = json.loads((other / "analysis.json").read_text())
+    analysis["meta"]["arch"] = "bilstm"
+    (other / "analysis.json").write_text(json.dumps(analysis))
+    shutil.copytree(study["out"], tmp_path / "compare" / "synthetic_nli" / "bert")
     out = tmp_path / "pies"
-    index = build_report([study["out"]], out)
+    index = build_report(tmp_path / "compare", out)  # finds <dataset>/<arch>/ under the root
+    html = index.read_text()
+    assert "Architectures compared" in html and "synthetic_nli/bilstm" in html and "synthetic_nli/bert" in html
+    assert (out / "figures" / "architectures.png").is_file()
     before = index.read_bytes()
     broken = tmp_path / "broken"
     broken.mkdir()
