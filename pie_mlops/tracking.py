@@ -426,6 +426,17 @@ def _run_home(client) -> tuple[str, dict]:
 
 
 @contextmanager
+def _ends(client, run_id: str):
+    """The run ends FINISHED when the block succeeds, FAILED on any error (Ctrl-C too)."""
+    try:
+        yield
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+
+
+@contextmanager
 def study_run(study_name: str, params: dict):
     """The study's parent run; yields its id. Re-running a study resumes the same parent."""
     from mlflow.entities import Param
@@ -442,12 +453,8 @@ def study_run(study_name: str, params: dict):
         run_id = client.create_run(exp, tags=tags, run_name=f"tune {study_name}").info.run_id
         flat = {k: v for k, v in _flat("", params).items() if k != "storage"}  # may hold a password
         client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(flat.items())])
-    try:
+    with _ends(client, run_id):
         yield run_id
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
-        raise
-    client.set_terminated(run_id, status="FINISHED")
 
 
 @contextmanager
@@ -520,12 +527,8 @@ def compare_run(dataset: str, arch: str, params: dict):
     run_id = client.create_run(exp, tags=tags, run_name=f"compare {dataset}/{arch}").info.run_id
     flat = {k: v for k, v in _flat("", params).items()}
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(flat.items())])
-    try:
+    with _ends(client, run_id):
         yield run_id
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
-        raise
-    client.set_terminated(run_id, status="FINISHED")
 
 
 def log_metric_batch(run_id: str, metrics: dict[str, float], step: int = 0,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from stage_fixtures import tiny_study
+
 from pie_mlops.cli import main
 from pie_mlops.errors import DataQualityError
 from pie_mlops.stages.compare_study import DEFAULTS as COMPARE
 from pie_mlops.stages.compare_study import compare
-from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
-from pie_mlops.stages.materialize import materialize
 from pie_mlops.stages.prune import DEFAULTS as PRUNE
 from pie_mlops.stages.prune import prune as prune_stage
 from pie_mlops.stages.train import DEFAULTS as TRAIN
@@ -23,17 +23,9 @@ NAME = "pie-synthetic_nli-bert"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, tokenizer):
-    from transformers import BertConfig, BertForSequenceClassification
-
     root = tmp_path_factory.mktemp("compare")
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=128)
-    BertForSequenceClassification(config).save_pretrained(root / "tiny-bert")
-    tokenizer.save_pretrained(root / "tiny-bert")
-    materialize(dict(MATERIALIZE, data_dir=str(root / "data")), ["synthetic_nli"], progress=False)
-    common = dict(dataset="synthetic_nli", arch="bert", model_path=str(root / "tiny-bert"), data_dir=str(root / "data"),
-                  batch_size=16, lr=2e-3, max_length=64, predictions_dir=str(root / "predictions"),
-                  best_params=str(root / "params" / "best_{dataset}_{arch}.yaml"))
+    common = tiny_study(root, tokenizer)
+    common.update(batch_size=16, lr=2e-3)  # enough to learn something that pruning can break
     seeds = [0, 1, 2]
     params = dict(COMPARE, dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
                   out=str(root / "reports" / "{dataset}" / "{arch}"),

@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
+from stage_fixtures import tiny_study
+
 from pie_mlops.cli import main
 from pie_mlops.predictions import read_predictions
-from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
-from pie_mlops.stages.materialize import materialize
 from pie_mlops.stages.prune import DEFAULTS as PRUNE
 from pie_mlops.stages.prune import group_name
 from pie_mlops.stages.prune import prune as prune_stage
@@ -25,17 +25,8 @@ NAME = "pie-synthetic_nli-bert"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, tokenizer):
-    from transformers import BertConfig, BertForSequenceClassification
-
     root = tmp_path_factory.mktemp("prune")
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=128)
-    BertForSequenceClassification(config).save_pretrained(root / "tiny-bert")
-    tokenizer.save_pretrained(root / "tiny-bert")
-    materialize(dict(MATERIALIZE, data_dir=str(root / "data")), ["synthetic_nli"], progress=False)
-    common = dict(dataset="synthetic_nli", arch="bert", model_path=str(root / "tiny-bert"), data_dir=str(root / "data"),
-                  batch_size=32, lr=1e-3, max_length=64, predictions_dir=str(root / "predictions"),
-                  best_params=str(root / "params" / "best_{dataset}_{arch}.yaml"))
+    common = tiny_study(root, tokenizer)
     train_params = dict(TRAIN, **common, seeds=[0, 1], epochs=1)
     prune_params = dict(PRUNE, **common, criteria=["magnitude", "impact"], schedules=["os", "ft"], sparsities=[0.5],
                         seeds=[0, 1], recovery_steps=2, impact_batches=2)
