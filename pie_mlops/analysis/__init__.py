@@ -4,8 +4,8 @@
 - `classes`: PIE class distribution vs the data's (chi-square), per-class dense/pruned accuracy.
 - `complexity`: per-text length, readability (textstat, kept offline) and lexical diversity; PIE vs non-PIE.
 - `stability`: PIE-set stability over seeds, the dense-vs-dense noise floor, Jaccard overlap of PIE sets.
-- `stats`: shared helpers (bootstrap CIs, Mann-Whitney with Cliff's delta, Holm, Jaccard).
+- `stats`: shared helpers (percentile intervals, Mann-Whitney with Cliff's delta, Holm, Jaccard).
 
-No module here reads files or talks to MLflow: callers pass arrays, and modal labels (the real
-rule lives in `pie_mlops.pies`) are either passed in as arrays or as a `modal` callable.
+No module here reads files or talks to MLflow: callers pass arrays; modal labels (the real
+rule lives in `pie_mlops.pies`) come from there, never re-implemented.
 """

@@ -17,7 +17,8 @@ from pie_mlops.analysis import classes as cls
 from pie_mlops.analysis import complexity as cx
 from pie_mlops.analysis import el2n as el
 from pie_mlops.analysis import stability as st
-from pie_mlops.pies import CompareResult, Stacked, modal_labels, model_predictions, pie_flags
+from pie_mlops.errors import PieError
+from pie_mlops.pies import CompareResult, Stacked, compare, modal_labels, model_predictions, pie_flags
 
 
 def clean(obj):
@@ -120,18 +121,25 @@ def pie_examples(result: CompareResult, texts: pd.DataFrame, label_names: list[s
     return pd.DataFrame(rows, columns=cols)
 
 
-def analyse(result: CompareResult, texts: pd.DataFrame, *, train: Stacked | None = None,
+def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacked | None = None,
             snapshot: Stacked | None = None, snapshot_name: str = "train@epoch1", label_names: list[str],
             meta: dict, n_boot: int = 200, seed: int = 0,
             progress: bool = True) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """(analysis.json dict, complexity.parquet frame, pie_examples.parquet frame)."""
+    """(analysis.json dict, complexity.parquet frame, pie_examples.parquet frame).
+
+    `test` is the stacked split, or its `pies.compare` result when the caller has one already
+    (then nothing is recomputed). `texts` is the dataset split, aligned here by example_id.
+    Influence needs `train` (final train-split predictions) and `snapshot` (`train@epoch<k>`)
+    with a dense group; otherwise it is {}. Complexity is measured once per text."""
+    result = test if isinstance(test, CompareResult) else compare(test, min_seeds=1)
     test = result.stacked
     groups = sorted(result.flags)
     dense = test.groups["dense"]
     aligned = texts.set_index(texts["example_id"].astype(str)).reindex(test.example_ids)
     if aligned["text"].isna().any():
         missing = test.example_ids[aligned["text"].isna().to_numpy()][0]
-        raise ValueError(f"example_id {missing} of the predictions is not in the dataset split")
+        raise PieError(f"example_id {missing} of the predictions is not in the dataset split; "
+                       f"predictions and data come from different versions")
     measures = cx.measure(cx.joined_texts(aligned.reset_index(drop=True)))
     floor = st.noise_floor(dense, test.task, n_boot, seed)
     out = {"meta": {**meta, "task": test.task, "label_names": list(label_names), "n_examples": len(test.example_ids),

@@ -59,7 +59,11 @@ def stability_curve(dense: GroupStack, pruned: GroupStack, task: str, ks=KS, n_b
 
 def noise_floor(dense: GroupStack, task: str, n_boot: int = 200, seed: int = 0) -> dict:
     """Share of dense-vs-dense "PIEs" between two disjoint halves of k = m // 2 dense models,
-    over `n_boot` random splits: mean and 95% interval. Needs at least 2 dense models."""
+    over `n_boot` random splits: mean and 95% percentile interval. Needs 2+ dense models.
+
+    Caveat: with few seeds (5 dense: k = 2 per side) each side's modal label is noisy, so the
+    floor is high and only large PIE shares clear it; that says "train more seeds", not
+    "pruning is harmless"."""
     m = len(dense.seeds)
     k = m // 2
     if k < 1:
@@ -75,9 +79,16 @@ def noise_floor(dense: GroupStack, task: str, n_boot: int = 200, seed: int = 0) 
 
 def group_against_floor(dense: GroupStack, pruned: GroupStack, task: str, floor: dict, n_boot: int = 200,
                         seed: int = 0) -> dict:
-    """A pruned group's PIE share with a bootstrap CI (models resampled with replacement), and
-    its share at the floor's k models per side; `above_floor` when that share's interval
-    lies entirely above the floor's."""
+    """A pruned group's PIE share beside the noise floor.
+
+    pie_share uses all models; its 95% interval resamples each group's models with
+    replacement. pie_share_at_k (with its interval) draws k dense vs k pruned models (k = the
+    floor's): the like-for-like number, so above_floor = pie_share_at_k_low > floor_high.
+
+    Caveat: with 3-5 seeds a resample repeats models, which makes modal labels noisier, so
+    the percentile interval leans upwards and can even exclude pie_share itself (seen on
+    real 3-seed groups). Read it as "how much seed luck moves the share", not as a
+    calibrated interval; the cure is more seeds."""
     rng = np.random.default_rng(seed)
     md, mp = len(dense.seeds), len(pruned.seeds)
     full = _flags(dense, np.arange(md), pruned, np.arange(mp), task).mean()
@@ -91,6 +102,7 @@ def group_against_floor(dense: GroupStack, pruned: GroupStack, task: str, floor:
         at_k = np.array([_flags(dense, rng.choice(md, k, replace=False), pruned, rng.choice(mp, k, replace=False),
                                 task).mean() for _ in range(n_boot)])
         klo, khi = percentile_interval(at_k)
+        # Like for like: k models per side on both sides of the comparison.
         out.update(pie_share_at_k=float(at_k.mean()), pie_share_at_k_low=float(klo), pie_share_at_k_high=float(khi),
                    above_floor=bool(klo > floor["floor_high"]))
     return out

@@ -1,4 +1,4 @@
-"""Shared statistics helpers: bootstrap CIs, Mann-Whitney U with Cliff's delta, Holm, Jaccard."""
+"""Shared statistics helpers: percentile intervals, Mann-Whitney U with Cliff's delta, Holm, Jaccard."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import stats as _st
 
-# Resample this many bootstrap replicates at a time: (chunk, n) index arrays stay small
-# (200 x 10k int64 = 16 MB) however large n_boot is.
-_CHUNK = 200
-
 
 def percentile_interval(samples: np.ndarray, level: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Equal-tailed percentile interval of bootstrap `samples` along `axis`; NaN replicates ignored."""
@@ -18,32 +14,6 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95, axis: int = 0)
     lo = np.nanquantile(samples, alpha, axis=axis)
     hi = np.nanquantile(samples, 1.0 - alpha, axis=axis)
     return lo, hi
-
-
-def bootstrap_mean_ci(values: np.ndarray, n_boot: int = 1000, level: float = 0.95,
-                      seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over examples and its percentile bootstrap CI, resampling examples with replacement.
-
-    `values` is (n,) or (m, n): m per-example statistics over the same n examples (e.g. PIE flags,
-    a floor, their difference). Every row uses the SAME resampled examples, so a row holding a
-    difference of two others gets the correct paired interval. Returns (mean, lo, hi), each (m,)
-    (or scalars for 1-D input).
-    """
-    v = np.asarray(values, dtype=float)
-    one_d = v.ndim == 1
-    v = np.atleast_2d(v)
-    n = v.shape[1]
-    if n == 0:
-        nan = np.full(v.shape[0], np.nan)
-        return (nan[0], nan[0], nan[0]) if one_d else (nan, nan, nan)
-    rng = np.random.default_rng(seed)
-    reps = []
-    for start in range(0, n_boot, _CHUNK):
-        idx = rng.integers(0, n, size=(min(_CHUNK, n_boot - start), n))
-        reps.append(v[:, idx].mean(axis=2).T)          # (chunk, m)
-    lo, hi = percentile_interval(np.concatenate(reps), level)
-    mean = v.mean(axis=1)
-    return (mean[0], lo[0], hi[0]) if one_d else (mean, lo, hi)
 
 
 def cliffs_delta_from_u(u: float, n1: int, n2: int) -> float:
