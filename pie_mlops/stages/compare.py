@@ -8,6 +8,7 @@ Python object per row), which is most of why this is fast (bench/compare_speed.p
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +35,25 @@ def _list_values(col, path: Path, name: str, dtype) -> np.ndarray:
     return values.reshape(len(widths), int(widths[0]) if len(widths) else 0)
 
 
-def _read_file(path: Path, split: str, seen_ids: dict) -> tuple[str, list[ModelRows]]:
-    """(task, the file's models of `split`). `seen_ids` caches the last ids column: files in the
-    same example order then share one numpy array, and stacking skips their sort."""
-    import pyarrow.compute as pc
+def _load_table(path: Path):
+    """The contract's columns of one file, or the error to raise (raised in file order later)."""
     import pyarrow.parquet as pq
 
     try:
         schema = pq.read_schema(path)
         wanted = [c for c in (*REQUIRED, "label", "labels", "threshold") if c in schema.names]
-        table = pq.read_table(path, columns=wanted, use_threads=False)  # small files: threads cost more
+        return pq.read_table(path, columns=wanted, use_threads=False)  # one thread per file instead
     except Exception as exc:
-        raise PieError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        return PieError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})")
+
+
+def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list[ModelRows]]:
+    """(task, the file's models of `split`). `seen_ids` caches the last ids column: files in the
+    same example order then share one numpy array, and stacking skips their sort."""
+    import pyarrow.compute as pc
+
+    if isinstance(table, Exception):
+        raise table
     names = set(table.column_names)
     missing = [c for c in REQUIRED if c not in names]
     if missing or not ({"label", "labels"} & names):
@@ -97,11 +105,16 @@ def load_predictions_dir(root: str | Path, split: str = "test") -> Stacked:
     files = sorted(root.rglob("*.parquet"))
     if not files:
         raise PieError(f"{root}: no *.parquet prediction files found")
+    from concurrent.futures import ThreadPoolExecutor
+
     kinds: dict[str, Path] = {}
     models: list[ModelRows] = []
     seen_ids: dict = {}
-    for path in files:
-        task, found = _read_file(path, split, seen_ids)
+    # Parquet decoding releases the GIL: read the files on every core, then stack in order.
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        tables = list(pool.map(_load_table, files))
+    for path, table in zip(files, tables):
+        task, found = _read_file(path, table, split, seen_ids)
         kinds.setdefault(task, path)
         models += found
     if len(kinds) > 1:
