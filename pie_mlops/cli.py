@@ -284,9 +284,15 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
             raise click.UsageError("file mode needs --out OUT (and takes --dataset NAME for the analyses)")
         from pie_mlops.stages.compare import compare_files
 
+        from pathlib import Path
+
+        from pie_mlops.tracking import log_artifacts_if_active
+
         result = compare_files(predictions, given["out"], params["split"], params["min_seeds"])
         _print_summary(result.summary)
-        click.echo(f"wrote {given['out']}/pies.parquet and summary.json")
+        out = Path(given["out"])
+        log_artifacts_if_active([out / "pies.parquet", out / "summary.json"], "compare")  # under `mlflow run`
+        click.echo(f"wrote {out}/pies.parquet and summary.json")
         return
     from pie_mlops.stages.compare_study import compare as run
 
@@ -328,6 +334,9 @@ def report(ctx: click.Context, **options) -> None:
     params = load_section("report", DEFAULTS, ctx.obj["params_file"])
     params.update(_given(options))
     path = run(params)
+    from pie_mlops.tracking import log_artifacts_if_active
+
+    log_artifacts_if_active([path, path.parent / "figures"], "report")  # under `mlflow run`
     click.echo(f"report: {path}  (open it in a browser; it needs no network)")
 
 
