@@ -6,7 +6,10 @@ analyses (`pie_mlops.analysis`), pick the `champion` (`pie_mlops.selection`), an
 one directory, atomically:
 
     <out>/pies.parquet  summary.json  analysis.json  complexity.parquet  pie_examples.parquet
-    <out>/champion.json  plots/*.csv (DVC plots)  report/index.html  datasets/<name>__pies_<group>/
+    <out>/champion.json  plots/*.csv (DVC plots)  report/index.html
+
+and each group's PIEs as a dataset, `<data_dir>/<dataset>__pies_<group>/` (DESIGN.md §3's
+dataset contract; `.dvcignore` keeps them out of data.dvc's hash, so the data version stays).
 
 In MLflow mode the directory is logged to one `compare` run with per-group metrics, the
 PIE metrics also land on each pruned model's own run (so runs compare side by side in the
@@ -86,10 +89,10 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
         _dump(champion or {"champion": None, "reason": "no pruned version within tolerance of dense"},
               tmp / "champion.json")
         _write_plot_tables(core.summary, analysis, arch, tmp / "plots")
-        if params["export_pies"]:
-            _export_pies(core.pies, texts, meta, dataset, split, tmp / "datasets")
         from pie_mlops.stages.report import build_report
         build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}")
+    if params["export_pies"]:  # each dataset written atomically on its own, after the outputs
+        _export_pies(core.pies, texts, meta, dataset, arch, split, Path(params["data_dir"]))
     result = {"dataset": dataset, "arch": arch, "out": str(out), "summary": core.summary,
               "champion": champion, "noise_floor": analysis.get("noise_floor", {})}
     if predictions_dir is None:
@@ -216,12 +219,14 @@ def _write_plot_tables(summary: dict, analysis: dict, arch: str, root: Path) -> 
         pd.DataFrame(bins).to_csv(root / "el2n_bins.csv", index=False)
 
 
-def export_name(dataset: str, group: str) -> str:
-    """`<dataset>__pies_<group>`, with the group made filesystem- and DVC-friendly."""
-    return f"{dataset}__pies_{group.replace('@', '-').replace('.', '_')}"
+def export_name(dataset: str, group: str, arch: str | None = None) -> str:
+    """`<dataset>__pies_<group>` (`__<arch>` added when given), made filesystem-friendly:
+    `rotten_tomatoes__pies_magnitude-os-0_50__bert`."""
+    name = f"{dataset}__pies_{group.replace('@', '-').replace('.', '_')}"
+    return f"{name}__{arch}" if arch else name
 
 
-def _export_pies(pies_frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, dataset: str, split: str,
+def _export_pies(pies_frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, dataset: str, arch: str, split: str,
                  root: Path) -> None:
     """Each group's PIEs as a dataset in the dataset contract: the PIEs form its test split
     (train and validation are empty), so any future model can be evaluated on them."""
@@ -231,9 +236,9 @@ def _export_pies(pies_frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, data
     for group, rows in pies_frame[pies_frame["is_pie"]].groupby("group"):
         subset = texts[texts["example_id"].isin(set(rows["example_id"]))].reset_index(drop=True)
         m = {**{k: meta[k] for k in ("task", "label_names", "license", "synthetic")},
-             "name": export_name(dataset, group),
-             "source": f"PIEs of {group} on {dataset}/{split} (pie-mlops compare)", "parent": dataset,
-             "group": group}
+             "name": export_name(dataset, group, arch),
+             "source": f"PIEs of {group} ({arch}) on {dataset}/{split} (pie-mlops compare)", "parent": dataset,
+             "group": group, "arch": arch}
         write_dataset(root, m["name"], {"train": empty, "validation": empty, "test": subset}, m)
 
 

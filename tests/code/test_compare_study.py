@@ -74,11 +74,11 @@ def test_analysis_json_follows_the_schema_and_is_strict_json(study):
 def test_pie_subsets_are_exported_as_datasets_in_the_contract(study):
     pies = pd.read_parquet(study["out"] / "pies.parquet")
     for group in ("magnitude-os@0.50", "random-os@0.90"):
-        meta, splits = read_dataset(study["out"] / "datasets" / export_name("synthetic_nli", group))
+        meta, splits = read_dataset(study["data"] / export_name("synthetic_nli", group, "bert"))
         expected = set(pies[(pies["group"] == group) & pies["is_pie"]]["example_id"])
         assert set(splits["test"]["example_id"]) == expected
         assert len(splits["train"]) == 0 and len(splits["validation"]) == 0
-        assert meta["parent"] == "synthetic_nli" and meta["group"] == group
+        assert meta["parent"] == "synthetic_nli" and meta["group"] == group and meta["arch"] == "bert"
         assert splits["test"]["text_pair"].notna().all()  # sentence pairs stay pairs
 
 
@@ -89,10 +89,11 @@ def test_champion_is_recorded_with_its_reason(study):
     else:
         assert champ["group"] in ("magnitude-os@0.50", "random-os@0.90") and "sparsity" in champ["reason"]
     loose = study["root"] / "loose"
+    before = sorted(p.name for p in study["data"].iterdir())
     [res] = compare(_params(study["data"], loose, champion_tolerance=1.0, export_pies=False), study["preds"],
                     progress=False)
     assert res["champion"]["group"] == "random-os@0.90"  # anything goes: the sparsest wins
-    assert not (loose / "datasets").exists()
+    assert sorted(p.name for p in study["data"].iterdir()) == before
 
 
 def test_the_report_is_self_contained_and_escapes_text(study):

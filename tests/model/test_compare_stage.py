@@ -69,7 +69,7 @@ def test_compare_artifacts_and_the_pie_table_are_logged(store):
     rid = store["result"]["run_id"]
     names = {f.path for f in client.list_artifacts(rid, "compare")}
     assert {"compare/pies.parquet", "compare/summary.json", "compare/analysis.json", "compare/report",
-            "compare/plots", "compare/datasets"} <= names
+            "compare/plots"} <= names
     assert "pie_summary.json" in {f.path for f in client.list_artifacts(rid)}
     report = Path(client.download_artifacts(rid, "compare/report/index.html", str(store["root"] / "dl")))
     assert "PIEs against sparsity" in report.read_text()
