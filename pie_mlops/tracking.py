@@ -376,7 +376,7 @@ def model_run(run_name: str, tags: dict, params: dict):
 
     client = _client()
     parent = active_run_id()  # `mlflow run`'s run, or one active in this process
-    all_tags = {k: str(v) for k, v in tags.items()}
+    all_tags = {**{k: str(v) for k, v in tags.items()}, **_owner_tags()}
     if parent:
         exp = client.get_run(parent).info.experiment_id
         all_tags["mlflow.parentRunId"] = parent
@@ -404,6 +404,53 @@ def model_run(run_name: str, tags: dict, params: dict):
                 pass  # the original error matters more
         client.set_terminated(run_id, status="FAILED")
         raise
+
+
+# ---------------------------------------------------------------------------------------
+# Crash recovery: a process killed with SIGKILL (or by the OOM killer, or a power cut) runs
+# no `finally`, so its run stays RUNNING, maybe with a registered version. The next stage
+# run finds those by the owner tags and cleans up before it starts.
+# ---------------------------------------------------------------------------------------
+def _owner_tags() -> dict:
+    import socket
+
+    return {"pie.host": socket.gethostname(), "pie.pid": str(os.getpid())}
+
+
+def _process_gone(tags: dict) -> bool:
+    """True only when we can be sure: the run's process was on this host and is not alive."""
+    import socket
+
+    if tags.get("pie.host") != socket.gethostname():
+        return False  # another machine's run (a parallel worker): not ours to judge
+    try:
+        os.kill(int(tags.get("pie.pid", "")), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, OverflowError):
+        return False
+    return False
+
+
+def reap_stale_runs(dataset: str, arch: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of (dataset, arch) whose process on this host is gone, and
+    delete any version they registered, so a rerun redoes exactly that work. Returns their ids."""
+    client = _client()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    filt = f"tags.dataset = '{dataset}' and tags.arch = '{arch}' and attributes.status = 'RUNNING'"
+    reaped = []
+    for run in client.search_runs(experiments, filter_string=filt, max_results=1000):
+        if not _process_gone(run.data.tags):
+            continue
+        run_id = run.info.run_id
+        for mv in client.search_model_versions(f"run_id = '{run_id}'"):
+            client.delete_model_version(mv.name, mv.version)
+        client.set_tag(run_id, "pie.reaped", "its process was gone: killed before it could finish")
+        client.set_terminated(run_id, status="KILLED")
+        reaped.append(run_id)
+    return reaped
 
 
 # ---------------------------------------------------------------------------------------
@@ -523,7 +570,7 @@ def compare_run(dataset: str, arch: str, params: dict):
     client = _client()
     exp, extra = _run_home(client)
     tags = {"stage": "compare", "dataset": dataset, "arch": arch, "data_md5": str(params.get("data_md5", "")),
-            "git_sha": git_sha(), **extra}
+            "git_sha": git_sha(), **_owner_tags(), **extra}
     run_id = client.create_run(exp, tags=tags, run_name=f"compare {dataset}/{arch}").info.run_id
     flat = {k: v for k, v in _flat("", params).items()}
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(flat.items())])

@@ -16,9 +16,9 @@ input is checked before the first run starts, so bad input registers nothing.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
+from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
 from pie_mlops.stages.train import as_list, publish_predictions, read_best_params, restore_predictions, split_score
 
@@ -154,6 +154,8 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     hp = _hyperparameters(params)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
     name = tracking.registered_model_name(params["dataset"], params["arch"])
+    for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
+        tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
     _check_dense(name, seeds, md5)
     meta, splits = read_dataset(data_path)
 
@@ -189,7 +191,7 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
 
     group = plan["group"]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".s{seed}.tmp-", dir=out_dir.parent))
+    staging = staging_dir(out_dir)  # sweeps what a killed earlier run left there
     run_name = f"{plan['dataset']}-{plan['arch']}-{group}-s{seed}"
     try:
         model = _start_model(plan, seed, meta, name, staging)  # before the run: a bad model makes no run

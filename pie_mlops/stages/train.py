@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
 
 GROUP = "dense"
@@ -115,6 +116,9 @@ def train(params: dict, progress: bool = True, force: dict | None = None) -> lis
     seeds = _seeds(params)
     meta, splits = read_dataset(data_path)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
+    for arch in archs:  # runs a killed earlier process left RUNNING: mark KILLED, redo their work
+        for run_id in tracking.reap_stale_runs(params["dataset"], arch):
+            tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
 
     records = []
     jobs = [(plan, seed) for plan in plans for seed in seeds]
@@ -153,7 +157,7 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # Predictions are staged beside their final place and moved in only once the version is
     # registered, so predictions/ never holds the output of a failed run.
-    staging = Path(tempfile.mkdtemp(prefix=f".s{seed}.tmp-", dir=out_dir.parent))
+    staging = staging_dir(out_dir)  # sweeps what a killed earlier run left there
     try:
         with tracking.model_run(run_name, tags, {**plan, "seed": seed, "group": GROUP}) as run:
             result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)

@@ -37,3 +37,29 @@ def test_atomic_dir_swaps_whole_directories(tmp_path):
     assert [p.name for p in final.iterdir()] == ["b.html"]
     assert [p.name for p in tmp_path.iterdir()] == ["docs"]
     assert stat.S_IMODE(final.stat().st_mode) & 0o055
+
+
+def test_temporaries_of_killed_writers_are_swept_by_the_next_write(tmp_path):
+    import os
+    import socket
+    import subprocess
+
+    gone = subprocess.Popen(["true"])  # a process that has exited: its pid is free
+    gone.wait()
+    host = socket.gethostname()
+    stale_file = tmp_path / f".out.parquet.tmp-{host}-{gone.pid}-abc"
+    stale_dir = tmp_path / f".s0.tmp-{host}-{gone.pid}-xyz"
+    live = tmp_path / f".out.parquet.tmp-{host}-{os.getpid()}-keep"
+    other_host = tmp_path / f".out.parquet.tmp-elsewhere-{gone.pid}-keep"
+    stale_file.write_text("half")
+    stale_dir.mkdir()
+    (stale_dir / "test.parquet").write_text("half")
+    for p in (live, other_host):
+        p.write_text("in progress")
+    with atomic_file(tmp_path / "out.parquet") as tmp:
+        tmp.write_text("whole")
+    with atomic_dir(tmp_path / "s0") as tmp:
+        (tmp / "test.parquet").write_text("whole")
+    assert not stale_file.exists() and not stale_dir.exists()
+    assert live.exists() and other_host.exists()  # a live writer, or another host's: not ours to judge
+    assert (tmp_path / "out.parquet").read_text() == "whole"
