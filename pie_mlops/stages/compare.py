@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from pie_mlops.errors import PieError
 from pie_mlops.pies import CompareResult, ModelRows, Stacked, compare, stack_models

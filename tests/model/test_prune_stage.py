@@ -3,7 +3,6 @@
 The module trains two dense tiny-BERT seeds once, then prunes them (os and ft, two criteria).
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest

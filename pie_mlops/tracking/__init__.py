@@ -1,0 +1,30 @@
+"""All MLflow calls live here (DESIGN.md §2). mlflow is imported lazily: it is slow to import.
+
+- `store`: URIs, the client, experiments, provenance tags (data_md5, git_sha, params_hash).
+- `models`: one run per model, skip-on-rerun by tags, registry versions, aliases, champion.
+- `studies`: Optuna's parent and per-trial runs.
+- `compare`: the comparison's run, metrics and artifacts.
+- `recovery`: runs a killed process left RUNNING.
+"""
+
+from pie_mlops.tracking.compare import compare_run, log_compare_artifacts, log_metric_batch, metric_key
+from pie_mlops.tracking.models import (
+    ModelRun, alias_for, download_run_artifacts, find_finished_run, load_version, model_run, model_runs,
+    registered_model_name, set_champion, version_by_alias, version_of_run,
+)
+from pie_mlops.tracking.recovery import reap_stale_runs
+from pie_mlops.tracking.store import (
+    DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI, IDENTITY_TAGS, MODEL_REQUIREMENTS, VERSION_TAGS, active_run_id,
+    artifact_root, data_md5, experiment_id, git_sha, log_artifacts_if_active, model_requirements, params_hash,
+    registry_uri, tracking_uri,
+)
+from pie_mlops.tracking.studies import log_study_result, study_run, trial_run
+
+__all__ = [
+    "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "IDENTITY_TAGS", "MODEL_REQUIREMENTS", "VERSION_TAGS", "ModelRun",
+    "active_run_id", "alias_for", "artifact_root", "compare_run", "data_md5", "download_run_artifacts",
+    "experiment_id", "find_finished_run", "git_sha", "load_version", "log_artifacts_if_active",
+    "log_compare_artifacts", "log_metric_batch", "log_study_result", "metric_key", "model_requirements",
+    "model_run", "model_runs", "params_hash", "reap_stale_runs", "registered_model_name", "registry_uri",
+    "set_champion", "study_run", "tracking_uri", "trial_run", "version_by_alias", "version_of_run",
+]

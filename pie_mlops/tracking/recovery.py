@@ -1,0 +1,50 @@
+"""Crash recovery for runs a killed process left RUNNING."""
+
+from __future__ import annotations
+
+import os
+
+from pie_mlops.tracking.store import (
+    _client,
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Crash recovery: a process killed with SIGKILL (or by the OOM killer, or a power cut) runs
+# no `finally`, so its run stays RUNNING, maybe with a registered version. The next stage
+# run finds those by the owner tags and cleans up before it starts.
+# ---------------------------------------------------------------------------------------
+def _process_gone(tags: dict) -> bool:
+    """True only when we can be sure: the run's process was on this host and is not alive."""
+    import socket
+
+    if tags.get("pie.host") != socket.gethostname():
+        return False  # another machine's run (a parallel worker): not ours to judge
+    try:
+        os.kill(int(tags.get("pie.pid", "")), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, OverflowError):
+        return False
+    return False
+
+
+def reap_stale_runs(dataset: str, arch: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of (dataset, arch) whose process on this host is gone, and
+    delete any version they registered, so a rerun redoes exactly that work. Returns their ids."""
+    client = _client()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    filt = f"tags.dataset = '{dataset}' and tags.arch = '{arch}' and attributes.status = 'RUNNING'"
+    reaped = []
+    for run in client.search_runs(experiments, filter_string=filt, max_results=1000):
+        if not _process_gone(run.data.tags):
+            continue
+        run_id = run.info.run_id
+        for mv in client.search_model_versions(f"run_id = '{run_id}'"):
+            client.delete_model_version(mv.name, mv.version)
+        client.set_tag(run_id, "pie.reaped", "its process was gone: killed before it could finish")
+        client.set_terminated(run_id, status="KILLED")
+        reaped.append(run_id)
+    return reaped

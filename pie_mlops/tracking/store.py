@@ -1,0 +1,244 @@
+"""The store: URIs, clients, experiments, provenance tags, and run-status helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def active_run_id() -> str | None:
+    """The id of the MLflow run this process works for, or None.
+
+    That is the run started in this process, or the one `mlflow run` made for us (it
+    passes MLFLOW_RUN_ID to the entry point's command). Otherwise a run can only be
+    active once mlflow has been imported here, so when it is not imported yet there is
+    none, and importing it just to learn that would cost seconds.
+    """
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return os.environ["MLFLOW_RUN_ID"]
+    if "mlflow" not in sys.modules:
+        return None
+    import mlflow
+
+    run = mlflow.active_run()
+    return run.info.run_id if run is not None else None
+
+
+def log_artifacts_if_active(paths: list[Path], artifact_path: str) -> bool:
+    """Log files and directories under `artifact_path` of the active run; False if none is active.
+
+    A directory keeps its own name below `artifact_path` (data_docs/ stays data_docs/).
+    """
+    run_id = active_run_id()
+    if run_id is None:
+        return False
+    from mlflow import MlflowClient
+
+    client = MlflowClient()  # by run id: works for a run started here or by `mlflow run`
+    for path in map(Path, paths):
+        if path.is_dir():
+            client.log_artifacts(run_id, str(path), artifact_path=f"{artifact_path}/{path.name}")
+        else:
+            client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# Store defaults (DESIGN.md §4): the embedded SQLite store, artifacts beside it.
+# ---------------------------------------------------------------------------------------
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "pie-mlops"
+# The version tags of DESIGN.md §3 "Registry"; runs carry the same ones.
+VERSION_TAGS = ("group", "criterion", "schedule", "scope", "sparsity", "achieved_sparsity", "seed",
+                "data_md5", "git_sha", "params_hash")
+# What makes two runs "the same model" for skip-on-rerun.
+IDENTITY_TAGS = ("dataset", "arch", "group", "seed", "data_md5", "params_hash")
+# Needed to unpickle a logged model; the pins come from our own package metadata (pyproject).
+MODEL_REQUIREMENTS = ("torch", "transformers", "safetensors", "numpy")
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def registry_uri() -> str:
+    """The registry follows the tracking store unless MLFLOW_REGISTRY_URI says otherwise."""
+    return os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri()
+
+
+def _client():
+    """A client bound to the current URIs (re-read each call: tests monkeypatch them)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri(), registry_uri=registry_uri())
+
+
+@contextmanager
+def _fluent():
+    """mlflow with its global (fluent) URIs pointed at our store, restored afterwards.
+
+    Only start_run/log_model need the globals. Leaving them set would pin every later
+    mlflow call in this process to this store, even after MLFLOW_TRACKING_URI changes.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    # set_*_uri write the URI variables, and end_run() drops MLFLOW_RUN_ID (which `mlflow run`
+    # set for the whole command, so later seeds still need it): restore all three.
+    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID")}
+    old_tracking, old_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_registry_uri(registry_uri())
+    try:
+        yield mlflow
+    finally:
+        mlflow.set_tracking_uri(old_tracking)
+        registry_utils._registry_uri = old_registry
+        for key, value in env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def artifact_root(uri: str) -> str | None:
+    """`mlartifacts/` beside a SQLite database, as an absolute file URI; None for servers.
+
+    An absolute URI keeps artifacts in one place whatever directory a later command runs
+    from; a server (http://, postgresql://) decides its own artifact store.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri[len("sqlite:///"):]).expanduser()
+    return (db.resolve().parent / "mlartifacts").as_uri()
+
+
+def experiment_id(name: str | None = None) -> str:
+    """The experiment model runs go to, created on first use with our artifact root."""
+    client = _client()
+    name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_root(tracking_uri()))
+    except Exception:  # created meanwhile by a parallel worker
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+# ---------------------------------------------------------------------------------------
+# Provenance tags
+# ---------------------------------------------------------------------------------------
+def data_md5(data_dir: str | Path = "data") -> str:
+    """`outs[0].md5` of `<data_dir>.dvc` (data.dvc tracks data/), or 'untracked'."""
+    import yaml
+
+    dvc_file = Path(f"{Path(data_dir)}.dvc")
+    try:
+        outs = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("outs") or []
+        return str(outs[0]["md5"]) if outs and outs[0].get("md5") else "untracked"
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError):
+        return "untracked"
+
+
+def git_sha(start: str | Path = ".") -> str:
+    """HEAD's commit, read from .git directly (no git process), or 'unknown'."""
+    try:
+        for folder in [Path(start).resolve(), *Path(start).resolve().parents]:
+            dot = folder / ".git"
+            if dot.is_file():  # a worktree or submodule: "gitdir: <path>"
+                dot = (folder / dot.read_text().split(":", 1)[1].strip()).resolve()
+            if not dot.is_dir():
+                continue
+            head = (dot / "HEAD").read_text().strip()
+            if not head.startswith("ref:"):
+                return head
+            ref = head.split(":", 1)[1].strip()
+            common = Path((dot / "commondir").read_text().strip()) if (dot / "commondir").is_file() else None
+            roots = [dot] + ([(dot / common).resolve()] if common else [])
+            for root in roots:
+                if (root / ref).is_file():
+                    return (root / ref).read_text().strip()
+                packed = root / "packed-refs"
+                if packed.is_file():
+                    for line in packed.read_text().splitlines():
+                        if line.endswith(" " + ref):
+                            return line.split()[0]
+            return "unknown"  # a repository without commits
+    except OSError:
+        pass
+    return "unknown"
+
+
+def params_hash(params: dict) -> str:
+    """A short, order-independent hash of the parameters a model was trained with."""
+    import hashlib
+    import json
+
+    blob = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements for loading a logged model, from pie-mlops' own metadata."""
+    import re
+    from importlib import metadata
+
+    pins = {}
+    try:
+        for req in metadata.requires("pie-mlops") or []:
+            m = re.match(r"([A-Za-z0-9_.-]+)\s*==\s*([^;\s]+)", req)
+            if m and ";" not in req:
+                pins[m.group(1).lower()] = f"{m.group(1)}=={m.group(2)}"
+    except metadata.PackageNotFoundError:
+        pass
+    out = []
+    for name in MODEL_REQUIREMENTS:
+        if name not in pins:  # not installed as a distribution: pin what is running
+            try:
+                pins[name] = f"{name}=={metadata.version(name)}"
+            except metadata.PackageNotFoundError:
+                continue
+        out.append(pins[name])
+    return out
+
+
+
+def _owner_tags() -> dict:
+    import socket
+
+    return {"pie.host": socket.gethostname(), "pie.pid": str(os.getpid())}
+
+
+def _flat(prefix: str, value) -> dict:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out = {}
+    for k, v in value.items():
+        out.update(_flat(f"{prefix}.{k}" if prefix else str(k), v))
+    return out
+
+
+def _run_home(client) -> tuple[str, dict]:
+    """(experiment id, extra tags): under `mlflow run` a run nests under the run it made."""
+    parent = active_run_id()
+    if parent:
+        return client.get_run(parent).info.experiment_id, {"mlflow.parentRunId": parent}
+    return experiment_id(), {}
+
+
+@contextmanager
+def _ends(client, run_id: str):
+    """The run ends FINISHED when the block succeeds, FAILED on any error (Ctrl-C too)."""
+    try:
+        yield
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")

@@ -1,0 +1,81 @@
+"""Optuna studies: one parent run per study (resumed with it), a nested child run per trial."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from pie_mlops.tracking.store import (
+    _client, _ends, _flat, _run_home,
+)
+
+
+# ---------------------------------------------------------------------------------------
+@contextmanager
+def study_run(study_name: str, params: dict):
+    """The study's parent run; yields its id. Re-running a study resumes the same parent."""
+    from mlflow.entities import Param
+
+    client = _client()
+    exp, extra = _run_home(client)
+    found = client.search_runs([exp], f"tags.stage = 'tune' AND tags.study = '{study_name}'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+    else:
+        tags = {"stage": "tune", "study": study_name, "dataset": params["dataset"], "arch": params["arch"], **extra}
+        run_id = client.create_run(exp, tags=tags, run_name=f"tune {study_name}").info.run_id
+        flat = {k: v for k, v in _flat("", params).items() if k != "storage"}  # may hold a password
+        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(flat.items())])
+    with _ends(client, run_id):
+        yield run_id
+
+
+@contextmanager
+def trial_run(parent_id: str, number: int, hp: dict):
+    """A child run for one trial; yields `log_epoch(epoch, metrics)`.
+
+    A pruned trial ends KILLED with tag state=pruned, a crashed one FAILED.
+    """
+    import optuna
+    from mlflow.entities import Metric, Param
+
+    client = _client()
+    exp = client.get_run(parent_id).info.experiment_id
+    tags = {"mlflow.parentRunId": parent_id, "stage": "tune-trial", "trial": str(number)}
+    run_id = client.create_run(exp, tags=tags, run_name=f"trial {number}").info.run_id
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(hp.items())])
+
+    def log_epoch(epoch: int, metrics: dict) -> None:
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items() if k != "epoch"])
+
+    try:
+        yield log_epoch
+    except optuna.TrialPruned:
+        client.set_tag(run_id, "state", "pruned")
+        client.set_terminated(run_id, status="KILLED")
+        raise
+    except BaseException:
+        client.set_tag(run_id, "state", "failed")
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_tag(run_id, "state", "complete")
+    client.set_terminated(run_id, status="FINISHED")
+
+
+def log_study_result(parent_id: str, best: dict, best_value: float, metric: str, best_file: Path) -> None:
+    """The best trial's parameters as `best_<name>` params of the parent, and the file."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    client.log_metric(parent_id, f"best_{metric}", best_value)
+    for k, v in best.items():
+        try:
+            client.log_param(parent_id, f"best_{k}", v)
+        except MlflowException:
+            # A resumed study found a new best; params are immutable, so the tag carries it.
+            client.set_tag(parent_id, f"best_{k}", str(v))
+    client.log_artifact(parent_id, str(best_file), artifact_path="tune")
