@@ -16,8 +16,10 @@ export HF_DATASETS_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test install bench clean-venv help
+.PHONY: study tiny demo test install bench clean-venv help
 help:
+	@echo "make study  the whole default study (params.yaml) through dvc repro: data, gate, tune, train, prune, compare, report"
+	@echo "make tiny   the same pipeline on the tiny profile, in about a minute (no DVC)"
 	@echo "make demo   materialize the offline datasets, run the data-quality gate (dvc repro)"
 	@echo "make test   run the test suite"
 	@echo "make bench  run the benchmarks in bench/"
@@ -33,13 +35,21 @@ $(STAMP): pyproject.toml requirements/assets.txt requirements/constraints.txt
 
 install: $(STAMP)
 
+# The README's main command. Re-run it after a crash or a params change: only unfinished or
+# changed work runs again.
+study: $(STAMP)
+	$(BIN)/pie-mlops study
+
+tiny: $(STAMP)
+	$(BIN)/pie-mlops --profile tiny study
+
 # The gate is forced: on a fresh clone dvc.lock already records a pass for these exact
 # bytes, and the demo should show the checks running, not a skip.
 demo: $(STAMP)
 	$(BIN)/pie-mlops materialize
 	$(BIN)/dvc repro --force check
 	@$(BIN)/dvc metrics show
-	@$(BIN)/dvc status
+	@$(BIN)/dvc status data.dvc check
 	@echo "Data checks: open reports/data_checks/<name>/summary.html (GX Data Docs: data_docs/index.html)"
 
 test: $(STAMP)

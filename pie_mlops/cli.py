@@ -25,14 +25,24 @@ def _given(options: dict) -> dict:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="pie-mlops")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help=PARAMS_HELP)
+@click.option("--profile", default=None, metavar="NAME",
+              help="Use profiles/NAME.yaml instead of params.yaml: tiny (seconds, tests), paper (the "
+                   "paper's grid, a GPU run) or your own; `default` is params.yaml.")
 @click.pass_context
-def cli(ctx: click.Context, params_file: str) -> None:
+def cli(ctx: click.Context, params_file: str, profile: str | None) -> None:
     """Find the examples that pruning breaks (PIEs), as a tracked MLflow/DVC pipeline.
 
     \b
-    Start:   pie-mlops materialize && pie-mlops check all
-    Run all: dvc repro     One stage: mlflow run . -e <stage> --env-manager local
+    The whole study:  pie-mlops study            (or: dvc repro; mlflow run . -e main --env-manager local)
+    A quick try:      pie-mlops --profile tiny study --no-dvc
+    One stage:        pie-mlops <stage> --help;  mlflow run . -e <stage> --env-manager local
     """
+    if profile not in (None, ""):
+        from pie_mlops.params import profile_path
+
+        if params_file != "params.yaml":
+            raise click.UsageError("give --params FILE or --profile NAME, not both")
+        params_file = str(profile_path(profile))
     ctx.obj = {"params_file": params_file}
 
 
@@ -219,7 +229,7 @@ def prune(ctx: click.Context, **options) -> None:
     \b
     Groups are named <criterion>-<schedule>@<sparsity>, e.g. magnitude-ft@0.50. Per model:
     an MLflow run with its accounting (achieved sparsity overall and per layer, non-zero
-    parameters, size on disk, CPU latency), predictions/<dataset>/<arch>/<group>/s<seed>/
+    parameters, size on disk, CPU latency), predictions/<dataset>/<arch>/pruned/<group>/s<seed>/
     {validation,test,train}.parquet, and a version of pie-<dataset>-<arch> with the alias
     <group>-s<seed> (MLflow-legal: magnitude-ft-0_50-s0). Finished models are skipped.
     Needs the dense seeds from `pie-mlops train`. Example:
@@ -338,6 +348,28 @@ def report(ctx: click.Context, **options) -> None:
 
     log_artifacts_if_active([path, path.parent / "figures"], "report")  # under `mlflow run`
     click.echo(f"report: {path}  (open it in a browser; it needs no network)")
+
+
+@cli.command()
+@click.option("--dvc/--no-dvc", "use_dvc", default=None,
+              help="Run the stages through `dvc repro` (the default when the params file is this repo's "
+                   "params.yaml) or one after another in this process (the default for a --profile).")
+@click.pass_context
+def study(ctx: click.Context, use_dvc: bool | None) -> None:
+    """The whole study: materialize, check, tune, train, prune, compare, report.
+
+    \b
+    pie-mlops study                        the embedded default (params.yaml), through dvc repro
+    pie-mlops --profile tiny study         seconds: the tiny profile (a random tiny BERT + BiLSTM)
+    pie-mlops --profile paper study        the paper's grid (a GPU run)
+    Re-running it after a crash or a params change redoes only what is unfinished or changed.
+    Ends by printing where the report is and how to open the MLflow UI.
+    """
+    from pie_mlops.stages.study import study as run
+    from pie_mlops.stages.study import where_to_look
+
+    result = run(ctx.obj["params_file"], use_dvc=use_dvc, echo=click.echo)
+    click.echo(where_to_look(result))
 
 
 def main(argv: list[str] | None = None) -> None:

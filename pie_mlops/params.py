@@ -7,6 +7,19 @@ from pathlib import Path
 from pie_mlops.errors import PieError
 
 DEFAULT_PARAMS = "params.yaml"
+PROFILES_DIR = "profiles"
+
+
+def profile_path(name: str) -> Path:
+    """The params file of a profile: `default` is params.yaml, NAME is profiles/NAME.yaml."""
+    if name == "default":
+        return Path(DEFAULT_PARAMS)
+    path = Path(PROFILES_DIR) / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in Path(PROFILES_DIR).glob("*.yaml")) if Path(PROFILES_DIR).is_dir() else []
+        raise PieError(f"{path}: no such profile; choose default or one of {', '.join(known) or '(none found)'} "
+                       f"(run from the project root)")
+    return path
 
 
 def load_section(section: str, defaults: dict, path: str | Path = DEFAULT_PARAMS) -> dict:

@@ -30,10 +30,16 @@ def sync_dvc_cache(data_dir: str | Path) -> str:
     if found is None:
         return "untracked"
     root, dvcfile = found
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
+    from scmrepo.exceptions import SCMError
 
     target = str(dvcfile.relative_to(root))
-    with Repo(str(root)) as repo:
+    try:
+        repo = Repo(str(root))
+    except (DvcException, SCMError):  # e.g. a copy of the project outside git: nothing to sync
+        return "untracked"
+    with repo:
         status = repo.status(targets=[target])
         if not status:
             return "up to date"

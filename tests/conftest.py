@@ -36,13 +36,19 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 def project_repo(tmp_path: Path) -> Path:
     """A real git repo holding the project's files, as a fresh clone would: every file git
     tracks (or would track), from the working tree, committed, with no DVC cache."""
+    return clone_project(tmp_path / "repo")
+
+
+def clone_project(repo: Path, profile: str | None = None) -> Path:
+    """`project_repo` at `repo`; with `profile`, profiles/<profile>.yaml is its params.yaml."""
     files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], ROOT).stdout
-    repo = tmp_path / "repo"
     for rel in filter(None, files.split("\0")):
         if (ROOT / rel).is_file():
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, repo / rel)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    if profile:
+        shutil.copy2(repo / "profiles" / f"{profile}.yaml", repo / "params.yaml")
     run(["git", "init", "-q"], repo)
     run([*git, "add", "-A"], repo)
     run([*git, "commit", "-qm", "fresh clone"], repo)
@@ -51,6 +57,6 @@ def project_repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny_repo(project_repo: Path) -> Path:
-    """`project_repo` switched to the tiny profile (profiles/tiny.yaml: two small sets)."""
+    """`project_repo` switched to the tiny profile (profiles/tiny.yaml)."""
     shutil.copy2(project_repo / "profiles" / "tiny.yaml", project_repo / "params.yaml")
     return project_repo

@@ -91,3 +91,14 @@ def cover_every_label(split: np.ndarray, label_lists: list[list[int]], example_i
                     split[i] = target
                     break
     return split
+
+
+def subsample(df, n: int | None, seed: int = 0):
+    """A fixed, seeded subsample of at most `n` rows (all rows if `n` is falsy).
+
+    Fixed on purpose: every seed of a group (and every tuning trial) sees the same examples,
+    so the models of a group still differ only in their seed.
+    """
+    if not n or len(df) <= int(n):
+        return df
+    return df.sample(n=int(n), random_state=seed).reset_index(drop=True)

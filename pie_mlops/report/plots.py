@@ -149,7 +149,11 @@ def stability(stab: dict, label: str) -> bytes:
                     label=g)
     ax.set(xlabel="seeds per group (k)", ylabel="Jaccard of two PIE sets", ylim=(0, 1.05),
            title=f"{label}: how stable is a k-seed PIE set?")
-    ax.legend(fontsize=6, ncol=2)
+    if ax.get_legend_handles_labels()[0]:  # with too few seeds no group has a curve
+        ax.legend(fontsize=6, ncol=2)
+    else:
+        ax.text(0.5, 0.5, "too few seeds per group to draw two disjoint PIE sets", ha="center",
+                transform=ax.transAxes, fontsize=8)
     return png(fig)
 
 

@@ -25,15 +25,19 @@ def collect_predictions(dataset: str, arch: str, split: str = "test",
 
 
 def collect_splits(dataset: str, arch: str, split: str = "test", optional: tuple[str, ...] = ("train", "train@epoch1"),
-                   progress: bool = True) -> tuple[dict[str, pd.DataFrame], dict[tuple[str, int], str], list[dict]]:
+                   progress: bool = True, keep: set[tuple[str, int]] | None = None,
+                   ) -> tuple[dict[str, pd.DataFrame], dict[tuple[str, int], str], list[dict]]:
     """Like `collect_predictions`, downloading each run's artifacts once for several splits.
 
     Every run must have `split`; the `optional` splits (train-split predictions for the EL2N
-    analysis) are stacked from the runs that have them, and left out when none has."""
+    analysis) are stacked from the runs that have them, and left out when none has. With
+    `keep`, only runs whose (group, seed) is in it are collected."""
     from pie_mlops import tracking
     from pie_mlops.predictions import read_predictions
 
     runs = tracking.model_runs(dataset, arch)
+    if keep is not None:
+        runs = [r for r in runs if (r["group"], int(r["seed"])) in keep]
     if not runs:
         raise PieError(f"no finished runs for dataset {dataset!r} and arch {arch!r} in {tracking.tracking_uri()}; "
                        f"run `pie-mlops train` and `pie-mlops prune` first, or pass --predictions DIR")
@@ -58,3 +62,14 @@ def collect_splits(dataset: str, arch: str, split: str = "test", optional: tuple
             md5s[(run["group"], run["seed"])] = run["data_md5"] or "missing"
     frames = {name: pd.concat(parts, ignore_index=True) for name, parts in found.items() if parts}
     return frames, md5s, runs
+
+
+def local_models(root: str | Path) -> set[tuple[str, int]] | None:
+    """The (group, seed) pairs with predictions under root (<root>/dense/s<seed>/ and
+    <root>/pruned/<group>/s<seed>/), i.e. what train and prune currently produce; None if
+    root does not exist."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    dirs = [*root.glob("dense/s*"), *root.glob("pruned/*/s*")]
+    return {(d.parent.name, int(d.name[1:])) for d in dirs if d.is_dir() and d.name[1:].isdigit() and any(d.glob("*.parquet"))}

@@ -40,6 +40,10 @@ DEFAULTS = {
     "seed": 0,
     "champion_tolerance": 0.02,  # accuracy a champion may lose vs dense, on all and on sensitive examples
     "export_pies": True,  # each group's PIEs as a dataset in the dataset contract
+    # Only the (group, seed) models whose predictions are under <predictions_dir>/<dataset>/<arch>
+    # (what train and prune produce for the current params), so a DVC experiment compares
+    # its own grid; null: every finished model in the MLflow store.
+    "predictions_dir": "predictions",
 }
 
 
@@ -66,7 +70,11 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
     wanted = (split, "train", params["snapshot"])
     if predictions_dir is None:
         from pie_mlops.stages.collect import collect_splits
-        frames, md5s, runs = collect_splits(dataset, arch, split, wanted[1:], progress)
+        keep = None
+        if params.get("predictions_dir"):
+            from pie_mlops.stages.collect import local_models
+            keep = local_models(Path(params["predictions_dir"]) / dataset / arch)
+        frames, md5s, runs = collect_splits(dataset, arch, split, wanted[1:], progress, keep)
         _gate(frames[split], texts, meta, params, Path(str(params["checks_dir"]).format(**fmt)), md5s)
         stacks = {s: pies.stack_split(f, s) for s, f in frames.items() if s == split or "dense" in set(f["group"])}
     else:

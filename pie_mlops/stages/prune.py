@@ -3,7 +3,8 @@
 Each (group, seed) is one tracked run and one registered version of `pie-<dataset>-<arch>`
 with the alias `<group>-s<seed>` (made MLflow-legal: `magnitude-ft-0_50-s0`), its accounting
 (achieved sparsity overall and per layer, non-zero parameters, size on disk, CPU latency on a
-fixed batch) and its per-example predictions under `predictions/<dataset>/<arch>/<group>/s<seed>/`.
+fixed batch) and its per-example predictions under `predictions/<dataset>/<arch>/pruned/<group>/s<seed>/`
+(beside `dense/`, so DVC can track the dense and the pruned outputs as separate stage outputs).
 
 - `ft`, `wr`, `ai` start from the same initialisation as the dense model of that seed.
 - `os` prunes the registered dense model `dense-s<seed>` and optionally fine-tunes it for
@@ -20,7 +21,8 @@ from pathlib import Path
 
 from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
-from pie_mlops.stages.train import as_list, publish_predictions, read_best_params, restore_predictions, split_score
+from pie_mlops.stages.train import (as_list, publish_predictions, read_best_params, restore_predictions, seeds_for,
+                                    split_score)
 
 DEFAULTS = {
     "dataset": "rotten_tomatoes",
@@ -29,6 +31,7 @@ DEFAULTS = {
     "data_dir": "data",
     "criteria": ["magnitude", "impact", "random"],
     "schedules": ["os", "ft"],  # ft, wr, ai (the paper's) and os (one-shot of the trained dense model)
+    "methods": None,  # a list of <criterion>-<schedule> instead of criteria x schedules (the paper's 8)
     "sparsities": [0.2, 0.5, 0.9],
     "seeds": [0, 1, 2],  # each needs its dense model registered (alias dense-s<seed>)
     "scope": "unstructured",  # or structured: whole heads and FFN neurons removed (bert, os only)
@@ -47,8 +50,10 @@ DEFAULTS = {
     "max_length": 128,
     "best_params": "params/best_{dataset}_{arch}.yaml",
     "predict_train": True,  # train-split predictions too (training-set PIEs for the EL2N bins)
+    "predict_validation": True,  # validation predictions too (compare reads test and train only)
     "predictions_dir": "predictions",
     "latency_batch": 32,  # test examples in the fixed batch timed for CPU latency
+    "max_train_examples": None,  # ft/wr/ai/impact/recovery: a fixed seeded subsample of train; None: all
 }
 SCOPES = ("unstructured", "structured")
 
@@ -71,7 +76,7 @@ def plan_jobs(params: dict) -> list[dict]:
     """Every (criterion, schedule, sparsity) to run, checked; PieError on any bad value."""
     from pie_mlops.models import ARCHS
     from pie_mlops.pruning.criteria import SCOPES as THRESHOLDS
-    from pie_mlops.pruning.schedules import check_criterion, check_schedule, check_sparsity
+    from pie_mlops.pruning.schedules import check_sparsity
 
     arch = params["arch"]
     if arch not in ARCHS:
@@ -81,10 +86,10 @@ def plan_jobs(params: dict) -> list[dict]:
         raise PieError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
     if threshold not in THRESHOLDS:
         raise PieError(f"unknown threshold {threshold!r}; choose one of {', '.join(THRESHOLDS)}")
-    criteria = [check_criterion(c) for c in as_list(params["criteria"])]
-    schedules = [check_schedule(s) for s in as_list(params["schedules"])]
+    methods = _methods(params)
+    criteria, schedules = [c for c, _ in methods], [s for _, s in methods]
     sparsities = [check_sparsity(s) for s in as_list(params["sparsities"])]
-    if not (criteria and schedules and sparsities):
+    if not (methods and sparsities):
         raise PieError("prune needs at least one criterion, schedule and sparsity")
     if scope == "structured":
         if arch != "bert":
@@ -101,17 +106,28 @@ def plan_jobs(params: dict) -> list[dict]:
         raise PieError(f"prune.recovery_steps must be >= 0, got {params['recovery_steps']!r}")
     return [{"criterion": c, "schedule": s, "sparsity": sp, "scope": scope, "threshold": threshold,
              "group": group_name(c, s, sp, scope, threshold)}
-            for s in schedules for c in criteria for sp in sparsities]
+            for c, s in methods for sp in sparsities]
 
 
-def _seeds(params: dict) -> list[int]:
-    try:
-        seeds = list(dict.fromkeys(int(s) for s in as_list(params["seeds"])))
-    except (TypeError, ValueError):
-        raise PieError(f"prune.seeds must be integers, got {params['seeds']!r}") from None
-    if not seeds:
-        raise PieError("prune.seeds is empty")
-    return seeds
+def _methods(params: dict) -> list[tuple[str, str]]:
+    """(criterion, schedule) pairs: prune.methods if given, else criteria x schedules."""
+    from pie_mlops.pruning.schedules import check_criterion, check_schedule
+
+    if params.get("methods"):
+        pairs = []
+        for method in as_list(params["methods"]):
+            criterion, _, schedule = str(method).partition("-")
+            if not schedule:
+                raise PieError(f"prune.methods: {method!r} is not <criterion>-<schedule> (e.g. magnitude-ft)")
+            pairs.append((check_criterion(criterion), check_schedule(schedule)))
+        return list(dict.fromkeys(pairs))
+    return [(check_criterion(c), check_schedule(s)) for s in as_list(params["schedules"])
+            for c in as_list(params["criteria"])]
+
+
+def pruned_dir(params: dict, arch: str) -> Path:
+    """Where the pruned groups' predictions go: predictions/<dataset>/<arch>/pruned/."""
+    return Path(params["predictions_dir"]) / params["dataset"] / arch / "pruned"
 
 
 def _hyperparameters(params: dict) -> dict:
@@ -142,15 +158,25 @@ def _check_dense(name: str, seeds: list[int], md5: str) -> dict:
 
 
 def prune(params: dict, progress: bool = True) -> list[dict]:
-    """Run every pruned (group, seed); returns one record each: pruned or skipped."""
+    """Run every pruned (group, seed); returns one record each: pruned or skipped.
+
+    `arch` may list several architectures; each is pruned in turn, like `train` does."""
     from tqdm.auto import tqdm
+
+    archs = as_list(params["arch"])
+    if len(archs) != 1:
+        if not archs:
+            raise PieError("prune.arch is empty; give bert, bilstm or both")
+        return [r for arch in archs for r in prune(dict(params, arch=arch), progress)]
+    params = dict(params, arch=archs[0])
 
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta
+    from pie_mlops.data.splits import subsample
 
     data_path = Path(params["data_dir"]) / params["dataset"]
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
-    jobs, seeds = plan_jobs(params), _seeds(params)
+    jobs, seeds = plan_jobs(params), seeds_for(params, params["arch"], "prune")
     hp = _hyperparameters(params)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
     name = tracking.registered_model_name(params["dataset"], params["arch"])
@@ -158,12 +184,13 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
         tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
     _check_dense(name, seeds, md5)
     meta, splits = read_dataset(data_path)
+    splits["train"] = subsample(splits["train"], params.get("max_train_examples"))
 
     records = []
     for job, seed in tqdm([(j, s) for j in jobs for s in seeds], desc="prune", disable=not progress):
         plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
                                        "steps", "recovery_steps", "impact_batches", "impact_batch_size",
-                                       "predict_train")}
+                                       "predict_train", "predict_validation", "max_train_examples")}
         plan.update(hp, **job)
         if plan["schedule"] != "os":
             plan.pop("recovery_steps")
@@ -171,7 +198,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
                 "criterion": job["criterion"], "schedule": job["schedule"], "scope": job["scope"],
                 "threshold": job["threshold"], "sparsity": format_sparsity(job["sparsity"]), "seed": seed,
                 "data_md5": md5, "git_sha": sha, "params_hash": tracking.params_hash(plan)}
-        out_dir = Path(params["predictions_dir"]) / plan["dataset"] / plan["arch"] / job["group"] / f"s{seed}"
+        out_dir = pruned_dir(params, plan["arch"]) / job["group"] / f"s{seed}"
         found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
         if found:
             restore_predictions(found, out_dir)
@@ -186,7 +213,6 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     from pie_mlops import tracking
     from pie_mlops.predictions import write_predictions
     from pie_mlops.pruning.apply import prune_model
-    from pie_mlops.stages.train import predicted_splits
     from pie_mlops.training import predict_split
 
     group = plan["group"]
@@ -202,7 +228,7 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
             run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
             frames = {split: predict_split(model, splits[split], split=split, group=group, seed=seed,
                                            threshold=outcome.threshold)
-                      for split in predicted_splits(plan)}
+                      for split in _predicted_splits(plan)}
             files = [write_predictions(frame, staging / "out" / f"{split}.parquet") for split, frame in frames.items()]
             run.log_artifacts(files, "predictions")
             final = {f"{split}_score": split_score(meta["task"], frame) for split, frame in frames.items()}
@@ -217,10 +243,16 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     acc = outcome.accounting
-    print(f"{name} v{version} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, validation "
-          f"{final['validation_score']:.4f}, test {final['test_score']:.4f}, {acc['latency_ms']:.1f} ms/batch")
+    print(f"{name} v{version} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, "
+          + (f"validation {final['validation_score']:.4f}, " if "validation_score" in final else "")
+          + f"test {final['test_score']:.4f}, {acc['latency_ms']:.1f} ms/batch")
     return {"group": group, "seed": seed, "status": "pruned", "run_id": run.run_id, "version": version,
             **final, "achieved_sparsity": acc["achieved_sparsity"]}
+
+
+def _predicted_splits(plan: dict) -> tuple[str, ...]:
+    return ((("validation",) if plan.get("predict_validation", True) else ()) + ("test",)
+            + (("train",) if plan.get("predict_train") else ()))
 
 
 def _saved_size_mb(model, path: Path) -> float:

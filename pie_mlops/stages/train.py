@@ -26,7 +26,7 @@ DEFAULTS = {
     "arch": "bert",  # or bilstm, or a list of both
     "model_path": None,  # bert only; None: the packaged MiniLM
     "data_dir": "data",
-    "seeds": [0, 1, 2, 3, 4],
+    "seeds": [0, 1, 2, 3, 4],  # or one list per architecture: {bert: [0, 1, 2], bilstm: [0, 1, 2, 3, 4]}
     "epochs": 3,
     "batch_size": 32,
     "lr": None,  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
@@ -37,6 +37,7 @@ DEFAULTS = {
     "predict_train": True,  # final train-split predictions too (training-set PIEs for the EL2N bins)
     "predictions_dir": "predictions",
     "best_params": "params/best_{dataset}_{arch}.yaml",
+    "max_train_examples": None,  # a fixed seeded subsample of train (same for every seed); None: all
 }
 TUNED = ("lr", "epochs", "batch_size", "warmup_ratio")
 
@@ -86,17 +87,26 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
     return {"dataset": params["dataset"], "arch": arch, "model_path": model_path, **hp,
             "snapshot_epochs": sorted(int(e) for e in as_list(params["snapshot_epochs"])),
             "predict_train": bool(params.get("predict_train", True)),
+            "max_train_examples": int(params["max_train_examples"]) if params.get("max_train_examples") else None,
             "best_params_file": str(best_file) if best_file.is_file() else None}
 
 
-def _seeds(params: dict) -> list[int]:
+def seeds_for(params: dict, arch: str, section: str = "train") -> list[int]:
+    """The seeds of one architecture: `seeds` is a list for all, or a mapping arch -> list
+    (a cheap BiLSTM can afford more seeds than MiniLM in the same time budget)."""
+    value = params["seeds"]
+    if isinstance(value, dict):
+        if arch not in value:
+            raise PieError(f"{section}.seeds has no entry for {arch!r}; give one list for every "
+                           f"architecture or one per architecture (has: {', '.join(map(str, value))})")
+        value = value[arch]
     try:
-        seeds = [int(s) for s in as_list(params["seeds"])]
+        seeds = list(dict.fromkeys(int(s) for s in as_list(value)))
     except (TypeError, ValueError):
-        raise PieError(f"train.seeds must be integers, got {params['seeds']!r}") from None
+        raise PieError(f"{section}.seeds must be integers, got {params['seeds']!r}") from None
     if not seeds:
-        raise PieError("train.seeds is empty")
-    return list(dict.fromkeys(seeds))
+        raise PieError(f"{section}.seeds is empty for {arch}")
+    return seeds
 
 
 def train(params: dict, progress: bool = True, force: dict | None = None) -> list[dict]:
@@ -108,20 +118,22 @@ def train(params: dict, progress: bool = True, force: dict | None = None) -> lis
 
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta
+    from pie_mlops.data.splits import subsample
 
     archs = as_list(params["arch"]) or ["bert"]
     data_path = Path(params["data_dir"]) / params["dataset"]
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
     plans = [resolve(params, arch, force) for arch in archs]  # every input checked before any run
-    seeds = _seeds(params)
+    seeds = {plan["arch"]: seeds_for(params, plan["arch"]) for plan in plans}
     meta, splits = read_dataset(data_path)
+    splits["train"] = subsample(splits["train"], params.get("max_train_examples"))
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
     for arch in archs:  # runs a killed earlier process left RUNNING: mark KILLED, redo their work
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
 
     records = []
-    jobs = [(plan, seed) for plan in plans for seed in seeds]
+    jobs = [(plan, seed) for plan in plans for seed in seeds[plan["arch"]]]
     for plan, seed in tqdm(jobs, desc="train seeds", disable=not progress):
         tags = {"stage": "train", "dataset": plan["dataset"], "arch": plan["arch"], "group": GROUP,
                 "criterion": "none", "schedule": "none", "scope": "none", "sparsity": "0.0",

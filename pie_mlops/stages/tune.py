@@ -58,11 +58,6 @@ def suggest(trial, space: dict) -> dict:
     return out
 
 
-def _subsample(df, n: int | None, seed: int):
-    # A fixed, seeded subsample: every trial sees the same examples, so scores compare.
-    return df if not n or len(df) <= n else df.sample(n=n, random_state=seed).reset_index(drop=True)
-
-
 def best_params_path(params: dict) -> Path:
     return Path(params["out"].format(dataset=params["dataset"], arch=params["arch"]))
 
@@ -80,6 +75,7 @@ def write_best(path: Path, best: dict, meta: dict) -> None:
 def tune(params: dict, progress: bool = True) -> dict:
     """Run (or continue) the study; returns the best parameters and writes them to `out`."""
     from pie_mlops.data.contract import read_meta, read_split
+    from pie_mlops.data.splits import subsample
     from pie_mlops.models import ARCHS, build_model
 
     if params["arch"] not in ARCHS:
@@ -91,8 +87,8 @@ def tune(params: dict, progress: bool = True) -> dict:
     build_model(params["arch"], len(meta["label_names"]), meta["task"], seed=params["seed"],
                 model_path=params["model_path"], max_length=params["max_length"])
     # Only train and validation are read: the test split plays no part in model selection.
-    train_df = _subsample(read_split(data_path, "train"), params["max_train_examples"], params["seed"])
-    val_df = _subsample(read_split(data_path, "validation"), params["max_validation_examples"], params["seed"])
+    train_df = subsample(read_split(data_path, "train"), params["max_train_examples"], params["seed"])
+    val_df = subsample(read_split(data_path, "validation"), params["max_validation_examples"], params["seed"])
     n_labels, task = len(meta["label_names"]), meta["task"]
 
     import optuna

@@ -64,7 +64,7 @@ def test_every_group_and_seed_is_a_tagged_version_with_its_alias_and_predictions
         assert abs(float(tags["achieved_sparsity"]) - 0.5) <= 1e-3
         run = client.get_run(mv.run_id)
         assert {"latency_ms", "nonzero_params", "size_mb", "test_score"} <= set(run.data.metrics)
-        out = store["root"] / "predictions" / "synthetic_nli" / "bert" / group / f"s{seed}"
+        out = store["root"] / "predictions" / "synthetic_nli" / "bert" / "pruned" / group / f"s{seed}"
         for split in ("validation", "test", "train"):
             frame = read_predictions(out / f"{split}.parquet")
             assert set(frame["group"]) == {group} and set(frame["seed"]) == {seed}
@@ -87,7 +87,7 @@ def test_os_prunes_the_registered_dense_model(store):
     model's predictions stay close to dense ones (same trained weights, half of them gone)."""
     root = store["root"] / "predictions" / "synthetic_nli" / "bert"
     dense = read_predictions(root / "dense" / "s0" / "test.parquet")
-    pruned = read_predictions(root / "magnitude-os@0.50" / "s0" / "test.parquet")
+    pruned = read_predictions(root / "pruned" / "magnitude-os@0.50" / "s0" / "test.parquet")
     assert dense["example_id"].tolist() == pruned["example_id"].tolist()
     assert not np.array_equal(np.stack(dense["logits"]), np.stack(pruned["logits"]))
 
@@ -137,7 +137,7 @@ def test_structured_os_registers_a_smaller_model_that_reloads_identically(store)
         "total_params"]
     model = tracking.load_version(NAME, "magnitude-os-structured-0_50-s0", store["root"] / "dl-structured")
     test_df = read_split(store["root"] / "data" / "synthetic_nli", "test")
-    logged = read_predictions(store["root"] / "predictions" / "synthetic_nli" / "bert" / record["group"] / "s0"
+    logged = read_predictions(store["root"] / "predictions" / "synthetic_nli" / "bert" / "pruned" / record["group"] / "s0"
                               / "test.parquet")
     assert np.allclose(predict_logits(model, test_df), np.stack(logged["logits"]), atol=1e-5)
     with torch.no_grad():

@@ -1,0 +1,99 @@
+"""The whole study, one command: materialize -> check -> tune -> train -> prune -> compare -> report.
+
+Two ways to drive the same stage functions with the same params:
+- through DVC (`dvc repro`), when the params file is the repo's params.yaml and dvc.yaml is
+  there: DVC skips every stage whose deps and params have not changed and records the
+  outputs in dvc.lock, so `dvc status` is clean afterwards;
+- in this process, stage after stage, for any other params file (a profile) or with
+  `use_dvc=False`. MLflow's skip-on-rerun still makes a re-run redo only unfinished
+  (group, seed) work.
+Either way the data is materialized first: `data/` is tracked by data.dvc, not a stage output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pie_mlops.errors import PieError
+from pie_mlops.params import DEFAULT_PARAMS, load_section
+
+STAGES = ("materialize", "check", "tune", "train", "prune", "compare", "report")
+
+
+def dvc_applies(params_file: str | Path) -> bool:
+    """DVC can run the study only on params.yaml (dvc.yaml reads no other file) in a DVC repo."""
+    return (Path(params_file).resolve() == Path(DEFAULT_PARAMS).resolve()
+            and Path("dvc.yaml").is_file() and Path(".dvc").is_dir())
+
+
+def study(params_file: str | Path = DEFAULT_PARAMS, use_dvc: bool | None = None, progress: bool = True,
+          echo=print) -> dict:
+    """Run the whole study; returns {"timings": {stage: seconds}, "report": path, "via": "dvc"|"process"}."""
+    if use_dvc is None:
+        use_dvc = dvc_applies(params_file)
+    elif use_dvc and not dvc_applies(params_file):
+        raise PieError(f"dvc repro reads params.yaml in a DVC repo; {params_file} is not it. Run without "
+                       f"--dvc, or copy the profile over params.yaml first")
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn, *args, **kwargs):
+        echo(f"== {name}")
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        timings[name] = round(time.perf_counter() - start, 1)
+        return out
+
+    from pie_mlops.stages import materialize as m
+
+    timed("materialize", m.materialize, load_section("materialize", m.DEFAULTS, params_file), None, progress)
+    if use_dvc:
+        timed("dvc repro", _dvc_repro)
+    else:
+        _in_process(params_file, timed, progress)
+    report = Path(load_section("report", {"compare_root": "reports/compare", "out": "reports/pies"},
+                               params_file)["out"]) / "index.html"
+    return {"timings": timings, "report": str(report), "via": "dvc" if use_dvc else "process"}
+
+
+def _dvc_repro() -> None:
+    exe = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+    # The stage commands call `pie-mlops`: the venv's bin must be on PATH for DVC's shell.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    code = subprocess.call([exe, "repro"], env=env)
+    if code != 0:
+        raise PieError(f"dvc repro failed (exit {code}); the failing stage's message is above. Fix it and "
+                       f"run the same command again: finished stages and (group, seed) runs are kept")
+
+
+def _in_process(params_file, timed, progress: bool) -> None:
+    from pie_mlops.stages import check, compare_study, materialize, prune, report, train, tune
+
+    section = lambda name, mod: load_section(name, mod.DEFAULTS, params_file)  # noqa: E731
+    data = section("materialize", materialize)
+    timed("check", check.check, section("check", check), list(data["datasets"]), data["data_dir"])
+    timed("tune", tune.tune, section("tune", tune), progress)
+    timed("train", train.train, section("train", train), progress)
+    timed("prune", prune.prune, section("prune", prune), progress)
+    timed("compare", compare_study.compare, section("compare", compare_study), None, progress)
+    timed("report", report.report, section("report", report))
+
+
+def where_to_look(result: dict) -> str:
+    """The closing lines: what was made and how to open it."""
+    from pie_mlops.tracking import tracking_uri
+
+    uri = tracking_uri()
+    ui = (f"mlflow ui --backend-store-uri {uri} --port 5000" if uri.startswith("sqlite")
+          else f"open {uri} in a browser")
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in result["timings"].items())
+    return "\n".join([
+        f"study finished ({result['via']}): {steps}",
+        f"  report:    {result['report']}  (self-contained HTML; open it in a browser)",
+        f"  MLflow UI: {ui}  then http://127.0.0.1:5000",
+        "  metrics:   dvc metrics show    curves: dvc plots show",
+    ])

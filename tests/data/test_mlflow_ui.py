@@ -1,0 +1,145 @@
+"""`mlflow run . -e main -P profile=tiny` on a fresh clone, then the MLflow UI over the store it
+made, in a real browser: `mlflow server` on 127.0.0.1 and Debian's Chromium driven headless
+by Playwright. Screenshots land in reports/ui/ (gitignored) for a human to look at."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, ROOT, clone_project
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+SHOTS = ROOT / "reports" / "ui"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory):
+    """The whole tiny study through MLflow Projects' `main` entry point, as a user would."""
+    repo = clone_project(tmp_path_factory.mktemp("ui") / "repo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    out = subprocess.run(["mlflow", "run", ".", "-e", "main", "-P", "profile=tiny", "--env-manager", "local"],
+                         cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return {"repo": repo, "log": out.stdout + out.stderr}
+
+
+def test_mlflow_run_main_with_the_tiny_profile(main_run):
+    repo, log = main_run["repo"], main_run["log"]
+    assert "study finished (process)" in log and "reports/pies/index.html" in log
+    assert (repo / "reports" / "pies" / "index.html").is_file()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
+    for arch in ("bert", "bilstm"):
+        versions = client.search_model_versions(f"name = 'pie-synthetic_nli-{arch}'")
+        assert len(versions) == 2 + 8  # 2 dense seeds, 2 criteria x 2 sparsities x 2 seeds
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
+    assert not [r for r in runs if r.info.status != "FINISHED"]
+    assert [r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main"]  # MLflow's own run
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(main_run):
+    repo, port = main_run["repo"], _free_port()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
+    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{repo}/mlflow.db",
+                             "--default-artifact-root", str(repo / "mlartifacts"), "--host", "127.0.0.1",
+                             "--port", str(port), "-w", "1"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if urllib.request.urlopen(f"{url}/health", timeout=2).read() == b"OK":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not become healthy in 2 minutes")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the whole group: gunicorn/uvicorn workers too
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS[1:])
+        page = browser.new_page(viewport={"width": 1800, "height": 1000})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+def _add_columns(page, section: str, names: list[str]) -> None:
+    """Tick columns in the runs table's Columns picker, from one section (Tags, Metrics...)."""
+    page.get_by_role("button", name="Columns").click()
+    for name in names:
+        page.get_by_placeholder("Search columns").fill(name)
+        nodes = page.locator(".du-bois-light-tree-treenode")
+        nodes.filter(has_text=f"{section} (").first.wait_for()
+        texts = [t.strip() for t in nodes.all_inner_texts()]
+        start = next(i for i, t in enumerate(texts) if t.startswith(f"{section} ("))
+        pick = next(i for i, t in enumerate(texts) if i > start and t == name)
+        nodes.nth(pick).locator(".du-bois-light-tree-checkbox").click()
+    page.keyboard.press("Escape")
+
+
+def test_experiment_lists_dense_and_pruned_runs_with_their_columns(page, server, main_run):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{main_run['repo']}/mlflow.db")
+    exp = client.get_experiment_by_name("pie-mlops")
+    page.goto(f"{server}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning")
+    page.get_by_text("synthetic_nli-bert-dense-s0").first.wait_for()
+    body = page.inner_text("body")
+    for name in ("synthetic_nli-bert-dense-s1", "synthetic_nli-bilstm-magnitude-os@0.90-s1",
+                 "compare synthetic_nli/bert", "compare synthetic_nli/bilstm"):
+        assert name in body, name
+    _add_columns(page, "Tags", ["group", "sparsity", "seed"])
+    _add_columns(page, "Metrics", ["magnitude-os-0.50/pie_share"])
+    headers = set(page.get_by_role("columnheader").all_inner_texts())
+    assert {"group", "sparsity", "seed", "magnitude-os-0.50/pie_share"} <= headers, headers
+    page.get_by_text("random-os@0.90").first.wait_for()  # a group cell
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "experiment_runs.png"))
+
+    compare = client.search_runs([exp.experiment_id], "tags.stage = 'compare' and tags.arch = 'bert'")[0]
+    page.goto(f"{server}/#/experiments/{exp.experiment_id}/runs/{compare.info.run_id}")
+    page.get_by_text("magnitude-os-0.50/pie_share").first.wait_for()  # the compare run's metrics
+    assert "random-os-0.90/n_pies" in page.inner_text("body")
+    page.screenshot(path=str(SHOTS / "compare_run.png"), full_page=True)
+
+
+def test_registered_model_page_shows_the_aliases(page, server):
+    page.goto(f"{server}/#/models/pie-synthetic_nli-bert")
+    page.get_by_text("dense-s0").first.wait_for()
+    body = page.inner_text("body")
+    for alias in ("dense-s1", "magnitude-os-0_50-s0", "random-os-0_90-s1"):
+        assert alias in body, alias
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "registered_model.png"), full_page=True)

@@ -1,0 +1,141 @@
+"""The whole study through its main command (`pie-mlops study` = `dvc repro`), for real, on
+the tiny profile in a temporary git repo:
+
+1. killed with SIGKILL in the middle of `prune`, then run again: it finishes without redoing
+   finished (group, seed) work, no duplicate version, no run left RUNNING, no half-written
+   file, and `dvc status` is clean;
+2. a params change re-runs only the stages that read it;
+3. `dvc exp run -S prune.sparsities=[0.5]` works.
+
+The three share one study (a module fixture), so they run in this order and take about
+three minutes together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import BIN, clone_project, run
+
+ARCHS = ("bert", "bilstm")
+
+
+def _client(repo: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
+
+
+def _runs(client, stage: str):
+    exps = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(exps, f"tags.stage = '{stage}'", max_results=1000)
+
+
+def _env() -> dict:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(var, None)  # the study's own default store: sqlite:///mlflow.db in the repo
+    return env
+
+
+def _kill_mid_prune(repo: Path) -> dict:
+    """Start `pie-mlops study`, SIGKILL its process group once one pruned model is finished and
+    the next one is in flight; returns what the store held at that moment."""
+    log = (repo / "first.log").open("w")
+    proc = subprocess.Popen([str(BIN / "pie-mlops"), "study"], cwd=repo, env=_env(), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline:
+            assert proc.poll() is None, (repo / "first.log").read_text()[-3000:]
+            if "Running stage 'prune@bert'" in (repo / "first.log").read_text():
+                statuses = [r.info.status for r in _runs(_client(repo), "prune")]
+                if statuses.count("FINISHED") >= 1 and "RUNNING" in statuses:
+                    break
+            time.sleep(0.3)
+        else:
+            pytest.fail("prune never had a finished and a running model")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+    runs = _runs(_client(repo), "prune")
+    return {"running": [r.info.run_id for r in runs if r.info.status == "RUNNING"],
+            "finished": {r.info.run_id for r in runs if r.info.status == "FINISHED"}}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    repo = clone_project(tmp_path_factory.mktemp("study") / "repo", profile="tiny")
+    killed = _kill_mid_prune(repo)
+    again = subprocess.run([str(BIN / "pie-mlops"), "study"], cwd=repo, env=_env(), capture_output=True,
+                           text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    return {"repo": repo, "killed": killed, "again": again.stdout + again.stderr}
+
+
+def test_sigkill_mid_prune_then_the_main_command_finishes_cleanly(study):
+    repo, killed = study["repo"], study["killed"]
+    assert killed["running"], "SIGKILL left no run RUNNING: nothing to recover from"
+    assert "left RUNNING by a killed process" in study["again"]
+    assert "study finished (dvc)" in study["again"] and "mlflow ui --backend-store-uri" in study["again"]
+    client = _client(repo)
+    for run_id in killed["running"]:
+        assert client.get_run(run_id).info.status == "KILLED"
+    for stage in ("train", "prune", "compare"):
+        assert not [r for r in _runs(client, stage) if r.info.status == "RUNNING"], stage
+    finished = [r for r in _runs(client, "prune") if r.info.status == "FINISHED"]
+    keys = [(r.data.tags["arch"], r.data.tags["group"], r.data.tags["seed"]) for r in finished]
+    assert len(keys) == len(set(keys)) == 2 * 2 * 2 * 2  # archs x criteria x sparsities x seeds, once each
+    assert killed["finished"] <= {r.info.run_id for r in finished}  # finished work was not redone
+    for arch in ARCHS:
+        versions = client.search_model_versions(f"name = 'pie-synthetic_nli-{arch}'")
+        assert len(versions) == 2 + 8  # dense seeds + pruned (group, seed): no duplicate
+        assert client.get_model_version_by_alias(f"pie-synthetic_nli-{arch}", "dense-s0")
+    # Nothing half-written: no temporaries, every model's predictions, the report.
+    leftovers = [p for p in repo.rglob("*") if ".tmp" in p.name or p.name.startswith(".staging")]
+    assert not leftovers, leftovers
+    assert len(list((repo / "predictions").rglob("test.parquet"))) == 2 * (2 + 8)
+    assert (repo / "reports" / "pies" / "index.html").is_file()
+    for arch in ARCHS:
+        summary = json.loads((repo / f"reports/compare/synthetic_nli/{arch}/summary.json").read_text())
+        assert set(summary) == {f"{c}-os@{s}" for c in ("magnitude", "random") for s in ("0.50", "0.90")}
+    assert json.loads(run(["dvc", "status", "--json"], repo).stdout) == {}
+
+
+def test_a_params_change_reruns_only_what_reads_it(study):
+    repo = study["repo"]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["compare"]["n_boot"] = 10
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro"], repo).stdout
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"compare@bert", "compare@bilstm", "report"}, out
+    assert json.loads(run(["dvc", "status", "--json"], repo).stdout) == {}
+
+
+def test_dvc_exp_run_with_a_set_param(study):
+    repo = study["repo"]
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    run([*git, "add", "-A"], repo)
+    run([*git, "commit", "-qm", "study done"], repo)
+    before = {arch: len(_client(repo).search_model_versions(f"name = 'pie-synthetic_nli-{arch}'")) for arch in ARCHS}
+    out = run(["dvc", "exp", "run", "-S", "prune.sparsities=[0.5]"], repo, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    ran = {line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")}
+    assert {"prune@bert", "prune@bilstm", "compare@bert", "compare@bilstm", "report"} <= ran
+    assert not ran & {"tune", "train@bert", "train@bilstm"}
+    assert yaml.safe_load((repo / "params.yaml").read_text())["prune"]["sparsities"] == [0.5]
+    # The 0.5 models were finished already: skipped, their predictions fetched back from MLflow.
+    after = {arch: len(_client(repo).search_model_versions(f"name = 'pie-synthetic_nli-{arch}'")) for arch in ARCHS}
+    assert after == before
+    groups = sorted(p.name for p in (repo / "predictions/synthetic_nli/bert/pruned").iterdir())
+    assert groups == ["magnitude-os@0.50", "random-os@0.50"]
