@@ -26,10 +26,12 @@ help:
 
 # torch first, with pip, so it comes from the CPU wheel; then uv installs the rest in
 # seconds under the torch==2.13.0+cpu constraint (uv alone would fetch a CUDA build).
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set
+# every process (each DVC stage, each test subprocess) would compile ~2,500 modules: ~20 s.
 $(STAMP): pyproject.toml requirements/assets.txt requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0 uv==0.13.9
-	$(BIN)/uv pip install -q --python $(BIN)/python -c requirements/constraints.txt -e ".[dev]"
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c requirements/constraints.txt -e ".[dev]"
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements/assets.txt
 	@touch $@
 

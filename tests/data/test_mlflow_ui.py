@@ -95,9 +95,16 @@ def page(server):
         browser.close()
 
 
+def _tidy(page) -> None:
+    """Close the assistant side panel (if shown) so the screenshots show the runs."""
+    close = page.locator("button[aria-label='Close']")
+    if close.count() and close.first.is_visible():
+        close.first.click()
+
+
 def _add_columns(page, section: str, names: list[str]) -> None:
     """Tick columns in the runs table's Columns picker, from one section (Tags, Metrics...)."""
-    page.get_by_role("button", name="Columns").click()
+    page.get_by_role("button", name="Columns", exact=True).click()
     for name in names:
         page.get_by_placeholder("Search columns").fill(name)
         nodes = page.locator(".du-bois-light-tree-treenode")
@@ -113,8 +120,14 @@ def test_experiment_lists_dense_and_pruned_runs_with_their_columns(page, server,
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{main_run['repo']}/mlflow.db")
-    exp = client.get_experiment_by_name("pie-mlops")
-    page.goto(f"{server}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning")
+    exps = [e.experiment_id for e in client.search_experiments()]
+    compare = client.search_runs(exps, "tags.stage = 'compare' and tags.arch = 'bert'")[0]
+    exp_id = compare.info.experiment_id  # under `mlflow run`, the experiment MLflow chose
+    page.goto(f"{server}/#/experiments/{exp_id}/runs?workflowType=machine_learning")
+    page.get_by_text("matching runs").wait_for()
+    _tidy(page)
+    # The stage runs are nested under the run `mlflow run` made: expand it.
+    page.locator("button[data-component-id*='runnamecellrenderer']").first.click()
     page.get_by_text("synthetic_nli-bert-dense-s0").first.wait_for()
     body = page.inner_text("body")
     for name in ("synthetic_nli-bert-dense-s1", "synthetic_nli-bilstm-magnitude-os@0.90-s1",
@@ -128,8 +141,7 @@ def test_experiment_lists_dense_and_pruned_runs_with_their_columns(page, server,
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "experiment_runs.png"))
 
-    compare = client.search_runs([exp.experiment_id], "tags.stage = 'compare' and tags.arch = 'bert'")[0]
-    page.goto(f"{server}/#/experiments/{exp.experiment_id}/runs/{compare.info.run_id}")
+    page.goto(f"{server}/#/experiments/{exp_id}/runs/{compare.info.run_id}")
     page.get_by_text("magnitude-os-0.50/pie_share").first.wait_for()  # the compare run's metrics
     assert "random-os-0.90/n_pies" in page.inner_text("body")
     page.screenshot(path=str(SHOTS / "compare_run.png"), full_page=True)
