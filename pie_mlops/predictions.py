@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from pie_mlops.atomic import atomic_file
 from pie_mlops.errors import PieError
-from pie_mlops.metrics import sigmoid, softmax
+from pie_mlops.metrics import sigmoid
 
 BASE_COLUMNS = ("example_id", "split", "group", "seed")
 
@@ -31,12 +31,19 @@ def prediction_columns(df: pd.DataFrame, logits: np.ndarray, *, task: str,
         return {"labels": y, "logits": logits, "pred": (probs >= t).astype(np.int8), "prob": probs.astype(np.float32),
                 "loss": loss.astype(np.float32), "threshold": np.float32(t)}
     y = df["label"].to_numpy(dtype=np.int64)
-    probs = softmax(logits.astype(np.float64))
-    pred = logits.argmax(axis=1).astype(np.int64)
-    rows = np.arange(len(y))
-    prob = probs[rows, pred].astype(np.float32) if len(y) else np.zeros(0, np.float32)
-    loss = -np.log(probs[rows, y] + 1e-12) if len(y) else np.zeros(0)
-    return {"label": y, "logits": logits, "pred": pred, "prob": prob, "loss": loss.astype(np.float32)}
+    if not len(y):
+        return {"label": y, "logits": logits, "pred": np.zeros(0, np.int64), "prob": np.zeros(0, np.float32),
+                "loss": np.zeros(0, np.float32)}
+    # log-sum-exp instead of a full softmax: prob of the predicted class and the cross-entropy
+    # need only the row maximum and one logit each (and the loss never takes log of 0)
+    z = logits.astype(np.float64)
+    pred = z.argmax(axis=1)
+    top = z[np.arange(len(y)), pred]
+    lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+    prob = np.exp(top - lse)
+    loss = lse - z[np.arange(len(y)), y]
+    return {"label": y, "logits": logits, "pred": pred.astype(np.int64), "prob": prob.astype(np.float32),
+            "loss": loss.astype(np.float32)}
 
 
 def predictions_frame(df: pd.DataFrame, logits: np.ndarray, *, split: str, group: str, seed: int,
@@ -61,7 +68,10 @@ def predictions_table(df: pd.DataFrame, logits: np.ndarray, *, split: str, group
     n = len(df)
     const = lambda value, typ: pa.DictionaryArray.from_arrays(  # noqa: E731
         pa.array(np.zeros(n, np.int32)), pa.array([value], typ)).cast(typ)
-    arrays = {"example_id": pa.array(df["example_id"].astype(str).to_numpy(), pa.string()),
+    ids = df["example_id"]
+    # pandas' Arrow-backed strings pass through without a copy; anything else is converted
+    ids = pa.array(ids if pd.api.types.is_string_dtype(ids) else ids.astype(str)).cast(pa.string())
+    arrays = {"example_id": ids,
               "split": const(split, pa.string()), "group": const(group, pa.string()),
               "seed": pa.array(np.full(n, seed, np.int64))}
     for name in ("labels", "label", "logits", "pred", "loss", "prob", "threshold"):

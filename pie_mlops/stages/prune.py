@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
-from pie_mlops.stages.train import (as_list, publish_predictions, read_best_params, restore_predictions, seeds_for,
-                                    split_score)
+from pie_mlops.stages.train import (as_list, for_arch, publish_predictions, read_best_params, restore_predictions,
+                                    seeds_for, split_score)
 
 DEFAULTS = {
     "dataset": "rotten_tomatoes",
@@ -168,7 +168,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
         if not archs:
             raise PieError("prune.arch is empty; give bert, bilstm or both")
         return [r for arch in archs for r in prune(dict(params, arch=arch), progress)]
-    params = dict(params, arch=archs[0])
+    params = for_arch(params, archs[0], "prune")  # values given per architecture resolved
 
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta

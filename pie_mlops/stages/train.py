@@ -91,15 +91,24 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
             "best_params_file": str(best_file) if best_file.is_file() else None}
 
 
+def for_arch(params: dict, arch: str, section: str = "train") -> dict:
+    """The params of one architecture. Any value may be a mapping arch -> value, so one
+    section serves both: `seeds: {bert: [0, 1, 2], bilstm: [0, 1, 2, 3, 4]}` (a cheap BiLSTM
+    affords more seeds, or more data, in the same time budget)."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and key != "space":
+            if arch not in value:
+                raise PieError(f"{section}.{key} gives one value per architecture but none for {arch!r} "
+                               f"(has: {', '.join(map(str, value))})")
+            value = value[arch]
+        out[key] = value
+    return dict(out, arch=arch)
+
+
 def seeds_for(params: dict, arch: str, section: str = "train") -> list[int]:
-    """The seeds of one architecture: `seeds` is a list for all, or a mapping arch -> list
-    (a cheap BiLSTM can afford more seeds than MiniLM in the same time budget)."""
-    value = params["seeds"]
-    if isinstance(value, dict):
-        if arch not in value:
-            raise PieError(f"{section}.seeds has no entry for {arch!r}; give one list for every "
-                           f"architecture or one per architecture (has: {', '.join(map(str, value))})")
-        value = value[arch]
+    """The seeds of one architecture (a list for all, or a mapping arch -> list)."""
+    value = for_arch({"seeds": params["seeds"]}, arch, section)["seeds"]
     try:
         seeds = list(dict.fromkeys(int(s) for s in as_list(value)))
     except (TypeError, ValueError):
@@ -123,10 +132,10 @@ def train(params: dict, progress: bool = True, force: dict | None = None) -> lis
     archs = as_list(params["arch"]) or ["bert"]
     data_path = Path(params["data_dir"]) / params["dataset"]
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
-    plans = [resolve(params, arch, force) for arch in archs]  # every input checked before any run
+    # every input checked before any run
+    plans = [resolve(for_arch(params, arch), arch, force) for arch in archs]
     seeds = {plan["arch"]: seeds_for(params, plan["arch"]) for plan in plans}
     meta, splits = read_dataset(data_path)
-    splits["train"] = subsample(splits["train"], params.get("max_train_examples"))
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
     for arch in archs:  # runs a killed earlier process left RUNNING: mark KILLED, redo their work
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
@@ -145,7 +154,8 @@ def train(params: dict, progress: bool = True, force: dict | None = None) -> lis
             restore_predictions(found, out_dir)
             records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
             continue
-        records.append(_train_one(plan, seed, meta, splits, tags, out_dir, progress))
+        data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
+        records.append(_train_one(plan, seed, meta, data, tags, out_dir, progress))
     return records
 
 
