@@ -73,6 +73,20 @@ class BiLSTMClassifier(nn.Module):
         self.head = nn.Sequential(nn.Linear(2 * hidden, mlp[0]), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(mlp[0], mlp[1]), nn.ReLU(), nn.Linear(mlp[1], num_labels))
 
+    def __getstate__(self) -> dict:
+        # The 400k GloVe words as one string and no lookup dict: pickling the model (what
+        # mlflow.pytorch.log_model and deepcopy do) drops from ~2.5 s to milliseconds.
+        state = self.__dict__.copy()
+        state.pop("vocab", None)
+        state["words"] = "\0".join(self.words)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("words"), str):
+            state = dict(state, words=tuple(state["words"].split("\0")))
+        super().__setstate__(state)
+        self.vocab = {w: i + N_SPECIAL for i, w in enumerate(self.words)}
+
     @classmethod
     def with_glove(cls, num_labels: int, task: str = "single_label", **kwargs) -> "BiLSTMClassifier":
         words, vectors = glove()

@@ -101,7 +101,7 @@ def _accounting(model, plan: dict, pruner, structure: dict | None, batch_df) -> 
     return out
 
 
-def cpu_latency_ms(model, batch_df, repeats: int = 5) -> float:
+def cpu_latency_ms(model, batch_df, repeats: int = 3) -> float:
     """Median CPU milliseconds to predict one fixed batch (after one warm-up), then back to its device."""
     from pie_mlops.training import predict_logits
 

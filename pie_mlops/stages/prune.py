@@ -50,7 +50,8 @@ DEFAULTS = {
     "max_length": 128,
     "best_params": "params/best_{dataset}_{arch}.yaml",
     "predict_train": True,  # train-split predictions too (training-set PIEs for the EL2N bins)
-    "predict_validation": True,  # validation predictions too (compare reads test and train only)
+    "predict_validation": True,  # validation predictions
+    "predict_test": True,  # test predictions (compare reads compare.split, and train for EL2N)
     "predictions_dir": "predictions",
     "latency_batch": 32,  # test examples in the fixed batch timed for CPU latency
     "max_train_examples": None,  # ft/wr/ai/impact/recovery: a fixed seeded subsample of train; None: all
@@ -104,6 +105,7 @@ def plan_jobs(params: dict) -> list[dict]:
             raise PieError(f"prune.{key} must be >= 1, got {params[key]!r}")
     if int(params["recovery_steps"]) < 0:
         raise PieError(f"prune.recovery_steps must be >= 0, got {params['recovery_steps']!r}")
+    _predicted_splits(params)  # at least one evaluation split
     return [{"criterion": c, "schedule": s, "sparsity": sp, "scope": scope, "threshold": threshold,
              "group": group_name(c, s, sp, scope, threshold)}
             for c, s in methods for sp in sparsities]
@@ -186,11 +188,12 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     meta, splits = read_dataset(data_path)
     splits["train"] = subsample(splits["train"], params.get("max_train_examples"))
 
-    records = []
+    records, dense = [], {}  # dense: the registered dense model per seed, loaded once (os)
     for job, seed in tqdm([(j, s) for j in jobs for s in seeds], desc="prune", disable=not progress):
         plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
                                        "steps", "recovery_steps", "impact_batches", "impact_batch_size",
-                                       "predict_train", "predict_validation", "max_train_examples")}
+                                       "predict_train", "predict_validation", "predict_test",
+                                       "max_train_examples")}
         plan.update(hp, **job)
         if plan["schedule"] != "os":
             plan.pop("recovery_steps")
@@ -204,12 +207,12 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
             restore_predictions(found, out_dir)
             records.append({"group": job["group"], "seed": seed, "status": "skipped", "run_id": found})
             continue
-        records.append(_prune_one(plan, seed, meta, splits, tags, out_dir, name, progress))
+        records.append(_prune_one(plan, seed, meta, splits, tags, out_dir, name, progress, dense))
     return records
 
 
 def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_dir: Path, name: str,
-               progress: bool) -> dict:
+               progress: bool, dense: dict) -> dict:
     from pie_mlops import tracking
     from pie_mlops.predictions import write_predictions
     from pie_mlops.pruning.apply import prune_model
@@ -220,7 +223,7 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     staging = staging_dir(out_dir)  # sweeps what a killed earlier run left there
     run_name = f"{plan['dataset']}-{plan['arch']}-{group}-s{seed}"
     try:
-        model = _start_model(plan, seed, meta, name, staging)  # before the run: a bad model makes no run
+        model = _start_model(plan, seed, meta, name, staging, dense)  # before the run: a bad model makes no run
         with tracking.model_run(run_name, tags, {**plan, "seed": seed}) as run:
             outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
                                   on_epoch_end=run.log_epoch)
@@ -237,7 +240,7 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
             scalars = {k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))}
             run.log_metrics({**final, **scalars})
             run.log_dict(outcome.accounting, "pruning.json")
-            run.log_model(model)
+            run.log_model(model, saved=staging / "saved")
             version = run.register(name, tracking.alias_for(group, seed))
             publish_predictions(staging / "out", out_dir)
     finally:
@@ -245,14 +248,17 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     acc = outcome.accounting
     print(f"{name} v{version} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, "
           + (f"validation {final['validation_score']:.4f}, " if "validation_score" in final else "")
-          + f"test {final['test_score']:.4f}, {acc['latency_ms']:.1f} ms/batch")
+          + (f"test {final['test_score']:.4f}, " if "test_score" in final else "")
+          + f"{acc['latency_ms']:.1f} ms/batch")
     return {"group": group, "seed": seed, "status": "pruned", "run_id": run.run_id, "version": version,
             **final, "achieved_sparsity": acc["achieved_sparsity"]}
 
 
 def _predicted_splits(plan: dict) -> tuple[str, ...]:
-    return ((("validation",) if plan.get("predict_validation", True) else ()) + ("test",)
-            + (("train",) if plan.get("predict_train") else ()))
+    splits = tuple(s for s in ("validation", "test", "train") if plan.get(f"predict_{s}", s != "train"))
+    if not set(splits) - {"train"}:
+        raise PieError("prune: predict_validation and predict_test are both false; compare needs one of them")
+    return splits
 
 
 def _saved_size_mb(model, path: Path) -> float:
@@ -261,13 +267,18 @@ def _saved_size_mb(model, path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path):
-    """os: the registered dense model of this seed; ft/wr/ai: the dense model's initialisation."""
+def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, dense: dict):
+    """os: a copy of the registered dense model of this seed (downloaded once per seed into
+    `dense`: every group of that seed starts from it); ft/wr/ai: the dense initialisation."""
+    import copy
+
     from pie_mlops import tracking
     from pie_mlops.models import build_model
 
     if plan["schedule"] == "os":
-        return tracking.load_version(name, f"dense-s{seed}", staging / "dense")
+        if seed not in dense:
+            dense[seed] = tracking.load_version(name, f"dense-s{seed}", staging / "dense")
+        return copy.deepcopy(dense[seed])
     return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
                        model_path=plan["model_path"] if plan["arch"] == "bert" else None,
                        max_length=plan["max_length"])

@@ -127,19 +127,22 @@ class ModelRun:
             else:
                 client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
 
-    def log_model(self, model) -> str:
+    def log_model(self, model, saved: Path | None = None) -> str:
         """Log the model twice: mlflow.pytorch (pickle, the MLflow way) and as a safetensors
         save directory under `safetensors/`, which pie_mlops.models.load_model reads without
-        unpickling anything."""
+        unpickling anything. `saved`: a directory `model.save()` already wrote (not saved again)."""
         import tempfile
 
         import mlflow.pytorch
 
         info = mlflow.pytorch.log_model(pytorch_model=model, name="model", pip_requirements=model_requirements(),
                                         serialization_format="pickle")
-        with tempfile.TemporaryDirectory(prefix="pie-save-") as tmp:
-            model.save(Path(tmp) / "model")
-            self.log_artifacts([Path(tmp) / "model"], "safetensors")
+        if saved is not None:
+            self.log_artifacts([Path(saved)], "safetensors")
+        else:
+            with tempfile.TemporaryDirectory(prefix="pie-save-") as tmp:
+                model.save(Path(tmp) / "model")
+                self.log_artifacts([Path(tmp) / "model"], "safetensors")
         self.model_uri = info.model_uri
         return self.model_uri
 
