@@ -261,8 +261,8 @@ def prune(ctx: click.Context, **options) -> None:
                    "the PIE-subset datasets (texts come from the dataset). Default: compare.dataset.")
 @click.option("--arch", "-a", default=None, metavar="bert|bilstm",
               help="Architecture(s), comma-separated. Default: compare.arch.")
-@click.option("--split", default=None, help="Split to compare. Default: compare.split (test).")
-@click.option("--min-seeds", default=None, metavar="N", help="Fewest models per group. Default: compare.min_seeds (3).")
+@click.option("--split", default=None, help="Split to compare. Default: test in file mode, else compare.split.")
+@click.option("--min-seeds", default=None, metavar="N", help="Fewest models per group. Default: 3 in file mode, else compare.min_seeds.")
 @click.option("--data-dir", default=None, help="Where the datasets live. Default: compare.data_dir (data).")
 @click.pass_context
 def compare(ctx: click.Context, predictions: str | None, **options) -> None:
@@ -282,6 +282,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
 
     given = _given(options)
     params = load_section("compare", DEFAULTS, ctx.obj["params_file"])
+    if predictions not in (None, ""):  # file mode: the contract's defaults (DESIGN.md §3), not the study's
+        params.update(split="test", min_seeds=3)
     params.update(given)
     if "arch" in given:
         params["arch"] = [a.strip() for a in given["arch"].split(",") if a.strip()]
