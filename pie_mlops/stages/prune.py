@@ -188,8 +188,10 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     meta, splits = read_dataset(data_path)
     splits["train"] = subsample(splits["train"], params.get("max_train_examples"))
 
-    records, dense = [], {}  # dense: the registered dense model per seed, loaded once (os)
-    for job, seed in tqdm([(j, s) for j in jobs for s in seeds], desc="prune", disable=not progress):
+    # Seed-major order: every os group of a seed starts from the same registered dense model,
+    # downloaded once and kept (one seed at a time) in `dense`.
+    records, dense = [], {}
+    for job, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune", disable=not progress):
         plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
                                        "steps", "recovery_steps", "impact_batches", "impact_batch_size",
                                        "predict_train", "predict_validation", "predict_test",
@@ -268,17 +270,18 @@ def _saved_size_mb(model, path: Path) -> float:
 
 
 def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, dense: dict):
-    """os: a copy of the registered dense model of this seed (downloaded once per seed into
-    `dense`: every group of that seed starts from it); ft/wr/ai: the dense initialisation."""
+    """os: a copy of the registered dense model of this seed (`dense` keeps the current seed's
+    download, so memory stays one model whatever the seed count); ft/wr/ai: the dense init."""
     import copy
 
     from pie_mlops import tracking
     from pie_mlops.models import build_model
 
     if plan["schedule"] == "os":
-        if seed not in dense:
-            dense[seed] = tracking.load_version(name, f"dense-s{seed}", staging / "dense")
-        return copy.deepcopy(dense[seed])
+        if dense.get("seed") != seed:
+            dense.clear()
+            dense.update(seed=seed, model=tracking.load_version(name, f"dense-s{seed}", staging / "dense"))
+        return copy.deepcopy(dense["model"])
     return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
                        model_path=plan["model_path"] if plan["arch"] == "bert" else None,
                        max_length=plan["max_length"])

@@ -22,9 +22,6 @@ from pathlib import Path
 from pie_mlops.errors import PieError
 from pie_mlops.params import DEFAULT_PARAMS, load_section
 
-STAGES = ("materialize", "check", "tune", "train", "prune", "compare", "report")
-
-
 def dvc_applies(params_file: str | Path) -> bool:
     """DVC can run the study only on params.yaml (dvc.yaml reads no other file) in a DVC repo."""
     return (Path(params_file).resolve() == Path(DEFAULT_PARAMS).resolve()
