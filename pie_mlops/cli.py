@@ -374,6 +374,42 @@ def study(ctx: click.Context, use_dvc: bool | None) -> None:
     click.echo(where_to_look(result))
 
 
+@cli.command()
+@click.option("--storage", default=None, metavar="URL",
+              help="Optuna storage shared by all workers (postgresql+psycopg://user@host/db). "
+                   "Default: worker.storage, else tune.storage from the params file.")
+@click.option("--max-jobs", type=click.IntRange(min=1), default=None,
+              help="Stop after running this many jobs here (default: until the grid is done).")
+@click.option("--tune/--no-tune", "with_tune", default=True, show_default=True,
+              help="Join the shared tune study first (tune.n_trials trials in all, across workers).")
+@click.option("--grace-period", type=click.IntRange(min=2), default=None,
+              help="Seconds without a heartbeat before a job counts as orphaned and is retried "
+                   "(default: worker.grace_period, 30).")
+@click.pass_context
+def worker(ctx: click.Context, storage: str | None, max_jobs: int | None, with_tune: bool,
+           grace_period: int | None) -> None:
+    """One worker of a parallel study: start as many as you have cores or machines.
+
+    \b
+    All workers share an MLflow server (MLFLOW_TRACKING_URI) and an Optuna storage (--storage).
+    They tune together, then claim train, prune and compare jobs of the grid from the Optuna
+    database (a GridSampler study per phase). A job whose worker dies is retried by another
+    after --grace-period; finished (group, seed) work is never redone.
+      pie-mlops --profile paper worker --storage postgresql+psycopg://pie@db:5432/optuna
+    README: "Scaling out" has the whole recipe (PostgreSQL, mlflow server, N workers).
+    """
+    from pie_mlops.stages.worker import worker as run
+
+    options = {"grace_period": grace_period} if grace_period else {}
+    if grace_period:
+        options["heartbeat_interval"] = max(1, grace_period // 3)
+    result = run(ctx.obj["params_file"], storage=storage, max_jobs=max_jobs, tune=with_tune,
+                 options=options, echo=click.echo)
+    ran = [j for j in result["jobs"] if j["status"] != "skipped"]
+    click.echo(f"worker {result['worker']}: grid {result['grid']} done here: {len(result['jobs'])} job(s), "
+               f"{len(ran)} ran, {len(result['jobs']) - len(ran)} already finished elsewhere")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input exits 2, a failed quality gate exits 1, each with one clear line."""
     try:

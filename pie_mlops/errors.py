@@ -11,3 +11,9 @@ class DataQualityError(Exception):
     """The data-quality gate failed: exit code 1. The message lists what failed."""
 
     exit_code = 1
+
+
+class JobFailedError(PieError):
+    """A worker job failed on every retry: exit code 1. The message names the jobs and errors."""
+
+    exit_code = 1

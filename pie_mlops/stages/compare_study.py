@@ -71,7 +71,9 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
     if predictions_dir is None:
         from pie_mlops.stages.collect import collect_splits
         keep = None
-        if params.get("predictions_dir"):
+        if params.get("models"):  # a worker's grid: exactly its own (group, seed) models
+            keep = {(str(g), int(s)) for g, s in params["models"]}
+        elif params.get("predictions_dir"):
             from pie_mlops.stages.collect import local_models
             keep = local_models(Path(params["predictions_dir"]) / dataset / arch)
         frames, md5s, runs = collect_splits(dataset, arch, split, wanted[1:], progress, keep)
@@ -254,7 +256,7 @@ def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, 
     from pie_mlops import tracking
 
     summary = core.summary
-    logged = {k: v for k, v in params.items() if k not in ("arch",)}
+    logged = {k: v for k, v in params.items() if k not in ("arch", "models")}
     logged.update(arch=arch, data_md5=tracking.data_md5(Path(params["data_dir"])))
     with tracking.compare_run(dataset, arch, logged) as run_id:
         metrics, curves = {}, []

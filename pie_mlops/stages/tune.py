@@ -10,6 +10,7 @@ which `train` reads.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from pie_mlops.errors import PieError
@@ -72,6 +73,84 @@ def write_best(path: Path, best: dict, meta: dict) -> None:
                + yaml.safe_dump({**best, "_study": meta}, sort_keys=True))
 
 
+class Surplus(Exception):
+    """A trial started after other workers' trials already made up n_trials."""
+
+
+def _redact(url: str) -> str:
+    import re
+
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", str(url))
+
+
+def open_study(name: str, params: dict):
+    """(study, created): the process that creates the study samples with tune.seed, so a
+    one-worker search is reproducible; one that joins or resumes it samples with fresh
+    entropy, or parallel workers would draw the very same trials."""
+    import optuna
+
+    from pie_mlops.scale.claims import rdb_storage
+
+    # The heartbeat lets workers fail a dead worker's trial instead of waiting for it forever.
+    storage = rdb_storage(params["storage"], heartbeat_interval=10, grace_period=60)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+
+    def sampler(seed):
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+    try:
+        return optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                   sampler=sampler(params["seed"]), pruner=pruner), True
+    except optuna.exceptions.DuplicatedStudyError:
+        # Fresh entropy: re-seeding with tune.seed would redraw the creator's first trials
+        # (a resumed study, or a parallel worker, would repeat them).
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler(None), pruner=pruner), False
+
+
+def _finished(study) -> list:
+    return [t for t in study.get_trials(deepcopy=False) if t.state.name in ("COMPLETE", "PRUNED")]
+
+
+def _earlier_trials(study, number: int) -> int:
+    """Trials numbered below `number` that count towards n_trials (not failed)."""
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.number < number and t.state.name in ("COMPLETE", "PRUNED", "RUNNING", "WAITING"))
+
+
+def run_trials(study, objective, n_trials: int, progress: bool, poll_s: float = 2.0) -> None:
+    """Run trials until the study holds n_trials finished ones, whoever ran them, then wait
+    for the other workers' running trials (best params are read once all are in)."""
+    from optuna.storages import fail_stale_trials
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_trials, desc=f"tune {study.study_name}", disable=not progress)
+    while True:
+        fail_stale_trials(study)  # a dead worker's trial
+        trials = study.get_trials(deepcopy=False)
+        done = len(_finished(study))
+        bar.n = min(done, n_trials)
+        bar.refresh()
+        running = sum(1 for t in trials if t.state.name in ("RUNNING", "WAITING"))
+        if done >= n_trials and not running:
+            break
+        if done + running < n_trials:
+            study.optimize(objective, n_trials=1, catch=(Surplus,), gc_after_trial=False)
+        else:
+            time.sleep(poll_s)
+    bar.close()
+
+
+def _claim(storage, token: str) -> bool:
+    """True for exactly one caller per token: the database's unique study name decides."""
+    import optuna
+
+    try:
+        optuna.create_study(study_name=token, storage=storage)
+        return True
+    except optuna.exceptions.DuplicatedStudyError:
+        return False
+
+
 def tune(params: dict, progress: bool = True) -> dict:
     """Run (or continue) the study; returns the best parameters and writes them to `out`."""
     from pie_mlops.data.contract import read_meta, read_split
@@ -98,18 +177,15 @@ def tune(params: dict, progress: bool = True) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = f"pie-{params['dataset']}-{params['arch']}"
-    study = optuna.create_study(
-        study_name=name, storage=params["storage"], direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=params["seed"]),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
-    )
-    done = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
-    remaining = max(0, int(params["n_trials"]) - len(done))
+    study, created = open_study(name, params)
+    n_trials = int(params["n_trials"])
     metric = "val_macro_f1" if task == "multi_label" else "val_accuracy"
 
-    with tracking.study_run(name, params) as parent_id:
+    with tracking.study_run(name, params, study, created) as parent_id:
 
         def objective(trial) -> float:
+            if _earlier_trials(study, trial.number) >= n_trials:
+                raise Surplus(f"trial {trial.number}: n_trials={n_trials} reached by other workers")
             hp = suggest(trial, params["space"])
             cfg = TrainConfig(epochs=int(hp.get("epochs", 3)), batch_size=int(hp.get("batch_size", 32)),
                               lr=hp.get("lr"), warmup_ratio=float(hp.get("warmup_ratio", 0.1)),
@@ -127,15 +203,18 @@ def tune(params: dict, progress: bool = True) -> dict:
                 result = train(model, train_df, val_df, cfg, on_epoch_end=on_epoch_end)
                 return float(result.history[-1]["val_score"])
 
-        if remaining:
-            study.optimize(objective, n_trials=remaining, show_progress_bar=progress, catch=())
+        run_trials(study, objective, n_trials, progress)
         if not any(t.state.name == "COMPLETE" for t in study.trials):
             raise PieError(f"study {name}: no trial completed; widen tune.space or raise n_trials")
         best = {k: (int(v) if k in ("epochs", "batch_size") else float(v)) for k, v in study.best_params.items()}
         out = best_params_path(params)
-        write_best(out, best, {"name": name, "storage": params["storage"], "metric": metric,
+        n_done = len(_finished(study))
+        # Every worker writes its own machine's file (train reads it there), all the same
+        # since every trial has finished; the parent run gets the result once.
+        write_best(out, best, {"name": name, "storage": _redact(params["storage"]), "metric": metric,
                                "best_value": float(study.best_value), "best_trial": study.best_trial.number,
-                               "n_trials": len(study.trials)})
-        tracking.log_study_result(parent_id, best, float(study.best_value), metric, out)
+                               "n_trials": n_done})
+        if _claim(study._storage, f"{name}:best@{n_done}"):
+            tracking.log_study_result(parent_id, best, float(study.best_value), metric, out)
     print(f"best {metric} {study.best_value:.4f} with {best} -> {out}")
     return best

@@ -12,11 +12,11 @@ from pie_mlops.tracking.models import (
     ModelRun, alias_for, download_run_artifacts, find_finished_run, load_version, model_run, model_runs,
     registered_model_name, set_champion, version_by_alias, version_of_run,
 )
-from pie_mlops.tracking.recovery import reap_stale_runs
+from pie_mlops.tracking.recovery import reap_job_runs, reap_stale_runs, run_registered
 from pie_mlops.tracking.store import (
     DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI, IDENTITY_TAGS, MODEL_REQUIREMENTS, VERSION_TAGS, active_run_id,
     artifact_root, data_md5, experiment_id, git_sha, log_artifacts_if_active, model_requirements, params_hash,
-    registry_uri, tracking_uri,
+    job_tags, registry_uri, tracking_uri,
 )
 from pie_mlops.tracking.studies import log_study_result, study_run, trial_run
 
@@ -25,6 +25,6 @@ __all__ = [
     "active_run_id", "alias_for", "artifact_root", "compare_run", "data_md5", "download_run_artifacts",
     "experiment_id", "find_finished_run", "git_sha", "load_version", "log_artifacts_if_active",
     "log_compare_artifacts", "log_metric_batch", "log_study_result", "metric_key", "model_requirements",
-    "model_run", "model_runs", "params_hash", "reap_stale_runs", "registered_model_name", "registry_uri",
+    "model_run", "model_runs", "params_hash", "job_tags", "reap_job_runs", "reap_stale_runs", "run_registered", "registered_model_name", "registry_uri",
     "set_champion", "study_run", "tracking_uri", "trial_run", "version_by_alias", "version_of_run",
 ]

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pie_mlops.tracking.store import (
-    IDENTITY_TAGS, VERSION_TAGS, _client, _fluent, _owner_tags, active_run_id, experiment_id, model_requirements,
+    IDENTITY_TAGS, VERSION_TAGS, _client, _fluent, _owner_tags, spent, timed, active_run_id, experiment_id, model_requirements,
 )
 
 
@@ -17,6 +17,7 @@ def registered_model_name(dataset: str, arch: str) -> str:
     return f"pie-{dataset}-{arch}"
 
 
+@timed
 def find_finished_run(tags: dict) -> str | None:
     """The id of a FINISHED run carrying all IDENTITY_TAGS of `tags`, in any experiment."""
     client = _client()
@@ -34,6 +35,7 @@ def alias_for(group: str, seed: int) -> str:
     return f"{group}-s{seed}".replace("@", "-").replace(".", "_")
 
 
+@timed
 def version_by_alias(name: str, alias: str):
     """The model version `name@alias` (with .run_id, .version, .tags), or None if there is none."""
     from mlflow.exceptions import MlflowException
@@ -44,6 +46,7 @@ def version_by_alias(name: str, alias: str):
         return None
 
 
+@timed
 def load_version(name: str, alias: str, dst: str | Path):
     """Load `models:/name@alias` from its run's safetensors copy (never unpickling anything)."""
     from pie_mlops.models import load_model
@@ -81,6 +84,7 @@ def model_runs(dataset: str, arch: str) -> list[dict]:
     return sorted(latest.values(), key=lambda r: (r["group"] != "dense", r["group"], r["seed"]))
 
 
+@timed
 def download_run_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> Path:
     Path(dst).mkdir(parents=True, exist_ok=True)
     return Path(_client().download_artifacts(run_id, artifact_path, str(dst)))
@@ -92,9 +96,11 @@ class ModelRun:
     def __init__(self, run_id: str, tags: dict):
         self.run_id, self.tags = run_id, tags
         self.model_uri: str | None = None
+        self.model_id: str | None = None
         self.version: str | None = None
         self._registered: tuple[str, str] | None = None  # (name, version) to undo on failure
 
+    @timed
     def set_tags(self, tags: dict) -> None:
         """Tags known only once the model exists (achieved_sparsity); they reach the version too."""
         from mlflow.entities import RunTag
@@ -103,6 +109,7 @@ class ModelRun:
         self.tags.update(tags)
         _client().log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
+    @timed
     def log_dict(self, data: dict, artifact_file: str) -> None:
         _client().log_dict(self.run_id, data, artifact_file)
 
@@ -110,6 +117,7 @@ class ModelRun:
         """Per-epoch metrics at step=epoch (usable as training's on_epoch_end)."""
         self.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
 
+    @timed
     def log_metrics(self, metrics: dict, step: int = 0) -> None:
         import time
 
@@ -119,6 +127,7 @@ class ModelRun:
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
         _client().log_batch(self.run_id, metrics=batch)
 
+    @timed
     def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
         client = _client()
         for path in map(Path, paths):
@@ -127,6 +136,7 @@ class ModelRun:
             else:
                 client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
 
+    @timed
     def log_model(self, model, saved: Path | None = None) -> str:
         """Log the model twice: mlflow.pytorch (pickle, the MLflow way) and as a safetensors
         save directory under `safetensors/`, which pie_mlops.models.load_model reads without
@@ -143,9 +153,10 @@ class ModelRun:
             with tempfile.TemporaryDirectory(prefix="pie-save-") as tmp:
                 model.save(Path(tmp) / "model")
                 self.log_artifacts([Path(tmp) / "model"], "safetensors")
-        self.model_uri = info.model_uri
+        self.model_uri, self.model_id = info.model_uri, getattr(info, "model_id", None)
         return self.model_uri
 
+    @timed
     def register(self, name: str, alias: str) -> str:
         """Register the logged model as a version of `name`, with our tags and `alias`.
 
@@ -159,7 +170,9 @@ class ModelRun:
         except Exception:  # already registered (the usual case)
             client.get_registered_model(name)
         version_tags = {k: str(self.tags[k]) for k in VERSION_TAGS if k in self.tags}
-        mv = client.create_model_version(name, self.model_uri, run_id=self.run_id, tags=version_tags)
+        # model_id: an MLflow server (REST store) only accepts a models:/ source with it.
+        mv = client.create_model_version(name, self.model_uri, run_id=self.run_id, tags=version_tags,
+                                         model_id=self.model_id)
         self._registered = (name, mv.version)
         client.set_registered_model_alias(name, alias, mv.version)
         self.version = str(mv.version)  # an int in some MLflow versions, a string in others
@@ -177,28 +190,32 @@ def model_run(run_name: str, tags: dict, params: dict):
     """
     from mlflow.entities import Param
 
-    client = _client()
-    parent = active_run_id()  # `mlflow run`'s run, or one active in this process
-    all_tags = {**{k: str(v) for k, v in tags.items()}, **_owner_tags()}
-    if parent:
-        exp = client.get_run(parent).info.experiment_id
-        all_tags["mlflow.parentRunId"] = parent
-    else:
-        exp = experiment_id()
-    run_id = client.create_run(exp, tags=all_tags, run_name=run_name).info.run_id
+    with spent():
+        client = _client()
+        parent = active_run_id()  # `mlflow run`'s run, or one active in this process
+        all_tags = {**{k: str(v) for k, v in tags.items()}, **_owner_tags()}
+        if parent:
+            exp = client.get_run(parent).info.experiment_id
+            all_tags["mlflow.parentRunId"] = parent
+        else:
+            exp = experiment_id()
+        run_id = client.create_run(exp, tags=all_tags, run_name=run_name).info.run_id
     handle = ModelRun(run_id, all_tags)
     try:
-        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
+        with spent():
+            client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
         # The run is made active so that mlflow.pytorch.log_model links the model to it.
         # end_run() pops only this run: an in-process run active before stays active.
         with _fluent() as mlflow:
-            mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+            with spent():
+                mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
             status = "FAILED"
             try:
                 yield handle
                 status = "FINISHED"
             finally:
-                mlflow.end_run(status)
+                with spent():
+                    mlflow.end_run(status)
     except BaseException:
         if handle._registered:
             try:

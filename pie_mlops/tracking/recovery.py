@@ -48,3 +48,32 @@ def reap_stale_runs(dataset: str, arch: str) -> list[str]:
         client.set_terminated(run_id, status="KILLED")
         reaped.append(run_id)
     return reaped
+
+
+def reap_job_runs(job: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of worker job `job` (tag pie.job) and delete their versions.
+
+    Called by a retry of a job whose worker died (Optuna's heartbeat said so, whatever host it
+    ran on): the dead attempt's run would otherwise stay RUNNING, perhaps with a version."""
+    client = _client()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    reaped = []
+    filt = f"tags.`pie.job` = '{job}' and attributes.status = 'RUNNING'"
+    for run in client.search_runs(experiments, filter_string=filt, max_results=1000):
+        run_id = run.info.run_id
+        for mv in client.search_model_versions(f"run_id = '{run_id}'"):
+            client.delete_model_version(mv.name, mv.version)
+        client.set_tag(run_id, "pie.reaped", "its worker died (Optuna heartbeat stale): job retried")
+        client.set_terminated(run_id, status="KILLED")
+        reaped.append(run_id)
+    return reaped
+
+
+def run_registered(run_id: str) -> bool:
+    """True when the run is FINISHED and a model version was registered from it."""
+    client = _client()
+    if client.get_run(run_id).info.status != "FINISHED":
+        return False
+    return bool(client.search_model_versions(f"run_id = '{run_id}'"))

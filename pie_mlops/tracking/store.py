@@ -210,10 +210,57 @@ def model_requirements() -> list[str]:
 
 
 
+# Seconds this process spent in tracking calls (runs, artifacts, registry): the per-job
+# overhead a worker reports (bench/scale_workers.sh). A plain float: no locking needed.
+SPENT = {"seconds": 0.0, "depth": 0}
+
+
+@contextmanager
+def spent():
+    """Count the block's wall time in SPENT (nested blocks count once)."""
+    import time
+
+    start = time.perf_counter()
+    SPENT["depth"] += 1
+    try:
+        yield
+    finally:
+        SPENT["depth"] -= 1
+        if SPENT["depth"] == 0:
+            SPENT["seconds"] += time.perf_counter() - start
+
+
+def timed(fn):
+    """Count the wrapped call's wall time in SPENT."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with spent():
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+# Extra tags for every run this process creates while a worker job runs (pie.job, pie.worker,
+# pie.trial): who did what, and which runs a retry of a crashed job must clean up.
+JOB_TAGS: dict[str, str] = {}
+
+
+@contextmanager
+def job_tags(tags: dict):
+    """Runs created inside the block carry `tags` too (see JOB_TAGS)."""
+    JOB_TAGS.update({k: str(v) for k, v in tags.items()})
+    try:
+        yield
+    finally:
+        for key in tags:
+            JOB_TAGS.pop(key, None)
+
+
 def _owner_tags() -> dict:
     import socket
 
-    return {"pie.host": socket.gethostname(), "pie.pid": str(os.getpid())}
+    return {"pie.host": socket.gethostname(), "pie.pid": str(os.getpid()), **JOB_TAGS}
 
 
 def _flat(prefix: str, value) -> dict:

@@ -12,23 +12,39 @@ from pie_mlops.tracking.store import (
 
 
 # ---------------------------------------------------------------------------------------
+PARENT_ATTR = "mlflow_parent_run_id"
+
+
 @contextmanager
-def study_run(study_name: str, params: dict):
-    """The study's parent run; yields its id. Re-running a study resumes the same parent."""
+def study_run(study_name: str, params: dict, study=None, created: bool = True, wait_s: float = 120.0):
+    """The study's parent run; yields its id. Re-running a study resumes the same parent.
+
+    With parallel workers (`study` given), only the worker that created the Optuna study
+    creates the parent and stores its id in the study's user attrs; the others wait for it,
+    so a study has exactly one parent whatever the number of workers."""
     from mlflow.entities import Param
 
     client = _client()
     exp, extra = _run_home(client)
-    found = client.search_runs([exp], f"tags.stage = 'tune' AND tags.study = '{study_name}'",
-                               order_by=["attributes.start_time DESC"], max_results=1)
-    if found:
-        run_id = found[0].info.run_id
+    run_id = (study.user_attrs.get(PARENT_ATTR) if study is not None else None)
+    if run_id is None and study is not None and not created:
+        deadline = time.time() + wait_s
+        while run_id is None and time.time() < deadline:
+            time.sleep(0.5)
+            run_id = study.user_attrs.get(PARENT_ATTR)
+    if run_id is None:
+        found = client.search_runs([exp], f"tags.stage = 'tune' AND tags.study = '{study_name}'",
+                                   order_by=["attributes.start_time DESC"], max_results=1)
+        run_id = found[0].info.run_id if found else None
+    if run_id is not None:
         client.update_run(run_id, status="RUNNING")
     else:
         tags = {"stage": "tune", "study": study_name, "dataset": params["dataset"], "arch": params["arch"], **extra}
         run_id = client.create_run(exp, tags=tags, run_name=f"tune {study_name}").info.run_id
         flat = {k: v for k, v in _flat("", params).items() if k != "storage"}  # may hold a password
         client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(flat.items())])
+    if study is not None and study.user_attrs.get(PARENT_ATTR) != run_id:
+        study.set_user_attr(PARENT_ATTR, run_id)
     with _ends(client, run_id):
         yield run_id
 

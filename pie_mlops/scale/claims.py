@@ -1,0 +1,156 @@
+"""Claiming jobs through Optuna's RDB storage: no home-made scheduler.
+
+Each phase of the grid is one Optuna study whose `GridSampler` has a single categorical
+parameter, `job`. A worker claims a job by starting a trial (the database hands out trial
+numbers, and GridSampler gives trial n grid point n, so concurrent claims never collide);
+the trial's heartbeat tells the other workers it is alive. When a worker dies,
+`fail_stale_trials` fails its trial after `grace_period` and
+`RetryHeartbeatStaleTrialCallback` enqueues a retry with the same grid point. A job that
+raised is retried the same way, up to `max_retry` times. Duplicates (a rare race when the
+grid runs out) are caught before any work: an attempt defers to an earlier attempt of the
+same job that is running or complete.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from pie_mlops.errors import JobFailedError
+from pie_mlops.scale.grid import Job, PhaseState, phase_state
+
+
+@dataclass
+class Claims:
+    storage_url: str
+    heartbeat_interval: int = 10
+    grace_period: int = 30
+    max_retry: int = 2
+    poll_seconds: float = 2.0
+
+    def storage(self):
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        return rdb_storage(self.storage_url, heartbeat_interval=self.heartbeat_interval,
+                           grace_period=self.grace_period,
+                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry))
+
+    def open(self, name: str, jobs: list[Job]):
+        """The phase's study (created by whichever worker comes first)."""
+        import optuna
+
+        sampler = optuna.samplers.GridSampler({"job": [j.key for j in jobs]}, seed=0)
+        return optuna.create_study(study_name=name, storage=self.storage(), sampler=sampler,
+                                   direction="minimize", load_if_exists=True)
+
+
+def quiet_experimental() -> None:
+    """Heartbeats, fail_stale_trials and the retry callback are stable in practice but still
+    flagged experimental: one warning per call would drown the worker's log."""
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def rdb_storage(url: str, attempts: int = 6, **kwargs):
+    """Optuna's RDBStorage, tolerant of workers that start together on an empty database:
+    each creates the schema, and all but one lose that race with an integrity error."""
+    import optuna
+    from optuna.storages import RDBStorage
+    from sqlalchemy.exc import DBAPIError
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_experimental()
+    engine = {"pool_pre_ping": True} if url.startswith("postgresql") else {}
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, engine_kwargs=engine, **kwargs)
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
+def _job_of(trial, sampler) -> str | None:
+    if "job" in trial.params:
+        return trial.params["job"]
+    grid = trial.system_attrs.get("grid_id")
+    return sampler._all_grids[grid][0] if grid is not None else None
+
+
+def state_of(study, jobs: list[Job], max_retry: int) -> PhaseState:
+    rows = [{"number": t.number, "state": t.state.name, "job": _job_of(t, study.sampler),
+             "retry_history": t.system_attrs.get("retry_history"), "error": t.user_attrs.get("error")}
+            for t in study.get_trials(deepcopy=False)]
+    return phase_state(rows, [j.key for j in jobs], max_retry)
+
+
+def earlier_attempt(study, trial_number: int, key: str) -> str | None:
+    """'complete' or 'running' when an earlier trial of the same job makes this one a duplicate."""
+    for t in study.get_trials(deepcopy=False):
+        if t.number == trial_number or _job_of(t, study.sampler) != key:
+            continue
+        if t.state.name == "COMPLETE":
+            return "complete"
+        if t.state.name == "RUNNING" and t.number < trial_number:
+            return "running"
+    return None
+
+
+def run_phase(claims: Claims, name: str, jobs: list[Job], do_job, budget, log=print) -> int:
+    """Work on the phase until every job is COMPLETE (whoever ran it); returns jobs run here.
+
+    `do_job(job, trial, retried) -> dict` runs one job and returns facts to keep as trial user attrs;
+    `budget()` is False once this worker has run its --max-jobs. Raises JobFailedError when a
+    job failed on every retry."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
+    from optuna.storages import fail_stale_trials
+
+    study = claims.open(name, jobs)
+    by_key = {j.key: j for j in jobs}
+    ran = 0
+
+    def objective(trial) -> float:
+        nonlocal ran
+        key = trial.suggest_categorical("job", [j.key for j in jobs])
+        trial.set_user_attr("claimed_at", time.time())
+        dup = earlier_attempt(study, trial.number, key)
+        if dup:  # another attempt owns this job: no work, no run
+            trial.set_user_attr("outcome", f"duplicate of a {dup} attempt")
+            return 0.0
+        frozen = study._storage.get_trial(trial._trial_id)  # Trial has no system_attrs in Optuna 5
+        retried = bool(frozen.system_attrs.get("retry_history"))
+        try:
+            facts = do_job(by_key[key], trial, retried)
+        except BaseException as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500])
+            raise
+        for k, v in facts.items():
+            trial.set_user_attr(k, v)
+        ran += 1
+        return 0.0
+
+    idle_since = None
+    while True:
+        fail_stale_trials(study)  # a dead worker's trial: FAIL, and its retry enqueued
+        state = state_of(study, jobs, claims.max_retry)
+        if state.complete(list(by_key)):
+            return ran
+        if state.dead and not state.running and not state.waiting and not state.unvisited:
+            lines = "; ".join(f"{k}: {v}" for k, v in sorted(state.dead.items()))
+            raise JobFailedError(f"phase {name}: job(s) failed {claims.max_retry + 1} times: {lines}")
+        if not budget():
+            return ran
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        for number in state.retry:  # a job that raised: retried like a dead worker's
+            Retry(max_retry=claims.max_retry)(study, trials[number])
+        if state.retry or state.waiting or state.unvisited:
+            idle_since = None
+            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+            continue
+        if idle_since is None:  # everything is claimed: wait for the running jobs
+            idle_since = time.time()
+            log(f"waiting for {len(state.running)} running job(s) of {name} on other workers")
+        time.sleep(claims.poll_seconds)

@@ -1,0 +1,133 @@
+"""The study's grid as jobs for parallel workers (pure: no I/O, no tracking).
+
+A job is one unit a worker claims: `train:<arch>:s<seed>`, `prune:<arch>:<group>:s<seed>` or
+`compare:<arch>`. Jobs come in phases that must finish in order (train -> prune -> compare):
+a pruned group needs its dense seed registered, and compare needs every model. Each job
+carries the params section its stage function runs with, restricted to that one job, so
+the stage's identity tags (dataset, arch, group, seed, data md5, params hash) are exactly
+those of a single-process `pie-mlops study`: a job finished by any worker, or by a plain
+`pie-mlops train`, is found and skipped by every other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+PHASES = ("train", "prune", "compare")
+
+
+@dataclass(frozen=True)
+class Job:
+    phase: str
+    arch: str
+    key: str
+    params: dict = field(hash=False, compare=False)  # the stage section for this job alone
+    group: str = "dense"
+    seed: int | None = None
+
+
+def _archs(section: dict) -> list[str]:
+    from pie_mlops.stages.train import as_list
+
+    return as_list(section["arch"]) or ["bert"]
+
+
+def train_jobs(train: dict) -> list[Job]:
+    from pie_mlops.stages.train import for_arch, seeds_for
+
+    jobs = []
+    for arch in _archs(train):
+        one = for_arch(train, arch)
+        for seed in seeds_for(train, arch):
+            jobs.append(Job("train", arch, f"train:{arch}:s{seed}", dict(one, seeds=[seed]), "dense", seed))
+    return jobs
+
+
+def prune_jobs(prune: dict) -> list[Job]:
+    from pie_mlops.stages.prune import plan_jobs
+    from pie_mlops.stages.train import for_arch, seeds_for
+
+    jobs = []
+    for arch in _archs(prune):
+        one = for_arch(prune, arch, "prune")
+        for seed in seeds_for(prune, arch, "prune"):
+            for plan in plan_jobs(one):  # checks every value: bad params fail before any claim
+                # methods + one sparsity select exactly this group; the stage's params hash
+                # covers the group's own values only, so it matches a whole-grid run.
+                sub = dict(one, methods=[f"{plan['criterion']}-{plan['schedule']}"],
+                           sparsities=[plan["sparsity"]], seeds=[seed])
+                jobs.append(Job("prune", arch, f"prune:{arch}:{plan['group']}:s{seed}", sub, plan["group"], seed))
+    return jobs
+
+
+def compare_jobs(compare: dict, models: dict[str, set[tuple[str, int]]]) -> list[Job]:
+    """One compare job per architecture, restricted to the grid's own (group, seed) models."""
+    return [Job("compare", arch, f"compare:{arch}",
+                dict(compare, arch=arch, predictions_dir=None, models=sorted(models.get(arch, ()))))
+            for arch in _archs(compare)]
+
+
+def plan_grid(params: dict) -> dict[str, list[Job]]:
+    """Every job of the study, by phase; PieError on bad params (nothing claimed yet)."""
+    train = train_jobs(params["train"])
+    prune = prune_jobs(params["prune"])
+    models: dict[str, set[tuple[str, int]]] = {}
+    for job in train + prune:
+        models.setdefault(job.arch, set()).add((job.group, int(job.seed)))
+    return {"train": train, "prune": prune, "compare": compare_jobs(params["compare"], models)}
+
+
+def grid_id(params: dict, jobs: list[Job]) -> str:
+    """A short id of this exact grid: the same profile and data give the same shared studies,
+    a changed one gets new ones (so old claims never mask new work)."""
+    blob = json.dumps({"jobs": [(j.key, j.params) for j in jobs]}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+@dataclass
+class PhaseState:
+    """Where a phase stands, from its trials: what is done, running, waiting, to retry."""
+
+    done: set[str]
+    running: set[str]
+    waiting: int
+    unvisited: int
+    retry: list[int]  # trial numbers of failed attempts with no successor and retries left
+    dead: dict[str, str]  # job -> last error, retries exhausted
+
+    def complete(self, keys: list[str]) -> bool:
+        return set(keys) <= self.done
+
+
+def phase_state(trials: list[dict], keys: list[str], max_retry: int) -> PhaseState:
+    """Fold trials ({number, state, job, failed_trial, retry_history, error}) into a PhaseState.
+
+    A failed attempt is retried (Optuna's RetryHeartbeatStaleTrialCallback semantics:
+    retry_history grows by one per attempt) until `max_retry` retries are used up.
+    """
+    done, running, waiting, seen = set(), set(), 0, set()
+    succeeded_from = {h for t in trials for h in (t.get("retry_history") or [])}
+    retry, dead = [], {}
+    for t in trials:
+        job, state = t.get("job"), t["state"]
+        if job is not None:
+            seen.add(job)
+        if state == "COMPLETE":
+            done.add(job)
+        elif state == "RUNNING":
+            running.add(job)
+        elif state == "WAITING":
+            waiting += 1
+    for t in trials:
+        if t["state"] != "FAIL" or t.get("job") in done or t.get("job") is None:
+            continue
+        if t["number"] in succeeded_from:
+            continue  # already retried
+        if len(t.get("retry_history") or []) >= max_retry:
+            dead[t["job"]] = t.get("error") or "failed"
+        else:
+            retry.append(t["number"])
+    dead = {k: v for k, v in dead.items() if k not in running}
+    return PhaseState(done, running, waiting, len(set(keys) - seen), retry, dead)

@@ -1,0 +1,122 @@
+"""Stage `worker`: one of any number of parallel workers on the study's grid.
+
+Start as many as you have cores or machines, all with the same profile, the same
+MLFLOW_TRACKING_URI (an `mlflow server` on PostgreSQL) and the same Optuna storage URL:
+
+    pie-mlops --profile paper worker --storage postgresql+psycopg://user@db/optuna
+
+Each worker: materializes the data it lacks (byte-deterministic, so every machine has the
+same data version), joins the shared tune study (Optuna hands out the trials), then claims
+train, prune and compare jobs phase by phase (see pie_mlops/scale/claims.py). Jobs call the
+same stage functions as `pie-mlops study` with one (group, seed) each, so their MLflow runs
+and registry versions are the ones a single process makes, and finished work is skipped.
+Every run a job creates is tagged pie.job, pie.worker and pie.trial.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from pie_mlops.params import DEFAULT_PARAMS, load_section
+
+DEFAULTS = {
+    "storage": None,  # the Optuna storage URL for the grid and tune; None: tune.storage
+    "heartbeat_interval": 10,  # seconds between a running job's heartbeats
+    "grace_period": 30,  # a job silent this long is failed and retried by another worker
+    "max_retry": 2,  # retries of a failed or orphaned job before the worker gives up
+    "poll_seconds": 2.0,  # how often an idle worker looks for work
+}
+
+
+def _sections(params_file) -> dict:
+    from pie_mlops.stages import compare_study, materialize, prune, train, tune
+
+    mods = {"materialize": materialize, "tune": tune, "train": train, "prune": prune, "compare": compare_study}
+    return {name: load_section(name, mod.DEFAULTS, params_file) for name, mod in mods.items()}
+
+
+def _materialize_missing(data: dict, echo) -> None:
+    from pie_mlops.stages.materialize import materialize
+
+    missing = [d for d in data["datasets"] if not (Path(data["data_dir"]) / d / "meta.json").is_file()]
+    if missing:
+        echo(f"materializing {', '.join(missing)}")
+        materialize(data, missing, progress=False)
+
+
+def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None, max_jobs: int | None = None,
+           tune: bool = True, options: dict | None = None, progress: bool = False, echo=print) -> dict:
+    """Work until the grid is done (or `max_jobs` jobs ran here); returns what this worker did."""
+    from pie_mlops import tracking
+    from pie_mlops.scale.claims import Claims, run_phase
+    from pie_mlops.scale.grid import PHASES, grid_id, plan_grid
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per download: noise
+    opts = {**DEFAULTS, **load_section("worker", DEFAULTS, params_file), **(options or {})}
+    params = _sections(params_file)
+    storage = storage or opts["storage"] or params["tune"]["storage"]
+    _materialize_missing(params["materialize"], echo)
+    grid = plan_grid(params)  # PieError on bad params, before any claim
+    jobs = [j for phase in PHASES for j in grid[phase]]
+    gid = grid_id({"data_md5": tracking.data_md5(params["train"]["data_dir"])}, jobs)
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    claims = Claims(storage, int(opts["heartbeat_interval"]), int(opts["grace_period"]),
+                    int(opts["max_retry"]), float(opts["poll_seconds"]))
+    done: list[dict] = []
+    echo(f"worker {me}: grid {gid}, {len(jobs)} jobs ({', '.join(f'{len(grid[p])} {p}' for p in PHASES)}), "
+         f"storage {_redact(storage)}, tracking {_redact(tracking.tracking_uri())}")
+
+    if tune and int(params["tune"]["n_trials"]) > 0:
+        from pie_mlops.stages.tune import tune as run_tune
+
+        run_tune(dict(params["tune"], storage=storage), progress=progress)
+
+    def budget() -> bool:
+        return max_jobs is None or len(done) < max_jobs
+
+    def do_job(job, trial, retried: bool) -> dict:
+        return _do_job(job, trial, retried, me, progress, done, echo)
+
+    for phase in PHASES:
+        if grid[phase]:
+            run_phase(claims, f"pie-grid-{gid}-{phase}", grid[phase], do_job, budget, echo)
+        if not budget():
+            echo(f"worker {me}: --max-jobs {max_jobs} reached")
+            break
+    return {"worker": me, "grid": gid, "jobs": done}
+
+
+def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo) -> dict:
+    from pie_mlops import tracking
+    from pie_mlops.stages import compare_study, prune, train
+
+    start, spent0 = time.perf_counter(), tracking.store.SPENT["seconds"]
+    tags = {"pie.job": job.key, "pie.worker": me, "pie.trial": f"{trial.study.study_name}#{trial.number}"}
+    if retried:  # the earlier attempt's worker died, or the job raised
+        for run_id in tracking.reap_job_runs(job.key):
+            echo(f"{job.key}: run {run_id} of a dead attempt marked KILLED")
+    echo(f"worker {me}: {job.key} (trial {trial.number})")
+    with tracking.job_tags(tags):
+        if job.phase == "train":
+            record = train.train(job.params, progress=progress)[0]
+        elif job.phase == "prune":
+            record = prune.prune(job.params, progress=progress)[0]
+        else:
+            record = compare_study.compare(job.params, None, progress=progress)[0]
+    if job.phase != "compare" and not tracking.run_registered(record["run_id"]):
+        raise RuntimeError(f"{job.key}: run {record['run_id']} is not FINISHED with a registered version")
+    facts = {"worker": me, "status": record.get("status", "compared"), "run_id": record.get("run_id", ""),
+             "job_s": round(time.perf_counter() - start, 4),
+             "tracking_s": round(tracking.store.SPENT["seconds"] - spent0, 4)}
+    done.append({"job": job.key, **facts})
+    return facts
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for logs."""
+    import re
+
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", str(url))

@@ -1,0 +1,76 @@
+"""The worker grid (pie_mlops/scale/grid.py): jobs per phase and the retry bookkeeping, pure."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conftest import ROOT
+from pie_mlops.errors import PieError
+from pie_mlops.params import load_section
+from pie_mlops.scale.grid import grid_id, phase_state, plan_grid
+from pie_mlops.stages import compare_study, prune, train
+
+TINY = ROOT / "profiles" / "tiny.yaml"
+
+
+def tiny() -> dict:
+    return {"train": load_section("train", train.DEFAULTS, TINY), "prune": load_section("prune", prune.DEFAULTS, TINY),
+            "compare": load_section("compare", compare_study.DEFAULTS, TINY)}
+
+
+def test_the_tiny_grid_has_one_job_per_model_and_one_compare_per_arch():
+    grid = plan_grid(tiny())
+    assert [len(grid[p]) for p in ("train", "prune", "compare")] == [2 * 2, 2 * 4 * 2, 2]
+    keys = [j.key for p in grid.values() for j in p]
+    assert len(set(keys)) == len(keys)
+    assert "prune:bert:magnitude-os@0.50:s1" in keys and "train:bilstm:s0" in keys
+    # A prune job's params select exactly its own group and seed ...
+    for job in grid["prune"]:
+        (only,) = prune.plan_jobs(job.params)
+        assert only["group"] == job.group and job.params["seeds"] == [job.seed]
+    # ... and compare is restricted to the grid's own models.
+    bert = next(j for j in grid["compare"] if j.arch == "bert")
+    assert len(bert.params["models"]) == 2 + 8 and bert.params["predictions_dir"] is None
+
+
+def test_bad_params_fail_before_any_claim():
+    params = tiny()
+    params["prune"]["sparsities"] = [1.5]
+    with pytest.raises(PieError, match="sparsity"):
+        plan_grid(params)
+
+
+def test_grid_id_follows_the_grid():
+    params = tiny()
+    jobs = [j for p in plan_grid(params).values() for j in p]
+    changed = copy.deepcopy(params)
+    changed["train"]["epochs"] = 2
+    other = [j for p in plan_grid(changed).values() for j in p]
+    assert grid_id({}, jobs) == grid_id({}, [j for p in plan_grid(tiny()).values() for j in p])
+    assert grid_id({}, jobs) != grid_id({}, other)
+
+
+def t(number, state, job, history=None, error=None):
+    return {"number": number, "state": state, "job": job, "retry_history": history, "error": error}
+
+
+def test_phase_state_retries_a_failed_job_until_its_retries_run_out():
+    keys = ["a", "b", "c"]
+    # a done; b failed once (no successor yet): retry it; c never claimed.
+    s = phase_state([t(0, "COMPLETE", "a"), t(1, "FAIL", "b")], keys, max_retry=2)
+    assert s.done == {"a"} and s.retry == [1] and s.unvisited == 1 and not s.complete(keys)
+    # b's retry (trial 2, history [1]) is running: trial 1 is not retried again.
+    s = phase_state([t(0, "COMPLETE", "a"), t(1, "FAIL", "b"), t(2, "RUNNING", "b", [1])], keys, 2)
+    assert s.retry == [] and s.running == {"b"}
+    # b failed on its second retry: dead, with its error.
+    trials = [t(0, "COMPLETE", "a"), t(1, "FAIL", "b"), t(2, "FAIL", "b", [1]), t(3, "FAIL", "b", [1, 2], "boom")]
+    s = phase_state(trials + [t(4, "COMPLETE", "c")], keys, 2)
+    assert s.dead == {"b": "boom"} and s.retry == []
+    # A job done by any attempt is done, whatever its other attempts did.
+    s = phase_state(trials + [t(4, "COMPLETE", "c"), t(5, "COMPLETE", "b", [1, 2, 3])], keys, 2)
+    assert s.complete(keys) and s.dead == {}
+    # WAITING retries are counted (a worker must pick them up).
+    s = phase_state([t(0, "WAITING", "a", [9])], keys, 2)
+    assert s.waiting == 1
