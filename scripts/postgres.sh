@@ -25,6 +25,10 @@ start)
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
   chmod 700 "$dir"
+  if ! as_owner test -w "$dir"; then
+    echo "postgres.sh: the server's user cannot reach $dir; make its parent directories traversable (chmod o+x)" >&2
+    exit 2
+  fi
   as_owner "$bin/initdb" -D "$dir/data" -U pie --auth=trust -E UTF8 --no-instructions >"$dir/initdb.log"
   # Sockets in DIR (not /var/run/postgresql, which may not exist or be writable).
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \

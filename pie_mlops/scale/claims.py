@@ -112,10 +112,11 @@ def run_phase(claims: Claims, name: str, jobs: list[Job], do_job, budget, log=pr
     by_key = {j.key: j for j in jobs}
     ran = 0
 
+    polled = {"s": 0.0}  # the bookkeeping queries before this claim (fail_stale, state)
+
     def objective(trial) -> float:
         nonlocal ran
         key = trial.suggest_categorical("job", [j.key for j in jobs])
-        trial.set_user_attr("claimed_at", time.time())
         dup = earlier_attempt(study, trial.number, key)
         if dup:  # another attempt owns this job: no work, no run
             trial.set_user_attr("outcome", f"duplicate of a {dup} attempt")
@@ -127,15 +128,17 @@ def run_phase(claims: Claims, name: str, jobs: list[Job], do_job, budget, log=pr
         except BaseException as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500])
             raise
-        for k, v in facts.items():
-            trial.set_user_attr(k, v)
+        # One write: every user attr is a round trip to the database.
+        trial.set_user_attr("facts", {**facts, "poll_s": round(polled["s"], 4)})
         ran += 1
         return 0.0
 
     idle_since = None
     while True:
+        start = time.perf_counter()
         fail_stale_trials(study)  # a dead worker's trial: FAIL, and its retry enqueued
         state = state_of(study, jobs, claims.max_retry)
+        polled["s"] = time.perf_counter() - start
         if state.complete(list(by_key)):
             return ran
         if state.dead and not state.running and not state.waiting and not state.unvisited:

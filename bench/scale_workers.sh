@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Benchmark: the tiny profile's grid (4 train, 16 prune, 2 compare jobs) run by 1 worker and
+# by 2 workers, each time against a fresh PostgreSQL-backed `mlflow server` and a fresh
+# PostgreSQL Optuna storage, on this machine (DESIGN.md §6).
+#
+# Per-job overhead = claiming (the worker's bookkeeping queries + Optuna's trial start and
+# finish around the job) + tracking (every MLflow call the job makes: runs, params, metrics,
+# artifacts, model logging, registration), read back from the trials' `facts`. It is set
+# against a tiny training job (the mean wall time of the train jobs, tracking included).
+# Tune is left out (--no-tune): the grid is what the workers share.
+# Prints a table, then one JSON object:
+#   {"wall_1", "wall_2", "speedup_2_workers", "overhead_ms_per_job", "overhead_share"}
+# Usage: bash bench/scale_workers.sh [--keep]    (needs Debian's postgresql package)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="$ROOT/.venv/bin"
+[ -x "$BIN/pie-mlops" ] || { echo "error: $BIN/pie-mlops not found; run \`make install\` first" >&2; exit 2; }
+export PATH="$BIN:$PATH" MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true DVC_NO_ANALYTICS=1 \
+  HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 HF_DATASETS_OFFLINE=1 GX_ANALYTICS_ENABLED=false \
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+unset MLFLOW_TRACKING_URI MLFLOW_REGISTRY_URI MLFLOW_RUN_ID MLFLOW_EXPERIMENT_NAME
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/pie-scale.XXXXXX")"
+chmod 711 "$WORK"  # as root, the server runs as `postgres`, which must reach $WORK/pg
+PG="$WORK/pg"
+PGPORT=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cleanup() {
+  [ -f "$WORK/server.pid" ] && kill -TERM -- "-$(cat "$WORK/server.pid")" 2>/dev/null || true
+  "$ROOT/scripts/postgres.sh" stop "$PG" || true
+  [ "$KEEP" = 1 ] || rm -rf "$WORK"
+}
+KEEP=0; [ "${1:-}" = "--keep" ] && KEEP=1
+trap cleanup EXIT
+BASE=$("$ROOT/scripts/postgres.sh" start "$PG" "$PGPORT")
+
+"$BIN/python" - "$WORK" "$BASE" "$ROOT" <<'EOF'
+import json, os, shutil, signal, subprocess, sys, time, urllib.request
+from pathlib import Path
+from statistics import mean
+
+import optuna
+import psycopg
+
+work, base, root = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def database(name: str) -> str:
+    with psycopg.connect(base.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{name}"
+
+
+def machine(name: str) -> Path:
+    """A worker's own directory, as on its own machine: the profile and the data version file."""
+    home = work / name
+    home.mkdir()
+    shutil.copytree(root / "profiles", home / "profiles")
+    shutil.copy2(root / "data.dvc", home / "data.dvc")
+    return home
+
+
+def server(backend: str, artifacts: Path) -> tuple[subprocess.Popen, str]:
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["mlflow", "server", "--backend-store-uri", backend, "--artifacts-destination",
+                             str(artifacts), "--host", "127.0.0.1", "--port", str(port), "-w", "1"],
+                            stdout=open(work / f"server-{port}.log", "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    (work / "server.pid").write_text(str(proc.pid))
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if urllib.request.urlopen(f"{url}/health", timeout=2).read() == b"OK":
+                return proc, url
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("mlflow server did not start in 2 minutes")
+
+
+def run_grid(tag: str, n_workers: int) -> dict:
+    storage = database(f"optuna_{tag}")
+    proc, url = server(database(f"mlflow_{tag}"), work / f"artifacts_{tag}")
+    homes = [machine(f"{tag}_w{i}") for i in range(n_workers)]
+    for home in homes:  # data first, untimed: every machine has it before the study starts
+        subprocess.run(["pie-mlops", "--profile", "tiny", "materialize"], cwd=home, check=True,
+                       capture_output=True)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=url)
+    start = time.perf_counter()
+    workers = [subprocess.Popen(["pie-mlops", "--profile", "tiny", "worker", "--storage", storage, "--no-tune"],
+                                cwd=home, env=env, stdout=open(home / "worker.log", "w"), stderr=subprocess.STDOUT)
+               for home in homes]
+    codes = [w.wait() for w in workers]
+    wall = time.perf_counter() - start
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait()
+    if any(codes):
+        raise SystemExit(f"{tag}: a worker failed ({codes}); see {homes[0] / 'worker.log'} (--keep keeps it)")
+    jobs = []
+    for name in optuna.get_all_study_names(storage):
+        for t in optuna.load_study(study_name=name, storage=storage).get_trials():
+            if t.state.name == "COMPLETE" and "facts" in t.user_attrs:
+                f = t.user_attrs["facts"]
+                trial_s = (t.datetime_complete - t.datetime_start).total_seconds()
+                jobs.append({"phase": name.rsplit("-", 1)[1], "job_s": f["job_s"], "tracking_s": f["tracking_s"],
+                             "claim_s": f["poll_s"] + max(0.0, trial_s - f["job_s"])})
+    return {"wall": wall, "jobs": jobs}
+
+
+one = run_grid("one", 1)
+two = run_grid("two", 2)
+jobs = [j for j in one["jobs"] if j["phase"] in ("train", "prune")]  # model jobs
+claim = mean(j["claim_s"] for j in jobs)
+tracking = mean(j["tracking_s"] for j in jobs)
+overhead = claim + tracking
+train_job = mean(j["job_s"] for j in one["jobs"] if j["phase"] == "train")
+compute = mean(j["job_s"] - j["tracking_s"] for j in jobs)
+rows = [("grid", f"{len(one['jobs'])} jobs (tiny profile, --no-tune)"),
+        ("wall, 1 worker", f"{one['wall']:.1f} s"), ("wall, 2 workers", f"{two['wall']:.1f} s"),
+        ("speedup", f"{one['wall'] / two['wall']:.2f}x  (2 cores; the mlflow server and PostgreSQL share them)"),
+        ("per model job: claim", f"{claim * 1000:.0f} ms"), ("per model job: tracking", f"{tracking * 1000:.0f} ms"),
+        ("per model job: compute", f"{compute * 1000:.0f} ms"),
+        ("tiny training job (wall)", f"{train_job * 1000:.0f} ms"),
+        ("overhead share", f"{overhead / train_job:.1%} of a tiny training job")]
+for k, v in rows:
+    print(f"{k:<26} {v}")
+print(json.dumps({"wall_1": round(one["wall"], 2), "wall_2": round(two["wall"], 2),
+                  "speedup_2_workers": round(one["wall"] / two["wall"], 3),
+                  "overhead_ms_per_job": round(overhead * 1000, 1),
+                  "overhead_share": round(overhead / train_job, 4)}))
+EOF
