@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from pie_mlops import distributed as dist
 from pie_mlops.errors import PieError
 from pie_mlops.metrics import accuracy, macro_f1, sigmoid, tune_threshold
 from pie_mlops.models.common import Encoded
@@ -189,7 +190,12 @@ def _val_metrics(model, val_df: pd.DataFrame, cfg: TrainConfig, device) -> tuple
 
 def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg: TrainConfig | None = None,
           on_epoch_end=None, pruner: Pruner | None = None) -> TrainResult:
-    """Train `model` in place; returns per-epoch metrics, the tuned threshold and EL2N snapshots."""
+    """Train `model` in place; returns per-epoch metrics, the tuned threshold and EL2N snapshots.
+
+    Under torchrun (pie_mlops.distributed), each rank trains its share of every global batch
+    in DistributedDataParallel; validation, snapshots and on_epoch_end metrics come from rank 0
+    (other ranks' history holds only the training metrics, summed over all ranks).
+    """
     cfg = cfg or TrainConfig()
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise PieError(f"epochs and batch_size must be positive, got {cfg.epochs} and {cfg.batch_size}")
@@ -197,7 +203,8 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
         torch.set_num_threads(cfg.num_threads)
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)  # data order: its own stream, independent of dropout draws
-    device = resolve_device(cfg.device)
+    main = dist.is_main()
+    device = dist.device() if dist.world_size() > 1 and str(cfg.device) == "auto" else resolve_device(cfg.device)
     model.to(device).train()
     enc = encode_split(model, train_df)
     y_all = torch.from_numpy(targets(train_df, model.task))
@@ -205,6 +212,7 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
     steps_per_epoch = -(-len(train_df) // cfg.batch_size)
     pruner = pruner or Pruner()
     pruner.start(model)
+    net = dist.wrap(model)  # the model itself in a single process
 
     def fresh_optimizer(epochs: int):
         # fused AdamW: one kernel over all parameters instead of a Python loop per tensor
@@ -221,26 +229,29 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
     opt, sched = fresh_optimizer(cfg.epochs)
     params = [p for g in opt.param_groups for p in g["params"]]
     result, steps = TrainResult(), 0
-    if 0 in cfg.snapshot_epochs:
+    if 0 in cfg.snapshot_epochs and main:
         result.snapshots["train@epoch0"] = predict_logits(model, train_df, cfg.eval_batch_size, device)
     for epoch in range(1, cfg.epochs + 1):
         start, total_loss, seen = time.perf_counter(), 0.0, 0
         bar = tqdm(bucketed_batches(enc.lengths, cfg.batch_size, rng), desc=f"epoch {epoch}/{cfg.epochs}",
-                   disable=not cfg.progress, leave=False)
-        for rows in bar:
-            logits = model(**model.batch_inputs(enc, rows, device))
+                   disable=not cfg.progress or not main, leave=False)
+        for batch in bar:
+            rows, counted, weight = dist.shard(batch)  # the whole batch, 1.0, in a single process
+            logits = net(**model.batch_inputs(enc, rows, device))
             loss = loss_fn(logits, y_all[rows].to(device))
-            loss.backward()
+            (loss if weight == 1.0 else loss * weight).backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
             pruner.after_step(model)
-            total_loss += float(loss.detach()) * len(rows)
-            seen += len(rows)
+            total_loss += float(loss.detach()) * counted
+            seen += counted
             steps += 1
             if cfg.max_steps and steps >= cfg.max_steps:
                 break
+        if dist.world_size() > 1:
+            total_loss, seen = dist.all_sum([total_loss, seen])
         elapsed = time.perf_counter() - start
         metrics = {"epoch": epoch, "train_loss": total_loss / max(seen, 1), "epoch_s": elapsed,
                    "train_ex_s": seen / elapsed, "lr": sched.get_last_lr()[0]}
@@ -248,10 +259,10 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
         if restart:
             opt, sched = fresh_optimizer(restart)
         metrics.update(pruner.metrics())
-        if val_df is not None and len(val_df):
+        if val_df is not None and len(val_df) and main:
             val, result.threshold = _val_metrics(model, val_df, cfg, device)
             metrics.update(val)
-        if epoch in cfg.snapshot_epochs:
+        if epoch in cfg.snapshot_epochs and main:
             result.snapshots[f"train@epoch{epoch}"] = predict_logits(model, train_df, cfg.eval_batch_size, device)
         model.train()
         result.history.append(metrics)

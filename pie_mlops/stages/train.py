@@ -8,6 +8,10 @@ and registered as a version of `pie-<dataset>-<arch>` with the alias `dense-s<se
 Tuned hyperparameters from `params/best_<dataset>_<arch>.yaml` (written by `tune`) win over
 the ones here. Every input is checked before the first run starts, so bad input never
 leaves a half-written run or version behind.
+
+Under `torchrun --nproc_per_node N` (pie_mlops.distributed) each model is trained by all N
+processes with DDP; only rank 0 reads and writes the MLflow store and the prediction files,
+and it tells the others which jobs to skip. The other ranks train, then wait and exit 0.
 """
 
 from __future__ import annotations
@@ -123,11 +127,24 @@ def train(params: dict, progress: bool = True, force: dict | None = None) -> lis
 
     `force` holds hyperparameters that win even over the tuned file (CLI --epochs).
     """
+    from pie_mlops import distributed
+
+    distributed.setup()  # no-op unless launched by torchrun
+    try:
+        records = _train_all(params, progress and distributed.is_main(), force)
+        distributed.barrier()  # ranks > 0 wait here until rank 0 has logged and registered
+    finally:
+        distributed.teardown()
+    return records
+
+
+def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
     from tqdm.auto import tqdm
 
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta
     from pie_mlops.data.splits import subsample
+    from pie_mlops.distributed import broadcast, is_main
 
     archs = as_list(params["arch"]) or ["bert"]
     data_path = Path(params["data_dir"]) / params["dataset"]
@@ -137,7 +154,7 @@ def train(params: dict, progress: bool = True, force: dict | None = None) -> lis
     seeds = {plan["arch"]: seeds_for(params, plan["arch"]) for plan in plans}
     meta, splits = read_dataset(data_path)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
-    for arch in archs:  # runs a killed earlier process left RUNNING: mark KILLED, redo their work
+    for arch in archs if is_main() else ():  # runs a killed process left RUNNING: mark KILLED, redo
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
 
@@ -149,9 +166,11 @@ def train(params: dict, progress: bool = True, force: dict | None = None) -> lis
                 "achieved_sparsity": "0.0", "seed": seed, "data_md5": md5, "git_sha": sha,
                 "params_hash": tracking.params_hash(plan)}
         out_dir = Path(params["predictions_dir"]) / plan["dataset"] / plan["arch"] / GROUP / f"s{seed}"
-        found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
+        # rank 0 alone reads the store; all ranks must agree on skipping (they train together)
+        found = broadcast(tracking.find_finished_run({k: str(v) for k, v in tags.items()}) if is_main() else None)
         if found:
-            restore_predictions(found, out_dir)
+            if is_main():
+                restore_predictions(found, out_dir)
             records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
             continue
         data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
@@ -162,6 +181,7 @@ def train(params: dict, progress: bool = True, force: dict | None = None) -> lis
 def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_dir: Path,
                progress: bool) -> dict:
     from pie_mlops import tracking
+    from pie_mlops.distributed import is_main, rank
     from pie_mlops.models import build_model
     from pie_mlops.predictions import write_predictions
     from pie_mlops.training import TrainConfig, predict_split, snapshot_frames
@@ -174,6 +194,9 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     cfg = TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
                       warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                       seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress)
+    if not is_main():  # a DDP rank > 0: train its shares, leave the store and the files to rank 0
+        fit(model, splits["train"], splits["validation"], cfg)
+        return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}
     name = tracking.registered_model_name(plan["dataset"], plan["arch"])
     run_name = f"{plan['dataset']}-{plan['arch']}-{GROUP}-s{seed}"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
