@@ -57,6 +57,10 @@ DEFAULTS = {
     "max_train_examples": None,  # ft/wr/ai/impact/recovery: a fixed seeded subsample of train; None: all
 }
 SCOPES = ("unstructured", "structured")
+# The current seed's registered dense model, kept across prune() calls: a worker runs one
+# (group, seed) per call, and reloading the same version for every group cost it a download
+# and a model build per job. Keyed by the version's run id (unique in any store): a new version reloads.
+_DENSE: dict = {}
 
 
 def format_sparsity(sparsity: float) -> str:
@@ -182,15 +186,16 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     hp = _hyperparameters(params)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
     name = tracking.registered_model_name(params["dataset"], params["arch"])
-    for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
-        tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
-    _check_dense(name, seeds, md5)
+    if not tracking.store.JOB_TAGS:  # a worker's job: its retry reaps a dead attempt (pie.job tag)
+        for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
+            tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
+    versions = _check_dense(name, seeds, md5)
     meta, splits = read_dataset(data_path)
     splits["train"] = subsample(splits["train"], params.get("max_train_examples"))
 
     # Seed-major order: every os group of a seed starts from the same registered dense model,
     # downloaded once and kept (one seed at a time) in `dense`.
-    records, dense = [], {}
+    records, dense = [], _DENSE
     for job, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune", disable=not progress):
         plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
                                        "steps", "recovery_steps", "impact_batches", "impact_batch_size",
@@ -209,12 +214,13 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
             restore_predictions(found, out_dir)
             records.append({"group": job["group"], "seed": seed, "status": "skipped", "run_id": found})
             continue
-        records.append(_prune_one(plan, seed, meta, splits, tags, out_dir, name, progress, dense))
+        key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
+        records.append(_prune_one(plan, seed, meta, splits, tags, out_dir, name, progress, dense, key))
     return records
 
 
 def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_dir: Path, name: str,
-               progress: bool, dense: dict) -> dict:
+               progress: bool, dense: dict, key: tuple) -> dict:
     from pie_mlops import tracking
     from pie_mlops.predictions import write_predictions
     from pie_mlops.pruning.apply import prune_model
@@ -225,7 +231,7 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     staging = staging_dir(out_dir)  # sweeps what a killed earlier run left there
     run_name = f"{plan['dataset']}-{plan['arch']}-{group}-s{seed}"
     try:
-        model = _start_model(plan, seed, meta, name, staging, dense)  # before the run: a bad model makes no run
+        model = _start_model(plan, seed, meta, name, staging, dense, key)  # before the run: a bad model makes no run
         with tracking.model_run(run_name, tags, {**plan, "seed": seed}) as run:
             outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
                                   on_epoch_end=run.log_epoch)
@@ -269,7 +275,7 @@ def _saved_size_mb(model, path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, dense: dict):
+def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, dense: dict, key: tuple):
     """os: a copy of the registered dense model of this seed (`dense` keeps the current seed's
     download, so memory stays one model whatever the seed count); ft/wr/ai: the dense init."""
     import copy
@@ -278,9 +284,9 @@ def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, de
     from pie_mlops.models import build_model
 
     if plan["schedule"] == "os":
-        if dense.get("seed") != seed:
+        if dense.get("key") != key:
             dense.clear()
-            dense.update(seed=seed, model=tracking.load_version(name, f"dense-s{seed}", staging / "dense"))
+            dense.update(key=key, model=tracking.load_version(name, f"dense-s{seed}", staging / "dense"))
         return copy.deepcopy(dense["model"])
     return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
                        model_path=plan["model_path"] if plan["arch"] == "bert" else None,

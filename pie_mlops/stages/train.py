@@ -154,7 +154,8 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
     seeds = {plan["arch"]: seeds_for(params, plan["arch"]) for plan in plans}
     meta, splits = read_dataset(data_path)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
-    for arch in archs if is_main() else ():  # runs a killed process left RUNNING: mark KILLED, redo
+    reap = is_main() and not tracking.store.JOB_TAGS  # a worker's retry reaps by its pie.job tag instead
+    for arch in archs if reap else ():  # runs a killed process left RUNNING: mark KILLED, redo
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
 
