@@ -68,27 +68,57 @@ def model_predictions(logits: np.ndarray, task: str = "single_label",
     if task == "multi_label":
         t = np.full(len(logits), 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
         return (_sigmoid(logits.astype(np.float64)) >= t[:, None, None]).astype(np.int8)
+    if logits.shape[-1] == 2 and not np.isnan(logits).any():
+        # Binary: one vector comparison, ~10x faster than numpy's argmax over pairs; the same
+        # answer (the first maximum: class 0 on equal logits; a NaN row is left to argmax).
+        return np.greater(logits[..., 1], logits[..., 0]).astype(np.int64)
     return logits.argmax(axis=-1).astype(np.int64)
 
 
+def argmax_classes(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(argmax, max) over the classes of class-major `scores` (C, n): int64 and scores' dtype.
+
+    The same answer as `scores.argmax(axis=0)` (the first maximum; a NaN counts as the
+    maximum), by a loop over the few classes, one vector op over the n examples each: numpy's
+    reductions over a handful of values per example cost more than the arithmetic."""
+    n = scores.shape[1]
+    if np.issubdtype(scores.dtype, np.floating) and np.isnan(scores).any():
+        pred = scores.argmax(axis=0).astype(np.int64)
+        return pred, scores[pred, np.arange(n)]
+    pred = np.zeros(n, np.int64)
+    top = scores[0].copy()
+    for k in range(1, len(scores)):
+        np.copyto(pred, k, where=scores[k] > top)
+        np.maximum(top, scores[k], out=top)
+    return pred, top
+
+
 def modal_labels(logits: np.ndarray, task: str = "single_label",
-                 thresholds: np.ndarray | None = None) -> Modal:
-    """Modal label per example over the m models of `logits` (m, n, C), with DESIGN's tie rule."""
+                 thresholds: np.ndarray | None = None, preds: np.ndarray | None = None) -> Modal:
+    """Modal label per example over the m models of `logits` (m, n, C), with DESIGN's tie rule.
+    `preds`: `model_predictions` of the same logits, when the caller has them already."""
     logits = np.asarray(logits)
     m, n, c = logits.shape
-    preds = model_predictions(logits, task, thresholds)
+    if preds is None:
+        preds = model_predictions(logits, task, thresholds)
     if task == "multi_label":
         on = preds.sum(axis=0, dtype=np.int64)                       # (n, C) models voting "on"
         label = (2 * on > m).astype(np.int8)                         # strict majority
         agree = np.where(label == 1, on, m - on) / m
         return Modal(label, agree.mean(axis=1) if c else np.ones(n), (2 * on == m).any(axis=1))
-    # Vote counts per (example, class) in one bincount: no loop over examples.
-    flat = (preds + c * np.arange(n, dtype=np.int64)[None, :]).ravel()
-    counts = np.bincount(flat, minlength=n * c).reshape(n, c)
-    top = counts.max(axis=1)
-    is_top = counts == top[:, None]
+    if 0 < c <= 8:
+        # Few classes: vote counts class-major (C, n), each a vector sum over the models.
+        counts = np.stack([np.count_nonzero(preds == k, axis=0) for k in range(c)])
+        label, top = argmax_classes(counts)
+        is_top = (counts == top).T
+    else:
+        # Vote counts per (example, class) in one bincount: no loop over examples.
+        flat = (preds + c * np.arange(n, dtype=np.int64)[None, :]).ravel()
+        counts = np.bincount(flat, minlength=n * c).reshape(n, c)
+        top = counts.max(axis=1)
+        is_top = counts == top[:, None]
+        label = counts.argmax(axis=1).astype(np.int64)
     ties = is_top.sum(axis=1) > 1
-    label = counts.argmax(axis=1).astype(np.int64)
     if ties.any():
         # Only tied examples pay for softmax; argmax picks the lowest index on equal means.
         z = logits[:, ties, :].astype(np.float64)
@@ -123,7 +153,15 @@ def model_scores(preds: np.ndarray, labels: np.ndarray, task: str, mask: np.ndar
         denom = y.sum(axis=1) + p.sum(axis=1)
         # A label neither present nor predicted scores 1, as in metrics.macro_f1.
         return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0).mean(axis=1)
-    return (preds[:, mask] == labels[mask][None, :]).mean(axis=1)
+    # Integer hit counts over the mask (or over its complement, when that is smaller) divided
+    # by its size: the same floats as a mean of the masked hits, without gathering (m, k) ints.
+    correct = preds == labels[None, :]
+    k = int(np.count_nonzero(mask))
+    if 2 * k >= len(mask):
+        hits = np.count_nonzero(correct, axis=1) - np.count_nonzero(correct[:, ~mask], axis=1)
+    else:
+        hits = np.count_nonzero(correct[:, mask], axis=1)
+    return hits / k
 
 
 def _mean_std(scores: np.ndarray) -> tuple[float | None, float | None]:
@@ -150,15 +188,15 @@ def compare(stacked: Stacked, min_seeds: int = 3) -> CompareResult:
                            f"add seeds or lower --min-seeds")
     task, labels, n = stacked.task, stacked.labels, len(stacked.example_ids)
     dense = stacked.groups["dense"]
-    modal = {"dense": modal_labels(dense.logits, task, dense.thresholds)}
     dense_preds = model_predictions(dense.logits, task, dense.thresholds)
+    modal = {"dense": modal_labels(dense.logits, task, dense.thresholds, dense_preds)}
     flags, frames, summary = {}, [], {}
     everything = np.ones(n, dtype=bool)
     for group in sorted(g for g in stacked.groups if g != "dense"):
         stack = stacked.groups[group]
-        modal[group] = mod = modal_labels(stack.logits, task, stack.thresholds)
-        flags[group] = pie = pie_flags(modal["dense"], mod)
         preds = model_predictions(stack.logits, task, stack.thresholds)
+        modal[group] = mod = modal_labels(stack.logits, task, stack.thresholds, preds)
+        flags[group] = pie = pie_flags(modal["dense"], mod)
         s = {"n_examples": n, "n_pies": int(pie.sum()), "pie_share": float(pie.mean()) if n else 0.0,
              "n_ties_dense": int(modal["dense"].ties.sum()), "n_ties_pruned": int(mod.ties.sum()),
              "n_models": len(stack.seeds), "n_dense_models": len(dense.seeds), "sparsity": group_sparsity(group)}
@@ -210,6 +248,9 @@ def stack_models(models: list[ModelRows], split: str, task: str) -> Stacked:
         dup = ref_ids[1:][ref_ids[1:] == ref_ids[:-1]][0]
         raise PieError(f"{ref.source}: duplicate (group, seed, example_id) = ({ref.group}, {ref.seed}, {dup})")
     ref_labels = ref.labels[ref_order]
+    # Files in the dataset's order whose ids are already sorted (the loader shares one ids
+    # array between them): no row copy at all, instead of a gather per model.
+    in_order = bool(np.array_equal(ref_order, np.arange(len(ref_order))))
     seen, per_group = set(), {}
     for r in models:
         key = (r.group, r.seed)
@@ -226,14 +267,15 @@ def stack_models(models: list[ModelRows], split: str, task: str) -> Stacked:
         if r.logits.ndim != 2 or r.logits.shape[1] != width:
             raise PieError(f"{r.source}: {r.group} s{r.seed} has logits of width "
                            f"{r.logits.shape[-1] if r.logits.ndim == 2 else 'varying'}, {ref.source} has {width}")
-        logits = r.logits[order]
-        bad = ~np.isfinite(logits)
-        if bad.any():
-            row = int(np.flatnonzero(bad.any(axis=1))[0])
+        same = order is ref_order and in_order
+        logits = r.logits if same else r.logits[order]
+        if not np.isfinite(logits).all():
+            row = int(np.flatnonzero(~np.isfinite(logits).all(axis=1))[0])
             raise PieError(f"{r.source}: {r.group} s{r.seed} has NaN or infinite logits "
                            f"(first at example_id {ids[row]}); retrain or drop that model")
-        if not np.array_equal(r.labels[order], ref_labels):
-            row = int(np.flatnonzero((r.labels[order] != ref_labels).reshape(len(ids), -1).any(axis=1))[0])
+        labels = r.labels if same else r.labels[order]
+        if not np.array_equal(labels, ref_labels):
+            row = int(np.flatnonzero((labels != ref_labels).reshape(len(ids), -1).any(axis=1))[0])
             raise PieError(f"{r.source}: gold label of example_id {ids[row]} differs from {ref.source}; "
                            f"the predictions come from different data")
         per_group.setdefault(r.group, []).append((r.seed, logits, r.threshold))

@@ -34,16 +34,85 @@ def _list_values(col, path: Path, name: str, dtype) -> np.ndarray:
     return values.reshape(len(widths), int(widths[0]) if len(widths) else 0)
 
 
-def _load_table(path: Path):
-    """The contract's columns of one file, or the error to raise (raised in file order later)."""
+def _id_chunk(pf, path: Path):
+    """(how the `example_id` column chunk is stored, its raw bytes) for a file of one row
+    group, else None. Two files whose chunks match in both hold the same ids."""
+    md = pf.metadata
+    if md.num_row_groups != 1:
+        return None
+    rg = md.row_group(0)
+    for j in range(rg.num_columns):
+        col = rg.column(j)
+        if col.path_in_schema == "example_id":
+            start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
+            if start is None or col.total_compressed_size <= 0:
+                return None
+            with open(path, "rb") as f:
+                f.seek(start)
+                raw = f.read(col.total_compressed_size)
+            return (col.compression, col.physical_type, str(pf.schema_arrow.field("example_id").type),
+                    col.num_values, col.encodings), raw
+    return None
+
+
+def _load_table(path: Path, ref: dict | None = None):
+    """The contract's columns of one file, or the error to raise (raised in file order later).
+
+    One open per file (schema and data from the same footer); `split` and `group` are read as
+    dictionaries, so no string per row is built for them, and the split filter and the group
+    check look at one value per file instead of one per row. With `ref` (the first file's id
+    chunk): a file whose `example_id` chunk is stored byte for byte the same (every model's
+    file of a split, as written) takes the first file's decoded ids instead of decoding its
+    own; they are the same values, so every check on them still holds. With `ref` an empty
+    dict, the file's id chunk is recorded there."""
     import pyarrow.parquet as pq
 
     try:
-        schema = pq.read_schema(path)
-        wanted = [c for c in (*REQUIRED, "label", "labels", "threshold") if c in schema.names]
-        return pq.read_table(path, columns=wanted, use_threads=False)  # one thread per file instead
+        try:
+            pf = pq.ParquetFile(path, read_dictionary=["split", "group"])
+        except KeyError:  # a column is missing: read what there is, and _read_file says what lacks
+            pf = pq.ParquetFile(path)
+        with pf:
+            names = pf.schema_arrow.names
+            wanted = [c for c in (*REQUIRED, "label", "labels", "threshold") if c in names]
+            ids = chunk = None
+            if ref is not None and "example_id" in wanted:
+                chunk = _id_chunk(pf, path)
+                if ref and chunk is not None and chunk == ref["chunk"]:
+                    ids = ref["ids"]
+                    wanted.remove("example_id")
+            table = pf.read(columns=wanted, use_threads=False)  # one thread per file instead
+            if ids is not None:
+                table = table.add_column(0, "example_id", ids)
+            elif ref is not None and not ref and chunk is not None:
+                ref.update(chunk=chunk, ids=table["example_id"])
+            return table
     except Exception as exc:
         return PieError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})")
+
+
+def _one_value(col):
+    """The single value of a column holding one (and no nulls), else None. For a dictionary
+    column only the dictionaries are looked at; for others, the min and max."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if col.null_count or len(col) == 0:
+        return None
+    if pa.types.is_dictionary(col.type):
+        values = {v for chunk in col.chunks for v in chunk.dictionary.to_pylist()}
+        if len(values) != 1:  # a dictionary may hold unused values: count the used ones
+            values = set(pc.unique(_as_plain(col)).to_pylist())
+        return values.pop() if len(values) == 1 else None
+    lo, hi = pc.min_max(col).values()
+    return lo.as_py() if lo == hi else None
+
+
+def _as_plain(col):
+    """A column read as a dictionary, decoded to its value type."""
+    import pyarrow as pa
+
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
 
 
 def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list[ModelRows]]:
@@ -61,7 +130,11 @@ def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list
     if {"label", "labels"} <= names:
         raise PieError(f"{path}: has both label and labels columns; use one (DESIGN.md §3)")
     task = "multi_label" if "labels" in names else "single_label"
-    table = table.filter(pc.equal(table["split"], split))
+    only_split = _one_value(table["split"])
+    if only_split is not None and only_split != split:
+        return task, []
+    if only_split is None:  # several splits (or nulls) in one file: keep the rows of `split`
+        table = table.filter(pc.equal(_as_plain(table["split"]), split))
     if table.num_rows == 0:
         return task, []
     logits = _list_values(table["logits"], path, "logits", np.float32)
@@ -86,10 +159,10 @@ def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list
         return ModelRows(str(group), int(seed), ids if whole else ids[rows], labels[rows], logits[rows], thr,
                          str(path))
 
-    one_group, one_seed = pc.unique(table["group"]), pc.unique(table["seed"])
-    if len(one_group) == 1 and len(one_seed) == 1:  # the usual file: one model, no per-row grouping
-        return task, [model(one_group[0].as_py(), one_seed[0].as_py(), slice(None))]
-    groups = np.asarray(table["group"].to_numpy(zero_copy_only=False)).astype(str)
+    one_group, one_seed = _one_value(table["group"]), _one_value(table["seed"])
+    if one_group is not None and one_seed is not None:  # the usual file: one model, no per-row grouping
+        return task, [model(one_group, one_seed, slice(None))]
+    groups = np.asarray(_as_plain(table["group"]).to_numpy(zero_copy_only=False)).astype(str)
     seeds = np.asarray(table["seed"].to_numpy(zero_copy_only=False)).astype(np.int64)
     models = [model(g, s, np.flatnonzero((groups == g) & (seeds == s)))
               for g, s in sorted(set(zip(groups.tolist(), seeds.tolist())))]
@@ -110,8 +183,11 @@ def load_predictions_dir(root: str | Path, split: str = "test") -> Stacked:
     models: list[ModelRows] = []
     seen_ids: dict = {}
     # Parquet decoding releases the GIL: read the files on every core, then stack in order.
+    # The first file first: the others compare their id chunk with its (see _load_table).
+    ref: dict = {}
+    first = _load_table(files[0], ref)
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        tables = list(pool.map(_load_table, files))
+        tables = [first, *pool.map(lambda f: _load_table(f, ref), files[1:])]
     for path, table in zip(files, tables):
         task, found = _read_file(path, table, split, seen_ids)
         kinds.setdefault(task, path)
