@@ -246,9 +246,9 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
             if outcome.threshold is not None:
                 final["threshold"] = outcome.threshold
             scalars = {k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))}
-            run.log_metrics({**final, **scalars})
             run.log_dict(outcome.accounting, "pruning.json")
-            run.log_model(model, saved=staging / "saved")
+            run.log_model(model, saved=staging / "saved")  # first: see train.py
+            run.log_metrics({**final, **scalars})
             version = run.register(name, tracking.alias_for(group, seed))
             publish_predictions(staging / "out", out_dir)
     finally:

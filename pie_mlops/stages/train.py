@@ -217,8 +217,10 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
                      if "@" not in split}
             if result.threshold is not None:
                 final["threshold"] = result.threshold
-            run.log_metrics(final, step=int(plan["epochs"]))
+            # The model first: MLflow 3's log_model reads back the history of every metric
+            # already logged (a request each); final metrics logged after it carry its model_id.
             run.log_model(model)
+            run.log_metrics(final, step=int(plan["epochs"]))
             version = run.register(name, f"{GROUP}-s{seed}")
             publish_predictions(staging, out_dir)  # last: a failure here still unregisters the version
     finally:

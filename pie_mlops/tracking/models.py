@@ -6,7 +6,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pie_mlops.tracking.store import (
-    IDENTITY_TAGS, VERSION_TAGS, _client, _fluent, _owner_tags, spent, timed, active_run_id, experiment_id, model_requirements,
+    IDENTITY_TAGS, VERSION_TAGS, _client, _fluent, _owner_tags, active_run_id, experiment_id, model_requirements,
+    registry_uri, spent, timed,
 )
 
 
@@ -90,6 +91,9 @@ def download_run_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> 
     return Path(_client().download_artifacts(run_id, artifact_path, str(dst)))
 
 
+_REGISTERED: set[tuple[str, str]] = set()  # (registry URI, name) known to exist
+
+
 class ModelRun:
     """Handle for one model's run; made by `model_run`, valid inside its `with` block."""
 
@@ -124,7 +128,8 @@ class ModelRun:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        # After log_model, metrics carry its model_id: MLflow 3 shows them on the logged model.
+        batch = [Metric(k, float(v), now, step, model_id=self.model_id) for k, v in metrics.items() if v is not None]
         _client().log_batch(self.run_id, metrics=batch)
 
     @timed
@@ -165,14 +170,27 @@ class ModelRun:
         if self.model_uri is None:
             raise RuntimeError("log_model() must come before register()")
         client = _client()
-        try:
-            client.create_registered_model(name)
-        except Exception:  # already registered (the usual case)
-            client.get_registered_model(name)
+        uri = registry_uri()
+        known = (str(Path(uri[len("sqlite:///"):]).resolve()) if uri.startswith("sqlite:///") else uri, name)
+
+        def ensure_registered() -> None:
+            try:
+                client.create_registered_model(name)
+            except Exception:  # already registered (the usual case)
+                client.get_registered_model(name)
+            _REGISTERED.add(known)
+
+        if known not in _REGISTERED:  # one lookup per process, not two requests per model
+            ensure_registered()
         version_tags = {k: str(self.tags[k]) for k in VERSION_TAGS if k in self.tags}
         # model_id: an MLflow server (REST store) only accepts a models:/ source with it.
-        mv = client.create_model_version(name, self.model_uri, run_id=self.run_id, tags=version_tags,
-                                         model_id=self.model_id)
+        create = lambda: client.create_model_version(  # noqa: E731
+            name, self.model_uri, run_id=self.run_id, tags=version_tags, model_id=self.model_id)
+        try:
+            mv = create()
+        except Exception:  # the registered model was deleted since we saw it
+            ensure_registered()
+            mv = create()
         self._registered = (name, mv.version)
         client.set_registered_model_alias(name, alias, mv.version)
         self.version = str(mv.version)  # an int in some MLflow versions, a string in others
