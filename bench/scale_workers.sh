@@ -122,7 +122,8 @@ rows = [("grid", f"{len(one['jobs'])} jobs (tiny profile, --no-tune)"),
         ("per model job: claim", f"{claim * 1000:.0f} ms"), ("per model job: tracking", f"{tracking * 1000:.0f} ms"),
         ("per model job: compute", f"{compute * 1000:.0f} ms"),
         ("tiny training job (wall)", f"{train_job * 1000:.0f} ms"),
-        ("overhead share", f"{overhead / train_job:.1%} of a tiny training job")]
+        ("overhead share", f"{overhead / train_job:.1%} of a tiny training job "
+                           f"(claim alone {claim / train_job:.1%}, tracking {tracking / train_job:.1%})")]
 for k, v in rows:
     print(f"{k:<26} {v}")
 print(json.dumps({"wall_1": round(one["wall"], 2), "wall_2": round(two["wall"], 2),
