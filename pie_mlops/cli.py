@@ -375,6 +375,8 @@ def study(ctx: click.Context, use_dvc: bool | None) -> None:
 
 
 @cli.command()
+@click.option("--profile", "worker_profile", default=None, metavar="NAME",
+              help="profiles/NAME.yaml (same as the global --profile; every worker needs the same one).")
 @click.option("--storage", default=None, metavar="URL",
               help="Optuna storage shared by all workers (postgresql+psycopg://user@host/db). "
                    "Default: worker.storage, else tune.storage from the params file.")
@@ -386,8 +388,8 @@ def study(ctx: click.Context, use_dvc: bool | None) -> None:
               help="Seconds without a heartbeat before a job counts as orphaned and is retried "
                    "(default: worker.grace_period, 30).")
 @click.pass_context
-def worker(ctx: click.Context, storage: str | None, max_jobs: int | None, with_tune: bool,
-           grace_period: int | None) -> None:
+def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, max_jobs: int | None,
+           with_tune: bool, grace_period: int | None) -> None:
     """One worker of a parallel study: start as many as you have cores or machines.
 
     \b
@@ -395,15 +397,20 @@ def worker(ctx: click.Context, storage: str | None, max_jobs: int | None, with_t
     They tune together, then claim train, prune and compare jobs of the grid from the Optuna
     database (a GridSampler study per phase). A job whose worker dies is retried by another
     after --grace-period; finished (group, seed) work is never redone.
-      pie-mlops --profile paper worker --storage postgresql+psycopg://pie@db:5432/optuna
+      pie-mlops worker --profile paper --storage postgresql+psycopg://pie@db:5432/optuna
     README: "Scaling out" has the whole recipe (PostgreSQL, mlflow server, N workers).
     """
     from pie_mlops.stages.worker import worker as run
 
+    params_file = ctx.obj["params_file"]
+    if worker_profile:
+        from pie_mlops.params import profile_path
+
+        params_file = str(profile_path(worker_profile))
     options = {"grace_period": grace_period} if grace_period else {}
     if grace_period:
         options["heartbeat_interval"] = max(1, grace_period // 3)
-    result = run(ctx.obj["params_file"], storage=storage, max_jobs=max_jobs, tune=with_tune,
+    result = run(params_file, storage=storage, max_jobs=max_jobs, tune=with_tune,
                  options=options, echo=click.echo)
     ran = [j for j in result["jobs"] if j["status"] != "skipped"]
     click.echo(f"worker {result['worker']}: grid {result['grid']} done here: {len(result['jobs'])} job(s), "
