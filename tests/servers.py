@@ -67,16 +67,18 @@ def create_database(base_url: str, name: str) -> str:
 
 
 @contextmanager
-def mlflow_server(backend: str, artifacts: Path, cwd: Path):
-    """`mlflow server` on 127.0.0.1 with proxied artifacts; yields its URL; stops its whole
-    process group (gunicorn/uvicorn workers too) afterwards."""
+def mlflow_server(backend: str, artifacts: Path, cwd: Path, proxied: bool = True):
+    """`mlflow server` on 127.0.0.1; yields its URL; stops its whole process group
+    (gunicorn/uvicorn workers too) afterwards. `proxied`: artifacts go through the server to
+    `artifacts` (--artifacts-destination); otherwise clients write there themselves
+    (--default-artifact-root, as the embedded store's runs recorded)."""
     port = free_port()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
     log = open(cwd / f"mlflow-server-{port}.log", "w")
-    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", backend,
-                             "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
-                             "--port", str(port), "-w", "1"], cwd=cwd, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    where = ["--artifacts-destination" if proxied else "--default-artifact-root", str(artifacts)]
+    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", backend, *where,
+                             "--host", "127.0.0.1", "--port", str(port), "-w", "1"], cwd=cwd, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):

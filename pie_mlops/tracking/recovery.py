@@ -29,46 +29,41 @@ def _process_gone(tags: dict) -> bool:
     return False
 
 
-def reap_stale_runs(dataset: str, arch: str) -> list[str]:
-    """Mark KILLED the RUNNING runs of (dataset, arch) whose process on this host is gone, and
-    delete any version they registered, so a rerun redoes exactly that work. Returns their ids."""
+def _reap(filt: str, keep, why: str) -> list[str]:
+    """Mark KILLED the RUNNING runs matching `filt` (unless `keep(tags)`), deleting any version
+    they registered, so a rerun redoes exactly that work. Returns their ids."""
     client = _client()
     experiments = [e.experiment_id for e in client.search_experiments()]
     if not experiments:
         return []
-    filt = f"tags.dataset = '{dataset}' and tags.arch = '{arch}' and attributes.status = 'RUNNING'"
     reaped = []
-    for run in client.search_runs(experiments, filter_string=filt, max_results=1000):
-        if not _process_gone(run.data.tags):
+    for run in client.search_runs(experiments, filter_string=f"{filt} and attributes.status = 'RUNNING'",
+                                  max_results=1000):
+        if keep(run.data.tags):
             continue
         run_id = run.info.run_id
         for mv in client.search_model_versions(f"run_id = '{run_id}'"):
             client.delete_model_version(mv.name, mv.version)
-        client.set_tag(run_id, "pie.reaped", "its process was gone: killed before it could finish")
+        client.set_tag(run_id, "pie.reaped", why)
         client.set_terminated(run_id, status="KILLED")
         reaped.append(run_id)
     return reaped
+
+
+def reap_stale_runs(dataset: str, arch: str) -> list[str]:
+    """The RUNNING runs of (dataset, arch) whose process on this host is gone: KILLED, their
+    versions deleted. Returns their ids."""
+    return _reap(f"tags.dataset = '{dataset}' and tags.arch = '{arch}'", lambda tags: not _process_gone(tags),
+                 "its process was gone: killed before it could finish")
 
 
 def reap_job_runs(job: str) -> list[str]:
-    """Mark KILLED the RUNNING runs of worker job `job` (tag pie.job) and delete their versions.
+    """The RUNNING runs of worker job `job` (tag pie.job): KILLED, their versions deleted.
 
     Called by a retry of a job whose worker died (Optuna's heartbeat said so, whatever host it
     ran on): the dead attempt's run would otherwise stay RUNNING, perhaps with a version."""
-    client = _client()
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    if not experiments:
-        return []
-    reaped = []
-    filt = f"tags.`pie.job` = '{job}' and attributes.status = 'RUNNING'"
-    for run in client.search_runs(experiments, filter_string=filt, max_results=1000):
-        run_id = run.info.run_id
-        for mv in client.search_model_versions(f"run_id = '{run_id}'"):
-            client.delete_model_version(mv.name, mv.version)
-        client.set_tag(run_id, "pie.reaped", "its worker died (Optuna heartbeat stale): job retried")
-        client.set_terminated(run_id, status="KILLED")
-        reaped.append(run_id)
-    return reaped
+    return _reap(f"tags.`pie.job` = '{job}'", lambda tags: False,
+                 "its worker died (Optuna heartbeat stale): job retried")
 
 
 def run_registered(run_id: str) -> bool:

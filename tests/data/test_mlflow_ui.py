@@ -5,16 +5,13 @@ by Playwright. Screenshots land in reports/ui/ (gitignored) for a human to look 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import BIN, ROOT, clone_project
+from servers import mlflow_server
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -50,37 +47,11 @@ def test_mlflow_run_main_with_the_tiny_profile(main_run):
     assert [r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main"]  # MLflow's own run
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(main_run):
-    repo, port = main_run["repo"], _free_port()
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
-    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{repo}/mlflow.db",
-                             "--default-artifact-root", str(repo / "mlartifacts"), "--host", "127.0.0.1",
-                             "--port", str(port), "-w", "1"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if urllib.request.urlopen(f"{url}/health", timeout=2).read() == b"OK":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not become healthy in 2 minutes")
+    repo = main_run["repo"]
+    with mlflow_server(f"sqlite:///{repo}/mlflow.db", repo / "mlartifacts", repo, proxied=False) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the whole group: gunicorn/uvicorn workers too
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
