@@ -41,13 +41,17 @@ def prediction_columns(df: pd.DataFrame, logits: np.ndarray, *, task: str,
     # confident, correct prediction (nor a log of 0).
     idx = np.arange(len(y))
     if logits.shape[1] == 2 and np.isfinite(logits).all():
-        # Binary: the top class's term is exp(0) = 1, the other's exp(-|z1 - z0|): half the
-        # exponentials, and the same floats as the general case below.
-        z0, z1 = logits[:, 0].astype(np.float64), logits[:, 1].astype(np.float64)
+        # Binary: softmax of two logits depends only on d = z1 - z0 (exact in float64):
+        # prob = 1 / (1 + e) and loss = softplus(-+d) = max(0, -+d) + log1p(e), e = exp(-|d|).
+        # float32 exp/log1p on the (0, 1] range are accurate to an ulp or two, and 4x faster
+        # than float64; log1p keeps full relative precision for confident predictions.
+        z0, z1 = logits[:, 0], logits[:, 1]
         pred = np.greater(z1, z0).astype(np.int64)
-        top = np.maximum(z0, z1)
-        s = 1.0 + np.exp(-np.abs(z1 - z0))
-        z_y = np.where(y == 1, z1, z0)
+        d = (z1.astype(np.float64) - z0).astype(np.float32)
+        e = np.exp(-np.abs(d))
+        margin = np.where(pred == y, np.float32(0), np.abs(d))
+        return {"label": y, "logits": logits, "pred": pred, "prob": np.float32(1) / (np.float32(1) + e),
+                "loss": margin + np.log1p(e)}
     elif logits.shape[1] <= 8:
         # Few classes: class-major (C, n), so every step is a vector op over the examples;
         # numpy's row-wise reductions over 2 or 3 values cost more than the arithmetic.
