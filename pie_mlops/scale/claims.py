@@ -54,6 +54,13 @@ def quiet_experimental() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+def redact_url(url: str) -> str:
+    """A storage or tracking URL without its password, for logs and files."""
+    import re
+
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", str(url))
+
+
 def rdb_storage(url: str, attempts: int = 6, **kwargs):
     """Optuna's RDBStorage, tolerant of workers that start together on an empty database:
     each creates the schema, and all but one lose that race with an integrity error."""

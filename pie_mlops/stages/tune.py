@@ -77,12 +77,6 @@ class Surplus(Exception):
     """A trial started after other workers' trials already made up n_trials."""
 
 
-def _redact(url: str) -> str:
-    import re
-
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", str(url))
-
-
 def open_study(name: str, params: dict):
     """(study, created): the process that creates the study samples with tune.seed, so a
     one-worker search is reproducible; one that joins or resumes it samples with fresh
@@ -173,6 +167,7 @@ def tune(params: dict, progress: bool = True) -> dict:
     import optuna
 
     from pie_mlops import tracking
+    from pie_mlops.scale.claims import redact_url
     from pie_mlops.training import TrainConfig, train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -211,7 +206,7 @@ def tune(params: dict, progress: bool = True) -> dict:
         n_done = len(_finished(study))
         # Every worker writes its own machine's file (train reads it there), all the same
         # since every trial has finished; the parent run gets the result once.
-        write_best(out, best, {"name": name, "storage": _redact(params["storage"]), "metric": metric,
+        write_best(out, best, {"name": name, "storage": redact_url(params["storage"]), "metric": metric,
                                "best_value": float(study.best_value), "best_trial": study.best_trial.number,
                                "n_trials": n_done})
         if _claim(study._storage, f"{name}:best@{n_done}"):

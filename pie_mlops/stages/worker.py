@@ -51,7 +51,7 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
            tune: bool = True, options: dict | None = None, progress: bool = False, echo=print) -> dict:
     """Work until the grid is done (or `max_jobs` jobs ran here); returns what this worker did."""
     from pie_mlops import tracking
-    from pie_mlops.scale.claims import Claims, run_phase
+    from pie_mlops.scale.claims import Claims, redact_url, run_phase
     from pie_mlops.scale.grid import PHASES, grid_id, plan_grid
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per download: noise
@@ -67,7 +67,7 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
                     int(opts["max_retry"]), float(opts["poll_seconds"]))
     done: list[dict] = []
     echo(f"worker {me}: grid {gid}, {len(jobs)} jobs ({', '.join(f'{len(grid[p])} {p}' for p in PHASES)}), "
-         f"storage {_redact(storage)}, tracking {_redact(tracking.tracking_uri())}")
+         f"storage {redact_url(storage)}, tracking {redact_url(tracking.tracking_uri())}")
 
     if tune and int(params["tune"]["n_trials"]) > 0:
         from pie_mlops.stages.tune import tune as run_tune
@@ -113,10 +113,3 @@ def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo
              "tracking_s": round(tracking.store.SPENT["seconds"] - spent0, 4)}
     done.append({"job": job.key, **facts})
     return facts
-
-
-def _redact(url: str) -> str:
-    """A URL without its password, for logs."""
-    import re
-
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", str(url))
