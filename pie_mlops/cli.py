@@ -387,9 +387,13 @@ def study(ctx: click.Context, use_dvc: bool | None) -> None:
 @click.option("--grace-period", type=click.IntRange(min=2), default=None,
               help="Seconds without a heartbeat before a job counts as orphaned and is retried "
                    "(default: worker.grace_period, 30).")
+@click.option("--lanes", type=click.IntRange(min=1), default=None,
+              help="Jobs in flight here: while one computes, the others upload, register and claim "
+                   "(compute stays one job at a time). Default: worker.lanes, else 2 with a tracking "
+                   "server and 1 on a SQLite store.")
 @click.pass_context
 def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, max_jobs: int | None,
-           with_tune: bool, grace_period: int | None) -> None:
+           with_tune: bool, grace_period: int | None, lanes: int | None) -> None:
     """One worker of a parallel study: start as many as you have cores or machines.
 
     \b
@@ -410,6 +414,8 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
     options = {"grace_period": grace_period} if grace_period else {}
     if grace_period:
         options["heartbeat_interval"] = max(1, grace_period // 3)
+    if lanes:
+        options["lanes"] = lanes
     result = run(params_file, storage=storage, max_jobs=max_jobs, tune=with_tune,
                  options=options, echo=click.echo)
     ran = [j for j in result["jobs"] if j["status"] != "skipped"]

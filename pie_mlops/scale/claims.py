@@ -20,6 +20,36 @@ from pie_mlops.errors import JobFailedError
 from pie_mlops.scale.grid import Job, PhaseState, phase_state
 
 
+class Budget:
+    """A worker's --max-jobs, shared by its lanes (threads): a job slot is taken before a claim.
+    `stop()` ends every lane after its current job (one lane failed)."""
+
+    def __init__(self, max_jobs: int | None = None):
+        import threading
+
+        self.max_jobs, self.taken, self.stopped = max_jobs, 0, False
+        self._lock = threading.Lock()
+
+    def left(self) -> bool:
+        with self._lock:
+            return not self.stopped and (self.max_jobs is None or self.taken < self.max_jobs)
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.stopped or (self.max_jobs is not None and self.taken >= self.max_jobs):
+                return False
+            self.taken += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.taken -= 1
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+
+
 @dataclass
 class Claims:
     storage_url: str
@@ -40,6 +70,10 @@ class Claims:
         import optuna
 
         sampler = optuna.samplers.GridSampler({"job": [j.key for j in jobs]}, seed=0)
+        # Grid point n goes to trial n. GridSampler shuffles its grid; the planned order is
+        # (arch, seed)-major, so consecutive claims reuse the dense model a worker holds
+        # instead of downloading another for nearly every prune job.
+        sampler._all_grids = [(j.key,) for j in jobs]
         return optuna.create_study(study_name=name, storage=self.storage(), sampler=sampler,
                                    direction="minimize", load_if_exists=True)
 
@@ -110,8 +144,8 @@ def run_phase(claims: Claims, name: str, jobs: list[Job], do_job, budget, log=pr
     """Work on the phase until every job is COMPLETE (whoever ran it); returns jobs run here.
 
     `do_job(job, trial, retried) -> dict` runs one job and returns facts to keep as trial user attrs;
-    `budget()` is False once this worker has run its --max-jobs. Raises JobFailedError when a
-    job failed on every retry."""
+    `budget` (a Budget) counts this worker's jobs against --max-jobs, across its lanes. Raises
+    JobFailedError when a job failed on every retry."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
     from optuna.storages import fail_stale_trials
 
@@ -126,6 +160,7 @@ def run_phase(claims: Claims, name: str, jobs: list[Job], do_job, budget, log=pr
         key = trial.suggest_categorical("job", [j.key for j in jobs])
         dup = earlier_attempt(study, trial.number, key)
         if dup:  # another attempt owns this job: no work, no run
+            budget.give_back()
             trial.set_user_attr("outcome", f"duplicate of a {dup} attempt")
             return 0.0
         frozen = study._storage.get_trial(trial._trial_id)  # Trial has no system_attrs in Optuna 5
@@ -151,12 +186,14 @@ def run_phase(claims: Claims, name: str, jobs: list[Job], do_job, budget, log=pr
         if state.dead and not state.running and not state.waiting and not state.unvisited:
             lines = "; ".join(f"{k}: {v}" for k, v in sorted(state.dead.items()))
             raise JobFailedError(f"phase {name}: job(s) failed {claims.max_retry + 1} times: {lines}")
-        if not budget():
+        if not budget.left():
             return ran
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}
         for number in state.retry:  # a job that raised: retried like a dead worker's
             Retry(max_retry=claims.max_retry)(study, trials[number])
         if state.retry or state.waiting or state.unvisited:
+            if not budget.take():
+                return ran
             idle_since = None
             study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
             continue

@@ -186,7 +186,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     hp = _hyperparameters(params)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
     name = tracking.registered_model_name(params["dataset"], params["arch"])
-    if not tracking.store.JOB_TAGS:  # a worker's job: its retry reaps a dead attempt (pie.job tag)
+    if not tracking.store.current_job_tags():  # a worker's job: its retry reaps a dead attempt (pie.job tag)
         for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
     versions = _check_dense(name, seeds, md5)
@@ -215,15 +215,17 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
             records.append({"group": job["group"], "seed": seed, "status": "skipped", "run_id": found})
             continue
         key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
-        records.append(_prune_one(plan, seed, meta, splits, tags, out_dir, name, progress, dense, key))
+        records.append(_prune_one(plan, seed, meta, splits, tags, out_dir, name, progress, dense, key,
+                                  versions[seed]))
     return records
 
 
 def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_dir: Path, name: str,
-               progress: bool, dense: dict, key: tuple) -> dict:
+               progress: bool, dense: dict, key: tuple, mv=None) -> dict:
     from pie_mlops import tracking
     from pie_mlops.predictions import write_predictions
     from pie_mlops.pruning.apply import prune_model
+    from pie_mlops.scale.lanes import compute
     from pie_mlops.training import predict_split
 
     group = plan["group"]
@@ -231,16 +233,19 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     staging = staging_dir(out_dir)  # sweeps what a killed earlier run left there
     run_name = f"{plan['dataset']}-{plan['arch']}-{group}-s{seed}"
     try:
-        model = _start_model(plan, seed, meta, name, staging, dense, key)  # before the run: a bad model makes no run
+        with compute():  # the worker's compute slot (pie_mlops/scale/lanes.py); else just timing
+            model = _start_model(plan, seed, meta, name, staging, dense, key, mv)  # before the run: a bad model makes no run
         with tracking.model_run(run_name, tags, {**plan, "seed": seed}) as run:
-            outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
-                                  on_epoch_end=run.log_epoch)
-            outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved")
-            run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
-            frames = {split: predict_split(model, splits[split], split=split, group=group, seed=seed,
-                                           threshold=outcome.threshold)
-                      for split in _predicted_splits(plan)}
-            files = [write_predictions(frame, staging / "out" / f"{split}.parquet") for split, frame in frames.items()]
+            with compute():  # tracking below runs outside it, beside the next job's compute
+                outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
+                                      on_epoch_end=run.log_epoch)
+                outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved")
+                run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
+                frames = {split: predict_split(model, splits[split], split=split, group=group, seed=seed,
+                                               threshold=outcome.threshold)
+                          for split in _predicted_splits(plan)}
+                files = [write_predictions(frame, staging / "out" / f"{split}.parquet")
+                         for split, frame in frames.items()]
             run.log_artifacts(files, "predictions")
             final = {f"{split}_score": split_score(meta["task"], frame) for split, frame in frames.items()}
             if outcome.threshold is not None:
@@ -275,7 +280,7 @@ def _saved_size_mb(model, path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, dense: dict, key: tuple):
+def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, dense: dict, key: tuple, mv=None):
     """os: a copy of the registered dense model of this seed (`dense` keeps the current seed's
     download, so memory stays one model whatever the seed count); ft/wr/ai: the dense init."""
     import copy
@@ -286,7 +291,7 @@ def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, de
     if plan["schedule"] == "os":
         if dense.get("key") != key:
             dense.clear()
-            dense.update(key=key, model=tracking.load_version(name, f"dense-s{seed}", staging / "dense"))
+            dense.update(key=key, model=tracking.load_version(name, f"dense-s{seed}", staging / "dense", mv))
         return copy.deepcopy(dense["model"])
     return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
                        model_path=plan["model_path"] if plan["arch"] == "bert" else None,

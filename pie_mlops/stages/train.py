@@ -154,7 +154,7 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
     seeds = {plan["arch"]: seeds_for(params, plan["arch"]) for plan in plans}
     meta, splits = read_dataset(data_path)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
-    reap = is_main() and not tracking.store.JOB_TAGS  # a worker's retry reaps by its pie.job tag instead
+    reap = is_main() and not tracking.store.current_job_tags()  # a worker's retry reaps by its pie.job tag instead
     for arch in archs if reap else ():  # runs a killed process left RUNNING: mark KILLED, redo
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
@@ -185,13 +185,15 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     from pie_mlops.distributed import is_main, rank
     from pie_mlops.models import build_model
     from pie_mlops.predictions import write_predictions
+    from pie_mlops.scale.lanes import compute
     from pie_mlops.training import TrainConfig, predict_split, snapshot_frames
     from pie_mlops.training import train as fit
 
     task, n_labels = meta["task"], len(meta["label_names"])
     # Built before the run starts: a model path that does not load fails with no run at all.
-    model = build_model(plan["arch"], n_labels, task, seed=seed, model_path=plan["model_path"],
-                        max_length=plan["max_length"])
+    with compute():  # the worker's compute slot (pie_mlops/scale/lanes.py); else just timing
+        model = build_model(plan["arch"], n_labels, task, seed=seed, model_path=plan["model_path"],
+                            max_length=plan["max_length"])
     cfg = TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
                       warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                       seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress)
@@ -206,12 +208,13 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     staging = staging_dir(out_dir)  # sweeps what a killed earlier run left there
     try:
         with tracking.model_run(run_name, tags, {**plan, "seed": seed, "group": GROUP}) as run:
-            result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
-            frames = {split: predict_split(model, splits[split], split=split, group=GROUP, seed=seed,
-                                           threshold=result.threshold, batch_size=cfg.eval_batch_size)
-                      for split in predicted_splits(plan)}
-            frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
-            files = [write_predictions(frame, staging / f"{split}.parquet") for split, frame in frames.items()]
+            with compute():  # tracking below runs outside it, beside the next job's compute
+                result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
+                frames = {split: predict_split(model, splits[split], split=split, group=GROUP, seed=seed,
+                                               threshold=result.threshold, batch_size=cfg.eval_batch_size)
+                          for split in predicted_splits(plan)}
+                frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
+                files = [write_predictions(frame, staging / f"{split}.parquet") for split, frame in frames.items()]
             run.log_artifacts(files, "predictions")
             final = {f"{split}_score": split_score(task, frame) for split, frame in frames.items()
                      if "@" not in split}

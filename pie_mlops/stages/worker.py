@@ -20,6 +20,7 @@ import socket
 import time
 from pathlib import Path
 
+from pie_mlops.errors import PieError
 from pie_mlops.params import DEFAULT_PARAMS, load_section
 
 DEFAULTS = {
@@ -28,7 +29,16 @@ DEFAULTS = {
     "grace_period": 30,  # a job silent this long is failed and retried by another worker
     "max_retry": 2,  # retries of a failed or orphaned job before the worker gives up
     "poll_seconds": 2.0,  # how often an idle worker looks for work
+    # Jobs in flight per worker (pie_mlops/scale/lanes.py): while one computes, the others
+    # upload, register and claim. None: 2 against a tracking server, 1 on a SQLite store
+    # (whose single writer would make the lanes wait on each other's commits).
+    "lanes": None,
 }
+
+
+def default_lanes(tracking_uri: str, storage: str) -> int:
+    server = tracking_uri.startswith(("http://", "https://"))
+    return 2 if server and not str(storage).startswith("sqlite") else 1
 
 
 def _sections(params_file) -> dict:
@@ -51,13 +61,18 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
            tune: bool = True, options: dict | None = None, progress: bool = False, echo=print) -> dict:
     """Work until the grid is done (or `max_jobs` jobs ran here); returns what this worker did."""
     from pie_mlops import tracking
-    from pie_mlops.scale.claims import Claims, redact_url, run_phase
+    from pie_mlops.scale import lanes as lane_slots
+    from pie_mlops.scale.claims import Budget, Claims, redact_url, run_phase
     from pie_mlops.scale.grid import PHASES, grid_id, plan_grid
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per download: noise
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a get_run per ended run
     opts = {**DEFAULTS, **load_section("worker", DEFAULTS, params_file), **(options or {})}
     params = _sections(params_file)
     storage = storage or opts["storage"] or params["tune"]["storage"]
+    n_lanes = int(opts["lanes"] or default_lanes(tracking.tracking_uri(), storage))
+    if n_lanes < 1:
+        raise PieError(f"worker.lanes must be 1 or more, got {opts['lanes']}")
     _materialize_missing(params["materialize"], echo)
     grid = plan_grid(params)  # PieError on bad params, before any claim
     jobs = [j for phase in PHASES for j in grid[phase]]
@@ -65,37 +80,75 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
     me = f"{socket.gethostname()}:{os.getpid()}"
     claims = Claims(storage, int(opts["heartbeat_interval"]), int(opts["grace_period"]),
                     int(opts["max_retry"]), float(opts["poll_seconds"]))
-    done: list[dict] = []
+    done: list[dict] = []  # appended by the lanes (list.append is atomic)
     echo(f"worker {me}: grid {gid}, {len(jobs)} jobs ({', '.join(f'{len(grid[p])} {p}' for p in PHASES)}), "
-         f"storage {redact_url(storage)}, tracking {redact_url(tracking.tracking_uri())}")
+         f"{n_lanes} lane(s), storage {redact_url(storage)}, tracking {redact_url(tracking.tracking_uri())}")
 
     if tune and int(params["tune"]["n_trials"]) > 0:
         from pie_mlops.stages.tune import tune as run_tune
 
         run_tune(dict(params["tune"], storage=storage), progress=progress)
 
-    def budget() -> bool:
-        return max_jobs is None or len(done) < max_jobs
+    budget = Budget(max_jobs)
 
     def do_job(job, trial, retried: bool) -> dict:
         return _do_job(job, trial, retried, me, progress, done, echo)
 
-    for phase in PHASES:
-        if grid[phase]:
-            run_phase(claims, f"pie-grid-{gid}-{phase}", grid[phase], do_job, budget, echo)
-        if not budget():
-            echo(f"worker {me}: --max-jobs {max_jobs} reached")
-            break
-    return {"worker": me, "grid": gid, "jobs": done}
+    def lane() -> None:
+        for phase in PHASES:
+            if grid[phase]:
+                run_phase(claims, f"pie-grid-{gid}-{phase}", grid[phase], do_job, budget, echo)
+            if not budget.left():
+                return
+
+    lane_slots.install(n_lanes)
+    try:
+        _run_lanes(lane, n_lanes, budget)
+    finally:
+        lane_slots.install(1)
+    if max_jobs is not None and len(done) >= max_jobs:
+        echo(f"worker {me}: --max-jobs {max_jobs} reached")
+    return {"worker": me, "grid": gid, "jobs": done, "lanes": n_lanes}
+
+
+def _run_lanes(lane, n_lanes: int, budget) -> None:
+    """Run `lane` in n_lanes threads (or here, for one); the first error stops the others
+    after their current job and is raised. Ctrl-C reaches this thread, which leaves: the
+    lanes are daemons, and their jobs are retried elsewhere once their heartbeats stop."""
+    import threading
+
+    if n_lanes == 1:
+        lane()
+        return
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            lane()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the main thread
+            errors.append(exc)
+            budget.stop()
+
+    threads = [threading.Thread(target=run, name=f"lane-{i}", daemon=True) for i in range(n_lanes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)  # a bounded join keeps Ctrl-C deliverable
+    if errors:
+        raise errors[0]
 
 
 def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo) -> dict:
     from pie_mlops import tracking
     from pie_mlops.stages import compare_study, prune, train
 
-    start, spent0 = time.perf_counter(), tracking.store.SPENT["seconds"]
+    from pie_mlops.scale.lanes import compute, counters
+
+    start, spent0, lane0 = time.perf_counter(), tracking.store.spent_seconds(), dict(counters())
     tags = {"pie.job": job.key, "pie.worker": me, "pie.trial": f"{trial.study.study_name}#{trial.number}"}
     if retried:  # the earlier attempt's worker died, or the job raised
+        tracking.store.forget_experiments()  # its runs may be in an experiment made since we looked
         for run_id in tracking.reap_job_runs(job.key):
             echo(f"{job.key}: run {run_id} of a dead attempt marked KILLED")
     echo(f"worker {me}: {job.key} (trial {trial.number})")
@@ -105,11 +158,16 @@ def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo
         elif job.phase == "prune":
             record = prune.prune(job.params, progress=progress)[0]
         else:
-            record = compare_study.compare(job.params, None, progress=progress)[0]
-    if job.phase != "compare" and not tracking.run_registered(record["run_id"]):
+            with compute():  # reads every model's predictions: one job at a time, all of it
+                record = compare_study.compare(job.params, None, progress=progress)[0]
+    # A job made here is FINISHED and registered by construction (model_run ends it FINISHED
+    # only after register() succeeded); one skipped as done elsewhere is checked in the store.
+    fresh = record.get("status") in ("trained", "pruned") and record.get("version")
+    if job.phase != "compare" and not fresh and not tracking.run_registered(record["run_id"]):
         raise RuntimeError(f"{job.key}: run {record['run_id']} is not FINISHED with a registered version")
     facts = {"worker": me, "status": record.get("status", "compared"), "run_id": record.get("run_id", ""),
              "job_s": round(time.perf_counter() - start, 4),
-             "tracking_s": round(tracking.store.SPENT["seconds"] - spent0, 4)}
+             "tracking_s": round(tracking.store.spent_seconds() - spent0, 4),
+             **{k: round(v - lane0[k], 4) for k, v in counters().items()}}  # compute_s, wait_s
     done.append({"job": job.key, **facts})
     return facts

@@ -6,8 +6,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pie_mlops.tracking.store import (
-    IDENTITY_TAGS, VERSION_TAGS, _client, _fluent, _owner_tags, active_run_id, experiment_id, model_requirements,
-    registry_uri, spent, timed,
+    IDENTITY_TAGS, VERSION_TAGS, _client, _owner_tags, active_run_id, experiment_id, experiment_ids,
+    forget_experiments, model_requirements, registry_uri, spent, store_key, timed,
 )
 
 
@@ -23,7 +23,7 @@ def find_finished_run(tags: dict) -> str | None:
     """The id of a FINISHED run carrying all IDENTITY_TAGS of `tags`, in any experiment."""
     client = _client()
     filt = " and ".join(f"tags.{k} = '{tags[k]}'" for k in IDENTITY_TAGS) + " and attributes.status = 'FINISHED'"
-    experiments = [e.experiment_id for e in client.search_experiments()]
+    experiments = experiment_ids()
     if not experiments:
         return None
     runs = client.search_runs(experiments, filter_string=filt, max_results=1, order_by=["attributes.start_time DESC"])
@@ -48,11 +48,12 @@ def version_by_alias(name: str, alias: str):
 
 
 @timed
-def load_version(name: str, alias: str, dst: str | Path):
-    """Load `models:/name@alias` from its run's safetensors copy (never unpickling anything)."""
+def load_version(name: str, alias: str, dst: str | Path, mv=None):
+    """Load `models:/name@alias` from its run's safetensors copy (never unpickling anything).
+    `mv`: that version, if the caller already looked it up (one request fewer)."""
     from pie_mlops.models import load_model
 
-    mv = version_by_alias(name, alias)
+    mv = mv if mv is not None else version_by_alias(name, alias)
     if mv is None:
         raise LookupError(f"{name}@{alias} is not in the registry")
     path = download_run_artifacts(mv.run_id, "safetensors", dst)
@@ -95,27 +96,48 @@ _REGISTERED: set[tuple[str, str]] = set()  # (registry URI, name) known to exist
 
 
 class ModelRun:
-    """Handle for one model's run; made by `model_run`, valid inside its `with` block."""
+    """Handle for one model's run; made by `model_run`, valid inside its `with` block.
 
-    def __init__(self, run_id: str, tags: dict):
-        self.run_id, self.tags = run_id, tags
+    Every call goes through the client by run id (no fluent active run): each request is
+    one round trip to a server, and a worker pays them on every job (bench/scale_workers.sh)."""
+
+    def __init__(self, client, run_id: str, tags: dict, experiment: str, artifact_uri: str, params: dict):
+        self.client, self.run_id, self.tags = client, run_id, tags
+        self.experiment_id, self.artifact_uri, self.params = experiment, artifact_uri, params
         self.model_uri: str | None = None
         self.model_id: str | None = None
         self.version: str | None = None
         self._registered: tuple[str, str] | None = None  # (name, version) to undo on failure
+        self._pending_tags: dict[str, str] = {}  # sent with the next metrics (one request, not two)
+        self._repo = None
 
-    @timed
     def set_tags(self, tags: dict) -> None:
-        """Tags known only once the model exists (achieved_sparsity); they reach the version too."""
-        from mlflow.entities import RunTag
-
+        """Tags known only once the model exists (achieved_sparsity); they reach the version too.
+        Sent with the next log_metrics, or when the run ends."""
         tags = {k: str(v) for k, v in tags.items()}
         self.tags.update(tags)
-        _client().log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self._pending_tags.update(tags)
+
+    def _artifacts(self, uri: str | None = None):
+        """The artifact repository of the run (or of `uri`), without a get_run round trip."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        if uri is not None:
+            return get_artifact_repository(uri, tracking_uri=self.client.tracking_uri)
+        if self._repo is None:
+            self._repo = get_artifact_repository(self.artifact_uri, tracking_uri=self.client.tracking_uri)
+        return self._repo
 
     @timed
     def log_dict(self, data: dict, artifact_file: str) -> None:
-        _client().log_dict(self.run_id, data, artifact_file)
+        import json
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="pie-dict-") as tmp:
+            path = Path(tmp) / Path(artifact_file).name
+            path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+            parent = str(Path(artifact_file).parent)
+            self._artifacts().log_artifact(str(path), None if parent == "." else parent)
 
     def log_epoch(self, epoch: int, metrics: dict) -> None:
         """Per-epoch metrics at step=epoch (usable as training's on_epoch_end)."""
@@ -125,40 +147,66 @@ class ModelRun:
     def log_metrics(self, metrics: dict, step: int = 0) -> None:
         import time
 
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
         # After log_model, metrics carry its model_id: MLflow 3 shows them on the logged model.
         batch = [Metric(k, float(v), now, step, model_id=self.model_id) for k, v in metrics.items() if v is not None]
-        _client().log_batch(self.run_id, metrics=batch)
+        tags = [RunTag(k, v) for k, v in self._pending_tags.items()]
+        self.client.log_batch(self.run_id, metrics=batch, tags=tags)
+        self._pending_tags.clear()
+
+    def _flush_tags(self) -> None:
+        if self._pending_tags:
+            self.log_metrics({})
 
     @timed
     def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
-        client = _client()
+        repo = self._artifacts()
         for path in map(Path, paths):
             if path.is_dir():
-                client.log_artifacts(self.run_id, str(path), artifact_path=artifact_path)
+                repo.log_artifacts(str(path), artifact_path)
             else:
-                client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
+                repo.log_artifact(str(path), artifact_path)
 
     @timed
     def log_model(self, model, saved: Path | None = None) -> str:
         """Log the model twice: mlflow.pytorch (pickle, the MLflow way) and as a safetensors
         save directory under `safetensors/`, which pie_mlops.models.load_model reads without
-        unpickling anything. `saved`: a directory `model.save()` already wrote (not saved again)."""
+        unpickling anything. `saved`: a directory `model.save()` already wrote (not saved again).
+
+        The same steps as mlflow.pytorch.log_model (a LoggedModel linked to the run as an
+        output, its files, READY), by run id: log_model on the active run would also read the
+        run back and the history of every metric logged so far, a request each."""
         import tempfile
 
         import mlflow.pytorch
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model
 
-        info = mlflow.pytorch.log_model(pytorch_model=model, name="model", pip_requirements=model_requirements(),
-                                        serialization_format="pickle")
-        if saved is not None:
-            self.log_artifacts([Path(saved)], "safetensors")
-        else:
-            with tempfile.TemporaryDirectory(prefix="pie-save-") as tmp:
-                model.save(Path(tmp) / "model")
-                self.log_artifacts([Path(tmp) / "model"], "safetensors")
-        self.model_uri, self.model_id = info.model_uri, getattr(info, "model_id", None)
+        client = self.client
+        logged = client.create_logged_model(self.experiment_id, name="model", source_run_id=self.run_id,
+                                            params={k: str(v)[:6000] for k, v in self.params.items()})
+        try:
+            with tempfile.TemporaryDirectory(prefix="pie-model-") as tmp:
+                local = Path(tmp) / "model"
+                meta = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=self.run_id,
+                             model_id=logged.model_id)
+                mlflow.pytorch.save_model(model, str(local), mlflow_model=meta, pip_requirements=model_requirements(),
+                                          serialization_format="pickle")
+                self._artifacts(logged.artifact_location).log_artifacts(str(local))
+                if saved is None:
+                    saved = model.save(Path(tmp) / "safetensors")
+                self.log_artifacts([Path(saved)], "safetensors")
+        except BaseException:
+            try:
+                client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            except Exception:
+                pass  # the original error matters more
+            raise
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        self.model_uri, self.model_id = f"models:/{logged.model_id}", logged.model_id
         return self.model_uri
 
     @timed
@@ -169,9 +217,8 @@ class ModelRun:
         """
         if self.model_uri is None:
             raise RuntimeError("log_model() must come before register()")
-        client = _client()
-        uri = registry_uri()
-        known = (str(Path(uri[len("sqlite:///"):]).resolve()) if uri.startswith("sqlite:///") else uri, name)
+        client = self.client
+        known = (store_key(registry_uri()), name)
 
         def ensure_registered() -> None:
             try:
@@ -215,34 +262,33 @@ def model_run(run_name: str, tags: dict, params: dict):
         if parent:
             exp = client.get_run(parent).info.experiment_id
             all_tags["mlflow.parentRunId"] = parent
+            info = client.create_run(exp, tags=all_tags, run_name=run_name).info
         else:
-            exp = experiment_id()
-        run_id = client.create_run(exp, tags=all_tags, run_name=run_name).info.run_id
-    handle = ModelRun(run_id, all_tags)
+            try:
+                info = client.create_run(experiment_id(), tags=all_tags, run_name=run_name).info
+            except Exception:  # the cached experiment was deleted meanwhile: look it up again
+                forget_experiments()
+                info = client.create_run(experiment_id(), tags=all_tags, run_name=run_name).info
+            exp = info.experiment_id
+    handle = ModelRun(client, info.run_id, all_tags, exp, info.artifact_uri, params)
+    status = "FAILED"
     try:
         with spent():
-            client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
-        # The run is made active so that mlflow.pytorch.log_model links the model to it.
-        # end_run() pops only this run: an in-process run active before stays active.
-        with _fluent() as mlflow:
-            with spent():
-                mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
-            status = "FAILED"
-            try:
-                yield handle
-                status = "FINISHED"
-            finally:
-                with spent():
-                    mlflow.end_run(status)
+            client.log_batch(info.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
+        yield handle
+        with spent():
+            handle._flush_tags()
+        status = "FINISHED"
     except BaseException:
         if handle._registered:
             try:
                 client.delete_model_version(*handle._registered)
             except Exception:
                 pass  # the original error matters more
-        client.set_terminated(run_id, status="FAILED")
         raise
-
+    finally:
+        with spent():
+            client.set_terminated(info.run_id, status=status)
 
 
 def set_champion(name: str, version: str, tags: dict) -> None:

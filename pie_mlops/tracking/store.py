@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -116,20 +117,66 @@ def artifact_root(uri: str) -> str | None:
     return (db.resolve().parent / "mlartifacts").as_uri()
 
 
+def store_key(uri: str) -> str:
+    """A store's identity for per-process caches: a SQLite URI by its resolved file (the same
+    `sqlite:///mlflow.db` is another store in another directory)."""
+    if uri.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).expanduser().resolve())
+    return uri
+
+
+# Experiment ids seen by this process, per store: a worker would otherwise look its
+# experiment up by name on every job (one request each to a server).
+_EXPERIMENTS: dict[tuple[str, str], str] = {}
+_EXPERIMENT_LISTS: dict[str, tuple[float, list[str]]] = {}
+EXPERIMENT_LIST_TTL = 60.0  # seconds a listing of all experiments is reused
+
+
 def experiment_id(name: str | None = None) -> str:
     """The experiment model runs go to, created on first use with our artifact root."""
-    client = _client()
     name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    key = (store_key(tracking_uri()), name)
+    if key not in _EXPERIMENTS:
+        _EXPERIMENTS[key] = _experiment_id(name)
+    return _EXPERIMENTS[key]
+
+
+def forget_experiments() -> None:
+    """Drop the cached experiment ids (one was deleted, or the store was replaced)."""
+    _EXPERIMENTS.clear()
+    _EXPERIMENT_LISTS.clear()
+
+
+def _experiment_id(name: str) -> str:
+    client = _client()
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
+    if exp is not None and exp.lifecycle_stage == "active":
         return exp.experiment_id
     try:
         return client.create_experiment(name, artifact_location=artifact_root(tracking_uri()))
-    except Exception:  # created meanwhile by a parallel worker
+    except Exception:  # created meanwhile by a parallel worker (or deleted: then the error stands)
         exp = client.get_experiment_by_name(name)
-        if exp is None:
+        if exp is None or exp.lifecycle_stage != "active":
             raise
         return exp.experiment_id
+
+
+def experiment_ids(fresh: bool = False) -> list[str]:
+    """The ids of every active experiment, listed at most once a minute unless `fresh`.
+
+    For skip-on-rerun lookups, which search runs in any experiment (`mlflow run` may have put
+    them elsewhere). The experiments this process used are always included; one that another
+    process made in the last minute is missed: the price is redone work, not a wrong result.
+    (A worker's retry of a crashed job lists afresh: see forget_experiments.)"""
+    import time
+
+    key = store_key(tracking_uri())
+    cached = _EXPERIMENT_LISTS.get(key)
+    if fresh or cached is None or time.monotonic() - cached[0] > EXPERIMENT_LIST_TTL:
+        ids = [e.experiment_id for e in _client().search_experiments()]
+        cached = _EXPERIMENT_LISTS[key] = (time.monotonic(), ids)
+    mine = [eid for (store, _), eid in _EXPERIMENTS.items() if store == key]  # made or used here since
+    return list(dict.fromkeys([*cached[1], *mine]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -210,28 +257,41 @@ def model_requirements() -> list[str]:
 
 
 
-# Seconds this process spent in tracking calls (runs, artifacts, registry): the per-job
-# overhead a worker reports (bench/scale_workers.sh). A plain float: no locking needed.
-SPENT = {"seconds": 0.0, "depth": 0}
+# Seconds spent in tracking calls (runs, artifacts, registry), per thread: the per-job
+# overhead a worker reports (bench/scale_workers.sh). A worker's lanes are threads, and each
+# counts its own job's calls.
+_LOCAL = threading.local()
+
+
+def _spent_state() -> dict:
+    if not hasattr(_LOCAL, "spent"):
+        _LOCAL.spent = {"seconds": 0.0, "depth": 0}
+    return _LOCAL.spent
+
+
+def spent_seconds() -> float:
+    """Seconds this thread has spent in tracking calls so far."""
+    return _spent_state()["seconds"]
 
 
 @contextmanager
 def spent():
-    """Count the block's wall time in SPENT (nested blocks count once)."""
+    """Count the block's wall time as tracking time (nested blocks count once)."""
     import time
 
+    state = _spent_state()
     start = time.perf_counter()
-    SPENT["depth"] += 1
+    state["depth"] += 1
     try:
         yield
     finally:
-        SPENT["depth"] -= 1
-        if SPENT["depth"] == 0:
-            SPENT["seconds"] += time.perf_counter() - start
+        state["depth"] -= 1
+        if state["depth"] == 0:
+            state["seconds"] += time.perf_counter() - start
 
 
 def timed(fn):
-    """Count the wrapped call's wall time in SPENT."""
+    """Count the wrapped call's wall time as tracking time."""
     import functools
 
     @functools.wraps(fn)
@@ -241,26 +301,30 @@ def timed(fn):
     return wrapper
 
 
-# Extra tags for every run this process creates while a worker job runs (pie.job, pie.worker,
-# pie.trial): who did what, and which runs a retry of a crashed job must clean up.
-JOB_TAGS: dict[str, str] = {}
+def current_job_tags() -> dict:
+    """The extra tags (pie.job, pie.worker, pie.trial) of the worker job this thread runs, if
+    any: who did what, and which runs a retry of a crashed job must clean up."""
+    if not hasattr(_LOCAL, "job_tags"):
+        _LOCAL.job_tags = {}
+    return _LOCAL.job_tags
 
 
 @contextmanager
 def job_tags(tags: dict):
-    """Runs created inside the block carry `tags` too (see JOB_TAGS)."""
-    JOB_TAGS.update({k: str(v) for k, v in tags.items()})
+    """Runs this thread creates inside the block carry `tags` too."""
+    current = current_job_tags()
+    current.update({k: str(v) for k, v in tags.items()})
     try:
         yield
     finally:
         for key in tags:
-            JOB_TAGS.pop(key, None)
+            current.pop(key, None)
 
 
 def _owner_tags() -> dict:
     import socket
 
-    return {"pie.host": socket.gethostname(), "pie.pid": str(os.getpid()), **JOB_TAGS}
+    return {"pie.host": socket.gethostname(), "pie.pid": str(os.getpid()), **current_job_tags()}
 
 
 def _flat(prefix: str, value) -> dict:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import io
+import pickle
+
 import numpy as np
 import pytest
+import torch
 
 from pie_mlops.errors import PieError
 from pie_mlops.models import build_model, load_model
@@ -79,3 +84,80 @@ def test_hub_name_offline_is_a_one_line_error():
     with pytest.raises(PieError) as exc:
         build_model("bert", 2, model_path="someorg/not-a-model")
     assert "someorg/not-a-model" in str(exc.value) and "\n" not in str(exc.value)
+
+
+# -- pickling (mlflow.pytorch.log_model, copy.deepcopy) ---------------------------------------
+def _same_state(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture(scope="module")
+def small_glove_bilstm():
+    from pie_mlops.models.bilstm import BiLSTMClassifier
+    from pie_mlops.training import seed_everything
+
+    seed_everything(0)
+    return BiLSTMClassifier.with_glove(3, hidden=8, mlp=(16, 8)).eval()
+
+
+def test_glove_bilstm_pickles_without_the_glove_matrix(small_glove_bilstm, nli):
+    model, small = small_glove_bilstm, nli["test"].head(20)
+    weight = model.embedding.weight
+    assert weight.numel() * weight.element_size() > 75_000_000  # the frozen GloVe alone
+    data = pickle.dumps(model)
+    assert len(data) < 5_000_000
+    assert model.embedding.weight is weight and len(model.vocab) == len(model.words)  # live model untouched
+    before = predict_logits(model, small)
+    for other in (pickle.loads(data), copy.deepcopy(model)):
+        assert _same_state(model, other) and other.words == model.words and other.vocab == model.vocab
+        assert not other.embedding.weight.requires_grad and other.embedding.padding_idx == model.embedding.padding_idx
+        assert other.embedding.weight.data_ptr() != weight.data_ptr() and other.vocab is not model.vocab
+        assert not other.training
+        np.testing.assert_array_equal(predict_logits(other, small), before)
+
+
+def test_glove_bilstm_rebuilt_embedding_follows_the_lstm_device_and_dtype(small_glove_bilstm):
+    buf = io.BytesIO()
+    torch.save(copy.deepcopy(small_glove_bilstm).double(), buf)
+    assert buf.tell() < 5_000_000
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    assert loaded.embedding.weight.dtype == torch.float64
+    assert torch.equal(loaded.embedding.weight, small_glove_bilstm.embedding.weight.double())
+    buf.seek(0)
+    on_meta = torch.load(buf, weights_only=False, map_location="meta")  # as map_location to any device
+    assert {p.device.type for p in on_meta.parameters()} == {"meta"}
+
+
+def test_edited_glove_embedding_is_pickled_in_full(small_glove_bilstm):
+    model = copy.deepcopy(small_glove_bilstm)
+    with torch.no_grad():
+        model.embedding.weight[5] += 1.0
+    data = pickle.dumps(model)
+    assert len(data) > 75_000_000
+    assert _same_state(model, pickle.loads(data))
+
+
+def test_glove_bilstm_mlflow_pytorch_round_trip(small_glove_bilstm, nli, tmp_path):
+    import mlflow.pytorch
+
+    small = nli["test"].head(20)
+    path = tmp_path / "mlflow-model"
+    mlflow.pytorch.save_model(small_glove_bilstm, str(path), serialization_format="pickle",
+                              pip_requirements=["torch"])
+    assert (path / "data" / "model.pth").stat().st_size < 5_000_000
+    loaded = mlflow.pytorch.load_model(str(path))
+    assert type(loaded) is type(small_glove_bilstm) and _same_state(small_glove_bilstm, loaded)
+    np.testing.assert_array_equal(predict_logits(loaded, small), predict_logits(small_glove_bilstm, small))
+
+
+def test_inline_bilstm_pickles_its_embedding(tiny_bilstm, nli):
+    model = tiny_bilstm(nli, 3).eval()
+    small = nli["test"].head(20)
+    data = pickle.dumps(model)
+    assert len(data) > model.embedding.weight.numel() * 4  # the vectors travel with the model
+    before = predict_logits(model, small)
+    for other in (pickle.loads(data), copy.deepcopy(model)):
+        assert _same_state(model, other) and other.words == model.words and other.vocab == model.vocab
+        np.testing.assert_array_equal(predict_logits(other, small), before)

@@ -1,0 +1,106 @@
+"""Lanes: one compute slot per worker, shared by its claim loops (pie_mlops/scale/lanes.py),
+and the --max-jobs budget those loops share (pie_mlops/scale/claims.py)."""
+
+import threading
+import time
+
+import pytest
+
+from pie_mlops.scale import lanes
+from pie_mlops.scale.claims import Budget
+from pie_mlops.stages.worker import _run_lanes, default_lanes
+
+
+@pytest.fixture(autouse=True)
+def one_lane_after():
+    yield
+    lanes.install(1)
+
+
+def _section(log: list, name: str, hold: float = 0.05) -> None:
+    with lanes.compute():
+        log.append(("in", name))
+        time.sleep(hold)
+        log.append(("out", name))
+
+
+def test_two_lanes_never_compute_at_once():
+    lanes.install(2)
+    log: list = []
+    threads = [threading.Thread(target=_section, args=(log, f"job{i}")) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(log) == 8
+    for i in range(0, 8, 2):  # every entry is followed by its own exit: the sections never overlap
+        assert log[i][0] == "in" and log[i + 1] == ("out", log[i][1])
+
+
+def test_one_lane_takes_no_lock():
+    lanes.install(1)
+    both_inside = threading.Barrier(2, timeout=10)  # would time out if compute() serialized them
+
+    def job():
+        with lanes.compute():
+            both_inside.wait()
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not both_inside.broken
+
+
+def test_counters_are_per_lane():
+    lanes.install(2)
+    got = {}
+
+    def job(name: str, hold: float):
+        before = dict(lanes.counters())
+        _section([], name, hold)
+        got[name] = {k: v - before[k] for k, v in lanes.counters().items()}
+
+    first = threading.Thread(target=job, args=("first", 0.3))
+    first.start()
+    time.sleep(0.1)  # `first` holds the slot
+    second = threading.Thread(target=job, args=("second", 0.0))
+    second.start()
+    first.join()
+    second.join()
+    assert got["first"]["compute_s"] >= 0.3 and got["first"]["wait_s"] < 0.1
+    assert got["second"]["compute_s"] < 0.1 and got["second"]["wait_s"] >= 0.1
+
+
+def test_budget_is_shared_and_given_back():
+    budget = Budget(2)
+    assert budget.take() and budget.take() and not budget.take() and not budget.left()
+    budget.give_back()  # a duplicate claim did no work
+    assert budget.left() and budget.take()
+    unlimited = Budget(None)
+    assert all(unlimited.take() for _ in range(100))
+    unlimited.stop()
+    assert not unlimited.left() and not unlimited.take()
+
+
+def test_a_failing_lane_stops_the_others_and_raises():
+    budget = Budget(None)
+    finished = []
+
+    def lane():
+        if threading.current_thread().name == "lane-0":
+            raise RuntimeError("lane-0 broke")
+        while budget.left():  # the other lane works until the failure stops the budget
+            time.sleep(0.01)
+        finished.append(threading.current_thread().name)
+
+    with pytest.raises(RuntimeError, match="lane-0 broke"):
+        _run_lanes(lane, 2, budget)
+    assert finished == ["lane-1"]
+
+
+def test_default_lanes():
+    assert default_lanes("http://tracking:5000", "postgresql+psycopg://pie@db/optuna") == 2
+    assert default_lanes("sqlite:///mlflow.db", "postgresql+psycopg://pie@db/optuna") == 1
+    assert default_lanes("http://tracking:5000", "sqlite:///optuna.db") == 1
