@@ -122,6 +122,17 @@ def test_three_workers_one_killed_finish_the_grid_exactly_once(cluster, referenc
                 done[t.params["job"]] = done.get(t.params["job"], 0) + 1
             failed += [t] if t.state.name == "FAIL" else []
     assert len(done) == 2 + 8 + 1 and set(done.values()) == {1}, done
+    # Against a server a worker runs 2 lanes: some of its jobs were in flight together (one
+    # uploading and registering while the next computed).
+    assert all("2 lane(s)" in log.read_text() for log in logs[:2])
+    spans: dict = {}
+    for name in studies:
+        for t in optuna.load_study(study_name=name, storage=storage).get_trials():
+            if t.state.name == "COMPLETE" and "facts" in t.user_attrs:
+                spans.setdefault(t.user_attrs["facts"]["worker"], []).append((t.datetime_start, t.datetime_complete))
+    overlapping = [w for w, ts in spans.items()
+                   if any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(ts) for b in ts[i + 1:])]
+    assert overlapping, spans
     assert failed, "the killed worker's job was never failed by the heartbeat"
     assert all("error" not in t.user_attrs for t in failed)  # stale, not crashed
 
