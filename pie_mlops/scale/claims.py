@@ -123,15 +123,22 @@ def _job_of(trial, sampler) -> str | None:
 
 def state_of(study, jobs: list[Job], max_retry: int) -> PhaseState:
     rows = [{"number": t.number, "state": t.state.name, "job": _job_of(t, study.sampler),
-             "retry_history": t.system_attrs.get("retry_history"), "error": t.user_attrs.get("error")}
+             "retry_history": t.system_attrs.get("retry_history"), "error": t.user_attrs.get("error"),
+             "duplicate": _duplicate(t)}
             for t in study.get_trials(deepcopy=False)]
     return phase_state(rows, [j.key for j in jobs], max_retry)
 
 
+def _duplicate(trial) -> bool:
+    """A claim that deferred to another attempt of its job (see run_phase): no work done."""
+    return str(trial.user_attrs.get("outcome", "")).startswith("duplicate")
+
+
 def earlier_attempt(study, trial_number: int, key: str) -> str | None:
-    """'complete' or 'running' when an earlier trial of the same job makes this one a duplicate."""
+    """'complete' or 'running' when an earlier trial of the same job makes this one a duplicate
+    (duplicates themselves never count: they did no work)."""
     for t in study.get_trials(deepcopy=False):
-        if t.number == trial_number or _job_of(t, study.sampler) != key:
+        if t.number == trial_number or _job_of(t, study.sampler) != key or _duplicate(t):
             continue
         if t.state.name == "COMPLETE":
             return "complete"

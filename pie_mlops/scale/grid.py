@@ -102,19 +102,23 @@ class PhaseState:
 
 
 def phase_state(trials: list[dict], keys: list[str], max_retry: int) -> PhaseState:
-    """Fold trials ({number, state, job, failed_trial, retry_history, error}) into a PhaseState.
+    """Fold trials ({number, state, job, retry_history, error, duplicate}) into a PhaseState.
 
     A failed attempt is retried (Optuna's RetryHeartbeatStaleTrialCallback semantics:
-    retry_history grows by one per attempt) until `max_retry` retries are used up.
+    retry_history grows by one per attempt) until `max_retry` retries are used up. A
+    duplicate (a claim that deferred to another attempt and did no work) is COMPLETE in
+    Optuna but never makes its job done: the attempt it deferred to may still be running.
     """
     done, running, waiting, seen = set(), set(), 0, set()
-    succeeded_from = {h for t in trials for h in (t.get("retry_history") or [])}
+    # A failed attempt counts as retried once a successor exists; a duplicate successor did no
+    # work (it deferred to an attempt that then failed), so it does not count.
+    succeeded_from = {h for t in trials if not t.get("duplicate") for h in (t.get("retry_history") or [])}
     retry, dead = [], {}
     for t in trials:
         job, state = t.get("job"), t["state"]
         if job is not None:
             seen.add(job)
-        if state == "COMPLETE":
+        if state == "COMPLETE" and not t.get("duplicate"):
             done.add(job)
         elif state == "RUNNING":
             running.add(job)

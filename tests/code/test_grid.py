@@ -74,3 +74,18 @@ def test_phase_state_retries_a_failed_job_until_its_retries_run_out():
     # WAITING retries are counted (a worker must pick them up).
     s = phase_state([t(0, "WAITING", "a", [9])], keys, 2)
     assert s.waiting == 1
+
+
+def test_a_duplicate_claim_never_makes_its_job_done():
+    """A claim that deferred to a running attempt is COMPLETE in Optuna, with no work done: the
+    phase must wait for the real attempt (pruning had started before the dense models were
+    registered), and a retry must not be spent on a duplicate."""
+    keys = ["a"]
+    dup = dict(t(1, "COMPLETE", "a"), duplicate=True)
+    s = phase_state([t(0, "RUNNING", "a"), dup], keys, 2)
+    assert not s.complete(keys) and s.running == {"a"} and s.unvisited == 0
+    s = phase_state([t(0, "RUNNING", "a"), dup, t(2, "COMPLETE", "a")], keys, 2)
+    assert s.complete(keys)
+    # The real attempt died; its retry deferred (a race) and did nothing: retry it again.
+    s = phase_state([t(0, "FAIL", "a"), dict(t(1, "COMPLETE", "a", [0]), duplicate=True)], keys, 2)
+    assert not s.complete(keys) and s.retry == [0]
