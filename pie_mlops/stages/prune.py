@@ -186,7 +186,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     hp = _hyperparameters(params)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
     name = tracking.registered_model_name(params["dataset"], params["arch"])
-    if not tracking.store.current_job_tags():  # a worker's job: its retry reaps a dead attempt (pie.job tag)
+    if not tracking.accounting.current_job_tags():  # a worker's job: its retry reaps a dead attempt (pie.job tag)
         for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
     versions = _check_dense(name, seeds, md5)

@@ -154,7 +154,7 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
     seeds = {plan["arch"]: seeds_for(params, plan["arch"]) for plan in plans}
     meta, splits = read_dataset(data_path)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
-    reap = is_main() and not tracking.store.current_job_tags()  # a worker's retry reaps by its pie.job tag instead
+    reap = is_main() and not tracking.accounting.current_job_tags()  # a worker's retry reaps by its pie.job tag instead
     for arch in archs if reap else ():  # runs a killed process left RUNNING: mark KILLED, redo
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")

@@ -145,7 +145,7 @@ def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo
 
     from pie_mlops.scale.lanes import compute, counters
 
-    start, spent0, lane0 = time.perf_counter(), tracking.store.spent_seconds(), dict(counters())
+    start, spent0, lane0 = time.perf_counter(), tracking.accounting.spent_seconds(), dict(counters())
     tags = {"pie.job": job.key, "pie.worker": me, "pie.trial": f"{trial.study.study_name}#{trial.number}"}
     if retried:  # the earlier attempt's worker died, or the job raised
         tracking.store.forget_experiments()  # its runs may be in an experiment made since we looked
@@ -167,7 +167,7 @@ def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo
         raise RuntimeError(f"{job.key}: run {record['run_id']} is not FINISHED with a registered version")
     facts = {"worker": me, "status": record.get("status", "compared"), "run_id": record.get("run_id", ""),
              "job_s": round(time.perf_counter() - start, 4),
-             "tracking_s": round(tracking.store.spent_seconds() - spent0, 4),
+             "tracking_s": round(tracking.accounting.spent_seconds() - spent0, 4),
              **{k: round(v - lane0[k], 4) for k, v in counters().items()}}  # compute_s, wait_s
     done.append({"job": job.key, **facts})
     return facts

@@ -5,8 +5,10 @@
 - `studies`: Optuna's parent and per-trial runs.
 - `compare`: the comparison's run, metrics and artifacts.
 - `recovery`: runs a killed process left RUNNING.
+- `accounting`: per-thread tracking time and worker-job tags.
 """
 
+from pie_mlops.tracking.accounting import job_tags
 from pie_mlops.tracking.compare import compare_run, log_compare_artifacts, log_metric_batch, metric_key
 from pie_mlops.tracking.models import (
     ModelRun, alias_for, download_run_artifacts, find_finished_run, load_version, model_run, model_runs,
@@ -16,7 +18,7 @@ from pie_mlops.tracking.recovery import reap_job_runs, reap_stale_runs, run_regi
 from pie_mlops.tracking.store import (
     DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI, IDENTITY_TAGS, MODEL_REQUIREMENTS, VERSION_TAGS, active_run_id,
     artifact_root, data_md5, experiment_id, git_sha, log_artifacts_if_active, model_requirements, params_hash,
-    job_tags, registry_uri, tracking_uri,
+    registry_uri, tracking_uri,
 )
 from pie_mlops.tracking.studies import log_study_result, study_run, trial_run
 

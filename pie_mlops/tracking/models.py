@@ -5,9 +5,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from pie_mlops.tracking.accounting import spent, timed
 from pie_mlops.tracking.store import (
     IDENTITY_TAGS, VERSION_TAGS, _client, _owner_tags, active_run_id, experiment_id, experiment_ids,
-    forget_experiments, model_requirements, registry_uri, spent, store_key, timed,
+    forget_experiments, model_requirements, registry_uri, store_key,
 )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from contextlib import contextmanager
 from pathlib import Path
+
+from pie_mlops.tracking.accounting import current_job_tags
 
 
 def active_run_id() -> str | None:
@@ -254,71 +255,6 @@ def model_requirements() -> list[str]:
                 continue
         out.append(pins[name])
     return out
-
-
-
-# Seconds spent in tracking calls (runs, artifacts, registry), per thread: the per-job
-# overhead a worker reports (bench/scale_workers.sh). A worker's lanes are threads, and each
-# counts its own job's calls.
-_LOCAL = threading.local()
-
-
-def _spent_state() -> dict:
-    if not hasattr(_LOCAL, "spent"):
-        _LOCAL.spent = {"seconds": 0.0, "depth": 0}
-    return _LOCAL.spent
-
-
-def spent_seconds() -> float:
-    """Seconds this thread has spent in tracking calls so far."""
-    return _spent_state()["seconds"]
-
-
-@contextmanager
-def spent():
-    """Count the block's wall time as tracking time (nested blocks count once)."""
-    import time
-
-    state = _spent_state()
-    start = time.perf_counter()
-    state["depth"] += 1
-    try:
-        yield
-    finally:
-        state["depth"] -= 1
-        if state["depth"] == 0:
-            state["seconds"] += time.perf_counter() - start
-
-
-def timed(fn):
-    """Count the wrapped call's wall time as tracking time."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with spent():
-            return fn(*args, **kwargs)
-    return wrapper
-
-
-def current_job_tags() -> dict:
-    """The extra tags (pie.job, pie.worker, pie.trial) of the worker job this thread runs, if
-    any: who did what, and which runs a retry of a crashed job must clean up."""
-    if not hasattr(_LOCAL, "job_tags"):
-        _LOCAL.job_tags = {}
-    return _LOCAL.job_tags
-
-
-@contextmanager
-def job_tags(tags: dict):
-    """Runs this thread creates inside the block carry `tags` too."""
-    current = current_job_tags()
-    current.update({k: str(v) for k, v in tags.items()})
-    try:
-        yield
-    finally:
-        for key in tags:
-            current.pop(key, None)
 
 
 def _owner_tags() -> dict:
