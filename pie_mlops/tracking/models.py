@@ -1,4 +1,4 @@
-"""One run per model: skip-on-rerun by tags, the registry, aliases, the champion."""
+"""One run per model: the registry, aliases, the champion (skip-on-rerun lookups: finished.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pie_mlops.tracking.accounting import spent, timed
 from pie_mlops.tracking.store import (
-    IDENTITY_TAGS, VERSION_TAGS, _client, _owner_tags, active_run_id, experiment_id, experiment_ids,
-    forget_experiments, model_requirements, registry_uri, store_key,
+    VERSION_TAGS, _client, _owner_tags, active_run_id, experiment_id, forget_experiments, model_requirements,
+    registry_uri, store_key,
 )
 
 
@@ -17,18 +17,6 @@ from pie_mlops.tracking.store import (
 # ---------------------------------------------------------------------------------------
 def registered_model_name(dataset: str, arch: str) -> str:
     return f"pie-{dataset}-{arch}"
-
-
-@timed
-def find_finished_run(tags: dict) -> str | None:
-    """The id of a FINISHED run carrying all IDENTITY_TAGS of `tags`, in any experiment."""
-    client = _client()
-    filt = " and ".join(f"tags.{k} = '{tags[k]}'" for k in IDENTITY_TAGS) + " and attributes.status = 'FINISHED'"
-    experiments = experiment_ids()
-    if not experiments:
-        return None
-    runs = client.search_runs(experiments, filter_string=filt, max_results=1, order_by=["attributes.start_time DESC"])
-    return runs[0].info.run_id if runs else None
 
 
 def alias_for(group: str, seed: int) -> str:

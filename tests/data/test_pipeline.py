@@ -59,7 +59,15 @@ def _kill_mid_prune(repo: Path) -> dict:
             if "Running stage 'prune@bert'" in (repo / "first.log").read_text():
                 statuses = [r.info.status for r in _runs(_client(repo), "prune")]
                 if statuses.count("FINISHED") >= 1 and "RUNNING" in statuses:
-                    break
+                    # Freeze it, then look again: the run seen RUNNING may have finished
+                    # meanwhile, and the kill must land while one is in flight.
+                    os.killpg(proc.pid, signal.SIGSTOP)
+                    try:
+                        if "RUNNING" in [r.info.status for r in _runs(_client(repo), "prune")]:
+                            break
+                    except Exception:  # frozen inside a commit: SQLite is locked, try later
+                        pass
+                    os.killpg(proc.pid, signal.SIGCONT)
             time.sleep(0.3)
         else:
             pytest.fail("prune never had a finished and a running model")

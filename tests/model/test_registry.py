@@ -192,3 +192,27 @@ def test_under_mlflow_run_models_are_child_runs(store, monkeypatch):
     assert all(r.info.status == "FINISHED" for r in children)
     assert {str(client.get_model_version_by_alias(NAME, f"dense-s{s}").run_id) for s in (3, 4)} == \
         {r.info.run_id for r in children}
+
+
+def test_a_worker_job_looks_finished_runs_up_in_one_snapshot(store):
+    """Inside a worker job, skip-on-rerun lookups come from one search per (dataset, arch);
+    a retry drops the snapshot (forget_finished) and sees runs finished since."""
+    from pie_mlops import tracking
+    from pie_mlops.tracking import finished
+
+    run_id = store["first"][0]["run_id"]
+    tags = dict(_client().get_run(run_id).data.tags)
+    other = dict(tags, seed="99")
+    finished.forget_finished()
+    try:
+        with tracking.job_tags({"pie.job": "train:bert:s0"}):
+            assert tracking.find_finished_run(tags) == run_id
+            assert tracking.find_finished_run(other) is None
+            key = next(iter(finished._FINISHED))
+            finished._FINISHED[key].pop(finished._identity(tags))  # as if it finished after the snapshot
+            assert tracking.find_finished_run(tags) is None  # the snapshot is not searched again
+            finished.forget_finished()
+            assert tracking.find_finished_run(tags) == run_id
+        assert tracking.find_finished_run(tags) == run_id  # outside a worker job: one search per call
+    finally:
+        finished.forget_finished()
