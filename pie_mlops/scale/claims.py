@@ -115,9 +115,16 @@ def rdb_storage(url: str, attempts: int = 6, **kwargs):
 
 
 def _job_of(trial, sampler) -> str | None:
+    """The job a trial claimed, as soon as it can be known: a trial's params and grid_id are
+    written a moment after the trial itself, and a claim checked in that moment must not miss it."""
     if "job" in trial.params:
         return trial.params["job"]
+    fixed = trial.system_attrs.get("fixed_params")  # an enqueued retry
+    if fixed and "job" in fixed:
+        return fixed["job"]
     grid = trial.system_attrs.get("grid_id")
+    if grid is None and trial.number < len(sampler._all_grids):
+        grid = trial.number  # GridSampler's rule for a trial that was not enqueued
     return sampler._all_grids[grid][0] if grid is not None else None
 
 
@@ -134,17 +141,28 @@ def _duplicate(trial) -> bool:
     return str(trial.user_attrs.get("outcome", "")).startswith("duplicate")
 
 
-def earlier_attempt(study, trial_number: int, key: str) -> str | None:
+def earlier_attempt(study, trial_number: int, key: str, patience: float = 10.0) -> str | None:
     """'complete' or 'running' when an earlier trial of the same job makes this one a duplicate
-    (duplicates themselves never count: they did no work)."""
-    for t in study.get_trials(deepcopy=False):
-        if t.number == trial_number or _job_of(t, study.sampler) != key or _duplicate(t):
-            continue
-        if t.state.name == "COMPLETE":
-            return "complete"
-        if t.state.name == "RUNNING" and t.number < trial_number:
-            return "running"
-    return None
+    (duplicates themselves never count: they did no work). An earlier running trial whose job
+    is not written yet (beyond the grid, GridSampler picks it a moment later) is waited for."""
+    deadline = time.monotonic() + patience
+    while True:
+        unknown = False
+        for t in study.get_trials(deepcopy=False):
+            if t.number == trial_number or _duplicate(t):
+                continue
+            job = _job_of(t, study.sampler)
+            if job is None and t.state.name == "RUNNING" and t.number < trial_number:
+                unknown = True
+            if job != key:
+                continue
+            if t.state.name == "COMPLETE":
+                return "complete"
+            if t.state.name == "RUNNING" and t.number < trial_number:
+                return "running"
+        if not unknown or time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
 
 
 def run_phase(claims: Claims, name: str, jobs: list[Job], do_job, budget, log=print) -> int:

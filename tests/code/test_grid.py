@@ -89,3 +89,27 @@ def test_a_duplicate_claim_never_makes_its_job_done():
     # The real attempt died; its retry deferred (a race) and did nothing: retry it again.
     s = phase_state([t(0, "FAIL", "a"), dict(t(1, "COMPLETE", "a", [0]), duplicate=True)], keys, 2)
     assert not s.complete(keys) and s.retry == [0]
+
+
+def test_a_claim_sees_an_earlier_trial_before_its_job_is_written():
+    """Trial n < grid size owns grid point n from the moment it exists (GridSampler's rule):
+    a later claim of the same job (a race beyond the grid) must see it even before the
+    trial's grid_id or param is written, and defer to it."""
+    from types import SimpleNamespace as NS
+
+    from pie_mlops.scale.claims import _job_of, earlier_attempt
+
+    sampler = NS(_all_grids=[("train:s0",), ("train:s1",)])
+    running = NS(name="RUNNING")
+    bare = NS(number=0, params={}, system_attrs={}, user_attrs={}, state=running)  # just created
+    assert _job_of(bare, sampler) == "train:s0"
+    retry = NS(number=1, params={}, system_attrs={"fixed_params": {"job": "train:s0"}}, user_attrs={}, state=running)
+    assert _job_of(retry, sampler) == "train:s0"  # enqueued: its fixed params, not grid point 1
+    beyond = NS(number=2, params={}, system_attrs={}, user_attrs={}, state=running)
+    assert _job_of(beyond, sampler) is None  # beyond the grid: unknown until GridSampler picks
+    study = NS(sampler=sampler, get_trials=lambda deepcopy=False: [bare, beyond])
+    assert earlier_attempt(study, 2, "train:s0") == "running"
+    # A later claim waits (briefly) for an earlier trial whose job is not known yet.
+    late = NS(number=3, params={}, system_attrs={}, user_attrs={}, state=running)
+    study = NS(sampler=sampler, get_trials=lambda deepcopy=False: [beyond, late])
+    assert earlier_attempt(study, 3, "train:s1", patience=0.3) is None
