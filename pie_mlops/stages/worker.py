@@ -148,8 +148,7 @@ def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo
     start, spent0, lane0 = time.perf_counter(), tracking.accounting.spent_seconds(), dict(counters())
     tags = {"pie.job": job.key, "pie.worker": me, "pie.trial": f"{trial.study.study_name}#{trial.number}"}
     if retried:  # the earlier attempt's worker died, or the job raised
-        tracking.store.forget_experiments()  # its runs may be in an experiment made since we looked
-        tracking.finished.forget_finished()  # and it may have finished its run before it died
+        tracking.finished.forget_finished()  # it may have finished its run before it died
         for run_id in tracking.reap_job_runs(job.key):
             echo(f"{job.key}: run {run_id} of a dead attempt marked KILLED")
     echo(f"worker {me}: {job.key} (trial {trial.number})")

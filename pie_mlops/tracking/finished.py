@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from pie_mlops.tracking.accounting import current_job_tags, timed
-from pie_mlops.tracking.store import IDENTITY_TAGS, _client, experiment_ids, registry_uri, store_key
+from pie_mlops.tracking.store import IDENTITY_TAGS, _client, experiment_ids, store_key, tracking_uri
 
 
 @timed
@@ -40,11 +40,11 @@ _FINISHED_LOCK = threading.Lock()  # the lanes of one worker share it
 
 
 def finished_snapshot(dataset: str, arch: str) -> dict[tuple, str]:
-    key = (store_key(registry_uri()), dataset, arch)
+    key = (store_key(tracking_uri()), dataset, arch)
     with _FINISHED_LOCK:
         if key not in _FINISHED:
             client, found = _client(), {}
-            experiments = experiment_ids(fresh=True)
+            experiments = experiment_ids()
             filt = f"tags.dataset = '{dataset}' and tags.arch = '{arch}' and attributes.status = 'FINISHED'"
             token = None
             while experiments:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pie_mlops.tracking.accounting import spent, timed
 from pie_mlops.tracking.store import (
-    VERSION_TAGS, _client, _owner_tags, active_run_id, experiment_id, forget_experiments, model_requirements,
-    registry_uri, store_key,
+    VERSION_TAGS, _client, _owner_tags, active_run_id, experiment_id, experiment_ids, forget_experiments,
+    model_requirements, registry_uri, store_key,
 )
 
 
@@ -53,7 +53,7 @@ def model_runs(dataset: str, arch: str) -> list[dict]:
     """The latest FINISHED model run per (group, seed) of one registered model's study
     (dense runs from `train`, pruned ones from `prune`), newest first within a pair."""
     client = _client()
-    experiments = [e.experiment_id for e in client.search_experiments()]
+    experiments = experiment_ids()
     if not experiments:
         return []
     latest: dict[tuple[str, int], dict] = {}

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pie_mlops.tracking.store import (
-    _client,
-)
+from pie_mlops.tracking.store import _client, experiment_ids
 
 
 # ---------------------------------------------------------------------------------------
@@ -33,7 +31,7 @@ def _reap(filt: str, keep, why: str) -> list[str]:
     """Mark KILLED the RUNNING runs matching `filt` (unless `keep(tags)`), deleting any version
     they registered, so a rerun redoes exactly that work. Returns their ids."""
     client = _client()
-    experiments = [e.experiment_id for e in client.search_experiments()]
+    experiments = experiment_ids()
     if not experiments:
         return []
     reaped = []

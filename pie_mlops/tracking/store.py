@@ -129,8 +129,6 @@ def store_key(uri: str) -> str:
 # Experiment ids seen by this process, per store: a worker would otherwise look its
 # experiment up by name on every job (one request each to a server).
 _EXPERIMENTS: dict[tuple[str, str], str] = {}
-_EXPERIMENT_LISTS: dict[str, tuple[float, list[str]]] = {}
-EXPERIMENT_LIST_TTL = 60.0  # seconds a listing of all experiments is reused
 
 
 def experiment_id(name: str | None = None) -> str:
@@ -145,7 +143,6 @@ def experiment_id(name: str | None = None) -> str:
 def forget_experiments() -> None:
     """Drop the cached experiment ids (one was deleted, or the store was replaced)."""
     _EXPERIMENTS.clear()
-    _EXPERIMENT_LISTS.clear()
 
 
 def _experiment_id(name: str) -> str:
@@ -162,22 +159,10 @@ def _experiment_id(name: str) -> str:
         return exp.experiment_id
 
 
-def experiment_ids(fresh: bool = False) -> list[str]:
-    """The ids of every active experiment, listed at most once a minute unless `fresh`.
-
-    For skip-on-rerun lookups, which search runs in any experiment (`mlflow run` may have put
-    them elsewhere). The experiments this process used are always included; one that another
-    process made in the last minute is missed: the price is redone work, not a wrong result.
-    (A worker's retry of a crashed job lists afresh: see forget_experiments.)"""
-    import time
-
-    key = store_key(tracking_uri())
-    cached = _EXPERIMENT_LISTS.get(key)
-    if fresh or cached is None or time.monotonic() - cached[0] > EXPERIMENT_LIST_TTL:
-        ids = [e.experiment_id for e in _client().search_experiments()]
-        cached = _EXPERIMENT_LISTS[key] = (time.monotonic(), ids)
-    mine = [eid for (store, _), eid in _EXPERIMENTS.items() if store == key]  # made or used here since
-    return list(dict.fromkeys([*cached[1], *mine]))
+def experiment_ids() -> list[str]:
+    """The ids of every active experiment: skip-on-rerun and recovery search runs in all of
+    them (`mlflow run` may have put them elsewhere)."""
+    return [e.experiment_id for e in _client().search_experiments()]
 
 
 # ---------------------------------------------------------------------------------------
