@@ -36,6 +36,11 @@ def cli(ctx: click.Context, params_file: str, profile: str | None) -> None:
     The whole study:  pie-mlops study            (or: dvc repro; mlflow run . -e main --env-manager local)
     A quick try:      pie-mlops --profile tiny study --no-dvc
     One stage:        pie-mlops <stage> --help;  mlflow run . -e <stage> --env-manager local
+
+    \b
+    Exit codes: 0 ok; 1 a gate or check failed (data quality, a failed job);
+    2 usage or input error (one line naming the file, row, key or URI);
+    3 internal error (a bug: the traceback follows; please report it).
     """
     if profile not in (None, ""):
         from pie_mlops.params import profile_path
@@ -424,7 +429,8 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: bad input exits 2, a failed quality gate exits 1, each with one clear line."""
+    """Entry point: bad input exits 2, a failed quality gate exits 1, each with one clear line;
+    anything else is a bug: exit 3 with its traceback."""
     try:
         cli.main(args=argv, prog_name="pie-mlops", standalone_mode=False)
     except click.exceptions.Abort:
@@ -438,6 +444,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception:  # not an ordinary failure: a bug, with its traceback, never exit 1 or 2
+        import traceback
+
+        traceback.print_exc()
+        click.echo("internal error (exit 3): the traceback above is a bug; please report it", err=True)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

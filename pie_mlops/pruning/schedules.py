@@ -23,8 +23,8 @@ from pie_mlops.errors import PieError
 from pie_mlops.pruning.criteria import (CRITERIA, SCOPES, apply_masks, criterion_scores, prunable_weights,
                                         select_masks, sparsity_report)
 from pie_mlops.training import Pruner
+from pie_mlops.vocabulary import SCHEDULES
 
-SCHEDULES = ("ft", "wr", "ai", "os")
 ITERATIVE = ("ft", "wr")
 
 

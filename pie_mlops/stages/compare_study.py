@@ -49,7 +49,10 @@ DEFAULTS = {
 
 def compare(params: dict, predictions_dir: str | Path | None = None, progress: bool = True) -> list[dict]:
     """Run the comparison for each architecture in `params['arch']`; one result dict each."""
+    from pie_mlops.vocabulary import check_name
+
     archs = params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]
+    archs = [check_name("arch", a, "compare.arch") for a in archs]  # each becomes a path part of out
     if predictions_dir is not None and len(archs) != 1:
         raise PieError("--predictions holds one study: give exactly one --arch with it")
     return [compare_one(params, str(arch), predictions_dir, progress) for arch in archs]
