@@ -49,6 +49,9 @@ def cli(ctx: click.Context, params_file: str, profile: str | None) -> None:
             raise click.UsageError("give --params FILE or --profile NAME, not both")
         params_file = str(profile_path(profile))
     ctx.obj = {"params_file": params_file}
+    from pie_mlops.atomic import sweep
+
+    sweep("data")  # what writers killed mid-write left in data/ (.name.tmp-*, .name.old-*)
 
 
 @cli.command()
