@@ -115,7 +115,8 @@ def gold_labels(values, ids: np.ndarray, source: str) -> np.ndarray:
     bad = np.isnan(num) | (num != np.round(num))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise PieError(f"{source}: row {row}: column 'label' holds {arr[row]!r} (example_id {ids[row]}); "
+        value = "null" if np.isnan(num[row]) else repr(getattr(arr[row], "item", lambda: arr[row])())
+        raise PieError(f"{source}: row {row}: column 'label' holds {value} (example_id {ids[row]}); "
                        f"gold labels are whole class indices")
     return num.astype(np.int64)
 
