@@ -153,6 +153,9 @@ def tune(params: dict, progress: bool = True) -> dict:
 
     if params["arch"] not in ARCHS:
         raise PieError(f"unknown architecture {params['arch']!r}; choose one of {', '.join(ARCHS)}")
+    from pie_mlops.credentials import check_no_password
+
+    check_no_password(params["storage"], "tune.storage (or --storage)")  # a DVC param: it would land in dvc.lock
     data_path = Path(params["data_dir"]) / params["dataset"]
     meta = read_meta(data_path)  # PieError with the fix if the dataset is missing
     # Build one model up front: a bad model path or architecture fails here, before any
