@@ -410,7 +410,8 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
     database (a GridSampler study per phase). A job whose worker dies is retried by another
     after --grace-period; finished (group, seed) work is never redone.
       pie-mlops worker --profile paper --storage postgresql+psycopg://pie@db:5432/optuna
-    README: "Scaling out" has the whole recipe (PostgreSQL, mlflow server, N workers).
+    docs/scaling.md has the whole recipe (PostgreSQL, an authenticated mlflow server, N workers;
+    passwords in PGPASSWORD or ~/.pgpass and MLFLOW_TRACKING_PASSWORD, never in --storage).
     """
     from pie_mlops.stages.worker import worker as run
 
