@@ -451,12 +451,23 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except Exception:  # not an ordinary failure: a bug, with its traceback, never exit 1 or 2
+    except Exception as exc:
+        if _machine_state(exc):  # a permission, a full or read-only disk: not a bug
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(2)
         import traceback
 
         traceback.print_exc()
         click.echo("internal error (exit 3): the traceback above is a bug; please report it", err=True)
         sys.exit(3)
+
+
+def _machine_state(exc: Exception) -> bool:
+    import errno
+
+    return isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError)) or (
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT))
 
 
 if __name__ == "__main__":

@@ -148,3 +148,17 @@ def test_leftovers_are_dvcignored():
 
     lines = (ROOT / ".dvcignore").read_text().splitlines()
     assert ".*.tmp-*" in lines and ".*.old-*" in lines
+
+
+def test_a_file_is_never_swapped_for_a_directory_nor_a_directory_for_a_file(tmp_path):
+    from pie_mlops.errors import PieError
+
+    mine = tmp_path / "mine"
+    mine.write_text("a user's file")
+    with pytest.raises(PieError, match="exists and is not a directory"):
+        with atomic_dir(mine) as tmp:
+            (tmp / "f.txt").write_text("new")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(PieError, match="is a directory"):
+        write_text(tmp_path / "d", "x")
+    assert mine.read_text() == "a user's file" and sorted(p.name for p in tmp_path.iterdir()) == ["d", "mine"]

@@ -99,3 +99,14 @@ def test_an_internal_error_exits_3_with_its_traceback(tmp_path, capsys, monkeypa
     code, err = _exit(["report", "--out", str(tmp_path)], capsys)
     assert code == 3 and err[0] == "Traceback (most recent call last):" and "ZeroDivisionError: a bug" in err
     assert "internal error (exit 3)" in err[-1]
+
+
+def test_a_permission_error_is_one_line_with_its_file_not_a_bug(tmp_path, capsys, monkeypatch):
+    import pie_mlops.stages.report as report
+
+    def denied(params):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "reports"))
+
+    monkeypatch.setattr(report, "report", denied)  # what a write into a read-only directory raises
+    code, err = _exit(["report", "--out", str(tmp_path)], capsys)
+    assert code == 2 and err == [f"error: {tmp_path / 'reports'}: Permission denied"]
