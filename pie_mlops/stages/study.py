@@ -84,7 +84,9 @@ def where_to_look(result: dict) -> str:
     """The closing lines: what was made and how to open it."""
     from pie_mlops.tracking import tracking_uri
 
-    uri = tracking_uri()
+    from pie_mlops.credentials import redact_url
+
+    uri = redact_url(tracking_uri())  # printed: never a password
     ui = (f"mlflow ui --backend-store-uri {uri} --port 5000" if uri.startswith("sqlite")
           else f"open {uri} in a browser")
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result["timings"].items())
