@@ -162,3 +162,21 @@ def test_a_file_is_never_swapped_for_a_directory_nor_a_directory_for_a_file(tmp_
     with pytest.raises(PieError, match="is a directory"):
         write_text(tmp_path / "d", "x")
     assert mine.read_text() == "a user's file" and sorted(p.name for p in tmp_path.iterdir()) == ["d", "mine"]
+
+
+def test_pie_mlops_sweeps_data_at_start_up(tmp_path, monkeypatch):
+    import socket
+    import subprocess
+
+    from pie_mlops.cli import main
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    tag = f"{socket.gethostname()}-{gone.pid}"
+    data = tmp_path / "data"
+    (data / f".rt.tmp-{tag}-abc").mkdir(parents=True)  # a killed import's half-written dataset
+    (data / f".bbc.old-{tag}-def").mkdir()  # killed between its renames: bbc itself is missing
+    (data / f".bbc.old-{tag}-def" / "meta.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    main(["report", "--help"])  # any command: the sweep runs before it
+    assert sorted(p.name for p in data.iterdir()) == ["bbc"] and (data / "bbc" / "meta.json").read_text() == "{}"
