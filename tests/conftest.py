@@ -60,3 +60,16 @@ def tiny_repo(project_repo: Path) -> Path:
     """`project_repo` switched to the tiny profile (profiles/tiny.yaml)."""
     shutil.copy2(project_repo / "profiles" / "tiny.yaml", project_repo / "params.yaml")
     return project_repo
+
+
+# Test tiers by directory (make test-fast runs `-m unit`): tests/code is pure or small-file
+# code (seconds), tests/model trains and prunes tiny models, tests/data drives real DVC, GX,
+# MLflow servers, PostgreSQL and Chromium.
+_TIERS = {"code": "unit", "model": "integration", "data": "e2e"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = _TIERS.get(Path(str(item.fspath)).parent.name)
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))
