@@ -115,7 +115,8 @@ def gold_labels(values, ids: np.ndarray, source: str) -> np.ndarray:
     bad = np.isnan(num) | (num != np.round(num))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        value = "null" if np.isnan(num[row]) else repr(getattr(arr[row], "item", lambda: arr[row])())
+        orig = getattr(arr[row], "item", lambda: arr[row])()  # a Python scalar for the message
+        value = "null" if orig is None or (isinstance(orig, float) and np.isnan(orig)) else repr(orig)
         raise PieError(f"{source}: row {row}: column 'label' holds {value} (example_id {ids[row]}); "
                        f"gold labels are whole class indices")
     return num.astype(np.int64)
