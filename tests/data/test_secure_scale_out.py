@@ -20,6 +20,8 @@ import yaml
 from conftest import BIN, run
 from servers import add_user, auth_env, create_database, mlflow_server, postgres_url
 
+pytestmark = pytest.mark.slow  # a real server or PostgreSQL and a tiny training each: minutes on 2 cores
+
 PASSWORD = "Kn0wn/p@ss:w0rd-17"  # '/', '@' and ':' on purpose: the characters redaction got wrong
 
 
