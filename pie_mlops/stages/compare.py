@@ -181,6 +181,9 @@ def load_predictions_dir(root: str | Path, split: str = "test") -> Stacked:
     files = sorted(root.rglob("*.parquet"))
     if not files:
         raise PieError(f"{root}: no *.parquet prediction files found")
+    special = next((f for f in files if not f.is_file()), None)
+    if special is not None:  # a pipe would block the read for ever
+        raise PieError(f"{special}: not a regular file (a pipe, socket, device or directory); give prediction files")
     from concurrent.futures import ThreadPoolExecutor
 
     kinds: dict[str, Path] = {}

@@ -45,6 +45,14 @@ def test_a_fifo_as_input_exits_2_at_once(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {fifo}: not a regular file (a pipe, socket or device); give a data file"
 
 
+def test_a_fifo_among_the_prediction_files_exits_2_at_once(tmp_path):
+    (tmp_path / "preds").mkdir()
+    fifo = tmp_path / "preds" / "dense_s0.parquet"
+    os.mkfifo(fifo)
+    proc = _cli("compare", "--predictions", str(tmp_path / "preds"), "--out", str(tmp_path / "out"), timeout=30)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith(f"error: {fifo}: not a regular file")
+
+
 def test_an_unreadable_input_file_exits_2(tmp_path, capsys):
     # A file every user (root too) fails to read: a link to a /proc file without a read handler.
     link = tmp_path / "in.csv"
