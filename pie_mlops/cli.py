@@ -300,7 +300,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
 
         from pie_mlops.tracking import log_artifacts_if_active
 
-        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"])
+        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"],
+                               int(params.get("n_boot", 200)), int(params.get("seed", 0)))
         _print_summary(result.summary)
         out = Path(given["out"])
         log_artifacts_if_active([out / "pies.parquet", out / "summary.json"], "compare")  # under `mlflow run`
