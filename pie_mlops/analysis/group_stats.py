@@ -52,11 +52,11 @@ def modal_scores(modal: Modal, labels: np.ndarray, task: str, pie: np.ndarray) -
 
 def _numbers(dense: tuple, pruned: tuple, labels: np.ndarray, task: str) -> dict[str, float]:
     """pie_share and every accuracy for one (dense, pruned) choice of models.
-    Each side is (logits, thresholds, preds) restricted to the chosen models."""
+    Each side is `_side()`: (logits, task, thresholds, preds) of the chosen models."""
     dm, pm = modal_labels(*dense), modal_labels(*pruned)
     pie = pie_flags(dm, pm)
     out = {"pie_share": float(pie.mean()) if len(pie) else float("nan")}
-    for side, preds, modal in (("dense", dense[2], dm), ("pruned", pruned[2], pm)):
+    for side, preds, modal in (("dense", dense[3], dm), ("pruned", pruned[3], pm)):
         modal_acc = modal_scores(modal, labels, task, pie)
         for subset, mask in zip(SUBSETS, (np.ones_like(pie), pie, ~pie)):
             out[f"{side}_acc_{subset}"] = float(np.mean(model_scores(preds, labels, task, mask)))

@@ -111,11 +111,13 @@ def class_bars(section: dict, label_names: list[str], group: str, label: str) ->
     a1.set(xticks=x, ylabel="share", title=f"{label} {group}: class shares" + (f" (chi² p = {p:.2g})" if p is not None else ""))
     a1.set_xticklabels(label_names[:len(x)], rotation=30, ha="right")
     a1.legend(fontsize=7)
-    d = np.array([np.nan if v is None else v for v in section["dense_acc_per_class"]], float)
-    q = np.array([np.nan if v is None else v for v in section["pruned_acc_per_class"]], float)
+    score = "f1" if section.get("score") == "f1" else "acc"  # per-label F1 for multi-label
+    d = np.array([np.nan if v is None else v for v in section[f"dense_{score}_per_class"]], float)
+    q = np.array([np.nan if v is None else v for v in section[f"pruned_{score}_per_class"]], float)
     a2.bar(x - 0.2, d, 0.4, label="dense")
     a2.bar(x + 0.2, q, 0.4, label="pruned")
-    a2.set(xticks=x, ylabel="accuracy", title="per-class accuracy", ylim=(0, 1))
+    name = "F1" if score == "f1" else "accuracy"
+    a2.set(xticks=x, ylabel=name, title=f"per-class {name}", ylim=(0, 1))
     a2.set_xticklabels(label_names[:len(x)], rotation=30, ha="right")
     a2.legend(fontsize=7)
     return png(fig)
