@@ -41,7 +41,9 @@ def eligibility(summary: dict) -> tuple[list[str], dict[str, str]]:
     floor = summary.get("noise_floor")
     ok, excluded = [], {}
     for g, s in sorted(groups_of(summary).items()):
-        if s.get("collapsed"):
+        if (floor or {}).get("dense_collapsed"):
+            excluded[g] = "the dense models themselves predict one class"
+        elif s.get("collapsed"):
             excluded[g] = f"collapsed ({s.get('majority_pred_share', float('nan')):.2f} one class)"
         elif not clears_floor(s.get("pie_share_ci"), floor):
             excluded[g] = "PIE share CI not above the noise floor"

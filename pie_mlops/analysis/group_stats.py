@@ -104,6 +104,9 @@ def group_statistics(result: CompareResult, n_boot: int = 200, seed: int = 0) ->
     per_side = min((len(stacked.groups[g].seeds) for g in groups), default=len(dense.seeds))
     floor = noise_floor_at(dense, task, per_side, n_boot, seed)
     d_preds = model_predictions(dense.logits, task, dense.thresholds)
+    # A dense group that itself predicts one class makes every comparison with it meaningless.
+    floor["dense_majority_pred_share"] = majority_pred_share(d_preds, task)
+    floor["dense_collapsed"] = bool(floor["dense_majority_pred_share"] > COLLAPSE_SHARE)
     rng = np.random.default_rng(seed + 1)
     md = len(dense.seeds)
     # One dense resample per replicate, shared by every group (the groups are compared with

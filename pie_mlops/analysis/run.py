@@ -128,7 +128,7 @@ def pie_examples(result: CompareResult, texts: pd.DataFrame, label_names: list[s
 def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacked | None = None,
             snapshot: Stacked | None = None, snapshot_name: str = "train@epoch1", label_names: list[str],
             meta: dict, n_boot: int = 200, seed: int = 0,
-            progress: bool = True) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+            progress: bool = True, floor: dict | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """(analysis.json dict, complexity.parquet frame, pie_examples.parquet frame).
 
     `test` is the stacked split, or its `pies.compare` result when the caller has one already
@@ -145,7 +145,12 @@ def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacke
         raise PieError(f"example_id {missing} of the predictions is not in the dataset split; "
                        f"predictions and data come from different versions")
     measures = cx.measure(cx.joined_texts(aligned.reset_index(drop=True)))
-    floor = st.noise_floor(dense, test.task, n_boot, seed)
+    if floor is not None and floor.get("share") is not None:
+        # summary.json's floor (group_stats.noise_floor_at), so both files give the same numbers.
+        floor = {"k": floor["seeds_per_side"], "floor_share": floor["share"], "floor_low": floor["ci"][0],
+                 "floor_high": floor["ci"][1]}
+    else:
+        floor = st.noise_floor(dense, test.task, n_boot, seed)
     out = {"meta": {**meta, "task": test.task, "label_names": list(label_names), "n_examples": len(test.example_ids),
                     "n_dense_models": len(dense.seeds), "groups": groups},
            "influence": {}, "classes": {}, "complexity": {}, "stability": {},

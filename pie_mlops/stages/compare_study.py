@@ -93,7 +93,7 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
     analysis, complexity, examples = analyse(
         core, texts, train=stacks.get("train"), snapshot=stacks.get(params["snapshot"]),
         snapshot_name=params["snapshot"], label_names=list(meta["label_names"]), meta={"dataset": dataset, "arch": arch, "split": split},
-        n_boot=int(params["n_boot"]), seed=int(params["seed"]), progress=progress)
+        n_boot=int(params["n_boot"]), seed=int(params["seed"]), progress=progress, floor=core.noise_floor)
     scores = model_scores(test, core.flags)
     champion = _champion(scores, core.flags, float(params["champion_tolerance"]))
 

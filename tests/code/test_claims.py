@@ -101,3 +101,11 @@ def test_vote_rules():
     assert cl.vote([-1, -1, 0]) == "refuted" and cl.vote([1, 0, 0]) == "inconclusive"
     assert cl.signed(1, 0.01) == 1 and cl.signed(-1, 0.2) == 0 and cl.signed(1, None) == 0
     assert cl.interval_verdict([0.1, 0.1]) == "inconclusive" and cl.interval_verdict([None, None]) == "inconclusive"
+
+
+def test_a_collapsed_dense_group_excludes_every_group():
+    s, a = study({"m-os@0.5": group()})
+    s["noise_floor"] = {**FLOOR, "dense_collapsed": True, "dense_majority_pred_share": 0.99}
+    out = cl.claims({"bert": s}, {"bert": a})
+    assert out["a_pie_accuracy_collapse"]["verdict"] == "inconclusive"
+    assert "dense" in out["a_pie_accuracy_collapse"]["excluded"]["bert/m-os@0.5"]

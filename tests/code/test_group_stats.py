@@ -48,6 +48,7 @@ def test_collapse_is_one_class_for_more_than_95_percent():
     assert r.summary["a@0.9"]["majority_pred_share"] == pytest.approx(0.96) and r.summary["a@0.9"]["collapsed"] is True
     assert r.summary["b@0.9"]["majority_pred_share"] == pytest.approx(0.94) and r.summary["b@0.9"]["collapsed"] is False
     assert r.summary["c@0.9"]["collapsed"] is True
+    assert r.noise_floor["dense_majority_pred_share"] == 0.5 and r.noise_floor["dense_collapsed"] is False
     # Models collapsed to different classes are each collapsed: per model, then averaged.
     mixed = np.stack([np.zeros(100, np.int64), np.ones(100, np.int64)])
     assert gs.majority_pred_share(mixed, "single_label") == 1.0
