@@ -109,3 +109,13 @@ def test_a_collapsed_dense_group_excludes_every_group():
     out = cl.claims({"bert": s}, {"bert": a})
     assert out["a_pie_accuracy_collapse"]["verdict"] == "inconclusive"
     assert "dense" in out["a_pie_accuracy_collapse"]["excluded"]["bert/m-os@0.5"]
+
+
+def test_the_report_table_says_each_claim_in_plain_words():
+    from pie_mlops.report.claims import claims_html
+
+    s, a = study({"m-os@0.5": group(), "r-os@0.5": group(drop_pie=0.5), "c-os@0.9": group(collapsed=True)})
+    html = claims_html({"dataset": "rt", **cl.claims({"bert": s}, {"bert": a})})
+    assert html.index("(a) Accuracy collapses on PIEs") < html.index("(e) The transformer is more prone")
+    assert ">holds<" in html and ">inconclusive<" in html and "95% CI [" in html
+    assert "bert/c-os@0.9" in html  # left out of every claim, and said so

@@ -153,3 +153,5 @@ def test_claims_json_is_written_with_a_verdict_per_claim(store):
 
     html = build_report(Path(store["result"]["out"]).parent, store["root"] / "pies_report").read_text()
     assert html.index("The paper's claims") < html.index("<h2>synthetic_nli/bert")
+    collapsed = [g for g, v in summary.items() if g != "noise_floor" and v["collapsed"]]
+    assert ("Collapsed groups" in html) == bool(collapsed)  # shown apart from the others
