@@ -5,8 +5,8 @@ The compare stage runs arch by arch (one DVC stage each), and claim (e) needs tw
 so this step reads what is on disk: every `<out>/<arch>/` beside the one just written that
 holds a summary.json and an analysis.json. Each compare run ends with it, so after the last
 architecture the file covers them all; the `report` stage (which depends on the whole
-reports/compare tree) then shows it. With an `out` template without `{arch}`, the one
-directory is the only architecture and claims.json goes inside it.
+reports/compare tree) then shows it. With another `out` layout, only the architectures of
+the call are read, and claims.json goes inside the first one's directory.
 """
 
 from __future__ import annotations
@@ -19,22 +19,36 @@ from pie_mlops.errors import PieError
 ARCH_FIELD = "{arch}"
 
 
+def _archs(params: dict) -> list[str]:
+    arch = params["arch"]
+    return [str(a) for a in arch] if isinstance(arch, (list, tuple)) else [str(arch)]
+
+
+def _siblings(params: dict) -> bool:
+    """True for the usual layout, `.../<dataset>/{arch}`: one directory per arch side by side."""
+    return str(params["out"]).rstrip("/").endswith("/" + ARCH_FIELD)
+
+
 def claims_path(params: dict) -> Path:
-    """Where claims.json goes for params' dataset: the parent of `out`'s per-arch directories."""
-    out = str(params["out"])
-    if ARCH_FIELD in out:
-        return Path(out.split(ARCH_FIELD)[0].format(dataset=params["dataset"])) / "claims.json"
-    return Path(out.format(dataset=params["dataset"])) / "claims.json"
+    """Where claims.json goes: beside the per-arch directories (`<out parent>/claims.json`),
+    or, for another `out` layout, inside the first architecture's directory."""
+    out = str(params["out"]).rstrip("/")
+    if _siblings(params):
+        return Path(out[:-len(ARCH_FIELD)].format(dataset=params["dataset"])) / "claims.json"
+    return Path(out.format(dataset=params["dataset"], arch=_archs(params)[0])) / "claims.json"
 
 
 def compare_dirs(params: dict) -> dict[str, Path]:
-    """{arch: directory} of every finished comparison of params' dataset."""
-    path = claims_path(params)
-    if ARCH_FIELD not in str(params["out"]):
-        candidates = [path.parent]
+    """{arch: directory} of every finished comparison of params' dataset: every sibling
+    directory in the usual layout (the other architectures' DVC stages wrote them), else
+    those of params' architectures."""
+    if _siblings(params):
+        parent = claims_path(params).parent
+        candidates = sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if parent.is_dir() else []
     else:
-        candidates = sorted(p for p in path.parent.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-            if path.parent.is_dir() else []
+        out = str(params["out"])
+        candidates = [Path(out.format(dataset=params["dataset"], arch=a)) for a in _archs(params)]
     found = {}
     for d in candidates:
         if (d / "summary.json").is_file() and (d / "analysis.json").is_file():

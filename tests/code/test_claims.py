@@ -119,3 +119,30 @@ def test_the_report_table_says_each_claim_in_plain_words():
     assert html.index("(a) Accuracy collapses on PIEs") < html.index("(e) The transformer is more prone")
     assert ">holds<" in html and ">inconclusive<" in html and "95% CI [" in html
     assert "bert/c-os@0.9" in html  # left out of every claim, and said so
+
+
+def test_claims_json_sits_beside_the_arch_directories_or_inside_the_only_one(tmp_path):
+    from pie_mlops.stages.claims import claims_path, compare_dirs, write_claims
+
+    params = {"dataset": "rt", "arch": ["bert"], "out": str(tmp_path / "{dataset}" / "{arch}"), "seed": 0}
+    assert claims_path(params) == tmp_path / "rt" / "claims.json"
+    s, a = study({"m-os@0.5": group()})
+    for arch in ("bert", "bilstm"):  # bilstm written by another (DVC) stage: read all the same
+        d = tmp_path / "rt" / arch
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps(s))
+        (d / "analysis.json").write_text(json.dumps({**a, "meta": {"arch": arch}}))
+    (tmp_path / "rt" / ".bert.tmp-x").mkdir()  # a staging directory is not a comparison
+    assert set(compare_dirs(params)) == {"bert", "bilstm"}
+    out = json.loads(write_claims(params).read_text())
+    assert out["architectures"] == ["bert", "bilstm"] and set(out["seeds_per_group"]) == {"bert", "bilstm"}
+    assert out["e_transformer_more_prone"]["groups"] == ["m-os@0.5"]
+    other = dict(params, out=str(tmp_path / "{arch}-{dataset}"))
+    assert claims_path(other) == tmp_path / "bert-rt" / "claims.json" and compare_dirs(other) == {}
+    from pie_mlops.errors import PieError
+
+    with pytest.raises(PieError, match="no comparison"):
+        write_claims(other)
+    (tmp_path / "rt" / "bert" / "summary.json").write_text("{not json")
+    with pytest.raises(PieError, match="summary.json: unreadable"):
+        write_claims(params)
