@@ -70,8 +70,10 @@ def _load(path: Path) -> dict:
         raise PieError(f"{path}: unreadable ({str(exc).splitlines()[0]}); re-run `pie-mlops compare`") from None
 
 
-def write_claims(params: dict) -> Path:
-    """Compute the claims from every comparison on disk and write claims.json atomically."""
+def write_claims(params: dict, run_ids: list[str] = ()) -> Path:
+    """Compute the claims from every comparison on disk and write claims.json atomically;
+    then log it on each compare run of `run_ids` (MLflow mode), or on the active run (under
+    `mlflow run`)."""
     from pie_mlops.analysis.claims import claims
     from pie_mlops.analysis.run import clean
     from pie_mlops.atomic import write_text
@@ -86,4 +88,12 @@ def write_claims(params: dict) -> Path:
     result = {"dataset": params["dataset"], "architectures": sorted(dirs), **result}
     path = claims_path(params)
     write_text(path, json.dumps(clean(result), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    verdicts = {k: v["verdict"] for k, v in result.items() if isinstance(v, dict) and "verdict" in v}
+    if run_ids:
+        from pie_mlops.tracking.compare import log_claims
+        for run_id in run_ids:
+            log_claims(run_id, path, verdicts)
+    else:
+        from pie_mlops.tracking import log_artifacts_if_active
+        log_artifacts_if_active([path], "compare")
     return path

@@ -55,7 +55,7 @@ def compare(params: dict, predictions_dir: str | Path | None = None, progress: b
     results = [compare_one(params, str(arch), predictions_dir, progress) for arch in archs]
     # The claims need every architecture of the dataset: recomputed from all on disk each time.
     from pie_mlops.stages.claims import write_claims
-    claims = str(write_claims(params))
+    claims = str(write_claims(params, [r["run_id"] for r in results if r.get("run_id")]))
     return [dict(r, claims=claims) for r in results]
 
 

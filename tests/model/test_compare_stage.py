@@ -146,6 +146,10 @@ def test_claims_json_is_written_with_a_verdict_per_claim(store):
         for group in c["groups"]:  # only eligible groups: never collapsed, always above the floor
             s = summary[group.split("/", 1)[1]] if "/" in group else summary[group]
             assert not s["collapsed"] and s["above_floor"]
+    # On the compare run too: the file, and each verdict as a tag.
+    run = _client().get_run(store["result"]["run_id"])
+    assert run.data.tags["claim.a_pie_accuracy_collapse"] == claims["a_pie_accuracy_collapse"]["verdict"]
+    assert "compare/claims.json" in {f.path for f in _client().list_artifacts(run.info.run_id, "compare")}
     # One architecture only: the transformer-vs-BiLSTM claim cannot be tested.
     assert claims["e_transformer_more_prone"]["verdict"] == "inconclusive"
     # The report stage puts the claims table first.
