@@ -95,7 +95,10 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 
 def _ci(v) -> str:
-    return f"[{_fmt(v[0])}, {_fmt(v[1])}]" if isinstance(v, (list, tuple)) and len(v) == 2 else _fmt(v)
+    """A [low, high] interval as plain text (the table cell escapes it)."""
+    if not isinstance(v, (list, tuple)) or len(v) != 2 or v[0] is None or v[1] is None:
+        return "n/a"
+    return f"[{v[0]:.3f}, {v[1]:.3f}]"
 
 
 def _section(title: str, how: str, body: str) -> str:
