@@ -74,6 +74,10 @@ def pies_vs_sparsity(df: pd.DataFrame, floor: dict, label: str) -> bytes:
                    label=f"noise floor (dense vs dense, {floor['k']} vs {floor['k']} seeds)")
     for method, d in df.groupby("method"):
         ax.plot(d["sparsity"], d["pie_share"], "o-", color=col[method], label=method)
+        if "pie_share_ci" in d:  # 95% bootstrap interval over seeds
+            ci = [v if isinstance(v, (list, tuple)) and None not in v else [np.nan, np.nan] for v in d["pie_share_ci"]]
+            lo, hi = np.array(ci, float).T
+            ax.vlines(d["sparsity"], lo, hi, color=col[method], alpha=0.6, lw=1)
         for s, n, y in zip(d["sparsity"], d["n_pies"], d["pie_share"]):
             ax.annotate(str(int(n)), (s, y), textcoords="offset points", xytext=(0, 4), fontsize=6, ha="center")
     ax.set(xlabel="sparsity", ylabel="PIE share of examples", title=f"{label}: PIEs against sparsity (labels: count)")
@@ -89,10 +93,14 @@ def el2n_bins(influence: dict, groups: list[str], label: str) -> bytes:
     for g in groups:
         bins = pd.DataFrame(influence[g]["bins"])
         a1.plot(bins["bin"], bins["pie_share"], "o-", ms=3, color=col[method_of(g)], label=g)
-        a2.plot(bins["bin"], bins["loss_ratio"], "o-", ms=3, color=col[method_of(g)], label=g)
+        # The paper's seed-paired ratio where there is one, else the ratio of means.
+        ratio = bins["paired_loss_ratio"] if bins.get("paired_loss_ratio") is not None \
+            and bins["paired_loss_ratio"].notna().any() else bins["loss_ratio"]
+        a2.plot(bins["bin"], ratio, "o-", ms=3, color=col[method_of(g)], label=g)
     a1.set(xlabel="EL2N percentile bin (1 = easiest, 20 = hardest)", ylabel="training-set PIE share",
            title=f"{label}: PIEs by influence")
-    a2.set(xlabel="EL2N percentile bin", ylabel="pruned / dense loss (log)", title=f"{label}: damage by influence",
+    a2.set(xlabel="EL2N percentile bin", ylabel="pruned / dense loss, seed-paired (log)",
+           title=f"{label}: damage by influence",
            yscale="log")
     a2.axhline(1.0, color="black", lw=1, ls="--")
     a1.legend(fontsize=7)
