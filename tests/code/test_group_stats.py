@@ -6,7 +6,7 @@ import pytest
 
 from pie_mlops.analysis import group_stats as gs
 from pie_mlops.analysis.stats import bootstrap_ci, clears_floor
-from pie_mlops.pies import GroupStack, Stacked, compare
+from pie_mlops.pies import GroupStack, Stacked, compare, model_predictions
 
 
 def onehot(preds, n_classes=2) -> np.ndarray:
@@ -113,3 +113,20 @@ def test_bootstrap_ci_and_floor_rule():
     floor = {"share": 0.1, "ci": [0.05, 0.15]}
     assert clears_floor([0.16, 0.3], floor) and not clears_floor([0.14, 0.3], floor)
     assert not clears_floor([0.5, 0.6], {"share": None, "ci": [None, None]})
+
+
+def test_multi_label_modal_scores_are_macro_f1_and_a_constant_label_set_collapses():
+    labels = np.array([[1, 0], [0, 1]], np.int8)
+    dense = np.where(np.tile(labels, (3, 1, 1)) == 1, 5.0, -5.0).astype(np.float32)
+    pruned = np.where(np.tile([[1, 1], [0, 1]], (3, 1, 1)) == 1, 5.0, -5.0).astype(np.float32)
+    thr = np.full(3, 0.5, np.float32)
+    s = Stacked("test", "multi_label", np.array(["e0", "e1"]), labels,
+                {"dense": GroupStack(np.arange(3), dense, thr), "p@0.5": GroupStack(np.arange(3), pruned, thr)})
+    r = gs.add_statistics(compare(s), n_boot=10)
+    g = r.summary["p@0.5"]
+    assert r.flags["p@0.5"].tolist() == [True, False]
+    # On the PIE (e0): label 0 right (F1 1), label 1 wrongly on (F1 0): macro-F1 0.5.
+    assert g["pruned_modal_acc_pie"] == 0.5 and g["dense_modal_acc_pie"] == 1.0
+    assert g["majority_pred_share"] == 0.5 and g["collapsed"] is False  # two label sets, one each
+    same = np.tile(np.where(np.array([[1, 1]]) == 1, 5.0, -5.0), (3, 2, 1)).astype(np.float32)
+    assert gs.majority_pred_share(model_predictions(same, "multi_label", thr), "multi_label") == 1.0
