@@ -38,16 +38,20 @@ DEFAULTS = {
     "threshold": "global",  # unstructured: one threshold over all prunable weights, or per_layer
     "include": None,  # fnmatch patterns of prunable weight names; None: every Linear/LSTM weight but the classifier
     "exclude": None,
-    "epochs_per_step": 1,  # E: ft/wr prune at the ends of epochs E, 2E, 3E and train 4E epochs; ai trains E
+    "prunable": "linear",  # or paper: every leaf weight but embeddings and classifier (LayerNorm, pooler too)
+    "epochs_per_step": 1,  # E: ft/wr prune at the ends of epochs E, 2E, 3E and train 4E epochs; ai trains E; dense: E = the dense model's epochs
     "steps": 3,
     "recovery_steps": 0,  # os: fine-tuning steps after pruning (0: none)
     "impact_batches": 10,  # impact criterion: gradients summed over this many batches...
     "impact_batch_size": 10,  # ...of this many training examples (the paper's 10 x 10)
+    "impact_grads": "sum",  # or last: only the last batch's gradient, as the paper's code leaves it
     "batch_size": 32,
     "lr": None,  # None: the tuned value (params/best_*), else the architecture's default
     "warmup_ratio": 0.1,
     "weight_decay": 0.01,
-    "max_length": 128,
+    "max_length": 128,  # or per dataset: {rotten_tomatoes: 128, bbc_news: 512}; keep equal to train's
+    "optimizer": "adamw_warmup",  # or adam_constant (the paper's), for ft/wr/ai and the os recovery
+    "dropout": None,  # bilstm ft/wr/ai: keep equal to train's (the paper's: 0)
     "best_params": "params/best_{dataset}_{arch}.yaml",
     "predict_train": True,  # train-split predictions too (training-set PIEs for the EL2N bins)
     "predict_validation": True,  # validation predictions
@@ -104,7 +108,10 @@ def plan_jobs(params: dict) -> list[dict]:
                            "then recover); set prune.schedules: [os]")
         if "random" in criteria:
             raise PieError("structured scope ranks heads and neurons by magnitude or impact, not random")
-    for key in ("epochs_per_step", "steps", "impact_batches", "impact_batch_size", "batch_size"):
+    from pie_mlops.fidelity import check_prune_options
+
+    check_prune_options(params, arch, scope)  # prunable, optimizer, impact_grads, dropout, epochs_per_step
+    for key in ("steps", "impact_batches", "impact_batch_size", "batch_size"):
         if int(params[key]) < 1:
             raise PieError(f"prune.{key} must be >= 1, got {params[key]!r}")
     if int(params["recovery_steps"]) < 0:
@@ -146,6 +153,18 @@ def _hyperparameters(params: dict) -> dict:
     return hp
 
 
+def _epochs_per_step(params: dict, jobs: list[dict], versions: dict) -> dict:
+    """seed -> E; `dense`: the epochs its dense run logged (the paper ties E to them)."""
+    from pie_mlops import tracking
+    from pie_mlops.pruning.schedules import resolve_epochs_per_step
+
+    value = params["epochs_per_step"]
+    if value == "dense" and all(j["schedule"] == "os" for j in jobs):
+        value = 1  # os trains no schedule: no need to look the dense epochs up
+    return {seed: resolve_epochs_per_step(value, tracking.run_param(mv.run_id, "epochs") if value == "dense" else None)
+            for seed, mv in versions.items()}
+
+
 def _check_dense(name: str, seeds: list[int], md5: str) -> dict:
     """The dense version of every seed, which must exist and be trained on the current data."""
     from pie_mlops import tracking
@@ -179,6 +198,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta
     from pie_mlops.data.splits import subsample
+    from pie_mlops.fidelity import identity_extras
 
     data_path = Path(params["data_dir"]) / params["dataset"]
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
@@ -190,6 +210,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
         for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
     versions = _check_dense(name, seeds, md5)
+    epochs = _epochs_per_step(params, jobs, versions)
     meta, splits = read_dataset(data_path)
     splits["train"] = subsample(splits["train"], params.get("max_train_examples"))
 
@@ -201,7 +222,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
                                        "steps", "recovery_steps", "impact_batches", "impact_batch_size",
                                        "predict_train", "predict_validation", "predict_test",
                                        "max_train_examples")}
-        plan.update(hp, **job)
+        plan.update(hp, **identity_extras(params), **job, epochs_per_step=epochs[seed])
         if plan["schedule"] != "os":
             plan.pop("recovery_steps")
         tags = {"stage": "prune", "dataset": plan["dataset"], "arch": plan["arch"], "group": job["group"],
@@ -286,6 +307,7 @@ def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, de
     import copy
 
     from pie_mlops import tracking
+    from pie_mlops.fidelity import model_kwargs
     from pie_mlops.models import build_model
 
     if plan["schedule"] == "os":
@@ -295,4 +317,4 @@ def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, de
         return copy.deepcopy(dense["model"])
     return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
                        model_path=plan["model_path"] if plan["arch"] == "bert" else None,
-                       max_length=plan["max_length"])
+                       **model_kwargs(plan["arch"], plan, "prune"))
