@@ -19,9 +19,30 @@ SECTIONS = {"materialize": materialize, "check": check, "tune": tune, "train": t
             "compare": compare_study, "report": report, "worker": worker}
 
 
+REPRO = ROOT / "profiles" / "repro.yaml"
+
+
+@pytest.mark.parametrize("profile", [PAPER, REPRO], ids=["paper", "repro"])
 @pytest.mark.parametrize("section", sorted(SECTIONS))
-def test_paper_profile_loads_with_every_stage_schema(section):
-    load_section(section, SECTIONS[section].DEFAULTS, PAPER)  # PieError on any unknown key
+def test_paper_profiles_load_with_every_stage_schema(section, profile):
+    load_section(section, SECTIONS[section].DEFAULTS, profile)  # PieError on any unknown key
+
+
+def test_repro_profile_has_the_scope_the_reproduction_needs():
+    t = load_section("train", train.DEFAULTS, REPRO)
+    p = load_section("prune", prune.DEFAULTS, REPRO)
+    paper = load_section("prune", prune.DEFAULTS, PAPER)
+    for key in ("threshold", "prunable", "epochs_per_step", "impact_grads", "optimizer", "dropout"):
+        assert p[key] == paper[key], key  # the paper's method
+    assert p["dataset"] == t["dataset"] == "rotten_tomatoes"
+    bilstm, bert = for_arch(p, "bilstm", "prune"), for_arch(p, "bert", "prune")
+    assert len(train.seeds_for(t, "bilstm")) >= 20 and len(train.seeds_for(p, "bilstm", "prune")) >= 20
+    assert len(train.seeds_for(t, "bert")) >= 10 and len(train.seeds_for(p, "bert", "prune")) >= 10
+    assert len({j["sparsity"] for j in prune.plan_jobs(bilstm)}) >= 3
+    assert len({(j["criterion"], j["schedule"]) for j in prune.plan_jobs(bilstm)}) == 8
+    bert_methods = {(j["criterion"], j["schedule"]) for j in prune.plan_jobs(bert)}
+    assert any(s == "os" for _, s in bert_methods) and any(s in ("ft", "wr", "ai") for _, s in bert_methods)
+    assert for_arch(t, "bert")["max_train_examples"] == bert["max_train_examples"]  # training-set PIEs match
 
 
 def test_paper_profile_holds_the_papers_method_for_both_architectures():
