@@ -8,15 +8,22 @@ made before these options existed keep their identity. Pure: no I/O.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from pie_mlops.errors import PieError
 
+# The option types; pie_mlops/schema.py types the params with them (ours first: the default).
+Prunable = Literal["linear", "paper"]  # prune: Linear/LSTM matrices, or the paper's leaf weights
+Optimizer = Literal["adamw_warmup", "adam_constant"]  # train and prune (pie_mlops/optim.py)
+ImpactGrads = Literal["sum", "last"]  # prune: the 10 batches' gradients summed, or the last one (paper)
 # option -> (our default, the allowed values; None: any number or null)
 OPTIONS = {
-    "prunable": ("linear", ("linear", "paper")),  # prune: Linear/LSTM matrices, or the paper's leaf weights
-    "optimizer": ("adamw_warmup", ("adamw_warmup", "adam_constant")),  # train and prune (pie_mlops/optim.py)
-    "impact_grads": ("sum", ("sum", "last")),  # prune: the 10 batches' gradients summed, or the last (paper)
+    "prunable": ("linear", get_args(Prunable)),
+    "optimizer": ("adamw_warmup", get_args(Optimizer)),
+    "impact_grads": ("sum", get_args(ImpactGrads)),
     "dropout": (None, None),  # bilstm only; null: the architecture's default (0.1); the paper's is 0
 }
+OURS = {k: ours for k, (ours, _) in OPTIONS.items()}
 # keys that may also be given per dataset: {rotten_tomatoes: 128, bbc_news: 512}
 PER_DATASET = ("max_length",)
 

@@ -26,25 +26,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pie_mlops.errors import DataQualityError, PieError
+from pie_mlops.schema import defaults
 
-DEFAULTS = {
-    "dataset": "rotten_tomatoes",
-    "arch": ["bert", "bilstm"],  # one comparison per architecture
-    "data_dir": "data",
-    "split": "test",
-    "min_seeds": 3,
-    "snapshot": "train@epoch1",  # the dense seeds' early-training predictions, for EL2N
-    "out": "reports/compare/{dataset}/{arch}",
-    "checks_dir": "reports/prediction_checks/{dataset}/{arch}",
-    "n_boot": 200,  # bootstrap replicates for the noise floor and stability intervals
-    "seed": 0,
-    "champion_tolerance": 0.02,  # accuracy a champion may lose vs dense, on all and on sensitive examples
-    "export_pies": True,  # each group's PIEs as a dataset in the dataset contract
-    # Only the (group, seed) models whose predictions are under <predictions_dir>/<dataset>/<arch>
-    # (what train and prune produce for the current params), so a DVC experiment compares
-    # its own grid; null: every finished model in the MLflow store.
-    "predictions_dir": "predictions",
-}
+DEFAULTS = defaults("compare")  # pie_mlops/schema.py: the one source of defaults and types
 
 
 def compare(params: dict, predictions_dir: str | Path | None = None, progress: bool = True) -> list[dict]:

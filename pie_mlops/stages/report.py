@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pie_mlops.errors import PieError
+from pie_mlops.schema import defaults
 
-DEFAULTS = {"compare_root": "reports/compare", "out": "reports/pies"}
+DEFAULTS = defaults("report")  # pie_mlops/schema.py
 
 
 def find_compare_dirs(root: str | Path) -> list[Path]:

@@ -16,7 +16,7 @@ from pie_mlops.stages.report import build_report
 
 def _params(data_dir, out, **kw):
     return dict(DEFAULTS, dataset="synthetic_nli", arch="bert", data_dir=str(data_dir), out=str(out),
-                min_seeds=3, n_boot=20, **kw)
+                split="test", min_seeds=3, n_boot=20, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,9 @@
-"""profiles/paper.yaml: it loads with every stage's schema and holds the paper's settings; the
-fidelity options resolve and reject bad values; dvc.yaml lists the keys train and prune read."""
+"""profiles/paper.yaml and profiles/repro.yaml: they load with every stage's schema and hold the
+paper's settings; the fidelity options resolve and reject bad values."""
 
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pie_mlops.errors import PieError
 from pie_mlops.fidelity import check_options, identity_extras, model_kwargs
@@ -109,10 +108,3 @@ def test_plan_jobs_rejects_paper_options_that_cannot_apply():
         prune.plan_jobs(dict(base, epochs_per_step="twice"))
     with pytest.raises(PieError, match="one value per dataset but none for 'imdb'"):
         for_arch(dict(base, dataset="imdb", max_length={"rotten_tomatoes": 128}), "bert", "prune")
-
-
-@pytest.mark.parametrize("stage, module", [("train", train), ("prune", prune)])
-def test_dvc_yaml_lists_every_key_the_stage_reads(stage, module):
-    doc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    listed = {p.split(".", 1)[1] for p in doc["stages"][stage]["do"]["params"]}
-    assert set(module.DEFAULTS) - {"arch"} <= listed

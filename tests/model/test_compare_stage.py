@@ -29,16 +29,17 @@ def store(tmp_path_factory, tokenizer):
     seeds = [0, 1, 2]
     params = dict(COMPARE, dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
                   out=str(root / "reports" / "{dataset}" / "{arch}"),
-                  checks_dir=str(root / "checks" / "{dataset}" / "{arch}"), n_boot=20, champion_tolerance=1.0)
+                  checks_dir=str(root / "checks" / "{dataset}" / "{arch}"), split="test", n_boot=20,
+                  champion_tolerance=1.0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
             mp.delenv(var, raising=False)
         mp.chdir(root)
         # Enough training that the models learn something and pruning can break it.
-        train_stage(dict(TRAIN, **common, seeds=seeds, epochs=4), progress=False)
+        train_stage(dict(TRAIN, **common, seeds=seeds, epochs=4, snapshot_epochs=[1]), progress=False)
         prune_stage(dict(PRUNE, **common, criteria=["magnitude", "random"], schedules=["os"], sparsities=[0.5, 0.9],
-                         seeds=seeds), progress=False)
+                         seeds=seeds, predict_test=True), progress=False)
         [result] = compare(params, None, progress=False)
         yield {"root": root, "params": params, "result": result}
 
