@@ -60,6 +60,7 @@ class Tune(Section):
     max_train_examples: int | None = Field(300, ge=1)  # a fixed seeded subsample keeps a trial to seconds
     max_validation_examples: int | None = Field(300, ge=1)
     max_length: int = Field(128, ge=8)
+    optimizer: Optimizer = OURS["optimizer"]  # search with the optimizer train will use (paper: adam_constant)
     out: str = "params/best_{dataset}_{arch}.yaml"
     space: dict[str, dict[str, Any]] = Field(default_factory=_bert_space)
 

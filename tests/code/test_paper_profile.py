@@ -60,6 +60,7 @@ def test_paper_profile_holds_the_papers_method_for_both_architectures():
             ("impact", "ai"), ("random", "ft"), ("random", "ai")}  # the paper's 8: no random-wr
         assert all(j["threshold"] == "per_layer" for j in jobs)
     assert resolve(for_arch(t, "bilstm"), "bilstm")["dropout"] == 0.0
+    assert load_section("tune", tune.DEFAULTS, PAPER)["optimizer"] == "adam_constant"  # tuned as trained
     assert model_kwargs("bilstm", for_arch(t, "bilstm"), "train") == {"max_length": 128, "dropout": 0.0}
     assert model_kwargs("bert", for_arch(t, "bert"), "train") == {"max_length": 128}
     assert for_arch(dict(t, dataset="bbc_news"), "bert")["max_length"] == 512
