@@ -311,7 +311,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
 
         from pie_mlops.tracking import log_artifacts_if_active
 
-        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"])
+        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"],
+                               int(params.get("n_boot", 200)), int(params.get("seed", 0)))
         _print_summary(result.summary)
         out = Path(given["out"])
         log_artifacts_if_active([out / "pies.parquet", out / "summary.json"], "compare")  # under `mlflow run`
@@ -319,7 +320,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
         return
     from pie_mlops.stages.compare_study import compare as run
 
-    for res in run(params, predictions or None):
+    results = run(params, predictions or None)
+    for res in results:
         click.echo(f"{res['dataset']}/{res['arch']}:")
         _print_summary(res["summary"])
         floor = res["noise_floor"]
@@ -331,6 +333,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
                    if champ.get("version") else "") if champ else "  champion: none within tolerance")
         click.echo(f"  outputs: {res['out']}  report: {res['out']}/report/index.html"
                    + (f"  MLflow run: {res['run_id']}" if res.get("run_id") else ""))
+    if results:
+        click.echo(f"claims (every architecture of the dataset): {results[0]['claims']}")
 
 
 def _print_summary(summary: dict) -> None:

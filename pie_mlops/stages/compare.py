@@ -215,7 +215,12 @@ def write_outputs(result: CompareResult, out: str | Path) -> None:
     check_out_dir(out)
     with atomic_file(out / "pies.parquet") as tmp:
         result.pies.to_parquet(tmp, index=False)
-    write_text(out / "summary.json", json.dumps(result.summary, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    from pie_mlops.analysis.run import clean
+
+    summary = dict(result.summary)
+    if result.noise_floor is not None:  # beside the groups (DESIGN.md §3)
+        summary["noise_floor"] = result.noise_floor
+    write_text(out / "summary.json", json.dumps(clean(summary), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def check_out_dir(out: Path) -> None:
@@ -230,12 +235,16 @@ def check_out_dir(out: Path) -> None:
         raise PieError(f"--out {out}: directory is not writable")
 
 
-def compare_files(predictions: str | Path, out: str | Path, split: str = "test", min_seeds: int = 3) -> CompareResult:
-    """File mode: read, compare, write. Any contract error raises before anything is written."""
+def compare_files(predictions: str | Path, out: str | Path, split: str = "test", min_seeds: int = 3,
+                  n_boot: int = 200, seed: int = 0) -> CompareResult:
+    """File mode: read, compare, add the statistics (CIs, modal accuracies, collapse, noise
+    floor), write. Any contract error raises before anything is written."""
+    from pie_mlops.analysis.group_stats import add_statistics
+
     stacked = load_predictions_dir(predictions, split)
     if not set(stacked.groups) - {"dense"}:
         raise PieError(f"{predictions}: only the dense group in split {split!r}; a comparison needs a pruned "
                        f"group (<criterion>-<schedule>@<sparsity>) too")
-    result = compare(stacked, min_seeds)
+    result = add_statistics(compare(stacked, min_seeds), n_boot, seed)
     write_outputs(result, out)
     return result

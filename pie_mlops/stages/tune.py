@@ -170,7 +170,8 @@ def tune(params: dict, progress: bool = True) -> dict:
             hp = suggest(trial, params["space"])
             cfg = TrainConfig(epochs=int(hp.get("epochs", 3)), batch_size=int(hp.get("batch_size", 32)),
                               lr=hp.get("lr"), warmup_ratio=float(hp.get("warmup_ratio", 0.1)),
-                              seed=params["seed"], snapshot_epochs=(), progress=False)
+                              seed=params["seed"], snapshot_epochs=(), progress=False,
+                              optimizer=params.get("optimizer", "adamw_warmup"))
             with tracking.trial_run(parent_id, trial.number, hp) as log_epoch:
                 model = build_model(params["arch"], n_labels, task, seed=params["seed"],
                                     model_path=params["model_path"], max_length=params["max_length"])
