@@ -58,3 +58,16 @@ def log_compare_artifacts(run_id: str, out_dir: Path, table=None) -> None:
     if table is not None:
         with _fluent() as mlflow:
             mlflow.log_table(data=table, artifact_file="pie_summary.json", run_id=run_id)
+
+
+def clear_champion(name: str) -> str | None:
+    """Remove a stale `champion` alias (no version qualifies now); the version it named, if any."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        mv = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None  # no such alias (or no such model yet)
+    client.delete_registered_model_alias(name, "champion")
+    return str(mv.version)
