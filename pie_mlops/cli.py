@@ -135,7 +135,8 @@ def check(ctx: click.Context, names: tuple[str, ...], data_dir: str, report_dir:
 
 @cli.command()
 @click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: tune.dataset.")
-@click.option("--arch", "-a", default=None, metavar="bert|bilstm", help="Default: tune.arch.")
+@click.option("--arch", "-a", default=None, metavar="bert|bilstm[,...]",
+              help="Architecture(s), comma-separated; one study each. Default: tune.arch.")
 @click.option("--n-trials", default=None, metavar="N",
               help="Total trials the study should have; a re-run only adds the missing ones. Default: tune.n_trials.")
 @click.option("--storage", default=None,
