@@ -162,7 +162,8 @@ def tune(ctx: click.Context, **options) -> None:
     params = load_section("tune", DEFAULTS, ctx.obj["params_file"])
     params.update(_given(options))
     try:
-        params["n_trials"] = int(params["n_trials"])
+        n = params["n_trials"]  # one for all, or one per architecture
+        params["n_trials"] = {a: int(v) for a, v in n.items()} if isinstance(n, dict) else int(n)
     except ValueError:
         raise PieError(f"--n-trials must be a whole number, got {params['n_trials']!r}") from None
     run(params)
