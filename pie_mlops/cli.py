@@ -319,7 +319,7 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
                        f"{floor['floor_share']:.3f} [{floor['floor_low']:.3f}, {floor['floor_high']:.3f}]")
         champ = res["champion"]
         click.echo(f"  champion: {champ['group']} s{champ['seed']}" + (f" (version {champ['version']})"
-                   if champ.get("version") else "") if champ else "  champion: none within tolerance")
+                   if champ.get("version") else "") if champ else f"  champion: none ({res.get('champion_reason')})")
         click.echo(f"  outputs: {res['out']}  report: {res['out']}/report/index.html"
                    + (f"  MLflow run: {res['run_id']}" if res.get("run_id") else ""))
 

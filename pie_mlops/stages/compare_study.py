@@ -123,7 +123,7 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
     if params["export_pies"]:  # each dataset written atomically on its own, after the outputs
         _export_pies(core.pies, texts, meta, dataset, arch, split, Path(params["data_dir"]))
     result = {"dataset": dataset, "arch": arch, "out": str(out), "summary": core.summary,
-              "champion": champion, "noise_floor": analysis.get("noise_floor", {})}
+              "champion": champion, "champion_reason": verdict["reason"], "noise_floor": analysis.get("noise_floor", {})}
     if predictions_dir is None:
         result["run_id"] = _log_mlflow(params, dataset, arch, out, core, scores, runs, champion, analysis)
     else:
