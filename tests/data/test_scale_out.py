@@ -27,7 +27,7 @@ MODEL = "pie-synthetic_nli-bert"
 def scale_params(repo: Path, n_trials: int = 2) -> Path:
     """The tiny profile on bert only: 2 dense seeds, 4 pruned groups x 2 seeds, 1 compare."""
     doc = yaml.safe_load((repo / "profiles" / "tiny.yaml").read_text())
-    for section in ("train", "prune", "compare"):
+    for section in ("tune", "train", "prune", "compare"):
         doc[section]["arch"] = ["bert"]
     doc["tune"]["n_trials"] = n_trials
     path = repo / "scale.yaml"
