@@ -144,7 +144,8 @@ def check(ctx: click.Context, names: tuple[str, ...], data_dir: str, report_dir:
 
 @cli.command()
 @click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: tune.dataset.")
-@click.option("--arch", "-a", default=None, metavar="bert|bilstm", help="Default: tune.arch.")
+@click.option("--arch", "-a", default=None, metavar="bert|bilstm[,...]",
+              help="Architecture(s), comma-separated; one study each. Default: tune.arch.")
 @click.option("--n-trials", default=None, metavar="N",
               help="Total trials the study should have; a re-run only adds the missing ones. Default: tune.n_trials.")
 @click.option("--storage", default=None,
@@ -170,7 +171,8 @@ def tune(ctx: click.Context, **options) -> None:
     params = load_section("tune", DEFAULTS, ctx.obj["params_file"])
     params.update(_given(options))
     try:
-        params["n_trials"] = int(params["n_trials"])
+        n = params["n_trials"]  # one for all, or one per architecture
+        params["n_trials"] = {a: int(v) for a, v in n.items()} if isinstance(n, dict) else int(n)
     except ValueError:
         raise PieError(f"--n-trials must be a whole number, got {params['n_trials']!r}") from None
     run(params)
@@ -330,7 +332,7 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
                        f"{floor['floor_share']:.3f} [{floor['floor_low']:.3f}, {floor['floor_high']:.3f}]")
         champ = res["champion"]
         click.echo(f"  champion: {champ['group']} s{champ['seed']}" + (f" (version {champ['version']})"
-                   if champ.get("version") else "") if champ else "  champion: none within tolerance")
+                   if champ.get("version") else "") if champ else f"  champion: none ({res.get('champion_reason')})")
         click.echo(f"  outputs: {res['out']}  report: {res['out']}/report/index.html"
                    + (f"  MLflow run: {res['run_id']}" if res.get("run_id") else ""))
     if results:

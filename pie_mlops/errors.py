@@ -17,3 +17,12 @@ class JobFailedError(PieError):
     """A worker job failed on every retry: exit code 1. The message names the jobs and errors."""
 
     exit_code = 1
+
+
+class BaselineGateError(DataQualityError):
+    """Dense models no better than the trivial baseline: that architecture's comparison stops (exit 1).
+    `spec` holds the baseline and the dense models' scores (pie_mlops/stages/compare_gate.py)."""
+
+    def __init__(self, message: str, spec: dict | None = None):
+        super().__init__(message)
+        self.spec = spec

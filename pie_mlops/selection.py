@@ -9,6 +9,12 @@ higher subset accuracy, then the higher overall accuracy, then the lower seed.
 
 The union, not the candidate's own PIEs: on its own PIEs a candidate's modal label differs
 from dense by definition, so its accuracy there is low for every group and says nothing.
+
+`choose_champion` adds the guards against a model that learned nothing (docs/gates.md):
+the dense models must beat the trivial baseline by `min_gain`, and so must the champion;
+collapsed groups (one class for > 95% of examples) are neither candidates nor part of the
+sensitive subset; and with no sensitive examples there is nothing to judge a candidate on,
+so there is no champion rather than a vacuous pass.
 """
 
 from __future__ import annotations
@@ -34,19 +40,52 @@ def select_champion(candidates: pd.DataFrame, dense_acc_subset: float, dense_acc
     if candidates.empty:
         return None
     c = candidates.copy()
-    # An empty subset (no PIEs anywhere) constrains nothing: NaN counts as within tolerance.
-    sub_ok = c["acc_subset"].isna() | (c["acc_subset"] >= dense_acc_subset - tolerance - 1e-12)
+    # An empty subset (no PIEs anywhere) cannot vouch for anyone: NaN is not within tolerance.
+    sub_ok = c["acc_subset"].notna() & (c["acc_subset"] >= dense_acc_subset - tolerance - 1e-12)
     all_ok = c["acc_all"] >= dense_acc_all - tolerance - 1e-12
     ok = c[sub_ok & all_ok]
     if ok.empty:
         return None
-    ok = ok.assign(_sub=ok["acc_subset"].fillna(-1.0))
-    best = ok.sort_values(["sparsity", "_sub", "acc_all", "seed"], ascending=[False, False, False, True]).iloc[0]
+    best = ok.sort_values(["sparsity", "acc_subset", "acc_all", "seed"], ascending=[False, False, False, True]).iloc[0]
     row = {k: best[k] for k in ("group", "seed", "sparsity", "acc_subset", "acc_all")}
     row["seed"] = int(row["seed"])
     row["reason"] = (f"sparsest version within {tolerance:g} of dense: sparsity {row['sparsity']:g}, "
                      f"accuracy on the pruning-sensitive subset {_fmt(row['acc_subset'])} vs dense "
                      f"{_fmt(dense_acc_subset)}, on all examples {_fmt(row['acc_all'])} vs dense {_fmt(dense_acc_all)}")
+    return row
+
+
+def choose_champion(candidates: pd.DataFrame, dense_acc_subset: float, dense_acc_all: float, tolerance: float,
+                    *, baseline: float, min_gain: float, dense_scores: dict[str, float],
+                    collapsed: set[str] = frozenset(), baseline_name: str = "the trivial baseline") -> dict:
+    """The champion row (as `select_champion`) or `{"champion": None, "reason": ...}` saying why
+    no version qualifies. `dense_scores`: each dense model's score ("dense/s0": 0.67) on the
+    baseline's scale; `collapsed`: pruned groups that predict one class."""
+    bar = baseline + min_gain - 1e-12
+
+    def none(reason: str) -> dict:
+        return {"champion": None, "reason": reason, "baseline": baseline, "min_gain": min_gain}
+
+    weak = [f"{k} {v:.4f}" for k, v in sorted(dense_scores.items()) if not v >= bar]
+    if weak or not dense_scores:
+        return none(f"the dense models did not beat {baseline_name} {_fmt(baseline)} by {min_gain:g} "
+                    f"({', '.join(weak) or 'no dense models'}): nothing to compare a pruned version with")
+    c = candidates[~candidates["group"].isin(set(collapsed))] if not candidates.empty else candidates
+    if c.empty:
+        return none("no pruned version to choose from" if candidates.empty else
+                    f"every pruned group collapsed to one class ({', '.join(sorted(set(collapsed)))})")
+    if c["acc_subset"].isna().all():
+        return none("no pruning-sensitive examples (no PIEs in any non-collapsed group): the versions cannot "
+                    "be judged on them")
+    c = c[c["acc_all"] >= bar]
+    if c.empty:
+        return none(f"no pruned version beats {baseline_name} {_fmt(baseline)} by {min_gain:g}")
+    row = select_champion(c, dense_acc_subset, dense_acc_all, tolerance)
+    if row is None:
+        return none(f"no pruned version within {tolerance:g} of dense on all examples and on the "
+                    f"pruning-sensitive ones")
+    row.update(champion=f"{row['group']}-s{row['seed']}", baseline=baseline, min_gain=min_gain)
+    row["reason"] += f"; beats {baseline_name} {_fmt(baseline)} by {row['acc_all'] - baseline:.4f}"
     return row
 
 

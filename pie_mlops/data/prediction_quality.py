@@ -2,7 +2,9 @@
 
 The comparison is only as good as its inputs: every model must cover exactly the split's
 example ids, with finite logits, one per class; every group needs enough seeds; and dense
-runs must come from the current data version. Each check is judged by a real GX validation
+runs must come from the current data version. With a `baseline`, each dense model must also
+beat the trivial baseline (pie_mlops/baseline.py) by a margin: a model that learned
+nothing makes every PIE and champion after it noise. Each check is judged by a real GX validation
 over a small per-model (or per-group) frame, indexed by a readable key ("dense/s3"), so a
 failure names the models at fault. The GX machinery (suites, Data Docs) is the data gate's.
 """
@@ -46,7 +48,17 @@ def build_frames(predictions: pd.DataFrame, expected_ids: list[str], n_classes: 
     return {"models": models, "groups": groups}
 
 
-def plan_checks(n_classes: int, min_seeds: int, current_md5: str | None) -> list[Check]:
+def baseline_frame(baseline: dict) -> pd.DataFrame:
+    """One row per dense model: its gain over the baseline (-1 when it could not be scored,
+    so that it fails: GX skips NaN cells)."""
+    scores = baseline["scores"]
+    gains = [s - baseline["value"] if np.isfinite(s) else -1.0 for s in scores.values()]
+    return pd.DataFrame({"gain": np.asarray(gains, dtype=np.float64)},
+                        index=pd.Index(np.asarray(list(scores), dtype=object)))
+
+
+def plan_checks(n_classes: int, min_seeds: int, current_md5: str | None,
+                baseline: dict | None = None) -> list[Check]:
     checks = [
         Check("covers_split", "models", "ExpectColumnValuesToBeInSet", {"column": "covers_split", "value_set": [True]},
               "every model predicts exactly the split's example ids", column="example_id"),
@@ -63,19 +75,27 @@ def plan_checks(n_classes: int, min_seeds: int, current_md5: str | None) -> list
                             {"column": "data_md5", "value_set": [current_md5]},
                             f"every model was trained on the current data (data.dvc md5 {current_md5})",
                             column="data_md5"))
+    if baseline is not None:
+        checks.append(Check("dense_beats_baseline", "baseline", "ExpectColumnValuesToBeBetween",
+                            {"column": "gain", "min_value": float(baseline["min_gain"])},
+                            f"every dense model beats {baseline['name']} ({baseline['value']:.4f}) by at least "
+                            f"{float(baseline['min_gain']):g}", column="logits"))
     return checks
 
 
 def validate_predictions(predictions: pd.DataFrame, expected_ids: list[str], n_classes: int, min_seeds: int,
                          report_dir: Path, *, md5s: dict | None = None, current_md5: str | None = None,
-                         sample_ids: int = 5) -> dict:
+                         baseline: dict | None = None, sample_ids: int = 5) -> dict:
     """Run the checks; write `report_dir/result.json` and `report_dir/data_docs/`; return the result.
 
     `success` is False when any check failed (all are critical: a comparison over bad
-    predictions would be wrong, not merely weaker)."""
+    predictions would be wrong, not merely weaker). `baseline`: {name, value, min_gain,
+    scores: {"dense/s<seed>": score}} adds the dense_beats_baseline check."""
     report_dir = Path(report_dir)
     frames = build_frames(predictions, expected_ids, n_classes, md5s)
-    checks = plan_checks(n_classes, min_seeds, current_md5 if md5s is not None else None)
+    if baseline is not None:
+        frames["baseline"] = baseline_frame(baseline)
+    checks = plan_checks(n_classes, min_seeds, current_md5 if md5s is not None else None, baseline)
     with atomic_dir(report_dir / "data_docs") as tmp_docs:
         results, gate_ok = _gx_results("predictions", frames, checks, tmp_docs, sample_ids)
     entries = [_entry(c, r, sample_ids) for c, r in zip(checks, results)]
@@ -83,5 +103,9 @@ def validate_predictions(predictions: pd.DataFrame, expected_ids: list[str], n_c
                "n_failed": sum(not e["success"] for e in entries), "n_models": int(len(frames["models"])),
                "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "checks": entries, "data_docs": "data_docs/index.html"}
+    if baseline is not None:
+        summary["baseline"] = {k: baseline[k] for k in ("name", "value", "min_gain")}
+        summary["baseline"]["scores"] = {k: (float(v) if np.isfinite(v) else None)
+                                         for k, v in baseline["scores"].items()}
     write_text(report_dir / "result.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary

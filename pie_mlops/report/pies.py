@@ -106,16 +106,28 @@ def _section(title: str, how: str, body: str) -> str:
 
 
 def _headline(s: Study) -> str:
+    gate = s.analysis.get("baseline_gate") or {}
+    if gate.get("success") is False:  # the dense models learned nothing: docs/gates.md
+        return (f'<div class="box"><b>{escape(s.label)}</b>: stopped. The dense models did not beat the '
+                f"trivial baseline: {escape(str(gate.get('message', '')))}</div>")
     if s.df.empty:
         return f'<div class="box"><b>{escape(s.label)}</b>: no pruned groups.</div>'
-    worst = s.df.assign(gap=s.df["dense_acc_pie"].astype(float) - s.df["pruned_acc_pie"].astype(float))
-    worst = worst.sort_values("gap", ascending=False).iloc[0]
+    # A collapsed group (one class for > 95% of examples) has "PIEs" that are its minority class.
+    judged = s.df[~s.df["group"].map(lambda g: bool(s.summary[g].get("collapsed", False)))]
+    worst = judged.assign(gap=judged["dense_acc_pie"].astype(float) - judged["pruned_acc_pie"].astype(float))
+    worst = worst.dropna(subset=["gap"]).sort_values("gap", ascending=False)
+    if worst.empty:
+        gap = f"Largest PIE accuracy gap: none ({len(s.df) - len(judged)} of {len(s.df)} groups collapsed, no PIEs elsewhere)."
+    else:
+        worst = worst.iloc[0]
+        gap = (f"Largest PIE accuracy gap: <b>{escape(worst['group'])}</b>, dense {_fmt(worst['dense_acc_pie'])} "
+               f"vs pruned {_fmt(worst['pruned_acc_pie'])} on its {int(worst['n_pies'])} PIEs"
+               + (f" (collapsed groups left out: {len(s.df) - len(judged)})." if len(judged) < len(s.df) else "."))
     floor = s.analysis.get("noise_floor", {})
     above = [g for g, v in floor.get("groups", {}).items() if v.get("above_floor")]
     return (f'<div class="box"><b>{escape(s.label)}</b>: dense accuracy {_fmt(s.df["dense_acc_all"].mean())} '
             f"over {s.meta.get('n_dense_models')} seeds, {s.meta.get('n_examples')} {escape(s.meta.get('split', ''))} "
-            f"examples. Largest PIE accuracy gap: <b>{escape(worst['group'])}</b>, dense {_fmt(worst['dense_acc_pie'])} "
-            f"vs pruned {_fmt(worst['pruned_acc_pie'])} on its {int(worst['n_pies'])} PIEs. Noise floor "
+            f"examples. {gap} Noise floor "
             f"(dense vs dense): {_fmt(floor.get('floor_share'))} of examples; {len(above)} of {len(s.df)} groups lie "
             f"clearly above it.</div>")
 

@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from pie_mlops.errors import DataQualityError, PieError
+from pie_mlops.errors import BaselineGateError, DataQualityError, PieError
 from pie_mlops.schema import defaults
+from pie_mlops.stages.compare_gate import champion_verdict
 
 DEFAULTS = defaults("compare")  # pie_mlops/schema.py: the one source of defaults and types
 
@@ -39,10 +40,17 @@ def compare(params: dict, predictions_dir: str | Path | None = None, progress: b
     archs = [check_name("arch", a, "compare.arch") for a in archs]  # each becomes a path part of out
     if predictions_dir is not None and len(archs) != 1:
         raise PieError("--predictions holds one study: give exactly one --arch with it")
-    results = [compare_one(params, str(arch), predictions_dir, progress) for arch in archs]
+    results, stopped = [], []
+    for arch in archs:  # an architecture that learned nothing stops alone; the others still compare
+        try:
+            results.append(compare_one(params, str(arch), predictions_dir, progress))
+        except BaselineGateError as exc:
+            stopped.append(str(exc))
     # The claims need every architecture of the dataset: recomputed from all on disk each time.
     from pie_mlops.stages.claims import write_claims
     claims = str(write_claims(params, [r["run_id"] for r in results if r.get("run_id")]))
+    if stopped:
+        raise BaselineGateError("; ".join(stopped))
     return [dict(r, claims=claims) for r in results]
 
 
@@ -68,7 +76,12 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
             from pie_mlops.stages.collect import local_models
             keep = local_models(Path(params["predictions_dir"]) / dataset / arch)
         frames, md5s, runs = collect_splits(dataset, arch, split, wanted[1:], progress, keep)
-        _gate(frames[split], texts, meta, params, Path(str(params["checks_dir"]).format(**fmt)), md5s)
+        try:
+            _gate(frames[split], texts, meta, params, Path(str(params["checks_dir"]).format(**fmt)), md5s, arch)
+        except BaselineGateError as exc:
+            from pie_mlops.stages.compare_gate import stop
+            stop(out, meta, fmt, split, exc)
+            raise
         stacks = {s: pies.stack_split(f, s) for s, f in frames.items() if s == split or "dense" in set(f["group"])}
     else:
         stacks, runs = _read_dir(Path(predictions_dir), wanted), []
@@ -81,23 +94,25 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
         core, texts, train=stacks.get("train"), snapshot=stacks.get(params["snapshot"]),
         snapshot_name=params["snapshot"], label_names=list(meta["label_names"]), meta={"dataset": dataset, "arch": arch, "split": split},
         n_boot=int(params["n_boot"]), seed=int(params["seed"]), progress=progress, floor=core.noise_floor)
-    scores = model_scores(test, core.flags)
-    champion = _champion(scores, core.flags, float(params["champion_tolerance"]))
+    collapsed = {g for g, s in core.summary.items() if isinstance(s, dict) and s.get("collapsed", False)}
+    usable = {g: f for g, f in core.flags.items() if g not in collapsed}  # a collapsed group's PIEs are its minority class
+    scores = model_scores(test, usable, core.flags)
+    verdict = champion_verdict(scores, usable, params, test, collapsed)
+    champion = verdict if verdict.get("champion") else None
 
     with atomic_dir(out) as tmp:
         write_outputs(core, tmp)
         _dump(analysis, tmp / "analysis.json")
         complexity.to_parquet(tmp / "complexity.parquet", index=False)
         examples.to_parquet(tmp / "pie_examples.parquet", index=False)
-        _dump(champion or {"champion": None, "reason": "no pruned version within tolerance of dense"},
-              tmp / "champion.json")
+        _dump(verdict, tmp / "champion.json")
         _write_plot_tables(core.summary, analysis, arch, tmp / "plots")
         from pie_mlops.stages.report import build_report
         build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}", claims=False)
     if params["export_pies"]:  # each dataset written atomically on its own, after the outputs
         _export_pies(core.pies, texts, meta, dataset, arch, split, Path(params["data_dir"]))
     result = {"dataset": dataset, "arch": arch, "out": str(out), "summary": core.summary,
-              "champion": champion, "noise_floor": analysis.get("noise_floor", {})}
+              "champion": champion, "champion_reason": verdict["reason"], "noise_floor": analysis.get("noise_floor", {})}
     if predictions_dir is None:
         result["run_id"] = _log_mlflow(params, dataset, arch, out, core, scores, runs, champion, analysis)
     else:
@@ -130,23 +145,31 @@ def _check_ids(stacked, texts: pd.DataFrame, where: str) -> None:
                        f"{what} ({len(got)} vs {len(ids)} examples); compare with the dataset they were made on")
 
 
-def _gate(frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, params: dict, checks_dir: Path, md5s) -> None:
-    """Great-expectations checks on the predictions; a failure stops the stage (exit 1)."""
+def _gate(frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, params: dict, checks_dir: Path, md5s,
+          arch: str = "") -> None:
+    """Great-expectations checks on the predictions; a failure stops the stage (exit 1).
+    Dense models no better than the trivial baseline (and nothing else wrong) stop only `arch`."""
     from pie_mlops.data.prediction_quality import validate_predictions
+    from pie_mlops.stages.compare_gate import baseline_message, baseline_spec
     from pie_mlops.tracking import data_md5
 
     current = data_md5(Path(params["data_dir"])) if md5s is not None else None
+    spec = baseline_spec(frame, texts, meta, float(params["min_gain_over_baseline"]))
     result = validate_predictions(frame, texts["example_id"].astype(str).tolist(), len(meta["label_names"]),
-                                  int(params["min_seeds"]), checks_dir, md5s=md5s, current_md5=current)
+                                  int(params["min_seeds"]), checks_dir, md5s=md5s, current_md5=current,
+                                  baseline=spec)
     if not result["success"]:
-        failed = ", ".join(c["name"] for c in result["checks"] if not c["success"])
+        names = [c["name"] for c in result["checks"] if not c["success"]]
+        if names == ["dense_beats_baseline"]:
+            raise BaselineGateError(baseline_message(arch, params["split"], spec, checks_dir), spec)
+        failed = ", ".join(names)
         raise DataQualityError(f"prediction checks failed ({failed}): see {checks_dir / 'result.json'} "
                                f"and the Data Docs at {checks_dir / 'data_docs' / 'index.html'}")
 
 
-def model_scores(test, flags: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Each model's accuracy (macro-F1 multi-label) on all examples, its group's PIEs and non-PIEs,
-    and the pruning-sensitive subset (the union of all PIE sets)."""
+def model_scores(test, flags: dict[str, np.ndarray], own: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Each model's accuracy (macro-F1 multi-label) on all examples, its group's PIEs and non-PIEs
+    (`own`, default `flags`), and the pruning-sensitive subset (the union of the PIE sets in `flags`)."""
     from pie_mlops.pies import model_predictions
     from pie_mlops.pies import model_scores as scores_on
     from pie_mlops.selection import sensitive_subset
@@ -156,7 +179,7 @@ def model_scores(test, flags: dict[str, np.ndarray]) -> pd.DataFrame:
     rows = []
     for group, stack in test.groups.items():
         preds = model_predictions(stack.logits, test.task, stack.thresholds)
-        pie = flags.get(group, np.zeros(len(test.example_ids), dtype=bool))
+        pie = (flags if own is None else own).get(group, np.zeros(len(test.example_ids), dtype=bool))
         masks = {"acc_all": np.ones_like(pie), "acc_pie": pie, "acc_nonpie": ~pie, "acc_subset": sensitive}
         columns = {name: scores_on(preds, test.labels, test.task, mask) for name, mask in masks.items()}
         for i, seed in enumerate(stack.seeds):
@@ -170,19 +193,6 @@ def _sparsity(group: str) -> float:
         return float(group.rsplit("@", 1)[1]) if "@" in group else 0.0
     except ValueError:
         return float("nan")
-
-
-def _champion(scores: pd.DataFrame, flags: dict, tolerance: float) -> dict | None:
-    from pie_mlops.selection import select_champion
-
-    dense = scores[scores["group"] == "dense"]
-    pruned = scores[scores["group"] != "dense"]
-    row = select_champion(pruned, float(dense["acc_subset"].mean()), float(dense["acc_all"].mean()), tolerance)
-    if row is not None:
-        row = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
-        row.update(tolerance=tolerance, n_sensitive=int(np.logical_or.reduce(list(flags.values())).sum())
-                   if flags else 0)
-    return row
 
 
 def _dump(obj, path: Path) -> None:
@@ -283,4 +293,6 @@ def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, 
                 tracking.set_champion(name, version, {"champion_reason": champion["reason"],
                                                       "champion_compare_run": run_id})
                 champion["version"] = version
+        else:  # no version qualifies now: an earlier run's alias must not keep pointing at one
+            tracking.clear_champion(tracking.registered_model_name(dataset, arch))
         return run_id

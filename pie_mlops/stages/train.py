@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -224,6 +225,11 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
         shutil.rmtree(staging, ignore_errors=True)
     print(f"{name} v{version} ({GROUP}-s{seed}): validation {final['validation_score']:.4f}, "
           f"test {final['test_score']:.4f} -> {out_dir}")
+    from pie_mlops.baseline import at_baseline, baseline_name
+    if (weak := at_baseline(frames["validation"], task)) is not None:  # it learned nothing: say so now
+        print(f"warning: {name} {GROUP}-s{seed} ends at the trivial baseline on validation: {weak[0]:.4f} vs "
+              f"{baseline_name(task)} {weak[1]:.4f}; tune it (tune.arch) or train longer, or compare will stop",
+              file=sys.stderr)
     return {"arch": plan["arch"], "seed": seed, "status": "trained", "run_id": run.run_id,
             "version": version, **final}
 

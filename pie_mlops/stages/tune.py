@@ -5,7 +5,12 @@ test split. Median pruning on epoch-level reports stops hopeless trials early. T
 lives in an RDB (SQLite by default), so re-running continues it: it only runs the trials
 still missing to reach `n_trials`. Each trial is a nested MLflow run under one parent per
 study; the best parameters go to the parent and to `params/best_<dataset>_<arch>.yaml`,
-which `train` reads.
+which `train` and `prune` read.
+
+`arch` may be a list: each architecture gets its own study and file, one after another.
+Any value may be given per architecture (`max_train_examples: {bert: 300, bilstm: 2000}`),
+and so may the search space (`space: {bert: {lr: ...}, bilstm: {lr: ..., epochs: ...}}`):
+a BiLSTM needs a far larger learning rate and more epochs than a transformer.
 """
 
 from __future__ import annotations
@@ -18,6 +23,34 @@ from pie_mlops.schema import defaults
 
 DEFAULTS = defaults("tune")  # pie_mlops/schema.py: the one source of defaults and types
 TUNABLE = ("lr", "epochs", "batch_size", "warmup_ratio")
+
+
+def archs_of(params: dict) -> list[str]:
+    """tune.arch as a list: `bert`, `bert,bilstm` (the CLI) or [bert, bilstm]."""
+    value = params["arch"]
+    archs = [a.strip() for a in value.split(",")] if isinstance(value, str) else [str(a) for a in value or []]
+    archs = [a for a in archs if a]
+    if not archs:
+        raise PieError("tune.arch is empty: give bert, bilstm or a list of them")
+    return list(dict.fromkeys(archs))
+
+
+def for_arch(params: dict, arch: str) -> dict:
+    """The params of one architecture's study: a mapping keyed by architecture names picks
+    that architecture's value (the space too, when its keys are architectures)."""
+    from pie_mlops.models import ARCHS
+
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and value and set(value) <= set(ARCHS):
+            if arch not in value:
+                raise PieError(f"tune.{key} gives one value per architecture but none for {arch!r} "
+                               f"(has: {', '.join(map(str, value))})")
+            value = value[arch]
+        out[key] = value
+    if arch != "bert":  # model_path names a transformer; the BiLSTM builds on the packaged GloVe
+        out["model_path"] = None
+    return dict(out, arch=arch)
 
 
 def suggest(trial, space: dict) -> dict:
@@ -128,8 +161,20 @@ def _claim(storage, token: str) -> bool:
         return False
 
 
-def tune(params: dict, progress: bool = True) -> dict:
-    """Run (or continue) the study; returns the best parameters and writes them to `out`."""
+def tune(params: dict, progress: bool = True) -> dict[str, dict]:
+    """Run (or continue) each architecture's study; the best parameters per architecture,
+    each also written to `out`. Every architecture's input is checked before any study runs."""
+    from pie_mlops.models import ARCHS
+
+    plans = [for_arch(params, arch) for arch in archs_of(params)]
+    for plan in plans:
+        if plan["arch"] not in ARCHS:
+            raise PieError(f"unknown architecture {plan['arch']!r}; choose one of {', '.join(ARCHS)}")
+    return {plan["arch"]: tune_one(plan, progress) for plan in plans}
+
+
+def tune_one(params: dict, progress: bool = True) -> dict:
+    """Run (or continue) one architecture's study; returns the best parameters and writes them to `out`."""
     from pie_mlops.data.contract import read_meta, read_split
     from pie_mlops.data.splits import subsample
     from pie_mlops.models import ARCHS, build_model

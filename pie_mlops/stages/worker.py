@@ -78,7 +78,8 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
     echo(f"worker {me}: grid {gid}, {len(jobs)} jobs ({', '.join(f'{len(grid[p])} {p}' for p in PHASES)}), "
          f"{n_lanes} lane(s), storage {redact_url(storage)}, tracking {redact_url(tracking.tracking_uri())}")
 
-    if tune and int(params["tune"]["n_trials"]) > 0:
+    n_trials = params["tune"]["n_trials"]  # one for all, or one per architecture
+    if tune and any(int(n) > 0 for n in (n_trials.values() if isinstance(n_trials, dict) else [n_trials])):
         from pie_mlops.stages.tune import tune as run_tune
 
         run_tune(dict(params["tune"], storage=storage), progress=progress)

@@ -10,7 +10,7 @@
 """
 
 from pie_mlops.tracking.accounting import job_tags
-from pie_mlops.tracking.compare import compare_run, log_compare_artifacts, log_metric_batch, metric_key
+from pie_mlops.tracking.compare import clear_champion, compare_run, log_compare_artifacts, log_metric_batch, metric_key
 from pie_mlops.tracking.finished import find_finished_run
 from pie_mlops.tracking.models import (
     ModelRun, alias_for, download_run_artifacts, load_version, model_run, model_runs, registered_model_name,
@@ -26,7 +26,7 @@ from pie_mlops.tracking.studies import log_study_result, study_run, trial_run
 
 __all__ = [
     "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "IDENTITY_TAGS", "MODEL_REQUIREMENTS", "VERSION_TAGS", "ModelRun",
-    "active_run_id", "alias_for", "artifact_root", "compare_run", "data_md5", "download_run_artifacts",
+    "active_run_id", "alias_for", "artifact_root", "clear_champion", "compare_run", "data_md5", "download_run_artifacts",
     "experiment_id", "find_finished_run", "git_sha", "load_version", "log_artifacts_if_active",
     "log_compare_artifacts", "log_metric_batch", "log_study_result", "metric_key", "model_requirements",
     "model_run", "model_runs", "params_hash", "job_tags", "reap_job_runs", "reap_stale_runs", "run_registered", "registered_model_name", "registry_uri", "run_param",

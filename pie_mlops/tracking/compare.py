@@ -67,3 +67,16 @@ def log_claims(run_id: str, path: Path, verdicts: dict[str, str]) -> None:
     client.log_artifact(run_id, str(path), artifact_path="compare")
     for key, verdict in sorted(verdicts.items()):
         client.set_tag(run_id, f"claim.{key}", verdict)
+
+
+def clear_champion(name: str) -> str | None:
+    """Remove a stale `champion` alias (no version qualifies now); the version it named, if any."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        mv = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None  # no such alias (or no such model yet)
+    client.delete_registered_model_alias(name, "champion")
+    return str(mv.version)

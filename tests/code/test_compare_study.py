@@ -159,3 +159,21 @@ def test_multi_label_studies_report_per_label_pies(tmp_path):
     a = json.loads((tmp_path / "out" / "analysis.json").read_text())
     assert a["meta"]["task"] == "multi_label" and a["classes"]["random-os@0.90"]["chi2"] is None
     assert (tmp_path / "out" / "report" / "index.html").is_file()
+
+
+def test_a_collapsed_group_stays_in_the_table_but_not_in_the_largest_gap_headline(study, tmp_path):
+    from pie_mlops.report.pies import Study, _headline, _study_html
+
+    summary = json.loads((study["out"] / "summary.json").read_text())
+    gap = {g: s["dense_acc_pie"] - s["pruned_acc_pie"] for g, s in summary.items() if g != "noise_floor"}
+    worst, other = sorted(gap, key=gap.get, reverse=True)
+    (tmp_path / "analysis.json").write_text((study["out"] / "analysis.json").read_text())
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert f"Largest PIE accuracy gap: <b>{worst}</b>" in _headline(Study(tmp_path))
+    summary[worst]["collapsed"] = True  # as the statistics flag a group predicting one class
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    s = Study(tmp_path)
+    head = _headline(s)
+    assert f"Largest PIE accuracy gap: <b>{other}</b>" in head and "collapsed groups left out: 1" in head
+    html = _study_html(s, {})
+    assert "Collapsed groups" in html and worst in html.split("Collapsed groups", 1)[1]

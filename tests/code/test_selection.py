@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pie_mlops.selection import select_champion, sensitive_subset
+from pie_mlops.selection import choose_champion, select_champion, sensitive_subset
 
 
 def _cands(rows):
@@ -46,7 +46,50 @@ def test_no_version_within_tolerance_gives_none_and_negative_tolerance_is_refuse
         select_champion(c, 0.7, 0.8, -0.1)
 
 
-def test_an_empty_sensitive_subset_constrains_nothing():
+def test_an_empty_sensitive_subset_is_no_vacuous_pass():
+    # No PIEs anywhere: nothing to judge a version on, so no champion (it used to pass vacuously).
     c = _cands([("m@0.90", 0, 0.9, np.nan, 0.84)])
-    row = select_champion(c, np.nan, 0.84, 0.0)
-    assert row["group"] == "m@0.90" and "n/a" in row["reason"]
+    assert select_champion(c, np.nan, 0.84, 0.0) is None
+    verdict = choose_champion(c, np.nan, 0.84, 0.02, baseline=0.5, min_gain=0.02, dense_scores={"dense/s0": 0.85})
+    assert verdict["champion"] is None and "no pruning-sensitive examples" in verdict["reason"]
+
+
+GOOD_DENSE = {"dense/s0": 0.84, "dense/s1": 0.83}
+
+
+def test_a_constant_model_is_never_champion():
+    # 67/33 data: the constant model scores 0.67, the majority share, and keeps dense's accuracy
+    # on a subset where dense is as bad. It is the sparsest and within tolerance, yet no champion.
+    c = _cands([("m@0.50", 0, 0.5, 0.60, 0.80), ("m@0.90", 0, 0.9, 0.60, 0.67)])
+    row = choose_champion(c, 0.60, 0.68, 0.02, baseline=0.67, min_gain=0.02, dense_scores={"dense/s0": 0.69})
+    assert row["champion"] == "m@0.50-s0" and row["baseline"] == 0.67
+    assert "by 0.1300" in row["reason"]
+    only = choose_champion(c.iloc[1:], 0.60, 0.68, 0.02, baseline=0.67, min_gain=0.02,
+                           dense_scores={"dense/s0": 0.69})
+    assert only["champion"] is None and "no pruned version beats" in only["reason"] and "0.6700" in only["reason"]
+
+
+def test_dense_models_at_the_baseline_give_no_champion_whatever_the_pruned_do():
+    c = _cands([("m@0.50", 0, 0.5, 0.70, 0.84)])
+    verdict = choose_champion(c, 0.70, 0.84, 0.02, baseline=0.6733, min_gain=0.02,
+                              dense_scores={"dense/s0": 0.6733, "dense/s1": 0.80})
+    assert verdict["champion"] is None
+    assert "dense/s0 0.6733" in verdict["reason"] and "dense/s1" not in verdict["reason"]
+    assert "0.6733 by 0.02" in verdict["reason"]
+
+
+def test_collapsed_groups_are_no_candidates():
+    c = _cands([("m@0.50", 0, 0.5, 0.70, 0.84), ("r@0.90", 0, 0.9, 0.70, 0.84)])
+    row = choose_champion(c, 0.70, 0.84, 0.02, baseline=0.5, min_gain=0.02, dense_scores=GOOD_DENSE,
+                          collapsed={"r@0.90"})
+    assert row["group"] == "m@0.50"
+    none = choose_champion(c, 0.70, 0.84, 0.02, baseline=0.5, min_gain=0.02, dense_scores=GOOD_DENSE,
+                           collapsed={"r@0.90", "m@0.50"})
+    assert none["champion"] is None and "collapsed" in none["reason"]
+
+
+def test_no_version_within_tolerance_says_so():
+    c = _cands([("m@0.90", 0, 0.9, 0.40, 0.60)])
+    verdict = choose_champion(c, 0.70, 0.84, 0.02, baseline=0.5, min_gain=0.02, dense_scores=GOOD_DENSE)
+    assert verdict == {"champion": None, "baseline": 0.5, "min_gain": 0.02,
+                       "reason": "no pruned version within 0.02 of dense on all examples and on the pruning-sensitive ones"}

@@ -46,4 +46,4 @@ def test_dvc_repro_runs_the_gate_and_a_failure_stops_it(tiny_repo):
     failed = run(["dvc", "repro"], tiny_repo, check=False)  # the whole pipeline: the gate stops it
     assert failed.returncode != 0
     assert "no_train_test_leakage" in failed.stdout + failed.stderr
-    assert "Running stage 'tune'" not in failed.stdout  # nothing trained on bad data
+    assert "Running stage 'tune" not in failed.stdout  # nothing trained on bad data

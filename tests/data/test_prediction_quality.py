@@ -52,3 +52,42 @@ def test_a_run_from_an_older_data_version_fails(tmp_path):
     md5s[("dense", 0)] = "old"
     result = validate_predictions(_frame(), IDS, 2, 3, tmp_path, md5s=md5s, current_md5="abc")
     assert _failed(result) == {"current_data_version": ["dense/s0"]}
+
+
+def _labelled(dense_logits) -> tuple[pd.DataFrame, list[int]]:
+    """Labels 0,0,0,0,1,1 (majority share 4/6); dense seeds with the given per-example logits."""
+    labels = [0, 0, 0, 0, 1, 1]
+    rows = [{"group": "dense", "seed": s, "example_id": e, "label": y, "logits": lg}
+            for s, logits in enumerate(dense_logits) for e, y, lg in zip(IDS, labels, logits)]
+    return pd.DataFrame(rows), labels
+
+
+def test_a_constant_dense_model_fails_the_baseline_gate_and_is_named(tmp_path):
+    from pie_mlops.baseline import frame_scores, trivial_baseline
+
+    constant = [[1.0, 0.0]] * 6                                    # always class 0: the majority share
+    learned = [[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 2                  # all right
+    frame, labels = _labelled([learned, constant, learned])
+    spec = {"name": "the majority class (accuracy)", "value": trivial_baseline(labels, "single_label"),
+            "min_gain": 0.02, "scores": frame_scores(frame, "single_label")}
+    assert spec["value"] == pytest.approx(4 / 6) and spec["scores"]["dense/s1"] == pytest.approx(4 / 6)
+    result = validate_predictions(frame, IDS, 2, 3, tmp_path, baseline=spec)
+    assert not result["success"] and _failed(result) == {"dense_beats_baseline": ["dense/s1"]}
+    assert result["baseline"]["value"] == pytest.approx(4 / 6)
+    assert result["baseline"]["scores"] == {"dense/s0": 1.0, "dense/s1": pytest.approx(4 / 6), "dense/s2": 1.0}
+
+    good = validate_predictions(_labelled([learned] * 3)[0], IDS, 2, 3, tmp_path,
+                                baseline=dict(spec, scores={k: 1.0 for k in spec["scores"]}))
+    assert good["success"] and good["n_checks"] == 5
+
+
+def test_multi_label_baseline_is_predicting_nothing_and_an_unscorable_model_fails():
+    from pie_mlops.baseline import frame_scores, micro_f1, trivial_baseline
+
+    y = np.array([[1, 0], [0, 1]])
+    assert trivial_baseline(y, "multi_label") == 0.0 and micro_f1(y, np.zeros_like(y)) == 0.0
+    frame = pd.DataFrame({"group": "dense", "seed": 0, "example_id": ["a", "b"], "labels": list(y),
+                          "logits": [[5.0, -5.0], [-5.0, 5.0]]})
+    assert frame_scores(frame, "multi_label") == {"dense/s0": 1.0}
+    frame["logits"] = [[np.nan, 1.0], [1.0, 1.0]]
+    assert np.isnan(frame_scores(frame, "multi_label")["dense/s0"])

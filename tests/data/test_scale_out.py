@@ -28,7 +28,7 @@ MODEL = "pie-synthetic_nli-bert"
 def scale_params(repo: Path, n_trials: int = 2) -> Path:
     """The tiny profile on bert only: 2 dense seeds, 4 pruned groups x 2 seeds, 1 compare."""
     doc = yaml.safe_load((repo / "profiles" / "tiny.yaml").read_text())  # an overlay on the defaults
-    for section in ("train", "prune", "compare"):
+    for section in ("tune", "train", "prune", "compare"):
         doc.setdefault(section, {})["arch"] = ["bert"]
     doc.setdefault("tune", {})["n_trials"] = n_trials
     path = repo / "scale.yaml"

@@ -44,7 +44,7 @@ def _runs():
 def test_study_nests_trials_writes_best_and_resumes(tune_params, tmp_path):
     import optuna
 
-    best = tune(tune_params, progress=False)
+    best = tune(tune_params, progress=False)["bert"]
     best_file = tmp_path / "params" / "best_synthetic_nli_bert.yaml"
     saved = yaml.safe_load(best_file.read_text())
     assert {k: saved[k] for k in best} == best and set(best) == {"lr", "epochs", "batch_size", "warmup_ratio"}
@@ -64,6 +64,24 @@ def test_study_nests_trials_writes_best_and_resumes(tune_params, tmp_path):
     runs = _runs()
     assert len([r for r in runs if r.data.tags.get("stage") == "tune"]) == 1  # still one parent
     assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]) == 4
+
+
+def test_every_architecture_gets_its_own_study_space_and_file(tune_params, tmp_path):
+    import optuna
+
+    space = {"bert": tune_params["space"],
+             "bilstm": {"lr": {"low": 3e-3, "high": 1e-2, "log": True}, "epochs": {"choices": [3, 4]}}}
+    best = tune(dict(tune_params, arch=["bert", "bilstm"], n_trials={"bert": 1, "bilstm": 2}, space=space),
+                progress=False)
+    assert set(best) == {"bert", "bilstm"} and set(best["bilstm"]) == {"lr", "epochs"}
+    assert 3e-3 <= best["bilstm"]["lr"] <= 1e-2 and best["bilstm"]["epochs"] in (3, 4)
+    for arch, n in (("bert", 1), ("bilstm", 2)):
+        saved = yaml.safe_load((tmp_path / "params" / f"best_synthetic_nli_{arch}.yaml").read_text())
+        assert {k: saved[k] for k in best[arch]} == best[arch] and saved["_study"]["n_trials"] == n
+        study = optuna.load_study(study_name=f"pie-synthetic_nli-{arch}", storage=tune_params["storage"])
+        assert len(study.trials) == n
+    with pytest.raises(PieError, match="tune.space gives one value per architecture but none for 'bilstm'"):
+        tune(dict(tune_params, arch="bert,bilstm", space={"bert": tune_params["space"]}))
 
 
 def test_tune_never_reads_test(tune_params, monkeypatch):
