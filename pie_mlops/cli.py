@@ -51,8 +51,9 @@ def cli(ctx: click.Context, params_file: str, profile: str | None) -> None:
 @click.option("--dataset", "-d", "datasets", multiple=True, metavar="NAME|all",
               help="Dataset to write (repeatable). Default: materialize.datasets from params.yaml.")
 @click.option("--data-dir", default=None, help="Output root. Default: materialize.data_dir (data).")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset of another origin (a user import) under a packaged name.")
 @click.pass_context
-def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | None) -> None:
+def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | None, overwrite: bool) -> None:
     """Write the packaged offline corpora and the synthetic sets to data/<name>/.
 
     \b
@@ -70,7 +71,7 @@ def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | N
     names = None
     if datasets:
         names = available() if "all" in datasets else list(datasets)
-    for path in run(params, names):
+    for path in run(params, names, overwrite=overwrite):
         click.echo(f"wrote {path}")
 
 
