@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
+from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.schema import defaults
 from pie_mlops.stages.train import (as_list, for_arch, publish_predictions, read_best_params, restore_predictions,
                                     seeds_for, split_score)
@@ -177,7 +178,8 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
         tags = {"stage": "prune", "dataset": plan["dataset"], "arch": plan["arch"], "group": job["group"],
                 "criterion": job["criterion"], "schedule": job["schedule"], "scope": job["scope"],
                 "threshold": job["threshold"], "sparsity": format_sparsity(job["sparsity"]), "seed": seed,
-                "data_md5": md5, "git_sha": sha, "params_hash": tracking.params_hash(plan)}
+                "data_md5": md5, "git_sha": sha, "params_hash": tracking.params_hash(plan),
+                "code_fingerprint": code_fingerprint(__name__)}  # retrain when the code that makes the model changed
         out_dir = pruned_dir(params, plan["arch"]) / job["group"] / f"s{seed}"
         found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
         if found:

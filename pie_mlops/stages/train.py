@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
+from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.schema import defaults
 
 GROUP = "dense"
@@ -149,7 +150,8 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
         tags = {"stage": "train", "dataset": plan["dataset"], "arch": plan["arch"], "group": GROUP,
                 "criterion": "none", "schedule": "none", "scope": "none", "sparsity": "0.0",
                 "achieved_sparsity": "0.0", "seed": seed, "data_md5": md5, "git_sha": sha,
-                "params_hash": tracking.params_hash(plan)}
+                "params_hash": tracking.params_hash(plan),
+                "code_fingerprint": code_fingerprint(__name__)}  # retrain when the code that makes the model changed
         out_dir = Path(params["predictions_dir"]) / plan["dataset"] / plan["arch"] / GROUP / f"s{seed}"
         # rank 0 alone reads the store; all ranks must agree on skipping (they train together)
         found = broadcast(tracking.find_finished_run({k: str(v) for k, v in tags.items()}) if is_main() else None)
