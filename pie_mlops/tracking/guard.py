@@ -51,9 +51,18 @@ def file_lock(path: Path):
 
 
 def _redacted(uri: str) -> str:
-    from pie_mlops.scale.claims import redact_url
+    """The URI without its password (user info or a password-like query parameter). Here, not
+    scale.claims.redact_url: the tracking layer must not import the layer above it."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-    return redact_url(uri)
+    parts = urlsplit(uri)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}:***@{host}" if ":" in user else netloc
+    query = "&".join(f"{k}=***" if k.lower() in ("password", "passwd", "pwd", "token") else f"{k}={v}"
+                     for k, v in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _reason(exc: BaseException) -> str:
