@@ -22,9 +22,15 @@ def _given(options: dict) -> dict:
     return {k: v for k, v in options.items() if v not in (None, "")}
 
 
-def _open_store() -> None:
-    """Check the tracking store before a stage writes anything (pie_mlops/tracking/guard.py):
-    an unreachable, corrupt or read-only store is one line and exit 2, never a hang."""
+def _open_store(params_file: str) -> None:
+    """Before a stage writes anything: its params file is there (outside the project root a
+    stage would scatter data/, predictions/ and mlflow.db), and the tracking store answers
+    (pie_mlops/tracking/guard.py): else one line and exit 2, never a hang."""
+    import os
+
+    if not os.path.isfile(params_file):
+        raise PieError(f"{params_file}: no such params file (in {os.getcwd()}); run from the project root "
+                       f"or pass --params FILE")
     from pie_mlops.tracking.guard import open_store
 
     open_store()
@@ -174,7 +180,7 @@ def tune(ctx: click.Context, **options) -> None:
         params["n_trials"] = int(params["n_trials"])
     except ValueError:
         raise PieError(f"--n-trials must be a whole number, got {params['n_trials']!r}") from None
-    _open_store()
+    _open_store(ctx.obj["params_file"])
     run(params)
 
 
@@ -208,7 +214,7 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
     params = load_section("train", DEFAULTS, ctx.obj["params_file"])
     params.update(_given({"dataset": dataset, "arch": arch, "seeds": seeds, "model_path": model_path,
                           "data_dir": data_dir}))
-    _open_store()
+    _open_store(ctx.obj["params_file"])
     # An explicit --epochs wins even over a tuned params/best_*.yaml.
     records = run(params, force={"epochs": epochs} if epochs else None)
     done = sum(r["status"] == "trained" for r in records)
@@ -257,7 +263,7 @@ def prune(ctx: click.Context, **options) -> None:
         params["recovery_steps"] = int(params["recovery_steps"])
     except (TypeError, ValueError):
         raise PieError(f"--recovery-steps must be a whole number, got {params['recovery_steps']!r}") from None
-    _open_store()
+    _open_store(ctx.obj["params_file"])
     records = run(params)
     done = sum(r["status"] == "pruned" for r in records)
     click.echo(f"pruned {done}, skipped {len(records) - done} (already finished)")
@@ -323,7 +329,7 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
         return
     from pie_mlops.stages.compare_study import compare as run
 
-    _open_store()
+    _open_store(ctx.obj["params_file"])
     for res in run(params, predictions or None):
         click.echo(f"{res['dataset']}/{res['arch']}:")
         _print_summary(res["summary"])
@@ -407,7 +413,7 @@ def study(ctx: click.Context, use_dvc: bool | None) -> None:
     from pie_mlops.stages.study import study as run
     from pie_mlops.stages.study import where_to_look
 
-    _open_store()
+    _open_store(ctx.obj["params_file"])
     result = run(ctx.obj["params_file"], use_dvc=use_dvc, echo=click.echo)
     click.echo(where_to_look(result))
 
@@ -454,7 +460,7 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
         options["heartbeat_interval"] = max(1, grace_period // 3)
     if lanes:
         options["lanes"] = lanes
-    _open_store()
+    _open_store(params_file)
     result = run(params_file, storage=storage, max_jobs=max_jobs, tune=with_tune,
                  options=options, echo=click.echo)
     ran = [j for j in result["jobs"] if j["status"] != "skipped"]

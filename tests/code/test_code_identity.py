@@ -85,8 +85,9 @@ def test_missing_params_file_is_exit_2_with_one_line(tmp_path):
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     for args, line in [
         (["--params", "nope.yaml", "train"], "error: nope.yaml: no such params file"),
+        (["--params", "nope.yaml", "prune"], "error: nope.yaml: no such params file"),
         (["train"], "error: params.yaml: no such params file"),  # outside the project root
-        (["--params", "nope.yaml", "compare", "--predictions", "p", "--out", "o"], "error: nope.yaml: no such"),
+        (["compare"], "error: params.yaml: no such params file"),  # MLflow mode
     ]:
         proc = subprocess.run([*exe, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, (args, proc.stderr)

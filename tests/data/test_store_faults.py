@@ -113,8 +113,8 @@ def test_corrupt_and_read_only_sqlite_store(tmp_path):
                               text=True, timeout=60)
         assert time.monotonic() - start < 60
         assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-            f"error: mlflow.db: the MLflow store is read-only; make it and ./ writable, or set "
-            f"MLFLOW_TRACKING_URI to another store"], proc.stderr
+            "error: mlflow.db: the MLflow store is read-only; make it and ./ writable, or set "
+            "MLFLOW_TRACKING_URI to another store"], proc.stderr
         assert sorted(p.name for p in shared.iterdir()) == ["mlflow.db", "params.yaml"]
     finally:
         os.chmod(shared, 0o755)
