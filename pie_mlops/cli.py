@@ -51,6 +51,11 @@ def cli(ctx: click.Context, params_file: str, profile: str | None) -> None:
     The whole study:  pie-mlops study            (or: dvc repro; mlflow run . -e main --env-manager local)
     A quick try:      pie-mlops --profile tiny study --no-dvc
     One stage:        pie-mlops <stage> --help;  mlflow run . -e <stage> --env-manager local
+
+    \b
+    Exit codes: 0 ok; 1 a gate or check failed (data quality, a failed job);
+    2 usage or input error (one line naming the file, row, key or URI);
+    3 internal error (a bug: the traceback follows; please report it).
     """
     if profile not in (None, ""):
         from pie_mlops.params import profile_path
@@ -59,6 +64,9 @@ def cli(ctx: click.Context, params_file: str, profile: str | None) -> None:
             raise click.UsageError("give --params FILE or --profile NAME, not both")
         params_file = str(profile_path(profile))
     ctx.obj = {"params_file": params_file}
+    from pie_mlops.atomic import sweep
+
+    sweep("data")  # what writers killed mid-write left in data/ (.name.tmp-*, .name.old-*)
 
 
 @cli.command()
@@ -321,7 +329,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
 
         from pie_mlops.tracking import log_artifacts_if_active
 
-        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"])
+        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"],
+                               int(params.get("n_boot", 200)), int(params.get("seed", 0)))
         _print_summary(result.summary)
         out = Path(given["out"])
         log_artifacts_if_active([out / "pies.parquet", out / "summary.json"], "compare")  # under `mlflow run`
@@ -330,7 +339,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
     from pie_mlops.stages.compare_study import compare as run
 
     _open_store(ctx.obj["params_file"])
-    for res in run(params, predictions or None):
+    results = run(params, predictions or None)
+    for res in results:
         click.echo(f"{res['dataset']}/{res['arch']}:")
         _print_summary(res["summary"])
         floor = res["noise_floor"]
@@ -342,6 +352,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
                    if champ.get("version") else "") if champ else "  champion: none within tolerance")
         click.echo(f"  outputs: {res['out']}  report: {res['out']}/report/index.html"
                    + (f"  MLflow run: {res['run_id']}" if res.get("run_id") else ""))
+    if results:
+        click.echo(f"claims (every architecture of the dataset): {results[0]['claims']}")
 
 
 def _print_summary(summary: dict) -> None:
@@ -446,7 +458,8 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
     database (a GridSampler study per phase). A job whose worker dies is retried by another
     after --grace-period; finished (group, seed) work is never redone.
       pie-mlops worker --profile paper --storage postgresql+psycopg://pie@db:5432/optuna
-    README: "Scaling out" has the whole recipe (PostgreSQL, mlflow server, N workers).
+    docs/scaling.md has the whole recipe (PostgreSQL, an authenticated mlflow server, N workers;
+    passwords in PGPASSWORD or ~/.pgpass and MLFLOW_TRACKING_PASSWORD, never in --storage).
     """
     from pie_mlops.stages.worker import worker as run
 
@@ -469,7 +482,8 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: bad input exits 2, a failed quality gate exits 1, each with one clear line."""
+    """Entry point: bad input exits 2, a failed quality gate exits 1, each with one clear line;
+    anything else is a bug: exit 3 with its traceback."""
     try:
         cli.main(args=argv, prog_name="pie-mlops", standalone_mode=False)
     except click.exceptions.Abort:
@@ -483,6 +497,26 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if _machine_state(exc):  # a permission, a full or read-only disk: not a bug
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(2)
+        import traceback
+
+        traceback.print_exc()
+        click.echo("internal error (exit 3): the traceback above is a bug; please report it", err=True)
+        sys.exit(3)
+
+
+def _machine_state(exc: Exception) -> bool:
+    import errno
+
+    return isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError)) or (
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT))
 
 
 if __name__ == "__main__":

@@ -17,26 +17,9 @@ import numpy as np
 import pandas as pd
 
 from pie_mlops.errors import PieError
+from pie_mlops.stacking import GroupStack, ModelRows, Stacked, stack_models, stack_split  # noqa: F401  (the core's API)
 
 TASKS = ("single_label", "multi_label")
-
-
-@dataclass
-class GroupStack:
-    """One group's models on one split, rows aligned to `Stacked.example_ids`."""
-    seeds: np.ndarray                 # (m,) int64, ascending
-    logits: np.ndarray                # (m, n, C) float32
-    thresholds: np.ndarray | None     # (m,) float32 for multi_label (0.5 where absent); None for single_label
-
-
-@dataclass
-class Stacked:
-    """Every group's models on one split of one dataset."""
-    split: str
-    task: str                         # "single_label" | "multi_label"
-    example_ids: np.ndarray           # (n,) str, ascending
-    labels: np.ndarray                # (n,) int64, or (n, C) int8 multi-hot
-    groups: dict[str, GroupStack]     # "dense" and the pruned groups
 
 
 @dataclass
@@ -55,6 +38,7 @@ class CompareResult:
     flags: dict[str, np.ndarray]      # pruned group -> (n,) bool PIE flags
     pies: pd.DataFrame                # DESIGN.md §3 pies.parquet rows
     summary: dict = field(default_factory=dict)  # pruned group -> summary.json numbers
+    noise_floor: dict | None = None   # dense vs dense at matched seeds (analysis.group_stats)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -219,109 +203,3 @@ def _pies_rows(stacked: Stacked, group: str, dense: Modal, pruned: Modal, pie: n
         "dense_label": list(dense.label) if multi else dense.label,
         "pruned_label": list(pruned.label) if multi else pruned.label,
         "dense_votes": dense.votes, "pruned_votes": pruned.votes})
-
-
-# ---------------------------------------------------------------------------------------
-# Stacking: long per-example rows -> one aligned (models, examples, classes) array per group
-# ---------------------------------------------------------------------------------------
-@dataclass
-class ModelRows:
-    """One model's rows of one split, as arrays (from a pandas frame or straight from Arrow)."""
-    group: str
-    seed: int
-    ids: np.ndarray                   # (n,) str
-    labels: np.ndarray                # (n,) int64 or (n, C) int8
-    logits: np.ndarray                # (n, C) float32
-    threshold: float | None
-    source: str                       # for error messages: a file name or "group/seed"
-
-
-def stack_models(models: list[ModelRows], split: str, task: str) -> Stacked:
-    """Align every model's rows by example id and stack them per group, checking the contract."""
-    if not models:
-        raise PieError(f"no predictions of split {split!r}")
-    ref = min(models, key=lambda r: (r.group != "dense", r.group, r.seed))
-    ref_order = np.argsort(ref.ids, kind="stable")
-    ref_ids = ref.ids[ref_order]
-    width = ref.logits.shape[1] if ref.logits.ndim == 2 else -1
-    if len(ref_ids) > 1 and (ref_ids[1:] == ref_ids[:-1]).any():
-        dup = ref_ids[1:][ref_ids[1:] == ref_ids[:-1]][0]
-        raise PieError(f"{ref.source}: duplicate (group, seed, example_id) = ({ref.group}, {ref.seed}, {dup})")
-    ref_labels = ref.labels[ref_order]
-    # Files in the dataset's order whose ids are already sorted (the loader shares one ids
-    # array between them): no row copy at all, instead of a gather per model.
-    in_order = bool(np.array_equal(ref_order, np.arange(len(ref_order))))
-    seen, per_group = set(), {}
-    for r in models:
-        key = (r.group, r.seed)
-        if key in seen:
-            raise PieError(f"{r.source}: duplicate (group, seed) = {key}: one set of predictions per model and split")
-        seen.add(key)
-        if r.ids is ref.ids:  # same ids array as the reference (the loader shares it): same order
-            order, ids = ref_order, ref_ids
-        else:
-            order = np.argsort(r.ids, kind="stable")
-            ids = r.ids[order]
-        if ids is not ref_ids and (len(ids) != len(ref_ids) or not np.array_equal(ids, ref_ids)):
-            _id_error(r, ids, ref, ref_ids)
-        if r.logits.ndim != 2 or r.logits.shape[1] != width:
-            raise PieError(f"{r.source}: {r.group} s{r.seed} has logits of width "
-                           f"{r.logits.shape[-1] if r.logits.ndim == 2 else 'varying'}, {ref.source} has {width}")
-        same = order is ref_order and in_order
-        logits = r.logits if same else r.logits[order]
-        if not np.isfinite(logits).all():
-            row = int(np.flatnonzero(~np.isfinite(logits).all(axis=1))[0])
-            raise PieError(f"{r.source}: {r.group} s{r.seed} has NaN or infinite logits "
-                           f"(first at example_id {ids[row]}); retrain or drop that model")
-        labels = r.labels if same else r.labels[order]
-        if not np.array_equal(labels, ref_labels):
-            row = int(np.flatnonzero((labels != ref_labels).reshape(len(ids), -1).any(axis=1))[0])
-            raise PieError(f"{r.source}: gold label of example_id {ids[row]} differs from {ref.source}; "
-                           f"the predictions come from different data")
-        per_group.setdefault(r.group, []).append((r.seed, logits, r.threshold))
-    groups = {}
-    for group, items in per_group.items():
-        items.sort(key=lambda t: t[0])
-        thresholds = None
-        if task == "multi_label":
-            thresholds = np.array([0.5 if t is None else t for _, _, t in items], dtype=np.float32)
-        groups[group] = GroupStack(np.array([s for s, _, _ in items], dtype=np.int64),
-                                   np.stack([lg for _, lg, _ in items]).astype(np.float32, copy=False), thresholds)
-    return Stacked(split, task, ref_ids, ref_labels, groups)
-
-
-def _id_error(r: ModelRows, ids: np.ndarray, ref: ModelRows, ref_ids: np.ndarray) -> None:
-    if len(ids) > 1 and (ids[1:] == ids[:-1]).any():
-        dup = ids[1:][ids[1:] == ids[:-1]][0]
-        raise PieError(f"{r.source}: duplicate (group, seed, example_id) = ({r.group}, {r.seed}, {dup})")
-    extra = np.setdiff1d(ids, ref_ids)
-    missing = np.setdiff1d(ref_ids, ids)
-    what = f"has example_id {extra[0]} that {ref.source} lacks" if len(extra) else f"lacks example_id {missing[0]}"
-    raise PieError(f"{r.source}: example ids differ between models of one split: {r.group} s{r.seed} {what} "
-                   f"({len(ids)} vs {len(ref_ids)} examples)")
-
-
-def stack_split(frame: pd.DataFrame, split: str) -> Stacked:
-    """Stack a long predictions frame (DESIGN.md §3 contract) for one split."""
-    f = frame[frame["split"] == split]
-    if f.empty:
-        raise PieError(f"no predictions of split {split!r} (splits present: {sorted(set(frame['split']))})")
-    has_single = "label" in f and f["label"].notna().any()
-    has_multi = "labels" in f and f["labels"].notna().any()
-    if has_single and has_multi:
-        raise PieError("mixed single-label (label) and multi-label (labels) predictions in one comparison")
-    task = "multi_label" if has_multi else "single_label"
-    models = []
-    for (group, seed), df in f.groupby(["group", "seed"], sort=True):
-        lens = np.fromiter((len(v) for v in df["logits"]), dtype=np.int64, count=len(df))
-        if len(set(lens.tolist())) > 1:
-            raise PieError(f"{group}/s{seed}: logits of differing lengths {sorted(set(lens.tolist()))}")
-        logits = np.stack(df["logits"].to_numpy()).astype(np.float32) if len(df) else np.zeros((0, 0), np.float32)
-        if task == "multi_label":
-            labels = np.stack(df["labels"].to_numpy()).astype(np.int8)
-            thr = df["threshold"].iloc[0] if "threshold" in df and df["threshold"].notna().any() else None
-        else:
-            labels, thr = df["label"].to_numpy(dtype=np.int64), None
-        models.append(ModelRows(str(group), int(seed), df["example_id"].astype(str).to_numpy(), labels, logits,
-                                None if thr is None else float(thr), f"{group}/s{seed}"))
-    return stack_models(models, split, task)

@@ -8,14 +8,18 @@ architecture (`{bert: ..., bilstm: ...}`).
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from pie_mlops.fidelity import OURS, ImpactGrads, Optimizer, Prunable
 
 T = TypeVar("T")
 Arch = Literal["bert", "bilstm"]
 PerArch = T | dict[Arch, T]  # one value for all architectures, or one per architecture
 Archs = Arch | list[Arch]
+MaxLength = PerArch[int] | dict[str, int]  # or one value per dataset: {rotten_tomatoes: 128, bbc_news: 512}
+Dropout = PerArch[Annotated[float, Field(ge=0, lt=1)] | None]  # bilstm only; None: its default (0.1)
 
 
 class Section(BaseModel):
@@ -56,6 +60,7 @@ class Tune(Section):
     max_train_examples: int | None = Field(300, ge=1)  # a fixed seeded subsample keeps a trial to seconds
     max_validation_examples: int | None = Field(300, ge=1)
     max_length: int = Field(128, ge=8)
+    optimizer: Optimizer = OURS["optimizer"]  # search with the optimizer train will use (paper: adam_constant)
     out: str = "params/best_{dataset}_{arch}.yaml"
     space: dict[str, dict[str, Any]] = Field(default_factory=_bert_space)
 
@@ -71,7 +76,9 @@ class Train(Section):
     lr: PerArch[float | None] = None  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
     warmup_ratio: PerArch[float] = 0.1
     weight_decay: PerArch[float] = 0.01
-    max_length: PerArch[int] = 128
+    max_length: MaxLength = 128
+    optimizer: Optimizer = OURS["optimizer"]  # adam_constant: the paper's (docs/paper-fidelity.md)
+    dropout: Dropout = OURS["dropout"]  # the paper's BiLSTM: 0
     snapshot_epochs: PerArch[list[int]] = {"bert": [], "bilstm": [1]}  # train@epoch<k> predictions for EL2N
     predict_train: PerArch[bool] = {"bert": False, "bilstm": True}  # training-set PIEs for EL2N
     predictions_dir: str = "predictions"
@@ -86,23 +93,27 @@ class Prune(Section):
     data_dir: str = "data"
     criteria: list[str] = ["magnitude", "impact", "random"]
     schedules: list[str] = ["os"]  # ft, wr, ai (the paper's); os: one-shot of the trained dense model
-    methods: list[str] | None = None  # <criterion>-<schedule> instead of criteria x schedules
+    methods: PerArch[list[str] | None] = None  # <criterion>-<schedule> instead of criteria x schedules
     sparsities: list[float] = [0.2, 0.35, 0.5]
     seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": [0, 1, 2, 3, 4]}
     scope: Literal["unstructured", "structured"] = "unstructured"
     threshold: Literal["global", "per_layer"] = "global"
     include: list[str] | None = None  # fnmatch patterns of prunable weight names
     exclude: list[str] | None = None
-    epochs_per_step: PerArch[int] = 1  # E: ft/wr prune after epochs E, 2E, 3E and train 4E; ai trains E
+    prunable: Prunable = OURS["prunable"]  # paper: every leaf weight but embeddings and classifier
+    epochs_per_step: PerArch[int | Literal["dense"]] = 1  # E: ft/wr train 4E, ai E; dense: the dense epochs
     steps: int = Field(3, ge=1)
     recovery_steps: PerArch[int] = 0  # os: fine-tuning steps after pruning (0: none)
     impact_batches: int = Field(10, ge=1)  # impact |w * dL/dw| over 10 batches of 10 (the paper's)
     impact_batch_size: int = Field(10, ge=1)
+    impact_grads: ImpactGrads = OURS["impact_grads"]  # last: the last batch's gradient only (the paper's)
     batch_size: PerArch[int] = 32
     lr: PerArch[float | None] = None  # None: the tuned value (params/best_*), else the architecture's default
     warmup_ratio: PerArch[float] = 0.1
     weight_decay: PerArch[float] = 0.01
-    max_length: PerArch[int] = 128
+    max_length: MaxLength = 128  # keep equal to train's
+    optimizer: Optimizer = OURS["optimizer"]  # ft/wr/ai and the os recovery; keep equal to train's
+    dropout: Dropout = OURS["dropout"]  # keep equal to train's
     best_params: str = "params/best_{dataset}_{arch}.yaml"
     predict_train: PerArch[bool] = {"bert": False, "bilstm": True}
     predict_validation: PerArch[bool] = True

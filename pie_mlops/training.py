@@ -125,6 +125,7 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     max_steps: int | None = None  # stop after this many optimizer steps (os recovery fine-tune)
+    optimizer: str = "adamw_warmup"  # or adam_constant: the paper's Adam, constant lr, no decay (optim.py)
 
 
 class Pruner:
@@ -215,16 +216,11 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
     net = dist.wrap(model)  # the model itself in a single process
 
     def fresh_optimizer(epochs: int):
-        # fused AdamW: one kernel over all parameters instead of a Python loop per tensor
-        opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.lr or model.default_lr,
-                                fused=device.type in ("cuda", "cpu"))
+        # cfg.optimizer: adamw_warmup (ours) or adam_constant (the paper's)
+        from pie_mlops.optim import make_optimizer
+
         total = steps_per_epoch * epochs
-        if cfg.max_steps:
-            total = min(total, cfg.max_steps)
-        warmup = int(cfg.warmup_ratio * total) if model.scheduled else 0
-        lr_at = (lambda s: min((s + 1) / max(warmup, 1), max(0.0, (total - s) / max(total - warmup, 1)))) \
-            if model.scheduled else (lambda s: 1.0)
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+        return make_optimizer(model, cfg, min(total, cfg.max_steps) if cfg.max_steps else total, device)
 
     opt, sched = fresh_optimizer(cfg.epochs)
     params = [p for g in opt.param_groups for p in g["params"]]
@@ -276,14 +272,18 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
 
 
 def accumulate_gradients(model, df: pd.DataFrame, n_batches: int = 10, batch_size: int = 10, seed: int = 0,
-                         device="auto") -> dict[str, torch.Tensor]:
-    """Sum of the loss gradients over `n_batches` seeded random batches of `df`, by parameter name.
+                         device="auto", aggregate: str = "sum") -> dict[str, torch.Tensor]:
+    """Sum of the loss gradients over `n_batches` seeded random batches of `df`, by parameter name;
+    `aggregate="last"`: the last batch's gradient alone, as the paper's code leaves it (it zeroes
+    the gradients before each of its 10 batches).
 
     The impact criterion |w * dL/dw| reads these (the paper used 10 batches of 10). The model
     is in eval mode while it runs, so dropout does not add noise to the scores.
     """
     if n_batches < 1 or batch_size < 1:
         raise PieError(f"impact needs n_batches and batch_size >= 1, got {n_batches} and {batch_size}")
+    if aggregate not in ("sum", "last"):
+        raise PieError(f"impact gradients aggregate as sum or last, got {aggregate!r}")
     device = resolve_device(device)
     model.to(device)
     was_training = model.training
@@ -295,6 +295,8 @@ def accumulate_gradients(model, df: pd.DataFrame, n_batches: int = 10, batch_siz
     model.zero_grad(set_to_none=True)
     for _ in range(n_batches):
         rows = rng.choice(len(df), size=min(batch_size, len(df)), replace=False)
+        if aggregate == "last":
+            model.zero_grad(set_to_none=True)
         loss = loss_fn(model(**model.batch_inputs(enc, rows, device)), y_all[rows].to(device))
         loss.backward()
     grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -66,17 +67,46 @@ def create_database(base_url: str, name: str) -> str:
     return f"{base_url}/{name}"
 
 
+# The admin of an authenticated test server (docs/scaling.md): given to the server and to
+# scripts/mlflow_users.py through the environment only, never as an argument.
+ADMIN = ("admin", "admin-" + secrets.token_urlsafe(12))
+
+
+def auth_env(user: str, password: str) -> dict:
+    """The environment of an MLflow client that authenticates as `user`."""
+    return dict(os.environ, MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=password)
+
+
+def add_user(url: str, kind: str, name: str, password: str) -> None:
+    """A worker or viewer on an authenticated server, made by scripts/mlflow_users.py as the admin."""
+    env = dict(auth_env(*ADMIN), MLFLOW_TRACKING_URI=url, PIE_NEW_USER_PASSWORD=password)
+    proc = subprocess.run([str(BIN / "python"), str(ROOT / "scripts" / "mlflow_users.py"), kind, name],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 @contextmanager
-def mlflow_server(backend: str, artifacts: Path, cwd: Path, proxied: bool = True):
+def mlflow_server(backend: str, artifacts: Path, cwd: Path, proxied: bool = True, auth: bool = False):
     """`mlflow server` on 127.0.0.1; yields its URL; stops its whole process group
     (gunicorn/uvicorn workers too) afterwards. `proxied`: artifacts go through the server to
     `artifacts` (--artifacts-destination); otherwise clients write there themselves
-    (--default-artifact-root, as the embedded store's runs recorded)."""
+    (--default-artifact-root, as the embedded store's runs recorded). `auth`: MLflow's
+    basic-auth app, as docs/scaling.md sets it up, with ADMIN as its admin."""
     port = free_port()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
+    app = []
+    if auth:
+        pytest.importorskip("flask_wtf", reason="mlflow's basic-auth app needs Flask-WTF (pyproject pins it)")
+        ini = cwd / f"basic_auth-{port}.ini"
+        ini.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{cwd}/basic_auth-{port}.db\n"
+                       f"admin_username = {ADMIN[0]}\n"
+                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+        env.update(MLFLOW_AUTH_CONFIG_PATH=str(ini), MLFLOW_AUTH_ADMIN_PASSWORD=ADMIN[1],
+                   MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
+        app = ["--app-name", "basic-auth"]
     log = open(cwd / f"mlflow-server-{port}.log", "w")
     where = ["--artifacts-destination" if proxied else "--default-artifact-root", str(artifacts)]
-    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", backend, *where,
+    proc = subprocess.Popen([str(BIN / "mlflow"), "server", *app, "--backend-store-uri", backend, *where,
                              "--host", "127.0.0.1", "--port", str(port), "-w", "1"], cwd=cwd, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -75,6 +75,8 @@ def read_table(path: str, columns: dict[str, str], hf_split: str | None = None) 
         if _suffix(p) in KNOWN or not HUB_NAME.fullmatch(path):
             raise PieError(f"{path}: no such file or directory")
         return _read_hf(_load_hub(path), path, "hf-hub", columns, hf_split)
+    if not p.is_file():  # a FIFO or device would block the read for ever
+        raise PieError(f"{path}: not a regular file (a pipe, socket or device); give a data file")
     suffix = _suffix(p)
     if suffix in PARQUET:
         return _read_parquet(p, path, columns)
@@ -98,7 +100,10 @@ def _suffix(p: Path) -> str:
 
 
 def _read_bytes(p: Path, path: str) -> bytes:
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise PieError(f"{path}: cannot read ({exc.strerror})") from None
     if not raw:
         raise PieError(f"{path}: empty file (0 bytes)")
     unpack = COMPRESSED.get(p.suffix.lower())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pie_mlops.errors import PieError
 
-ARCHS = ("bert", "bilstm")
+from pie_mlops.vocabulary import ARCHS  # noqa: F401  (one source of the names)
 
 
 def build_model(arch: str, num_labels: int, task: str = "single_label", *, seed: int | None = None,

@@ -29,15 +29,17 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
 
     def grads_fn(m):
         return accumulate_gradients(m, splits["train"], int(plan["impact_batches"]),
-                                    int(plan["impact_batch_size"]), seed=seed)
+                                    int(plan["impact_batch_size"]), seed=seed,
+                                    aggregate=plan.get("impact_grads", "sum"))
 
     def config(epochs: int, max_steps: int | None = None) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=int(plan["batch_size"]), lr=plan["lr"],
                            warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
-                           seed=seed, progress=progress, max_steps=max_steps)
+                           seed=seed, progress=progress, max_steps=max_steps,
+                           optimizer=plan.get("optimizer", "adamw_warmup"))
 
     kwargs = {"scope": plan["threshold"], "include": plan.get("include"), "exclude": plan.get("exclude"),
-              "seed": seed, "grads_fn": grads_fn}
+              "seed": seed, "grads_fn": grads_fn, "prunable": plan.get("prunable", "linear")}
     threshold, structure = None, None
     if plan["schedule"] == "os":
         recovery = int(plan.get("recovery_steps") or 0)
@@ -77,12 +79,14 @@ def _validation_threshold(model, val_df) -> float:
 
 
 def _accounting(model, plan: dict, pruner, structure: dict | None, batch_df) -> dict:
-    from pie_mlops.pruning.criteria import prunable_weights, sparsity_report
+    from pie_mlops.pruning.criteria import sparsity_report
+    from pie_mlops.pruning.prunable import prunable_set
 
     if pruner is not None:
         report = pruner.report(model)
     else:  # structured: the share of the prunable weights' original count that is gone
-        report = sparsity_report(prunable_weights(model, plan.get("include"), plan.get("exclude")))
+        report = sparsity_report(prunable_set(model, plan.get("prunable", "linear"), plan.get("include"),
+                                              plan.get("exclude")))
     params = [p for p in model.parameters()]
     out = {"achieved_sparsity": float(report["achieved_sparsity"]),
            "per_layer": {k: float(v) for k, v in report["per_layer"].items()},

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from pie_mlops.errors import PieError
+from pie_mlops.vocabulary import CRITERIA  # noqa: F401  (one source of the names)
 
-CRITERIA = ("magnitude", "impact", "random")
 SCOPES = ("global", "per_layer")
 
 _LSTM_MATRICES = ("weight_ih_l*", "weight_hh_l*")  # the _reverse directions match too

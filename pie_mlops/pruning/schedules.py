@@ -20,11 +20,12 @@ from typing import Callable, Sequence
 import torch
 
 from pie_mlops.errors import PieError
-from pie_mlops.pruning.criteria import (CRITERIA, SCOPES, apply_masks, criterion_scores, prunable_weights,
-                                        select_masks, sparsity_report)
+from pie_mlops.pruning.criteria import (CRITERIA, SCOPES, apply_masks, criterion_scores, select_masks,
+                                        sparsity_report)
+from pie_mlops.pruning.prunable import check_prunable, prunable_set
 from pie_mlops.training import Pruner
+from pie_mlops.vocabulary import SCHEDULES
 
-SCHEDULES = ("ft", "wr", "ai", "os")
 ITERATIVE = ("ft", "wr")
 
 
@@ -73,20 +74,21 @@ class MaskedPruning(Pruner):
 
     def __init__(self, criterion: str, *, scope: str = "global", include: Sequence[str] | None = None,
                  exclude: Sequence[str] | None = None, seed: int = 0,
-                 grads_fn: Callable[[torch.nn.Module], dict] | None = None):
+                 grads_fn: Callable[[torch.nn.Module], dict] | None = None, prunable: str = "linear"):
         self.criterion = check_criterion(criterion)
         if scope not in SCOPES:
             raise PieError(f"unknown threshold scope {scope!r}; choose one of {', '.join(SCOPES)}")
         if criterion == "impact" and grads_fn is None:
             raise PieError("the impact criterion needs gradients: pass grads_fn")
         self.scope, self.include, self.exclude, self.seed, self.grads_fn = scope, include, exclude, seed, grads_fn
+        self.prunable = check_prunable(prunable)  # linear (ours) or paper (LayerNorm gammas, pooler too)
         self.masks: dict[str, torch.Tensor] = {}
         self.steps_done = 0
         self._weights = None
 
     def weights(self, model) -> dict[str, torch.nn.Parameter]:
         if self._weights is None:
-            self._weights = prunable_weights(model, self.include, self.exclude)
+            self._weights = prunable_set(model, self.prunable, self.include, self.exclude)
         return self._weights
 
     def prune_to(self, model, sparsity: float) -> None:
@@ -158,3 +160,21 @@ def one_shot(model, criterion: str, sparsity: float, **kwargs) -> MaskedPruning:
     pruner = MaskedPruning(criterion, **kwargs)
     pruner.prune_to(model, sparsity)
     return pruner
+
+
+def resolve_epochs_per_step(value, dense_epochs: int | str | None = None) -> int:
+    """E of the ft/wr/ai schedules: a number, or `dense` for the dense model's own epochs
+    (the paper's: ft/wr train 4E in all and ai trains E, E = the dense epochs;
+    experiment_formatter.py in pietrotrope/AsEasyAsPIE)."""
+    if value == "dense":
+        if dense_epochs is None or not str(dense_epochs).isdigit():
+            raise PieError(f"epochs_per_step: dense needs the dense model's epochs; its run logged "
+                           f"epochs={dense_epochs!r} (re-run `pie-mlops train`)")
+        value = int(dense_epochs)
+    try:
+        epochs = int(value)
+    except (TypeError, ValueError):
+        raise PieError(f"epochs_per_step must be a positive integer or 'dense', got {value!r}") from None
+    if epochs < 1 or epochs != float(value):
+        raise PieError(f"epochs_per_step must be a positive integer or 'dense', got {value!r}")
+    return epochs

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from pie_mlops.credentials import check_no_password, redact_url  # noqa: F401  (redact_url: callers import it here)
 from pie_mlops.errors import JobFailedError
 from pie_mlops.scale.grid import Job, PhaseState, phase_state
 
@@ -88,13 +89,6 @@ def quiet_experimental() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def redact_url(url: str) -> str:
-    """A storage or tracking URL without its password, for logs and files."""
-    import re
-
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", str(url))
-
-
 def rdb_storage(url: str, attempts: int = 6, **kwargs):
     """Optuna's RDBStorage, tolerant of workers that start together on an empty database:
     each creates the schema, and all but one lose that race with an integrity error."""
@@ -102,6 +96,7 @@ def rdb_storage(url: str, attempts: int = 6, **kwargs):
     from optuna.storages import RDBStorage
     from sqlalchemy.exc import DBAPIError
 
+    check_no_password(url, "Optuna storage")  # the last gate: every storage is opened here
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     quiet_experimental()
     engine = {"pool_pre_ping": True} if url.startswith("postgresql") else {}

@@ -33,16 +33,17 @@ def collect_splits(dataset: str, arch: str, split: str = "test", optional: tuple
     analysis) are stacked from the runs that have them, and left out when none has. With
     `keep`, only runs whose (group, seed) is in it are collected."""
     from pie_mlops import tracking
+    from pie_mlops.credentials import redact_url
     from pie_mlops.predictions import read_predictions
 
     runs = tracking.model_runs(dataset, arch)
     if keep is not None:
         runs = [r for r in runs if (r["group"], int(r["seed"])) in keep]
     if not runs:
-        raise PieError(f"no finished runs for dataset {dataset!r} and arch {arch!r} in {tracking.tracking_uri()}; "
+        raise PieError(f"no finished runs for dataset {dataset!r} and arch {arch!r} in {redact_url(tracking.tracking_uri())}; "
                        f"run `pie-mlops train` and `pie-mlops prune` first, or pass --predictions DIR")
     if not any(r["group"] == "dense" for r in runs):
-        raise PieError(f"no dense runs for {dataset!r}/{arch!r} in {tracking.tracking_uri()}; run `pie-mlops train`")
+        raise PieError(f"no dense runs for {dataset!r}/{arch!r} in {redact_url(tracking.tracking_uri())}; run `pie-mlops train`")
     found: dict[str, list[pd.DataFrame]] = {s: [] for s in (split, *optional)}
     md5s = {}
     with tempfile.TemporaryDirectory(prefix="pie-collect-") as tmp:

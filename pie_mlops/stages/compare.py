@@ -15,6 +15,7 @@ import numpy as np
 
 from pie_mlops.errors import PieError
 from pie_mlops.pies import CompareResult, ModelRows, Stacked, compare, stack_models
+from pie_mlops.stacking import gold_labels
 
 REQUIRED = ("example_id", "split", "group", "seed", "logits")
 
@@ -140,14 +141,17 @@ def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list
     logits = _list_values(table["logits"], path, "logits", np.float32)
     if task == "multi_label":
         labels = _list_values(table["labels"], path, "labels", np.int8)
-    else:
-        labels = table["label"].to_numpy(zero_copy_only=False).astype(np.int64)
     id_col = table["example_id"]
+    if id_col.null_count:
+        row = int(np.flatnonzero(id_col.is_null().to_numpy(zero_copy_only=False))[0])
+        raise PieError(f"{path}: row {row}: column 'example_id' is null; every row needs its example's id")
     if seen_ids.get("arrow") is not None and seen_ids["arrow"].equals(id_col):
         ids = seen_ids["numpy"]
     else:
         ids = np.asarray(id_col.to_numpy(zero_copy_only=False)).astype(str)
         seen_ids.update(arrow=id_col, numpy=ids)
+    if task == "single_label":
+        labels = gold_labels(table["label"].to_numpy(zero_copy_only=False), ids, str(path))
     thresholds = (np.asarray(table["threshold"].to_numpy(zero_copy_only=False), dtype=np.float64)
                   if "threshold" in names else None)
 
@@ -177,6 +181,9 @@ def load_predictions_dir(root: str | Path, split: str = "test") -> Stacked:
     files = sorted(root.rglob("*.parquet"))
     if not files:
         raise PieError(f"{root}: no *.parquet prediction files found")
+    special = next((f for f in files if not f.is_file()), None)
+    if special is not None:  # a pipe would block the read for ever
+        raise PieError(f"{special}: not a regular file (a pipe, socket, device or directory); give prediction files")
     from concurrent.futures import ThreadPoolExecutor
 
     kinds: dict[str, Path] = {}
@@ -205,14 +212,39 @@ def write_outputs(result: CompareResult, out: str | Path) -> None:
     from pie_mlops.atomic import atomic_file, write_text
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out)
     with atomic_file(out / "pies.parquet") as tmp:
         result.pies.to_parquet(tmp, index=False)
-    write_text(out / "summary.json", json.dumps(result.summary, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    from pie_mlops.analysis.run import clean
+
+    summary = dict(result.summary)
+    if result.noise_floor is not None:  # beside the groups (DESIGN.md §3)
+        summary["noise_floor"] = result.noise_floor
+    write_text(out / "summary.json", json.dumps(clean(summary), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def compare_files(predictions: str | Path, out: str | Path, split: str = "test", min_seeds: int = 3) -> CompareResult:
-    """File mode: read, compare, write. Any contract error raises before anything is written."""
-    result = compare(load_predictions_dir(predictions, split), min_seeds)
+def check_out_dir(out: Path) -> None:
+    """`out` is (or can be made) a writable directory, else one line naming it."""
+    if out.exists() and not out.is_dir():
+        raise PieError(f"--out {out}: exists and is not a directory; give a directory path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PieError(f"--out {out}: cannot create the directory ({exc.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise PieError(f"--out {out}: directory is not writable")
+
+
+def compare_files(predictions: str | Path, out: str | Path, split: str = "test", min_seeds: int = 3,
+                  n_boot: int = 200, seed: int = 0) -> CompareResult:
+    """File mode: read, compare, add the statistics (CIs, modal accuracies, collapse, noise
+    floor), write. Any contract error raises before anything is written."""
+    from pie_mlops.analysis.group_stats import add_statistics
+
+    stacked = load_predictions_dir(predictions, split)
+    if not set(stacked.groups) - {"dense"}:
+        raise PieError(f"{predictions}: only the dense group in split {split!r}; a comparison needs a pruned "
+                       f"group (<criterion>-<schedule>@<sparsity>) too")
+    result = add_statistics(compare(stacked, min_seeds), n_boot, seed)
     write_outputs(result, out)
     return result

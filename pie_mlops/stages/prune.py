@@ -75,7 +75,10 @@ def plan_jobs(params: dict) -> list[dict]:
                            "then recover); set prune.schedules: [os]")
         if "random" in criteria:
             raise PieError("structured scope ranks heads and neurons by magnitude or impact, not random")
-    for key in ("epochs_per_step", "steps", "impact_batches", "impact_batch_size", "batch_size"):
+    from pie_mlops.fidelity import check_prune_options
+
+    check_prune_options(params, arch, scope)  # prunable, optimizer, impact_grads, dropout, epochs_per_step
+    for key in ("steps", "impact_batches", "impact_batch_size", "batch_size"):
         if int(params[key]) < 1:
             raise PieError(f"prune.{key} must be >= 1, got {params[key]!r}")
     if int(params["recovery_steps"]) < 0:
@@ -117,6 +120,18 @@ def _hyperparameters(params: dict) -> dict:
     return hp
 
 
+def _epochs_per_step(params: dict, jobs: list[dict], versions: dict) -> dict:
+    """seed -> E; `dense`: the epochs its dense run logged (the paper ties E to them)."""
+    from pie_mlops import tracking
+    from pie_mlops.pruning.schedules import resolve_epochs_per_step
+
+    value = params["epochs_per_step"]
+    if value == "dense" and all(j["schedule"] == "os" for j in jobs):
+        value = 1  # os trains no schedule: no need to look the dense epochs up
+    return {seed: resolve_epochs_per_step(value, tracking.run_param(mv.run_id, "epochs") if value == "dense" else None)
+            for seed, mv in versions.items()}
+
+
 def _check_dense(name: str, seeds: list[int], md5: str) -> dict:
     """The dense version of every seed, which must exist and be trained on the current data."""
     from pie_mlops import tracking
@@ -150,6 +165,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta
     from pie_mlops.data.splits import subsample
+    from pie_mlops.fidelity import identity_extras
 
     data_path = Path(params["data_dir"]) / params["dataset"]
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
@@ -161,6 +177,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
         for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
     versions = _check_dense(name, seeds, md5)
+    epochs = _epochs_per_step(params, jobs, versions)
     meta, splits = read_dataset(data_path)
     splits["train"] = subsample(splits["train"], params.get("max_train_examples"))
 
@@ -172,7 +189,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
                                        "steps", "recovery_steps", "impact_batches", "impact_batch_size",
                                        "predict_train", "predict_validation", "predict_test",
                                        "max_train_examples")}
-        plan.update(hp, **job)
+        plan.update(hp, **identity_extras(params), **job, epochs_per_step=epochs[seed])
         if plan["schedule"] != "os":
             plan.pop("recovery_steps")
         # One process at a time per (model, group, seed) on a SQLite store (tracking/guard.py).
@@ -260,6 +277,7 @@ def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, de
     import copy
 
     from pie_mlops import tracking
+    from pie_mlops.fidelity import model_kwargs
     from pie_mlops.models import build_model
 
     if plan["schedule"] == "os":
@@ -269,4 +287,4 @@ def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, de
         return copy.deepcopy(dense["model"])
     return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
                        model_path=plan["model_path"] if plan["arch"] == "bert" else None,
-                       max_length=plan["max_length"])
+                       **model_kwargs(plan["arch"], plan, "prune"))

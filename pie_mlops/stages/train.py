@@ -73,7 +73,11 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
     # bilstm uses the packaged GloVe. A bert path or hub name is checked by building the
     # model, which happens before its run starts (a missing local path is a PieError there).
     model_path = params["model_path"] if arch == "bert" else None
-    return {"dataset": params["dataset"], "arch": arch, "model_path": model_path, **hp,
+    from pie_mlops.fidelity import check_options, identity_extras, model_kwargs
+
+    check_options(params, "train")
+    model_kwargs(arch, params, "train")  # a dropout given to bert: an error before any run
+    return {"dataset": params["dataset"], "arch": arch, "model_path": model_path, **hp, **identity_extras(params),
             "snapshot_epochs": sorted(int(e) for e in as_list(params["snapshot_epochs"])),
             "predict_train": bool(params.get("predict_train", True)),
             "max_train_examples": int(params["max_train_examples"]) if params.get("max_train_examples") else None,
@@ -84,13 +88,17 @@ def for_arch(params: dict, arch: str, section: str = "train") -> dict:
     """The params of one architecture. Any value may be a mapping arch -> value, so one
     section serves both: `seeds: {bert: [0, 1, 2], bilstm: [0, 1, 2, 3, 4]}` (a cheap BiLSTM
     affords more seeds, or more data, in the same time budget)."""
+    from pie_mlops.fidelity import per_dataset
+    from pie_mlops.models import ARCHS
+
     out = {}
     for key, value in params.items():
+        value = per_dataset(key, value, params.get("dataset"), ARCHS, section)  # max_length: {imdb: 512, ...}
         if isinstance(value, dict) and key != "space":
             if arch not in value:
                 raise PieError(f"{section}.{key} gives one value per architecture but none for {arch!r} "
                                f"(has: {', '.join(map(str, value))})")
-            value = value[arch]
+            value = per_dataset(key, value[arch], params.get("dataset"), ARCHS, section)
         out[key] = value
     return dict(out, arch=arch)
 
@@ -173,6 +181,7 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
                progress: bool) -> dict:
     from pie_mlops import tracking
     from pie_mlops.distributed import is_main, rank
+    from pie_mlops.fidelity import model_kwargs
     from pie_mlops.models import build_model
     from pie_mlops.predictions import write_predictions
     from pie_mlops.scale.lanes import compute
@@ -183,10 +192,11 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     # Built before the run starts: a model path that does not load fails with no run at all.
     with compute():  # the worker's compute slot (pie_mlops/scale/lanes.py); else just timing
         model = build_model(plan["arch"], n_labels, task, seed=seed, model_path=plan["model_path"],
-                            max_length=plan["max_length"])
+                            **model_kwargs(plan["arch"], plan, "train"))
     cfg = TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
                       warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
-                      seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress)
+                      seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress,
+                      optimizer=plan.get("optimizer", "adamw_warmup"))
     if not is_main():  # a DDP rank > 0: train its shares, leave the store and the files to rank 0
         fit(model, splits["train"], splits["validation"], cfg)
         return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}

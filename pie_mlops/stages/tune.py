@@ -168,6 +168,9 @@ def tune(params: dict, progress: bool = True) -> dict:
 
     if params["arch"] not in ARCHS:
         raise PieError(f"unknown architecture {params['arch']!r}; choose one of {', '.join(ARCHS)}")
+    from pie_mlops.credentials import check_no_password
+
+    check_no_password(params["storage"], "tune.storage (or --storage)")  # a DVC param: it would land in dvc.lock
     data_path = Path(params["data_dir"]) / params["dataset"]
     meta = read_meta(data_path)  # PieError with the fix if the dataset is missing
     # Build one model up front: a bad model path or architecture fails here, before any
@@ -203,7 +206,8 @@ def tune(params: dict, progress: bool = True) -> dict:
             hp = suggest(trial, params["space"])
             cfg = TrainConfig(epochs=int(hp.get("epochs", 3)), batch_size=int(hp.get("batch_size", 32)),
                               lr=hp.get("lr"), warmup_ratio=float(hp.get("warmup_ratio", 0.1)),
-                              seed=params["seed"], snapshot_epochs=(), progress=False)
+                              seed=params["seed"], snapshot_epochs=(), progress=False,
+                              optimizer=params.get("optimizer", "adamw_warmup"))
             with tracking.trial_run(parent_id, trial.number, hp) as log_epoch:
                 model = build_model(params["arch"], n_labels, task, seed=params["seed"],
                                     model_path=params["model_path"], max_length=params["max_length"])

@@ -61,6 +61,9 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
     opts = {**DEFAULTS, **load_section("worker", DEFAULTS, params_file), **(options or {})}
     params = _sections(params_file)
     storage = storage or opts["storage"] or params["tune"]["storage"]
+    from pie_mlops.credentials import check_no_password
+
+    check_no_password(storage, "--storage, worker.storage or tune.storage")  # before anything logs or claims
     n_lanes = int(opts["lanes"] or default_lanes(tracking.tracking_uri(), storage))
     if n_lanes < 1:
         raise PieError(f"worker.lanes must be 1 or more, got {opts['lanes']}")

@@ -16,7 +16,7 @@ from pie_mlops.tracking.finished import find_finished_run
 from pie_mlops.tracking.guard import model_claim, open_store
 from pie_mlops.tracking.models import (
     ModelRun, alias_for, download_run_artifacts, load_version, model_run, model_runs, registered_model_name,
-    set_champion, version_by_alias, version_of_run,
+    run_param, set_champion, version_by_alias, version_of_run,
 )
 from pie_mlops.tracking.recovery import reap_job_runs, reap_stale_runs, run_registered
 from pie_mlops.tracking.store import (
@@ -31,6 +31,6 @@ __all__ = [
     "active_run_id", "alias_for", "artifact_root", "compare_run", "data_md5", "download_run_artifacts",
     "experiment_id", "find_finished_run", "git_sha", "load_version", "log_artifacts_if_active",
     "log_compare_artifacts", "log_metric_batch", "log_study_result", "metric_key", "model_requirements",
-    "model_claim", "model_run", "model_runs", "open_store", "params_hash", "job_tags", "reap_job_runs", "reap_stale_runs", "run_registered", "registered_model_name", "registry_uri",
+    "model_claim", "model_run", "model_runs", "open_store", "params_hash", "job_tags", "reap_job_runs", "reap_stale_runs", "run_registered", "registered_model_name", "registry_uri", "run_param",
     "set_champion", "study_run", "tracking_uri", "trial_run", "version_by_alias", "version_of_run",
 ]

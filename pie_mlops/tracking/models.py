@@ -37,6 +37,12 @@ def version_by_alias(name: str, alias: str):
 
 
 @timed
+def run_param(run_id: str, key: str) -> str | None:
+    """One logged param of a run (e.g. a dense model's `epochs`), or None if it logged none."""
+    return _client().get_run(run_id).data.params.get(key)
+
+
+@timed
 def load_version(name: str, alias: str, dst: str | Path, mv=None):
     """Load `models:/name@alias` from its run's safetensors copy (never unpickling anything).
     `mv`: that version, if the caller already looked it up (one request fewer)."""

@@ -54,11 +54,15 @@ def test_file_mode_writes_pies_and_summary(good, tmp_path, capsys):
     assert list(pies.columns) == ["group", "split", "example_id", "is_pie", "dense_label", "pruned_label",
                                   "dense_votes", "pruned_votes"]
     assert len(pies) == N and pies["is_pie"].dtype == bool and set(pies["group"]) == {"magnitude-os@0.50"}
-    s = json.loads((out / "summary.json").read_text())["magnitude-os@0.50"]
-    keys = {"n_examples", "n_pies", "pie_share", "n_ties_dense", "n_ties_pruned"}
+    summary = json.loads((out / "summary.json").read_text())
+    s = summary["magnitude-os@0.50"]
+    keys = {"n_examples", "n_pies", "pie_share", "n_ties_dense", "n_ties_pruned", "pie_share_ci", "collapsed",
+            "majority_pred_share", "above_floor"}
     for subset in ("all", "pie", "nonpie"):
         for side in ("dense", "pruned"):
-            keys |= {f"{side}_acc_{subset}", f"{side}_acc_{subset}_std"}
+            keys |= {f"{side}_acc_{subset}", f"{side}_acc_{subset}_std", f"{side}_modal_acc_{subset}",
+                     f"{side}_acc_{subset}_ci", f"{side}_modal_acc_{subset}_ci"}
+    assert set(summary["noise_floor"]) >= {"share", "ci", "seeds_per_side"}
     assert keys <= set(s) and s["n_examples"] == N and s["n_pies"] == int(pies["is_pie"].sum())
     assert "magnitude-os@0.50" in capsys.readouterr().out
 
@@ -123,3 +127,57 @@ def test_a_file_that_is_not_predictions_is_named(good, tmp_path, capsys):
     assert _run(good, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert "notes.parquet" in err and "missing column(s)" in err
+
+
+def _raw(preds, group="magnitude-os@0.50", labels=None, ids=None, width=2):
+    """Every model's file (3 dense, 3 of `group`) written with pandas, past predictions_frame's
+    own checks, all with the same (broken) labels and ids, so only the broken value is wrong."""
+    ids = [f"ex{i:02d}" for i in range(N)] if ids is None else ids
+    labels = list(np.arange(N) % 2) if labels is None else labels
+    for f in preds.glob("*.parquet"):
+        f.unlink()
+    for g in ("dense", group):
+        for seed in range(3):
+            pd.DataFrame({"example_id": ids, "split": "test", "group": g, "seed": seed, "label": labels,
+                          "logits": [np.zeros(width, np.float32)] * N}).to_parquet(preds / f"{len(g)}_{seed}.parquet")
+
+
+def _labels(*changes):
+    labels = list(np.arange(N) % 2)
+    for row, value in changes:
+        labels[row] = value
+    return labels
+
+
+@pytest.mark.parametrize("break_it, message", [
+    (lambda p: _raw(p, labels=_labels((4, 2))), "'label' holds 2 at example_id ex04: not a class of the 2 logits"),
+    (lambda p: _raw(p, labels=_labels((4, -1))), "'label' holds -1 at example_id ex04"),
+    (lambda p: _raw(p, labels=_labels((6, None))), "row 6: column 'label' holds null (example_id ex06)"),
+    (lambda p: _raw(p, labels=_labels((3, 0.5))), "row 3: column 'label' holds 0.5"),
+    (lambda p: _raw(p, ids=[None] + [f"ex{i:02d}" for i in range(1, N)]), "row 0: column 'example_id' is null"),
+    (lambda p: _raw(p, width=0), "empty logits"),
+    (lambda p: _raw(p, group="../../escape"), "group '../../escape' is not"),
+    (lambda p: _raw(p, group="magnitude-os@0.50/x"), "group 'magnitude-os@0.50/x' is not"),
+])
+def test_impossible_labels_ids_logits_and_group_names_exit_2(good, tmp_path, capsys, break_it, message):
+    break_it(good)
+    out = tmp_path / "out"
+    assert _run(good, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("error: "), err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_dense_only_dir_and_a_file_as_out_exit_2(good, tmp_path, capsys):
+    for f in good.glob("magnitude-*"):
+        f.unlink()
+    assert _run(good, tmp_path / "out") == 2
+    assert "only the dense group" in capsys.readouterr().err
+    _write(good, "magnitude-os@0.50", 0)
+    for seed in (1, 2):
+        _write(good, "magnitude-os@0.50", seed)
+    out = tmp_path / "out.txt"
+    out.write_text("mine")
+    assert _run(good, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists and is not a directory" in err[0] and out.read_text() == "mine"

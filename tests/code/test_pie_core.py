@@ -101,7 +101,7 @@ def test_each_model_binarises_with_its_own_threshold():
 
 def test_stack_split_aligns_shuffled_rows_by_example_id():
     rows = []
-    for group, seed, order in (("dense", 0, [0, 1, 2]), ("dense", 1, [2, 0, 1]), ("g@0.5", 0, [1, 2, 0])):
+    for group, seed, order in (("dense", 0, [0, 1, 2]), ("dense", 1, [2, 0, 1]), ("magnitude-os@0.50", 0, [1, 2, 0])):
         for i in order:
             rows.append({"example_id": f"e{i}", "split": "test", "group": group, "seed": seed, "label": i % 2,
                          "logits": np.array([float(i), -float(i)], np.float32)})

@@ -9,6 +9,7 @@ and the PostgreSQL-backed Optuna storage are all they share.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from conftest import BIN, clone_project, run
-from servers import create_database, mlflow_server, postgres_url
+from servers import add_user, create_database, mlflow_server, postgres_url
 
 MODEL = "pie-synthetic_nli-bert"
 
@@ -68,8 +69,18 @@ def cluster(tmp_path_factory):
     base = postgres_url()
     root = tmp_path_factory.mktemp("cluster")
     backend = create_database(base, "pie_mlflow")
-    with mlflow_server(backend, root / "artifacts", root) as url:
-        yield {"base": base, "url": url, "root": root}
+    with mlflow_server(backend, root / "artifacts", root, auth=True) as url:
+        # docs/scaling.md's recipe: basic-auth, a worker user, its credentials in the environment
+        # (of the workers, and of this process's clients).
+        creds = {"MLFLOW_TRACKING_USERNAME": "pie-worker", "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(16)}
+        add_user(url, "worker", creds["MLFLOW_TRACKING_USERNAME"], creds["MLFLOW_TRACKING_PASSWORD"])
+        saved = {k: os.environ.get(k) for k in creds}
+        os.environ.update(creds)
+        try:
+            yield {"base": base, "url": url, "root": root}
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 @pytest.fixture(scope="module")

@@ -154,3 +154,34 @@ def test_collect_gathers_the_latest_finished_run_per_group_and_seed(store):
     assert runs[0]["group"] == "dense"  # dense first: the comparison's reference
     with pytest.raises(Exception, match="no finished runs"):
         collect_predictions("synthetic_topics", "bert", "test", progress=False)
+
+
+def test_paper_profile_prune_settings_tie_e_to_the_dense_epochs_and_prune_every_layer(store):
+    """profiles/paper.yaml's prune options on the real store: E read from the dense run's logged
+    epochs (1 here, so ft trains 4 epochs), Adam at a constant lr, per-layer thresholds over the
+    paper's prunable set, so every layer, LayerNorm gammas included, sits on its target."""
+    from pathlib import Path
+
+    from pie_mlops import tracking
+    from pie_mlops.params import load_section
+    from pie_mlops.pruning.criteria import sparsity_report
+    from pie_mlops.pruning.prunable import prunable_set
+
+    paper = load_section("prune", PRUNE, Path(__file__).resolve().parents[2] / "profiles" / "paper.yaml")
+    keys = ("threshold", "prunable", "epochs_per_step", "impact_grads", "optimizer", "warmup_ratio", "weight_decay")
+    params = dict(store["params"], **{k: paper[k] for k in keys}, methods=["impact-ft"], sparsities=[0.5], seeds=[0])
+    [record] = prune_stage(params, progress=False)
+    assert record["status"] == "pruned" and record["group"] == "impact-ft-layer@0.50"
+    client = _client()
+    run = client.get_run(record["run_id"])
+    dense = client.get_run(client.get_model_version_by_alias(NAME, "dense-s0").run_id)
+    assert run.data.params["epochs_per_step"] == dense.data.params["epochs"] == "1"
+    assert run.data.params["optimizer"] == "adam_constant" and run.data.params["prunable"] == "paper"
+    lrs = [m.value for m in client.get_metric_history(run.info.run_id, "lr")]
+    assert len(lrs) == 4 and len(set(lrs)) == 1  # 4E epochs at one lr
+    model = tracking.load_version(NAME, "impact-ft-layer-0_50-s0", store["root"] / "dl-paper")
+    weights = prunable_set(model, "paper")
+    per_layer = sparsity_report(weights)["per_layer"]
+    assert any(n.endswith("LayerNorm.weight") for n in weights)
+    for name, w in weights.items():
+        assert per_layer[name] == round(0.5 * w.numel()) / w.numel(), name

@@ -1,0 +1,111 @@
+"""profiles/paper.yaml and profiles/repro.yaml: they load with every stage's schema and hold the
+paper's settings; the fidelity options resolve and reject bad values."""
+
+from pathlib import Path
+
+import pytest
+
+from pie_mlops.errors import PieError
+from pie_mlops.fidelity import check_options, identity_extras, model_kwargs
+from pie_mlops.params import load_section
+from pie_mlops.pruning.schedules import resolve_epochs_per_step, schedule_epochs
+from pie_mlops.stages import check, compare_study, materialize, prune, report, train, tune, worker
+from pie_mlops.stages.train import for_arch, resolve
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER = ROOT / "profiles" / "paper.yaml"
+SECTIONS = {"materialize": materialize, "check": check, "tune": tune, "train": train, "prune": prune,
+            "compare": compare_study, "report": report, "worker": worker}
+
+
+REPRO = ROOT / "profiles" / "repro.yaml"
+
+
+@pytest.mark.parametrize("profile", [PAPER, REPRO], ids=["paper", "repro"])
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_paper_profiles_load_with_every_stage_schema(section, profile):
+    load_section(section, SECTIONS[section].DEFAULTS, profile)  # PieError on any unknown key
+
+
+def test_repro_profile_has_the_scope_the_reproduction_needs():
+    t = load_section("train", train.DEFAULTS, REPRO)
+    p = load_section("prune", prune.DEFAULTS, REPRO)
+    paper = load_section("prune", prune.DEFAULTS, PAPER)
+    for key in ("threshold", "prunable", "epochs_per_step", "impact_grads", "optimizer", "dropout"):
+        assert p[key] == paper[key], key  # the paper's method
+    assert p["dataset"] == t["dataset"] == "rotten_tomatoes"
+    bilstm, bert = for_arch(p, "bilstm", "prune"), for_arch(p, "bert", "prune")
+    assert len(train.seeds_for(t, "bilstm")) >= 20 and len(train.seeds_for(p, "bilstm", "prune")) >= 20
+    assert len(train.seeds_for(t, "bert")) >= 10 and len(train.seeds_for(p, "bert", "prune")) >= 10
+    assert len({j["sparsity"] for j in prune.plan_jobs(bilstm)}) >= 3
+    assert len({(j["criterion"], j["schedule"]) for j in prune.plan_jobs(bilstm)}) == 8
+    bert_methods = {(j["criterion"], j["schedule"]) for j in prune.plan_jobs(bert)}
+    assert any(s == "os" for _, s in bert_methods) and any(s in ("ft", "wr", "ai") for _, s in bert_methods)
+    assert for_arch(t, "bert")["max_train_examples"] == bert["max_train_examples"]  # training-set PIEs match
+
+
+def test_paper_profile_holds_the_papers_method_for_both_architectures():
+    t = load_section("train", train.DEFAULTS, PAPER)
+    p = load_section("prune", prune.DEFAULTS, PAPER)
+    assert (p["threshold"], p["prunable"], p["epochs_per_step"], p["impact_grads"]) == \
+        ("per_layer", "paper", "dense", "last")
+    for arch in ("bert", "bilstm"):
+        plan = resolve(for_arch(t, arch), arch)
+        assert plan["optimizer"] == "adam_constant" and plan["max_length"] == 128  # rotten_tomatoes
+        one = for_arch(p, arch, "prune")
+        assert one["optimizer"] == "adam_constant"
+        jobs = prune.plan_jobs(one)  # every value checked
+        assert {(j["criterion"], j["schedule"]) for j in jobs} == {
+            ("magnitude", "ft"), ("magnitude", "wr"), ("magnitude", "ai"), ("impact", "ft"), ("impact", "wr"),
+            ("impact", "ai"), ("random", "ft"), ("random", "ai")}  # the paper's 8: no random-wr
+        assert all(j["threshold"] == "per_layer" for j in jobs)
+    assert resolve(for_arch(t, "bilstm"), "bilstm")["dropout"] == 0.0
+    assert load_section("tune", tune.DEFAULTS, PAPER)["optimizer"] == "adam_constant"  # tuned as trained
+    assert model_kwargs("bilstm", for_arch(t, "bilstm"), "train") == {"max_length": 128, "dropout": 0.0}
+    assert model_kwargs("bert", for_arch(t, "bert"), "train") == {"max_length": 128}
+    assert for_arch(dict(t, dataset="bbc_news"), "bert")["max_length"] == 512
+
+
+def test_default_params_keep_our_choices_and_their_run_identity():
+    for section, module in (("train", train), ("prune", prune)):
+        params = load_section(section, module.DEFAULTS, ROOT / "params.yaml")
+        assert identity_extras(params) == {}  # nothing new enters the params hash of existing runs
+    p = load_section("prune", prune.DEFAULTS, ROOT / "params.yaml")
+    assert (p["threshold"], p["prunable"], p["epochs_per_step"]) == ("global", "linear", 1)
+
+
+def test_epochs_per_step_dense_follows_the_dense_epochs():
+    assert resolve_epochs_per_step("dense", 3) == 3 and resolve_epochs_per_step("dense", "5") == 5
+    assert resolve_epochs_per_step(2) == 2
+    e = resolve_epochs_per_step("dense", 3)
+    assert (schedule_epochs("ft", e), schedule_epochs("wr", e), schedule_epochs("ai", e)) == (12, 12, 3)
+    for value, dense, message in (("dense", None, "dense model's epochs"), ("dense", "x", "dense model's epochs"),
+                                  (0, None, "positive integer"), (1.5, None, "positive integer"),
+                                  ("often", None, "positive integer")):
+        with pytest.raises(PieError, match=message):
+            resolve_epochs_per_step(value, dense)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"optimizer": "sgd"}, "prune.optimizer must be one of adamw_warmup, adam_constant"),
+    ({"prunable": "all"}, "prune.prunable must be one of linear, paper"),
+    ({"impact_grads": "mean"}, "prune.impact_grads must be one of sum, last"),
+    ({"dropout": 1.5}, "prune.dropout must be null or a number in [0, 1)"),
+    ({"dropout": "none"}, "prune.dropout must be null or a number in [0, 1)"),
+])
+def test_bad_options_name_their_key(change, message):
+    with pytest.raises(PieError) as exc:
+        check_options(dict(prune.DEFAULTS, **change), "prune")
+    assert message in str(exc.value)
+
+
+def test_plan_jobs_rejects_paper_options_that_cannot_apply():
+    base = dict(prune.DEFAULTS, arch="bert", schedules=["os"], criteria=["magnitude"])
+    with pytest.raises(PieError, match="structured scope"):
+        prune.plan_jobs(dict(base, scope="structured", prunable="paper"))
+    with pytest.raises(PieError, match="prune.dropout applies to the bilstm"):
+        prune.plan_jobs(dict(base, dropout=0.0))
+    with pytest.raises(PieError, match="positive integer or 'dense'"):
+        prune.plan_jobs(dict(base, epochs_per_step="twice"))
+    with pytest.raises(PieError, match="one value per dataset but none for 'imdb'"):
+        for_arch(dict(base, dataset="imdb", max_length={"rotten_tomatoes": 128}), "bert", "prune")
