@@ -21,11 +21,11 @@ TUNABLE = ("lr", "epochs", "batch_size", "warmup_ratio")
 # What a study searches: a change to any of these starts a new study (n_trials, storage and
 # out do not change what a trial measures).
 IDENTITY = ("dataset", "arch", "model_path", "seed", "max_train_examples", "max_validation_examples", "max_length",
-            "space")
+            "optimizer", "space")
 
 
 def study_identity(params: dict, data_md5: str) -> dict:
-    return {**{k: params[k] for k in IDENTITY}, "data_md5": data_md5}
+    return {**{k: params.get(k) for k in IDENTITY}, "data_md5": data_md5}
 
 
 def study_name(params: dict, data_md5: str) -> str:
