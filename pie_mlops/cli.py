@@ -337,7 +337,10 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
         click.echo(f"wrote {out}/pies.parquet and summary.json")
         return
     from pie_mlops.stages.compare_study import compare as run
+    from pie_mlops.vocabulary import check_name
 
+    for arch in params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]:
+        check_name("arch", arch, "compare.arch")  # bad input first: it must not even create a store
     _open_store(ctx.obj["params_file"])
     results = run(params, predictions or None)
     for res in results:
