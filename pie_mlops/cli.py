@@ -22,6 +22,20 @@ def _given(options: dict) -> dict:
     return {k: v for k, v in options.items() if v not in (None, "")}
 
 
+def _open_store(params_file: str) -> None:
+    """Before a stage writes anything: its params file is there (outside the project root a
+    stage would scatter data/, predictions/ and mlflow.db), and the tracking store answers
+    (pie_mlops/tracking/guard.py): else one line and exit 2, never a hang."""
+    import os
+
+    if not os.path.isfile(params_file):
+        raise PieError(f"{params_file}: no such params file (in {os.getcwd()}); run from the project root "
+                       f"or pass --params FILE")
+    from pie_mlops.tracking.guard import open_store
+
+    open_store()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="pie-mlops")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help=PARAMS_HELP)
@@ -59,8 +73,9 @@ def cli(ctx: click.Context, params_file: str, profile: str | None) -> None:
 @click.option("--dataset", "-d", "datasets", multiple=True, metavar="NAME|all",
               help="Dataset to write (repeatable). Default: materialize.datasets from params.yaml.")
 @click.option("--data-dir", default=None, help="Output root. Default: materialize.data_dir (data).")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset of another origin (a user import) under a packaged name.")
 @click.pass_context
-def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | None) -> None:
+def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | None, overwrite: bool) -> None:
     """Write the packaged offline corpora and the synthetic sets to data/<name>/.
 
     \b
@@ -78,7 +93,7 @@ def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | N
     names = None
     if datasets:
         names = available() if "all" in datasets else list(datasets)
-    for path in run(params, names):
+    for path in run(params, names, overwrite=overwrite):
         click.echo(f"wrote {path}")
 
 
@@ -175,6 +190,7 @@ def tune(ctx: click.Context, **options) -> None:
         params["n_trials"] = {a: int(v) for a, v in n.items()} if isinstance(n, dict) else int(n)
     except ValueError:
         raise PieError(f"--n-trials must be a whole number, got {params['n_trials']!r}") from None
+    _open_store(ctx.obj["params_file"])
     run(params)
 
 
@@ -208,6 +224,7 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
     params = load_section("train", DEFAULTS, ctx.obj["params_file"])
     params.update(_given({"dataset": dataset, "arch": arch, "seeds": seeds, "model_path": model_path,
                           "data_dir": data_dir}))
+    _open_store(ctx.obj["params_file"])
     # An explicit --epochs wins even over a tuned params/best_*.yaml.
     records = run(params, force={"epochs": epochs} if epochs else None)
     done = sum(r["status"] == "trained" for r in records)
@@ -256,6 +273,7 @@ def prune(ctx: click.Context, **options) -> None:
         params["recovery_steps"] = int(params["recovery_steps"])
     except (TypeError, ValueError):
         raise PieError(f"--recovery-steps must be a whole number, got {params['recovery_steps']!r}") from None
+    _open_store(ctx.obj["params_file"])
     records = run(params)
     done = sum(r["status"] == "pruned" for r in records)
     click.echo(f"pruned {done}, skipped {len(records) - done} (already finished)")
@@ -321,7 +339,11 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
         click.echo(f"wrote {out}/pies.parquet and summary.json")
         return
     from pie_mlops.stages.compare_study import compare as run
+    from pie_mlops.vocabulary import check_name
 
+    for arch in params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]:
+        check_name("arch", arch, "compare.arch")  # bad input first: it must not even create a store
+    _open_store(ctx.obj["params_file"])
     results = run(params, predictions or None)
     for res in results:
         click.echo(f"{res['dataset']}/{res['arch']}:")
@@ -408,6 +430,7 @@ def study(ctx: click.Context, use_dvc: bool | None) -> None:
     from pie_mlops.stages.study import study as run
     from pie_mlops.stages.study import where_to_look
 
+    _open_store(ctx.obj["params_file"])
     result = run(ctx.obj["params_file"], use_dvc=use_dvc, echo=click.echo)
     click.echo(where_to_look(result))
 
@@ -455,6 +478,7 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
         options["heartbeat_interval"] = max(1, grace_period // 3)
     if lanes:
         options["lanes"] = lanes
+    _open_store(params_file)
     result = run(params_file, storage=storage, max_jobs=max_jobs, tune=with_tune,
                  options=options, echo=click.echo)
     ran = [j for j in result["jobs"] if j["status"] != "skipped"]

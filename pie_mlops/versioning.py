@@ -25,7 +25,13 @@ def _tracking_file(data_dir: Path) -> tuple[Path, Path] | None:
 
 
 def sync_dvc_cache(data_dir: str | Path) -> str:
-    """Returns 'untracked', 'up to date', 'cached' (matched and now cached) or 'differs'."""
+    """Returns 'untracked', 'up to date', 'cached' (matched and now cached) or 'differs'.
+
+    DVC's "not in cache" says nothing about the workspace (a fresh clone's cache is empty),
+    so the workspace hash is compared with the committed one first: only identical data is
+    committed, and a different version (a partial materialize, an import) never rewrites
+    the `.dvc` file.
+    """
     found = _tracking_file(Path(data_dir))
     if found is None:
         return "untracked"
@@ -40,12 +46,10 @@ def sync_dvc_cache(data_dir: str | Path) -> str:
     except (DvcException, SCMError):  # e.g. a copy of the project outside git: nothing to sync
         return "untracked"
     with repo:
-        status = repo.status(targets=[target])
-        if not status:
+        outs = [out for stage in repo.stage.collect(target) for out in stage.outs]
+        if not outs or any(out.workspace_status() for out in outs):  # modified, deleted or new
+            return "differs"
+        if not any(out.changed_cache() for out in outs):
             return "up to date"
-        changes = [c for entry in status.get(target, []) if isinstance(entry, dict)
-                   for c in entry.get("changed outs", {}).values()]
-        if changes and all(c == "not in cache" for c in changes):
-            repo.commit(target, force=True)  # same hash as committed: this only fills the cache
-            return "cached"
-    return "differs"
+        repo.commit(target, force=True)  # the workspace hash equals the committed one: this only fills the cache
+        return "cached"

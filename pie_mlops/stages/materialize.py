@@ -17,43 +17,67 @@ def available() -> list[str]:
     return [*OFFLINE_CORPORA, *SYNTHETIC]
 
 
-def materialize(params: dict, datasets: list[str] | None = None, progress: bool = True) -> list[Path]:
+def materialize(params: dict, datasets: list[str] | None = None, progress: bool = True,
+                overwrite: bool = False) -> list[Path]:
     """Write each dataset per the contract; returns the dataset directories.
 
     The output is byte-deterministic, so a re-run on any machine leaves `dvc status` clean
-    (after `sync_dvc_cache` fills the DVC cache, which a fresh clone lacks).
+    (after `sync_dvc_cache` fills the DVC cache, which a fresh clone lacks). A dataset of
+    another origin under a packaged name (a user import) is replaced only with `overwrite`;
+    every one is checked before anything is written.
     """
     from tqdm.auto import tqdm
 
     from pie_mlops.data.build import build_dataset
-    from pie_mlops.data.sources import OFFLINE_CORPORA
-    from pie_mlops.data.synthetic import SYNTHETIC, SYNTHETIC_LICENSE
 
     names = datasets or list(params["datasets"])
     unknown = [n for n in names if n not in available()]
     if unknown:
         raise PieError(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(available())} or all")
     split = {k: params[k] for k in ("validation_frac", "test_frac", "seed")}
+    plans = [_plan(name) for name in tqdm(names, desc="read sources", unit="dataset", disable=not progress)]
+    if not overwrite:
+        for plan in plans:
+            _keep_foreign(Path(params["data_dir"]) / plan["name"], plan["source"])
     written = []
-    for name in tqdm(names, desc="materialize", unit="dataset", disable=not progress):
-        if name in OFFLINE_CORPORA:
-            corpus = OFFLINE_CORPORA[name]()
-            path = build_dataset(
-                corpus.frame, root=params["data_dir"], name=name, task="single_label",
-                label_names=corpus.label_names, id_prefix=corpus.id_prefix, source=corpus.source,
-                license=corpus.license, synthetic=False, **split,
-            )
-        else:
-            task, make = SYNTHETIC[name]
-            frame, label_names = make()
-            path = build_dataset(
-                frame, root=params["data_dir"], name=name, task=task, label_names=label_names,
-                id_prefix=name.split("_", 1)[1], source=f"pie_mlops.data.synthetic.{make.__name__}",
-                license=SYNTHETIC_LICENSE, synthetic=True, **split,
-            )
-        written.append(path)
+    for plan in plans:
+        frame = plan.pop("frame")
+        written.append(build_dataset(frame, root=params["data_dir"], **plan, **split))
     _report_dvc_state(params["data_dir"])
     return written
+
+
+def _plan(name: str) -> dict:
+    """build_dataset's arguments (and the frame) for one packaged dataset."""
+    from pie_mlops.data.sources import OFFLINE_CORPORA
+    from pie_mlops.data.synthetic import SYNTHETIC, SYNTHETIC_LICENSE
+
+    if name in OFFLINE_CORPORA:
+        corpus = OFFLINE_CORPORA[name]()
+        return {"frame": corpus.frame, "name": name, "task": "single_label", "label_names": corpus.label_names,
+                "id_prefix": corpus.id_prefix, "source": corpus.source, "license": corpus.license,
+                "synthetic": False}
+    task, make = SYNTHETIC[name]
+    frame, label_names = make()
+    return {"frame": frame, "name": name, "task": task, "label_names": label_names,
+            "id_prefix": name.split("_", 1)[1], "source": f"pie_mlops.data.synthetic.{make.__name__}",
+            "license": SYNTHETIC_LICENSE, "synthetic": True}
+
+
+def _keep_foreign(path: Path, source: str) -> None:
+    """PieError if data/<name>/ holds a dataset from another source (a user import)."""
+    import json
+
+    meta = path / "meta.json"
+    if not meta.is_file():
+        return
+    try:
+        found = json.loads(meta.read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError, AttributeError):
+        found = "(unreadable meta.json)"
+    if found != source:
+        raise PieError(f"{path}: holds a dataset from {found}, not the packaged {path.name}; "
+                       f"pass --overwrite to replace it, or import yours under another name")
 
 
 def _report_dvc_state(data_dir: str) -> None:
@@ -63,5 +87,6 @@ def _report_dvc_state(data_dir: str) -> None:
     if state in ("cached", "up to date"):
         print(f"{data_dir}/ matches {data_dir}.dvc ({state}): `dvc status` is clean")
     elif state == "differs":
-        print(f"{data_dir}/ differs from {data_dir}.dvc: record the new version with "
-              f"`dvc add {data_dir}` and commit {data_dir}.dvc")
+        print(f"{data_dir}/ differs from {data_dir}.dvc, which is left as it is: `pie-mlops materialize` "
+              f"(every dataset) restores the committed version; to record this one, `dvc add {data_dir}` "
+              f"and commit {data_dir}.dvc")

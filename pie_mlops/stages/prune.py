@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
+from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.schema import defaults
 from pie_mlops.stages.train import (as_list, for_arch, publish_predictions, read_best_params, restore_predictions,
                                     seeds_for, split_score)
@@ -191,19 +192,22 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
         plan.update(hp, **identity_extras(params), **job, epochs_per_step=epochs[seed])
         if plan["schedule"] != "os":
             plan.pop("recovery_steps")
-        tags = {"stage": "prune", "dataset": plan["dataset"], "arch": plan["arch"], "group": job["group"],
-                "criterion": job["criterion"], "schedule": job["schedule"], "scope": job["scope"],
-                "threshold": job["threshold"], "sparsity": format_sparsity(job["sparsity"]), "seed": seed,
-                "data_md5": md5, "git_sha": sha, "params_hash": tracking.params_hash(plan)}
-        out_dir = pruned_dir(params, plan["arch"]) / job["group"] / f"s{seed}"
-        found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
-        if found:
-            restore_predictions(found, out_dir)
-            records.append({"group": job["group"], "seed": seed, "status": "skipped", "run_id": found})
-            continue
-        key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
-        records.append(_prune_one(plan, seed, meta, splits, tags, out_dir, name, progress, dense, key,
-                                  versions[seed]))
+        # One process at a time per (model, group, seed) on a SQLite store (tracking/guard.py).
+        with tracking.model_claim(name, job["group"], seed):
+            tags = {"stage": "prune", "dataset": plan["dataset"], "arch": plan["arch"], "group": job["group"],
+                    "criterion": job["criterion"], "schedule": job["schedule"], "scope": job["scope"],
+                    "threshold": job["threshold"], "sparsity": format_sparsity(job["sparsity"]), "seed": seed,
+                    "data_md5": md5, "git_sha": sha, "params_hash": tracking.params_hash(plan),
+                    "code_fingerprint": code_fingerprint(__name__)}  # a code fix retrains
+            out_dir = pruned_dir(params, plan["arch"]) / job["group"] / f"s{seed}"
+            found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
+            if found:
+                restore_predictions(found, out_dir)
+                records.append({"group": job["group"], "seed": seed, "status": "skipped", "run_id": found})
+                continue
+            key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
+            records.append(_prune_one(plan, seed, meta, splits, tags, out_dir, name, progress, dense, key,
+                                      versions[seed]))
     return records
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
+from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.schema import defaults
 
 GROUP = "dense"
@@ -155,20 +156,25 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
     records = []
     jobs = [(plan, seed) for plan in plans for seed in seeds[plan["arch"]]]
     for plan, seed in tqdm(jobs, desc="train seeds", disable=not progress):
-        tags = {"stage": "train", "dataset": plan["dataset"], "arch": plan["arch"], "group": GROUP,
-                "criterion": "none", "schedule": "none", "scope": "none", "sparsity": "0.0",
-                "achieved_sparsity": "0.0", "seed": seed, "data_md5": md5, "git_sha": sha,
-                "params_hash": tracking.params_hash(plan)}
-        out_dir = Path(params["predictions_dir"]) / plan["dataset"] / plan["arch"] / GROUP / f"s{seed}"
-        # rank 0 alone reads the store; all ranks must agree on skipping (they train together)
-        found = broadcast(tracking.find_finished_run({k: str(v) for k, v in tags.items()}) if is_main() else None)
-        if found:
-            if is_main():
-                restore_predictions(found, out_dir)
-            records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
-            continue
-        data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
-        records.append(_train_one(plan, seed, meta, data, tags, out_dir, progress))
+        # One process at a time per (model, group, seed) on a SQLite store: a duplicate command
+        # waits here, then finds the first one's run finished (pie_mlops/tracking/guard.py).
+        with tracking.model_claim(tracking.registered_model_name(plan["dataset"], plan["arch"]), GROUP, seed,
+                                  enabled=is_main()):
+            tags = {"stage": "train", "dataset": plan["dataset"], "arch": plan["arch"], "group": GROUP,
+                    "criterion": "none", "schedule": "none", "scope": "none", "sparsity": "0.0",
+                    "achieved_sparsity": "0.0", "seed": seed, "data_md5": md5, "git_sha": sha,
+                    "params_hash": tracking.params_hash(plan),
+                    "code_fingerprint": code_fingerprint(__name__)}  # a code fix retrains
+            out_dir = Path(params["predictions_dir"]) / plan["dataset"] / plan["arch"] / GROUP / f"s{seed}"
+            # rank 0 alone reads the store; all ranks must agree on skipping (they train together)
+            found = broadcast(tracking.find_finished_run({k: str(v) for k, v in tags.items()}) if is_main() else None)
+            if found:
+                if is_main():
+                    restore_predictions(found, out_dir)
+                records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
+                continue
+            data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
+            records.append(_train_one(plan, seed, meta, data, tags, out_dir, progress))
     return records
 
 

@@ -23,6 +23,38 @@ from pie_mlops.schema import defaults
 
 DEFAULTS = defaults("tune")  # pie_mlops/schema.py: the one source of defaults and types
 TUNABLE = ("lr", "epochs", "batch_size", "warmup_ratio")
+# What a study searches: a change to any of these starts a new study (n_trials, storage and
+# out do not change what a trial measures).
+IDENTITY = ("dataset", "arch", "model_path", "seed", "max_train_examples", "max_validation_examples", "max_length",
+            "optimizer", "space")
+
+
+def study_identity(params: dict, data_md5: str) -> dict:
+    return {**{k: params.get(k) for k in IDENTITY}, "data_md5": data_md5}
+
+
+def study_name(params: dict, data_md5: str) -> str:
+    """`pie-<dataset>-<arch>-<hash of study_identity>`: resuming needs the same settings."""
+    import hashlib
+    import json
+
+    blob = json.dumps(study_identity(params, data_md5), sort_keys=True, default=str, separators=(",", ":"))
+    return f"pie-{params['dataset']}-{params['arch']}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+
+
+def _say_if_new(storage, name: str, created: bool) -> None:
+    """A new study beside earlier ones of the same dataset and arch: their settings differ."""
+    if not created:
+        return
+    import re
+
+    import optuna
+
+    same = re.compile(re.escape(name.rsplit("-", 1)[0]) + r"(-[0-9a-f]{8})?")  # an older name had no hash
+    earlier = [n for n in optuna.get_all_study_names(storage) if n != name and same.fullmatch(n)]
+    if earlier:
+        print(f"tune: the search settings (tune.{', tune.'.join(IDENTITY)} or the data) differ from those of "
+              f"study {', '.join(sorted(earlier))}: starting a new study {name}")
 
 
 def archs_of(params: dict) -> list[str]:
@@ -202,8 +234,12 @@ def tune_one(params: dict, progress: bool = True) -> dict:
     from pie_mlops.training import TrainConfig, train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    name = f"pie-{params['dataset']}-{params['arch']}"
+    md5 = tracking.data_md5(params["data_dir"])
+    name = study_name(params, md5)
     study, created = open_study(name, params)
+    if created:
+        study.set_user_attr("identity", study_identity(params, md5))
+    _say_if_new(study._storage, name, created)
     n_trials = int(params["n_trials"])
     metric = "val_macro_f1" if task == "multi_label" else "val_accuracy"
 

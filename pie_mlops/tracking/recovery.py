@@ -6,6 +6,8 @@ import os
 
 from pie_mlops.tracking.store import _client, experiment_ids
 
+OWNER_TAG = "pie.owner"  # 'mlflow run' on the run `mlflow run` made, beside pie.host/pie.pid of that process
+
 
 # ---------------------------------------------------------------------------------------
 # Crash recovery: a process killed with SIGKILL (or by the OOM killer, or a power cut) runs
@@ -62,6 +64,13 @@ def reap_job_runs(job: str) -> list[str]:
     ran on): the dead attempt's run would otherwise stay RUNNING, perhaps with a version."""
     return _reap(f"tags.`pie.job` = '{job}'", lambda tags: False,
                  "its worker died (Optuna heartbeat stale): job retried")
+
+
+def reap_orphan_parents() -> list[str]:
+    """The RUNNING runs of `mlflow run` processes on this host that are gone (SIGKILL leaves
+    them RUNNING for ever; tracking.guard tags them): KILLED. Returns their ids."""
+    return _reap(f"tags.`{OWNER_TAG}` = 'mlflow run'", lambda tags: not _process_gone(tags),
+                 "its `mlflow run` process was gone: killed before it could end the run")
 
 
 def run_registered(run_id: str) -> bool:

@@ -54,9 +54,9 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "pie-mlops"
 # The version tags of DESIGN.md §3 "Registry"; runs carry the same ones.
 VERSION_TAGS = ("group", "criterion", "schedule", "scope", "sparsity", "achieved_sparsity", "seed",
-                "data_md5", "git_sha", "params_hash")
-# What makes two runs "the same model" for skip-on-rerun.
-IDENTITY_TAGS = ("dataset", "arch", "group", "seed", "data_md5", "params_hash")
+                "data_md5", "git_sha", "params_hash", "code_fingerprint")
+# What makes two runs "the same model" for skip-on-rerun (code_fingerprint: pie_mlops/fingerprint.py).
+IDENTITY_TAGS = ("dataset", "arch", "group", "seed", "data_md5", "params_hash", "code_fingerprint")
 # Needed to unpickle a logged model; the pins come from our own package metadata (pyproject).
 MODEL_REQUIREMENTS = ("torch", "transformers", "safetensors", "numpy")
 

@@ -176,7 +176,8 @@ def test_two_tune_workers_share_one_study(cluster, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outs
     assert not any("database is locked" in out for out in outs)
 
-    study = optuna.load_study(study_name="pie-synthetic_nli-bert", storage=storage)
+    [name] = [n for n in optuna.get_all_study_names(storage) if n.startswith("pie-synthetic_nli-bert-") and ":" not in n]
+    study = optuna.load_study(study_name=name, storage=storage)
     finished = [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 6
     draws = [tuple(sorted(t.params.items())) for t in finished]

@@ -6,7 +6,7 @@ import yaml
 from pie_mlops.errors import PieError
 from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
 from pie_mlops.stages.materialize import materialize
-from pie_mlops.stages.tune import DEFAULTS, tune
+from pie_mlops.stages.tune import DEFAULTS, study_name, tune
 
 
 @pytest.fixture
@@ -34,6 +34,13 @@ def tune_params(tmp_path, tiny_bert_dir, monkeypatch):
                        "batch_size": {"choices": [16, 32]}, "warmup_ratio": {"low": 0.0, "high": 0.1}})
 
 
+def _studies(storage: str) -> list[str]:
+    """The tune studies (not the `<name>:best@<n>` claim tokens beside them)."""
+    import optuna
+
+    return sorted(n for n in optuna.get_all_study_names(storage) if ":" not in n)
+
+
 def _runs():
     import mlflow
 
@@ -59,7 +66,9 @@ def test_study_nests_trials_writes_best_and_resumes(tune_params, tmp_path):
 
     # Resume: the same storage continues the same study, only up to the new n_trials.
     tune(dict(tune_params, n_trials=4), progress=False)
-    study = optuna.load_study(study_name="pie-synthetic_nli-bert", storage=tune_params["storage"])
+    [name] = _studies(tune_params["storage"])
+    assert name == study_name(tune_params, "untracked")  # data_dir is not tracked by DVC here
+    study = optuna.load_study(study_name=name, storage=tune_params["storage"])
     assert len(study.trials) == 4
     runs = _runs()
     assert len([r for r in runs if r.data.tags.get("stage") == "tune"]) == 1  # still one parent
@@ -102,3 +111,23 @@ def test_bad_inputs_fail_before_any_run(tune_params):
     with pytest.raises(PieError, match="no dataset here|not found"):
         tune(dict(tune_params, dataset="nope"))
     assert _runs() == []
+
+
+def test_changed_search_settings_start_a_new_study_and_say_so(tune_params, capsys):
+    """Issue 17 item 2: a resumed study must search what the params say, not what it searched."""
+    import optuna
+
+    tune(dict(tune_params, n_trials=1), progress=False)
+    capsys.readouterr()
+    tune(dict(tune_params, n_trials=1), progress=False)  # same settings: resumed, nothing new
+    assert "starting a new study" not in capsys.readouterr().out
+    first = study_name(tune_params, "untracked")
+    assert _studies(tune_params["storage"]) == [first]
+    changed = dict(tune_params, n_trials=1, max_length=32, space={"lr": {"low": 1e-4, "high": 2e-4}})
+    tune(changed, progress=False)
+    second = study_name(changed, "untracked")
+    assert second != first and _studies(tune_params["storage"]) == sorted([first, second])
+    assert f"differ from those of study {first}: starting a new study {second}" in capsys.readouterr().out
+    study = optuna.load_study(study_name=second, storage=tune_params["storage"])
+    assert len(study.trials) == 1 and set(study.trials[0].params) == {"lr"}  # searched the new space
+    assert study.user_attrs["identity"]["max_length"] == 32

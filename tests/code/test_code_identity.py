@@ -1,0 +1,99 @@
+"""Issue 17 items 3 and 4: the code fingerprint, dvc.yaml deps that cover every module a stage
+imports, and a params file that is not there."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from pie_mlops import fingerprint
+from pie_mlops.fingerprint import code_fingerprint, imported_modules, module_file
+from pie_mlops.tracking import IDENTITY_TAGS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _command_imports(command: str) -> set[str]:
+    """The pie_mlops modules the CLI function of `command` imports (lazily, inside it)."""
+    tree = ast.parse((ROOT / "pie_mlops" / "cli.py").read_text())
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == command)
+    found = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pie_mlops"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names if module_file(f"{node.module}.{a.name}"))
+    return found
+
+
+def test_dvc_deps_cover_every_module_a_stage_imports():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert {"check", "tune", "train", "prune", "compare", "report"} <= set(stages)
+    missing = {}
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        command = body["cmd"].split()[1]  # pie-mlops <command> ...
+        deps = [d for d in body.get("deps", []) if d.startswith("pie_mlops")]
+        modules = set()
+        for module in _command_imports(command):
+            modules.update(imported_modules(module))
+        assert f"pie_mlops.stages.{name}" in modules or name == "compare", (name, sorted(modules))
+        files = {str(module_file(m).relative_to(ROOT)) for m in modules}
+        uncovered = sorted(f for f in files if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
+        if uncovered:
+            missing[name] = uncovered
+    assert not missing, f"dvc.yaml deps miss modules the stages import: {missing}"
+
+
+def test_imports_are_found_lazily_and_transitively():
+    train = imported_modules("pie_mlops.stages.train")
+    # lazy imports inside functions: training, the models, the tracking layer
+    assert {"pie_mlops.training", "pie_mlops.models.bert", "pie_mlops.tracking.store"} <= set(train)
+    prune = imported_modules("pie_mlops.stages.prune")
+    assert {"pie_mlops.stages.train", "pie_mlops.pruning.criteria"} <= set(prune) and set(train) <= set(prune)
+
+
+def test_code_fingerprint_follows_model_code_only(tmp_path, monkeypatch):
+    assert "code_fingerprint" in IDENTITY_TAGS
+    first = code_fingerprint("pie_mlops.stages.prune")
+    assert first.startswith(__import__("pie_mlops").__version__ + "-")
+    # A copy of the package with a fix in the pruning code gets a new fingerprint; a change in
+    # the tracking layer (which never changes a model) does not.
+    copy = tmp_path / "pie_mlops"
+    subprocess.run(["cp", "-r", str(ROOT / "pie_mlops"), str(copy)], check=True)
+    monkeypatch.setattr(fingerprint, "ROOT", copy)
+    code_fingerprint.cache_clear()
+    try:
+        assert code_fingerprint("pie_mlops.stages.prune") == first
+        (copy / "tracking" / "store.py").write_text((copy / "tracking" / "store.py").read_text() + "\n# note\n")
+        assert code_fingerprint("pie_mlops.stages.prune") == first
+        code_fingerprint.cache_clear()
+        assert code_fingerprint("pie_mlops.stages.prune") == first
+        crit = copy / "pruning" / "criteria.py"
+        crit.write_text(crit.read_text() + "\n# a bug fix\n")
+        code_fingerprint.cache_clear()
+        changed = code_fingerprint("pie_mlops.stages.prune")
+        assert changed != first
+        assert code_fingerprint("pie_mlops.stages.train") != changed  # train does not run pruning code
+    finally:
+        code_fingerprint.cache_clear()
+
+
+def test_missing_params_file_is_exit_2_with_one_line(tmp_path):
+    exe = [sys.executable, "-m", "pie_mlops.cli"]
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    for args, line in [
+        (["--params", "nope.yaml", "train"], "error: nope.yaml: no such params file"),
+        (["--params", "nope.yaml", "prune"], "error: nope.yaml: no such params file"),
+        (["train"], "error: params.yaml: no such params file"),  # outside the project root
+        (["compare"], "error: params.yaml: no such params file"),  # MLflow mode
+    ]:
+        proc = subprocess.run([*exe, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(line) and "--params FILE" in lines[0], lines
+    # import, check and compare file mode still work outside the project on their defaults
+    proc = subprocess.run([*exe, "compare", "--predictions", "nothing", "--out", "o"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert "params" not in proc.stderr, proc.stderr
