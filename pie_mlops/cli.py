@@ -43,8 +43,10 @@ def _open_store(params_file: str) -> None:
               help="Overlay profiles/NAME.yaml on the defaults instead of params.yaml: tiny (tests, a "
                    "first look), paper (the paper's method and grid, a GPU run) or your own; `default` "
                    "is params.yaml. `pie-mlops --profile NAME params` shows the result.")
+@click.option("-q", "--quiet", "quiet", count=True, help="Warnings and errors only; no progress bars.")
+@click.option("-v", "--verbose", "verbose", count=True, help="More detail (debug messages).")
 @click.pass_context
-def cli(ctx: click.Context, params_file: str, profile: str | None) -> None:
+def cli(ctx: click.Context, params_file: str, profile: str | None, quiet: int, verbose: int) -> None:
     """Find the examples that pruning breaks (PIEs), as a tracked MLflow/DVC pipeline.
 
     \b
@@ -57,6 +59,9 @@ def cli(ctx: click.Context, params_file: str, profile: str | None) -> None:
     2 usage or input error (one line naming the file, row, key or URI);
     3 internal error (a bug: the traceback follows; please report it).
     """
+    from pie_mlops import log
+
+    log.setup(verbose - quiet)
     if profile not in (None, ""):
         from pie_mlops.params import profile_path
 

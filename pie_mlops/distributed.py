@@ -21,6 +21,9 @@ from datetime import timedelta
 
 import numpy as np
 import torch
+from pie_mlops.log import get as get_logger
+
+_LOG = get_logger(__name__)
 
 _BACKEND: str | None = None  # set by setup(): "nccl" or "gloo"
 
@@ -50,8 +53,8 @@ def setup() -> bool:
     local, local_world = int(os.environ["LOCAL_RANK"]), int(os.environ.get("LOCAL_WORLD_SIZE", 0))
     use_cuda = torch.cuda.is_available() and torch.cuda.device_count() >= max(local_world, local + 1)
     if torch.cuda.is_available() and not use_cuda and local == 0:
-        print(f"pie-mlops: {local_world} ranks on this node but {torch.cuda.device_count()} GPU(s): "
-              f"training on the CPU (gloo); start one rank per GPU to train on the GPUs", file=sys.stderr)
+        _LOG.warning(f"{local_world} ranks on this node but {torch.cuda.device_count()} GPU(s): "
+                     f"training on the CPU (gloo); start one rank per GPU to train on the GPUs")
     if use_cuda:
         torch.cuda.set_device(local)
     _BACKEND = "nccl" if use_cuda else "gloo"

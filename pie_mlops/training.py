@@ -25,6 +25,7 @@ from pie_mlops.errors import PieError
 from pie_mlops.metrics import accuracy, macro_f1, sigmoid, tune_threshold
 from pie_mlops.models.common import Encoded
 from pie_mlops.predictions import predictions_frame
+from pie_mlops.log import progress_disabled
 
 _CACHE: "OrderedDict[tuple[str, str], Encoded]" = OrderedDict()
 _CACHE_SIZE = 16
@@ -164,7 +165,7 @@ def predict_logits(model, df: pd.DataFrame, batch_size: int = 128, device="auto"
     model.eval()
     enc = encode_split(model, df)
     out = np.empty((len(df), model.num_labels), dtype=np.float32)
-    for rows in tqdm(sorted_batches(enc.lengths, batch_size), desc=desc, disable=not progress, leave=False):
+    for rows in tqdm(sorted_batches(enc.lengths, batch_size), desc=desc, disable=progress_disabled(progress), leave=False):
         out[rows] = model(**model.batch_inputs(enc, rows, device)).float().cpu().numpy()
     model.train(was_training)
     return out

@@ -19,6 +19,7 @@ from pie_mlops.analysis import el2n as el
 from pie_mlops.analysis import stability as st
 from pie_mlops.errors import PieError
 from pie_mlops.pies import CompareResult, Stacked, compare, modal_labels, model_predictions, pie_flags
+from pie_mlops.log import progress_disabled
 
 
 def clean(obj):
@@ -155,7 +156,7 @@ def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacke
                     "n_dense_models": len(dense.seeds), "groups": groups},
            "influence": {}, "classes": {}, "complexity": {}, "stability": {},
            "noise_floor": {**floor, "groups": {}}, "overlap": st.overlap_matrix(result.flags)}
-    for i, group in enumerate(tqdm(groups, desc="analyse groups", disable=not progress)):
+    for i, group in enumerate(tqdm(groups, desc="analyse groups", disable=progress_disabled(progress))):
         pruned, pie = test.groups[group], result.flags[group]
         if train is not None and snapshot is not None:
             inf = influence(group, train, snapshot, snapshot_name)

@@ -134,7 +134,7 @@ class BertClassifier(nn.Module):
     def param_groups(self, weight_decay: float) -> list[dict]:
         # The usual BERT recipe: no weight decay on biases and LayerNorm weights.
         decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
+        for p in self.model.parameters():
             if p.requires_grad:
                 (no_decay if p.ndim < 2 else decay).append(p)
         return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

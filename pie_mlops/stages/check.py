@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pie_mlops.errors import DataQualityError, PieError
 from pie_mlops.schema import defaults
+from pie_mlops.log import progress_disabled
 
 DEFAULTS = defaults("check")  # pie_mlops/schema.py: the one source of defaults and types
 
@@ -77,7 +78,7 @@ def check(params: dict, names: list[str], data_dir: str = "data") -> list[dict]:
 
     report_root = Path(params["report_dir"])
     summaries = []
-    for name in (bar := tqdm(resolve_names(names, data_dir), desc="check", unit="dataset")):
+    for name in (bar := tqdm(resolve_names(names, data_dir), desc="check", unit="dataset", disable=progress_disabled())):
         bar.set_postfix_str(name)
         out = report_root / name
         summary = validate_dataset(Path(data_dir) / name, out, params)

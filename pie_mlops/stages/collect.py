@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pie_mlops.errors import PieError
+from pie_mlops.log import progress_disabled
 
 
 def collect_predictions(dataset: str, arch: str, split: str = "test",
@@ -47,7 +48,7 @@ def collect_splits(dataset: str, arch: str, split: str = "test", optional: tuple
     found: dict[str, list[pd.DataFrame]] = {s: [] for s in (split, *optional)}
     md5s = {}
     with tempfile.TemporaryDirectory(prefix="pie-collect-") as tmp:
-        for run in tqdm(runs, desc=f"collect {dataset}/{arch} predictions", disable=not progress):
+        for run in tqdm(runs, desc=f"collect {dataset}/{arch} predictions", disable=progress_disabled(progress)):
             dst = Path(tmp) / run["run_id"]
             try:
                 folder = tracking.download_run_artifacts(run["run_id"], "predictions", dst)

@@ -6,6 +6,10 @@ from pathlib import Path
 
 from pie_mlops.errors import PieError
 from pie_mlops.schema import defaults
+from pie_mlops.log import progress_disabled
+from pie_mlops.log import get as get_logger
+
+_LOG = get_logger(__name__)
 
 DEFAULTS = defaults("materialize")  # pie_mlops/schema.py: the one source of defaults and types
 
@@ -35,7 +39,7 @@ def materialize(params: dict, datasets: list[str] | None = None, progress: bool 
     if unknown:
         raise PieError(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(available())} or all")
     split = {k: params[k] for k in ("validation_frac", "test_frac", "seed")}
-    plans = [_plan(name) for name in tqdm(names, desc="read sources", unit="dataset", disable=not progress)]
+    plans = [_plan(name) for name in tqdm(names, desc="read sources", unit="dataset", disable=progress_disabled(progress))]
     if not overwrite:
         for plan in plans:
             _keep_foreign(Path(params["data_dir"]) / plan["name"], plan["source"])
@@ -85,8 +89,8 @@ def _report_dvc_state(data_dir: str) -> None:
 
     state = sync_dvc_cache(data_dir)
     if state in ("cached", "up to date"):
-        print(f"{data_dir}/ matches {data_dir}.dvc ({state}): `dvc status` is clean")
+        _LOG.info(f"{data_dir}/ matches {data_dir}.dvc ({state}): `dvc status` is clean")
     elif state == "differs":
-        print(f"{data_dir}/ differs from {data_dir}.dvc, which is left as it is: `pie-mlops materialize` "
+        _LOG.warning(f"{data_dir}/ differs from {data_dir}.dvc, which is left as it is: `pie-mlops materialize` "
               f"(every dataset) restores the committed version; to record this one, `dvc add {data_dir}` "
               f"and commit {data_dir}.dvc")

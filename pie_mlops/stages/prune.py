@@ -22,9 +22,13 @@ from pathlib import Path
 from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
 from pie_mlops.fingerprint import code_fingerprint
+from pie_mlops.log import get as get_logger
+from pie_mlops.log import progress_disabled
 from pie_mlops.schema import defaults
 from pie_mlops.stages.train import (as_list, for_arch, publish_predictions, read_best_params, restore_predictions,
                                     seeds_for, split_score)
+
+_LOG = get_logger(__name__)
 
 DEFAULTS = defaults("prune")  # pie_mlops/schema.py: the one source of defaults and types
 SCOPES = ("unstructured", "structured")
@@ -184,7 +188,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     # Seed-major order: every os group of a seed starts from the same registered dense model,
     # downloaded once and kept (one seed at a time) in `dense`.
     records, dense = [], _DENSE
-    for job, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune", disable=not progress):
+    for job, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune", disable=progress_disabled(progress)):
         plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
                                        "steps", "recovery_steps", "impact_batches", "impact_batch_size",
                                        "predict_train", "predict_validation", "predict_test",
@@ -250,7 +254,7 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     acc = outcome.accounting
-    print(f"{name} v{version} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, "
+    _LOG.info(f"{name} v{version} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, "
           + (f"validation {final['validation_score']:.4f}, " if "validation_score" in final else "")
           + (f"test {final['test_score']:.4f}, " if "test_score" in final else "")
           + f"{acc['latency_ms']:.1f} ms/batch")

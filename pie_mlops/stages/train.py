@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -26,6 +25,10 @@ from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
 from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.schema import defaults
+from pie_mlops.log import progress_disabled
+from pie_mlops.log import get as get_logger
+
+_LOG = get_logger(__name__)
 
 GROUP = "dense"
 DEFAULTS = defaults("train")  # pie_mlops/schema.py: the one source of defaults and types
@@ -155,7 +158,7 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
 
     records = []
     jobs = [(plan, seed) for plan in plans for seed in seeds[plan["arch"]]]
-    for plan, seed in tqdm(jobs, desc="train seeds", disable=not progress):
+    for plan, seed in tqdm(jobs, desc="train seeds", disable=progress_disabled(progress)):
         # One process at a time per (model, group, seed) on a SQLite store: a duplicate command
         # waits here, then finds the first one's run finished (pie_mlops/tracking/guard.py).
         with tracking.model_claim(tracking.registered_model_name(plan["dataset"], plan["arch"]), GROUP, seed,
@@ -229,13 +232,12 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
             publish_predictions(staging, out_dir)  # last: a failure here still unregisters the version
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"{name} v{version} ({GROUP}-s{seed}): validation {final['validation_score']:.4f}, "
+    _LOG.info(f"{name} v{version} ({GROUP}-s{seed}): validation {final['validation_score']:.4f}, "
           f"test {final['test_score']:.4f} -> {out_dir}")
     from pie_mlops.baseline import at_baseline, baseline_name
     if (weak := at_baseline(frames["validation"], task)) is not None:  # it learned nothing: say so now
-        print(f"warning: {name} {GROUP}-s{seed} ends at the trivial baseline on validation: {weak[0]:.4f} vs "
-              f"{baseline_name(task)} {weak[1]:.4f}; tune it (tune.arch) or train longer, or compare will stop",
-              file=sys.stderr)
+        _LOG.warning(f"{name} {GROUP}-s{seed} ends at the trivial baseline on validation: {weak[0]:.4f} vs "
+                     f"{baseline_name(task)} {weak[1]:.4f}; tune it (tune.arch) or train longer, or compare will stop")
     return {"arch": plan["arch"], "seed": seed, "status": "trained", "run_id": run.run_id,
             "version": version, **final}
 

@@ -20,6 +20,10 @@ from pathlib import Path
 
 from pie_mlops.errors import PieError
 from pie_mlops.schema import defaults
+from pie_mlops.log import progress_disabled
+from pie_mlops.log import get as get_logger
+
+_LOG = get_logger(__name__)
 
 DEFAULTS = defaults("tune")  # pie_mlops/schema.py: the one source of defaults and types
 TUNABLE = ("lr", "epochs", "batch_size", "warmup_ratio")
@@ -53,7 +57,7 @@ def _say_if_new(storage, name: str, created: bool) -> None:
     same = re.compile(re.escape(name.rsplit("-", 1)[0]) + r"(-[0-9a-f]{8})?")  # an older name had no hash
     earlier = [n for n in optuna.get_all_study_names(storage) if n != name and same.fullmatch(n)]
     if earlier:
-        print(f"tune: the search settings (tune.{', tune.'.join(IDENTITY)} or the data) differ from those of "
+        _LOG.info(f"tune: the search settings (tune.{', tune.'.join(IDENTITY)} or the data) differ from those of "
               f"study {', '.join(sorted(earlier))}: starting a new study {name}")
 
 
@@ -165,7 +169,7 @@ def run_trials(study, objective, n_trials: int, progress: bool, poll_s: float = 
     from optuna.storages import fail_stale_trials
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=n_trials, desc=f"tune {study.study_name}", disable=not progress)
+    bar = tqdm(total=n_trials, desc=f"tune {study.study_name}", disable=progress_disabled(progress))
     while True:
         fail_stale_trials(study)  # a dead worker's trial
         trials = study.get_trials(deepcopy=False)
@@ -279,5 +283,5 @@ def tune_one(params: dict, progress: bool = True) -> dict:
                                "n_trials": n_done})
         if _claim(study._storage, f"{name}:best@{n_done}"):
             tracking.log_study_result(parent_id, best, float(study.best_value), metric, out)
-    print(f"best {metric} {study.best_value:.4f} with {best} -> {out}")
+    _LOG.info(f"best {metric} {study.best_value:.4f} with {best} -> {out}")
     return best

@@ -18,6 +18,9 @@ from pathlib import Path
 from pie_mlops.errors import PieError
 from pie_mlops.tracking.recovery import OWNER_TAG, reap_orphan_parents
 from pie_mlops.tracking.store import _client, registry_uri, tracking_uri
+from pie_mlops.log import get as get_logger
+
+_LOG = get_logger(__name__)
 
 # MLflow's defaults retry 7 times with backoff 2 and wait 120 s per request: 253 s for a
 # refused port, for ever for a silent server. These bound a request to about 2 minutes.
@@ -134,7 +137,7 @@ def open_store() -> None:
         _check_sqlite(reg)
     _tag_projects_run()
     for run_id in reap_orphan_parents():
-        print(f"run {run_id} was left RUNNING by a killed `mlflow run`: marked KILLED")
+        _LOG.warning(f"run {run_id} was left RUNNING by a killed `mlflow run`: marked KILLED")
 
 
 def _tag_projects_run() -> None:
