@@ -29,8 +29,11 @@ def train_group(plan: dict, pending: list[tuple[int, dict, Path]], meta: dict, s
                       warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                       snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress)
     with compute():  # the worker's compute slot (pie_mlops/scale/lanes.py); else just timing
-        models = [build_model(plan["arch"], n_labels, task, seed=seed, max_length=plan["max_length"])
-                  for seed in seeds]
+        models = []
+        for seed in seeds:
+            models.append(build_model(plan["arch"], n_labels, task, seed=seed, max_length=plan["max_length"]))
+            # one frozen GloVe matrix (80 MB) for the group instead of one per seed
+            models[-1].embedding = models[0].embedding
         results, stack = train_seeds(models, seeds, splits["train"], splits["validation"], cfg)
         logits = {split: predict_logits_stacked(stack, splits[split], models[0], cfg.eval_batch_size)
                   for split in predicted_splits(plan)}
