@@ -34,16 +34,16 @@ for key, value in {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_D
                    "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "DVC_NO_ANALYTICS": "1"}.items():
     os.environ.setdefault(key, value)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pie_mlops.data.sources import rotten_tomatoes  # noqa: E402
-from pie_mlops.models import build_model  # noqa: E402
-from pie_mlops.seed_training import predict_logits_stacked, train_seeds  # noqa: E402
-from pie_mlops.training import TrainConfig, encode_split, predict_logits, train  # noqa: E402
+from pie_mlops.data.sources import rotten_tomatoes
+from pie_mlops.models import build_model
+from pie_mlops.seed_training import predict_logits_stacked, train_seeds
+from pie_mlops.training import TrainConfig, encode_split, predict_logits, train
 
 
 def data(n: int, n_eval: int):

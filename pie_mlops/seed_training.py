@@ -20,8 +20,16 @@ from tqdm.auto import tqdm
 
 from pie_mlops.errors import PieError
 from pie_mlops.models.bilstm_stack import StackedBiLSTM
-from pie_mlops.training import (TrainConfig, TrainResult, bucketed_batches, encode_split, resolve_device,
-                                sorted_batches, targets, val_metrics_from_logits)
+from pie_mlops.training import (
+    TrainConfig,
+    TrainResult,
+    bucketed_batches,
+    encode_split,
+    resolve_device,
+    sorted_batches,
+    targets,
+    val_metrics_from_logits,
+)
 
 
 def _stack_inputs(enc, rows_per_seed: list[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
