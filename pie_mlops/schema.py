@@ -88,6 +88,9 @@ class Train(Section):
     predictions_dir: str = "predictions"
     best_params: str = "params/best_{dataset}_{arch}.yaml"  # written by `tune`; overrides the tuned keys
     max_train_examples: PerArch[int | None] = {"bert": 800, "bilstm": 2000}  # a fixed seeded subsample
+    # bilstm: train the unfinished seeds as one batched computation, then track them seed by seed
+    # (docs/seed-parallel.md); about 1x on an idle CPU, so off by default.
+    seed_parallel: PerArch[bool] = {"bert": False, "bilstm": False}
 
 
 class Prune(Section):

@@ -180,9 +180,13 @@ def score(task: str, y: np.ndarray, logits: np.ndarray, threshold: float | None 
 
 def _val_metrics(model, val_df: pd.DataFrame, cfg: TrainConfig, device) -> tuple[dict, float | None]:
     logits = predict_logits(model, val_df, cfg.eval_batch_size, device, cfg.progress, "validate")
-    y = targets(val_df, model.task)
-    loss = float(_loss_fn(model.task)(torch.from_numpy(logits), torch.from_numpy(y)))
-    if model.task == "multi_label":
+    return val_metrics_from_logits(model.task, targets(val_df, model.task), logits)
+
+
+def val_metrics_from_logits(task: str, y: np.ndarray, logits: np.ndarray) -> tuple[dict, float | None]:
+    """Validation metrics (and the tuned multi-label threshold) of one model's logits."""
+    loss = float(_loss_fn(task)(torch.from_numpy(logits), torch.from_numpy(y)))
+    if task == "multi_label":
         t = tune_threshold(y, sigmoid(logits))
         f1 = macro_f1(y, sigmoid(logits) >= t)
         return {"val_loss": loss, "val_macro_f1": f1, "val_threshold": t, "val_score": f1}, t

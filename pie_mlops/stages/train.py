@@ -85,7 +85,23 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
             "snapshot_epochs": sorted(int(e) for e in as_list(params["snapshot_epochs"])),
             "predict_train": bool(params.get("predict_train", True)),
             "max_train_examples": int(params["max_train_examples"]) if params.get("max_train_examples") else None,
-            "best_params_file": str(best_file) if best_file.is_file() else None}
+            "best_params_file": str(best_file) if best_file.is_file() else None,
+            # only when on: the params hash (skip-on-rerun identity) of sequential models stays as it was
+            **({"seed_parallel": True} if seed_parallel(params, arch) else {})}
+
+
+def seed_parallel(params: dict, arch: str) -> bool:
+    """Whether `arch`'s seeds are trained together (PieError where that is not built)."""
+    from pie_mlops import distributed
+
+    value = params.get("seed_parallel", False)
+    if not isinstance(value, bool):
+        raise PieError(f"train.seed_parallel must be true or false (or one per architecture), got {value!r}")
+    if value and arch != "bilstm":
+        raise PieError(f"train.seed_parallel is built for the bilstm only; set it false for {arch}")
+    if value and distributed.world_size() > 1:
+        raise PieError("train.seed_parallel needs a single process; set it false under torchrun")
+    return value
 
 
 def for_arch(params: dict, arch: str, section: str = "train") -> dict:
@@ -156,7 +172,7 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
 
-    records = []
+    records, together = [], {}  # together: the unfinished seeds of seed-parallel plans, by arch
     jobs = [(plan, seed) for plan in plans for seed in seeds[plan["arch"]]]
     for plan, seed in tqdm(jobs, desc="train seeds", disable=progress_disabled(progress)):
         # One process at a time per (model, group, seed) on a SQLite store: a duplicate command
@@ -177,17 +193,22 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
                 records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
                 continue
             data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
+            if plan.get("seed_parallel"):  # trained together below, then tracked seed by seed
+                together.setdefault(plan["arch"], (plan, data, []))[2].append((seed, tags, out_dir))
+                continue
             records.append(_train_one(plan, seed, meta, data, tags, out_dir, progress))
+    for plan, data, pending in together.values():
+        from pie_mlops.stages.train_group import train_group
+
+        records += train_group(plan, pending, meta, data, progress)
     return records
 
 
 def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_dir: Path,
                progress: bool) -> dict:
-    from pie_mlops import tracking
     from pie_mlops.distributed import is_main, rank
     from pie_mlops.fidelity import model_kwargs
     from pie_mlops.models import build_model
-    from pie_mlops.predictions import write_predictions
     from pie_mlops.scale.lanes import compute
     from pie_mlops.training import TrainConfig, predict_split, snapshot_frames
     from pie_mlops.training import train as fit
@@ -204,6 +225,26 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     if not is_main():  # a DDP rank > 0: train its shares, leave the store and the files to rank 0
         fit(model, splits["train"], splits["validation"], cfg)
         return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}
+
+    def make(run):
+        with compute():  # tracking below runs outside it, beside the next job's compute
+            result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
+            frames = {split: predict_split(model, splits[split], split=split, group=GROUP, seed=seed,
+                                           threshold=result.threshold, batch_size=cfg.eval_batch_size)
+                      for split in predicted_splits(plan)}
+            frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
+        return result, frames
+
+    return track_one(plan, seed, task, model, tags, out_dir, make)
+
+
+def track_one(plan: dict, seed: int, task: str, model, tags: dict, out_dir: Path, make) -> dict:
+    """One seed's run: `make(run)` -> (TrainResult, prediction frames) inside it; then the
+    predictions, the model and its version, all undone if anything fails."""
+    from pie_mlops import tracking
+    from pie_mlops.predictions import write_predictions
+    from pie_mlops.scale.lanes import compute
+
     name = tracking.registered_model_name(plan["dataset"], plan["arch"])
     run_name = f"{plan['dataset']}-{plan['arch']}-{GROUP}-s{seed}"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -212,12 +253,8 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     staging = staging_dir(out_dir)  # sweeps what a killed earlier run left there
     try:
         with tracking.model_run(run_name, tags, {**plan, "seed": seed, "group": GROUP}) as run:
-            with compute():  # tracking below runs outside it, beside the next job's compute
-                result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
-                frames = {split: predict_split(model, splits[split], split=split, group=GROUP, seed=seed,
-                                               threshold=result.threshold, batch_size=cfg.eval_batch_size)
-                          for split in predicted_splits(plan)}
-                frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
+            result, frames = make(run)
+            with compute():
                 files = [write_predictions(frame, staging / f"{split}.parquet") for split, frame in frames.items()]
             run.log_artifacts(files, "predictions")
             final = {f"{split}_score": split_score(task, frame) for split, frame in frames.items()

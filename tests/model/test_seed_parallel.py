@@ -1,0 +1,150 @@
+"""Seed-parallel BiLSTM training (train.seed_parallel): the same models as one at a time, and
+crash-safe in the train stage (a real process, SIGKILLed mid-group, then rerun)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pie_mlops.errors import PieError
+from pie_mlops.models import build_model
+from pie_mlops.seed_training import predict_logits_stacked, train_seeds
+from pie_mlops.training import TrainConfig, predict_logits, train
+
+SEEDS = [0, 1, 2]
+# Stated tolerance: with dropout off both ways compute the same function per step; what differs
+# is float rounding (bmm vs PyTorch's fused LSTM kernel), which Adam carries along. After one
+# epoch the logits stay within 1e-2 and at least 98% of the predicted labels are identical.
+LOGIT_ATOL, MIN_AGREEMENT = 1e-2, 0.98
+
+
+def _models(seeds, dropout=0.0):
+    return [build_model("bilstm", 2, seed=s, dropout=dropout, max_length=64) for s in seeds]
+
+
+def test_same_predictions_as_one_at_a_time(sentiment):
+    train_df, val_df = sentiment["train"], sentiment["validation"]
+    cfg = lambda seed: TrainConfig(epochs=1, batch_size=32, seed=seed, progress=False, snapshot_epochs=(1,))
+    alone = []
+    for model, seed in zip(_models(SEEDS), SEEDS):
+        result = train(model, train_df, val_df, cfg(seed))
+        alone.append((predict_logits(model, val_df), result))
+    models = _models(SEEDS)
+    init = [m.head[0].weight.detach().clone() for m in models]
+    results, stack = train_seeds(models, SEEDS, train_df, val_df, cfg(0))
+    together = predict_logits_stacked(stack, val_df, models[0])
+    for i, (logits, result) in enumerate(alone):
+        assert not torch.equal(init[i], models[i].head[0].weight)  # trained, and written back
+        assert np.abs(together[i] - logits).max() < LOGIT_ATOL
+        assert (together[i].argmax(1) == logits.argmax(1)).mean() >= MIN_AGREEMENT
+        # the written-back model alone predicts what the stack predicted for its seed
+        np.testing.assert_allclose(predict_logits(models[i], val_df), together[i], atol=1e-5)
+        assert results[i].history[0]["train_loss"] == pytest.approx(result.history[0]["train_loss"], abs=1e-3)
+        assert results[i].history[0]["val_accuracy"] == pytest.approx(result.history[0]["val_accuracy"], abs=0.02)
+        assert np.abs(results[i].snapshots["train@epoch1"] - result.snapshots["train@epoch1"]).max() < LOGIT_ATOL
+    assert not np.allclose(together[0], together[1])  # the seeds are different models
+
+
+def test_each_seed_keeps_its_own_initialisation_and_dropout_stream(sentiment):
+    from pie_mlops.models.bilstm_stack import StackedBiLSTM
+
+    models = _models([3, 4], dropout=0.5)
+    stack = StackedBiLSTM(models, [3, 4])
+    for i, m in enumerate(models):
+        assert torch.equal(stack.p("lstm.weight_hh_l0")[i], m.lstm.weight_hh_l0)
+    x = torch.ones(2, 4, 8)
+    a, b = stack._drop(x)
+    assert not torch.equal(a, b)  # two generators, two masks
+    again = StackedBiLSTM(_models([3, 4], dropout=0.5), [3, 4])._drop(x)
+    assert torch.equal(again[0], a)  # seeded by the seed: reproducible
+
+
+def test_only_the_bilstm_and_one_process():
+    from pie_mlops.stages.train import seed_parallel
+
+    assert seed_parallel({"seed_parallel": True}, "bilstm") is True
+    with pytest.raises(PieError, match="bilstm only"):
+        seed_parallel({"seed_parallel": True}, "bert")
+    with pytest.raises(PieError, match="true or false"):
+        seed_parallel({"seed_parallel": "yes"}, "bilstm")
+
+
+# -- the train stage, killed mid-group --------------------------------------------------------
+ALL = [0, 1, 2]
+LIVE = "current_stage != 'Deleted_Internal'"  # MLflow's SQL store keeps deleted versions' rows
+
+
+def _versions(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(db, timeout=0.2) as con:
+        return con.execute(f"select name, version from model_versions where {LIVE}").fetchall()
+
+
+def _store_rows(db: Path):
+    with sqlite3.connect(db) as con:
+        runs = con.execute("select run_uuid, status from runs").fetchall()
+        seeds = con.execute("select v.version, t.value from model_versions v join model_version_tags t "
+                            "on v.name = t.name and v.version = t.version where t.key = 'seed' and "
+                            f"v.{LIVE}").fetchall()
+        aliases = con.execute("select alias, version from registered_model_aliases").fetchall()
+    return runs, seeds, aliases
+
+
+def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path):
+    from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+    from pie_mlops.stages.materialize import materialize
+
+    materialize(dict(MATERIALIZE, data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)
+    params = {"train": {"dataset": "synthetic_nli", "arch": "bilstm", "seeds": ALL, "epochs": 1,
+                        "max_length": 64, "snapshot_epochs": [], "predict_train": False,
+                        "max_train_examples": 100, "seed_parallel": True}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    db = tmp_path / "mlflow.db"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONPATH=str(Path(__file__).parents[2]))
+    for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "pie_mlops.cli", "train"]
+    log = (tmp_path / "first.log").open("w")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            try:
+                if db.exists() and _versions(db):  # the group is computed; seeds are being registered
+                    os.killpg(proc.pid, signal.SIGSTOP)
+                    break
+            except sqlite3.OperationalError:
+                pass  # locked or not created yet
+            time.sleep(0.02)
+        else:
+            pytest.fail("no version was ever registered")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+    runs, seeds, _ = _store_rows(db)
+    assert 1 <= len(seeds) < len(ALL), "the kill must land while the group's seeds are being registered"
+    finished = sum(status == "FINISHED" for _, status in runs)
+
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    runs, seeds, aliases = _store_rows(db)
+    assert "RUNNING" not in {status for _, status in runs}
+    assert sorted(int(s) for _, s in seeds) == ALL  # exactly one version per seed
+    assert sorted(a for a, _ in aliases) == [f"dense-s{s}" for s in ALL]
+    # the rerun trained exactly the seeds whose runs had not finished, and skipped the others
+    assert f"trained {len(ALL) - finished}, skipped {finished} " in again.stdout
+    for seed in ALL:
+        out = tmp_path / "predictions" / "synthetic_nli" / "bilstm" / "dense" / f"s{seed}"
+        assert sorted(p.name for p in out.glob("*.parquet")) == ["test.parquet", "validation.parquet"]
