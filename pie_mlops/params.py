@@ -118,3 +118,66 @@ def render(params: dict) -> str:
 
     return "\n".join(f"{section}:\n" + "".join(f"  {k}: {flow(v)}\n" for k, v in values.items())
                      for section, values in params.items())
+
+
+# Per-architecture values and the tuned hyperparameters (shared by train, prune and the worker grid).
+TUNED = ("lr", "epochs", "batch_size", "warmup_ratio")
+
+
+def as_list(value) -> list:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def read_best_params(path: Path) -> dict:
+    """The tuned hyperparameters in `path` ({} if there is none); PieError if it does not parse."""
+    import yaml
+
+    if not path.is_file():
+        return {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PieError(f"{path}: tuned-params file does not parse ({str(exc).splitlines()[0]}); "
+                       f"re-run `pie-mlops tune` or delete it") from None
+    if not isinstance(doc, dict):
+        raise PieError(f"{path}: tuned-params file must be a mapping of {', '.join(TUNED)}")
+    best = {k: v for k, v in doc.items() if k in TUNED}
+    try:  # wrong types would only fail deep inside training, after the run started
+        return {k: int(v) if k in ("epochs", "batch_size") else float(v) for k, v in best.items()}
+    except (TypeError, ValueError):
+        raise PieError(f"{path}: tuned-params values must be numbers, got {best}") from None
+
+
+def for_arch(params: dict, arch: str, section: str = "train") -> dict:
+    """The params of one architecture. Any value may be a mapping arch -> value, so one
+    section serves both: `seeds: {bert: [0, 1, 2], bilstm: [0, 1, 2, 3, 4]}` (a cheap BiLSTM
+    affords more seeds, or more data, in the same time budget)."""
+    from pie_mlops.fidelity import per_dataset
+    from pie_mlops.models import ARCHS
+
+    out = {}
+    for key, value in params.items():
+        value = per_dataset(key, value, params.get("dataset"), ARCHS, section)  # max_length: {imdb: 512, ...}
+        if isinstance(value, dict) and key != "space":
+            if arch not in value:
+                raise PieError(f"{section}.{key} gives one value per architecture but none for {arch!r} "
+                               f"(has: {', '.join(map(str, value))})")
+            value = per_dataset(key, value[arch], params.get("dataset"), ARCHS, section)
+        out[key] = value
+    return dict(out, arch=arch)
+
+
+def seeds_for(params: dict, arch: str, section: str = "train") -> list[int]:
+    """The seeds of one architecture (a list for all, or a mapping arch -> list)."""
+    value = for_arch({"seeds": params["seeds"]}, arch, section)["seeds"]
+    try:
+        seeds = list(dict.fromkeys(int(s) for s in as_list(value)))
+    except (TypeError, ValueError):
+        raise PieError(f"{section}.seeds must be integers, got {params['seeds']!r}") from None
+    if not seeds:
+        raise PieError(f"{section}.seeds is empty for {arch}")
+    return seeds

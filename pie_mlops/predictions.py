@@ -183,3 +183,30 @@ def write_predictions(frame: pd.DataFrame | pa.Table, path: str | Path) -> Path:
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
     return pq.read_table(path).to_pandas()
+
+
+def predicted_splits(plan: dict) -> tuple[str, ...]:
+    return ("validation", "test") + (("train",) if plan.get("predict_train") else ())
+
+
+def split_score(task: str, frame) -> float:
+    """Accuracy (macro-F1 for multi-label) of a predictions frame, from its `pred` column."""
+    import numpy as np
+
+    from pie_mlops.metrics import accuracy, macro_f1
+
+    if task == "multi_label":
+        return macro_f1(np.stack(frame["labels"].to_numpy()), np.stack(frame["pred"].to_numpy()))
+    return accuracy(frame["label"].to_numpy(), frame["pred"].to_numpy())
+
+
+def publish_predictions(staging: Path, out_dir: Path) -> None:
+    import os
+
+    """Replace out_dir's prediction files with the staged ones (each rename is atomic)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.parquet"):
+        if not (staging / old.name).exists():
+            old.unlink()  # e.g. a snapshot epoch no longer configured
+    for new in staging.glob("*.parquet"):
+        os.replace(new, out_dir / new.name)

@@ -25,88 +25,19 @@ from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.log import get as get_logger
 from pie_mlops.log import progress_disabled
 from pie_mlops.schema import defaults
-from pie_mlops.stages.train import (as_list, for_arch, publish_predictions, read_best_params, restore_predictions,
-                                    seeds_for, split_score)
+from pie_mlops.tracking.restore import restore_predictions
+from pie_mlops.params import as_list, for_arch, read_best_params, seeds_for
+from pie_mlops.predictions import publish_predictions, split_score
+from pie_mlops.pruning.plan import SCOPES, format_sparsity, group_name, plan_jobs  # noqa: F401 (the stage's vocabulary)
+from pie_mlops.pruning.plan import predicted_splits as _predicted_splits
 
 _LOG = get_logger(__name__)
 
 DEFAULTS = defaults("prune")  # pie_mlops/schema.py: the one source of defaults and types
-SCOPES = ("unstructured", "structured")
 # The current seed's registered dense model, kept across prune() calls: a worker runs one
 # (group, seed) per call, and reloading the same version for every group cost it a download
 # and a model build per job. Keyed by the version's run id (unique in any store): a new version reloads.
 _DENSE: dict = {}
-
-
-def format_sparsity(sparsity: float) -> str:
-    """0.5 -> '0.50', 0.995 -> '0.995': two decimals unless more are needed."""
-    text = f"{sparsity:.2f}"
-    return text if abs(float(text) - sparsity) < 1e-12 else f"{sparsity:g}"
-
-
-def group_name(criterion: str, schedule: str, sparsity: float, scope: str = "unstructured",
-               threshold: str = "global") -> str:
-    """`<criterion>-<schedule>@<sparsity>` (DESIGN.md §1); per-layer thresholds and structured
-    scope get a suffix on the schedule so their groups never collide with the default's."""
-    variant = "-structured" if scope == "structured" else ("-layer" if threshold == "per_layer" else "")
-    return f"{criterion}-{schedule}{variant}@{format_sparsity(sparsity)}"
-
-
-def plan_jobs(params: dict) -> list[dict]:
-    """Every (criterion, schedule, sparsity) to run, checked; PieError on any bad value."""
-    from pie_mlops.models import ARCHS
-    from pie_mlops.pruning.criteria import SCOPES as THRESHOLDS
-    from pie_mlops.pruning.schedules import check_sparsity
-
-    arch = params["arch"]
-    if arch not in ARCHS:
-        raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    scope, threshold = params["scope"], params["threshold"]
-    if scope not in SCOPES:
-        raise PieError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
-    if threshold not in THRESHOLDS:
-        raise PieError(f"unknown threshold {threshold!r}; choose one of {', '.join(THRESHOLDS)}")
-    methods = _methods(params)
-    criteria, schedules = [c for c, _ in methods], [s for _, s in methods]
-    sparsities = [check_sparsity(s) for s in as_list(params["sparsities"])]
-    if not (methods and sparsities):
-        raise PieError("prune needs at least one criterion, schedule and sparsity")
-    if scope == "structured":
-        if arch != "bert":
-            raise PieError(f"structured scope removes attention heads and FFN neurons: bert only, not {arch!r}")
-        if set(schedules) != {"os"}:
-            raise PieError("structured scope runs with the os schedule only (prune the trained model, "
-                           "then recover); set prune.schedules: [os]")
-        if "random" in criteria:
-            raise PieError("structured scope ranks heads and neurons by magnitude or impact, not random")
-    from pie_mlops.fidelity import check_prune_options
-
-    check_prune_options(params, arch, scope)  # prunable, optimizer, impact_grads, dropout, epochs_per_step
-    for key in ("steps", "impact_batches", "impact_batch_size", "batch_size"):
-        if int(params[key]) < 1:
-            raise PieError(f"prune.{key} must be >= 1, got {params[key]!r}")
-    if int(params["recovery_steps"]) < 0:
-        raise PieError(f"prune.recovery_steps must be >= 0, got {params['recovery_steps']!r}")
-    _predicted_splits(params)  # at least one evaluation split
-    return [{"criterion": c, "schedule": s, "sparsity": sp, "scope": scope, "threshold": threshold,
-             "group": group_name(c, s, sp, scope, threshold)}
-            for c, s in methods for sp in sparsities]
-
-
-def _methods(params: dict) -> list[tuple[str, str]]:
-    """(criterion, schedule) pairs: prune.methods if given, else criteria x schedules."""
-    from pie_mlops.pruning.schedules import check_criterion, check_schedule
-
-    if params.get("methods"):
-        pairs = []
-        for method in as_list(params["methods"]):
-            criterion, _, schedule = str(method).partition("-")
-            if not schedule:
-                raise PieError(f"prune.methods: {method!r} is not <criterion>-<schedule> (e.g. magnitude-ft)")
-            pairs.append((check_criterion(criterion), check_schedule(schedule)))
-        return list(dict.fromkeys(pairs))
-    return [(check_criterion(c), check_schedule(s)) for s in as_list(params["schedules"])
-            for c in as_list(params["criteria"])]
 
 
 def pruned_dir(params: dict, arch: str) -> Path:
@@ -260,13 +191,6 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
           + f"{acc['latency_ms']:.1f} ms/batch")
     return {"group": group, "seed": seed, "status": "pruned", "run_id": run.run_id, "version": version,
             **final, "achieved_sparsity": acc["achieved_sparsity"]}
-
-
-def _predicted_splits(plan: dict) -> tuple[str, ...]:
-    splits = tuple(s for s in ("validation", "test", "train") if plan.get(f"predict_{s}", s != "train"))
-    if not set(splits) - {"train"}:
-        raise PieError("prune: predict_validation and predict_test are both false; compare needs one of them")
-    return splits
 
 
 def _saved_size_mb(model, path: Path) -> float:

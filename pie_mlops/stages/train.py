@@ -16,9 +16,7 @@ and it tells the others which jobs to skip. The other ranks train, then wait and
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from pie_mlops.atomic import staging_dir
@@ -27,40 +25,14 @@ from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.schema import defaults
 from pie_mlops.log import progress_disabled
 from pie_mlops.log import get as get_logger
+from pie_mlops.predictions import predicted_splits, publish_predictions, split_score
+from pie_mlops.tracking.restore import restore_predictions
+from pie_mlops.params import TUNED, as_list, for_arch, read_best_params, seeds_for  # noqa: F401 (used below; re-read by tests)
 
 _LOG = get_logger(__name__)
 
 GROUP = "dense"
 DEFAULTS = defaults("train")  # pie_mlops/schema.py: the one source of defaults and types
-TUNED = ("lr", "epochs", "batch_size", "warmup_ratio")
-
-
-def as_list(value) -> list:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def read_best_params(path: Path) -> dict:
-    """The tuned hyperparameters in `path` ({} if there is none); PieError if it does not parse."""
-    import yaml
-
-    if not path.is_file():
-        return {}
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PieError(f"{path}: tuned-params file does not parse ({str(exc).splitlines()[0]}); "
-                       f"re-run `pie-mlops tune` or delete it") from None
-    if not isinstance(doc, dict):
-        raise PieError(f"{path}: tuned-params file must be a mapping of {', '.join(TUNED)}")
-    best = {k: v for k, v in doc.items() if k in TUNED}
-    try:  # wrong types would only fail deep inside training, after the run started
-        return {k: int(v) if k in ("epochs", "batch_size") else float(v) for k, v in best.items()}
-    except (TypeError, ValueError):
-        raise PieError(f"{path}: tuned-params values must be numbers, got {best}") from None
 
 
 def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
@@ -102,37 +74,6 @@ def seed_parallel(params: dict, arch: str) -> bool:
     if value and distributed.world_size() > 1:
         raise PieError("train.seed_parallel needs a single process; set it false under torchrun")
     return value
-
-
-def for_arch(params: dict, arch: str, section: str = "train") -> dict:
-    """The params of one architecture. Any value may be a mapping arch -> value, so one
-    section serves both: `seeds: {bert: [0, 1, 2], bilstm: [0, 1, 2, 3, 4]}` (a cheap BiLSTM
-    affords more seeds, or more data, in the same time budget)."""
-    from pie_mlops.fidelity import per_dataset
-    from pie_mlops.models import ARCHS
-
-    out = {}
-    for key, value in params.items():
-        value = per_dataset(key, value, params.get("dataset"), ARCHS, section)  # max_length: {imdb: 512, ...}
-        if isinstance(value, dict) and key != "space":
-            if arch not in value:
-                raise PieError(f"{section}.{key} gives one value per architecture but none for {arch!r} "
-                               f"(has: {', '.join(map(str, value))})")
-            value = per_dataset(key, value[arch], params.get("dataset"), ARCHS, section)
-        out[key] = value
-    return dict(out, arch=arch)
-
-
-def seeds_for(params: dict, arch: str, section: str = "train") -> list[int]:
-    """The seeds of one architecture (a list for all, or a mapping arch -> list)."""
-    value = for_arch({"seeds": params["seeds"]}, arch, section)["seeds"]
-    try:
-        seeds = list(dict.fromkeys(int(s) for s in as_list(value)))
-    except (TypeError, ValueError):
-        raise PieError(f"{section}.seeds must be integers, got {params['seeds']!r}") from None
-    if not seeds:
-        raise PieError(f"{section}.seeds is empty for {arch}")
-    return seeds
 
 
 def train(params: dict, progress: bool = True, force: dict | None = None) -> list[dict]:
@@ -278,39 +219,3 @@ def track_one(plan: dict, seed: int, task: str, model, tags: dict, out_dir: Path
     return {"arch": plan["arch"], "seed": seed, "status": "trained", "run_id": run.run_id,
             "version": version, **final}
 
-
-def predicted_splits(plan: dict) -> tuple[str, ...]:
-    return ("validation", "test") + (("train",) if plan.get("predict_train") else ())
-
-
-def split_score(task: str, frame) -> float:
-    """Accuracy (macro-F1 for multi-label) of a predictions frame, from its `pred` column."""
-    import numpy as np
-
-    from pie_mlops.metrics import accuracy, macro_f1
-
-    if task == "multi_label":
-        return macro_f1(np.stack(frame["labels"].to_numpy()), np.stack(frame["pred"].to_numpy()))
-    return accuracy(frame["label"].to_numpy(), frame["pred"].to_numpy())
-
-
-def publish_predictions(staging: Path, out_dir: Path) -> None:
-    """Replace out_dir's prediction files with the staged ones (each rename is atomic)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("*.parquet"):
-        if not (staging / old.name).exists():
-            old.unlink()  # e.g. a snapshot epoch no longer configured
-    for new in staging.glob("*.parquet"):
-        os.replace(new, out_dir / new.name)
-
-
-def restore_predictions(run_id: str, out_dir: Path) -> None:
-    """A skipped model whose prediction files are gone (a fresh clone): fetch them from its run."""
-    from pie_mlops import tracking
-
-    if out_dir.is_dir() and any(out_dir.glob("*.parquet")):
-        return
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".restore-", dir=out_dir.parent) as tmp:
-        got = tracking.download_run_artifacts(run_id, "predictions", tmp)
-        publish_predictions(got, out_dir)

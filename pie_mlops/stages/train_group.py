@@ -20,7 +20,8 @@ def train_group(plan: dict, pending: list[tuple[int, dict, Path]], meta: dict, s
     from pie_mlops.predictions import predictions_frame
     from pie_mlops.scale.lanes import compute
     from pie_mlops.seed_training import predict_logits_stacked, train_seeds
-    from pie_mlops.stages.train import GROUP, predicted_splits, track_one
+    from pie_mlops.predictions import predicted_splits
+    from pie_mlops.stages.train import GROUP, track_one
     from pie_mlops.training import TrainConfig, snapshot_frames
 
     from pie_mlops.errors import PieError

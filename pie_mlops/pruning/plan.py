@@ -1,0 +1,87 @@
+"""The pruning plan: every (criterion, schedule, sparsity) group of a prune section, checked,
+with its name (`<criterion>-<schedule>@<sparsity>`). Pure: no I/O, no tracking."""
+
+from __future__ import annotations
+
+from pie_mlops.errors import PieError
+from pie_mlops.params import as_list
+
+SCOPES = ("unstructured", "structured")
+
+
+def format_sparsity(sparsity: float) -> str:
+    """0.5 -> '0.50', 0.995 -> '0.995': two decimals unless more are needed."""
+    text = f"{sparsity:.2f}"
+    return text if abs(float(text) - sparsity) < 1e-12 else f"{sparsity:g}"
+
+
+def group_name(criterion: str, schedule: str, sparsity: float, scope: str = "unstructured",
+               threshold: str = "global") -> str:
+    """`<criterion>-<schedule>@<sparsity>` (DESIGN.md §1); per-layer thresholds and structured
+    scope get a suffix on the schedule so their groups never collide with the default's."""
+    variant = "-structured" if scope == "structured" else ("-layer" if threshold == "per_layer" else "")
+    return f"{criterion}-{schedule}{variant}@{format_sparsity(sparsity)}"
+
+
+def plan_jobs(params: dict) -> list[dict]:
+    """Every (criterion, schedule, sparsity) to run, checked; PieError on any bad value."""
+    from pie_mlops.models import ARCHS
+    from pie_mlops.pruning.criteria import SCOPES as THRESHOLDS
+    from pie_mlops.pruning.schedules import check_sparsity
+
+    arch = params["arch"]
+    if arch not in ARCHS:
+        raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    scope, threshold = params["scope"], params["threshold"]
+    if scope not in SCOPES:
+        raise PieError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
+    if threshold not in THRESHOLDS:
+        raise PieError(f"unknown threshold {threshold!r}; choose one of {', '.join(THRESHOLDS)}")
+    methods = _methods(params)
+    criteria, schedules = [c for c, _ in methods], [s for _, s in methods]
+    sparsities = [check_sparsity(s) for s in as_list(params["sparsities"])]
+    if not (methods and sparsities):
+        raise PieError("prune needs at least one criterion, schedule and sparsity")
+    if scope == "structured":
+        if arch != "bert":
+            raise PieError(f"structured scope removes attention heads and FFN neurons: bert only, not {arch!r}")
+        if set(schedules) != {"os"}:
+            raise PieError("structured scope runs with the os schedule only (prune the trained model, "
+                           "then recover); set prune.schedules: [os]")
+        if "random" in criteria:
+            raise PieError("structured scope ranks heads and neurons by magnitude or impact, not random")
+    from pie_mlops.fidelity import check_prune_options
+
+    check_prune_options(params, arch, scope)  # prunable, optimizer, impact_grads, dropout, epochs_per_step
+    for key in ("steps", "impact_batches", "impact_batch_size", "batch_size"):
+        if int(params[key]) < 1:
+            raise PieError(f"prune.{key} must be >= 1, got {params[key]!r}")
+    if int(params["recovery_steps"]) < 0:
+        raise PieError(f"prune.recovery_steps must be >= 0, got {params['recovery_steps']!r}")
+    predicted_splits(params)  # at least one evaluation split
+    return [{"criterion": c, "schedule": s, "sparsity": sp, "scope": scope, "threshold": threshold,
+             "group": group_name(c, s, sp, scope, threshold)}
+            for c, s in methods for sp in sparsities]
+
+
+def _methods(params: dict) -> list[tuple[str, str]]:
+    """(criterion, schedule) pairs: prune.methods if given, else criteria x schedules."""
+    from pie_mlops.pruning.schedules import check_criterion, check_schedule
+
+    if params.get("methods"):
+        pairs = []
+        for method in as_list(params["methods"]):
+            criterion, _, schedule = str(method).partition("-")
+            if not schedule:
+                raise PieError(f"prune.methods: {method!r} is not <criterion>-<schedule> (e.g. magnitude-ft)")
+            pairs.append((check_criterion(criterion), check_schedule(schedule)))
+        return list(dict.fromkeys(pairs))
+    return [(check_criterion(c), check_schedule(s)) for s in as_list(params["schedules"])
+            for c in as_list(params["criteria"])]
+
+
+def predicted_splits(plan: dict) -> tuple[str, ...]:
+    splits = tuple(s for s in ("validation", "test", "train") if plan.get(f"predict_{s}", s != "train"))
+    if not set(splits) - {"train"}:
+        raise PieError("prune: predict_validation and predict_test are both false; compare needs one of them")
+    return splits
