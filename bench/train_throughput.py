@@ -168,8 +168,8 @@ def main() -> None:
     reference_train(model, warm, args.batch_size, 0)
     t = {"ours_train": [], "ref_train": []}
     for r in range(args.rounds):
-        sides = [("ours", lambda: train(model, df, None, cfg(r))),
-                 ("ref", lambda: reference_train(model, df, args.batch_size, r))]
+        sides = [("ours", lambda r=r: train(model, df, None, cfg(r))),
+                 ("ref", lambda r=r: reference_train(model, df, args.batch_size, r))]
         for name, fit in sides if r % 2 == 0 else sides[::-1]:
             model.load_state_dict(init)
             t[f"{name}_train"].append(timed(fit))

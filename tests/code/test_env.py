@@ -11,7 +11,7 @@ from conftest import ROOT
 
 
 def _pins(lines):
-    return {re.split(r"[=<>]", l, maxsplit=1)[0].lower(): l.replace(" ", "") for l in lines}
+    return {re.split(r"[=<>]", line, maxsplit=1)[0].lower(): line.replace(" ", "") for line in lines}
 
 
 def test_conda_yaml_mirrors_pyproject_pins():

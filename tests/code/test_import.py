@@ -259,7 +259,7 @@ def test_parquet_list_labels(tmp_path, capsys):
     assert meta["task"] == "multi_label" and meta["label_names"] == ["x", "y", "z"]
     assert pq.read_schema(tmp_path / "data" / "ds" / "train.parquet").field("labels").type == pa.list_(pa.int8())
     assert {t: np.flatnonzero(v).tolist() for t, v in zip(df["text"], df["labels"])} == {
-        t: sorted("xyz".index(x) for x in l) for t, l in zip(recs["text"], recs["label"])}
+        t: sorted("xyz".index(x) for x in labels) for t, labels in zip(recs["text"], recs["label"])}
 
 
 def test_hf_save_to_disk_dataset_and_dict(tmp_path, capsys):

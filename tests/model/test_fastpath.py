@@ -194,7 +194,7 @@ def _check_grads(model, inputs, atol: float = 1e-5) -> None:
     assert sum(float(g.abs().sum()) for g in want.values() if g is not None) > 0.01  # not all ~0
     for name, g in want.items():
         if g is not None:
-            torch.testing.assert_close(fast[name], g, atol=atol, rtol=1e-4, msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(fast[name], g, atol=atol, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("mode", ["eval", "train_p0"])
