@@ -222,7 +222,7 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
                 final["threshold"] = result.threshold
             # The model first: MLflow 3's log_model reads back the history of every metric
             # already logged (a request each); final metrics logged after it carry its model_id.
-            run.log_model(model)
+            run.log_model(model, label_names=meta["label_names"], examples=splits["test"], threshold=result.threshold)
             run.log_metrics(final, step=int(plan["epochs"]))
             version = run.register(name, f"{GROUP}-s{seed}")
             publish_predictions(staging, out_dir)  # last: a failure here still unregisters the version

@@ -38,15 +38,31 @@ def version_by_alias(name: str, alias: str):
 
 @timed
 def load_version(name: str, alias: str, dst: str | Path, mv=None):
-    """Load `models:/name@alias` from its run's safetensors copy (never unpickling anything).
-    `mv`: that version, if the caller already looked it up (one request fewer)."""
+    """Load `models:/name@alias` as our classifier from the safetensors save inside its pyfunc
+    (never unpickling anything); a version logged before the pyfunc form has it under its run's
+    `safetensors/`. `mv`: that version, if the caller already looked it up (one request fewer)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
     from pie_mlops.models import load_model
 
     mv = mv if mv is not None else version_by_alias(name, alias)
     if mv is None:
         raise LookupError(f"{name}@{alias} is not in the registry")
-    path = download_run_artifacts(mv.run_id, "safetensors", dst)
-    return load_model(path)
+    client = _client()
+    Path(dst).mkdir(parents=True, exist_ok=True)
+    # The SQLite store leaves mv.model_id empty; the source is `models:/<model id>` either way.
+    model_id = getattr(mv, "model_id", None) or (mv.source or "").removeprefix("models:/")
+    if model_id.startswith("m-"):
+        from mlflow.models import Model
+
+        location = client.get_logged_model(model_id).artifact_location
+        repo = get_artifact_repository(location, tracking_uri=client.tracking_uri)
+        if any(f.path == "MLmodel" for f in repo.list_artifacts()):
+            flavor = Model.load(repo.download_artifacts("MLmodel", str(dst))).flavors.get("python_function", {})
+            saved = (flavor.get("artifacts") or {}).get("model", {}).get("path")
+            if saved:  # the pyfunc's copy of the model save (models/serving.py)
+                return load_model(repo.download_artifacts(saved, str(dst)))
+    return load_model(download_run_artifacts(mv.run_id, "safetensors", dst))  # the older, two-copy form
 
 
 def model_runs(dataset: str, arch: str) -> list[dict]:
@@ -159,19 +175,23 @@ class ModelRun:
                 repo.log_artifact(str(path), artifact_path)
 
     @timed
-    def log_model(self, model, saved: Path | None = None) -> str:
-        """Log the model twice: mlflow.pytorch (pickle, the MLflow way) and as a safetensors
-        save directory under `safetensors/`, which pie_mlops.models.load_model reads without
-        unpickling anything. `saved`: a directory `model.save()` already wrote (not saved again).
+    def log_model(self, model, saved: Path | None = None, *, label_names: list[str], examples,
+                  threshold: float | None = None) -> str:
+        """Log the model once, as the registry's pyfunc built from code over its safetensors save
+        (models/serving.py): `mlflow models serve` and `mlflow.pyfunc.load_model` work with pickle
+        deserialization off, and `load_version` reads the same files. `saved`: a directory
+        `model.save()` already wrote (not saved again). `examples`: rows whose first two texts
+        are the input example; `threshold`: the multi-label decision threshold.
 
-        The same steps as mlflow.pytorch.log_model (a LoggedModel linked to the run as an
+        The same steps as mlflow.pyfunc.log_model (a LoggedModel linked to the run as an
         output, its files, READY), by run id: log_model on the active run would also read the
         run back and the history of every metric logged so far, a request each."""
         import tempfile
 
-        import mlflow.pytorch
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
         from mlflow.models import Model
+
+        from pie_mlops.models.serving import input_example, save_pyfunc
 
         client = self.client
         logged = client.create_logged_model(self.experiment_id, name="model", source_run_id=self.run_id,
@@ -181,12 +201,11 @@ class ModelRun:
                 local = Path(tmp) / "model"
                 meta = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=self.run_id,
                              model_id=logged.model_id)
-                mlflow.pytorch.save_model(model, str(local), mlflow_model=meta, pip_requirements=model_requirements(),
-                                          serialization_format="pickle")
-                self._artifacts(logged.artifact_location).log_artifacts(str(local))
                 if saved is None:
-                    saved = model.save(Path(tmp) / "safetensors")
-                self.log_artifacts([Path(saved)], "safetensors")
+                    saved = model.save(Path(tmp) / "saved")
+                save_pyfunc(model, Path(saved), label_names, threshold, input_example(examples), local,
+                            mlflow_model=meta, requirements=model_requirements())
+                self._artifacts(logged.artifact_location).log_artifacts(str(local))
         except BaseException:
             try:
                 client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)

@@ -57,8 +57,9 @@ VERSION_TAGS = ("group", "criterion", "schedule", "scope", "sparsity", "achieved
                 "data_md5", "git_sha", "params_hash")
 # What makes two runs "the same model" for skip-on-rerun.
 IDENTITY_TAGS = ("dataset", "arch", "group", "seed", "data_md5", "params_hash")
-# Needed to unpickle a logged model; the pins come from our own package metadata (pyproject).
-MODEL_REQUIREMENTS = ("torch", "transformers", "safetensors", "numpy")
+# Needed to load a logged model (the pyfunc imports pie_mlops); the pins come from our own
+# package metadata (pyproject). pie-mlops installs from the project directory (docs/serving.md).
+MODEL_REQUIREMENTS = ("pie-mlops", "mlflow", "torch", "transformers", "safetensors", "numpy", "pandas", "pyarrow")
 
 
 def tracking_uri() -> str:
