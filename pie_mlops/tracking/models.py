@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pie_mlops.tracking.accounting import spent, timed
+from pie_mlops.tracking.descriptions import study_description, version_description
+from pie_mlops.tracking.lineage import log_data_inputs
 from pie_mlops.tracking.store import (
     VERSION_TAGS, _client, _owner_tags, active_run_id, experiment_id, experiment_ids, forget_experiments,
     model_requirements, registry_uri, store_key,
@@ -34,35 +36,6 @@ def version_by_alias(name: str, alias: str):
         return _client().get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
-
-
-@timed
-def load_version(name: str, alias: str, dst: str | Path, mv=None):
-    """Load `models:/name@alias` as our classifier from the safetensors save inside its pyfunc
-    (never unpickling anything); a version logged before the pyfunc form has it under its run's
-    `safetensors/`. `mv`: that version, if the caller already looked it up (one request fewer)."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-    from pie_mlops.models import load_model
-
-    mv = mv if mv is not None else version_by_alias(name, alias)
-    if mv is None:
-        raise LookupError(f"{name}@{alias} is not in the registry")
-    client = _client()
-    Path(dst).mkdir(parents=True, exist_ok=True)
-    # The SQLite store leaves mv.model_id empty; the source is `models:/<model id>` either way.
-    model_id = getattr(mv, "model_id", None) or (mv.source or "").removeprefix("models:/")
-    if model_id.startswith("m-"):
-        from mlflow.models import Model
-
-        location = client.get_logged_model(model_id).artifact_location
-        repo = get_artifact_repository(location, tracking_uri=client.tracking_uri)
-        if any(f.path == "MLmodel" for f in repo.list_artifacts()):
-            flavor = Model.load(repo.download_artifacts("MLmodel", str(dst))).flavors.get("python_function", {})
-            saved = (flavor.get("artifacts") or {}).get("model", {}).get("path")
-            if saved:  # the pyfunc's copy of the model save (models/serving.py)
-                return load_model(repo.download_artifacts(saved, str(dst)))
-    return load_model(download_run_artifacts(mv.run_id, "safetensors", dst))  # the older, two-copy form
 
 
 def model_runs(dataset: str, arch: str) -> list[dict]:
@@ -114,6 +87,7 @@ class ModelRun:
         self.version: str | None = None
         self._registered: tuple[str, str] | None = None  # (name, version) to undo on failure
         self._pending_tags: dict[str, str] = {}  # sent with the next metrics (one request, not two)
+        self.metrics: dict[str, float] = {}  # the latest value of each, for the version's description
         self._repo = None
 
     def set_tags(self, tags: dict) -> None:
@@ -157,6 +131,7 @@ class ModelRun:
         now = int(time.time() * 1000)
         # After log_model, metrics carry its model_id: MLflow 3 shows them on the logged model.
         batch = [Metric(k, float(v), now, step, model_id=self.model_id) for k, v in metrics.items() if v is not None]
+        self.metrics.update({m.key: m.value for m in batch})
         tags = [RunTag(k, v) for k, v in self._pending_tags.items()]
         self.client.log_batch(self.run_id, metrics=batch, tags=tags)
         self._pending_tags.clear()
@@ -230,7 +205,7 @@ class ModelRun:
 
         def ensure_registered() -> None:
             try:
-                client.create_registered_model(name)
+                client.create_registered_model(name, description=study_description(self.tags))
             except Exception:  # already registered (the usual case)
                 client.get_registered_model(name)
             _REGISTERED.add(known)
@@ -240,7 +215,8 @@ class ModelRun:
         version_tags = {k: str(self.tags[k]) for k in VERSION_TAGS if k in self.tags}
         # model_id: an MLflow server (REST store) only accepts a models:/ source with it.
         create = lambda: client.create_model_version(  # noqa: E731
-            name, self.model_uri, run_id=self.run_id, tags=version_tags, model_id=self.model_id)
+            name, self.model_uri, run_id=self.run_id, tags=version_tags, model_id=self.model_id,
+            description=version_description(self.tags, self.metrics))
         try:
             mv = create()
         except Exception:  # the registered model was deleted since we saw it
@@ -283,6 +259,9 @@ def model_run(run_name: str, tags: dict, params: dict):
     try:
         with spent():
             client.log_batch(info.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
+            if "dataset" in tags:  # every model trains on train, tunes on validation, is scored on test
+                log_data_inputs(client, info.run_id, tags["dataset"], all_tags.get("data_md5", "untracked"),
+                                params.get("data_dir", "data"))
         yield handle
         with spent():
             handle._flush_tags()
@@ -300,11 +279,15 @@ def model_run(run_name: str, tags: dict, params: dict):
 
 
 def set_champion(name: str, version: str, tags: dict) -> None:
-    """Point the `champion` alias at `version` and record why in the version's tags."""
+    """Point the `champion` alias at `version` and record why in the version's tags and description."""
     client = _client()
     client.set_registered_model_alias(name, "champion", version)
     for k, v in tags.items():
         client.set_model_version_tag(name, version, k, str(v))
+    if tags.get("champion_reason"):
+        mv = client.get_model_version(name, version)
+        base = (mv.description or "").split("\nChampion: ")[0]  # a later compare replaces, not appends
+        client.update_model_version(name, version, description=f"{base}\nChampion: {tags['champion_reason']}")
 
 
 def version_of_run(name: str, run_id: str) -> str | None:

@@ -246,7 +246,9 @@ def model_requirements() -> list[str]:
 def _owner_tags() -> dict:
     import socket
 
-    return {"pie.host": socket.gethostname(), "pie.pid": str(os.getpid()), **current_job_tags()}
+    from pie_mlops.tracking.lineage import context_tags
+
+    return {**context_tags(), "pie.host": socket.gethostname(), "pie.pid": str(os.getpid()), **current_job_tags()}
 
 
 def _flat(prefix: str, value) -> dict:
