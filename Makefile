@@ -16,12 +16,13 @@ export HF_DATASETS_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: study tiny demo test install bench clean-venv help
+.PHONY: study tiny demo test test-fast install bench clean-venv help
 help:
 	@echo "make study  the whole default study (params.yaml) through dvc repro: data, gate, tune, train, prune, compare, report"
 	@echo "make tiny   the same pipeline on the tiny profile, in about a minute (no DVC)"
 	@echo "make demo   materialize the offline datasets, run the data-quality gate (dvc repro)"
-	@echo "make test   run the test suite"
+	@echo "make test   run the test suite (what CI runs)"
+	@echo "make test-fast  the unit tier only (under a minute)"
 	@echo "make bench  run the benchmarks in bench/"
 
 # torch first, with pip, so it comes from the CPU wheel; then uv installs the rest in
@@ -56,6 +57,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/import_time.py

@@ -26,8 +26,9 @@ def _given(options: dict) -> dict:
 @click.version_option(__version__, prog_name="pie-mlops")
 @click.option("--params", "params_file", default="params.yaml", show_default=True, help=PARAMS_HELP)
 @click.option("--profile", default=None, metavar="NAME",
-              help="Use profiles/NAME.yaml instead of params.yaml: tiny (seconds, tests), paper (the "
-                   "paper's grid, a GPU run) or your own; `default` is params.yaml.")
+              help="Overlay profiles/NAME.yaml on the defaults instead of params.yaml: tiny (tests, a "
+                   "first look), paper (the paper's method and grid, a GPU run) or your own; `default` "
+                   "is params.yaml. `pie-mlops --profile NAME params` shows the result.")
 @click.pass_context
 def cli(ctx: click.Context, params_file: str, profile: str | None) -> None:
     """Find the examples that pruning breaks (PIEs), as a tracked MLflow/DVC pipeline.
@@ -281,9 +282,11 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
     from pie_mlops.stages.compare_study import DEFAULTS
 
     given = _given(options)
-    params = load_section("compare", DEFAULTS, ctx.obj["params_file"])
-    if predictions not in (None, ""):  # file mode: the contract's defaults (DESIGN.md §3), not the study's
-        params.update(split="test", min_seeds=3)
+    if predictions in (None, ""):
+        params = load_section("compare", DEFAULTS, ctx.obj["params_file"])
+    else:  # file mode: the contract's defaults, not the study's
+        params = dict(DEFAULTS if "dataset" not in given else load_section("compare", DEFAULTS, ctx.obj["params_file"]),
+                      split="test", min_seeds=3)
     params.update(given)
     if "arch" in given:
         params["arch"] = [a.strip() for a in given["arch"].split(",") if a.strip()]
@@ -300,7 +303,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
 
         from pie_mlops.tracking import log_artifacts_if_active
 
-        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"])
+        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"],
+                               int(params.get("n_boot", 200)), int(params.get("seed", 0)))
         _print_summary(result.summary)
         out = Path(given["out"])
         log_artifacts_if_active([out / "pies.parquet", out / "summary.json"], "compare")  # under `mlflow run`
@@ -308,7 +312,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
         return
     from pie_mlops.stages.compare_study import compare as run
 
-    for res in run(params, predictions or None):
+    results = run(params, predictions or None)
+    for res in results:
         click.echo(f"{res['dataset']}/{res['arch']}:")
         _print_summary(res["summary"])
         floor = res["noise_floor"]
@@ -320,6 +325,8 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
                    if champ.get("version") else "") if champ else "  champion: none within tolerance")
         click.echo(f"  outputs: {res['out']}  report: {res['out']}/report/index.html"
                    + (f"  MLflow run: {res['run_id']}" if res.get("run_id") else ""))
+    if results:
+        click.echo(f"claims (every architecture of the dataset): {results[0]['claims']}")
 
 
 def _print_summary(summary: dict) -> None:
@@ -328,6 +335,27 @@ def _print_summary(summary: dict) -> None:
     for group, s in summary.items():
         click.echo(f"  {group:<28} {s['n_pies']:>6} {s['pie_share']:>7.3f} {fmt(s['dense_acc_pie']):>10} "
                    f"{fmt(s['pruned_acc_pie']):>11} {fmt(s['pruned_acc_all']):>11}")
+
+
+@cli.command(name="params")
+@click.option("--section", "-s", default=None, help="Print only this section (train, prune, ...).")
+@click.pass_context
+def params_(ctx: click.Context, section: str | None) -> None:
+    """Print the effective params: the schema's defaults overlaid with the params file or profile.
+
+    \b
+    Every key, typed and checked (an unknown key or a bad value exits 2 naming it).
+    To run a profile through DVC, which reads params.yaml:
+      pie-mlops --profile paper params > params.yaml && dvc repro
+    """
+    from pie_mlops.params import load_all, render
+
+    values = load_all(ctx.obj["params_file"])
+    if section:
+        if section not in values:
+            raise click.BadParameter(f"no section {section!r}; known: {', '.join(values)}", param_hint="--section")
+        values = {section: values[section]}
+    click.echo(render(values), nl=False)
 
 
 @cli.command()

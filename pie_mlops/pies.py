@@ -55,6 +55,7 @@ class CompareResult:
     flags: dict[str, np.ndarray]      # pruned group -> (n,) bool PIE flags
     pies: pd.DataFrame                # DESIGN.md §3 pies.parquet rows
     summary: dict = field(default_factory=dict)  # pruned group -> summary.json numbers
+    noise_floor: dict | None = None   # dense vs dense at matched seeds (analysis.group_stats)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

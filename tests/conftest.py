@@ -40,7 +40,7 @@ def project_repo(tmp_path: Path) -> Path:
 
 
 def clone_project(repo: Path, profile: str | None = None) -> Path:
-    """`project_repo` at `repo`; with `profile`, profiles/<profile>.yaml is its params.yaml."""
+    """`project_repo` at `repo`; with `profile`, that profile's effective params are its params.yaml."""
     files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], ROOT).stdout
     for rel in filter(None, files.split("\0")):
         if (ROOT / rel).is_file():
@@ -48,7 +48,7 @@ def clone_project(repo: Path, profile: str | None = None) -> Path:
             shutil.copy2(ROOT / rel, repo / rel)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     if profile:
-        shutil.copy2(repo / "profiles" / f"{profile}.yaml", repo / "params.yaml")
+        use_profile(repo, profile)
     run(["git", "init", "-q"], repo)
     run([*git, "add", "-A"], repo)
     run([*git, "commit", "-qm", "fresh clone"], repo)
@@ -58,5 +58,26 @@ def clone_project(repo: Path, profile: str | None = None) -> Path:
 @pytest.fixture
 def tiny_repo(project_repo: Path) -> Path:
     """`project_repo` switched to the tiny profile (profiles/tiny.yaml)."""
-    shutil.copy2(project_repo / "profiles" / "tiny.yaml", project_repo / "params.yaml")
+    use_profile(project_repo, "tiny")
     return project_repo
+
+
+def use_profile(repo: Path, profile: str) -> None:
+    """Write the profile's effective params (defaults + overlay) as the repo's params.yaml, the
+    way a user runs a profile through DVC: `pie-mlops --profile NAME params > params.yaml`."""
+    from pie_mlops.params import load_all, render
+
+    (repo / "params.yaml").write_text(render(load_all(repo / "profiles" / f"{profile}.yaml")), encoding="utf-8")
+
+
+# Test tiers by directory (make test-fast runs `-m unit`): tests/code is pure or small-file
+# code (seconds), tests/model trains and prunes tiny models, tests/data drives real DVC, GX,
+# MLflow servers, PostgreSQL and Chromium.
+_TIERS = {"code": "unit", "model": "integration", "data": "e2e"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = _TIERS.get(Path(str(item.fspath)).parent.name)
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))

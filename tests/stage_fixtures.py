@@ -18,4 +18,5 @@ def tiny_study(root, tokenizer) -> dict:
     materialize(dict(MATERIALIZE, data_dir=str(root / "data")), ["synthetic_nli"], progress=False)
     return dict(dataset="synthetic_nli", arch="bert", model_path=str(root / "tiny-bert"), data_dir=str(root / "data"),
                 batch_size=32, lr=1e-3, max_length=64, predictions_dir=str(root / "predictions"),
-                best_params=str(root / "params" / "best_{dataset}_{arch}.yaml"))
+                best_params=str(root / "params" / "best_{dataset}_{arch}.yaml"),
+                predict_train=True, max_train_examples=None)  # all of train: training-set PIEs, EL2N

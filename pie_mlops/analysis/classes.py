@@ -121,3 +121,20 @@ def per_class_accuracy(labels: np.ndarray, dense_preds: np.ndarray, pruned_preds
         out["dense_acc_pie"] = _acc_by_class(dp == y, on_pie)[0]
         out["pruned_acc_pie"] = _acc_by_class(pp == y, on_pie)[0]
     return out
+
+
+def per_label_f1(labels: np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-label: (mean, std) over models of each model's F1 on each label, (C,) each.
+
+    labels (n, C) multi-hot, preds (n_models, n, C) 0/1. F1 rather than accuracy: a rare
+    label is absent from most examples, so "predict it never" scores a high accuracy and
+    hides exactly the per-class damage being measured. A label neither present nor
+    predicted scores 1 (nothing to get wrong), as in metrics.macro_f1."""
+    y = np.asarray(labels).astype(bool)[None]
+    p = np.asarray(preds).astype(bool)
+    if p.ndim != 3 or p.shape[1:] != y.shape[1:]:
+        raise ValueError(f"preds must be (n_models, {y.shape[1]}, {y.shape[2]}), got {p.shape}")
+    tp = (y & p).sum(axis=1)
+    denom = y.sum(axis=1) + p.sum(axis=1)
+    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)          # (n_models, C)
+    return f1.mean(axis=0), f1.std(axis=0)

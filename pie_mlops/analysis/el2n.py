@@ -93,14 +93,27 @@ def _per_example(x: np.ndarray | None, n: int, name: str) -> np.ndarray:
     return a
 
 
+def paired_loss_ratio(dense_loss: np.ndarray, pruned_loss: np.ndarray) -> np.ndarray:
+    """(n,) the paper's per-example ratio: pruned / dense loss of the *same seed* (the pruned
+    model grown from that dense model), averaged over the seeds. Both (n_seeds, n), rows
+    paired. A dense loss of exactly 0 (underflow) is lifted to the smallest normal float, so
+    the ratio is large but finite."""
+    d = np.asarray(dense_loss, dtype=np.float64)
+    p = np.asarray(pruned_loss, dtype=np.float64)
+    if d.ndim != 2 or d.shape != p.shape:
+        raise ValueError(f"paired losses must be two (n_seeds, n) arrays of one shape, got {d.shape} and {p.shape}")
+    return (p / np.maximum(d, np.finfo(np.float64).tiny)).mean(axis=0)
+
+
 def influence_table(el2n: np.ndarray, is_pie: np.ndarray, dense_loss: np.ndarray,
-                    pruned_loss: np.ndarray, n_bins: int = 20) -> pd.DataFrame:
+                    pruned_loss: np.ndarray, n_bins: int = 20, paired: np.ndarray | None = None) -> pd.DataFrame:
     """Per EL2N percentile bin: mean dense and pruned loss, their ratio, and the PIE share.
 
     dense_loss/pruned_loss are per-example losses, (n,) or (n_models, n) (then averaged over
     models first). `loss_ratio` = mean pruned loss / mean dense loss in the bin (ratio of
-    means, not mean of ratios: per-example dense losses near 0 would blow single ratios up).
-    Empty bins (fewer examples than bins) are left out.
+    means: robust to dense losses near 0). `paired_loss_ratio` = the bin's mean of `paired`,
+    the seed-paired per-example ratios (`paired_loss_ratio()`): the paper's number, NaN
+    without them. Empty bins (fewer examples than bins) are left out.
     """
     s = np.asarray(el2n, dtype=float)
     n = len(s)
@@ -109,16 +122,17 @@ def influence_table(el2n: np.ndarray, is_pie: np.ndarray, dense_loss: np.ndarray
         raise ValueError(f"is_pie must be ({n},), got {pie.shape}")
     d = _per_example(dense_loss, n, "dense_loss")
     p = _per_example(pruned_loss, n, "pruned_loss")
+    r = np.full(n, np.nan) if paired is None else _per_example(paired, n, "paired")
     df = pd.DataFrame({"bin": percentile_bins(s, n_bins), "el2n": s, "pie": pie,
-                       "dense_loss": d, "pruned_loss": p})
+                       "dense_loss": d, "pruned_loss": p, "paired": r})
     out = df.groupby("bin", sort=True).agg(
         n=("el2n", "size"), el2n_min=("el2n", "min"), el2n_max=("el2n", "max"),
         dense_loss=("dense_loss", "mean"), pruned_loss=("pruned_loss", "mean"),
-        n_pies=("pie", "sum"), pie_share=("pie", "mean"))
+        n_pies=("pie", "sum"), pie_share=("pie", "mean"), paired_loss_ratio=("paired", "mean"))
     out["loss_ratio"] = out["pruned_loss"] / out["dense_loss"]
     out["n_pies"] = out["n_pies"].astype(np.int64)
     return out.reset_index()[["bin", "n", "el2n_min", "el2n_max", "dense_loss", "pruned_loss",
-                              "loss_ratio", "n_pies", "pie_share"]]
+                              "loss_ratio", "paired_loss_ratio", "n_pies", "pie_share"]]
 
 
 def top_share(el2n: np.ndarray, is_pie: np.ndarray, q: float) -> dict[str, float]:

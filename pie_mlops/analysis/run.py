@@ -57,17 +57,21 @@ def influence(group: str, train: Stacked, snapshot: Stacked, snapshot_name: str)
     task, d, p = train.task, train.groups["dense"], train.groups[group]
     scores = el.el2n_scores(snapshot.groups["dense"].logits, snapshot.labels, task)
     pie = pie_flags(modal_labels(d.logits, task, d.thresholds), modal_labels(p.logits, task, p.thresholds))
-    table = el.influence_table(scores, pie, example_losses(d.logits, train.labels, task),
-                               example_losses(p.logits, train.labels, task))
+    d_loss, p_loss = example_losses(d.logits, train.labels, task), example_losses(p.logits, train.labels, task)
+    # Seed pairs: the pruned model of seed s comes from the dense model of seed s.
+    common, di, pi = np.intersect1d(d.seeds, p.seeds, return_indices=True)
+    paired = el.paired_loss_ratio(d_loss[di], p_loss[pi]) if len(common) else None
+    table = el.influence_table(scores, pie, d_loss, p_loss, paired=paired)
     bins = [{"bin": int(r.bin) + 1, "el2n_low": r.el2n_min, "el2n_high": r.el2n_max, "n": int(r.n),
              "dense_loss": r.dense_loss, "pruned_loss": r.pruned_loss, "loss_ratio": r.loss_ratio,
-             "pie_share": r.pie_share} for r in table.itertuples()]
+             "paired_loss_ratio": r.paired_loss_ratio, "pie_share": r.pie_share} for r in table.itertuples()]
     tops = {}
     for name, q in (("top5", 0.05), ("top10", 0.10)):
         t = el.top_share(scores, pie, q)
         tops[name] = {"pie_share": t["top_share"], "base_rate": t["base_rate"], "enrichment": t["enrichment"],
                       "n": t["k"], "p_value": t["p_value"]}
-    return {"snapshot": snapshot_name, "base_rate": float(pie.mean()), "n_train": int(len(pie)), "bins": bins, **tops}
+    return {"snapshot": snapshot_name, "base_rate": float(pie.mean()), "n_train": int(len(pie)),
+            "n_seed_pairs": int(len(common)), "bins": bins, **tops}
 
 
 def class_section(result: CompareResult, group: str) -> dict:
@@ -75,20 +79,20 @@ def class_section(result: CompareResult, group: str) -> dict:
     pie = result.flags[group]
     d, p = test.groups["dense"], test.groups[group]
     if test.task == "multi_label":
-        # Per label: how many examples change their decision, against how many carry it.
+        # Per label: how many examples change their decision, against how many carry it; and
+        # each label's F1 (the paper's per-class score for multi-label; accuracy hides rare labels).
         dp = model_predictions(d.logits, test.task, d.thresholds)
         pp = model_predictions(p.logits, test.task, p.thresholds)
-        y = test.labels[None].astype(np.int8)
-        return {"chi2": None, "p_value": None, "dof": None,
+        return {"chi2": None, "p_value": None, "dof": None, "score": "f1",
                 "pie_counts": (result.modal["dense"].label != result.modal[group].label).sum(0).tolist(),
                 "data_counts": test.labels.sum(0).astype(int).tolist(),
-                "dense_acc_per_class": (dp == y).mean(axis=1).mean(axis=0).tolist(),
-                "pruned_acc_per_class": (pp == y).mean(axis=1).mean(axis=0).tolist()}
+                "dense_f1_per_class": cls.per_label_f1(test.labels, dp)[0].tolist(),
+                "pruned_f1_per_class": cls.per_label_f1(test.labels, pp)[0].tolist()}
     n_classes = d.logits.shape[-1]
     test_res = cls.class_distribution_test(test.labels, pie, n_classes)
     acc = cls.per_class_accuracy(test.labels, model_predictions(d.logits), model_predictions(p.logits),
                                  n_classes=n_classes)
-    return {"chi2": test_res["stat"], "p_value": test_res["p_value"], "dof": test_res["dof"],
+    return {"chi2": test_res["stat"], "p_value": test_res["p_value"], "dof": test_res["dof"], "score": "accuracy",
             "pie_counts": test_res["table"]["n_pies"].tolist(), "data_counts": test_res["table"]["n"].tolist(),
             "dense_acc_per_class": acc["dense_acc"].tolist(), "pruned_acc_per_class": acc["pruned_acc"].tolist()}
 
@@ -124,7 +128,7 @@ def pie_examples(result: CompareResult, texts: pd.DataFrame, label_names: list[s
 def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacked | None = None,
             snapshot: Stacked | None = None, snapshot_name: str = "train@epoch1", label_names: list[str],
             meta: dict, n_boot: int = 200, seed: int = 0,
-            progress: bool = True) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+            progress: bool = True, floor: dict | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """(analysis.json dict, complexity.parquet frame, pie_examples.parquet frame).
 
     `test` is the stacked split, or its `pies.compare` result when the caller has one already
@@ -141,7 +145,12 @@ def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacke
         raise PieError(f"example_id {missing} of the predictions is not in the dataset split; "
                        f"predictions and data come from different versions")
     measures = cx.measure(cx.joined_texts(aligned.reset_index(drop=True)))
-    floor = st.noise_floor(dense, test.task, n_boot, seed)
+    if floor is not None and floor.get("share") is not None:
+        # summary.json's floor (group_stats.noise_floor_at), so both files give the same numbers.
+        floor = {"k": floor["seeds_per_side"], "floor_share": floor["share"], "floor_low": floor["ci"][0],
+                 "floor_high": floor["ci"][1]}
+    else:
+        floor = st.noise_floor(dense, test.task, n_boot, seed)
     out = {"meta": {**meta, "task": test.task, "label_names": list(label_names), "n_examples": len(test.example_ids),
                     "n_dense_models": len(dense.seeds), "groups": groups},
            "influence": {}, "classes": {}, "complexity": {}, "stability": {},

@@ -1,10 +1,9 @@
 """How far to trust a PIE set: its stability over seeds, the dense-vs-dense noise floor, overlaps.
 
-- **Stability.** Draw two independent size-k subsets of the dense models and of the pruned
-  models (each without replacement; a k above either group's model count is skipped) and
-  take the Jaccard overlap of the two PIE sets: how reproducible is a k-seed PIE set? The two
-  draws share models when 2k > m, and at k = m they coincide (Jaccard 1 by construction), so
-  the top of a short curve overstates stability: more seeds, a longer and more honest curve.
+- **Stability.** Draw two *disjoint* size-k subsets of the dense models and of the pruned
+  models, and take the Jaccard overlap of the two PIE sets: how reproducible is a k-seed PIE
+  set? Only k with 2k <= either group's model count is drawn: overlapping draws share models,
+  and at k = m they coincide (Jaccard 1 by construction), which would overstate stability.
 - **Noise floor.** Two disjoint halves of the *dense* seeds also disagree on some examples.
   Counting those "PIEs" with the same rule gives the share that seed noise alone produces.
   A pruned group is compared with it at the same number of models per side (k = m_dense // 2),
@@ -20,7 +19,7 @@ import numpy as np
 from pie_mlops.analysis.stats import jaccard, percentile_interval
 from pie_mlops.pies import GroupStack, modal_labels, pie_flags
 
-KS = (3, 5, 10, 20, 30)
+KS = (2, 3, 5, 10, 15, 20, 30)
 
 
 def _sub(stack: GroupStack, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -33,18 +32,19 @@ def _flags(dense: GroupStack, d_idx: np.ndarray, pruned: GroupStack, p_idx: np.n
 
 
 def _two_draws(m: int, k: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Two independent k-model subsets of m models, each drawn without replacement."""
-    return rng.choice(m, k, replace=False), rng.choice(m, k, replace=False)
+    """Two disjoint k-model subsets of m >= 2k models."""
+    perm = rng.permutation(m)
+    return perm[:k], perm[k:2 * k]
 
 
 def stability_curve(dense: GroupStack, pruned: GroupStack, task: str, ks=KS, n_boot: int = 100,
                     seed: int = 0) -> dict:
-    """Jaccard overlap of two independent k-model PIE sets, mean and 95% percentile interval
-    over `n_boot` replicates, for each k in `ks` that both groups have models for."""
+    """Jaccard overlap of two disjoint k-model PIE sets, mean and 95% percentile interval
+    over `n_boot` replicates, for each k in `ks` with 2k <= both groups' model counts."""
     rng = np.random.default_rng(seed)
     m = min(len(dense.seeds), len(pruned.seeds))
     out = {"k": [], "jaccard_mean": [], "jaccard_low": [], "jaccard_high": []}
-    for k in (k for k in ks if k <= m):
+    for k in (k for k in ks if 2 * k <= m):
         values = np.empty(n_boot)
         for b in range(n_boot):
             (d1, d2), (p1, p2) = _two_draws(len(dense.seeds), k, rng), _two_draws(len(pruned.seeds), k, rng)

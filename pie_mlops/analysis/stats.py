@@ -67,3 +67,26 @@ def jaccard(a: set | np.ndarray, b: set | np.ndarray) -> float:
     a, b = np.asarray(a, bool), np.asarray(b, bool)
     union = int(np.count_nonzero(a | b))
     return int(np.count_nonzero(a & b)) / union if union else 1.0
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> list[float | None]:
+    """Percentile bootstrap interval of the mean of `values` (resampled with replacement);
+    [None, None] without values. One value gives the degenerate [v, v]."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return [None, None]
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1)
+    lo, hi = percentile_interval(means, level)
+    return [float(lo), float(hi)]
+
+
+def clears_floor(share_ci, floor: dict | None) -> bool:
+    """A PIE share is above the noise floor when its interval lies wholly above the floor's:
+    low end of the share's CI over the high end of the dense-vs-dense CI. No floor (one dense
+    model) or no CI: nothing can be said, so False."""
+    if not floor or not share_ci or share_ci[0] is None:
+        return False
+    ci = floor.get("ci") or [None, None]
+    return ci[1] is not None and share_ci[0] > ci[1]

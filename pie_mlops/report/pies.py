@@ -52,6 +52,7 @@ class Study:
             raise PieError(f"{self.path}: malformed JSON ({exc})") from None
         if not isinstance(self.summary, dict) or "meta" not in self.analysis:
             raise PieError(f"{self.path}: summary.json/analysis.json do not follow the compare contract")
+        self.floor = self.summary.pop("noise_floor", None)  # beside the groups, not one of them
         self.meta = self.analysis["meta"]
         self.label = f"{self.meta.get('dataset', '?')}/{self.meta.get('arch', '?')}"
         self.df = plots.summary_frame(self.summary)
@@ -91,6 +92,13 @@ def _table(rows: list[dict], columns: list[str]) -> str:
         f'<td class="{"num" if isinstance(r.get(c), (int, float, np.number)) else ""}">{_fmt(r.get(c))}</td>'
         for c in columns) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _ci(v) -> str:
+    """A [low, high] interval as plain text (the table cell escapes it)."""
+    if not isinstance(v, (list, tuple)) or len(v) != 2 or v[0] is None or v[1] is None:
+        return "n/a"
+    return f"[{v[0]:.3f}, {v[1]:.3f}]"
 
 
 def _section(title: str, how: str, body: str) -> str:
@@ -184,17 +192,27 @@ def _study_html(s: Study, figures: dict[str, bytes]) -> str:
                               "with their vote shares. Hover a text to read it whole.",
                               "<table><tr><th>text</th><th>gold</th><th>dense</th><th>pruned</th></tr>"
                               + "".join(rows) + "</table>"))
-    cols = ["group", "n_models", "n_pies", "pie_share", "n_ties_dense", "n_ties_pruned", "dense_acc_all",
-            "pruned_acc_all", "dense_acc_pie", "pruned_acc_pie", "dense_acc_nonpie", "pruned_acc_nonpie"]
-    parts.append(_section("Every group", "The numbers of summary.json (means over seeds).",
-                          _table(s.df.to_dict("records"), [c for c in cols if c in s.df])))
+    cols = ["group", "n_models", "n_pies", "pie_share", "pie_share_ci", "above_floor", "n_ties_dense",
+            "n_ties_pruned", "dense_acc_all", "pruned_acc_all", "dense_acc_pie", "pruned_acc_pie",
+            "dense_modal_acc_pie", "pruned_modal_acc_pie", "dense_acc_nonpie", "pruned_acc_nonpie"]
+    records = [{k: (_ci(v) if k.endswith("_ci") else v) for k, v in r.items()} for r in s.df.to_dict("records")]
+    collapsed = [r for r in records if r.get("collapsed") in (True,)]  # numpy or Python bool
+    parts.append(_section("Every group", "The numbers of summary.json: per-model means over seeds, the modal "
+                          "label's accuracy (the paper's), and the PIE share's 95% bootstrap interval over seeds.",
+                          _table([r for r in records if r.get("collapsed") not in (True,)], [c for c in cols if c in s.df])))
+    if collapsed:
+        parts.append(_section("Collapsed groups", "Their models predict one class for more than 95% of the "
+                              "examples: their 'PIEs' are just the other classes. Kept out of the claims.",
+                              _table(collapsed, [c for c in ("group", "majority_pred_share", *cols[1:4]) if c in s.df])))
     return "".join(parts)
 
 
-def render(studies: list[Study], title: str) -> tuple[str, dict[str, bytes]]:
-    """(HTML text, figures by file name)."""
+def render(studies: list[Study], title: str, claims: list[dict] = ()) -> tuple[str, dict[str, bytes]]:
+    """(HTML text, figures by file name). `claims`: claims.json dicts, shown first."""
+    from pie_mlops.report.claims import claims_html
+
     figures: dict[str, bytes] = {}
-    body = ""
+    body = "".join(claims_html(c) for c in claims)
     populated = [s for s in studies if not s.df.empty]
     if len(populated) > 1:
         data = plots.architectures({s.label: s.df for s in populated},

@@ -74,6 +74,10 @@ def pies_vs_sparsity(df: pd.DataFrame, floor: dict, label: str) -> bytes:
                    label=f"noise floor (dense vs dense, {floor['k']} vs {floor['k']} seeds)")
     for method, d in df.groupby("method"):
         ax.plot(d["sparsity"], d["pie_share"], "o-", color=col[method], label=method)
+        if "pie_share_ci" in d:  # 95% bootstrap interval over seeds
+            ci = [v if isinstance(v, (list, tuple)) and None not in v else [np.nan, np.nan] for v in d["pie_share_ci"]]
+            lo, hi = np.array(ci, float).T
+            ax.vlines(d["sparsity"], lo, hi, color=col[method], alpha=0.6, lw=1)
         for s, n, y in zip(d["sparsity"], d["n_pies"], d["pie_share"]):
             ax.annotate(str(int(n)), (s, y), textcoords="offset points", xytext=(0, 4), fontsize=6, ha="center")
     ax.set(xlabel="sparsity", ylabel="PIE share of examples", title=f"{label}: PIEs against sparsity (labels: count)")
@@ -89,10 +93,14 @@ def el2n_bins(influence: dict, groups: list[str], label: str) -> bytes:
     for g in groups:
         bins = pd.DataFrame(influence[g]["bins"])
         a1.plot(bins["bin"], bins["pie_share"], "o-", ms=3, color=col[method_of(g)], label=g)
-        a2.plot(bins["bin"], bins["loss_ratio"], "o-", ms=3, color=col[method_of(g)], label=g)
+        # The paper's seed-paired ratio where there is one, else the ratio of means.
+        ratio = bins["paired_loss_ratio"] if bins.get("paired_loss_ratio") is not None \
+            and bins["paired_loss_ratio"].notna().any() else bins["loss_ratio"]
+        a2.plot(bins["bin"], ratio, "o-", ms=3, color=col[method_of(g)], label=g)
     a1.set(xlabel="EL2N percentile bin (1 = easiest, 20 = hardest)", ylabel="training-set PIE share",
            title=f"{label}: PIEs by influence")
-    a2.set(xlabel="EL2N percentile bin", ylabel="pruned / dense loss (log)", title=f"{label}: damage by influence",
+    a2.set(xlabel="EL2N percentile bin", ylabel="pruned / dense loss, seed-paired (log)",
+           title=f"{label}: damage by influence",
            yscale="log")
     a2.axhline(1.0, color="black", lw=1, ls="--")
     a1.legend(fontsize=7)
@@ -111,11 +119,13 @@ def class_bars(section: dict, label_names: list[str], group: str, label: str) ->
     a1.set(xticks=x, ylabel="share", title=f"{label} {group}: class shares" + (f" (chi² p = {p:.2g})" if p is not None else ""))
     a1.set_xticklabels(label_names[:len(x)], rotation=30, ha="right")
     a1.legend(fontsize=7)
-    d = np.array([np.nan if v is None else v for v in section["dense_acc_per_class"]], float)
-    q = np.array([np.nan if v is None else v for v in section["pruned_acc_per_class"]], float)
+    score = "f1" if section.get("score") == "f1" else "acc"  # per-label F1 for multi-label
+    d = np.array([np.nan if v is None else v for v in section[f"dense_{score}_per_class"]], float)
+    q = np.array([np.nan if v is None else v for v in section[f"pruned_{score}_per_class"]], float)
     a2.bar(x - 0.2, d, 0.4, label="dense")
     a2.bar(x + 0.2, q, 0.4, label="pruned")
-    a2.set(xticks=x, ylabel="accuracy", title="per-class accuracy", ylim=(0, 1))
+    name = "F1" if score == "f1" else "accuracy"
+    a2.set(xticks=x, ylabel=name, title=f"per-class {name}", ylim=(0, 1))
     a2.set_xticklabels(label_names[:len(x)], rotation=30, ha="right")
     a2.legend(fontsize=7)
     return png(fig)

@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pie_mlops.errors import DataQualityError, PieError
+from pie_mlops.schema import defaults
 
-DEFAULTS = {
-    "report_dir": "reports/data_checks",
-    "min_chars": 1,
-    "max_chars": 30000,
-    "min_class_share": 0.02,
-    "sample_ids": 5,
-}
+DEFAULTS = defaults("check")  # pie_mlops/schema.py: the one source of defaults and types
 
 
 def resolve_names(names: list[str], data_dir: str | Path) -> list[str]:

@@ -208,11 +208,20 @@ def write_outputs(result: CompareResult, out: str | Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "pies.parquet") as tmp:
         result.pies.to_parquet(tmp, index=False)
-    write_text(out / "summary.json", json.dumps(result.summary, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    from pie_mlops.analysis.run import clean
+
+    summary = dict(result.summary)
+    if result.noise_floor is not None:  # beside the groups (DESIGN.md §3)
+        summary["noise_floor"] = result.noise_floor
+    write_text(out / "summary.json", json.dumps(clean(summary), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def compare_files(predictions: str | Path, out: str | Path, split: str = "test", min_seeds: int = 3) -> CompareResult:
-    """File mode: read, compare, write. Any contract error raises before anything is written."""
-    result = compare(load_predictions_dir(predictions, split), min_seeds)
+def compare_files(predictions: str | Path, out: str | Path, split: str = "test", min_seeds: int = 3,
+                  n_boot: int = 200, seed: int = 0) -> CompareResult:
+    """File mode: read, compare, add the statistics (CIs, modal accuracies, collapse, noise
+    floor), write. Any contract error raises before anything is written."""
+    from pie_mlops.analysis.group_stats import add_statistics
+
+    result = add_statistics(compare(load_predictions_dir(predictions, split), min_seeds), n_boot, seed)
     write_outputs(result, out)
     return result

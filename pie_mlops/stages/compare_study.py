@@ -26,25 +26,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pie_mlops.errors import DataQualityError, PieError
+from pie_mlops.schema import defaults
 
-DEFAULTS = {
-    "dataset": "rotten_tomatoes",
-    "arch": ["bert", "bilstm"],  # one comparison per architecture
-    "data_dir": "data",
-    "split": "test",
-    "min_seeds": 3,
-    "snapshot": "train@epoch1",  # the dense seeds' early-training predictions, for EL2N
-    "out": "reports/compare/{dataset}/{arch}",
-    "checks_dir": "reports/prediction_checks/{dataset}/{arch}",
-    "n_boot": 200,  # bootstrap replicates for the noise floor and stability intervals
-    "seed": 0,
-    "champion_tolerance": 0.02,  # accuracy a champion may lose vs dense, on all and on sensitive examples
-    "export_pies": True,  # each group's PIEs as a dataset in the dataset contract
-    # Only the (group, seed) models whose predictions are under <predictions_dir>/<dataset>/<arch>
-    # (what train and prune produce for the current params), so a DVC experiment compares
-    # its own grid; null: every finished model in the MLflow store.
-    "predictions_dir": "predictions",
-}
+DEFAULTS = defaults("compare")  # pie_mlops/schema.py: the one source of defaults and types
 
 
 def compare(params: dict, predictions_dir: str | Path | None = None, progress: bool = True) -> list[dict]:
@@ -52,7 +36,11 @@ def compare(params: dict, predictions_dir: str | Path | None = None, progress: b
     archs = params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]
     if predictions_dir is not None and len(archs) != 1:
         raise PieError("--predictions holds one study: give exactly one --arch with it")
-    return [compare_one(params, str(arch), predictions_dir, progress) for arch in archs]
+    results = [compare_one(params, str(arch), predictions_dir, progress) for arch in archs]
+    # The claims need every architecture of the dataset: recomputed from all on disk each time.
+    from pie_mlops.stages.claims import write_claims
+    claims = str(write_claims(params, [r["run_id"] for r in results if r.get("run_id")]))
+    return [dict(r, claims=claims) for r in results]
 
 
 def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, progress: bool) -> dict:
@@ -84,10 +72,12 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
         _check_ids(stacks[split], texts, f"{dataset}/{split}")
     test = stacks[split]
     core = pies.compare(test, int(params["min_seeds"]))
+    from pie_mlops.analysis.group_stats import add_statistics
+    add_statistics(core, int(params["n_boot"]), int(params["seed"]))  # CIs, modal accuracies, collapse, floor
     analysis, complexity, examples = analyse(
         core, texts, train=stacks.get("train"), snapshot=stacks.get(params["snapshot"]),
         snapshot_name=params["snapshot"], label_names=list(meta["label_names"]), meta={"dataset": dataset, "arch": arch, "split": split},
-        n_boot=int(params["n_boot"]), seed=int(params["seed"]), progress=progress)
+        n_boot=int(params["n_boot"]), seed=int(params["seed"]), progress=progress, floor=core.noise_floor)
     scores = model_scores(test, core.flags)
     champion = _champion(scores, core.flags, float(params["champion_tolerance"]))
 
@@ -100,7 +90,7 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
               tmp / "champion.json")
         _write_plot_tables(core.summary, analysis, arch, tmp / "plots")
         from pie_mlops.stages.report import build_report
-        build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}")
+        build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}", claims=False)
     if params["export_pies"]:  # each dataset written atomically on its own, after the outputs
         _export_pies(core.pies, texts, meta, dataset, arch, split, Path(params["data_dir"]))
     result = {"dataset": dataset, "arch": arch, "out": str(out), "summary": core.summary,

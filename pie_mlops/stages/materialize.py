@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pie_mlops.errors import PieError
+from pie_mlops.schema import defaults
 
-DEFAULTS = {
-    "datasets": ["rotten_tomatoes", "bbc_news", "health_tweets", "synthetic_topics", "synthetic_nli"],
-    "data_dir": "data",
-    "validation_frac": 0.1,
-    "test_frac": 0.2,
-    "seed": 0,
-}
+DEFAULTS = defaults("materialize")  # pie_mlops/schema.py: the one source of defaults and types
 
 
 def available() -> list[str]:

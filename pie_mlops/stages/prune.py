@@ -21,41 +21,11 @@ from pathlib import Path
 
 from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
+from pie_mlops.schema import defaults
 from pie_mlops.stages.train import (as_list, for_arch, publish_predictions, read_best_params, restore_predictions,
                                     seeds_for, split_score)
 
-DEFAULTS = {
-    "dataset": "rotten_tomatoes",
-    "arch": "bert",
-    "model_path": None,  # bert only (ft/wr/ai start from it); None: the packaged MiniLM
-    "data_dir": "data",
-    "criteria": ["magnitude", "impact", "random"],
-    "schedules": ["os", "ft"],  # ft, wr, ai (the paper's) and os (one-shot of the trained dense model)
-    "methods": None,  # a list of <criterion>-<schedule> instead of criteria x schedules (the paper's 8)
-    "sparsities": [0.2, 0.5, 0.9],
-    "seeds": [0, 1, 2],  # each needs its dense model registered (alias dense-s<seed>)
-    "scope": "unstructured",  # or structured: whole heads and FFN neurons removed (bert, os only)
-    "threshold": "global",  # unstructured: one threshold over all prunable weights, or per_layer
-    "include": None,  # fnmatch patterns of prunable weight names; None: every Linear/LSTM weight but the classifier
-    "exclude": None,
-    "epochs_per_step": 1,  # E: ft/wr prune at the ends of epochs E, 2E, 3E and train 4E epochs; ai trains E
-    "steps": 3,
-    "recovery_steps": 0,  # os: fine-tuning steps after pruning (0: none)
-    "impact_batches": 10,  # impact criterion: gradients summed over this many batches...
-    "impact_batch_size": 10,  # ...of this many training examples (the paper's 10 x 10)
-    "batch_size": 32,
-    "lr": None,  # None: the tuned value (params/best_*), else the architecture's default
-    "warmup_ratio": 0.1,
-    "weight_decay": 0.01,
-    "max_length": 128,
-    "best_params": "params/best_{dataset}_{arch}.yaml",
-    "predict_train": True,  # train-split predictions too (training-set PIEs for the EL2N bins)
-    "predict_validation": True,  # validation predictions
-    "predict_test": True,  # test predictions (compare reads compare.split, and train for EL2N)
-    "predictions_dir": "predictions",
-    "latency_batch": 32,  # test examples in the fixed batch timed for CPU latency
-    "max_train_examples": None,  # ft/wr/ai/impact/recovery: a fixed seeded subsample of train; None: all
-}
+DEFAULTS = defaults("prune")  # pie_mlops/schema.py: the one source of defaults and types
 SCOPES = ("unstructured", "structured")
 # The current seed's registered dense model, kept across prune() calls: a worker runs one
 # (group, seed) per call, and reloading the same version for every group cost it a download

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pie_mlops.errors import PieError
+from pie_mlops.schema import defaults
 
-DEFAULTS = {"compare_root": "reports/compare", "out": "reports/pies"}
+DEFAULTS = defaults("report")  # pie_mlops/schema.py
 
 
 def find_compare_dirs(root: str | Path) -> list[Path]:
@@ -25,14 +26,31 @@ def find_compare_dirs(root: str | Path) -> list[Path]:
     return found
 
 
-def build_report(compare_dirs: list[Path] | Path, out_dir: str | Path = "reports/pies", title: str | None = None) -> Path:
-    """Write `out_dir/index.html` and `out_dir/figures/*.png` atomically; return the index path."""
+def find_claims(dirs: list[Path]) -> list[dict]:
+    """The claims.json beside the compare directories (`<dataset>/claims.json`), one per dataset."""
+    import json
+
+    found = []
+    for path in sorted({Path(d).parent / "claims.json" for d in dirs} | {Path(d) / "claims.json" for d in dirs}):
+        if path.is_file():
+            try:
+                found.append(json.loads(path.read_text(encoding="utf-8")))
+            except ValueError as exc:
+                raise PieError(f"{path}: malformed JSON ({exc}); re-run `pie-mlops compare`") from None
+    return found
+
+
+def build_report(compare_dirs: list[Path] | Path, out_dir: str | Path = "reports/pies", title: str | None = None,
+                 claims: bool = True) -> Path:
+    """Write `out_dir/index.html` and `out_dir/figures/*.png` atomically; return the index path.
+    `claims`: show each dataset's claims.json first (off for a compare's own per-arch page,
+    written before the claims of all architectures are)."""
     from pie_mlops.atomic import atomic_dir
     from pie_mlops.report.pies import Study, render
 
     dirs = find_compare_dirs(compare_dirs) if isinstance(compare_dirs, (str, Path)) else list(compare_dirs)
     studies = [Study(d) for d in dirs]  # reads and checks everything before writing anything
-    html, figures = render(studies, title or "PIEs: what pruning breaks")
+    html, figures = render(studies, title or "PIEs: what pruning breaks", find_claims(dirs) if claims else [])
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
         (tmp / "figures").mkdir()

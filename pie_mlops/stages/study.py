@@ -84,13 +84,16 @@ def where_to_look(result: dict) -> str:
     """The closing lines: what was made and how to open it."""
     from pie_mlops.tracking import tracking_uri
 
+    from pie_mlops.scale.claims import redact_url
+
     uri = tracking_uri()
-    ui = (f"mlflow ui --backend-store-uri {uri} --port 5000" if uri.startswith("sqlite")
-          else f"open {uri} in a browser")
+    # A local store needs a UI started on it; a tracking server already is one.
+    ui = (f"mlflow ui --backend-store-uri {uri} --port 5000  then http://127.0.0.1:5000"
+          if uri.startswith(("sqlite", "file", "/")) else f"open {redact_url(uri)} in a browser")
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result["timings"].items())
     return "\n".join([
         f"study finished ({result['via']}): {steps}",
         f"  report:    {result['report']}  (self-contained HTML; open it in a browser)",
-        f"  MLflow UI: {ui}  then http://127.0.0.1:5000",
+        f"  MLflow UI: {ui}",
         "  metrics:   dvc metrics show    curves: dvc plots show",
     ])

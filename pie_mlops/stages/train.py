@@ -23,26 +23,10 @@ from pathlib import Path
 
 from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
+from pie_mlops.schema import defaults
 
 GROUP = "dense"
-DEFAULTS = {
-    "dataset": "rotten_tomatoes",
-    "arch": "bert",  # or bilstm, or a list of both
-    "model_path": None,  # bert only; None: the packaged MiniLM
-    "data_dir": "data",
-    "seeds": [0, 1, 2, 3, 4],  # or one list per architecture: {bert: [0, 1, 2], bilstm: [0, 1, 2, 3, 4]}
-    "epochs": 3,
-    "batch_size": 32,
-    "lr": None,  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
-    "warmup_ratio": 0.1,
-    "weight_decay": 0.01,
-    "max_length": 128,
-    "snapshot_epochs": [1],  # train-split logits after these epochs, for EL2N (0: before training)
-    "predict_train": True,  # final train-split predictions too (training-set PIEs for the EL2N bins)
-    "predictions_dir": "predictions",
-    "best_params": "params/best_{dataset}_{arch}.yaml",
-    "max_train_examples": None,  # a fixed seeded subsample of train (same for every seed); None: all
-}
+DEFAULTS = defaults("train")  # pie_mlops/schema.py: the one source of defaults and types
 TUNED = ("lr", "epochs", "batch_size", "warmup_ratio")
 
 

@@ -14,26 +14,9 @@ import time
 from pathlib import Path
 
 from pie_mlops.errors import PieError
+from pie_mlops.schema import defaults
 
-DEFAULTS = {
-    "dataset": "rotten_tomatoes",
-    "arch": "bert",
-    "model_path": None,  # bert only; None: the packaged MiniLM
-    "data_dir": "data",
-    "n_trials": 6,
-    "seed": 0,
-    "storage": "sqlite:///optuna.db",
-    "max_train_examples": 2000,  # a subsample keeps a trial to minutes on 2 CPU cores; null: all
-    "max_validation_examples": 1000,
-    "max_length": 128,
-    "out": "params/best_{dataset}_{arch}.yaml",
-    "space": {
-        "lr": {"low": 1.0e-5, "high": 1.0e-4, "log": True},
-        "epochs": {"choices": [1, 2, 3]},
-        "batch_size": {"choices": [16, 32]},
-        "warmup_ratio": {"low": 0.0, "high": 0.2},
-    },
-}
+DEFAULTS = defaults("tune")  # pie_mlops/schema.py: the one source of defaults and types
 TUNABLE = ("lr", "epochs", "batch_size", "warmup_ratio")
 
 

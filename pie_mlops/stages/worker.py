@@ -22,18 +22,9 @@ from pathlib import Path
 
 from pie_mlops.errors import PieError
 from pie_mlops.params import DEFAULT_PARAMS, load_section
+from pie_mlops.schema import defaults
 
-DEFAULTS = {
-    "storage": None,  # the Optuna storage URL for the grid and tune; None: tune.storage
-    "heartbeat_interval": 10,  # seconds between a running job's heartbeats
-    "grace_period": 30,  # a job silent this long is failed and retried by another worker
-    "max_retry": 2,  # retries of a failed or orphaned job before the worker gives up
-    "poll_seconds": 2.0,  # how often an idle worker looks for work
-    # Jobs in flight per worker (pie_mlops/scale/lanes.py): while one computes, the others
-    # upload, register and claim. None: 2 against a tracking server, 1 on a SQLite store
-    # (whose single writer would make the lanes wait on each other's commits).
-    "lanes": None,
-}
+DEFAULTS = defaults("worker")  # pie_mlops/schema.py: the one source of defaults and types
 
 
 def default_lanes(tracking_uri: str, storage: str) -> int:

@@ -68,3 +68,12 @@ def log_compare_artifacts(run_id: str, out_dir: Path, table=None) -> None:
                 mlflow.log_table(data=table, artifact_file="pie_summary.json", run_id=run_id)
             if examples.is_file():
                 mlflow.log_table(data=pd.read_parquet(examples), artifact_file="pie_examples.json", run_id=run_id)
+
+
+def log_claims(run_id: str, path: Path, verdicts: dict[str, str]) -> None:
+    """claims.json on a compare run (`compare/claims.json`) and each verdict as a tag
+    (`claim.<key>`), so runs can be searched by verdict in the UI."""
+    client = _client()
+    client.log_artifact(run_id, str(path), artifact_path="compare")
+    for key, verdict in sorted(verdicts.items()):
+        client.set_tag(run_id, f"claim.{key}", verdict)

@@ -41,3 +41,16 @@ def test_per_class_accuracy_by_hand():
     assert t["dense_acc"].tolist()[:2] == pytest.approx([0.75, 1.0]) and np.isnan(t["dense_acc"][2])
     assert t["pruned_acc"].tolist()[:2] == pytest.approx([0.25, 0.75])
     assert t["pruned_acc_std"].tolist()[:2] == pytest.approx([0.25, 0.25])
+
+
+def test_per_label_f1_by_hand_where_accuracy_hides_a_rare_label():
+    labels = np.array([[1, 0], [1, 0], [0, 0], [0, 1]])
+    a = [[1, 0], [0, 0], [0, 0], [0, 0]]  # label 0: tp 1, 2 true, 1 predicted -> 2/3; label 1 never -> 0
+    b = [[1, 0], [1, 0], [1, 0], [0, 1]]  # label 0: 2*2/(2+3) = .8; label 1: 1
+    mean, std = classes.per_label_f1(labels, np.array([a, b]))
+    assert mean.tolist() == pytest.approx([(2 / 3 + 0.8) / 2, 0.5])
+    assert std.tolist() == pytest.approx([abs(2 / 3 - 0.8) / 2, 0.5])
+    # Model a's accuracy on label 1 is 3/4: the F1 of 0 is what shows it never finds the label.
+    assert (np.array(a)[:, 1] == labels[:, 1]).mean() == 0.75
+    # A label neither present nor predicted scores 1.
+    assert classes.per_label_f1(np.zeros((2, 1)), np.zeros((1, 2, 1)))[0].tolist() == [1.0]

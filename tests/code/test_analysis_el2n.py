@@ -63,3 +63,22 @@ def test_example_losses_match_cross_entropy():
     assert example_losses(logits, np.array([1]), "single_label")[0, 0] == pytest.approx(-np.log(0.75))
     multi = example_losses(np.array([[[0.0, np.log(3.0)]]]), np.array([[1, 0]]), "multi_label")
     assert multi[0, 0] == pytest.approx((np.log(2) + np.log(4)) / 2)  # BCE of .5 vs 1 and .75 vs 0
+
+
+def test_seed_paired_loss_ratio_by_hand_differs_from_the_ratio_of_means():
+    scores = np.array([0.1, 0.2, 0.8, 0.9])
+    pie = np.zeros(4, bool)
+    dense = np.array([[1.0, 1.0, 2.0, 4.0], [2.0, 4.0, 1.0, 1.0]])   # (seeds, n)
+    pruned = np.array([[2.0, 1.0, 2.0, 4.0], [2.0, 2.0, 4.0, 1.0]])  # row s pruned from dense row s
+    paired = el2n.paired_loss_ratio(dense, pruned)
+    # seed 0: 2, 1, 1, 1; seed 1: 1, .5, 4, 1; mean over seeds per example:
+    assert paired.tolist() == pytest.approx([1.5, 0.75, 2.5, 1.0])
+    t = el2n.influence_table(scores, pie, dense, pruned, n_bins=2, paired=paired)
+    assert t["paired_loss_ratio"].tolist() == pytest.approx([1.125, 1.75])  # the paper's: mean of ratios
+    assert t["loss_ratio"].tolist() == pytest.approx([0.875, 1.375])      # ratio of means: 1.75/2, 2.75/2
+    # Without pairs the column is there, empty.
+    assert el2n.influence_table(scores, pie, dense, pruned, n_bins=2)["paired_loss_ratio"].isna().all()
+    with pytest.raises(ValueError):
+        el2n.paired_loss_ratio(dense, pruned[:1])
+    # A dense loss that underflowed to 0 gives a large, finite ratio.
+    assert np.isfinite(el2n.paired_loss_ratio(np.zeros((1, 1)), np.ones((1, 1)))).all()

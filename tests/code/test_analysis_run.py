@@ -46,8 +46,9 @@ def _check_schema(a: dict, groups: list[str]) -> None:
             "groups"} <= set(a["meta"])
     assert a["meta"]["groups"] == groups
     for g in groups:
-        assert {"chi2", "p_value", "dof", "pie_counts", "data_counts", "dense_acc_per_class",
-                "pruned_acc_per_class"} <= set(a["classes"][g])
+        score = "f1" if a["meta"]["task"] == "multi_label" else "acc"  # per-label F1 for multi-label
+        assert {"chi2", "p_value", "dof", "pie_counts", "data_counts", f"dense_{score}_per_class",
+                f"pruned_{score}_per_class"} <= set(a["classes"][g])
         assert set(a["complexity"][g]) >= set(MEASURES)
         for row in a["complexity"][g].values():
             assert {"pie_mean", "nonpie_mean", "ratio", "u", "p_value", "p_holm", "cliffs_delta"} <= set(row)
@@ -74,10 +75,12 @@ def test_analyse_returns_every_schema_key_and_clean_json():
         inf = a["influence"][g]
         assert inf["snapshot"] == "train@epoch1" and len(inf["bins"]) == 20
         assert [b["bin"] for b in inf["bins"]] == list(range(1, 21)) and sum(b["n"] for b in inf["bins"]) == 200
-        assert {"el2n_low", "el2n_high", "dense_loss", "pruned_loss", "loss_ratio", "pie_share"} <= set(inf["bins"][0])
+        assert {"el2n_low", "el2n_high", "dense_loss", "pruned_loss", "loss_ratio", "paired_loss_ratio",
+                "pie_share"} <= set(inf["bins"][0])
+        assert inf["n_seed_pairs"] == 4 and inf["bins"][0]["paired_loss_ratio"] > 0
         assert inf["top5"]["n"] == 10 and inf["top10"]["n"] == 20
         assert inf["top5"]["enrichment"] == pytest.approx(inf["top5"]["pie_share"] / inf["base_rate"])
-    assert a["noise_floor"]["k"] == 2 and a["stability"][GROUPS[0]]["k"] == [3]
+    assert a["noise_floor"]["k"] == 2 and a["stability"][GROUPS[0]]["k"] == [2]  # 4 seeds: disjoint 2 + 2
     # complexity.parquet: one row per test example, in the stack's order, texts aligned by id.
     assert cx["example_id"].tolist() == test.example_ids.tolist() and list(cx.columns[1:]) == list(MEASURES)
     first = texts.set_index("example_id").loc[test.example_ids[0], "text"]

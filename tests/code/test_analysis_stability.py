@@ -19,7 +19,7 @@ def test_agreeing_models_give_a_stable_pie_set_and_a_zero_noise_floor():
     flipped = np.zeros((6, 50), np.int64)
     flipped[:, :10] = 1  # every pruned model flips the same 10 examples
     curve = stability.stability_curve(dense, _stack(flipped), "single_label", n_boot=20)
-    assert curve["k"] == [3, 5] and curve["jaccard_mean"] == [1.0, 1.0] and curve["jaccard_low"] == [1.0, 1.0]
+    assert curve["k"] == [2, 3] and curve["jaccard_mean"] == [1.0, 1.0] and curve["jaccard_low"] == [1.0, 1.0]
     floor = stability.noise_floor(dense, "single_label", n_boot=20)
     assert (floor["k"], floor["floor_share"], floor["floor_high"]) == (3, 0.0, 0.0)
     g = stability.group_against_floor(dense, _stack(flipped), "single_label", floor, n_boot=20)
@@ -31,7 +31,7 @@ def test_noisy_models_give_an_unstable_pie_set_and_a_positive_floor():
     rng = np.random.default_rng(0)
     noisy = _stack(rng.integers(0, 2, (12, 400)))
     curve = stability.stability_curve(noisy, _stack(rng.integers(0, 2, (12, 400))), "single_label", n_boot=20)
-    assert curve["k"] == [3, 5, 10]
+    assert curve["k"] == [2, 3, 5]  # disjoint draws only: 2k <= 12
     assert max(curve["jaccard_mean"]) < 0.9
     assert all(lo <= m <= hi for lo, m, hi in zip(curve["jaccard_low"], curve["jaccard_mean"], curve["jaccard_high"]))
     floor = stability.noise_floor(noisy, "single_label", n_boot=20)
@@ -42,8 +42,10 @@ def test_noisy_models_give_an_unstable_pie_set_and_a_positive_floor():
 
 
 def test_a_k_beyond_either_group_is_skipped_and_one_dense_model_has_no_floor():
-    dense = _stack(np.zeros((4, 5), np.int64))
-    assert stability.stability_curve(dense, _stack(np.zeros((3, 5), np.int64)), "single_label", n_boot=5)["k"] == [3]
+    dense = _stack(np.zeros((6, 5), np.int64))
+    # 4 pruned models: k = 2 only (2k <= 4); never k = 3 or 4, whose draws would share models.
+    assert stability.stability_curve(dense, _stack(np.zeros((4, 5), np.int64)), "single_label", n_boot=5)["k"] == [2]
+    assert stability.stability_curve(dense, _stack(np.zeros((3, 5), np.int64)), "single_label", n_boot=5)["k"] == []
     floor = stability.noise_floor(_stack(np.zeros((1, 5), np.int64)), "single_label")
     assert floor["floor_share"] is None
 
@@ -66,3 +68,15 @@ def test_overlap_matrix_is_symmetric_with_ones_on_the_diagonal():
     assert ov["groups"] == ["a@0.5", "b@0.5", "c@0.9"]
     assert np.allclose(mat, mat.T) and np.allclose(np.diag(mat), 1.0)
     assert mat[0, 1] == pytest.approx(1 / 3) and mat[0, 2] == 0.0
+
+
+def test_stability_draws_are_disjoint_and_never_the_whole_group():
+    rng = np.random.default_rng(0)
+    for m, k in ((4, 2), (5, 2), (10, 5)):
+        for _ in range(50):
+            a, b = stability._two_draws(m, k, rng)
+            assert len(a) == len(b) == k and not set(a.tolist()) & set(b.tolist())
+    # Pure noise, 5 models: the old k = 5 point (both draws the same 5 models, Jaccard 1) is gone.
+    noisy = _stack(rng.integers(0, 2, (5, 300)))
+    curve = stability.stability_curve(noisy, _stack(rng.integers(0, 2, (5, 300))), "single_label", n_boot=20)
+    assert curve["k"] == [2] and curve["jaccard_mean"][0] < 0.9

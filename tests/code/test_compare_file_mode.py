@@ -54,11 +54,15 @@ def test_file_mode_writes_pies_and_summary(good, tmp_path, capsys):
     assert list(pies.columns) == ["group", "split", "example_id", "is_pie", "dense_label", "pruned_label",
                                   "dense_votes", "pruned_votes"]
     assert len(pies) == N and pies["is_pie"].dtype == bool and set(pies["group"]) == {"magnitude-os@0.50"}
-    s = json.loads((out / "summary.json").read_text())["magnitude-os@0.50"]
-    keys = {"n_examples", "n_pies", "pie_share", "n_ties_dense", "n_ties_pruned"}
+    summary = json.loads((out / "summary.json").read_text())
+    s = summary["magnitude-os@0.50"]
+    keys = {"n_examples", "n_pies", "pie_share", "n_ties_dense", "n_ties_pruned", "pie_share_ci", "collapsed",
+            "majority_pred_share", "above_floor"}
     for subset in ("all", "pie", "nonpie"):
         for side in ("dense", "pruned"):
-            keys |= {f"{side}_acc_{subset}", f"{side}_acc_{subset}_std"}
+            keys |= {f"{side}_acc_{subset}", f"{side}_acc_{subset}_std", f"{side}_modal_acc_{subset}",
+                     f"{side}_acc_{subset}_ci", f"{side}_modal_acc_{subset}_ci"}
+    assert set(summary["noise_floor"]) >= {"share", "ci", "seeds_per_side"}
     assert keys <= set(s) and s["n_examples"] == N and s["n_pies"] == int(pies["is_pie"].sum())
     assert "magnitude-os@0.50" in capsys.readouterr().out
 

@@ -16,7 +16,7 @@ from pie_mlops.stages.report import build_report
 
 def _params(data_dir, out, **kw):
     return dict(DEFAULTS, dataset="synthetic_nli", arch="bert", data_dir=str(data_dir), out=str(out),
-                min_seeds=3, n_boot=20, **kw)
+                split="test", min_seeds=3, n_boot=20, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,8 @@ def test_every_output_of_the_contract_is_written(study):
                  "plots/el2n_bins.csv", "report/index.html"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
+    floor = summary.pop("noise_floor")  # 4 dense seeds, groups of 4: the floor can only be 2 vs 2
+    assert (floor["seeds_per_side"], floor["groups_seeds_per_side"], floor["matched"]) == (2, 4, False)
     assert set(summary) == {"magnitude-os@0.50", "random-os@0.90"}
     noisy, mild = summary["random-os@0.90"], summary["magnitude-os@0.50"]
     assert noisy["n_pies"] > mild["n_pies"] > 0
@@ -47,6 +49,10 @@ def test_every_output_of_the_contract_is_written(study):
     assert list(pies.columns) == ["group", "split", "example_id", "is_pie", "dense_label", "pruned_label",
                                   "dense_votes", "pruned_votes"]
     assert int(pies[pies["group"] == "random-os@0.90"]["is_pie"].sum()) == noisy["n_pies"]
+    # The claims over every architecture on disk, written beside the compare directory.
+    claims = json.loads((out / "claims.json").read_text())
+    assert claims["architectures"] == ["bert"] and claims["seeds_per_group"]["bert"]["pruned"] == 4
+    assert study["result"]["claims"] == str(out / "claims.json")
 
 
 def test_analysis_json_follows_the_schema_and_is_strict_json(study):
@@ -62,7 +68,7 @@ def test_analysis_json_follows_the_schema_and_is_strict_json(study):
     assert set(a["complexity"][g]) >= {"n_tokens", "n_chars", "flesch_reading_ease", "dale_chall", "difficult_words",
                                        "flesch_kincaid_grade", "gunning_fog", "type_token_ratio"}
     assert {"ratio", "p_value", "p_holm", "cliffs_delta", "u"} <= set(a["complexity"][g]["n_tokens"])
-    assert a["stability"][g]["k"] == [3]  # k never exceeds the 4 seeds
+    assert a["stability"][g]["k"] == [2]  # disjoint draws of the 4 seeds: 2 + 2
     floor = a["noise_floor"]
     assert floor["k"] == 2 and floor["floor_low"] <= floor["floor_share"] <= floor["floor_high"]
     assert floor["groups"][g]["above_floor"] is True  # 45% flips are far above seed noise

@@ -38,7 +38,7 @@ def _chromium(args: list[str], profile: Path) -> str:
 def test_the_report_renders_every_figure_offline(tmp_path):
     data_dir, preds = make_study(tmp_path)
     params = dict(DEFAULTS, dataset="synthetic_nli", arch="bert", data_dir=str(data_dir), out=str(tmp_path / "out"),
-                  n_boot=20)
+                  split="test", n_boot=20)
     compare(params, preds, progress=False)
     index = tmp_path / "out" / "report" / "index.html"
     n_img = index.read_text().count("<img")

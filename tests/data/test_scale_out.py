@@ -26,10 +26,10 @@ MODEL = "pie-synthetic_nli-bert"
 
 def scale_params(repo: Path, n_trials: int = 2) -> Path:
     """The tiny profile on bert only: 2 dense seeds, 4 pruned groups x 2 seeds, 1 compare."""
-    doc = yaml.safe_load((repo / "profiles" / "tiny.yaml").read_text())
+    doc = yaml.safe_load((repo / "profiles" / "tiny.yaml").read_text())  # an overlay on the defaults
     for section in ("train", "prune", "compare"):
-        doc[section]["arch"] = ["bert"]
-    doc["tune"]["n_trials"] = n_trials
+        doc.setdefault(section, {})["arch"] = ["bert"]
+    doc.setdefault("tune", {})["n_trials"] = n_trials
     path = repo / "scale.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

@@ -29,16 +29,17 @@ def store(tmp_path_factory, tokenizer):
     seeds = [0, 1, 2]
     params = dict(COMPARE, dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
                   out=str(root / "reports" / "{dataset}" / "{arch}"),
-                  checks_dir=str(root / "checks" / "{dataset}" / "{arch}"), n_boot=20, champion_tolerance=1.0)
+                  checks_dir=str(root / "checks" / "{dataset}" / "{arch}"), split="test", n_boot=20,
+                  champion_tolerance=1.0)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
             mp.delenv(var, raising=False)
         mp.chdir(root)
         # Enough training that the models learn something and pruning can break it.
-        train_stage(dict(TRAIN, **common, seeds=seeds, epochs=4), progress=False)
+        train_stage(dict(TRAIN, **common, seeds=seeds, epochs=4, snapshot_epochs=[1]), progress=False)
         prune_stage(dict(PRUNE, **common, criteria=["magnitude", "random"], schedules=["os"], sparsities=[0.5, 0.9],
-                         seeds=seeds), progress=False)
+                         seeds=seeds, predict_test=True), progress=False)
         [result] = compare(params, None, progress=False)
         yield {"root": root, "params": params, "result": result}
 
@@ -55,6 +56,8 @@ def test_one_finished_compare_run_with_metrics_per_group_and_curves(store):
     assert run.info.status == "FINISHED"
     assert run.data.tags["stage"] == "compare" and run.data.tags["dataset"] == "synthetic_nli"
     summary = json.loads((Path(store["result"]["out"]) / "summary.json").read_text())
+    floor = summary.pop("noise_floor")  # beside the groups: dense vs dense at the groups' seeds (3: 1 vs 1)
+    assert floor["seeds_per_side"] == 1 and floor["matched"] is False and len(floor["ci"]) == 2
     assert set(summary) == {"magnitude-os@0.50", "magnitude-os@0.90", "random-os@0.50", "random-os@0.90"}
     m = run.data.metrics
     for group, s in summary.items():
@@ -126,3 +129,34 @@ def test_too_few_seeds_fail_the_gate_through_the_cli(store, capsys):
     assert exc.value.code == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert len(err) == 1 and "enough_seeds" in err[0] and "data_docs" in err[0]
+
+
+def test_claims_json_is_written_with_a_verdict_per_claim(store):
+    """The tiny profile end to end: compare writes <dataset dir>/claims.json with all five claims."""
+    path = Path(store["result"]["claims"])
+    assert path == Path(store["result"]["out"]).parent / "claims.json"
+    claims = json.loads(path.read_text())
+    assert claims["seeds_per_group"]["bert"] == {"dense": 3, "pruned": 3, "floor_per_side": 1}
+    keys = ("a_pie_accuracy_collapse", "b_el2n_enrichment", "c_longer_more_complex", "d_class_independent",
+            "e_transformer_more_prone")
+    summary = json.loads((Path(store["result"]["out"]) / "summary.json").read_text())
+    for key in keys:
+        c = claims[key]
+        assert c["verdict"] in ("holds", "refuted", "inconclusive") and c["note"] and "\n" not in c["note"]
+        assert "p_value" in c or "ci" in c
+        for group in c["groups"]:  # only eligible groups: never collapsed, always above the floor
+            s = summary[group.split("/", 1)[1]] if "/" in group else summary[group]
+            assert not s["collapsed"] and s["above_floor"]
+    # On the compare run too: the file, and each verdict as a tag.
+    run = _client().get_run(store["result"]["run_id"])
+    assert run.data.tags["claim.a_pie_accuracy_collapse"] == claims["a_pie_accuracy_collapse"]["verdict"]
+    assert "compare/claims.json" in {f.path for f in _client().list_artifacts(run.info.run_id, "compare")}
+    # One architecture only: the transformer-vs-BiLSTM claim cannot be tested.
+    assert claims["e_transformer_more_prone"]["verdict"] == "inconclusive"
+    # The report stage puts the claims table first.
+    from pie_mlops.stages.report import build_report
+
+    html = build_report(Path(store["result"]["out"]).parent, store["root"] / "pies_report").read_text()
+    assert html.index("The paper's claims") < html.index("<h2>synthetic_nli/bert")
+    collapsed = [g for g, v in summary.items() if g != "noise_floor" and v["collapsed"]]
+    assert ("Collapsed groups" in html) == bool(collapsed)  # shown apart from the others

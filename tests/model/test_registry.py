@@ -34,7 +34,8 @@ def store(tmp_path_factory, tokenizer):
     params = dict(DEFAULTS, dataset="synthetic_nli", arch="bert", model_path=str(root / "tiny-bert"),
                   data_dir=str(root / "data"), seeds=[0], epochs=1, batch_size=32, lr=1e-3, max_length=64,
                   predictions_dir=str(root / "predictions"),
-                  best_params=str(root / "params" / "best_{dataset}_{arch}.yaml"))
+                  best_params=str(root / "params" / "best_{dataset}_{arch}.yaml"), snapshot_epochs=[1],
+                  predict_train=True, max_train_examples=None)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)

@@ -1,0 +1,94 @@
+"""The README of a committed reproduction (docs/results/<name>/), rendered from its JSON files.
+
+Pure: dicts in, Markdown out. `scripts/reproduce.py` writes the JSON and calls `render`; a
+test renders the committed JSON again and compares, so the README's figures are the JSON's.
+"""
+
+from __future__ import annotations
+
+CLAIMS = ("a_pie_accuracy_collapse", "b_el2n_enrichment", "c_longer_more_complex", "d_class_independent",
+          "e_transformer_more_prone")
+VERDICT = {"holds": "**holds**", "refuted": "**refuted**", "inconclusive": "inconclusive"}
+
+
+def _num(v, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and (abs(v) < 10 ** -digits) and v != 0:
+        return f"{v:.1e}"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _ci(ci) -> str:
+    return f"[{_num(ci[0])}, {_num(ci[1])}]" if ci and None not in ci else "n/a"
+
+
+def figure(entry: dict) -> str:
+    """Our figure for one claim: the statistic, then its CI or p-value, and how many groups."""
+    if entry.get("statistic") is None:
+        return f"no test ({entry.get('note', '')})"
+    text = f"{entry.get('statistic_name') or 'statistic'} = {_num(entry['statistic'])}"
+    if entry.get("ci") is not None:
+        text += f", 95% CI {_ci(entry['ci'])}"
+    if entry.get("p_value") is not None:
+        text += f", p = {_num(entry['p_value'])}"
+    return text + f"; {len(entry.get('groups') or [])} group(s)"
+
+
+def claims_table(claims: dict) -> list[str]:
+    rows = ["| claim | the paper | ours | verdict |", "| --- | --- | --- | --- |"]
+    for key in CLAIMS:
+        e = claims.get(key)
+        if e is None:
+            continue
+        rows.append(f"| {key[0]} | {e.get('paper', '')} | {figure(e)} | {VERDICT.get(e['verdict'], e['verdict'])} |")
+    return rows
+
+
+def groups_table(summary: dict) -> list[str]:
+    floor = summary.get("noise_floor") or {}
+    rows = [f"Noise floor (dense vs dense, {floor.get('seeds_per_side', '?')} vs {floor.get('seeds_per_side', '?')} "
+            f"seeds): {_num(floor.get('share'))} {_ci(floor.get('ci'))}", "",
+            "| group | models | PIE share [95% CI] | pruned acc. all | pruned modal acc. on PIEs | collapsed |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for g, s in sorted((g, s) for g, s in summary.items() if g != "noise_floor" and isinstance(s, dict)):
+        rows.append(f"| {g} | {s.get('n_models', 'n/a')} | {_num(s.get('pie_share'))} {_ci(s.get('pie_share_ci'))} "
+                    f"| {_num(s.get('pruned_acc_all'))} | {_num(s.get('pruned_modal_acc_pie'))} "
+                    f"| {'yes' if s.get('collapsed') else 'no'} |")
+    return rows
+
+
+def render(name: str, run: dict, datasets: dict[str, dict]) -> str:
+    """`datasets`: {dataset: {"claims": claims.json, "summaries": {arch: summary.json}}}."""
+    out = [f"# Reproduction `{name}`: the paper's claims on our data", "",
+           "Rendered from the JSON files beside this page (a test keeps them equal). "
+           "Verdicts follow docs/claims.md: a claim never holds on collapsed groups or on groups "
+           "whose PIE share is not above the dense-seed noise floor.", "",
+           "## How it was run", "",
+           f"- command: `{run.get('command', '')}`",
+           f"- wall time: {_num(run.get('wall_s'), 0)} s ({_num((run.get('wall_s') or 0) / 3600, 2)} h), "
+           f"peak RSS {_num(run.get('peak_rss_gib'), 2)} GiB",
+           f"- machine: {run.get('machine', 'n/a')}",
+           f"- code: {run.get('git_sha', 'n/a')}; params: the `params-<dataset>.yaml` files here", ""]
+    for dataset, d in datasets.items():
+        claims = d["claims"]
+        seeds = claims.get("seeds_per_group")
+        out += [f"## {dataset}", "", f"Seeds per group: {seeds}", "", *claims_table(claims), ""]
+        for arch, summary in d["summaries"].items():
+            out += [f"### {dataset} / {arch}", "", *groups_table(summary), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def load(result_dir) -> tuple[str, dict, dict]:
+    """(name, run, datasets) from a committed reproduction directory, as `render` takes them."""
+    import json
+    from pathlib import Path
+
+    d = Path(result_dir)
+    run = json.loads((d / "run.json").read_text(encoding="utf-8"))
+    datasets = {}
+    for claims in sorted(d.glob("*/claims.json")):
+        summaries = {p.parent.name: json.loads(p.read_text(encoding="utf-8"))
+                     for p in sorted(claims.parent.glob("*/summary.json"))}
+        datasets[claims.parent.name] = {"claims": json.loads(claims.read_text(encoding="utf-8")), "summaries": summaries}
+    return d.name, run, datasets

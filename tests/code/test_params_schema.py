@@ -1,0 +1,92 @@
+"""The params schema is the one source of defaults and types: params.yaml spells it out, dvc.yaml
+lists exactly its keys, MLproject's parameters exist in it, profiles are overlays of known keys,
+and a bad or missing params file is one line and exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pie_mlops.errors import PieError
+from pie_mlops.params import load_all, load_section, profile_path
+from pie_mlops.schema import SECTIONS, all_defaults
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGE_ENTRY_POINTS = ("tune", "train", "prune", "compare", "report")
+CLI_ONLY = {"compare": {"predictions"}}  # file mode's input, not a study setting
+
+
+def test_params_yaml_spells_out_exactly_the_schema_defaults():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert raw == all_defaults()
+    assert load_all(ROOT / "params.yaml") == all_defaults()
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml")))
+def test_profiles_are_overlays_of_known_keys_that_state_only_what_differs(profile):
+    path = ROOT / "profiles" / f"{profile}.yaml"
+    overlay = yaml.safe_load(path.read_text()) or {}
+    load_all(path)  # every key known and well typed, or this raises
+    defaults = all_defaults()
+    for section, values in overlay.items():
+        for key, value in values.items():
+            assert value != defaults[section][key], f"{profile}: {section}.{key} repeats the default"
+
+
+def test_every_dvc_stage_lists_exactly_the_schema_keys_of_its_section():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        listed = {p.split(".", 1)[1] for p in body.get("params", [])}
+        assert {p.split(".", 1)[0] for p in body.get("params", [])} <= {name}, name
+        expected = set(SECTIONS[name].model_fields)
+        if stage.get("foreach") == f"${{{name}.arch}}":
+            expected.discard("arch")  # the stage's own architecture comes from foreach
+        assert listed == expected, f"dvc.yaml stage {name}: missing {expected - listed}, extra {listed - expected}"
+
+
+def test_mlproject_parameters_exist_in_the_schema():
+    entry_points = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]
+    for name in STAGE_ENTRY_POINTS:
+        given = set(entry_points[name].get("parameters", {}))
+        unknown = given - set(SECTIONS[name].model_fields) - CLI_ONLY.get(name, set())
+        assert not unknown, f"MLproject {name}: parameters {unknown} are not keys of the {name} section"
+
+
+def test_a_missing_params_file_is_an_error_not_the_defaults(tmp_path):
+    with pytest.raises(PieError, match="no such params file"):
+        load_section("train", None, tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("text, match", [
+    ("- 1\n", "must be a mapping of sections"),
+    ("train: 3\n", "section 'train' must be a mapping"),
+    ("train:\n  sedes: [1]\n", "unknown key train.sedes"),
+    ("train:\n  seeds: {bert: [a]}\n", r"train\.seeds\.bert\.0: .*integer"),
+    ("prune:\n  batch_size: abc\n", r"prune\.batch_size: .*integer"),
+    ("prune:\n  threshold: layer\n", r"prune\.threshold: .*'global' or 'per_layer'"),
+    ("train: {seeds: [0}\n", "not valid YAML"),
+])
+def test_a_bad_params_file_names_the_key(tmp_path, text, match):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(PieError, match=match):
+        load_section("train" if "prune" not in text else "prune", None, path)
+
+
+def test_an_overlay_changes_only_what_it_states(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("train: {dataset: my_reviews, seeds: {bilstm: [0, 1]}}\n")
+    train = load_section("train", None, path)
+    # a per-architecture value overlays per architecture: bert keeps its default seeds
+    assert train["dataset"] == "my_reviews" and train["seeds"] == {"bert": [0, 1, 2], "bilstm": [0, 1]}
+    assert {k: v for k, v in train.items() if k not in ("dataset", "seeds")} == \
+        {k: v for k, v in all_defaults()["train"].items() if k not in ("dataset", "seeds")}
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/passwd", "a/b", ".."])
+def test_a_profile_is_a_name_not_a_path(name):
+    with pytest.raises(PieError, match="not a path"):
+        profile_path(name)

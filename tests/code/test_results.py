@@ -1,0 +1,43 @@
+"""A committed reproduction's README shows exactly its JSON's figures, and the renderer says
+what each claim's figure is, on a hand-made case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pie_mlops.report.results import figure, load, render
+
+RESULTS = sorted((Path(__file__).resolve().parents[2] / "docs" / "results").glob("*/run.json"))
+
+
+@pytest.mark.parametrize("run_json", RESULTS, ids=[p.parent.name for p in RESULTS])
+def test_a_committed_readme_is_rendered_from_its_json(run_json):
+    name, run, datasets = load(run_json.parent)
+    assert datasets, f"{run_json.parent}: no <dataset>/claims.json"
+    assert (run_json.parent / "README.md").read_text(encoding="utf-8") == render(name, run, datasets)
+
+
+def test_a_claim_figure_carries_its_statistic_interval_and_groups():
+    entry = {"verdict": "holds", "statistic": 0.4213, "statistic_name": "mean(drop on PIEs - drop on all)",
+             "ci": [0.31, 0.52], "groups": ["bilstm/magnitude-ft@0.50", "bilstm/random-ai@0.90"], "paper": "p"}
+    assert figure(entry) == "mean(drop on PIEs - drop on all) = 0.421, 95% CI [0.310, 0.520]; 2 group(s)"
+    entry = {"verdict": "refuted", "statistic": 1.02, "statistic_name": "ratio", "p_value": 0.00012, "groups": ["g"]}
+    assert figure(entry) == "ratio = 1.020, p = 1.2e-04; 1 group(s)"
+    assert figure({"verdict": "inconclusive", "statistic": None, "note": "no eligible group"}) == \
+        "no test (no eligible group)"
+
+
+def test_render_lists_every_claim_and_group():
+    claims = {"seeds_per_group": {"bilstm": 20},
+              "a_pie_accuracy_collapse": {"verdict": "holds", "statistic": 0.5, "statistic_name": "s", "ci": [0.4, 0.6],
+                                          "groups": ["bilstm/x"], "paper": "On PIEs accuracy collapses."}}
+    summary = {"noise_floor": {"share": 0.02, "ci": [0.01, 0.03], "seeds_per_side": 10},
+               "magnitude-ft@0.50": {"n_models": 20, "pie_share": 0.08, "pie_share_ci": [0.06, 0.1],
+                                     "pruned_acc_all": 0.7, "pruned_modal_acc_pie": 0.1, "collapsed": False}}
+    text = render("t", {"command": "c", "wall_s": 3600, "peak_rss_gib": 1.5, "machine": "m", "git_sha": "abc"},
+                  {"rotten_tomatoes": {"claims": claims, "summaries": {"bilstm": summary}}})
+    assert "| a | On PIEs accuracy collapses. | s = 0.500, 95% CI [0.400, 0.600]; 1 group(s) | **holds** |" in text
+    assert "| magnitude-ft@0.50 | 20 | 0.080 [0.060, 0.100] | 0.700 | 0.100 | no |" in text
+    assert "10 vs 10 seeds): 0.020 [0.010, 0.030]" in text
