@@ -135,3 +135,22 @@ def test_mlflow_models_serve_answers_like_our_classifier(store, arch, tmp_path):
     assert [r["label_name"] for r in served] == ours["label_name"].tolist()
     names = [c for c in ours.columns if c.startswith("prob_")]
     assert np.allclose([[r[c] for c in names] for r in served], ours[names].to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_every_model_run_records_its_data_and_context(store):
+    """Lineage: each train and prune run has one dataset input per split, digest = its data_md5;
+    MLflow's own context tags are on every run (the git commit too in a repository: the UI test)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=store["uri"])
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.stage != ''")
+    assert sorted(r.data.tags["stage"] for r in runs) == ["prune", "prune", "train", "train"]
+    for run in runs:
+        inputs = run.inputs.dataset_inputs
+        assert {i.dataset.digest for i in inputs} == {run.data.tags["data_md5"]}
+        assert sorted((i.dataset.name, [t.value for t in i.tags if t.key == "mlflow.data.context"][0])
+                      for i in inputs) == [("synthetic_nli/test", "test"), ("synthetic_nli/train", "train"),
+                                           ("synthetic_nli/validation", "validation")]
+        assert json.loads(inputs[0].dataset.source)["uri"].endswith(f"/synthetic_nli/{inputs[0].dataset.name[14:]}.parquet")
+        tags = run.data.tags
+        assert tags.get("mlflow.source.name") and tags.get("mlflow.source.type") and tags.get("mlflow.user")
