@@ -17,12 +17,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.skipif(shutil.which("pyenv") is None, reason="MLflow's virtualenv manager needs pyenv")
-def test_mlflow_run_builds_a_virtualenv_with_pie_mlops_installed(tmp_path):
+def test_mlflow_run_builds_a_virtualenv_with_pie_mlops_installed(tmp_path, monkeypatch):
     from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
     from pie_mlops.stages.materialize import materialize
 
     repo = clone_project(tmp_path / "repo")
-    materialize(dict(MATERIALIZE, data_dir=str(repo / "data")), ["synthetic_nli"], progress=False)
+    monkeypatch.chdir(repo)  # materialize checks data/ against the clone's data.dvc
+    materialize(dict(MATERIALIZE, data_dir="data"), ["synthetic_nli"], progress=False)
     envs = tmp_path / "envs"
     # Nothing of this venv may leak in: no PYTHONPATH, no MLflow run of the caller.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "PYTHONPATH"}
