@@ -33,7 +33,7 @@ def test_mlflow_run_builds_a_virtualenv_with_pie_mlops_installed(tmp_path, monke
                           "--env-manager", "virtualenv"], cwd=repo, env=env, capture_output=True, text=True,
                          timeout=1800)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    [python] = list(envs.glob("virtualenv_envs/*/bin/python"))
+    [python] = list(envs.glob("mlflow-*/bin/python"))  # MLflow names the env by a hash of its spec
     where = subprocess.run([str(python), "-c", "import pie_mlops, torch; print(pie_mlops.__file__, torch.__version__)"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split()
     assert where[0].startswith(str(envs)) and "site-packages" in where[0]  # installed, not this checkout
