@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from pie_mlops.errors import PieError
-from pie_mlops.models.common import Encoded, as_tensor, check_task, read_config, write_config
+from pie_mlops.models.common import WEIGHTS_NAME, Encoded, as_tensor, check_task, read_config, write_config
 
 ARCH = "bert"
 
@@ -63,6 +63,8 @@ class BertClassifier(nn.Module):
                         max_length: int = 128) -> "BertClassifier":
         from transformers import AutoTokenizer
 
+        from pie_mlops.models.sparse import packed_names
+
         check_task(task, num_labels)
         if name_or_path == TINY_RANDOM:  # seeded by the caller, like any classification head
             tokenizer = AutoTokenizer.from_pretrained(default_model_path())
@@ -74,6 +76,9 @@ class BertClassifier(nn.Module):
         if (local / "config.json").is_file() and "pie_structure" in (local / "config.json").read_text(encoding="utf-8"):
             # ignore_mismatched_sizes below would silently re-initialise the shrunk layers
             raise PieError(f"{name}: a structurally pruned pie-mlops model; load it with "
+                           f"pie_mlops.models.load_model, it cannot be a starting checkpoint")
+        if (local / WEIGHTS_NAME).is_file() and packed_names(local / WEIGHTS_NAME):
+            raise PieError(f"{name}: a pie-mlops model with sparse (packed) weights; load it with "
                            f"pie_mlops.models.load_model, it cannot be a starting checkpoint")
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(local) if local.exists() else name)
@@ -141,8 +146,11 @@ class BertClassifier(nn.Module):
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
+        from pie_mlops.models.sparse import sparsify_file
+
         path = Path(path)
         self.model.save_pretrained(path, safe_serialization=True)
+        sparsify_file(path / WEIGHTS_NAME)  # pruned zeros stored packed (models/sparse.py)
         self.tokenizer.save_pretrained(path)
         meta = {"arch": ARCH, "task": self.task, "num_labels": self.num_labels,
                 "max_length": self.max_length, "source": self.source}
@@ -156,10 +164,14 @@ class BertClassifier(nn.Module):
     def load(cls, path: str | Path) -> "BertClassifier":
         from transformers import AutoTokenizer
 
+        from pie_mlops.models.sparse import packed_names
+
         cfg = read_config(path)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         structure = cfg.get("structure")
-        model = _load_hf(str(path)) if structure is None else _load_pruned(Path(path), structure)
+        packed = packed_names(Path(path) / WEIGHTS_NAME) if (Path(path) / WEIGHTS_NAME).is_file() else {}
+        plain = structure is None and not packed  # from_pretrained reads neither shape changes nor packing
+        model = _load_hf(str(path)) if plain else _load_pruned(Path(path), structure)
         out = cls(model, tokenizer, cfg["task"], cfg["max_length"], source=cfg.get("source", ""))
         out.structure = structure
         return out
@@ -225,13 +237,13 @@ def resize_encoder(hf_model, structure: dict) -> None:
         set_head_count(sa, h)
 
 
-def _load_pruned(path: Path, structure: dict):
+def _load_pruned(path: Path, structure: dict | None):
     """A structurally pruned model: from_pretrained would refuse (or, with ignore_mismatched_sizes, silently
-    re-initialise) the smaller weights, so build from config.json, shrink, then load safetensors strictly."""
-    from safetensors.torch import load_file
+    re-initialise) the smaller weights, so build from config.json, shrink, then load safetensors strictly.
+    Also any model with packed sparse weights (structure None): they are unpacked here."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from pie_mlops.models.common import WEIGHTS_NAME
+    from pie_mlops.models.sparse import load_weights
 
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
@@ -239,9 +251,10 @@ def _load_pruned(path: Path, structure: dict):
     config = AutoConfig.from_pretrained(str(path))
     config._attn_implementation = _attn()
     model = AutoModelForSequenceClassification.from_config(config)
-    resize_encoder(model, structure)
+    if structure is not None:
+        resize_encoder(model, structure)
     try:
-        model.load_state_dict(load_file(str(weights)), strict=True)
+        model.load_state_dict(load_weights(weights), strict=True)
     except RuntimeError as exc:
         raise PieError(f"{weights}: does not match the saved structure: {str(exc).splitlines()[0]}") from None
     return model.eval()  # as from_pretrained returns it

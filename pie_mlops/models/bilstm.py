@@ -180,7 +180,7 @@ class BiLSTMClassifier(nn.Module):
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
+        from pie_mlops.models.sparse import save_weights
 
         path = Path(path)
         state = {k: v.contiguous() for k, v in self.state_dict().items()}
@@ -192,16 +192,16 @@ class BiLSTMClassifier(nn.Module):
         write_config(path, {"arch": ARCH, "task": self.task, "num_labels": self.num_labels,
                             "max_length": self.max_length, "embedding_source": self.embedding_source,
                             "embedding_dim": int(self.embedding.weight.shape[1]), **self.hparams})
-        save_file(state, str(path / WEIGHTS_NAME))
+        save_weights(state, path / WEIGHTS_NAME)  # pruned zeros stored packed (models/sparse.py)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "BiLSTMClassifier":
-        from safetensors.torch import load_file
+        from pie_mlops.models.sparse import load_weights
 
         path = Path(path)
         cfg = read_config(path)
-        state = load_file(str(path / WEIGHTS_NAME))
+        state = load_weights(path / WEIGHTS_NAME)
         kwargs = {k: cfg[k] for k in ("hidden", "layers", "dropout", "max_length")}
         kwargs["mlp"] = tuple(cfg["mlp"])
         if cfg["embedding_source"] == GLOVE:

@@ -178,7 +178,8 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
                 final["threshold"] = outcome.threshold
             scalars = {k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))}
             run.log_dict(outcome.accounting, "pruning.json")
-            run.log_model(model, saved=staging / "saved")  # first: see train.py
+            run.log_model(model, saved=staging / "saved", label_names=meta["label_names"],  # first: see train.py
+                          examples=splits["test"], threshold=outcome.threshold)
             run.log_metrics({**final, **scalars})
             version = run.register(name, tracking.alias_for(group, seed))
             publish_predictions(staging / "out", out_dir)
@@ -194,7 +195,7 @@ def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
 
 
 def _saved_size_mb(model, path: Path) -> float:
-    """Size on disk of the model's safetensors save (unstructured zeros still take their bytes)."""
+    """Size on disk of the model's safetensors save (unstructured zeros packed: models/sparse.py)."""
     model.save(path)
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 

@@ -176,12 +176,14 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
             frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
         return result, frames
 
-    return track_one(plan, seed, task, model, tags, out_dir, make)
+    return track_one(plan, seed, task, model, tags, out_dir, make, meta["label_names"], splits["test"])
 
 
-def track_one(plan: dict, seed: int, task: str, model, tags: dict, out_dir: Path, make) -> dict:
+def track_one(plan: dict, seed: int, task: str, model, tags: dict, out_dir: Path, make, label_names: list,
+              examples) -> dict:
     """One seed's run: `make(run)` -> (TrainResult, prediction frames) inside it; then the
-    predictions, the model and its version, all undone if anything fails."""
+    predictions, the model and its version (a pyfunc whose input example comes from
+    `examples`), all undone if anything fails."""
     from pie_mlops import tracking
     from pie_mlops.predictions import write_predictions
     from pie_mlops.scale.lanes import compute
@@ -204,14 +206,14 @@ def track_one(plan: dict, seed: int, task: str, model, tags: dict, out_dir: Path
                 final["threshold"] = result.threshold
             # The model first: MLflow 3's log_model reads back the history of every metric
             # already logged (a request each); final metrics logged after it carry its model_id.
-            run.log_model(model)
+            run.log_model(model, label_names=label_names, examples=examples, threshold=result.threshold)
             run.log_metrics(final, step=int(plan["epochs"]))
             version = run.register(name, f"{GROUP}-s{seed}")
             publish_predictions(staging, out_dir)  # last: a failure here still unregisters the version
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _LOG.info(f"{name} v{version} ({GROUP}-s{seed}): validation {final['validation_score']:.4f}, "
-          f"test {final['test_score']:.4f} -> {out_dir}")
+              f"test {final['test_score']:.4f} -> {out_dir}")
     from pie_mlops.baseline import at_baseline, baseline_name
     if (weak := at_baseline(frames["validation"], task)) is not None:  # it learned nothing: say so now
         _LOG.warning(f"{name} {GROUP}-s{seed} ends at the trivial baseline on validation: {weak[0]:.4f} vs "

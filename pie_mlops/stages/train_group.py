@@ -58,5 +58,5 @@ def train_group(plan: dict, pending: list[tuple[int, dict, Path]], meta: dict, s
             frames.update(snapshot_frames(results[i], splits["train"], group=GROUP, seed=seed, task=task))
             return results[i], frames
 
-        records.append(track_one(plan, seed, task, models[i], tags, out_dir, make))
+        records.append(track_one(plan, seed, task, models[i], tags, out_dir, make, meta["label_names"], splits["test"]))
     return records

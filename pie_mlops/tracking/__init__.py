@@ -1,7 +1,8 @@
 """All MLflow calls live here (DESIGN.md §2). mlflow is imported lazily: it is slow to import.
 
 - `store`: URIs, the client, experiments, provenance tags (data_md5, git_sha, params_hash).
-- `models`: one run per model, registry versions, aliases, champion.
+- `models`: one run per model, registry versions, aliases, champion; `loading`: a version back.
+- `lineage`: MLflow's context tags and the runs' dataset inputs.
 - `finished`: skip-on-rerun, by identity tags (a worker keeps a snapshot).
 - `studies`: Optuna's parent and per-trial runs.
 - `compare`: the comparison's run, metrics and artifacts.
@@ -14,8 +15,9 @@ from pie_mlops.tracking.accounting import job_tags
 from pie_mlops.tracking.compare import clear_champion, compare_run, log_compare_artifacts, log_metric_batch, metric_key
 from pie_mlops.tracking.finished import find_finished_run
 from pie_mlops.tracking.guard import model_claim, open_store
+from pie_mlops.tracking.loading import load_version
 from pie_mlops.tracking.models import (
-    ModelRun, alias_for, download_run_artifacts, load_version, model_run, model_runs, registered_model_name,
+    ModelRun, alias_for, download_run_artifacts, model_run, model_runs, registered_model_name,
     run_param, set_champion, version_by_alias, version_of_run,
 )
 from pie_mlops.tracking.recovery import reap_job_runs, reap_stale_runs, run_registered

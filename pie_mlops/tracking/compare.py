@@ -6,6 +6,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from pie_mlops.tracking.lineage import log_data_inputs
 from pie_mlops.tracking.store import (
     _client, _ends, _flat, _fluent, _owner_tags, _run_home, git_sha,
 )
@@ -34,6 +35,9 @@ def compare_run(dataset: str, arch: str, params: dict):
     flat = {k: v for k, v in _flat("", params).items()}
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(flat.items())])
     with _ends(client, run_id):
+        split = str(params.get("split", "test"))  # PIEs are counted there; EL2N reads train
+        log_data_inputs(client, run_id, dataset, tags["data_md5"] or "untracked", params.get("data_dir", "data"),
+                        tuple(dict.fromkeys((split, "train"))))
         yield run_id
 
 
@@ -55,9 +59,15 @@ def log_compare_artifacts(run_id: str, out_dir: Path, table=None) -> None:
     """The compare directory's files as artifacts, and a small PIE table via log_table."""
     client = _client()
     client.log_artifacts(run_id, str(out_dir), artifact_path="compare")
-    if table is not None:
+    examples = Path(out_dir) / "pie_examples.parquet"  # the PIEs themselves, per group (analysis/run.py)
+    if table is not None or examples.is_file():
+        import pandas as pd
+
         with _fluent() as mlflow:
-            mlflow.log_table(data=table, artifact_file="pie_summary.json", run_id=run_id)
+            if table is not None:
+                mlflow.log_table(data=table, artifact_file="pie_summary.json", run_id=run_id)
+            if examples.is_file():
+                mlflow.log_table(data=pd.read_parquet(examples), artifact_file="pie_examples.json", run_id=run_id)
 
 
 def log_claims(run_id: str, path: Path, verdicts: dict[str, str]) -> None:

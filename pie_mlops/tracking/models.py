@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pie_mlops.tracking.accounting import spent, timed
+from pie_mlops.tracking.descriptions import study_description, version_description
+from pie_mlops.tracking.lineage import log_data_inputs
 from pie_mlops.tracking.store import (
     VERSION_TAGS, _client, _owner_tags, active_run_id, experiment_id, experiment_ids, forget_experiments,
     model_requirements, registry_uri, store_key,
@@ -40,19 +42,6 @@ def version_by_alias(name: str, alias: str):
 def run_param(run_id: str, key: str) -> str | None:
     """One logged param of a run (e.g. a dense model's `epochs`), or None if it logged none."""
     return _client().get_run(run_id).data.params.get(key)
-
-
-@timed
-def load_version(name: str, alias: str, dst: str | Path, mv=None):
-    """Load `models:/name@alias` from its run's safetensors copy (never unpickling anything).
-    `mv`: that version, if the caller already looked it up (one request fewer)."""
-    from pie_mlops.models import load_model
-
-    mv = mv if mv is not None else version_by_alias(name, alias)
-    if mv is None:
-        raise LookupError(f"{name}@{alias} is not in the registry")
-    path = download_run_artifacts(mv.run_id, "safetensors", dst)
-    return load_model(path)
 
 
 def model_runs(dataset: str, arch: str) -> list[dict]:
@@ -104,6 +93,7 @@ class ModelRun:
         self.version: str | None = None
         self._registered: tuple[str, str] | None = None  # (name, version) to undo on failure
         self._pending_tags: dict[str, str] = {}  # sent with the next metrics (one request, not two)
+        self.metrics: dict[str, float] = {}  # the latest value of each, for the version's description
         self._repo = None
 
     def set_tags(self, tags: dict) -> None:
@@ -147,6 +137,7 @@ class ModelRun:
         now = int(time.time() * 1000)
         # After log_model, metrics carry its model_id: MLflow 3 shows them on the logged model.
         batch = [Metric(k, float(v), now, step, model_id=self.model_id) for k, v in metrics.items() if v is not None]
+        self.metrics.update({m.key: m.value for m in batch})
         tags = [RunTag(k, v) for k, v in self._pending_tags.items()]
         self.client.log_batch(self.run_id, metrics=batch, tags=tags)
         self._pending_tags.clear()
@@ -165,19 +156,23 @@ class ModelRun:
                 repo.log_artifact(str(path), artifact_path)
 
     @timed
-    def log_model(self, model, saved: Path | None = None) -> str:
-        """Log the model twice: mlflow.pytorch (pickle, the MLflow way) and as a safetensors
-        save directory under `safetensors/`, which pie_mlops.models.load_model reads without
-        unpickling anything. `saved`: a directory `model.save()` already wrote (not saved again).
+    def log_model(self, model, saved: Path | None = None, *, label_names: list[str], examples,
+                  threshold: float | None = None) -> str:
+        """Log the model once, as the registry's pyfunc built from code over its safetensors save
+        (models/serving.py): `mlflow models serve` and `mlflow.pyfunc.load_model` work with pickle
+        deserialization off, and `load_version` reads the same files. `saved`: a directory
+        `model.save()` already wrote (not saved again). `examples`: rows whose first two texts
+        are the input example; `threshold`: the multi-label decision threshold.
 
-        The same steps as mlflow.pytorch.log_model (a LoggedModel linked to the run as an
+        The same steps as mlflow.pyfunc.log_model (a LoggedModel linked to the run as an
         output, its files, READY), by run id: log_model on the active run would also read the
         run back and the history of every metric logged so far, a request each."""
         import tempfile
 
-        import mlflow.pytorch
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
         from mlflow.models import Model
+
+        from pie_mlops.models.serving import input_example, save_pyfunc
 
         client = self.client
         logged = client.create_logged_model(self.experiment_id, name="model", source_run_id=self.run_id,
@@ -187,12 +182,11 @@ class ModelRun:
                 local = Path(tmp) / "model"
                 meta = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=self.run_id,
                              model_id=logged.model_id)
-                mlflow.pytorch.save_model(model, str(local), mlflow_model=meta, pip_requirements=model_requirements(),
-                                          serialization_format="pickle")
-                self._artifacts(logged.artifact_location).log_artifacts(str(local))
                 if saved is None:
-                    saved = model.save(Path(tmp) / "safetensors")
-                self.log_artifacts([Path(saved)], "safetensors")
+                    saved = model.save(Path(tmp) / "saved")
+                save_pyfunc(model, Path(saved), label_names, threshold, input_example(examples), local,
+                            mlflow_model=meta, requirements=model_requirements())
+                self._artifacts(logged.artifact_location).log_artifacts(str(local))
         except BaseException:
             try:
                 client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
@@ -217,7 +211,7 @@ class ModelRun:
 
         def ensure_registered() -> None:
             try:
-                client.create_registered_model(name)
+                client.create_registered_model(name, description=study_description(self.tags))
             except Exception:  # already registered (the usual case)
                 client.get_registered_model(name)
             _REGISTERED.add(known)
@@ -227,7 +221,8 @@ class ModelRun:
         version_tags = {k: str(self.tags[k]) for k in VERSION_TAGS if k in self.tags}
         # model_id: an MLflow server (REST store) only accepts a models:/ source with it.
         create = lambda: client.create_model_version(  # noqa: E731
-            name, self.model_uri, run_id=self.run_id, tags=version_tags, model_id=self.model_id)
+            name, self.model_uri, run_id=self.run_id, tags=version_tags, model_id=self.model_id,
+            description=version_description(self.tags, self.metrics))
         try:
             mv = create()
         except Exception:  # the registered model was deleted since we saw it
@@ -270,6 +265,9 @@ def model_run(run_name: str, tags: dict, params: dict):
     try:
         with spent():
             client.log_batch(info.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
+            if "dataset" in tags:  # every model trains on train, tunes on validation, is scored on test
+                log_data_inputs(client, info.run_id, tags["dataset"], all_tags.get("data_md5", "untracked"),
+                                params.get("data_dir", "data"))
         yield handle
         with spent():
             handle._flush_tags()
@@ -287,11 +285,15 @@ def model_run(run_name: str, tags: dict, params: dict):
 
 
 def set_champion(name: str, version: str, tags: dict) -> None:
-    """Point the `champion` alias at `version` and record why in the version's tags."""
+    """Point the `champion` alias at `version` and record why in the version's tags and description."""
     client = _client()
     client.set_registered_model_alias(name, "champion", version)
     for k, v in tags.items():
         client.set_model_version_tag(name, version, k, str(v))
+    if tags.get("champion_reason"):
+        mv = client.get_model_version(name, version)
+        base = (mv.description or "").split("\nChampion: ")[0]  # a later compare replaces, not appends
+        client.update_model_version(name, version, description=f"{base}\nChampion: {tags['champion_reason']}")
 
 
 def version_of_run(name: str, run_id: str) -> str | None:

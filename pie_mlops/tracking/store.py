@@ -57,8 +57,9 @@ VERSION_TAGS = ("group", "criterion", "schedule", "scope", "sparsity", "achieved
                 "data_md5", "git_sha", "params_hash", "code_fingerprint")
 # What makes two runs "the same model" for skip-on-rerun (code_fingerprint: pie_mlops/fingerprint.py).
 IDENTITY_TAGS = ("dataset", "arch", "group", "seed", "data_md5", "params_hash", "code_fingerprint")
-# Needed to unpickle a logged model; the pins come from our own package metadata (pyproject).
-MODEL_REQUIREMENTS = ("torch", "transformers", "safetensors", "numpy")
+# Needed to load a logged model (the pyfunc imports pie_mlops); the pins come from our own
+# package metadata (pyproject). pie-mlops installs from the project directory (docs/serving.md).
+MODEL_REQUIREMENTS = ("pie-mlops", "mlflow", "torch", "transformers", "safetensors", "numpy", "pandas", "pyarrow")
 
 
 def tracking_uri() -> str:
@@ -245,7 +246,9 @@ def model_requirements() -> list[str]:
 def _owner_tags() -> dict:
     import socket
 
-    return {"pie.host": socket.gethostname(), "pie.pid": str(os.getpid()), **current_job_tags()}
+    from pie_mlops.tracking.lineage import context_tags
+
+    return {**context_tags(), "pie.host": socket.gethostname(), "pie.pid": str(os.getpid()), **current_job_tags()}
 
 
 def _flat(prefix: str, value) -> dict:

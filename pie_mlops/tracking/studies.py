@@ -6,6 +6,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from pie_mlops.tracking.lineage import context_tags
 from pie_mlops.tracking.store import (
     _client, _ends, _flat, _run_home,
 )
@@ -39,7 +40,8 @@ def study_run(study_name: str, params: dict, study=None, created: bool = True, w
     if run_id is not None:
         client.update_run(run_id, status="RUNNING")
     else:
-        tags = {"stage": "tune", "study": study_name, "dataset": params["dataset"], "arch": params["arch"], **extra}
+        tags = {"stage": "tune", "study": study_name, "dataset": params["dataset"], "arch": params["arch"],
+                **context_tags(), **extra}
         run_id = client.create_run(exp, tags=tags, run_name=f"tune {study_name}").info.run_id
         flat = {k: v for k, v in _flat("", params).items() if k != "storage"}  # may hold a password
         client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(flat.items())])
@@ -60,7 +62,7 @@ def trial_run(parent_id: str, number: int, hp: dict):
 
     client = _client()
     exp = client.get_run(parent_id).info.experiment_id
-    tags = {"mlflow.parentRunId": parent_id, "stage": "tune-trial", "trial": str(number)}
+    tags = {**context_tags(), "mlflow.parentRunId": parent_id, "stage": "tune-trial", "trial": str(number)}
     run_id = client.create_run(exp, tags=tags, run_name=f"trial {number}").info.run_id
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(hp.items())])
 

@@ -19,8 +19,14 @@ def test_conda_yaml_mirrors_pyproject_pins():
     conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
     assert any(str(d).startswith("python=3.11") for d in conda["dependencies"])
     pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
-    assert _pins(pip) == _pins(project["dependencies"])
+    # Beside the pins: the CPU torch index (no CUDA build) and the package itself, from the project dir.
+    assert pip[0] == "--extra-index-url https://download.pytorch.org/whl/cpu" and pip[-1] == "."
+    assert _pins(pip[1:-1]) == _pins(project["dependencies"])
     assert "torch==2.13.0" in project["dependencies"]  # never a looser spec: that pulls a CUDA build
+    # python_env.yaml (MLflow's virtualenv/uv format) carries the same list.
+    python_env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
+    assert python_env["dependencies"] == pip and python_env["python"].startswith("3.11.")
+    assert any(str(d) == f"python={python_env['python']}" for d in conda["dependencies"])
 
 
 def test_assets_are_hash_pinned_and_match_the_installer():

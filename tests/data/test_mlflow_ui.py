@@ -45,6 +45,18 @@ def test_mlflow_run_main_with_the_tiny_profile(main_run):
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
     assert not [r for r in runs if r.info.status != "FINISHED"]
     assert [r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main"]  # MLflow's own run
+    # Data lineage: every model run (and compare) records its splits as dataset inputs whose
+    # digest is its DVC data version; MLflow's own context tags are on every run.
+    staged = [r for r in runs if r.data.tags.get("stage") in ("train", "prune", "compare")]
+    assert len(staged) == 2 * 10 + 2
+    for run in staged:
+        tags = run.data.tags
+        inputs = run.inputs.dataset_inputs
+        contexts = {t.value for i in inputs for t in i.tags if t.key == "mlflow.data.context"}
+        assert contexts == ({"test", "train"} if tags["stage"] == "compare" else {"train", "validation", "test"})
+        assert {i.dataset.digest for i in inputs} == {tags["data_md5"]} and tags["data_md5"] != "untracked"
+        assert {i.dataset.name for i in inputs} == {f"synthetic_nli/{c}" for c in contexts}
+        assert tags.get("mlflow.source.git.commit") and tags.get("mlflow.source.type") and tags.get("mlflow.user")
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +120,8 @@ def test_experiment_lists_dense_and_pruned_runs_with_their_columns(page, server,
     _add_columns(page, "Metrics", ["magnitude-os-0.50/pie_share"])
     headers = set(page.get_by_role("columnheader").all_inner_texts())
     assert {"group", "sparsity", "seed", "magnitude-os-0.50/pie_share"} <= headers, headers
+    assert any(h.startswith("Dataset") for h in headers), headers  # data lineage: the runs' inputs
+    page.get_by_text("synthetic_nli/train").first.wait_for()  # a cell of that column
     page.get_by_text("random-os@0.90").first.wait_for()  # a group cell
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "experiment_runs.png"))
@@ -124,5 +138,6 @@ def test_registered_model_page_shows_the_aliases(page, server):
     body = page.inner_text("body")
     for alias in ("dense-s1", "magnitude-os-0_50-s0", "random-os-0_90-s1"):
         assert alias in body, alias
+    assert "PIE study of synthetic_nli with bert" in body  # the registered model's description
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "registered_model.png"), full_page=True)

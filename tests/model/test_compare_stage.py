@@ -73,7 +73,15 @@ def test_compare_artifacts_and_the_pie_table_are_logged(store):
     names = {f.path for f in client.list_artifacts(rid, "compare")}
     assert {"compare/pies.parquet", "compare/summary.json", "compare/analysis.json", "compare/report",
             "compare/plots"} <= names
-    assert "pie_summary.json" in {f.path for f in client.list_artifacts(rid)}
+    assert {"pie_summary.json", "pie_examples.json"} <= {f.path for f in client.list_artifacts(rid)}
+    # The PIEs themselves reach MLflow (mlflow.log_table), and the run's data as dataset inputs.
+    import json
+
+    table = json.loads(Path(client.download_artifacts(rid, "pie_examples.json", str(store["root"] / "dl"))).read_text())
+    assert {"group", "text", "gold", "dense_label", "pruned_label", "dense_votes", "pruned_votes"} <= set(table["columns"])
+    run = client.get_run(rid)
+    assert {(i.dataset.name, i.dataset.digest) for i in run.inputs.dataset_inputs} == {
+        ("synthetic_nli/test", run.data.tags["data_md5"]), ("synthetic_nli/train", run.data.tags["data_md5"])}
     report = Path(client.download_artifacts(rid, "compare/report/index.html", str(store["root"] / "dl")))
     assert "PIEs against sparsity" in report.read_text()
 
@@ -103,6 +111,8 @@ def test_champion_alias_points_at_the_sparsest_version_with_its_reason(store):
     assert mv.tags["group"] == champ["group"] and mv.tags["seed"] == str(champ["seed"])
     assert "sparsest version within 1" in mv.tags["champion_reason"]
     assert mv.tags["champion_compare_run"] == store["result"]["run_id"]
+    assert mv.description.startswith(f"Group {champ['group']}, seed {champ['seed']}, sparsity ")
+    assert mv.description.endswith("Champion: " + mv.tags["champion_reason"])
 
 
 def test_the_gate_stops_on_predictions_from_another_data_version(store, capsys):

@@ -86,7 +86,7 @@ def test_hub_name_offline_is_a_one_line_error():
     assert "someorg/not-a-model" in str(exc.value) and "\n" not in str(exc.value)
 
 
-# -- pickling (mlflow.pytorch.log_model, copy.deepcopy) ---------------------------------------
+# -- pickling (copy.deepcopy, torch.save) and the pyfunc form ---------------------------------
 def _same_state(a, b) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return list(sa) == list(sb) and all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
@@ -139,17 +139,28 @@ def test_edited_glove_embedding_is_pickled_in_full(small_glove_bilstm):
     assert _same_state(model, pickle.loads(data))
 
 
-def test_glove_bilstm_mlflow_pytorch_round_trip(small_glove_bilstm, nli, tmp_path):
-    import mlflow.pytorch
+def test_glove_bilstm_pyfunc_round_trip_without_pickle(small_glove_bilstm, nli, tmp_path, monkeypatch):
+    """The registry's model form (models/serving.py), pruned so its weights are packed: MLflow
+    loads it from code with pickle deserialization off and answers as our classifier does."""
+    import mlflow.pyfunc
 
-    small = nli["test"].head(20)
-    path = tmp_path / "mlflow-model"
-    mlflow.pytorch.save_model(small_glove_bilstm, str(path), serialization_format="pickle",
-                              pip_requirements=["torch"])
-    assert (path / "data" / "model.pth").stat().st_size < 5_000_000
-    loaded = mlflow.pytorch.load_model(str(path))
-    assert type(loaded) is type(small_glove_bilstm) and _same_state(small_glove_bilstm, loaded)
-    np.testing.assert_array_equal(predict_logits(loaded, small), predict_logits(small_glove_bilstm, small))
+    from pie_mlops.models.serving import input_example, save_pyfunc
+
+    monkeypatch.delenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", raising=False)
+    model, small = copy.deepcopy(small_glove_bilstm), nli["test"].head(20)
+    with torch.no_grad():
+        for p in model.lstm.parameters():
+            if p.ndim == 2:
+                p[p.abs() <= p.abs().median()] = 0.0
+    saved = model.save(tmp_path / "saved")
+    path = save_pyfunc(model, saved, ["entailment", "neutral", "contradiction"], None, input_example(small),
+                       tmp_path / "pyfunc", requirements=["pie-mlops"])
+    assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 2_000_000  # GloVe not copied
+    loaded = mlflow.pyfunc.load_model(str(path))
+    answer = loaded.predict(small[["text", "text_pair"]])
+    logits = predict_logits(model, small)
+    assert answer["label"].tolist() == logits.argmax(axis=1).tolist()
+    assert answer["label_name"].iloc[0] in ("entailment", "neutral", "contradiction")
 
 
 def test_inline_bilstm_pickles_its_embedding(tiny_bilstm, nli):

@@ -92,11 +92,14 @@ def test_prediction_artifacts_follow_the_contract(store, tmp_path):
         assert frame["logits"].iloc[0].dtype == np.float32 and len(frame["logits"].iloc[0]) == 3
 
 
-def test_registry_round_trip_reproduces_logits(store, monkeypatch):
-    import mlflow.pytorch
+def test_registry_round_trip_reproduces_logits(store, monkeypatch, tmp_path):
+    """The registry's one model form, a pyfunc from code over safetensors, loads with pickle
+    deserialization off, both as MLflow users load it and as our own classifier."""
+    import mlflow.pyfunc
 
     from pie_mlops.data.contract import read_split
-    from pie_mlops.models import load_model
+    from pie_mlops.metrics import softmax
+    from pie_mlops.tracking import load_version
     from pie_mlops.training import predict_logits
 
     test_df = read_split(store["root"] / "data" / "synthetic_nli", "test")
@@ -105,15 +108,26 @@ def test_registry_round_trip_reproduces_logits(store, monkeypatch):
     expected = np.stack(logged["logits"].to_numpy())
     assert logged["example_id"].tolist() == test_df["example_id"].tolist()
 
-    # The MLflow flavour is a pickle: MLflow only loads it when told the store is trusted.
-    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
-    model = mlflow.pytorch.load_model(f"models:/{NAME}@dense-s0")
-    assert np.array_equal(predict_logits(model, test_df), expected)
+    monkeypatch.delenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", raising=False)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@dense-s0")
+    meta = pyfunc.metadata
+    assert meta.signature is not None and meta.saved_input_example_info is not None
+    assert set(meta.flavors) == {"python_function"}  # no pytorch (pickle) flavour anywhere
+    assert [c.name for c in meta.signature.inputs.inputs] == ["text", "text_pair"]  # a pair dataset
+    answer = pyfunc.predict(test_df[["text", "text_pair"]].head(4))
+    names = ["entailment", "neutral", "contradiction"]
+    assert list(answer.columns) == ["label", "label_name"] + [f"prob_{n}" for n in names]
+    assert answer["label"].tolist() == expected[:4].argmax(axis=1).tolist()
+    assert answer["label_name"].tolist() == [names[i] for i in answer["label"]]
+    probs = answer[[f"prob_{n}" for n in names]].to_numpy()
+    assert np.allclose(probs, softmax(expected[:4].astype(np.float64)), atol=1e-6)
 
-    # The pickle-free way: the safetensors directory logged beside it.
-    mv = _client().get_model_version_by_alias(NAME, "dense-s0")
-    saved = _client().download_artifacts(mv.run_id, "safetensors", str(store["root"] / "dl"))
-    assert np.array_equal(predict_logits(load_model(saved), test_df), expected)
+    # Our own classifier, from the same files (what prune's `os` schedule starts from).
+    model = load_version(NAME, "dense-s0", tmp_path / "dl")
+    assert np.array_equal(predict_logits(model, test_df), expected)
+    versions = _client().search_model_versions(f"name = '{NAME}'")
+    run_artifacts = {a.path for a in _client().list_artifacts(versions[0].run_id)}
+    assert "safetensors" not in run_artifacts  # stored once, inside the model
 
 
 def test_rerun_skips_and_restores_missing_predictions(store):

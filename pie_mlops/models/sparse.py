@@ -1,0 +1,116 @@
+"""Pruned weights stored sparse: a mostly-zero tensor as its non-zero values plus a packed bitmask.
+
+A 50%-sparse float32 tensor then takes 2 + 1/8 bytes per weight instead of 4. "Zero" means
+all bits zero, so -0.0 and NaN payloads survive: the loader restores the dense tensors
+bit-identically. Tensors for which the sparse form is not clearly smaller stay dense, so a
+dense model's file is an ordinary safetensors file. The list of packed tensors and their
+shapes lives in the file's own metadata (`pie_sparse`), the one place a loader looks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pie_mlops.errors import PieError
+
+SPARSE_KEY = "pie_sparse"
+VALUES, MASK = "::values", "::mask"
+_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_MIN_SAVING = 0.9  # packed only when it is at most 90% of the dense bytes (not worth it otherwise)
+
+
+def pack(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors to save, {name: shape} of the packed ones)."""
+    out, packed = {}, {}
+    for name, t in state.items():
+        t = t.detach().cpu().contiguous()
+        size = t.element_size()
+        # matrices only (what pruning zeroes): a fresh model's all-zero biases stay plain, so a
+        # dense save remains an ordinary file that from_pretrained can start from
+        if t.is_floating_point() and t.ndim >= 2 and t.numel() >= 64 and size in _BITS:
+            flat = t.reshape(-1)
+            on = flat.view(_BITS[size]) != 0  # bits, not value: -0.0 is kept as a value
+            nnz = int(on.sum())
+            if nnz * size + (flat.numel() + 7) // 8 <= _MIN_SAVING * flat.numel() * size:
+                out[name + VALUES] = flat[on].clone()
+                out[name + MASK] = torch.from_numpy(np.packbits(on.numpy()))
+                packed[name] = list(t.shape)
+                continue
+        out[name] = t
+    return out, packed
+
+
+def unpack(tensors: dict[str, torch.Tensor], packed: dict) -> dict[str, torch.Tensor]:
+    """The dense state dict back from `pack`'s output."""
+    out = {k: v for k, v in tensors.items() if not k.endswith((VALUES, MASK))}
+    for name, shape in packed.items():
+        values, mask = tensors[name + VALUES], tensors[name + MASK]
+        n = int(np.prod(shape))
+        on = torch.from_numpy(np.unpackbits(mask.numpy(), count=n).astype(bool))
+        if int(on.sum()) != values.numel():
+            raise PieError(f"sparse tensor {name}: mask has {int(on.sum())} set bits for {values.numel()} values")
+        flat = torch.zeros(n, dtype=values.dtype)
+        flat[on] = values
+        out[name] = flat.reshape(shape)
+    return out
+
+
+def save_weights(state: dict[str, torch.Tensor], file: str | Path) -> bool:
+    """Write `state` to a safetensors file, packing the tensors that pay; True if any was packed."""
+    tensors, packed = pack(state)
+    _write(tensors, packed, file)
+    return bool(packed)
+
+
+def _write(tensors: dict, packed: dict, file: str | Path) -> None:
+    from safetensors.torch import save_file
+
+    meta = {"format": "pt", **({SPARSE_KEY: json.dumps(packed)} if packed else {})}
+    save_file(tensors, str(file), metadata=meta)
+
+
+def packed_names(file: str | Path) -> dict:
+    """{name: shape} of the packed tensors in `file` (empty for an ordinary safetensors file)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # OSError, or safetensors' own SafetensorError for a corrupt header
+        raise PieError(f"{file}: not a readable safetensors file ({exc})") from None
+    try:
+        return json.loads(meta[SPARSE_KEY]) if SPARSE_KEY in meta else {}
+    except json.JSONDecodeError as exc:
+        raise PieError(f"{file}: bad {SPARSE_KEY} metadata ({exc})") from None
+
+
+def load_weights(file: str | Path) -> dict[str, torch.Tensor]:
+    """The dense state dict of a safetensors file written by `save_weights` (or by anything else)."""
+    from safetensors.torch import load_file
+
+    if not Path(file).is_file():
+        raise PieError(f"{file}: weights file missing")
+    packed = packed_names(file)
+    tensors = load_file(str(file))
+    return unpack(tensors, packed) if packed else tensors
+
+
+def sparsify_file(file: str | Path) -> bool:
+    """Rewrite a safetensors file (e.g. Hugging Face's save_pretrained output) in the packed
+    form if any tensor pays; True if it did. Written beside it, then renamed: never half-written."""
+    import os
+
+    from safetensors.torch import load_file
+
+    file = Path(file)
+    tensors, packed = pack(load_file(str(file)))
+    if not packed:
+        return False
+    tmp = file.with_name(file.name + ".tmp")
+    _write(tensors, packed, tmp)
+    os.replace(tmp, file)
+    return True

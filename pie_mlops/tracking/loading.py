@@ -1,0 +1,38 @@
+"""Loading a registered version back as our classifier (prune's `os` schedule starts from it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pie_mlops.tracking.accounting import timed
+from pie_mlops.tracking.store import _client
+
+
+@timed
+def load_version(name: str, alias: str, dst: str | Path, mv=None):
+    """Load `models:/name@alias` as our classifier from the safetensors save inside its pyfunc
+    (never unpickling anything); a version logged before the pyfunc form has it under its run's
+    `safetensors/`. `mv`: that version, if the caller already looked it up (one request fewer)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    from pie_mlops.models import load_model
+    from pie_mlops.tracking.models import download_run_artifacts, version_by_alias
+
+    mv = mv if mv is not None else version_by_alias(name, alias)
+    if mv is None:
+        raise LookupError(f"{name}@{alias} is not in the registry")
+    client = _client()
+    Path(dst).mkdir(parents=True, exist_ok=True)
+    # The SQLite store leaves mv.model_id empty; the source is `models:/<model id>` either way.
+    model_id = getattr(mv, "model_id", None) or (mv.source or "").removeprefix("models:/")
+    if model_id.startswith("m-"):
+        from mlflow.models import Model
+
+        location = client.get_logged_model(model_id).artifact_location
+        repo = get_artifact_repository(location, tracking_uri=client.tracking_uri)
+        if any(f.path == "MLmodel" for f in repo.list_artifacts()):
+            flavor = Model.load(repo.download_artifacts("MLmodel", str(dst))).flavors.get("python_function", {})
+            saved = (flavor.get("artifacts") or {}).get("model", {}).get("path")
+            if saved:  # the pyfunc's copy of the model save (models/serving.py)
+                return load_model(repo.download_artifacts(saved, str(dst)))
+    return load_model(download_run_artifacts(mv.run_id, "safetensors", dst))  # the older, two-copy form
