@@ -8,7 +8,7 @@
   file-mode compare's loader (pyarrow, logits flattened straight into numpy), and our core
   with the full tie rule (mean probabilities), flags and per-subset metrics.
 Both sides run in this process on the same arrays, interleaved, best of --repeats.
-Last stdout line: {"core_s", "e2e_ratio", "peak_rss_gib"} (DESIGN.md §6).
+Last stdout line: {"core_s", "e2e_ratio", "peak_rss_gib"} (docs/design.md §6).
 """
 
 from __future__ import annotations

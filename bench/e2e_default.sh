@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: the README's main command (`make study` = `pie-mlops study`) on the embedded
-# default profile, end to end, from a state with data but no runs (DESIGN.md §6).
+# default profile, end to end, from a state with data but no runs (docs/design.md §6).
 #
 # It runs in a scratch clone of this repo's HEAD, so your own MLflow store, DVC cache and
 # outputs are untouched: the clone gets its data (`pie-mlops materialize`, not timed), then

@@ -3,7 +3,7 @@
 Heavy libraries load lazily inside the commands, so `--help` should cost little more than
 starting Python. Run from the repository root with the project's venv:
     .venv/bin/python bench/import_time.py [--runs 15]
-Last stdout line: {"help_seconds": ...} (DESIGN.md §6).
+Last stdout line: {"help_seconds": ...} (docs/design.md §6).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: the tiny profile's grid (4 train, 16 prune, 2 compare jobs) run three times, each
 # against a fresh PostgreSQL-backed `mlflow server` (artifacts proxied) and a fresh PostgreSQL
-# Optuna storage, on this machine (DESIGN.md §6):
+# Optuna storage, on this machine (docs/design.md §6):
 #   A. 1 worker, --lanes 1: every job's compute alone, its tracking and claim time;
 #   B. 1 worker with the default 2 lanes (tracking overlapped with the next job's compute): wall_1;
 #   C. 2 workers with the default 2 lanes: wall_2.

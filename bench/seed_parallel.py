@@ -17,7 +17,7 @@ sequential training steps with our shipping forward (models/fastpath.py). bert_m
 is sequential time / vmap time (null with the reason in the table if vmap fails).
     .venv/bin/python bench/seed_parallel.py [--seeds 10] [--n 600] [--epochs 2] [--rounds 2]
         [--bert-seeds 3] [--bert-steps 4] [--threads N]
-Last stdout line: one JSON object with the DESIGN.md §6 keys.
+Last stdout line: one JSON object with the docs/design.md §6 keys.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Inference speed of structurally pruned MiniLM against the dense model (DESIGN.md §6).
+"""Inference speed of structurally pruned MiniLM against the dense model (docs/design.md §6).
 
 Dense, structured 30/50/70 % (heads and FFN neurons removed, magnitude, per layer) and
 unstructured 50 % (the 50 % smallest |w| of every Linear zeroed, shapes unchanged) predict

@@ -24,7 +24,7 @@ train() forms, per example, x ex/s) over the fp32 peak; 6 x params x tokens woul
 last layer for every token, which the fast path runs for [CLS] only.
     .venv/bin/python bench/train_throughput.py [--n 256] [--rounds 5] [--predict-n 512]
         [--predict-rounds 5] [--threads N]
-Last stdout line: one JSON object with the DESIGN.md §6 keys.
+Last stdout line: one JSON object with the docs/design.md §6 keys.
 """
 
 from __future__ import annotations

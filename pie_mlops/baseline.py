@@ -45,7 +45,7 @@ def score(labels, preds, task: str) -> float:
 
 
 def frame_scores(frame: pd.DataFrame, task: str, group: str = "dense") -> dict[str, float]:
-    """Each model of `group` in a long predictions frame (DESIGN.md §3), keyed "dense/s<seed>":
+    """Each model of `group` in a long predictions frame (docs/design.md §3), keyed "dense/s<seed>":
     its score from its own logits. NaN for a model whose logits cannot be scored (ragged or
     non-finite: the other prediction checks name those)."""
     col = "labels" if task == "multi_label" else "label"

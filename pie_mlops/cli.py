@@ -309,7 +309,7 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
     logs them to one `compare` run with per-group metrics, and sets the `champion` alias.
     \b
     File mode: pie-mlops compare --predictions DIR --out OUT [--split test] [--min-seeds 3]
-    writes OUT/pies.parquet and OUT/summary.json (DESIGN.md §3); add --dataset NAME for the rest.
+    writes OUT/pies.parquet and OUT/summary.json (docs/design.md §3); add --dataset NAME for the rest.
     """
     from pie_mlops.params import load_section
     from pie_mlops.stages.compare_study import DEFAULTS

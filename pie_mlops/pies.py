@@ -1,4 +1,4 @@
-"""Modal votes, PIE flags and per-group metrics (DESIGN.md §3): pure numpy/pandas, no I/O.
+"""Modal votes, PIE flags and per-group metrics (docs/design.md §3): pure numpy/pandas, no I/O.
 
 A group's models vote per example. Single-label: the class with the most votes wins; a tie
 goes to the tied class with the highest mean softmax probability over the group, and if
@@ -36,7 +36,7 @@ class CompareResult:
     stacked: Stacked
     modal: dict[str, Modal]           # "dense" and each pruned group
     flags: dict[str, np.ndarray]      # pruned group -> (n,) bool PIE flags
-    pies: pd.DataFrame                # DESIGN.md §3 pies.parquet rows
+    pies: pd.DataFrame                # docs/design.md §3 pies.parquet rows
     summary: dict = field(default_factory=dict)  # pruned group -> summary.json numbers
     noise_floor: dict | None = None   # dense vs dense at matched seeds (analysis.group_stats)
 

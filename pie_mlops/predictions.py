@@ -1,4 +1,4 @@
-"""Per-example predictions in the contract of DESIGN.md §3, and their atomic Parquet writer."""
+"""Per-example predictions in the contract of docs/design.md §3, and their atomic Parquet writer."""
 
 from __future__ import annotations
 

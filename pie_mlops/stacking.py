@@ -1,4 +1,4 @@
-"""Stacking (DESIGN.md §3): long per-example prediction rows -> one aligned (models,
+"""Stacking (docs/design.md §3): long per-example prediction rows -> one aligned (models,
 examples, classes) array per group, checking the contract on the way (ids, duplicates,
 finite logits, gold labels, group names). Pure numpy/pandas, no I/O; `pies` votes on it.
 """
@@ -147,7 +147,7 @@ def _id_error(r: ModelRows, ids: np.ndarray, ref: ModelRows, ref_ids: np.ndarray
 
 
 def stack_split(frame: pd.DataFrame, split: str) -> Stacked:
-    """Stack a long predictions frame (DESIGN.md §3 contract) for one split."""
+    """Stack a long predictions frame (docs/design.md §3 contract) for one split."""
     f = frame[frame["split"] == split]
     if f.empty:
         raise PieError(f"no predictions of split {split!r} (splits present: {sorted(set(frame['split']))})")

@@ -312,7 +312,7 @@ def accumulate_gradients(model, df: pd.DataFrame, n_batches: int = 10, batch_siz
 
 def predict_split(model, df: pd.DataFrame, *, split: str, group: str, seed: int,
                   threshold: float | None = None, batch_size: int = 128, device="auto") -> pd.DataFrame:
-    """Predict `df` and return the predictions contract frame (DESIGN.md §3)."""
+    """Predict `df` and return the predictions contract frame (docs/design.md §3)."""
     logits = predict_logits(model, df, batch_size, device)
     return predictions_frame(df, logits, split=split, group=group, seed=seed, task=model.task, threshold=threshold)
 

@@ -1,4 +1,4 @@
-"""The paper's names (DESIGN.md §1) and the one check that a name read from a user, a file or
+"""The paper's names (docs/design.md §1) and the one check that a name read from a user, a file or
 a params section is one of them. Architecture and group names become path parts
 (`predictions/<dataset>/<arch>/pruned/<group>/`, `reports/compare/<dataset>/<arch>`), so a
 name outside the vocabulary (`../..`, `a/b`) must never reach a path. Pure: no I/O, no torch.

@@ -1,4 +1,4 @@
-"""Shared fixtures. Offline and telemetry-free, as DESIGN.md §4 asks, whatever the caller set."""
+"""Shared fixtures. Offline and telemetry-free, as docs/design.md §4 asks, whatever the caller set."""
 
 from __future__ import annotations
 

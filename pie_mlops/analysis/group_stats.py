@@ -1,4 +1,4 @@
-"""Per-group statistics beside the per-model means of summary.json (DESIGN.md §3 "Claims and
+"""Per-group statistics beside the per-model means of summary.json (docs/design.md §3 "Claims and
 statistics"): modal-label accuracies (the paper's), bootstrap CIs over seeds, collapse, and
 the dense-vs-dense noise floor at matched seeds. Pure: arrays in, dicts out.
 

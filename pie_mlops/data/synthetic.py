@@ -1,4 +1,4 @@
-"""Small synthetic datasets for the paths no offline real corpus covers (DESIGN.md §5).
+"""Small synthetic datasets for the paths no offline real corpus covers (docs/design.md §5).
 
 `synthetic_topics` is multi-label and `synthetic_nli` is a sentence-pair (NLI-style) set.
 Both are marked `synthetic: true`. They use `random.Random`, whose stream is stable across

@@ -17,7 +17,7 @@ def format_sparsity(sparsity: float) -> str:
 
 def group_name(criterion: str, schedule: str, sparsity: float, scope: str = "unstructured",
                threshold: str = "global") -> str:
-    """`<criterion>-<schedule>@<sparsity>` (DESIGN.md §1); per-layer thresholds and structured
+    """`<criterion>-<schedule>@<sparsity>` (docs/design.md §1); per-layer thresholds and structured
     scope get a suffix on the schedule so their groups never collide with the default's."""
     variant = "-structured" if scope == "structured" else ("-layer" if threshold == "per_layer" else "")
     return f"{criterion}-{schedule}{variant}@{format_sparsity(sparsity)}"

@@ -1,4 +1,4 @@
-"""The claims step of `compare` (DESIGN.md §3): `<dataset dir>/claims.json` from every
+"""The claims step of `compare` (docs/design.md §3): `<dataset dir>/claims.json` from every
 architecture's comparison of one dataset.
 
 The compare stage runs arch by arch (one DVC stage each), and claim (e) needs two of them,

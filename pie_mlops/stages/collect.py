@@ -1,6 +1,6 @@
 """The comparison's inputs from MLflow: every finished dense and pruned run of one study.
 
-Runs are found by their tags (DESIGN.md §3), the latest per (group, seed), and their
+Runs are found by their tags (docs/design.md §3), the latest per (group, seed), and their
 `predictions/<split>.parquet` artifacts are downloaded and stacked into one long frame
 in the predictions contract. The data_md5 tag of each run comes along, so the
 great-expectations gate can refuse runs from another data version.

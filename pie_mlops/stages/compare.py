@@ -1,4 +1,4 @@
-"""File mode of `compare` (DESIGN.md §3): a directory of prediction files in, pies.parquet
+"""File mode of `compare` (docs/design.md §3): a directory of prediction files in, pies.parquet
 and summary.json out. No MLflow needed; `compare_study` builds the full stage on top.
 
 Files are read with pyarrow and their `logits` lists flattened straight into numpy (no
@@ -129,7 +129,7 @@ def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list
         missing += [] if {"label", "labels"} & names else ["label or labels"]
         raise PieError(f"{path}: not a predictions file: missing column(s) {', '.join(missing)}")
     if {"label", "labels"} <= names:
-        raise PieError(f"{path}: has both label and labels columns; use one (DESIGN.md §3)")
+        raise PieError(f"{path}: has both label and labels columns; use one (docs/design.md §3)")
     task = "multi_label" if "labels" in names else "single_label"
     only_split = _one_value(table["split"])
     if only_split is not None and only_split != split:
@@ -218,7 +218,7 @@ def write_outputs(result: CompareResult, out: str | Path) -> None:
     from pie_mlops.analysis.run import clean
 
     summary = dict(result.summary)
-    if result.noise_floor is not None:  # beside the groups (DESIGN.md §3)
+    if result.noise_floor is not None:  # beside the groups (docs/design.md §3)
         summary["noise_floor"] = result.noise_floor
     write_text(out / "summary.json", json.dumps(clean(summary), indent=2, sort_keys=True, allow_nan=False) + "\n")
 

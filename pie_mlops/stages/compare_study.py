@@ -8,7 +8,7 @@ one directory, atomically:
     <out>/pies.parquet  summary.json  analysis.json  complexity.parquet  pie_examples.parquet
     <out>/champion.json  plots/*.csv (DVC plots)  report/index.html
 
-and each group's PIEs as a dataset, `<data_dir>/<dataset>__pies_<group>/` (DESIGN.md §3's
+and each group's PIEs as a dataset, `<data_dir>/<dataset>__pies_<group>/` (docs/design.md §3's
 dataset contract; `.dvcignore` keeps them out of data.dvc's hash, so the data version stays).
 
 In MLflow mode the directory is logged to one `compare` run with per-group metrics, the

@@ -1,4 +1,4 @@
-"""Stage `import`: bring your own data into the dataset contract (DESIGN.md §3).
+"""Stage `import`: bring your own data into the dataset contract (docs/design.md §3).
 
 Everything is validated before anything is written, and `build_dataset` writes atomically,
 so a failed import (even with --overwrite) leaves an existing data/<name>/ byte-identical.

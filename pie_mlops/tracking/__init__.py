@@ -1,4 +1,4 @@
-"""All MLflow calls live here (DESIGN.md §2). mlflow is imported lazily: it is slow to import.
+"""All MLflow calls live here (docs/design.md §2). mlflow is imported lazily: it is slow to import.
 
 - `store`: URIs, the client, experiments, provenance tags (data_md5, git_sha, params_hash).
 - `models`: one run per model, registry versions, aliases, champion; `loading`: a version back.

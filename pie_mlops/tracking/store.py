@@ -48,11 +48,11 @@ def log_artifacts_if_active(paths: list[Path], artifact_path: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------
-# Store defaults (DESIGN.md §4): the embedded SQLite store, artifacts beside it.
+# Store defaults (docs/design.md §4): the embedded SQLite store, artifacts beside it.
 # ---------------------------------------------------------------------------------------
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "pie-mlops"
-# The version tags of DESIGN.md §3 "Registry"; runs carry the same ones.
+# The version tags of docs/design.md §3 "Registry"; runs carry the same ones.
 VERSION_TAGS = ("group", "criterion", "schedule", "scope", "sparsity", "achieved_sparsity", "seed",
                 "data_md5", "git_sha", "params_hash", "code_fingerprint")
 # What makes two runs "the same model" for skip-on-rerun (code_fingerprint: pie_mlops/fingerprint.py).

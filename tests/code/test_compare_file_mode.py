@@ -1,4 +1,4 @@
-"""File-mode `pie-mlops compare` (DESIGN.md §3) through the CLI on real Parquet files:
+"""File-mode `pie-mlops compare` (docs/design.md §3) through the CLI on real Parquet files:
 the outputs, and every exit-2 error, each leaving OUT without outputs."""
 
 import json

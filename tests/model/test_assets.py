@@ -1,4 +1,4 @@
-"""The pretrained assets load offline from their PyPI packages (DESIGN.md §5)."""
+"""The pretrained assets load offline from their PyPI packages (docs/design.md §5)."""
 
 import numpy as np
 import pyarrow.parquet as pq

@@ -1,4 +1,4 @@
-"""Prediction frames and files follow the contract of DESIGN.md §3, types included."""
+"""Prediction frames and files follow the contract of docs/design.md §3, types included."""
 
 from __future__ import annotations
 
