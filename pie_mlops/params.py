@@ -159,6 +159,10 @@ def for_arch(params: dict, arch: str, section: str = "train") -> dict:
     from pie_mlops.fidelity import per_dataset
     from pie_mlops.models import ARCHS
 
+    from pie_mlops.vocabulary import ARCHS
+
+    if arch not in ARCHS:  # before any per-architecture value is looked up for it
+        raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     out = {}
     for key, value in params.items():
         value = per_dataset(key, value, params.get("dataset"), ARCHS, section)  # max_length: {imdb: 512, ...}

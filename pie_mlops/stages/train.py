@@ -71,8 +71,9 @@ def seed_parallel(params: dict, arch: str) -> bool:
         raise PieError(f"train.seed_parallel must be true or false (or one per architecture), got {value!r}")
     if value and arch != "bilstm":
         raise PieError(f"train.seed_parallel is built for the bilstm only; set it false for {arch}")
-    if value and distributed.world_size() > 1:
-        raise PieError("train.seed_parallel needs a single process; set it false under torchrun")
+    if value and distributed.world_size() > 1:  # DDP splits one model's batches over the ranks instead
+        _LOG.info("train.seed_parallel is off under torchrun: the ranks share one seed's batches")
+        return False
     return value
 
 
