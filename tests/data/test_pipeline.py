@@ -128,7 +128,8 @@ def test_a_params_change_reruns_only_what_reads_it(study):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro"], repo).stdout
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"compare@bert", "compare@bilstm", "report"}, out
+    # the report re-runs only if the comparisons' outputs changed (tiny models may all collapse)
+    assert {"compare@bert", "compare@bilstm"} <= ran <= {"compare@bert", "compare@bilstm", "report"}, out
     assert json.loads(run(["dvc", "status", "--json"], repo).stdout) == {}
 
 
