@@ -157,8 +157,6 @@ def for_arch(params: dict, arch: str, section: str = "train") -> dict:
     section serves both: `seeds: {bert: [0, 1, 2], bilstm: [0, 1, 2, 3, 4]}` (a cheap BiLSTM
     affords more seeds, or more data, in the same time budget)."""
     from pie_mlops.fidelity import per_dataset
-    from pie_mlops.models import ARCHS
-
     from pie_mlops.vocabulary import ARCHS
 
     if arch not in ARCHS:  # before any per-architecture value is looked up for it

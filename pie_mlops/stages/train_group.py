@@ -16,7 +16,9 @@ from pathlib import Path
 def train_group(plan: dict, pending: list[tuple[int, dict, Path]], meta: dict, splits: dict,
                 progress: bool) -> list[dict]:
     """Train the seeds in `pending` ((seed, tags, out_dir) each) together; one record per seed."""
+    from pie_mlops import tracking
     from pie_mlops.models import build_model
+    from pie_mlops.tracking.restore import restore_predictions
     from pie_mlops.predictions import predictions_frame
     from pie_mlops.scale.lanes import compute
     from pie_mlops.seed_training import predict_logits_stacked, train_seeds
@@ -58,5 +60,14 @@ def train_group(plan: dict, pending: list[tuple[int, dict, Path]], meta: dict, s
             frames.update(snapshot_frames(results[i], splits["train"], group=GROUP, seed=seed, task=task))
             return results[i], frames
 
-        records.append(track_one(plan, seed, task, models[i], tags, out_dir, make, meta["label_names"], splits["test"]))
+        # Registered under the per-(model, group, seed) claim, like a sequential seed: a duplicate
+        # command that trained the same group meanwhile finds this seed finished and defers.
+        with tracking.model_claim(tracking.registered_model_name(plan["dataset"], plan["arch"]), GROUP, seed):
+            found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
+            if found:
+                restore_predictions(found, out_dir)
+                records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
+                continue
+            records.append(track_one(plan, seed, task, models[i], tags, out_dir, make, meta["label_names"],
+                                     splits["test"]))
     return records

@@ -11,7 +11,7 @@ from conftest import run
 def test_partial_materialize_keeps_data_dvc_and_foreign_data(project_repo, tmp_path):
     committed = (project_repo / "data.dvc").read_text()
     out = run(["pie-mlops", "materialize", "--dataset", "synthetic_nli"], project_repo)
-    assert "differs from data.dvc, which is left as it is" in out.stdout, out.stdout
+    assert "warning: data/ differs from data.dvc, which is left as it is" in out.stderr, out.stdout + out.stderr
     assert "is clean" not in out.stdout
     assert (project_repo / "data.dvc").read_text() == committed  # never rewritten to the partial version
     status = json.loads(run(["dvc", "status", "--json", "data.dvc"], project_repo).stdout)

@@ -185,7 +185,7 @@ def test_a_killed_mlflow_run_is_reaped(tmp_path):
         proc.wait()
     assert client.get_run(parent.info.run_id).info.status == "RUNNING"
     reaper = subprocess.run(OPEN, cwd=tmp_path, env=_env(uri), capture_output=True, text=True, timeout=120)
-    assert reaper.returncode == 0 and f"run {parent.info.run_id} was left RUNNING" in reaper.stdout, reaper.stderr
+    assert reaper.returncode == 0 and f"run {parent.info.run_id} was left RUNNING" in reaper.stderr, reaper.stdout + reaper.stderr
     run_ = client.get_run(parent.info.run_id)
     assert run_.info.status == "KILLED" and "mlflow run" in run_.data.tags["pie.reaped"]
 

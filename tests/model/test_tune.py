@@ -87,7 +87,8 @@ def test_every_architecture_gets_its_own_study_space_and_file(tune_params, tmp_p
     for arch, n in (("bert", 1), ("bilstm", 2)):
         saved = yaml.safe_load((tmp_path / "params" / f"best_synthetic_nli_{arch}.yaml").read_text())
         assert {k: saved[k] for k in best[arch]} == best[arch] and saved["_study"]["n_trials"] == n
-        study = optuna.load_study(study_name=f"pie-synthetic_nli-{arch}", storage=tune_params["storage"])
+        study = optuna.load_study(study_name=saved["_study"]["name"], storage=tune_params["storage"])
+        assert study.study_name.startswith(f"pie-synthetic_nli-{arch}-")  # + the hash of what it searches
         assert len(study.trials) == n
     with pytest.raises(PieError, match="tune.space gives one value per architecture but none for 'bilstm'"):
         tune(dict(tune_params, arch="bert,bilstm", space={"bert": tune_params["space"]}))
