@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import BIN
-from servers import free_port
+from servers import free_port, stop_group
 from stage_fixtures import tiny_study
 
 from pie_mlops.stages.prune import DEFAULTS as PRUNE
@@ -123,12 +122,7 @@ def test_mlflow_models_serve_answers_like_our_classifier(store, arch, tmp_path):
         req = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": "application/json"})
         served = json.loads(urllib.request.urlopen(req, timeout=60).read())["predictions"]
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
         log.close()
     _, ours = _ours(arch, store["root"])
     assert [r["label"] for r in served] == ours["label"].tolist()
