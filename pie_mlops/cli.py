@@ -244,6 +244,9 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
 @click.option("--schedules", default=None, metavar="os,ft,wr,ai",
               help="Schedules, comma-separated: ft (iterative, fine-tune), wr (iterative, rewind), "
                    "ai (at initialisation), os (one-shot of the dense model). Default: prune.schedules.")
+@click.option("--methods", "-m", default=None, metavar="magnitude-ft,random-ai",
+              help="<criterion>-<schedule> pairs, comma-separated, instead of criteria x schedules. "
+                   "Default: prune.methods.")
 @click.option("--sparsities", default=None, metavar="0.2,0.5,0.9",
               help="Target sparsities in [0, 1), comma-separated. Default: prune.sparsities.")
 @click.option("--seeds", "-s", default=None, metavar="0,1,2",
@@ -273,7 +276,10 @@ def prune(ctx: click.Context, **options) -> None:
     from pie_mlops.stages.prune import prune as run
 
     params = load_section("prune", DEFAULTS, ctx.obj["params_file"])
-    params.update(_given(options))
+    given = _given(options)
+    if ({"criteria", "schedules"} & given.keys()) and "methods" not in given:
+        given["methods"] = None  # prune.methods would win over them: the options given must count
+    params.update(given)
     try:  # a string from MLproject; an int keeps the params hash equal to params.yaml's
         params["recovery_steps"] = int(params["recovery_steps"])
     except (TypeError, ValueError):

@@ -101,7 +101,7 @@ class Prune(Section):
     criteria: list[str] = ["magnitude", "impact", "random"]
     schedules: list[str] = ["os"]  # ft, wr, ai (the paper's); os: one-shot of the trained dense model
     methods: PerArch[list[str] | None] = None  # <criterion>-<schedule> instead of criteria x schedules
-    sparsities: list[float] = [0.2, 0.35, 0.5]
+    sparsities: PerArch[list[float]] = [0.2, 0.35, 0.5]
     seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": [0, 1, 2, 3, 4]}
     scope: Literal["unstructured", "structured"] = "unstructured"
     threshold: Literal["global", "per_layer"] = "global"
