@@ -49,7 +49,7 @@ lane_b() {
 
 start=$(date +%s)
 step --profile repro materialize
-step --profile repro check
+step --profile repro check rotten_tomatoes bbc_news
 lane_a > "$LOGS/lane-a.log" 2>&1 &
 a=$!
 lane_b "$a" > "$LOGS/lane-b.log" 2>&1 &
