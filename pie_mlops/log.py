@@ -7,6 +7,7 @@ emits records on the `pie_mlops` logger and leaves handlers to the caller.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 ROOT = "pie_mlops"
@@ -34,6 +35,16 @@ def setup(verbosity: int = 0) -> None:
     logger.addHandler(_Console())
     logger.setLevel(logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG)
     logger.propagate = False
+    quiet_library_bars(verbosity < 0 or not sys.stderr.isatty())
+
+
+def quiet_library_bars(quiet: bool) -> None:
+    """Our bars turn themselves off in a log file (progress_disabled); the libraries' own
+    (Transformers' weight loading, MLflow's artifact transfers) need their switches, set before
+    they are imported. A user's own setting wins."""
+    if quiet:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def get(name: str) -> logging.Logger:

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pie_mlops.errors import PieError
+from pie_mlops.log import progress_disabled
 from pie_mlops.models.bilstm_stack import StackedBiLSTM
 from pie_mlops.training import (
     TrainConfig,
@@ -117,7 +118,7 @@ def train_seeds(models: list, seeds: list[int], train_df: pd.DataFrame, val_df: 
         total, seen = torch.zeros(s, dtype=torch.float64), np.zeros(s)
         per_seed = [bucketed_batches(enc.lengths, cfg.batch_size, rng) for rng in rngs]
         for batch in tqdm(list(zip(*per_seed)), desc=f"epoch {epoch}/{cfg.epochs} ({s} seeds)",
-                          disable=not cfg.progress, leave=False):
+                          disable=progress_disabled(cfg.progress), leave=False):
             ids, lengths = _stack_inputs(enc, list(batch), device)
             b = ids.shape[1]
             valid = (lengths > 0).to(device, torch.float32)

@@ -235,7 +235,7 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
     for epoch in range(1, cfg.epochs + 1):
         start, total_loss, seen = time.perf_counter(), 0.0, 0
         bar = tqdm(bucketed_batches(enc.lengths, cfg.batch_size, rng), desc=f"epoch {epoch}/{cfg.epochs}",
-                   disable=not cfg.progress or not main, leave=False)
+                   disable=progress_disabled(cfg.progress) if main else True, leave=False)
         for batch in bar:
             rows, counted, weight = dist.shard(batch)  # the whole batch, 1.0, in a single process
             logits = net(**model.batch_inputs(enc, rows, device))
