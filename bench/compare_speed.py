@@ -28,7 +28,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pie_mlops.pies import compare  # noqa: E402
 from pie_mlops.predictions import predictions_table, write_predictions  # noqa: E402
-from pie_mlops.stages.compare import load_predictions_dir  # noqa: E402
+from pie_mlops.compare_files import load_predictions_dir  # noqa: E402
 
 GROUPS = ("dense", "magnitude-os@0.90")
 

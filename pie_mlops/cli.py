@@ -336,7 +336,7 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
     if predictions not in (None, "") and "dataset" not in given:
         if "out" not in given:
             raise click.UsageError("file mode needs --out OUT (and takes --dataset NAME for the analyses)")
-        from pie_mlops.stages.compare import compare_files
+        from pie_mlops.compare_files import compare_files
 
         from pathlib import Path
 

@@ -152,6 +152,23 @@ def read_best_params(path: Path) -> dict:
         raise PieError(f"{path}: tuned-params values must be numbers, got {best}") from None
 
 
+def best_params_file(params: dict) -> Path:
+    """params/best_<dataset>_<arch>.yaml (the section's `best_params` pattern), written by `tune`."""
+    return Path(str(params["best_params"]).format(dataset=params["dataset"], arch=params["arch"]))
+
+
+def hyperparameters(params: dict, keys, *, tunable=None, force: dict | None = None) -> dict:
+    """A model job's hyperparameters, by the one precedence rule of train and prune:
+    1. the section's values (params.yaml or a profile);
+    2. the tuned ones (best_params_file), for the keys in `tunable` (all it holds when None);
+    3. `force`: values given explicitly (command-line options; a prune.lr that is set).
+    `params` holds one architecture's values (for_arch)."""
+    hp = {k: params[k] for k in keys}
+    hp.update({k: v for k, v in read_best_params(best_params_file(params)).items() if tunable is None or k in tunable})
+    hp.update(force or {})
+    return hp
+
+
 def for_arch(params: dict, arch: str, section: str = "train") -> dict:
     """The params of one architecture. Any value may be a mapping arch -> value, so one
     section serves both: `seeds: {bert: [0, 1, 2], bilstm: [0, 1, 2, 3, 4]}` (a cheap BiLSTM

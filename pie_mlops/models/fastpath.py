@@ -42,6 +42,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pie_mlops.compat import attn_implementation
+
 _ATTENTION = ("sdpa", "eager")  # both compute plain softmax attention
 _MATMUL_MAX_LEN = 128
 
@@ -75,8 +77,8 @@ def supported(hf_model) -> bool:
     bert = getattr(hf_model, "bert", None)
     cfg = getattr(hf_model, "config", None)
     if type(bert) is not mb.BertModel or cfg is None or getattr(cfg, "is_decoder", False) \
-            or getattr(cfg, "add_cross_attention", False) or cfg._attn_implementation not in _ATTENTION \
-            or bert.config._attn_implementation != cfg._attn_implementation:
+            or getattr(cfg, "add_cross_attention", False) or attn_implementation(cfg) not in _ATTENTION \
+            or attn_implementation(bert.config) != attn_implementation(cfg):
         return False
     if type(bert.embeddings) is not mb.BertEmbeddings or type(bert.pooler) is not mb.BertPooler \
             or type(bert.encoder) is not mb.BertEncoder or not isinstance(hf_model.classifier, nn.Linear) \

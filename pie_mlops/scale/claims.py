@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from pie_mlops.credentials import check_no_password, redact_url  # noqa: F401  (redact_url: callers import it here)
+from pie_mlops.compat import frozen_trial, grid_order, set_grid_order
 from pie_mlops.errors import JobFailedError
 from pie_mlops.scale.grid import Job, PhaseState, phase_state
 
@@ -74,7 +75,7 @@ class Claims:
         # Grid point n goes to trial n. GridSampler shuffles its grid; the planned order is
         # (arch, seed)-major, so consecutive claims reuse the dense model a worker holds
         # instead of downloading another for nearly every prune job.
-        sampler._all_grids = [(j.key,) for j in jobs]
+        set_grid_order(sampler, [(j.key,) for j in jobs])
         return optuna.create_study(study_name=name, storage=self.storage(), sampler=sampler,
                                    direction="minimize", load_if_exists=True)
 
@@ -118,9 +119,9 @@ def _job_of(trial, sampler) -> str | None:
     if fixed and "job" in fixed:
         return fixed["job"]
     grid = trial.system_attrs.get("grid_id")
-    if grid is None and trial.number < len(sampler._all_grids):
+    if grid is None and trial.number < len(grid_order(sampler)):
         grid = trial.number  # GridSampler's rule for a trial that was not enqueued
-    return sampler._all_grids[grid][0] if grid is not None else None
+    return grid_order(sampler)[grid][0] if grid is not None else None
 
 
 def state_of(study, jobs: list[Job], max_retry: int) -> PhaseState:
@@ -183,7 +184,7 @@ def run_phase(claims: Claims, name: str, jobs: list[Job], do_job, budget, log=pr
             budget.give_back()
             trial.set_user_attr("outcome", f"duplicate of a {dup} attempt")
             return 0.0
-        frozen = study._storage.get_trial(trial._trial_id)  # Trial has no system_attrs in Optuna 5
+        frozen = frozen_trial(study, trial)  # Trial has no system_attrs in Optuna 5
         retried = bool(frozen.system_attrs.get("retry_history"))
         try:
             facts = do_job(by_key[key], trial, retried)

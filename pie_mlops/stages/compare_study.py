@@ -59,7 +59,7 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
     from pie_mlops.analysis.run import analyse
     from pie_mlops.atomic import atomic_dir
     from pie_mlops.data.contract import read_meta, read_split
-    from pie_mlops.stages.compare import write_outputs
+    from pie_mlops.compare_files import write_outputs
 
     dataset, split = params["dataset"], params["split"]
     dataset_dir = Path(params["data_dir"]) / dataset
@@ -123,7 +123,7 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
 
 def _read_dir(root: Path, splits: tuple[str, ...]) -> dict:
     """The compared split (required) and the train splits for EL2N (when dense has them)."""
-    from pie_mlops.stages.compare import load_predictions_dir
+    from pie_mlops.compare_files import load_predictions_dir
     stacks = {splits[0]: load_predictions_dir(root, splits[0])}
     for s in splits[1:]:
         try:

@@ -16,18 +16,15 @@ input is checked before the first run starts, so bad input registers nothing.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
 from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.log import get as get_logger
 from pie_mlops.log import progress_disabled
 from pie_mlops.schema import defaults
-from pie_mlops.tracking.restore import restore_predictions
-from pie_mlops.params import as_list, for_arch, read_best_params, seeds_for
-from pie_mlops.predictions import publish_predictions, split_score
+from pie_mlops.jobs import Made, ModelJob, finished, identity_tags, run_job
+from pie_mlops.params import as_list, for_arch, hyperparameters, seeds_for
 from pie_mlops.pruning.plan import SCOPES, format_sparsity, group_name, plan_jobs  # noqa: F401 (the stage's vocabulary)
 from pie_mlops.pruning.plan import predicted_splits as _predicted_splits
 
@@ -46,13 +43,11 @@ def pruned_dir(params: dict, arch: str) -> Path:
 
 
 def _hyperparameters(params: dict) -> dict:
-    """Training hyperparameters of ft/wr/ai/recovery: params.yaml, with tuned lr/batch/warm-up."""
-    best = Path(str(params["best_params"]).format(dataset=params["dataset"], arch=params["arch"]))
-    hp = {k: params[k] for k in ("batch_size", "lr", "warmup_ratio", "weight_decay", "max_length")}
-    tuned = read_best_params(best)
-    hp.update({k: v for k, v in tuned.items() if k in ("lr", "batch_size", "warmup_ratio") and
-               (k != "lr" or params["lr"] is None)})
-    return hp
+    """Training hyperparameters of ft/wr/ai/recovery (params.hyperparameters' rule): the tuned
+    lr, batch size and warm-up win over the section's, but a prune.lr that is set wins over both."""
+    return hyperparameters(params, ("batch_size", "lr", "warmup_ratio", "weight_decay", "max_length"),
+                           tunable=("lr", "batch_size", "warmup_ratio"),
+                           force={"lr": params["lr"]} if params["lr"] is not None else None)
 
 
 def _epochs_per_step(params: dict, jobs: list[dict], versions: dict) -> dict:
@@ -119,79 +114,63 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     # Seed-major order: every os group of a seed starts from the same registered dense model,
     # downloaded once and kept (one seed at a time) in `dense`.
     records, dense = [], _DENSE
-    for job, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune", disable=progress_disabled(progress)):
+    for group_plan, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune",
+                                 disable=progress_disabled(progress)):
         plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
                                        "steps", "recovery_steps", "impact_batches", "impact_batch_size",
                                        "predict_train", "predict_validation", "predict_test",
                                        "max_train_examples")}
-        plan.update(hp, **identity_extras(params), **job, epochs_per_step=epochs[seed])
+        plan.update(hp, **identity_extras(params), **group_plan, epochs_per_step=epochs[seed])
         if plan["schedule"] != "os":
             plan.pop("recovery_steps")
+        job = ModelJob(plan=plan, group=plan["group"], seed=seed, model_name=name,
+                       out_dir=pruned_dir(params, plan["arch"]) / plan["group"] / f"s{seed}", alias=tracking.alias_for(plan["group"], seed),
+                       tags=identity_tags("prune", plan, plan["group"], seed, data_md5=md5, git_sha=sha,
+                                          fingerprint=code_fingerprint(__name__),  # a code fix retrains
+                                          criterion=plan["criterion"], schedule=plan["schedule"], scope=plan["scope"],
+                                          threshold=plan["threshold"], sparsity=format_sparsity(plan["sparsity"])))
         # One process at a time per (model, group, seed) on a SQLite store (tracking/guard.py).
-        with tracking.model_claim(name, job["group"], seed):
-            tags = {"stage": "prune", "dataset": plan["dataset"], "arch": plan["arch"], "group": job["group"],
-                    "criterion": job["criterion"], "schedule": job["schedule"], "scope": job["scope"],
-                    "threshold": job["threshold"], "sparsity": format_sparsity(job["sparsity"]), "seed": seed,
-                    "data_md5": md5, "git_sha": sha, "params_hash": tracking.params_hash(plan),
-                    "code_fingerprint": code_fingerprint(__name__)}  # a code fix retrains
-            out_dir = pruned_dir(params, plan["arch"]) / job["group"] / f"s{seed}"
-            found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
+        with tracking.model_claim(name, job.group, seed):
+            found = finished(job)
             if found:
-                restore_predictions(found, out_dir)
-                records.append({"group": job["group"], "seed": seed, "status": "skipped", "run_id": found})
+                records.append({"group": job.group, "seed": seed, "status": "skipped", "run_id": found})
                 continue
             key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
-            records.append(_prune_one(plan, seed, meta, splits, tags, out_dir, name, progress, dense, key,
-                                      versions[seed]))
+            records.append(_prune_one(job, meta, splits, progress, dense, key, versions[seed]))
     return records
 
 
-def _prune_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_dir: Path, name: str,
-               progress: bool, dense: dict, key: tuple, mv=None) -> dict:
-    from pie_mlops import tracking
-    from pie_mlops.predictions import write_predictions
+def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, dense: dict, key: tuple, mv=None) -> dict:
     from pie_mlops.pruning.apply import prune_model
     from pie_mlops.scale.lanes import compute
     from pie_mlops.training import predict_split
 
-    group = plan["group"]
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(out_dir)  # sweeps what a killed earlier run left there
-    run_name = f"{plan['dataset']}-{plan['arch']}-{group}-s{seed}"
-    try:
-        with compute():  # the worker's compute slot (pie_mlops/scale/lanes.py); else just timing
-            model = _start_model(plan, seed, meta, name, staging, dense, key, mv)  # before the run: a bad model makes no run
-        with tracking.model_run(run_name, tags, {**plan, "seed": seed}) as run:
-            with compute():  # tracking below runs outside it, beside the next job's compute
-                outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
-                                      on_epoch_end=run.log_epoch)
-                outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved")
-                run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
-                frames = {split: predict_split(model, splits[split], split=split, group=group, seed=seed,
-                                               threshold=outcome.threshold)
-                          for split in _predicted_splits(plan)}
-                files = [write_predictions(frame, staging / "out" / f"{split}.parquet")
-                         for split, frame in frames.items()]
-            run.log_artifacts(files, "predictions")
-            final = {f"{split}_score": split_score(meta["task"], frame) for split, frame in frames.items()}
-            if outcome.threshold is not None:
-                final["threshold"] = outcome.threshold
-            scalars = {k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))}
-            run.log_dict(outcome.accounting, "pruning.json")
-            run.log_model(model, saved=staging / "saved", label_names=meta["label_names"],  # first: see train.py
-                          examples=splits["test"], threshold=outcome.threshold)
-            run.log_metrics({**final, **scalars})
-            version = run.register(name, tracking.alias_for(group, seed))
-            publish_predictions(staging / "out", out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    acc = outcome.accounting
-    _LOG.info(f"{name} v{version} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, "
-          + (f"validation {final['validation_score']:.4f}, " if "validation_score" in final else "")
-          + (f"test {final['test_score']:.4f}, " if "test_score" in final else "")
-          + f"{acc['latency_ms']:.1f} ms/batch")
-    return {"group": group, "seed": seed, "status": "pruned", "run_id": run.run_id, "version": version,
-            **final, "achieved_sparsity": acc["achieved_sparsity"]}
+    plan, seed, group = job.plan, job.seed, job.group
+
+    def make(run, model, staging) -> Made:
+        with compute():  # tracking runs outside it, beside the next job's compute
+            outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
+                                  on_epoch_end=run.log_epoch)
+            outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved")
+            run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
+            frames = {split: predict_split(model, splits[split], split=split, group=group, seed=seed,
+                                           threshold=outcome.threshold)
+                      for split in _predicted_splits(plan)}
+        kept["accounting"] = outcome.accounting
+        return Made(model, frames, threshold=outcome.threshold, saved=staging / "saved",
+                    metrics={k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))},
+                    documents={"pruning.json": outcome.accounting})
+
+    kept: dict = {}
+    record = run_job(job, make, task=meta["task"], label_names=meta["label_names"], examples=splits["test"],
+                     # before the run: a dense model that does not load makes no run
+                     start=lambda staging: _start_model(plan, seed, meta, job.model_name, staging, dense, key, mv))
+    acc = kept["accounting"]
+    _LOG.info(f"{job.model_name} v{record['version']} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, "
+              + (f"validation {record['validation_score']:.4f}, " if "validation_score" in record else "")
+              + (f"test {record['test_score']:.4f}, " if "test_score" in record else "")
+              + f"{acc['latency_ms']:.1f} ms/batch")
+    return {"group": group, "seed": seed, "status": "pruned", **record, "achieved_sparsity": acc["achieved_sparsity"]}
 
 
 def _saved_size_mb(model, path: Path) -> float:

@@ -16,18 +16,16 @@ and it tells the others which jobs to skip. The other ranks train, then wait and
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from pie_mlops.atomic import staging_dir
 from pie_mlops.errors import PieError
 from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.schema import defaults
 from pie_mlops.log import progress_disabled
 from pie_mlops.log import get as get_logger
-from pie_mlops.predictions import predicted_splits, publish_predictions, split_score
-from pie_mlops.tracking.restore import restore_predictions
-from pie_mlops.params import TUNED, as_list, for_arch, read_best_params, seeds_for  # noqa: F401 (used below; re-read by tests)
+from pie_mlops.jobs import Made, ModelJob, finished, identity_tags, run_job
+from pie_mlops.predictions import predicted_splits
+from pie_mlops.params import TUNED, as_list, best_params_file, for_arch, hyperparameters, seeds_for  # noqa: F401 (TUNED: re-read by tests)
 
 _LOG = get_logger(__name__)
 
@@ -42,10 +40,9 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
 
     if arch not in ARCHS:
         raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    best_file = Path(str(params["best_params"]).format(dataset=params["dataset"], arch=arch))
-    hp = {k: params[k] for k in ("epochs", "batch_size", "lr", "warmup_ratio", "weight_decay", "max_length")}
-    hp.update(read_best_params(best_file))
-    hp.update(force or {})
+    best_file = best_params_file(dict(params, arch=arch))
+    hp = hyperparameters(dict(params, arch=arch), ("epochs", "batch_size", "lr", "warmup_ratio", "weight_decay",
+                                                   "max_length"), force=force)
     # bilstm uses the packaged GloVe. A bert path or hub name is checked by building the
     # model, which happens before its run starts (a missing local path is a PieError there).
     model_path = params["model_path"] if arch == "bert" else None
@@ -117,28 +114,20 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
     records, together = [], {}  # together: the unfinished seeds of seed-parallel plans, by arch
     jobs = [(plan, seed) for plan in plans for seed in seeds[plan["arch"]]]
     for plan, seed in tqdm(jobs, desc="train seeds", disable=progress_disabled(progress)):
+        job = model_job(plan, seed, md5, sha, params["predictions_dir"])
         # One process at a time per (model, group, seed) on a SQLite store: a duplicate command
         # waits here, then finds the first one's run finished (pie_mlops/tracking/guard.py).
-        with tracking.model_claim(tracking.registered_model_name(plan["dataset"], plan["arch"]), GROUP, seed,
-                                  enabled=is_main()):
-            tags = {"stage": "train", "dataset": plan["dataset"], "arch": plan["arch"], "group": GROUP,
-                    "criterion": "none", "schedule": "none", "scope": "none", "sparsity": "0.0",
-                    "achieved_sparsity": "0.0", "seed": seed, "data_md5": md5, "git_sha": sha,
-                    "params_hash": tracking.params_hash(plan),
-                    "code_fingerprint": code_fingerprint(__name__)}  # a code fix retrains
-            out_dir = Path(params["predictions_dir"]) / plan["dataset"] / plan["arch"] / GROUP / f"s{seed}"
+        with tracking.model_claim(job.model_name, GROUP, seed, enabled=is_main()):
             # rank 0 alone reads the store; all ranks must agree on skipping (they train together)
-            found = broadcast(tracking.find_finished_run({k: str(v) for k, v in tags.items()}) if is_main() else None)
+            found = broadcast(finished(job) if is_main() else None)
             if found:
-                if is_main():
-                    restore_predictions(found, out_dir)
                 records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
                 continue
             data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
             if plan.get("seed_parallel"):  # trained together below, then tracked seed by seed
-                together.setdefault(plan["arch"], (plan, data, []))[2].append((seed, tags, out_dir))
+                together.setdefault(plan["arch"], (plan, data, []))[2].append(job)
                 continue
-            records.append(_train_one(plan, seed, meta, data, tags, out_dir, progress))
+            records.append(_train_one(job, meta, data, progress))
     for plan, data, pending in together.values():
         from pie_mlops.stages.train_group import train_group
 
@@ -146,8 +135,19 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
     return records
 
 
-def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_dir: Path,
-               progress: bool) -> dict:
+def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str) -> ModelJob:
+    """The dense job of one (arch, seed)."""
+    from pie_mlops import tracking
+
+    tags = identity_tags("train", plan, GROUP, seed, data_md5=md5, git_sha=sha,
+                         fingerprint=code_fingerprint(__name__),  # a code fix retrains
+                         criterion="none", schedule="none", scope="none", sparsity="0.0", achieved_sparsity="0.0")
+    return ModelJob(plan=plan, group=GROUP, seed=seed, tags=tags,
+                    out_dir=Path(predictions_dir) / plan["dataset"] / plan["arch"] / GROUP / f"s{seed}",
+                    model_name=tracking.registered_model_name(plan["dataset"], plan["arch"]), alias=f"{GROUP}-s{seed}")
+
+
+def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool) -> dict:
     from pie_mlops.distributed import is_main, rank
     from pie_mlops.fidelity import model_kwargs
     from pie_mlops.models import build_model
@@ -155,6 +155,7 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
     from pie_mlops.training import TrainConfig, predict_split, snapshot_frames
     from pie_mlops.training import train as fit
 
+    plan, seed = job.plan, job.seed
     task, n_labels = meta["task"], len(meta["label_names"])
     # Built before the run starts: a model path that does not load fails with no run at all.
     with compute():  # the worker's compute slot (pie_mlops/scale/lanes.py); else just timing
@@ -168,57 +169,33 @@ def _train_one(plan: dict, seed: int, meta: dict, splits: dict, tags: dict, out_
         fit(model, splits["train"], splits["validation"], cfg)
         return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}
 
-    def make(run):
-        with compute():  # tracking below runs outside it, beside the next job's compute
+    def make(run, _model, _staging) -> Made:
+        with compute():  # tracking runs outside it, beside the next job's compute
             result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
             frames = {split: predict_split(model, splits[split], split=split, group=GROUP, seed=seed,
                                            threshold=result.threshold, batch_size=cfg.eval_batch_size)
                       for split in predicted_splits(plan)}
             frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
-        return result, frames
+        return Made(model, frames, threshold=result.threshold, step=int(plan["epochs"]))
 
-    return track_one(plan, seed, task, model, tags, out_dir, make, meta["label_names"], splits["test"])
+    return track_one(job, make, task, meta["label_names"], splits["test"])
 
 
-def track_one(plan: dict, seed: int, task: str, model, tags: dict, out_dir: Path, make, label_names: list,
-              examples) -> dict:
-    """One seed's run: `make(run)` -> (TrainResult, prediction frames) inside it; then the
-    predictions, the model and its version (a pyfunc whose input example comes from
-    `examples`), all undone if anything fails."""
-    from pie_mlops import tracking
-    from pie_mlops.predictions import write_predictions
-    from pie_mlops.scale.lanes import compute
+def track_one(job: ModelJob, make, task: str, label_names: list, examples) -> dict:
+    """One dense seed through the model-job protocol (pie_mlops/jobs.py), then its line and,
+    when it learned nothing, a warning now rather than at compare."""
+    kept = {}
 
-    name = tracking.registered_model_name(plan["dataset"], plan["arch"])
-    run_name = f"{plan['dataset']}-{plan['arch']}-{GROUP}-s{seed}"
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Predictions are staged beside their final place and moved in only once the version is
-    # registered, so predictions/ never holds the output of a failed run.
-    staging = staging_dir(out_dir)  # sweeps what a killed earlier run left there
-    try:
-        with tracking.model_run(run_name, tags, {**plan, "seed": seed, "group": GROUP}) as run:
-            result, frames = make(run)
-            with compute():
-                files = [write_predictions(frame, staging / f"{split}.parquet") for split, frame in frames.items()]
-            run.log_artifacts(files, "predictions")
-            final = {f"{split}_score": split_score(task, frame) for split, frame in frames.items()
-                     if "@" not in split}
-            if result.threshold is not None:
-                final["threshold"] = result.threshold
-            # The model first: MLflow 3's log_model reads back the history of every metric
-            # already logged (a request each); final metrics logged after it carry its model_id.
-            run.log_model(model, label_names=label_names, examples=examples, threshold=result.threshold)
-            run.log_metrics(final, step=int(plan["epochs"]))
-            version = run.register(name, f"{GROUP}-s{seed}")
-            publish_predictions(staging, out_dir)  # last: a failure here still unregisters the version
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    _LOG.info(f"{name} v{version} ({GROUP}-s{seed}): validation {final['validation_score']:.4f}, "
-              f"test {final['test_score']:.4f} -> {out_dir}")
+    def make_and_keep(run, model, staging) -> Made:
+        kept["made"] = make(run, model, staging)
+        return kept["made"]
+
+    record = run_job(job, make_and_keep, task=task, label_names=label_names, examples=examples)
+    _LOG.info(f"{job.model_name} v{record['version']} ({job.alias}): validation {record['validation_score']:.4f}, "
+              f"test {record['test_score']:.4f} -> {job.out_dir}")
     from pie_mlops.baseline import at_baseline, baseline_name
-    if (weak := at_baseline(frames["validation"], task)) is not None:  # it learned nothing: say so now
-        _LOG.warning(f"{name} {GROUP}-s{seed} ends at the trivial baseline on validation: {weak[0]:.4f} vs "
-                     f"{baseline_name(task)} {weak[1]:.4f}; tune it (tune.arch) or train longer, or compare will stop")
-    return {"arch": plan["arch"], "seed": seed, "status": "trained", "run_id": run.run_id,
-            "version": version, **final}
 
+    if (weak := at_baseline(kept["made"].frames["validation"], task)) is not None:  # it learned nothing: say so now
+        _LOG.warning(f"{job.model_name} {job.alias} ends at the trivial baseline on validation: {weak[0]:.4f} vs "
+                     f"{baseline_name(task)} {weak[1]:.4f}; tune it (tune.arch) or train longer, or compare will stop")
+    return {"arch": job.plan["arch"], "seed": job.seed, "status": "trained", **record}

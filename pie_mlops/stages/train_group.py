@@ -2,7 +2,7 @@
 
 The seeds are built one by one (each its own seeded initialisation), trained and predicted as
 one batched computation (pie_mlops/seed_training.py), and only then does each seed go through
-the same per-seed path as a sequential model (`track_one`): its own run, predictions, logged
+the same per-seed path as a sequential model (`track_one`, the model-job protocol): its own run, predictions, logged
 model and version, with the same tags. No run exists while the batch computes, so a crash or a
 kill there leaves nothing behind for those seeds; one during tracking leaves the finished
 seeds registered and the rest to a rerun, which trains only those, together again.
@@ -10,15 +10,14 @@ seeds registered and the rest to a rerun, which trains only those, together agai
 
 from __future__ import annotations
 
-from pathlib import Path
+from pie_mlops.jobs import Made, ModelJob
 
 
-def train_group(plan: dict, pending: list[tuple[int, dict, Path]], meta: dict, splits: dict,
-                progress: bool) -> list[dict]:
-    """Train the seeds in `pending` ((seed, tags, out_dir) each) together; one record per seed."""
+def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool) -> list[dict]:
+    """Train the seeds of the dense jobs in `pending` together; one record per seed."""
     from pie_mlops import tracking
+    from pie_mlops.jobs import finished
     from pie_mlops.models import build_model
-    from pie_mlops.tracking.restore import restore_predictions
     from pie_mlops.predictions import predictions_frame
     from pie_mlops.scale.lanes import compute
     from pie_mlops.seed_training import predict_logits_stacked, train_seeds
@@ -33,7 +32,7 @@ def train_group(plan: dict, pending: list[tuple[int, dict, Path]], meta: dict, s
         raise PieError(f"train.seed_parallel supports optimizer adamw_warmup only, not {plan['optimizer']!r}: "
                        f"turn seed_parallel off for {plan['arch']} or use adamw_warmup")
     task, n_labels = meta["task"], len(meta["label_names"])
-    seeds = [seed for seed, _, _ in pending]
+    seeds = [job.seed for job in pending]
     cfg = TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
                       warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                       snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress)
@@ -50,24 +49,22 @@ def train_group(plan: dict, pending: list[tuple[int, dict, Path]], meta: dict, s
     del stack
 
     records = []
-    for i, (seed, tags, out_dir) in enumerate(pending):
-        def make(run, i=i, seed=seed):
+    for i, job in enumerate(pending):
+        def make(run, _model, _staging, i=i, seed=job.seed) -> Made:
             for metrics in results[i].history:  # as on_epoch_end logs them in sequential training
                 run.log_epoch(metrics["epoch"], metrics)
             frames = {split: predictions_frame(splits[split], logits[split][i], split=split, group=GROUP, seed=seed,
                                                task=task, threshold=results[i].threshold)
                       for split in logits}
             frames.update(snapshot_frames(results[i], splits["train"], group=GROUP, seed=seed, task=task))
-            return results[i], frames
+            return Made(models[i], frames, threshold=results[i].threshold, step=int(plan["epochs"]))
 
         # Registered under the per-(model, group, seed) claim, like a sequential seed: a duplicate
         # command that trained the same group meanwhile finds this seed finished and defers.
-        with tracking.model_claim(tracking.registered_model_name(plan["dataset"], plan["arch"]), GROUP, seed):
-            found = tracking.find_finished_run({k: str(v) for k, v in tags.items()})
+        with tracking.model_claim(job.model_name, GROUP, job.seed):
+            found = finished(job)
             if found:
-                restore_predictions(found, out_dir)
-                records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
+                records.append({"arch": plan["arch"], "seed": job.seed, "status": "skipped", "run_id": found})
                 continue
-            records.append(track_one(plan, seed, task, models[i], tags, out_dir, make, meta["label_names"],
-                                     splits["test"]))
+            records.append(track_one(job, make, task, meta["label_names"], splits["test"]))
     return records

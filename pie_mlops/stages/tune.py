@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from pie_mlops.compat import study_storage
 from pie_mlops.errors import PieError
 from pie_mlops.schema import defaults
 from pie_mlops.log import progress_disabled
@@ -243,7 +244,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
     study, created = open_study(name, params)
     if created:
         study.set_user_attr("identity", study_identity(params, md5))
-    _say_if_new(study._storage, name, created)
+    _say_if_new(study_storage(study), name, created)
     n_trials = int(params["n_trials"])
     metric = "val_macro_f1" if task == "multi_label" else "val_accuracy"
 
@@ -281,7 +282,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
         write_best(out, best, {"name": name, "storage": redact_url(params["storage"]), "metric": metric,
                                "best_value": float(study.best_value), "best_trial": study.best_trial.number,
                                "n_trials": n_done})
-        if _claim(study._storage, f"{name}:best@{n_done}"):
+        if _claim(study_storage(study), f"{name}:best@{n_done}"):
             tracking.log_study_result(parent_id, best, float(study.best_value), metric, out)
     _LOG.info(f"best {metric} {study.best_value:.4f} with {best} -> {out}")
     return best

@@ -86,20 +86,20 @@ def _fluent():
     mlflow call in this process to this store, even after MLFLOW_TRACKING_URI changes.
     """
     import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from pie_mlops.compat import mlflow_global_uris, restore_mlflow_registry_uri
 
     # set_*_uri write the URI variables, and end_run() drops MLFLOW_RUN_ID (which `mlflow run`
     # set for the whole command, so later seeds still need it): restore all three.
     env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID")}
-    old_tracking, old_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+    old_tracking, old_registry = mlflow_global_uris()
     mlflow.set_tracking_uri(tracking_uri())
     mlflow.set_registry_uri(registry_uri())
     try:
         yield mlflow
     finally:
         mlflow.set_tracking_uri(old_tracking)
-        registry_utils._registry_uri = old_registry
+        restore_mlflow_registry_uri(old_registry)
         for key, value in env.items():
             if value is None:
                 os.environ.pop(key, None)

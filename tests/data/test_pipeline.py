@@ -121,6 +121,25 @@ def test_sigkill_mid_prune_then_the_main_command_finishes_cleanly(study):
     assert json.loads(run(["dvc", "status", "--json"], repo).stdout) == {}
 
 
+def test_the_outputs_match_the_pinned_ones(study):
+    """Refactors keep the pipeline's outputs: every model's mean test logits (to 1e-4: another
+    CPU may round differently) and every group's PIE ids, as pinned in tests/fixtures."""
+    import numpy as np
+    import pandas as pd
+
+    pinned = json.loads((Path(__file__).parent.parent / "fixtures" / "tiny_outputs.json").read_text())
+    root = study["repo"] / "predictions" / "synthetic_nli"
+    got = {"/".join(f.parent.relative_to(root).parts): np.stack(pd.read_parquet(f)["logits"].to_numpy()).mean(0)
+           for f in root.rglob("test.parquet")}
+    assert set(got) == set(pinned["mean_test_logits"])
+    for key, means in pinned["mean_test_logits"].items():
+        np.testing.assert_allclose(got[key], means, atol=1e-4, err_msg=key)
+    for key, ids in pinned["pies"].items():
+        arch, group = key.split("/", 1)
+        pies = pd.read_parquet(study["repo"] / f"reports/compare/synthetic_nli/{arch}/pies.parquet")
+        assert sorted(pies.loc[(pies.group == group) & pies.is_pie, "example_id"]) == ids, key
+
+
 def test_a_params_change_reruns_only_what_reads_it(study):
     repo = study["repo"]
     params = yaml.safe_load((repo / "params.yaml").read_text())

