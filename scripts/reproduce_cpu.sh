@@ -36,6 +36,8 @@ lane_a() {
   step --profile repro train -a bert
   step --profile repro prune -a bert
   step --profile repro prune -a bilstm -m random-ft,random-ai,magnitude-ai,impact-ai
+  # then help lane B from its last seed backwards (a (model, group, seed) is claimed once)
+  step --profile repro prune -a bilstm -m magnitude-ft,magnitude-wr,impact-ft,impact-wr -s "$(seq -s, 19 -1 0)"
 }
 
 lane_b() {
