@@ -70,6 +70,8 @@ def render(name: str, run: dict, datasets: dict[str, dict]) -> str:
            f"peak RSS {_num(run.get('peak_rss_gib'), 2)} GiB",
            f"- machine: {run.get('machine', 'n/a')}",
            f"- code: {run.get('git_sha', 'n/a')}; params: the `params-<dataset>.yaml` files here", ""]
+    if run.get("notes"):  # deviations from the paper and from the plain command, written down
+        out += ["## Deviations and notes", "", *[f"- {note}" for note in run["notes"]], ""]
     for dataset, d in datasets.items():
         claims = d["claims"]
         seeds = claims.get("seeds_per_group")

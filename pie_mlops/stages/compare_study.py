@@ -255,6 +255,14 @@ def _export_pies(pies_frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, data
         write_dataset(root, m["name"], {"train": empty, "validation": empty, "test": subset}, m)
 
 
+def _pie_line(group: dict, row, params: dict, run_id: str) -> str:
+    """One version's PIE line: its group's PIE share and this model's accuracy on the PIEs."""
+    acc = "n/a" if pd.isna(row.acc_pie) else f"{row.acc_pie:.4f}"
+    collapsed = " (group collapsed: kept out of the claims)" if group.get("collapsed") else ""
+    return (f"{group['n_pies']} of the {params['split']} examples ({group['pie_share']:.1%}) are PIEs of group "
+            f"{row.group}{collapsed}; this model's accuracy on them {acc} (compare run {run_id}).")
+
+
 def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, analysis) -> str:
     from pie_mlops import tracking
 
@@ -278,6 +286,7 @@ def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, 
                               for g, s in summary.items()])
         tracking.log_compare_artifacts(run_id, out, table)
         by_key = {(r["group"], r["seed"]): r["run_id"] for r in runs}
+        name = tracking.registered_model_name(dataset, arch)
         for row in scores.itertuples():  # PIE metrics on each model's own run
             rid = by_key.get((row.group, row.seed))
             if rid is None:
@@ -285,6 +294,10 @@ def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, 
             extra = {"acc_sensitive": row.acc_subset}
             if row.group != "dense":
                 extra.update(pie_share=summary[row.group]["pie_share"], acc_pie=row.acc_pie, acc_nonpie=row.acc_nonpie)
+                version = tracking.version_of_run(name, rid)
+                if version is not None:  # the registry UI shows each version's PIEs beside its scores
+                    tracking.set_description_line(name, version, "PIEs", _pie_line(summary[row.group], row, params,
+                                                                                     run_id))
             tracking.log_metric_batch(rid, {k: (None if pd.isna(v) else v) for k, v in extra.items()})
         if champion is not None:
             name = tracking.registered_model_name(dataset, arch)

@@ -18,7 +18,7 @@ from pie_mlops.tracking.guard import model_claim, open_store
 from pie_mlops.tracking.loading import load_version
 from pie_mlops.tracking.models import (
     ModelRun, alias_for, download_run_artifacts, model_run, model_runs, registered_model_name,
-    run_param, set_champion, version_by_alias, version_of_run,
+    run_param, set_champion, set_description_line, version_by_alias, version_of_run,
 )
 from pie_mlops.tracking.recovery import reap_job_runs, reap_stale_runs, run_registered
 from pie_mlops.tracking.store import (
@@ -34,5 +34,5 @@ __all__ = [
     "experiment_id", "find_finished_run", "git_sha", "load_version", "log_artifacts_if_active",
     "log_compare_artifacts", "log_metric_batch", "log_study_result", "metric_key", "model_requirements",
     "model_claim", "model_run", "model_runs", "open_store", "params_hash", "job_tags", "reap_job_runs", "reap_stale_runs", "run_registered", "registered_model_name", "registry_uri", "run_param",
-    "set_champion", "study_run", "tracking_uri", "trial_run", "version_by_alias", "version_of_run",
+    "set_champion", "set_description_line", "study_run", "tracking_uri", "trial_run", "version_by_alias", "version_of_run",
 ]

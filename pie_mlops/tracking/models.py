@@ -291,9 +291,16 @@ def set_champion(name: str, version: str, tags: dict) -> None:
     for k, v in tags.items():
         client.set_model_version_tag(name, version, k, str(v))
     if tags.get("champion_reason"):
-        mv = client.get_model_version(name, version)
-        base = (mv.description or "").split("\nChampion: ")[0]  # a later compare replaces, not appends
-        client.update_model_version(name, version, description=f"{base}\nChampion: {tags['champion_reason']}")
+        set_description_line(name, version, "Champion", tags["champion_reason"])
+
+
+def set_description_line(name: str, version: str, key: str, text: str) -> None:
+    """Put `key: text` on its own line of the version's description, replacing an earlier one
+    (a later compare replaces what an earlier one wrote; it never appends twice)."""
+    client = _client()
+    mv = client.get_model_version(name, version)
+    lines = [line for line in (mv.description or "").split("\n") if line and not line.startswith(f"{key}: ")]
+    client.update_model_version(name, version, description="\n".join([*lines, f"{key}: {text}"]))
 
 
 def version_of_run(name: str, run_id: str) -> str | None:

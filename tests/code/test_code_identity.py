@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _command_imports(command: str) -> set[str]:
     """The pie_mlops modules the CLI function of `command` imports (lazily, inside it)."""
-    tree = ast.parse((ROOT / "pie_mlops" / "cli.py").read_text())
-    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == command)
+    bodies = [n for f in sorted((ROOT / "pie_mlops" / "cli").glob("*.py")) for n in ast.parse(f.read_text()).body]
+    func = next(n for n in bodies if isinstance(n, ast.FunctionDef) and n.name == command)
     found = set()
     for node in ast.walk(func):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pie_mlops"):

@@ -41,3 +41,6 @@ def test_render_lists_every_claim_and_group():
     assert "| a | On PIEs accuracy collapses. | s = 0.500, 95% CI [0.400, 0.600]; 1 group(s) | **holds** |" in text
     assert "| magnitude-ft@0.50 | 20 | 0.080 [0.060, 0.100] | 0.700 | 0.100 | no |" in text
     assert "10 vs 10 seeds): 0.020 [0.010, 0.030]" in text
+    assert "Deviations" not in text
+    noted = render("t", {"command": "c", "notes": ["E = 1 for the BiLSTM"]}, {})
+    assert "## Deviations and notes\n\n- E = 1 for the BiLSTM\n" in noted

@@ -109,6 +109,11 @@ def test_champion_alias_points_at_the_sparsest_version_with_its_reason(store):
     champ = store["result"]["champion"]
     summary = store["result"]["summary"]
     usable = {g for g, s in summary.items() if g != "noise_floor" and not s.get("collapsed")}
+    pruned = [v for v in _client().search_model_versions(f"name = '{NAME}'") if v.tags.get("group") != "dense"]
+    assert pruned
+    for v in pruned:  # the registry UI: every pruned version's description carries its PIE line
+        pies = [line for line in v.description.split("\n") if line.startswith("PIEs: ")]
+        assert len(pies) == 1 and f"are PIEs of group {v.tags['group']}" in pies[0], v.description
     if champ is None:  # tiny models: every group collapsed, or no sensitive example to judge on
         verdict = json.loads((Path(store["result"]["out"]) / "champion.json").read_text())
         assert verdict["champion"] is None and verdict["reason"]

@@ -1,0 +1,136 @@
+"""`pie-mlops tune`, `train` and `prune`: the models, each one tracked and registered."""
+
+from __future__ import annotations
+
+import click
+
+from pie_mlops.cli import _given, _open_store, cli
+from pie_mlops.errors import PieError
+
+
+@cli.command()
+@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: tune.dataset.")
+@click.option("--arch", "-a", default=None, metavar="bert|bilstm[,...]",
+              help="Architecture(s), comma-separated; one study each. Default: tune.arch.")
+@click.option("--n-trials", default=None, metavar="N",
+              help="Total trials the study should have; a re-run only adds the missing ones. Default: tune.n_trials.")
+@click.option("--storage", default=None,
+              help="Optuna storage URL: sqlite:///optuna.db (default) or any RDB URL, e.g. postgresql://...")
+@click.option("--model-path", default=None, help="bert: a Hugging Face encoder directory, or a hub name when a hub is reachable. "
+                   "Default: packaged MiniLM.")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: tune.data_dir (data).")
+@click.pass_context
+def tune(ctx: click.Context, **options) -> None:
+    """Choose training hyperparameters with Optuna (never looks at the test split).
+
+    \b
+    Searches tune.space in params.yaml (lr, epochs, batch_size, warmup_ratio), maximising
+    validation accuracy (macro-F1 for multi-label), with median pruning per epoch. The
+    study is stored in tune.storage and resumes on re-run. MLflow: one parent run per
+    study, a nested run per trial, best parameters on the parent. Writes
+    params/best_<dataset>_<arch>.yaml, which `pie-mlops train` reads.
+    """
+    from pie_mlops.params import load_section
+    from pie_mlops.stages.tune import DEFAULTS
+    from pie_mlops.stages.tune import tune as run
+
+    params = load_section("tune", DEFAULTS, ctx.obj["params_file"])
+    params.update(_given(options))
+    try:
+        n = params["n_trials"]  # one for all, or one per architecture
+        params["n_trials"] = {a: int(v) for a, v in n.items()} if isinstance(n, dict) else int(n)
+    except ValueError:
+        raise PieError(f"--n-trials must be a whole number, got {params['n_trials']!r}") from None
+    _open_store(ctx.obj["params_file"])
+    run(params)
+
+
+@cli.command()
+@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: train.dataset.")
+@click.option("--arch", "-a", default=None, metavar="bert|bilstm[,...]",
+              help="Architecture(s), comma-separated. Default: train.arch.")
+@click.option("--seeds", "-s", default=None, metavar="0,1,2",
+              help="Seeds, comma-separated. Default: train.seeds (five seeds).")
+@click.option("--epochs", type=int, default=None, help="Epochs; wins even over a tuned value. Default: train.epochs.")
+@click.option("--model-path", default=None,
+              help="bert: a Hugging Face encoder directory, or a hub name when a hub is reachable. "
+                   "Default: train.model_path (packaged MiniLM).")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: train.data_dir (data).")
+@click.pass_context
+def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str | None, epochs: int | None,
+          model_path: str | None, data_dir: str | None) -> None:
+    """Train the dense group: one tracked, registered model per seed.
+
+    \b
+    Per seed: an MLflow run, predictions/<dataset>/<arch>/dense/s<seed>/{validation,test,
+    train@epoch<k>}.parquet (also logged to the run), and a version of pie-<dataset>-<arch>
+    with the alias dense-s<seed>. A (dataset, arch, seed) already trained with the same
+    params and data is skipped. params/best_<dataset>_<arch>.yaml (from `tune`) overrides
+    lr/epochs/batch_size/warmup_ratio. MLflow: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.
+    """
+    from pie_mlops.params import load_section
+    from pie_mlops.stages.train import DEFAULTS
+    from pie_mlops.stages.train import train as run
+
+    params = load_section("train", DEFAULTS, ctx.obj["params_file"])
+    params.update(_given({"dataset": dataset, "arch": arch, "seeds": seeds, "model_path": model_path,
+                          "data_dir": data_dir}))
+    _open_store(ctx.obj["params_file"])
+    # An explicit --epochs wins even over a tuned params/best_*.yaml.
+    records = run(params, force={"epochs": epochs} if epochs else None)
+    done = sum(r["status"] == "trained" for r in records)
+    click.echo(f"trained {done}, skipped {len(records) - done} (already finished)")
+
+
+@cli.command()
+@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: prune.dataset.")
+@click.option("--arch", "-a", default=None, metavar="bert|bilstm", help="Default: prune.arch.")
+@click.option("--criteria", "-c", default=None, metavar="magnitude,impact,random",
+              help="Criteria, comma-separated. Default: prune.criteria.")
+@click.option("--schedules", default=None, metavar="os,ft,wr,ai",
+              help="Schedules, comma-separated: ft (iterative, fine-tune), wr (iterative, rewind), "
+                   "ai (at initialisation), os (one-shot of the dense model). Default: prune.schedules.")
+@click.option("--methods", "-m", default=None, metavar="magnitude-ft,random-ai",
+              help="<criterion>-<schedule> pairs, comma-separated, instead of criteria x schedules. "
+                   "Default: prune.methods.")
+@click.option("--sparsities", default=None, metavar="0.2,0.5,0.9",
+              help="Target sparsities in [0, 1), comma-separated. Default: prune.sparsities.")
+@click.option("--seeds", "-s", default=None, metavar="0,1,2",
+              help="Seeds; each needs its dense model (alias dense-s<seed>). Default: prune.seeds.")
+@click.option("--scope", default=None, metavar="unstructured|structured",
+              help="structured removes whole heads and FFN neurons (bert, os). Default: prune.scope.")
+@click.option("--threshold", default=None, metavar="global|per_layer",
+              help="Unstructured threshold over all prunable weights or per layer. Default: prune.threshold.")
+@click.option("--recovery-steps", default=None, metavar="N",
+              help="os: fine-tuning steps after pruning (0: none). Default: prune.recovery_steps.")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: prune.data_dir (data).")
+@click.pass_context
+def prune(ctx: click.Context, **options) -> None:
+    """Prune: one tracked, registered model per (criterion, schedule, sparsity, seed).
+
+    \b
+    Groups are named <criterion>-<schedule>@<sparsity>, e.g. magnitude-ft@0.50. Per model:
+    an MLflow run with its accounting (achieved sparsity overall and per layer, non-zero
+    parameters, size on disk, CPU latency), predictions/<dataset>/<arch>/pruned/<group>/s<seed>/
+    {validation,test,train}.parquet, and a version of pie-<dataset>-<arch> with the alias
+    <group>-s<seed> (MLflow-legal: magnitude-ft-0_50-s0). Finished models are skipped.
+    Needs the dense seeds from `pie-mlops train`. Example:
+      pie-mlops prune -c magnitude --schedules os --sparsities 0.5,0.9 --seeds 0,1,2
+    """
+    from pie_mlops.params import load_section
+    from pie_mlops.stages.prune import DEFAULTS
+    from pie_mlops.stages.prune import prune as run
+
+    params = load_section("prune", DEFAULTS, ctx.obj["params_file"])
+    given = _given(options)
+    if ({"criteria", "schedules"} & given.keys()) and "methods" not in given:
+        given["methods"] = None  # prune.methods would win over them: the options given must count
+    params.update(given)
+    try:  # a string from MLproject; an int keeps the params hash equal to params.yaml's
+        params["recovery_steps"] = int(params["recovery_steps"])
+    except (TypeError, ValueError):
+        raise PieError(f"--recovery-steps must be a whole number, got {params['recovery_steps']!r}") from None
+    _open_store(ctx.obj["params_file"])
+    records = run(params)
+    done = sum(r["status"] == "pruned" for r in records)
+    click.echo(f"pruned {done}, skipped {len(records) - done} (already finished)")
