@@ -10,7 +10,6 @@ ask for a fresh optimizer (weight rewinding).
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,17 +25,10 @@ from pie_mlops.metrics import accuracy, macro_f1, sigmoid, tune_threshold
 from pie_mlops.models.common import Encoded
 from pie_mlops.predictions import predictions_frame
 from pie_mlops.log import progress_disabled
+from pie_mlops.seeding import seed_everything  # noqa: F401 (callers import it from here too)
 
 _CACHE: "OrderedDict[tuple[str, str], Encoded]" = OrderedDict()
 _CACHE_SIZE = 16
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-    if torch.cuda.is_available():
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -21,7 +21,7 @@ def build_model(arch: str, num_labels: int, task: str = "single_label", *, seed:
     if arch not in ARCHS:
         raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     if seed is not None:
-        from pie_mlops.training import seed_everything
+        from pie_mlops.seeding import seed_everything
 
         seed_everything(seed)
     if arch == "bert":
