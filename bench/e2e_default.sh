@@ -87,13 +87,13 @@ ends = [t for t, _ in marks[1:]] + [wall]  # a stage runs until the next starts;
 stages = {name: round(end - t, 1) for (t, name), end in zip(marks, ends)}
 artifacts = sum(f.stat().st_size for f in (repo / "mlartifacts").rglob("*") if f.is_file()) / 2**30
 print("the README's main command: pie-mlops study (default profile, through dvc repro)")
-print(f"  {'stage':<18} {'seconds':>8} {'models':>7} {'s/model':>8}")
+print(f"  {'stage':<24} {'seconds':>8} {'models':>7} {'s/model':>8}")
 per_model = {}
 for name, secs in stages.items():
     n = models(name)
     if n:
         per_model[name] = round(secs / n, 2)
-    print(f"  {name:<18} {secs:8.1f} {n or '':>7} {per_model.get(name, ''):>8}")
+    print(f"  {name:<24} {secs:8.1f} {n or '':>7} {per_model.get(name, ''):>8}")
 print(f"{'wall clock':<22} {wall:8.1f} s   (budget 900 s)")
 print(f"{'peak RSS, whole tree':<22} {peak / 2**30:8.2f} GiB (budget 6 GiB)")
 print(f"{'mlartifacts/':<22} {artifacts:8.2f} GiB")
