@@ -81,10 +81,10 @@ def finished(job: ModelJob) -> str | None:
 
 
 def run_job(job: ModelJob, make: Callable[..., Made], *, task: str, label_names: list, examples,
-            start: Callable[[Path], Any] | None = None) -> dict:
+            start: Callable[[Path], Any] | None = None) -> tuple[dict, Made]:
     """Make one job: `start(staging)` builds the model before any run exists (a model that does
     not load makes no run), then `make(run, model, staging)` computes inside the run. Returns
-    {run_id, version, <split>_score..., threshold?}."""
+    ({run_id, version, <split>_score..., threshold?}, what `make` made)."""
     from pie_mlops import tracking
     from pie_mlops.predictions import write_predictions
     from pie_mlops.scale.lanes import compute
@@ -117,4 +117,4 @@ def run_job(job: ModelJob, make: Callable[..., Made], *, task: str, label_names:
             publish_predictions(staging / "out", job.out_dir)  # last: a failure here still unregisters
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return {"run_id": run.run_id, "version": version, **final}
+    return {"run_id": run.run_id, "version": version, **final}, made

@@ -89,4 +89,14 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pie_mlops.errors import PieError
+
+    try:
+        main()
+    except PieError as exc:  # an unknown profile, a bad params file: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        hint = " (run the profiles first, or drop --collect-only)" if isinstance(exc, FileNotFoundError) else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        sys.exit(2)

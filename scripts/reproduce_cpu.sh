@@ -11,12 +11,19 @@
 # Then rotten_tomatoes' comparison, the report, and scripts/reproduce.py collects the results.
 #   bash scripts/reproduce_cpu.sh NAME      (hours: run it with nohup; logs in reports/reproduce/)
 set -euo pipefail
-NAME=${1:?usage: bash scripts/reproduce_cpu.sh NAME}
+NAME=${1:-}
+[[ "$NAME" =~ ^[A-Za-z0-9._-]+$ ]] || { echo "usage: bash scripts/reproduce_cpu.sh NAME (letters, digits, . _ -)" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 PIE=${PIE:-.venv/bin/pie-mlops}
 PY=${PY:-.venv/bin/python}
+[ -x "$PIE" ] || { echo "error: $PIE not found; run \`make install\` first" >&2; exit 2; }
 LOGS=reports/reproduce
 mkdir -p "$LOGS"
+exec 9>"$LOGS/.lock"  # one reproduction per checkout: the lanes' logs and markers live here
+flock -n 9 || { echo "error: another scripts/reproduce_cpu.sh runs in this checkout ($LOGS/.lock)" >&2; exit 2; }
+# lane A helps lane B from the BiLSTM's last seed backwards
+SEEDS_DESC=$("$PY" -c 'from pie_mlops.params import load_all, profile_path, seeds_for
+print(",".join(map(str, reversed(seeds_for(load_all(profile_path("repro"))["prune"], "bilstm", "prune")))))')
 rm -f "$LOGS/bilstm-dense-done"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
@@ -37,7 +44,7 @@ lane_a() {
   step --profile repro prune -a bert
   step --profile repro prune -a bilstm -m random-ft,random-ai,magnitude-ai,impact-ai
   # then help lane B from its last seed backwards (a (model, group, seed) is claimed once)
-  step --profile repro prune -a bilstm -m magnitude-ft,magnitude-wr,impact-ft,impact-wr -s "$(seq -s, 19 -1 0)"
+  step --profile repro prune -a bilstm -m magnitude-ft,magnitude-wr,impact-ft,impact-wr -s "$SEEDS_DESC"
 }
 
 lane_b() {

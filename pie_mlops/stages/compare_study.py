@@ -300,12 +300,11 @@ def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, 
                                                                                      run_id))
             tracking.log_metric_batch(rid, {k: (None if pd.isna(v) else v) for k, v in extra.items()})
         if champion is not None:
-            name = tracking.registered_model_name(dataset, arch)
             version = tracking.version_of_run(name, by_key[(champion["group"], champion["seed"])])
             if version is not None:
                 tracking.set_champion(name, version, {"champion_reason": champion["reason"],
                                                       "champion_compare_run": run_id})
                 champion["version"] = version
         else:  # no version qualifies now: an earlier run's alias must not keep pointing at one
-            tracking.clear_champion(tracking.registered_model_name(dataset, arch))
+            tracking.clear_champion(name)
         return run_id

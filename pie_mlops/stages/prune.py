@@ -156,16 +156,14 @@ def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, dense: d
             frames = {split: predict_split(model, splits[split], split=split, group=group, seed=seed,
                                            threshold=outcome.threshold)
                       for split in _predicted_splits(plan)}
-        kept["accounting"] = outcome.accounting
         return Made(model, frames, threshold=outcome.threshold, saved=staging / "saved",
                     metrics={k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))},
                     documents={"pruning.json": outcome.accounting})
 
-    kept: dict = {}
-    record = run_job(job, make, task=meta["task"], label_names=meta["label_names"], examples=splits["test"],
+    record, made = run_job(job, make, task=meta["task"], label_names=meta["label_names"], examples=splits["test"],
                      # before the run: a dense model that does not load makes no run
                      start=lambda staging: _start_model(plan, seed, meta, job.model_name, staging, dense, key, mv))
-    acc = kept["accounting"]
+    acc = made.documents["pruning.json"]
     _LOG.info(f"{job.model_name} v{record['version']} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, "
               + (f"validation {record['validation_score']:.4f}, " if "validation_score" in record else "")
               + (f"test {record['test_score']:.4f}, " if "test_score" in record else "")

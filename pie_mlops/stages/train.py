@@ -184,18 +184,12 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool) -> dict:
 def track_one(job: ModelJob, make, task: str, label_names: list, examples) -> dict:
     """One dense seed through the model-job protocol (pie_mlops/jobs.py), then its line and,
     when it learned nothing, a warning now rather than at compare."""
-    kept = {}
-
-    def make_and_keep(run, model, staging) -> Made:
-        kept["made"] = make(run, model, staging)
-        return kept["made"]
-
-    record = run_job(job, make_and_keep, task=task, label_names=label_names, examples=examples)
+    record, made = run_job(job, make, task=task, label_names=label_names, examples=examples)
     _LOG.info(f"{job.model_name} v{record['version']} ({job.alias}): validation {record['validation_score']:.4f}, "
               f"test {record['test_score']:.4f} -> {job.out_dir}")
     from pie_mlops.baseline import at_baseline, baseline_name
 
-    if (weak := at_baseline(kept["made"].frames["validation"], task)) is not None:  # it learned nothing: say so now
+    if (weak := at_baseline(made.frames["validation"], task)) is not None:  # it learned nothing: say so now
         _LOG.warning(f"{job.model_name} {job.alias} ends at the trivial baseline on validation: {weak[0]:.4f} vs "
                      f"{baseline_name(task)} {weak[1]:.4f}; tune it (tune.arch) or train longer, or compare will stop")
     return {"arch": job.plan["arch"], "seed": job.seed, "status": "trained", **record}
