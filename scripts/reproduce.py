@@ -61,28 +61,32 @@ def main() -> None:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    datasets = {}
-    for p in args.profiles:
-        params = load_all(profile_path(p))
-        dataset = params["compare"]["dataset"]
-        (tmp / f"params-{dataset}.yaml").write_text(render_params(params), encoding="utf-8")
-        root = ROOT / Path(params["compare"]["out"].split("{arch}")[0].format(dataset=dataset))
-        claims = json.loads((root / "claims.json").read_text())
-        summaries = {}
-        for arch_dir in sorted(d for d in root.iterdir() if (d / "summary.json").is_file()):
-            summaries[arch_dir.name] = json.loads((arch_dir / "summary.json").read_text())
-            (tmp / dataset / arch_dir.name).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(arch_dir / "summary.json", tmp / dataset / arch_dir.name / "summary.json")
-        shutil.copy2(root / "claims.json", tmp / dataset / "claims.json")
-        datasets[dataset] = {"claims": claims, "summaries": summaries}
-    sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    previous = json.loads((out / "run.json").read_text()) if args.collect_only and (out / "run.json").is_file() else {}
-    if args.command:  # a driver ran the profiles (scripts/reproduce_cpu.sh): its command and its figures
-        previous, commands, wall, peak = {}, [args.command], args.wall_s or 0.0, args.peak_rss_gib
-    run = previous or {"command": " && ".join(commands), "wall_s": round(wall), "peak_rss_gib": None if peak is None else round(peak, 2),
-                       "machine": machine(), "git_sha": sha, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
-    (tmp / "README.md").write_text(render(args.name, run, datasets), encoding="utf-8")
+    try:  # a failure (missing outputs, a bad profile) leaves no half-written NAME.tmp behind
+        datasets = {}
+        for p in args.profiles:
+            params = load_all(profile_path(p))
+            dataset = params["compare"]["dataset"]
+            (tmp / f"params-{dataset}.yaml").write_text(render_params(params), encoding="utf-8")
+            root = ROOT / Path(params["compare"]["out"].split("{arch}")[0].format(dataset=dataset))
+            claims = json.loads((root / "claims.json").read_text())
+            summaries = {}
+            for arch_dir in sorted(d for d in root.iterdir() if (d / "summary.json").is_file()):
+                summaries[arch_dir.name] = json.loads((arch_dir / "summary.json").read_text())
+                (tmp / dataset / arch_dir.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(arch_dir / "summary.json", tmp / dataset / arch_dir.name / "summary.json")
+            shutil.copy2(root / "claims.json", tmp / dataset / "claims.json")
+            datasets[dataset] = {"claims": claims, "summaries": summaries}
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        previous = json.loads((out / "run.json").read_text()) if args.collect_only and (out / "run.json").is_file() else {}
+        if args.command:  # a driver ran the profiles (scripts/reproduce_cpu.sh): its command and its figures
+            previous, commands, wall, peak = {}, [args.command], args.wall_s or 0.0, args.peak_rss_gib
+        run = previous or {"command": " && ".join(commands), "wall_s": round(wall), "peak_rss_gib": None if peak is None else round(peak, 2),
+                           "machine": machine(), "git_sha": sha, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
+        (tmp / "README.md").write_text(render(args.name, run, datasets), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     print(f"wrote {out}")

@@ -44,3 +44,15 @@ def test_render_lists_every_claim_and_group():
     assert "Deviations" not in text
     noted = render("t", {"command": "c", "notes": ["E = 1 for the BiLSTM"]}, {})
     assert "## Deviations and notes\n\n- E = 1 for the BiLSTM\n" in noted
+
+
+def test_reproduce_with_missing_outputs_says_so_in_one_line_and_leaves_nothing(project_repo):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "scripts/reproduce.py", "x", "--collect-only", "tiny"],
+                         cwd=project_repo, capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "claims.json" in res.stderr and "--collect-only" in res.stderr
+    assert not (project_repo / "docs" / "results" / "x.tmp").exists()  # no half-written NAME.tmp
+    assert not (project_repo / "docs" / "results" / "x").exists()
