@@ -28,7 +28,7 @@ def figure(entry: dict) -> str:
     if entry.get("statistic") is None:
         return f"no test ({entry.get('note', '')})"
     text = f"{entry.get('statistic_name') or 'statistic'} = {_num(entry['statistic'])}"
-    if entry.get("ci") is not None:
+    if entry.get("ci") is not None and None not in entry["ci"]:  # one group: no interval over groups
         text += f", 95% CI {_ci(entry['ci'])}"
     if entry.get("p_value") is not None:
         text += f", p = {_num(entry['p_value'])}"

@@ -80,20 +80,37 @@ def test_weak_or_mixed_evidence_is_inconclusive():
     assert out["c_longer_more_complex"]["verdict"] == "inconclusive"
 
 
-def test_transformer_against_bilstm_pairs_matched_eligible_groups_over_their_floors():
+def test_transformer_against_bilstm_pairs_groups_where_either_clears_its_floor():
     names = ("m-os@0.5", "m-os@0.7", "r-os@0.5")
     bert, a1 = study({g: group(share=0.3 + 0.01 * i, ci=(0.25, 0.35)) for i, g in enumerate(names)})
     bilstm, a2 = study({**{g: group(share=0.15, ci=(0.12, 0.18)) for g in names[:2]},
-                        "r-os@0.5": group(share=0.1, ci=(0.05, 0.12)),   # under its floor: no pair
+                        "r-os@0.5": group(share=0.1, ci=(0.05, 0.12)),   # under its floor: a robust BiLSTM
                         "only-bilstm@0.9": group()})
     out = cl.claims({"bert": bert, "bilstm": bilstm}, {"bert": a1, "bilstm": a2})
     e = out["e_transformer_more_prone"]
-    assert e["groups"] == ["m-os@0.5", "m-os@0.7"] and e["verdict"] == "holds"
-    assert e["statistic"] == pytest.approx(((0.30 - 0.15) + (0.31 - 0.15)) / 2)  # same floor on both sides
-    assert e["ci"][0] > 0
+    assert e["groups"] == ["m-os@0.5", "m-os@0.7", "r-os@0.5"] and e["verdict"] == "holds"
+    # Excess over each floor (0.05 on both sides here): the floor cancels, the shares' difference remains.
+    assert e["statistic"] == pytest.approx(((0.30 - 0.15) + (0.31 - 0.15) + (0.32 - 0.10)) / 3)
+    assert e["ci"][0] > 0 and [d["direction"] for d in e["details"]] == [1, 1, 1]
+    assert e["details"][2]["bilstm_excess_ci"] == pytest.approx([0.0, 0.07])
     reversed_ = cl.claims({"bert": bilstm, "bilstm": bert}, {"bert": a2, "bilstm": a1})["e_transformer_more_prone"]
     assert reversed_["verdict"] == "refuted"
     assert cl.claims({"bert": bert}, {"bert": a1})["e_transformer_more_prone"]["verdict"] == "inconclusive"
+
+
+def test_transformer_pairs_skip_collapsed_and_both_under_floor_and_overlap_is_no_vote():
+    bert, a1 = study({"m@0.5": group(share=0.3, ci=(0.25, 0.35)), "r@0.5": group(share=0.1, ci=(0.05, 0.1)),
+                      "c@0.9": group(share=0.5, ci=(0.4, 0.6), collapsed=True)})
+    bilstm, a2 = study({"m@0.5": group(share=0.25, ci=(0.2, 0.3)), "r@0.5": group(share=0.06, ci=(0.04, 0.1)),
+                        "c@0.9": group(share=0.1, ci=(0.09, 0.11))})
+    e = cl.claims({"bert": bert, "bilstm": bilstm}, {"bert": a1, "bilstm": a2})["e_transformer_more_prone"]
+    assert e["groups"] == ["m@0.5"]          # r: both under their floors; c: the transformer's collapsed
+    assert e["verdict"] == "inconclusive" and e["details"][0]["direction"] == 0   # [0.20,0.30] vs [0.15,0.25]
+    assert e["ci"] == [None, None]           # one pair: no interval over pairs
+    one, a3 = study({"m@0.5": group(share=0.25, ci=(0.23, 0.30))})
+    robust, a4 = study({"m@0.5": group(share=0.07, ci=(0.04, 0.2))})  # the repro's RT shape: one pair, apart
+    e = cl.claims({"bert": one, "bilstm": robust}, {"bert": a3, "bilstm": a4})["e_transformer_more_prone"]
+    assert e["verdict"] == "holds" and e["details"][0]["direction"] == 1  # [0.18, 0.25] vs [-0.01, 0.15]
 
 
 def test_vote_rules():
