@@ -14,7 +14,8 @@ this module does the rest, the same way for all of them:
   half-written, ever.
 
 The caller holds `tracking.model_claim` around `finished` and `run_job`, so two processes
-never make the same (model, group, seed) on a SQLite store.
+never make the same (model, group, seed) on a SQLite store. Both take the job's context
+(pie_mlops/context.py): a worker's tags, compute slot and snapshot of finished runs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pie_mlops.atomic import staging_dir
+from pie_mlops.context import JobContext
 from pie_mlops.predictions import publish_predictions, split_score
 
 
@@ -69,25 +71,24 @@ def identity_tags(stage: str, plan: dict, group: str, seed: int, *, data_md5: st
             "code_fingerprint": fingerprint}
 
 
-def finished(job: ModelJob) -> str | None:
+def finished(job: ModelJob, ctx: JobContext) -> str | None:
     """The id of the job's FINISHED run, with its predictions restored in place; else None."""
     from pie_mlops import tracking
     from pie_mlops.tracking.restore import restore_predictions
 
-    found = tracking.find_finished_run({k: str(v) for k, v in job.tags.items()})
+    found = tracking.find_finished_run({k: str(v) for k, v in job.tags.items()}, snapshot=ctx.finished)
     if found:
         restore_predictions(found, job.out_dir)
     return found
 
 
-def run_job(job: ModelJob, make: Callable[..., Made], *, task: str, label_names: list, examples,
+def run_job(job: ModelJob, make: Callable[..., Made], ctx: JobContext, *, task: str, label_names: list, examples,
             start: Callable[[Path], Any] | None = None) -> tuple[dict, Made]:
     """Make one job: `start(staging)` builds the model before any run exists (a model that does
     not load makes no run), then `make(run, model, staging)` computes inside the run. Returns
     ({run_id, version, <split>_score..., threshold?}, what `make` made)."""
     from pie_mlops import tracking
     from pie_mlops.predictions import write_predictions
-    from pie_mlops.scale.lanes import compute
 
     job.out_dir.parent.mkdir(parents=True, exist_ok=True)
     # Predictions are staged beside their final place and moved in only once the version is
@@ -96,11 +97,12 @@ def run_job(job: ModelJob, make: Callable[..., Made], *, task: str, label_names:
     try:
         model = None
         if start is not None:
-            with compute():  # the worker's compute slot (pie_mlops/scale/lanes.py); else just timing
+            with ctx.compute():  # a worker's compute slot; else just timing
                 model = start(staging)
-        with tracking.model_run(job.run_name, job.tags, {**job.plan, "seed": job.seed, "group": job.group}) as run:
+        with tracking.model_run(job.run_name, job.tags, {**job.plan, "seed": job.seed, "group": job.group},
+                                job_tags=ctx.tags) as run:
             made = make(run, model, staging)
-            with compute():  # tracking below runs outside it, beside the next job's compute
+            with ctx.compute():  # tracking below runs outside it, beside the next job's compute
                 files = [write_predictions(frame, staging / "out" / f"{split}.parquet")
                          for split, frame in made.frames.items()]
             run.log_artifacts(files, "predictions")

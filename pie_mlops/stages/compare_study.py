@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from pie_mlops.context import JobContext
 from pie_mlops.errors import BaselineGateError, DataQualityError, PieError
 from pie_mlops.schema import defaults
 from pie_mlops.stages.compare_gate import champion_verdict
@@ -32,8 +33,10 @@ from pie_mlops.stages.compare_gate import champion_verdict
 DEFAULTS = defaults("compare")  # pie_mlops/schema.py: the one source of defaults and types
 
 
-def compare(params: dict, predictions_dir: str | Path | None = None, progress: bool = True) -> list[dict]:
-    """Run the comparison for each architecture in `params['arch']`; one result dict each."""
+def compare(params: dict, predictions_dir: str | Path | None = None, progress: bool = True,
+            ctx: JobContext | None = None) -> list[dict]:
+    """Run the comparison for each architecture in `params['arch']`; one result dict each.
+    `ctx`: the job's context (a worker's tags go on the compare runs)."""
     from pie_mlops.vocabulary import check_name
 
     archs = params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]
@@ -43,7 +46,7 @@ def compare(params: dict, predictions_dir: str | Path | None = None, progress: b
     results, stopped = [], []
     for arch in archs:  # an architecture that learned nothing stops alone; the others still compare
         try:
-            results.append(compare_one(params, str(arch), predictions_dir, progress))
+            results.append(compare_one(params, str(arch), predictions_dir, progress, ctx or JobContext()))
         except BaselineGateError as exc:
             stopped.append(str(exc))
     # The claims need every architecture of the dataset: recomputed from all on disk each time.
@@ -54,7 +57,8 @@ def compare(params: dict, predictions_dir: str | Path | None = None, progress: b
     return [dict(r, claims=claims) for r in results]
 
 
-def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, progress: bool) -> dict:
+def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, progress: bool,
+                ctx: JobContext | None = None) -> dict:
     from pie_mlops import pies
     from pie_mlops.analysis.run import analyse
     from pie_mlops.atomic import atomic_dir
@@ -114,7 +118,8 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
     result = {"dataset": dataset, "arch": arch, "out": str(out), "summary": core.summary,
               "champion": champion, "champion_reason": verdict["reason"], "noise_floor": analysis.get("noise_floor", {})}
     if predictions_dir is None:
-        result["run_id"] = _log_mlflow(params, dataset, arch, out, core, scores, runs, champion, analysis)
+        result["run_id"] = _log_mlflow(params, dataset, arch, out, core, scores, runs, champion, analysis,
+                                       (ctx or JobContext()).tags)
     else:
         from pie_mlops.tracking import log_artifacts_if_active
         log_artifacts_if_active([out], "compare")
@@ -263,13 +268,13 @@ def _pie_line(group: dict, row, params: dict, run_id: str) -> str:
             f"{row.group}{collapsed}; this model's accuracy on them {acc} (compare run {run_id}).")
 
 
-def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, analysis) -> str:
+def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, analysis, job_tags: dict) -> str:
     from pie_mlops import tracking
 
     summary = core.summary
     logged = {k: v for k, v in params.items() if k not in ("arch", "models")}
     logged.update(arch=arch, data_md5=tracking.data_md5(Path(params["data_dir"])))
-    with tracking.compare_run(dataset, arch, logged) as run_id:
+    with tracking.compare_run(dataset, arch, logged, job_tags) as run_id:
         metrics, curves = {}, []
         for group, s in tqdm(summary.items(), desc="log metrics", disable=True):
             for key in ("n_pies", "pie_share", "dense_acc_pie", "pruned_acc_pie", "pruned_acc_all",

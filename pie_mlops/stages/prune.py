@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pie_mlops.context import JobContext
 from pie_mlops.errors import PieError
 from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.log import get as get_logger
@@ -34,7 +35,6 @@ DEFAULTS = defaults("prune")  # pie_mlops/schema.py: the one source of defaults 
 # The current seed's registered dense model, kept across prune() calls: a worker runs one
 # (group, seed) per call, and reloading the same version for every group cost it a download
 # and a model build per job. Keyed by the version's run id (unique in any store): a new version reloads.
-_DENSE: dict = {}
 
 
 def pruned_dir(params: dict, arch: str) -> Path:
@@ -79,8 +79,9 @@ def _check_dense(name: str, seeds: list[int], md5: str) -> dict:
     return found
 
 
-def prune(params: dict, progress: bool = True) -> list[dict]:
-    """Run every pruned (group, seed); returns one record each: pruned or skipped.
+def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) -> list[dict]:
+    """Run every pruned (group, seed); returns one record each: pruned or skipped. `ctx`: the
+    job's context (a worker's lane; default: this command alone, pie_mlops/context.py).
 
     `arch` may list several architectures; each is pruned in turn, like `train` does."""
     from tqdm.auto import tqdm
@@ -89,7 +90,7 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     if len(archs) != 1:
         if not archs:
             raise PieError("prune.arch is empty; give bert, bilstm or both")
-        return [r for arch in archs for r in prune(dict(params, arch=arch), progress)]
+        return [r for arch in archs for r in prune(dict(params, arch=arch), progress, ctx)]
     params = for_arch(params, archs[0], "prune")  # values given per architecture resolved
 
     from pie_mlops import tracking
@@ -103,7 +104,8 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     hp = _hyperparameters(params)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
     name = tracking.registered_model_name(params["dataset"], params["arch"])
-    if not tracking.accounting.current_job_tags():  # a worker's job: its retry reaps a dead attempt (pie.job tag)
+    ctx = ctx or JobContext()
+    if not ctx.in_worker:  # a worker's job: its retry reaps a dead attempt (pie.job tag)
         for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
     versions = _check_dense(name, seeds, md5)
@@ -112,8 +114,8 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
     splits["train"] = subsample(splits["train"], params.get("max_train_examples"))
 
     # Seed-major order: every os group of a seed starts from the same registered dense model,
-    # downloaded once and kept (one seed at a time) in `dense`.
-    records, dense = [], _DENSE
+    # downloaded once and kept (one seed at a time) in the context's `dense`.
+    records = []
     for group_plan, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune",
                                  disable=progress_disabled(progress)):
         plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
@@ -131,24 +133,23 @@ def prune(params: dict, progress: bool = True) -> list[dict]:
                                           threshold=plan["threshold"], sparsity=format_sparsity(plan["sparsity"])))
         # One process at a time per (model, group, seed) on a SQLite store (tracking/guard.py).
         with tracking.model_claim(name, job.group, seed):
-            found = finished(job)
+            found = finished(job, ctx)
             if found:
                 records.append({"group": job.group, "seed": seed, "status": "skipped", "run_id": found})
                 continue
             key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
-            records.append(_prune_one(job, meta, splits, progress, dense, key, versions[seed]))
+            records.append(_prune_one(job, meta, splits, progress, ctx, key, versions[seed]))
     return records
 
 
-def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, dense: dict, key: tuple, mv=None) -> dict:
+def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext, key: tuple, mv=None) -> dict:
     from pie_mlops.pruning.apply import prune_model
-    from pie_mlops.scale.lanes import compute
     from pie_mlops.training import predict_split
 
     plan, seed, group = job.plan, job.seed, job.group
 
     def make(run, model, staging) -> Made:
-        with compute():  # tracking runs outside it, beside the next job's compute
+        with ctx.compute():  # tracking runs outside it, beside the next job's compute
             outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
                                   on_epoch_end=run.log_epoch)
             outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved")
@@ -160,9 +161,9 @@ def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, dense: d
                     metrics={k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))},
                     documents={"pruning.json": outcome.accounting})
 
-    record, made = run_job(job, make, task=meta["task"], label_names=meta["label_names"], examples=splits["test"],
+    record, made = run_job(job, make, ctx, task=meta["task"], label_names=meta["label_names"], examples=splits["test"],
                      # before the run: a dense model that does not load makes no run
-                     start=lambda staging: _start_model(plan, seed, meta, job.model_name, staging, dense, key, mv))
+                     start=lambda staging: _start_model(plan, seed, meta, job.model_name, staging, ctx.dense, key, mv))
     acc = made.documents["pruning.json"]
     _LOG.info(f"{job.model_name} v{record['version']} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, "
               + (f"validation {record['validation_score']:.4f}, " if "validation_score" in record else "")

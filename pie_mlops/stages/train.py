@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pie_mlops.context import JobContext
 from pie_mlops.errors import PieError
 from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.schema import defaults
@@ -74,23 +75,24 @@ def seed_parallel(params: dict, arch: str) -> bool:
     return value
 
 
-def train(params: dict, progress: bool = True, force: dict | None = None) -> list[dict]:
+def train(params: dict, progress: bool = True, force: dict | None = None, ctx: JobContext | None = None) -> list[dict]:
     """Train the dense group; returns one record per (arch, seed): trained or skipped.
 
-    `force` holds hyperparameters that win even over the tuned file (CLI --epochs).
+    `force` holds hyperparameters that win even over the tuned file (CLI --epochs); `ctx` is
+    the job's context (a worker's lane; default: this command alone, pie_mlops/context.py).
     """
     from pie_mlops import distributed
 
     distributed.setup()  # no-op unless launched by torchrun
     try:
-        records = _train_all(params, progress and distributed.is_main(), force)
+        records = _train_all(params, progress and distributed.is_main(), force, ctx or JobContext())
         distributed.barrier()  # ranks > 0 wait here until rank 0 has logged and registered
     finally:
         distributed.teardown()
     return records
 
 
-def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
+def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext) -> list[dict]:
     from tqdm.auto import tqdm
 
     from pie_mlops import tracking
@@ -106,7 +108,7 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
     seeds = {plan["arch"]: seeds_for(params, plan["arch"]) for plan in plans}
     meta, splits = read_dataset(data_path)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
-    reap = is_main() and not tracking.accounting.current_job_tags()  # a worker's retry reaps by its pie.job tag instead
+    reap = is_main() and not ctx.in_worker  # a worker's retry reaps by its pie.job tag instead
     for arch in archs if reap else ():  # runs a killed process left RUNNING: mark KILLED, redo
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
@@ -119,7 +121,7 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
         # waits here, then finds the first one's run finished (pie_mlops/tracking/guard.py).
         with tracking.model_claim(job.model_name, GROUP, seed, enabled=is_main()):
             # rank 0 alone reads the store; all ranks must agree on skipping (they train together)
-            found = broadcast(finished(job) if is_main() else None)
+            found = broadcast(finished(job, ctx) if is_main() else None)
             if found:
                 records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
                 continue
@@ -127,11 +129,11 @@ def _train_all(params: dict, progress: bool, force: dict | None) -> list[dict]:
             if plan.get("seed_parallel"):  # trained together below, then tracked seed by seed
                 together.setdefault(plan["arch"], (plan, data, []))[2].append(job)
                 continue
-            records.append(_train_one(job, meta, data, progress))
+            records.append(_train_one(job, meta, data, progress, ctx))
     for plan, data, pending in together.values():
         from pie_mlops.stages.train_group import train_group
 
-        records += train_group(plan, pending, meta, data, progress)
+        records += train_group(plan, pending, meta, data, progress, ctx)
     return records
 
 
@@ -147,18 +149,17 @@ def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str) -
                     model_name=tracking.registered_model_name(plan["dataset"], plan["arch"]), alias=f"{GROUP}-s{seed}")
 
 
-def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool) -> dict:
+def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext) -> dict:
     from pie_mlops.distributed import is_main, rank
     from pie_mlops.fidelity import model_kwargs
     from pie_mlops.models import build_model
-    from pie_mlops.scale.lanes import compute
     from pie_mlops.training import TrainConfig, predict_split, snapshot_frames
     from pie_mlops.training import train as fit
 
     plan, seed = job.plan, job.seed
     task, n_labels = meta["task"], len(meta["label_names"])
     # Built before the run starts: a model path that does not load fails with no run at all.
-    with compute():  # the worker's compute slot (pie_mlops/scale/lanes.py); else just timing
+    with ctx.compute():  # a worker's compute slot; else just timing
         model = build_model(plan["arch"], n_labels, task, seed=seed, model_path=plan["model_path"],
                             **model_kwargs(plan["arch"], plan, "train"))
     cfg = TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
@@ -170,7 +171,7 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool) -> dict:
         return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}
 
     def make(run, _model, _staging) -> Made:
-        with compute():  # tracking runs outside it, beside the next job's compute
+        with ctx.compute():  # tracking runs outside it, beside the next job's compute
             result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
             frames = {split: predict_split(model, splits[split], split=split, group=GROUP, seed=seed,
                                            threshold=result.threshold, batch_size=cfg.eval_batch_size)
@@ -178,13 +179,13 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool) -> dict:
             frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
         return Made(model, frames, threshold=result.threshold, step=int(plan["epochs"]))
 
-    return track_one(job, make, task, meta["label_names"], splits["test"])
+    return track_one(job, make, ctx, task, meta["label_names"], splits["test"])
 
 
-def track_one(job: ModelJob, make, task: str, label_names: list, examples) -> dict:
+def track_one(job: ModelJob, make, ctx: JobContext, task: str, label_names: list, examples) -> dict:
     """One dense seed through the model-job protocol (pie_mlops/jobs.py), then its line and,
     when it learned nothing, a warning now rather than at compare."""
-    record, made = run_job(job, make, task=task, label_names=label_names, examples=examples)
+    record, made = run_job(job, make, ctx, task=task, label_names=label_names, examples=examples)
     _LOG.info(f"{job.model_name} v{record['version']} ({job.alias}): validation {record['validation_score']:.4f}, "
               f"test {record['test_score']:.4f} -> {job.out_dir}")
     from pie_mlops.baseline import at_baseline, baseline_name

@@ -10,16 +10,17 @@ seeds registered and the rest to a rerun, which trains only those, together agai
 
 from __future__ import annotations
 
+from pie_mlops.context import JobContext
 from pie_mlops.jobs import Made, ModelJob
 
 
-def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool) -> list[dict]:
+def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool,
+                ctx: JobContext) -> list[dict]:
     """Train the seeds of the dense jobs in `pending` together; one record per seed."""
     from pie_mlops import tracking
     from pie_mlops.jobs import finished
     from pie_mlops.models import build_model
     from pie_mlops.predictions import predictions_frame
-    from pie_mlops.scale.lanes import compute
     from pie_mlops.seed_training import predict_logits_stacked, train_seeds
     from pie_mlops.predictions import predicted_splits
     from pie_mlops.stages.train import GROUP, track_one
@@ -36,7 +37,7 @@ def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, p
     cfg = TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
                       warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                       snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress)
-    with compute():  # the worker's compute slot (pie_mlops/scale/lanes.py); else just timing
+    with ctx.compute():  # a worker's compute slot; else just timing
         models = []
         for seed in seeds:
             models.append(build_model(plan["arch"], n_labels, task, seed=seed,
@@ -62,9 +63,9 @@ def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, p
         # Registered under the per-(model, group, seed) claim, like a sequential seed: a duplicate
         # command that trained the same group meanwhile finds this seed finished and defers.
         with tracking.model_claim(job.model_name, GROUP, job.seed):
-            found = finished(job)
+            found = finished(job, ctx)
             if found:
                 records.append({"arch": plan["arch"], "seed": job.seed, "status": "skipped", "run_id": found})
                 continue
-            records.append(track_one(job, make, task, meta["label_names"], splits["test"]))
+            records.append(track_one(job, make, ctx, task, meta["label_names"], splits["test"]))
     return records

@@ -52,7 +52,7 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
            tune: bool = True, options: dict | None = None, progress: bool = False, echo=print) -> dict:
     """Work until the grid is done (or `max_jobs` jobs ran here); returns what this worker did."""
     from pie_mlops import tracking
-    from pie_mlops.scale import lanes as lane_slots
+    from pie_mlops.context import Worker, lane_context
     from pie_mlops.scale.claims import Budget, Claims, redact_url, run_phase
     from pie_mlops.scale.grid import PHASES, grid_id, plan_grid
 
@@ -85,22 +85,21 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
         run_tune(dict(params["tune"], storage=storage), progress=progress)
 
     budget = Budget(max_jobs)
-
-    def do_job(job, trial, retried: bool) -> dict:
-        return _do_job(job, trial, retried, me, progress, done, echo)
+    shared = Worker(n_lanes)  # one compute slot and one snapshot of finished runs for all lanes
 
     def lane() -> None:
+        ctx = lane_context(shared)  # this lane's dense cache and counters
+
+        def do_job(job, trial, retried: bool) -> dict:
+            return _do_job(job, trial, retried, me, progress, done, echo, ctx)
+
         for phase in PHASES:
             if grid[phase]:
                 run_phase(claims, f"pie-grid-{gid}-{phase}", grid[phase], do_job, budget, echo)
             if not budget.left():
                 return
 
-    lane_slots.install(n_lanes)
-    try:
-        _run_lanes(lane, n_lanes, budget)
-    finally:
-        lane_slots.install(1)
+    _run_lanes(lane, n_lanes, budget)
     if max_jobs is not None and len(done) >= max_jobs:
         echo(f"worker {me}: --max-jobs {max_jobs} reached")
     return {"worker": me, "grid": gid, "jobs": done, "lanes": n_lanes}
@@ -134,27 +133,24 @@ def _run_lanes(lane, n_lanes: int, budget) -> None:
         raise errors[0]
 
 
-def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo) -> dict:
+def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo, lane) -> dict:
     from pie_mlops import tracking
     from pie_mlops.stages import compare_study, prune, train
 
-    from pie_mlops.scale.lanes import compute, counters
-
-    start, spent0, lane0 = time.perf_counter(), tracking.accounting.spent_seconds(), dict(counters())
-    tags = {"pie.job": job.key, "pie.worker": me, "pie.trial": f"{trial.study.study_name}#{trial.number}"}
+    start, spent0, lane0 = time.perf_counter(), tracking.accounting.spent_seconds(), dict(lane.totals)
+    ctx = lane.for_job({"pie.job": job.key, "pie.worker": me, "pie.trial": f"{trial.study.study_name}#{trial.number}"})
     if retried:  # the earlier attempt's worker died, or the job raised
-        tracking.finished.forget_finished()  # it may have finished its run before it died
+        ctx.finished.forget()  # it may have finished its run before it died
         for run_id in tracking.reap_job_runs(job.key):
             echo(f"{job.key}: run {run_id} of a dead attempt marked KILLED")
     echo(f"worker {me}: {job.key} (trial {trial.number})")
-    with tracking.job_tags(tags):
-        if job.phase == "train":
-            record = train.train(job.params, progress=progress)[0]
-        elif job.phase == "prune":
-            record = prune.prune(job.params, progress=progress)[0]
-        else:
-            with compute():  # reads every model's predictions: one job at a time, all of it
-                record = compare_study.compare(job.params, None, progress=progress)[0]
+    if job.phase == "train":
+        record = train.train(job.params, progress=progress, ctx=ctx)[0]
+    elif job.phase == "prune":
+        record = prune.prune(job.params, progress=progress, ctx=ctx)[0]
+    else:
+        with ctx.compute():  # reads every model's predictions: one job at a time, all of it
+            record = compare_study.compare(job.params, None, progress=progress, ctx=ctx)[0]
     # A job made here is FINISHED and registered by construction (model_run ends it FINISHED
     # only after register() succeeded); one skipped as done elsewhere is checked in the store.
     fresh = record.get("status") in ("trained", "pruned") and record.get("version")
@@ -163,6 +159,6 @@ def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo
     facts = {"worker": me, "status": record.get("status", "compared"), "run_id": record.get("run_id", ""),
              "job_s": round(time.perf_counter() - start, 4),
              "tracking_s": round(tracking.accounting.spent_seconds() - spent0, 4),
-             **{k: round(v - lane0[k], 4) for k, v in counters().items()}}  # compute_s, wait_s
+             **{k: round(v - lane0[k], 4) for k, v in lane.totals.items()}}  # compute_s, wait_s
     done.append({"job": job.key, **facts})
     return facts

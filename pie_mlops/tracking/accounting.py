@@ -1,5 +1,6 @@
-"""Per-thread accounting for the tracking layer: seconds spent in tracking calls, and the
-tags of the worker job a thread runs. A worker's lanes are threads; each counts its own job.
+"""Per-thread accounting for the tracking layer: seconds spent in tracking calls. A worker's
+lanes are threads; each counts its own. Instrumentation only: nothing reads it to decide what
+to do (the job's context, pie_mlops/context.py, carries what does).
 """
 
 from __future__ import annotations
@@ -48,23 +49,3 @@ def timed(fn):
         with spent():
             return fn(*args, **kwargs)
     return wrapper
-
-
-def current_job_tags() -> dict:
-    """The extra tags (pie.job, pie.worker, pie.trial) of the worker job this thread runs, if
-    any: who did what, and which runs a retry of a crashed job must clean up."""
-    if not hasattr(_LOCAL, "job_tags"):
-        _LOCAL.job_tags = {}
-    return _LOCAL.job_tags
-
-
-@contextmanager
-def job_tags(tags: dict):
-    """Runs this thread creates inside the block carry `tags` too."""
-    current = current_job_tags()
-    current.update({k: str(v) for k, v in tags.items()})
-    try:
-        yield
-    finally:
-        for key in tags:
-            current.pop(key, None)

@@ -22,7 +22,7 @@ def metric_key(group: str, name: str) -> str:
 
 
 @contextmanager
-def compare_run(dataset: str, arch: str, params: dict):
+def compare_run(dataset: str, arch: str, params: dict, job_tags: dict | None = None):
     """The comparison's run; yields its id. FINISHED on success, FAILED on any error.
     Under `mlflow run` it nests under the run `mlflow run` made."""
     from mlflow.entities import Param
@@ -30,7 +30,7 @@ def compare_run(dataset: str, arch: str, params: dict):
     client = _client()
     exp, extra = _run_home(client)
     tags = {"stage": "compare", "dataset": dataset, "arch": arch, "data_md5": str(params.get("data_md5", "")),
-            "git_sha": git_sha(), **_owner_tags(), **extra}
+            "git_sha": git_sha(), **_owner_tags(), **(job_tags or {}), **extra}
     run_id = client.create_run(exp, tags=tags, run_name=f"compare {dataset}/{arch}").info.run_id
     flat = {k: v for k, v in _flat("", params).items()}
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(flat.items())])

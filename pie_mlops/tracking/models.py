@@ -235,8 +235,9 @@ class ModelRun:
 
 
 @contextmanager
-def model_run(run_name: str, tags: dict, params: dict):
-    """One model's run; yields a ModelRun.
+def model_run(run_name: str, tags: dict, params: dict, job_tags: dict | None = None):
+    """One model's run; yields a ModelRun. `job_tags`: a worker job's (pie.job, ...), beside
+    the identity `tags`.
 
     On success the run ends FINISHED; on any exception (KeyboardInterrupt too) it ends
     FAILED and a version registered inside it is deleted again, so a failed run never
@@ -248,7 +249,7 @@ def model_run(run_name: str, tags: dict, params: dict):
     with spent():
         client = _client()
         parent = active_run_id()  # `mlflow run`'s run, or one active in this process
-        all_tags = {**{k: str(v) for k, v in tags.items()}, **_owner_tags()}
+        all_tags = {**{k: str(v) for k, v in {**tags, **(job_tags or {})}.items()}, **_owner_tags()}
         if parent:
             exp = client.get_run(parent).info.experiment_id
             all_tags["mlflow.parentRunId"] = parent

@@ -7,7 +7,6 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from pie_mlops.tracking.accounting import current_job_tags
 
 
 def active_run_id() -> str | None:
@@ -248,7 +247,7 @@ def _owner_tags() -> dict:
 
     from pie_mlops.tracking.lineage import context_tags
 
-    return {**context_tags(), "pie.host": socket.gethostname(), "pie.pid": str(os.getpid()), **current_job_tags()}
+    return {**context_tags(), "pie.host": socket.gethostname(), "pie.pid": str(os.getpid())}
 
 
 def _flat(prefix: str, value) -> dict:

@@ -1,33 +1,27 @@
-"""Lanes: one compute slot per worker, shared by its claim loops (pie_mlops/scale/lanes.py),
-and the --max-jobs budget those loops share (pie_mlops/scale/claims.py)."""
+"""Lanes: one compute slot per worker, shared by its claim loops through their job contexts
+(pie_mlops/context.py), and the --max-jobs budget those loops share (pie_mlops/scale/claims.py)."""
 
 import threading
 import time
 
 import pytest
 
-from pie_mlops.scale import lanes
+from pie_mlops.context import JobContext, Worker, lane_context
 from pie_mlops.scale.claims import Budget
 from pie_mlops.stages.worker import _run_lanes, default_lanes
 
 
-@pytest.fixture(autouse=True)
-def one_lane_after():
-    yield
-    lanes.install(1)
-
-
-def _section(log: list, name: str, hold: float = 0.05) -> None:
-    with lanes.compute():
+def _section(ctx: JobContext, log: list, name: str, hold: float = 0.05) -> None:
+    with ctx.compute():
         log.append(("in", name))
         time.sleep(hold)
         log.append(("out", name))
 
 
 def test_two_lanes_never_compute_at_once():
-    lanes.install(2)
+    worker = Worker(2)
     log: list = []
-    threads = [threading.Thread(target=_section, args=(log, f"job{i}")) for i in range(4)]
+    threads = [threading.Thread(target=_section, args=(lane_context(worker), log, f"job{i}")) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -37,12 +31,13 @@ def test_two_lanes_never_compute_at_once():
         assert log[i][0] == "in" and log[i + 1] == ("out", log[i][1])
 
 
-def test_one_lane_takes_no_lock():
-    lanes.install(1)
+def test_one_lane_and_the_default_context_take_no_lock():
+    worker = Worker(1)
+    assert worker.slot is None and JobContext().slot is None and not JobContext().in_worker
     both_inside = threading.Barrier(2, timeout=10)  # would time out if compute() serialized them
 
     def job():
-        with lanes.compute():
+        with lane_context(worker).compute():
             both_inside.wait()
 
     threads = [threading.Thread(target=job) for _ in range(2)]
@@ -53,14 +48,16 @@ def test_one_lane_takes_no_lock():
     assert not both_inside.broken
 
 
-def test_counters_are_per_lane():
-    lanes.install(2)
+def test_counters_are_per_lane_and_a_job_shares_its_lane():
+    worker = Worker(2)
     got = {}
 
     def job(name: str, hold: float):
-        before = dict(lanes.counters())
-        _section([], name, hold)
-        got[name] = {k: v - before[k] for k, v in lanes.counters().items()}
+        lane = lane_context(worker)
+        ctx = lane.for_job({"pie.job": name})
+        assert ctx.in_worker and ctx.slot is worker.slot and ctx.finished is worker.finished and ctx.dense is lane.dense
+        _section(ctx, [], name, hold)
+        got[name] = dict(lane.totals)  # the job's seconds are its lane's
 
     first = threading.Thread(target=job, args=("first", 0.3))
     first.start()

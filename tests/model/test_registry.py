@@ -210,24 +210,21 @@ def test_under_mlflow_run_models_are_child_runs(store, monkeypatch):
 
 
 def test_a_worker_job_looks_finished_runs_up_in_one_snapshot(store):
-    """Inside a worker job, skip-on-rerun lookups come from one search per (dataset, arch);
-    a retry drops the snapshot (forget_finished) and sees runs finished since."""
+    """With a worker's snapshot (context.FinishedRuns), skip-on-rerun lookups come from one
+    search per (dataset, arch); a retry drops the snapshot (forget) and sees runs finished since."""
     from pie_mlops import tracking
+    from pie_mlops.context import FinishedRuns
     from pie_mlops.tracking import finished
 
     run_id = store["first"][0]["run_id"]
     tags = dict(_client().get_run(run_id).data.tags)
     other = dict(tags, seed="99")
-    finished.forget_finished()
-    try:
-        with tracking.job_tags({"pie.job": "train:bert:s0"}):
-            assert tracking.find_finished_run(tags) == run_id
-            assert tracking.find_finished_run(other) is None
-            key = next(iter(finished._FINISHED))
-            finished._FINISHED[key].pop(finished._identity(tags))  # as if it finished after the snapshot
-            assert tracking.find_finished_run(tags) is None  # the snapshot is not searched again
-            finished.forget_finished()
-            assert tracking.find_finished_run(tags) == run_id
-        assert tracking.find_finished_run(tags) == run_id  # outside a worker job: one search per call
-    finally:
-        finished.forget_finished()
+    snapshot = FinishedRuns()
+    assert tracking.find_finished_run(tags, snapshot) == run_id
+    assert tracking.find_finished_run(other, snapshot) is None
+    key = next(iter(snapshot._runs))
+    snapshot._runs[key].pop(finished._identity(tags))  # as if it finished after the snapshot
+    assert tracking.find_finished_run(tags, snapshot) is None  # the snapshot is not searched again
+    snapshot.forget()
+    assert tracking.find_finished_run(tags, snapshot) == run_id
+    assert tracking.find_finished_run(tags) == run_id  # no snapshot: one search per call
