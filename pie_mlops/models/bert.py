@@ -64,7 +64,7 @@ class BertClassifier(nn.Module):
                         max_length: int = 128) -> "BertClassifier":
         from transformers import AutoTokenizer
 
-        from pie_mlops.models.sparse import packed_names
+        from pie_mlops.models.sparse import ours
 
         check_task(task, num_labels)
         if name_or_path == TINY_RANDOM:  # seeded by the caller, like any classification head
@@ -78,8 +78,8 @@ class BertClassifier(nn.Module):
             # ignore_mismatched_sizes below would silently re-initialise the shrunk layers
             raise PieError(f"{name}: a structurally pruned pie-mlops model; load it with "
                            f"pie_mlops.models.load_model, it cannot be a starting checkpoint")
-        if (local / WEIGHTS_NAME).is_file() and packed_names(local / WEIGHTS_NAME):
-            raise PieError(f"{name}: a pie-mlops model with sparse (packed) weights; load it with "
+        if (local / WEIGHTS_NAME).is_file() and ours(local / WEIGHTS_NAME):
+            raise PieError(f"{name}: a pie-mlops model with sparse (packed) or delta weights; load it with "
                            f"pie_mlops.models.load_model, it cannot be a starting checkpoint")
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(local) if local.exists() else name)
@@ -165,12 +165,12 @@ class BertClassifier(nn.Module):
     def load(cls, path: str | Path) -> "BertClassifier":
         from transformers import AutoTokenizer
 
-        from pie_mlops.models.sparse import packed_names
+        from pie_mlops.models.sparse import ours
 
         cfg = read_config(path)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         structure = cfg.get("structure")
-        packed = packed_names(Path(path) / WEIGHTS_NAME) if (Path(path) / WEIGHTS_NAME).is_file() else {}
+        packed = ours(Path(path) / WEIGHTS_NAME) if (Path(path) / WEIGHTS_NAME).is_file() else False
         plain = structure is None and not packed  # from_pretrained reads neither shape changes nor packing
         model = _load_hf(str(path)) if plain else _load_pruned(Path(path), structure)
         out = cls(model, tokenizer, cfg["task"], cfg["max_length"], source=cfg.get("source", ""))
@@ -241,7 +241,7 @@ def resize_encoder(hf_model, structure: dict) -> None:
 def _load_pruned(path: Path, structure: dict | None):
     """A structurally pruned model: from_pretrained would refuse (or, with ignore_mismatched_sizes, silently
     re-initialise) the smaller weights, so build from config.json, shrink, then load safetensors strictly.
-    Also any model with packed sparse weights (structure None): they are unpacked here."""
+    Also any model with packed or delta weights (structure None): load_weights rebuilds them."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from pie_mlops.models.sparse import load_weights

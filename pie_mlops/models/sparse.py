@@ -66,37 +66,79 @@ def save_weights(state: dict[str, torch.Tensor], file: str | Path) -> bool:
     return bool(packed)
 
 
-def _write(tensors: dict, packed: dict, file: str | Path) -> None:
+def _write(tensors: dict, packed: dict, file: str | Path, extra: dict | None = None) -> None:
     from safetensors.torch import save_file
 
-    meta = {"format": "pt", **({SPARSE_KEY: json.dumps(packed)} if packed else {})}
+    meta = {"format": "pt", **({SPARSE_KEY: json.dumps(packed)} if packed else {}), **(extra or {})}
     save_file(tensors, str(file), metadata=meta)
 
 
-def packed_names(file: str | Path) -> dict:
-    """{name: shape} of the packed tensors in `file` (empty for an ordinary safetensors file)."""
+def _metadata(file: str | Path) -> dict:
     from safetensors import safe_open
 
     try:
         with safe_open(str(file), framework="pt") as f:
-            meta = f.metadata() or {}
+            return f.metadata() or {}
     except Exception as exc:  # OSError, or safetensors' own SafetensorError for a corrupt header
         raise PieError(f"{file}: not a readable safetensors file ({exc})") from None
+
+
+def packed_names(file: str | Path) -> dict:
+    """{name: shape} of the packed tensors in `file` (empty for an ordinary safetensors file)."""
+    meta = _metadata(file)
     try:
         return json.loads(meta[SPARSE_KEY]) if SPARSE_KEY in meta else {}
     except json.JSONDecodeError as exc:
         raise PieError(f"{file}: bad {SPARSE_KEY} metadata ({exc})") from None
 
 
+def ours(file: str | Path) -> bool:
+    """True for a file only our loader reads: packed tensors, or a delta against a base."""
+    from pie_mlops.models.delta import BASE_KEY
+
+    meta = _metadata(file)
+    return SPARSE_KEY in meta or BASE_KEY in meta
+
+
 def load_weights(file: str | Path) -> dict[str, torch.Tensor]:
-    """The dense state dict of a safetensors file written by `save_weights` (or by anything else)."""
+    """The dense state dict of a safetensors file written by `save_weights`, `write_delta` (its
+    base fetched from the tracking store) or anything else."""
     from safetensors.torch import load_file
+
+    from pie_mlops.models import delta
 
     if not Path(file).is_file():
         raise PieError(f"{file}: weights file missing")
     packed = packed_names(file)
     tensors = load_file(str(file))
-    return unpack(tensors, packed) if packed else tensors
+    tensors = unpack(tensors, packed) if packed else tensors
+    meta = _metadata(file)
+    if delta.BASE_KEY not in meta:
+        return tensors
+    ref = json.loads(meta[delta.BASE_KEY])
+    return delta.rebuild(Path(file), tensors, meta, delta.base_state(Path(file), ref))
+
+
+def write_delta(file: str | Path, base: dict[str, torch.Tensor], base_ref: dict) -> bool:
+    """Rewrite `file` as a delta against `base` (models/delta.py), whose weights file
+    `base_ref` names ({"model_id", "path"}); True if it did. Only when the delta rebuilds
+    the file's state bit-identically from `base` (checked here, before anything is replaced)."""
+    import os
+
+    from pie_mlops.models import delta
+
+    file = Path(file)
+    state = load_weights(file)
+    keep, from_base, masked = delta.split(state, base)
+    if not from_base and not masked:
+        return False
+    meta = delta.metadata(base_ref, from_base, masked, state)
+    delta.rebuild(file, keep, meta, base)  # raises if it would not load back exactly
+    tensors, packed = pack(keep)
+    tmp = file.with_name(file.name + ".tmp")
+    _write(tensors, packed, tmp, meta)
+    os.replace(tmp, file)
+    return True
 
 
 def sparsify_file(file: str | Path) -> bool:

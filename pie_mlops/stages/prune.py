@@ -152,7 +152,7 @@ def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
         with ctx.compute():  # tracking runs outside it, beside the next job's compute
             outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
                                   on_epoch_end=run.log_epoch)
-            outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved")
+            outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved", ctx.dense if plan["schedule"] == "os" else None)
             run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
             frames = {split: predict_split(model, splits[split], split=split, group=group, seed=seed,
                                            threshold=outcome.threshold)
@@ -172,9 +172,16 @@ def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
     return {"group": group, "seed": seed, "status": "pruned", **record, "achieved_sparsity": acc["achieved_sparsity"]}
 
 
-def _saved_size_mb(model, path: Path) -> float:
-    """Size on disk of the model's safetensors save (unstructured zeros packed: models/sparse.py)."""
+def _saved_size_mb(model, path: Path, dense: dict | None = None) -> float:
+    """Size on disk of the model's safetensors save: unstructured zeros packed (models/sparse.py)
+    and, for `os`, stored as a delta against the registered dense version it was cut from
+    (models/delta.py), when that rebuilds it bit-identically."""
+    from pie_mlops.models.common import WEIGHTS_NAME
+    from pie_mlops.models.sparse import write_delta
+
     model.save(path)
+    if dense and dense.get("ref"):
+        write_delta(path / WEIGHTS_NAME, dense["state"], dense["ref"])
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
@@ -189,8 +196,14 @@ def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, de
 
     if plan["schedule"] == "os":
         if dense.get("key") != key:
+            from pie_mlops.models import load_model
+            from pie_mlops.models.common import WEIGHTS_NAME
+            from pie_mlops.models.sparse import load_weights
+
             dense.clear()
-            dense.update(key=key, model=tracking.load_version(name, f"dense-s{seed}", staging / "dense", mv))
+            saved, ref = tracking.version_files(name, f"dense-s{seed}", staging / "dense", mv)
+            # the dense weights as stored: an os version is kept as a delta against them
+            dense.update(key=key, model=load_model(saved), ref=ref, state=load_weights(saved / WEIGHTS_NAME))
         return copy.deepcopy(dense["model"])
     return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
                        model_path=plan["model_path"] if plan["arch"] == "bert" else None,

@@ -14,7 +14,7 @@
 from pie_mlops.tracking.compare import clear_champion, compare_run, log_compare_artifacts, log_metric_batch, metric_key
 from pie_mlops.tracking.finished import find_finished_run
 from pie_mlops.tracking.guard import model_claim, open_store
-from pie_mlops.tracking.loading import load_version
+from pie_mlops.tracking.loading import load_version, version_files
 from pie_mlops.tracking.models import (
     ModelRun, alias_for, download_run_artifacts, model_run, model_runs, registered_model_name,
     run_param, set_champion, set_description_line, version_by_alias, version_of_run,
@@ -30,7 +30,7 @@ from pie_mlops.tracking.studies import log_study_result, study_run, trial_run
 __all__ = [
     "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "IDENTITY_TAGS", "MODEL_REQUIREMENTS", "VERSION_TAGS", "ModelRun",
     "active_run_id", "alias_for", "artifact_root", "clear_champion", "compare_run", "data_md5", "download_run_artifacts",
-    "experiment_id", "find_finished_run", "git_sha", "load_version", "log_artifacts_if_active",
+    "experiment_id", "find_finished_run", "git_sha", "load_version", "version_files", "log_artifacts_if_active",
     "log_compare_artifacts", "log_metric_batch", "log_study_result", "metric_key", "model_requirements",
     "model_claim", "model_run", "model_runs", "open_store", "params_hash", "reap_job_runs", "reap_stale_runs", "run_registered", "registered_model_name", "registry_uri", "run_param",
     "set_champion", "set_description_line", "study_run", "tracking_uri", "trial_run", "version_by_alias", "version_of_run",

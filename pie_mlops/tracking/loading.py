@@ -13,9 +13,19 @@ def load_version(name: str, alias: str, dst: str | Path, mv=None):
     """Load `models:/name@alias` as our classifier from the safetensors save inside its pyfunc
     (never unpickling anything); a version logged before the pyfunc form has it under its run's
     `safetensors/`. `mv`: that version, if the caller already looked it up (one request fewer)."""
+    from pie_mlops.models import load_model
+
+    return load_model(version_files(name, alias, dst, mv)[0])
+
+
+@timed
+def version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Path, dict | None]:
+    """(the version's model save, downloaded under `dst`; a reference to its weights file,
+    {"model_id", "path"}, that a delta (models/delta.py) can name as its base, or None for a
+    version in the older two-copy form)."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    from pie_mlops.models import load_model
+    from pie_mlops.models.common import WEIGHTS_NAME
     from pie_mlops.tracking.models import download_run_artifacts, version_by_alias
 
     mv = mv if mv is not None else version_by_alias(name, alias)
@@ -34,5 +44,6 @@ def load_version(name: str, alias: str, dst: str | Path, mv=None):
             flavor = Model.load(repo.download_artifacts("MLmodel", str(dst))).flavors.get("python_function", {})
             saved = (flavor.get("artifacts") or {}).get("model", {}).get("path")
             if saved:  # the pyfunc's copy of the model save (models/serving.py)
-                return load_model(repo.download_artifacts(saved, str(dst)))
-    return load_model(download_run_artifacts(mv.run_id, "safetensors", dst))  # the older, two-copy form
+                return Path(repo.download_artifacts(saved, str(dst))), {"model_id": model_id,
+                                                                        "path": f"{saved}/{WEIGHTS_NAME}"}
+    return download_run_artifacts(mv.run_id, "safetensors", dst), None  # the older, two-copy form

@@ -77,11 +77,12 @@ def test_champion_is_sparse_and_loads_with_pickle_off(store, arch):
 
     from pie_mlops import tracking
     from pie_mlops.models.common import WEIGHTS_NAME
-    from pie_mlops.models.sparse import packed_names
+    from pie_mlops.models.sparse import _metadata
     from pie_mlops.pruning.criteria import prunable_weights, sparsity_report
 
     model, ours = _ours(arch, store["root"])
-    assert packed_names(next((store["root"] / f"ours-{arch}").rglob(WEIGHTS_NAME)))  # stored packed
+    meta = _metadata(next((store["root"] / f"ours-{arch}").rglob(WEIGHTS_NAME)))
+    assert "pie_base" in meta and "pie_masked" in meta  # os: masks over its dense version (models/delta.py)
     assert sparsity_report(prunable_weights(model))["achieved_sparsity"] == pytest.approx(0.5, abs=1e-3)
     assert "MLFLOW_ALLOW_PICKLE_DESERIALIZATION" not in os.environ
     name = tracking.registered_model_name("synthetic_nli", arch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -80,3 +82,31 @@ def test_pruned_model_saves_smaller_and_loads_back_bit_identically(arch, tiny_be
 
         with pytest.raises(PieError, match="sparse"):
             BertClassifier.from_pretrained(str(tmp_path / "sparse"), 3)
+
+
+def test_a_delta_against_its_base_rebuilds_bit_identically_and_refuses_another_base():
+    from pie_mlops.errors import PieError
+    from pie_mlops.models import delta
+
+    g = torch.Generator().manual_seed(1)
+    base = {"w": torch.randn(40, 30, generator=g), "emb": torch.randn(50, 8, generator=g),
+            "b": torch.randn(30, generator=g), "v": torch.randn(30, 30, generator=g)}
+    base["w"][0, :2] = torch.tensor([-0.0, float("nan")])
+    w = base["w"].clone()
+    w[w.abs() < 0.5] = 0.0                        # os pruning: the base under a mask
+    w[0, :2] = base["w"][0, :2]                   # -0.0 and NaN kept as values
+    state = {"w": w, "emb": base["emb"].clone(), "b": base["b"].clone(),
+             "v": base["v"] + 1.0,                # retrained (a recovery step): stored whole
+             "new": torch.randn(3, 3, generator=g)}  # not in the base: stored whole
+    keep, from_base, masked = delta.split(state, base)
+    assert from_base == ["b", "emb"] and masked == {"w": [40, 30]}
+    assert set(keep) == {"w::basemask", "v", "new"} and keep["w::basemask"].dtype == torch.uint8
+    meta = delta.metadata({"model_id": "m-x", "path": "p"}, from_base, masked, state)
+    back = delta.rebuild(Path("f"), keep, meta, base)
+    assert set(back) == set(state)
+    assert all(torch.equal(_bits(back[k]), _bits(state[k])) for k in state)
+    other = {**base, "emb": base["emb"] + 1e-7}   # a base that changed since
+    with pytest.raises(PieError, match="does not match its SHA-256"):
+        delta.rebuild(Path("f"), keep, meta, other)
+    with pytest.raises(PieError, match="lacks tensor 'w'"):
+        delta.rebuild(Path("f"), keep, meta, {k: v for k, v in base.items() if k != "w"})
