@@ -45,6 +45,19 @@ def mlflow_global_uris() -> tuple[Any, Any]:
     return tracking_utils._tracking_uri, registry_utils._registry_uri
 
 
+def logged_model_files(model_id: str, tracking_uri: str | None = None):
+    """An artifact repository over a logged model's files (`get_artifact_repository` is not in
+    MLflow's public API; `mlflow.artifacts.download_artifacts` takes no logged-model id). Its
+    location is looked up in the tracking store now, never stored, so a store that moved
+    still resolves."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    location = client.get_logged_model(model_id).artifact_location
+    return get_artifact_repository(location, tracking_uri=client.tracking_uri)
+
+
 def restore_mlflow_registry_uri(uri) -> None:
     """Put the registry URI back as it was, unset included (set_registry_uri(None) is not it)."""
     from mlflow.tracking._model_registry import utils as registry_utils

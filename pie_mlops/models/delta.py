@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -93,26 +94,20 @@ def base_state(file: Path, ref: dict) -> dict[str, torch.Tensor]:
     location is looked up now (not stored), so a store that moved still resolves."""
     import tempfile
 
+    from pie_mlops.compat import logged_model_files
     from pie_mlops.models.sparse import load_weights
 
     try:
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient()
-        location = client.get_logged_model(ref["model_id"]).artifact_location
-        repo = get_artifact_repository(location, tracking_uri=client.tracking_uri)
+        repo = logged_model_files(ref["model_id"])
         with tempfile.TemporaryDirectory(prefix="pie-base-") as tmp:
             return load_weights(repo.download_artifacts(ref["path"], tmp))
     except PieError:
         raise
     except Exception as exc:  # noqa: BLE001 -- any store error: say which base could not be had
-        raise PieError(f"{file}: a delta against logged model {ref['model_id']} ({ref['path']}), which could "
-                       f"not be fetched from the tracking store {_uri()}: {str(exc).splitlines()[0]}; "
+        from pie_mlops.credentials import redact_url
+
+        store = redact_url(os.environ.get("MLFLOW_TRACKING_URI")) or "unset"
+        raise PieError(f"{file}: a delta against logged model {ref['model_id']} ({ref['path']}), which could not "
+                       f"be fetched from the tracking store (MLFLOW_TRACKING_URI={store}): {str(exc).splitlines()[0]}; "
                        f"set MLFLOW_TRACKING_URI to the store it was registered in") from None
 
-
-def _uri() -> str:
-    import mlflow
-
-    return mlflow.get_tracking_uri()

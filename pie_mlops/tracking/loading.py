@@ -23,8 +23,7 @@ def version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Path
     """(the version's model save, downloaded under `dst`; a reference to its weights file,
     {"model_id", "path"}, that a delta (models/delta.py) can name as its base, or None for a
     version in the older two-copy form)."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
+    from pie_mlops.compat import logged_model_files
     from pie_mlops.models.common import WEIGHTS_NAME
     from pie_mlops.tracking.models import download_run_artifacts, version_by_alias
 
@@ -38,8 +37,7 @@ def version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Path
     if model_id.startswith("m-"):
         from mlflow.models import Model
 
-        location = client.get_logged_model(model_id).artifact_location
-        repo = get_artifact_repository(location, tracking_uri=client.tracking_uri)
+        repo = logged_model_files(model_id, client.tracking_uri)
         if any(f.path == "MLmodel" for f in repo.list_artifacts()):
             flavor = Model.load(repo.download_artifacts("MLmodel", str(dst))).flavors.get("python_function", {})
             saved = (flavor.get("artifacts") or {}).get("model", {}).get("path")

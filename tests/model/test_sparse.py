@@ -110,3 +110,19 @@ def test_a_delta_against_its_base_rebuilds_bit_identically_and_refuses_another_b
         delta.rebuild(Path("f"), keep, meta, other)
     with pytest.raises(PieError, match="lacks tensor 'w'"):
         delta.rebuild(Path("f"), keep, meta, {k: v for k, v in base.items() if k != "w"})
+
+
+def test_a_delta_whose_base_cannot_be_fetched_is_a_one_line_error(tmp_path, monkeypatch):
+    from pie_mlops.errors import PieError
+    from pie_mlops.models.sparse import write_delta
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # a real, empty store
+    base = {"w": torch.randn(20, 20), "b": torch.randn(20)}
+    w = base["w"].clone()
+    w[w.abs() < 0.5] = 0.0
+    save_weights({"w": w, "b": base["b"].clone()}, tmp_path / "x.safetensors")
+    assert write_delta(tmp_path / "x.safetensors", base, {"model_id": "m-gone", "path": "saved/model.safetensors"})
+    assert (tmp_path / "x.safetensors").stat().st_size < 20 * 20 * 4 / 4  # a bit per weight, no values
+    with pytest.raises(PieError, match="m-gone.*could not be fetched.*MLFLOW_TRACKING_URI=sqlite") as err:
+        load_weights(tmp_path / "x.safetensors")
+    assert "\n" not in str(err.value)
