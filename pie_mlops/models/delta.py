@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -104,10 +103,7 @@ def base_state(file: Path, ref: dict) -> dict[str, torch.Tensor]:
     except PieError:
         raise
     except Exception as exc:  # noqa: BLE001 -- any store error: say which base could not be had
-        from pie_mlops.credentials import redact_url
-
-        store = redact_url(os.environ.get("MLFLOW_TRACKING_URI")) or "unset"
         raise PieError(f"{file}: a delta against logged model {ref['model_id']} ({ref['path']}), which could not "
-                       f"be fetched from the tracking store (MLFLOW_TRACKING_URI={store}): {str(exc).splitlines()[0]}; "
+                       f"be fetched from the tracking store: {str(exc).splitlines()[0]}; "
                        f"set MLFLOW_TRACKING_URI to the store it was registered in") from None
 

@@ -11,6 +11,8 @@ import io
 import numpy as np
 import pandas as pd
 
+from pie_mlops.report.plot_tables import method_of
+
 SUBSETS = (("all", "all examples"), ("pie", "PIEs"), ("nonpie", "non-PIEs"))
 
 
@@ -28,10 +30,6 @@ def png(fig) -> bytes:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     _plt().close(fig)
     return buf.getvalue()
-
-
-def method_of(group: str) -> str:
-    return group.rsplit("@", 1)[0]
 
 
 def summary_frame(summary: dict) -> pd.DataFrame:

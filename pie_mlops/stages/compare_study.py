@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from pie_mlops.context import JobContext
 from pie_mlops.errors import BaselineGateError, DataQualityError, PieError
 from pie_mlops.schema import defaults
+from pie_mlops.report.plot_tables import method_of, sparsity_of, write_plot_tables
 from pie_mlops.stages.compare_gate import champion_verdict
 
 DEFAULTS = defaults("compare")  # pie_mlops/schema.py: the one source of defaults and types
@@ -110,7 +111,7 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
         complexity.to_parquet(tmp / "complexity.parquet", index=False)
         examples.to_parquet(tmp / "pie_examples.parquet", index=False)
         _dump(verdict, tmp / "champion.json")
-        _write_plot_tables(core.summary, analysis, arch, tmp / "plots")
+        write_plot_tables(core.summary, analysis, arch, tmp / "plots")
         from pie_mlops.stages.report import build_report
         build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}", claims=False)
     if params["export_pies"]:  # each dataset written atomically on its own, after the outputs
@@ -188,53 +189,13 @@ def model_scores(test, flags: dict[str, np.ndarray], own: dict[str, np.ndarray] 
         masks = {"acc_all": np.ones_like(pie), "acc_pie": pie, "acc_nonpie": ~pie, "acc_subset": sensitive}
         columns = {name: scores_on(preds, test.labels, test.task, mask) for name, mask in masks.items()}
         for i, seed in enumerate(stack.seeds):
-            rows.append({"group": group, "seed": int(seed), "sparsity": _sparsity(group),
+            rows.append({"group": group, "seed": int(seed), "sparsity": sparsity_of(group),
                          **{name: float(v[i]) for name, v in columns.items()}})
     return pd.DataFrame(rows)
 
 
-def _sparsity(group: str) -> float:
-    try:
-        return float(group.rsplit("@", 1)[1]) if "@" in group else 0.0
-    except ValueError:
-        return float("nan")
-
-
 def _dump(obj, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-
-
-def method_of(group: str) -> str:
-    return group.rsplit("@", 1)[0]
-
-
-def _write_plot_tables(summary: dict, analysis: dict, arch: str, root: Path) -> None:
-    """Long CSVs that `dvc plots show` draws (dvc.yaml's top-level plots)."""
-    root.mkdir(parents=True, exist_ok=True)
-    acc, counts = [], []
-    floor = analysis.get("noise_floor", {})
-    for group, s in sorted(summary.items(), key=lambda kv: (method_of(kv[0]), _sparsity(kv[0]))):
-        base = {"arch": arch, "method": method_of(group), "sparsity": _sparsity(group)}
-        for subset in ("all", "pie", "nonpie"):
-            acc.append({**base, "subset": subset, "dense_acc": s.get(f"dense_acc_{subset}"),
-                        "pruned_acc": s.get(f"pruned_acc_{subset}")})
-        counts.append({**base, "n_pies": s["n_pies"], "pie_share": s["pie_share"],
-                       "floor_share": floor.get("floor_share")})
-    pd.DataFrame(acc).to_csv(root / "accuracy.csv", index=False)
-    pd.DataFrame(counts).to_csv(root / "pies.csv", index=False)
-    # Wide copies (sparsity x method) so each method is one line in `dvc plots show`.
-    wide = pd.DataFrame(counts)
-    if not wide.empty:
-        wide.pivot_table(index="sparsity", columns="method", values="pie_share").reset_index() \
-            .to_csv(root / "pie_share.csv", index=False)
-        pie_acc = pd.DataFrame(acc)
-        pie_acc = pie_acc[pie_acc["subset"] == "pie"].dropna(subset=["pruned_acc"])
-        if not pie_acc.empty:
-            pie_acc.pivot_table(index="sparsity", columns="method", values="pruned_acc").reset_index() \
-                .to_csv(root / "pruned_acc_pie.csv", index=False)
-    bins = [{"group": g, **b} for g, inf in analysis.get("influence", {}).items() for b in inf.get("bins", [])]
-    if bins:
-        pd.DataFrame(bins).to_csv(root / "el2n_bins.csv", index=False)
 
 
 def export_name(dataset: str, group: str, arch: str | None = None) -> str:
@@ -281,11 +242,11 @@ def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, 
                         "pruned_acc_nonpie", "n_ties_dense", "n_ties_pruned"):
                 metrics[tracking.metric_key(group, key)] = s.get(key)
                 # One chart per method in the UI: the value against sparsity (step = percent).
-                curves.append((f"{key}/{method_of(group)}", s.get(key), int(round(_sparsity(group) * 100))))
+                curves.append((f"{key}/{method_of(group)}", s.get(key), int(round(sparsity_of(group) * 100))))
         floor = analysis.get("noise_floor", {})
         metrics["noise_floor_share"] = floor.get("floor_share")
         tracking.log_metric_batch(run_id, metrics, curves=curves)
-        table = pd.DataFrame([{"group": g, "sparsity": _sparsity(g), "n_pies": s["n_pies"],
+        table = pd.DataFrame([{"group": g, "sparsity": sparsity_of(g), "n_pies": s["n_pies"],
                                "pie_share": s["pie_share"], "dense_acc_pie": s.get("dense_acc_pie"),
                                "pruned_acc_pie": s.get("pruned_acc_pie"), "pruned_acc_all": s.get("pruned_acc_all")}
                               for g, s in summary.items()])

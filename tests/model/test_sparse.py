@@ -123,6 +123,6 @@ def test_a_delta_whose_base_cannot_be_fetched_is_a_one_line_error(tmp_path, monk
     save_weights({"w": w, "b": base["b"].clone()}, tmp_path / "x.safetensors")
     assert write_delta(tmp_path / "x.safetensors", base, {"model_id": "m-gone", "path": "saved/model.safetensors"})
     assert (tmp_path / "x.safetensors").stat().st_size < 20 * 20 * 4 / 4  # a bit per weight, no values
-    with pytest.raises(PieError, match="m-gone.*could not be fetched.*MLFLOW_TRACKING_URI=sqlite") as err:
+    with pytest.raises(PieError, match="m-gone.*could not be fetched from the tracking store.*set MLFLOW_TRACKING_URI") as err:
         load_weights(tmp_path / "x.safetensors")
     assert "\n" not in str(err.value)
