@@ -50,7 +50,7 @@ def tune(ctx: click.Context, **options) -> None:
 @click.option("--arch", "-a", default=None, metavar="bert|bilstm[,...]",
               help="Architecture(s), comma-separated. Default: train.arch.")
 @click.option("--seeds", "-s", default=None, metavar="0,1,2",
-              help="Seeds, comma-separated. Default: train.seeds (five seeds).")
+              help="Seeds, comma-separated. Default: train.seeds (per architecture in params.yaml).")
 @click.option("--epochs", type=int, default=None, help="Epochs; wins even over a tuned value. Default: train.epochs.")
 @click.option("--model-path", default=None,
               help="bert: a Hugging Face encoder directory, or a hub name when a hub is reachable. "
