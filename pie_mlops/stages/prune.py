@@ -32,9 +32,10 @@ from pie_mlops.pruning.plan import predicted_splits as _predicted_splits
 _LOG = get_logger(__name__)
 
 DEFAULTS = defaults("prune")  # pie_mlops/schema.py: the one source of defaults and types
-# The current seed's registered dense model, kept across prune() calls: a worker runs one
-# (group, seed) per call, and reloading the same version for every group cost it a download
-# and a model build per job. Keyed by the version's run id (unique in any store): a new version reloads.
+# The current seed's registered dense model lives in the job context (`ctx.dense`), which a
+# worker's lane keeps across prune() calls: it runs one (group, seed) per call, and reloading
+# the same version for every group cost a download and a model build per job. Keyed by the
+# version's run id (unique in any store): a new version reloads.
 
 
 def pruned_dir(params: dict, arch: str) -> Path:
