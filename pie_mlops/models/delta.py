@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from pie_mlops.errors import PieError
+from pie_mlops.models.sparse import _BITS as _INT  # one bit-view table for both stored forms
 
 BASE_KEY, FROM_BASE, MASKED, DIGEST = "pie_base", "pie_from_base", "pie_masked", "pie_sha256"
 BASE_MASK = "::basemask"
-_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def digest(state: dict[str, torch.Tensor]) -> str:
