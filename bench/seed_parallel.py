@@ -4,11 +4,13 @@ BiLSTM: S seeds (default 10) on the same Rotten Tomatoes examples and epochs, ea
 building its models from the seeds, training them and predicting the held-out examples:
 one at a time with `pie_mlops.training.train` + `predict_logits` (PyTorch's fused LSTM), and
 together with `pie_mlops.seed_training.train_seeds` + `predict_logits_stacked` (stacked bmm
-BiLSTM). Dropout is off on both sides, so the two compute the same models up to float rounding;
-`agreement` is the share of (seed, example) predictions that are identical. The sides run in
---rounds interleaved rounds, alternating which goes first; models_per_hour_ratio is the median
-over rounds of (one-at-a-time time / seed-parallel time) within a round. Tracking (the same
-per seed either way) is not timed.
+BiLSTM), and 2 at a time in child processes as `train.seed_processes: 2` does
+(pie_mlops/seed_pool.py). Dropout is off on every side, so they compute the same models up to
+float rounding; `agreement` (stacked) and `processes_agreement` are the shares of (seed, example)
+predictions identical to one at a time. The sides run in --rounds interleaved rounds, reversing
+their order each round; models_per_hour_ratio (stacked) and processes_models_per_hour_ratio are
+medians over rounds of (one-at-a-time time / that side's time) within a round. Tracking (the
+same per seed either way) is not timed.
 
 MiniLM: there is no seed-parallel MiniLM path in the stage. What `torch.func` gives is measured:
 --bert-seeds copies of the packaged MiniLM, stacked with `stack_module_state` and run with
@@ -67,6 +69,19 @@ def together(seeds, train_df, eval_df, epochs: int) -> tuple[float, np.ndarray]:
     models = [build_model("bilstm", 2, seed=seed, dropout=0.0) for seed in seeds]
     _, stack = train_seeds(models, seeds, train_df, None, TrainConfig(epochs=epochs, progress=False))
     logits = predict_logits_stacked(stack, eval_df, models[0])
+    return time.perf_counter() - start, logits
+
+
+def processes(seeds, train_df, eval_df, epochs: int, n_proc: int = 2) -> tuple[float, np.ndarray]:
+    """The stage's train.seed_processes: the seeds `n_proc` at a time in spawned children, each on
+    cores / n_proc intra-op threads; the start of the children is timed too."""
+    from pie_mlops.seed_pool import SeedTask, compute_seeds
+
+    start = time.perf_counter()
+    tasks = [SeedTask("bilstm", 2, "single_label", seed, {"dropout": 0.0},
+                      TrainConfig(epochs=epochs, seed=seed, progress=False),
+                      {"train": train_df, "validation": None, "eval": eval_df}, ("eval",)) for seed in seeds]
+    logits = np.stack([out.logits["eval"] for out in compute_seeds(tasks, n_proc)])
     return time.perf_counter() - start, logits
 
 
@@ -146,14 +161,17 @@ def main() -> None:
     train_df, eval_df = data(args.n, args.n_eval)
     rounds = []
     for r in range(args.rounds):
-        sides = [("one", one_at_a_time), ("together", together)]
+        sides = [("one", one_at_a_time), ("together", together), ("processes", processes)]
         got = {name: fn(seeds, train_df, eval_df, args.epochs) for name, fn in (sides if r % 2 == 0 else sides[::-1])}
-        (t1, l1), (t2, l2) = got["one"], got["together"]
-        rounds.append({"one_s": t1, "together_s": t2, "ratio": t1 / t2,
+        (t1, l1), (t2, l2), (t3, l3) = got["one"], got["together"], got["processes"]
+        rounds.append({"one_s": t1, "together_s": t2, "ratio": t1 / t2, "processes_s": t3, "processes_ratio": t1 / t3,
                        "agreement": float((l1.argmax(-1) == l2.argmax(-1)).mean()),
+                       "processes_agreement": float((l1.argmax(-1) == l3.argmax(-1)).mean()),
                        "max_logit_diff": float(np.abs(l1 - l2).max())})
     ratio = statistics.median(r["ratio"] for r in rounds)
     agreement = min(r["agreement"] for r in rounds)
+    p_ratio = statistics.median(r["processes_ratio"] for r in rounds)
+    p_agreement = min(r["processes_agreement"] for r in rounds)
     bert_ratio, bert_note = bert_vmap(args.bert_seeds, args.bert_steps, train_df) if args.bert_seeds else \
         (None, "skipped (--bert-seeds 0)")
 
@@ -165,8 +183,15 @@ def main() -> None:
         print(f"{i:>5}  {r['one_s']:>15.1f}  {r['together_s']:>15.1f}  {r['ratio']:>6.2f}  "
               f"{3600 * args.seeds / r['one_s']:>12.0f}  {3600 * args.seeds / r['together_s']:>12.0f}  "
               f"{r['agreement']:>9.4f}  {r['max_logit_diff']:>12.2e}")
+    print(f"{'round':>5}  {'2 processes s':>15}  {'ratio':>6}  {'models/h':>12}  {'agreement':>9}   "
+          f"(train.seed_processes: 2 children, {max(1, (os.cpu_count() or 1) // 2)} thread(s) each)")
+    for i, r in enumerate(rounds):
+        print(f"{i:>5}  {r['processes_s']:>15.1f}  {r['processes_ratio']:>6.2f}  "
+              f"{3600 * args.seeds / r['processes_s']:>12.0f}  {r['processes_agreement']:>9.4f}")
     print(f"MiniLM vmap: {bert_note}" + (f" -> ratio {bert_ratio:.2f}" if bert_ratio else ""))
     print(json.dumps({"models_per_hour_ratio": round(ratio, 3), "agreement": round(agreement, 4),
+                      "processes_models_per_hour_ratio": round(p_ratio, 3),
+                      "processes_agreement": round(p_agreement, 4),
                       "bert_models_per_hour_ratio": None if bert_ratio is None else round(bert_ratio, 3)}))
 
 

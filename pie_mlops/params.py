@@ -190,6 +190,17 @@ def for_arch(params: dict, arch: str, section: str = "train") -> dict:
     return dict(out, arch=arch)
 
 
+def seed_parallel(params: dict, arch: str, section: str = "train") -> bool:
+    """Whether `section` computes `arch`'s seeds together (docs/seed-parallel.md); a PieError
+    where that is not built (the stacked module is a BiLSTM)."""
+    value = params.get("seed_parallel", False)
+    if not isinstance(value, bool):
+        raise PieError(f"{section}.seed_parallel must be true or false (or one per architecture), got {value!r}")
+    if value and arch != "bilstm":
+        raise PieError(f"{section}.seed_parallel is built for the bilstm only; set it false for {arch}")
+    return value
+
+
 def seeds_for(params: dict, arch: str, section: str = "train") -> list[int]:
     """The seeds of one architecture (a list for all, or a mapping arch -> list)."""
     value = for_arch({"seeds": params["seeds"]}, arch, section)["seeds"]

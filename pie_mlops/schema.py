@@ -91,6 +91,10 @@ class Train(Section):
     # bilstm: train the unfinished seeds as one batched computation, then track them seed by seed
     # (docs/seed-parallel.md); about 1x on an idle CPU, so off by default.
     seed_parallel: PerArch[bool] = {"bert": False, "bilstm": False}
+    # Unfinished seeds computed N at a time in child processes, each tracked as it comes back
+    # (docs/seed-parallel.md): a BiLSTM keeps one core busy, so 2 on 2 cores is ~2x; MiniLM
+    # already fills the cores. seed_parallel, when on, wins.
+    seed_processes: PerArch[int] = {"bert": 1, "bilstm": 2}
 
 
 class Prune(Section):
@@ -128,6 +132,9 @@ class Prune(Section):
     predictions_dir: str = "predictions"
     latency_batch: int = Field(32, ge=1)  # test examples in the fixed batch timed for CPU latency
     max_train_examples: PerArch[int | None] = {"bert": 800, "bilstm": 2000}  # keep equal to train's
+    # bilstm: prune and predict each os group's unfinished seeds together, then track them seed
+    # by seed (docs/seed-parallel.md); ft/wr/ai and os with recovery stay one at a time.
+    seed_parallel: PerArch[bool] = {"bert": False, "bilstm": False}
 
 
 class Compare(Section):

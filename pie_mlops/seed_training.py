@@ -144,6 +144,7 @@ def train_seeds(models: list, seeds: list[int], train_df: pd.DataFrame, val_df: 
                        "train_ex_s": seen[i] / share, "lr": opt.param_groups[0]["lr"]}
             if val_logits is not None:
                 val, result.threshold = val_metrics_from_logits(task, y_val, val_logits[i])
+                result.val_logits = val_logits[i]  # the last epoch's: the final weights' (TrainResult)
                 metrics.update(val)
             result.history.append(metrics)
         if epoch in cfg.snapshot_epochs:

@@ -145,6 +145,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     threshold: float | None = None  # multi-label decision threshold, tuned on validation
     snapshots: dict[str, np.ndarray] = field(default_factory=dict)  # "train@epoch<k>" -> logits
+    # The last validation pass's logits, of the final weights: the validation predictions reuse
+    # them (same batches, same weights: bit-identical) instead of predicting the split again.
+    val_logits: np.ndarray | None = None
 
 
 @torch.inference_mode()
@@ -170,9 +173,9 @@ def score(task: str, y: np.ndarray, logits: np.ndarray, threshold: float | None 
     return accuracy(y, logits.argmax(axis=1))
 
 
-def _val_metrics(model, val_df: pd.DataFrame, cfg: TrainConfig, device) -> tuple[dict, float | None]:
+def _val_metrics(model, val_df: pd.DataFrame, cfg: TrainConfig, device) -> tuple[dict, float | None, np.ndarray]:
     logits = predict_logits(model, val_df, cfg.eval_batch_size, device, cfg.progress, "validate")
-    return val_metrics_from_logits(model.task, targets(val_df, model.task), logits)
+    return *val_metrics_from_logits(model.task, targets(val_df, model.task), logits), logits
 
 
 def val_metrics_from_logits(task: str, y: np.ndarray, logits: np.ndarray) -> tuple[dict, float | None]:
@@ -253,7 +256,7 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
             opt, sched = fresh_optimizer(restart)
         metrics.update(pruner.metrics())
         if val_df is not None and len(val_df) and main:
-            val, result.threshold = _val_metrics(model, val_df, cfg, device)
+            val, result.threshold, result.val_logits = _val_metrics(model, val_df, cfg, device)
             metrics.update(val)
         if epoch in cfg.snapshot_epochs and main:
             result.snapshots[f"train@epoch{epoch}"] = predict_logits(model, train_df, cfg.eval_batch_size, device)
@@ -307,6 +310,18 @@ def predict_split(model, df: pd.DataFrame, *, split: str, group: str, seed: int,
     """Predict `df` and return the predictions contract frame (docs/design.md §3)."""
     logits = predict_logits(model, df, batch_size, device)
     return predictions_frame(df, logits, split=split, group=group, seed=seed, task=model.task, threshold=threshold)
+
+
+def predict_frames(model, splits: dict, names, *, group: str, seed: int, threshold: float | None = None,
+                   batch_size: int = 128, val_logits: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
+    """The predictions frames of the splits `names`; validation from `val_logits` when training
+    left them (TrainResult.val_logits: the final weights' pass), else predicted."""
+    return {split: predictions_frame(splits[split], val_logits, split=split, group=group, seed=seed, task=model.task,
+                                     threshold=threshold)
+            if split == "validation" and val_logits is not None else
+            predict_split(model, splits[split], split=split, group=group, seed=seed, threshold=threshold,
+                          batch_size=batch_size)
+            for split in names}
 
 
 def snapshot_frames(result: TrainResult, train_df: pd.DataFrame, *, group: str, seed: int,

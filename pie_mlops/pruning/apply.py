@@ -19,6 +19,7 @@ from pie_mlops.errors import PieError
 class Outcome:
     accounting: dict  # achieved_sparsity, per_layer, nonzero_params, total_params, latency_ms, ...
     threshold: float | None  # multi-label decision threshold, tuned on validation
+    val_logits: object = None  # a training schedule's last validation logits (TrainResult.val_logits)
 
 
 def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progress: bool = True,
@@ -40,7 +41,7 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
 
     kwargs = {"scope": plan["threshold"], "include": plan.get("include"), "exclude": plan.get("exclude"),
               "seed": seed, "grads_fn": grads_fn, "prunable": plan.get("prunable", "linear")}
-    threshold, structure = None, None
+    threshold, structure, val_logits = None, None, None
     if plan["schedule"] == "os":
         recovery = int(plan.get("recovery_steps") or 0)
         if plan["scope"] == "structured":
@@ -54,13 +55,13 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
         if recovery:
             result = train(model, splits["train"], splits["validation"], config(1, max_steps=recovery),
                            on_epoch_end=on_epoch_end, pruner=pruner)
-            threshold = result.threshold
+            threshold, val_logits = result.threshold, result.val_logits
     else:
         pruner = ScheduledPruning(plan["criterion"], plan["schedule"], plan["sparsity"],
                                   epochs_per_step=int(plan["epochs_per_step"]), steps=int(plan["steps"]), **kwargs)
         result = train(model, splits["train"], splits["validation"], config(pruner.epochs),
                        on_epoch_end=on_epoch_end, pruner=pruner)
-        threshold = result.threshold
+        threshold, val_logits = result.threshold, result.val_logits
     if task == "multi_label" and threshold is None:
         threshold = _validation_threshold(model, splits["validation"])
     accounting = _accounting(model, plan, pruner, structure, splits["test"].head(int(plan.get("latency_batch", 32))))
@@ -68,7 +69,7 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
     if plan["scope"] == "unstructured" and abs(accounting["achieved_sparsity"] - target) > 1e-3:
         raise PieError(f"{plan['group']}: achieved sparsity {accounting['achieved_sparsity']:.4f} misses the "
                        f"target {target} by more than 0.1 points")
-    return Outcome(accounting, threshold)
+    return Outcome(accounting, threshold, val_logits)
 
 
 def _validation_threshold(model, val_df) -> float:

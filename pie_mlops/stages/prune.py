@@ -103,6 +103,9 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
     jobs, seeds = plan_jobs(params), seeds_for(params, params["arch"], "prune")
     hp = _hyperparameters(params)
+    from pie_mlops.params import seed_parallel
+
+    parallel = seed_parallel(params, params["arch"], "prune")
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
     name = tracking.registered_model_name(params["dataset"], params["arch"])
     ctx = ctx or JobContext()
@@ -116,7 +119,7 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
 
     # Seed-major order: every os group of a seed starts from the same registered dense model,
     # downloaded once and kept (one seed at a time) in the context's `dense`.
-    records = []
+    records, together = [], {}  # together: the unfinished seed-parallel jobs, by group
     for group_plan, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune",
                                  disable=progress_disabled(progress)):
         plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
@@ -126,6 +129,8 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
         plan.update(hp, **identity_extras(params), **group_plan, epochs_per_step=epochs[seed])
         if plan["schedule"] != "os":
             plan.pop("recovery_steps")
+        if parallel and stackable(plan):  # only when on: sequential models keep their params hash
+            plan["seed_parallel"] = True
         job = ModelJob(plan=plan, group=plan["group"], seed=seed, model_name=name,
                        out_dir=pruned_dir(params, plan["arch"]) / plan["group"] / f"s{seed}", alias=tracking.alias_for(plan["group"], seed),
                        tags=identity_tags("prune", plan, plan["group"], seed, data_md5=md5, git_sha=sha,
@@ -138,39 +143,64 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
             if found:
                 records.append({"group": job.group, "seed": seed, "status": "skipped", "run_id": found})
                 continue
+            if plan.get("seed_parallel"):  # pruned and predicted together below, tracked seed by seed
+                together.setdefault(job.group, []).append(job)
+                continue
             key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
             records.append(_prune_one(job, meta, splits, progress, ctx, key, versions[seed]))
+    if together:
+        from pie_mlops.stages.prune_group import prune_groups
+
+        records += prune_groups(together, meta, splits, progress, ctx, versions)
     return records
+
+
+def stackable(plan: dict) -> bool:
+    """Jobs the stacked BiLSTM serves: one-shot unstructured pruning with no recovery training
+    (ft/wr/ai and a recovery fine-tune train, one model at a time)."""
+    return (plan["arch"] == "bilstm" and plan["schedule"] == "os" and plan["scope"] == "unstructured"
+            and not int(plan.get("recovery_steps") or 0))
 
 
 def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext, key: tuple, mv=None) -> dict:
     from pie_mlops.pruning.apply import prune_model
-    from pie_mlops.training import predict_split
+    from pie_mlops.training import predict_frames
 
-    plan, seed, group = job.plan, job.seed, job.group
+    plan, seed = job.plan, job.seed
 
     def make(run, model, staging) -> Made:
         with ctx.compute():  # tracking runs outside it, beside the next job's compute
             outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
                                   on_epoch_end=run.log_epoch)
-            outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved", ctx.dense if plan["schedule"] == "os" else None)
-            run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
-            frames = {split: predict_split(model, splits[split], split=split, group=group, seed=seed,
-                                           threshold=outcome.threshold)
-                      for split in _predicted_splits(plan)}
-        return Made(model, frames, threshold=outcome.threshold, saved=staging / "saved",
-                    metrics={k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))},
-                    documents={"pruning.json": outcome.accounting})
+            frames = predict_frames(model, splits, _predicted_splits(plan), group=job.group, seed=seed,
+                                    threshold=outcome.threshold, val_logits=outcome.val_logits)
+            return pruned_made(run, model, staging, outcome, frames, ctx.dense if plan["schedule"] == "os" else None)
 
-    record, made = run_job(job, make, ctx, task=meta["task"], label_names=meta["label_names"], examples=splits["test"],
-                     # before the run: a dense model that does not load makes no run
-                     start=lambda staging: _start_model(plan, seed, meta, job.model_name, staging, ctx.dense, key, mv))
+    # before the run: a dense model that does not load makes no run
+    return track_pruned(job, make, ctx, meta, splits,
+                        start=lambda staging: _start_model(plan, seed, meta, job.model_name, staging, ctx.dense, key, mv))
+
+
+def pruned_made(run, model, staging: Path, outcome, frames: dict, dense: dict | None) -> Made:
+    """What a pruned job made, once computed: its save (a delta for `os`), size and accounting."""
+    outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved", dense)
+    run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
+    return Made(model, frames, threshold=outcome.threshold, saved=staging / "saved",
+                metrics={k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))},
+                documents={"pruning.json": outcome.accounting})
+
+
+def track_pruned(job: ModelJob, make, ctx: JobContext, meta: dict, splits: dict, start=None) -> dict:
+    """One pruned (group, seed) through the model-job protocol (pie_mlops/jobs.py), then its line."""
+    record, made = run_job(job, make, ctx, task=meta["task"], label_names=meta["label_names"],
+                           examples=splits["test"], start=start)
     acc = made.documents["pruning.json"]
-    _LOG.info(f"{job.model_name} v{record['version']} ({group}-s{seed}): sparsity {acc['achieved_sparsity']:.4f}, "
+    _LOG.info(f"{job.model_name} v{record['version']} ({job.group}-s{job.seed}): sparsity {acc['achieved_sparsity']:.4f}, "
               + (f"validation {record['validation_score']:.4f}, " if "validation_score" in record else "")
               + (f"test {record['test_score']:.4f}, " if "test_score" in record else "")
               + f"{acc['latency_ms']:.1f} ms/batch")
-    return {"group": group, "seed": seed, "status": "pruned", **record, "achieved_sparsity": acc["achieved_sparsity"]}
+    return {"group": job.group, "seed": job.seed, "status": "pruned", **record,
+            "achieved_sparsity": acc["achieved_sparsity"]}
 
 
 def _saved_size_mb(model, path: Path, dense: dict | None = None) -> float:
@@ -191,21 +221,26 @@ def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, de
     download, so memory stays one model whatever the seed count); ft/wr/ai: the dense init."""
     import copy
 
-    from pie_mlops import tracking
     from pie_mlops.fidelity import model_kwargs
     from pie_mlops.models import build_model
 
     if plan["schedule"] == "os":
         if dense.get("key") != key:
-            from pie_mlops.models import load_model
-            from pie_mlops.models.common import WEIGHTS_NAME
-            from pie_mlops.models.sparse import load_weights
-
             dense.clear()
-            saved, ref = tracking.version_files(name, f"dense-s{seed}", staging / "dense", mv)
-            # the dense weights as stored: an os version is kept as a delta against them
-            dense.update(key=key, model=load_model(saved), ref=ref, state=load_weights(saved / WEIGHTS_NAME))
+            dense.update(load_dense(name, seed, staging / "dense", mv), key=key)
         return copy.deepcopy(dense["model"])
     return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
                        model_path=plan["model_path"] if plan["arch"] == "bert" else None,
                        **model_kwargs(plan["arch"], plan, "prune"))
+
+
+def load_dense(name: str, seed: int, dst: Path, mv=None) -> dict:
+    """The registered dense model of `seed` ({model, state, ref}): the model, its weights as
+    stored and a reference to them, which an `os` version's delta names as its base."""
+    from pie_mlops import tracking
+    from pie_mlops.models import load_model
+    from pie_mlops.models.common import WEIGHTS_NAME
+    from pie_mlops.models.sparse import load_weights
+
+    saved, ref = tracking.version_files(name, f"dense-s{seed}", dst, mv)
+    return {"model": load_model(saved), "ref": ref, "state": load_weights(saved / WEIGHTS_NAME)}

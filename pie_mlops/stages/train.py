@@ -63,16 +63,12 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
 def seed_parallel(params: dict, arch: str) -> bool:
     """Whether `arch`'s seeds are trained together (PieError where that is not built)."""
     from pie_mlops import distributed
+    from pie_mlops.params import seed_parallel as wanted
 
-    value = params.get("seed_parallel", False)
-    if not isinstance(value, bool):
-        raise PieError(f"train.seed_parallel must be true or false (or one per architecture), got {value!r}")
-    if value and arch != "bilstm":
-        raise PieError(f"train.seed_parallel is built for the bilstm only; set it false for {arch}")
-    if value and distributed.world_size() > 1:  # DDP splits one model's batches over the ranks instead
+    if wanted(params, arch, "train") and distributed.world_size() > 1:  # DDP splits one model's batches instead
         _LOG.info("train.seed_parallel is off under torchrun: the ranks share one seed's batches")
         return False
-    return value
+    return wanted(params, arch, "train")
 
 
 def train(params: dict, progress: bool = True, force: dict | None = None, ctx: JobContext | None = None) -> list[dict]:
@@ -113,7 +109,8 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
             tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
 
-    records, together = [], {}  # together: the unfinished seeds of seed-parallel plans, by arch
+    processes = {plan["arch"]: seed_processes(for_arch(params, plan["arch"]), plan) for plan in plans}
+    records, together = [], {}  # together: the unfinished seeds computed together, by arch
     jobs = [(plan, seed) for plan in plans for seed in seeds[plan["arch"]]]
     for plan, seed in tqdm(jobs, desc="train seeds", disable=progress_disabled(progress)):
         job = model_job(plan, seed, md5, sha, params["predictions_dir"])
@@ -126,15 +123,32 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
                 records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
                 continue
             data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
-            if plan.get("seed_parallel"):  # trained together below, then tracked seed by seed
+            if plan.get("seed_parallel") or processes[plan["arch"]] > 1:  # computed together below
                 together.setdefault(plan["arch"], (plan, data, []))[2].append(job)
                 continue
             records.append(_train_one(job, meta, data, progress, ctx))
     for plan, data, pending in together.values():
-        from pie_mlops.stages.train_group import train_group
+        from pie_mlops.stages.train_group import train_group, train_pooled
 
-        records += train_group(plan, pending, meta, data, progress, ctx)
+        if plan.get("seed_parallel"):
+            records += train_group(plan, pending, meta, data, progress, ctx)
+        elif len(pending) > 1:  # then tracked seed by seed as each comes back
+            records += train_pooled(plan, pending, meta, data, progress, ctx, processes[plan["arch"]])
+        else:  # one seed: no process to start
+            records.append(_train_one(pending[0], meta, data, progress, ctx))
     return records
+
+
+def seed_processes(params: dict, plan: dict) -> int:
+    """How many of `plan`'s seeds compute at a time in child processes (1: here, one by one)."""
+    from pie_mlops import distributed
+
+    value = params.get("seed_processes", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PieError(f"train.seed_processes must be a whole number >= 1 (or one per architecture), got {value!r}")
+    if plan.get("seed_parallel") or distributed.world_size() > 1:  # one batched group, or DDP's ranks
+        return 1
+    return value
 
 
 def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str) -> ModelJob:
@@ -153,7 +167,7 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
     from pie_mlops.distributed import is_main, rank
     from pie_mlops.fidelity import model_kwargs
     from pie_mlops.models import build_model
-    from pie_mlops.training import TrainConfig, predict_split, snapshot_frames
+    from pie_mlops.training import TrainConfig, predict_frames, snapshot_frames
     from pie_mlops.training import train as fit
 
     plan, seed = job.plan, job.seed
@@ -173,9 +187,9 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
     def make(run, _model, _staging) -> Made:
         with ctx.compute():  # tracking runs outside it, beside the next job's compute
             result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
-            frames = {split: predict_split(model, splits[split], split=split, group=GROUP, seed=seed,
-                                           threshold=result.threshold, batch_size=cfg.eval_batch_size)
-                      for split in predicted_splits(plan)}
+            frames = predict_frames(model, splits, predicted_splits(plan), group=GROUP, seed=seed,
+                                    threshold=result.threshold, batch_size=cfg.eval_batch_size,
+                                    val_logits=result.val_logits)
             frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
         return Made(model, frames, threshold=result.threshold, step=int(plan["epochs"]))
 

@@ -1,11 +1,16 @@
-"""Stage `train`, seed-parallel (train.seed_parallel): a group's unfinished seeds computed together.
+"""Stage `train`, a group's unfinished seeds computed together, then tracked seed by seed.
 
-The seeds are built one by one (each its own seeded initialisation), trained and predicted as
-one batched computation (pie_mlops/seed_training.py), and only then does each seed go through
-the same per-seed path as a sequential model (`track_one`, the model-job protocol): its own run, predictions, logged
-model and version, with the same tags. No run exists while the batch computes, so a crash or a
-kill there leaves nothing behind for those seeds; one during tracking leaves the finished
-seeds registered and the rest to a rerun, which trains only those, together again.
+Two ways (docs/seed-parallel.md):
+- `train.seed_parallel` (BiLSTM): the seeds as one batched computation in this process
+  (pie_mlops/seed_training.py); each seed is built with its own seeded initialisation.
+- `train.seed_processes: N`: the seeds N at a time in child processes, each computing exactly
+  what a seed computes alone (pie_mlops/seed_pool.py); each is tracked as soon as it is back.
+
+Either way each seed then goes through the same per-seed path as a sequential model
+(`track_one`, the model-job protocol): its own run, predictions, logged model and version, with
+the same tags. No run exists while a seed computes, so a crash or a kill there leaves nothing
+behind for it; one during tracking leaves the finished seeds registered and the rest to a rerun,
+which computes only those, together again.
 """
 
 from __future__ import annotations
@@ -14,29 +19,32 @@ from pie_mlops.context import JobContext
 from pie_mlops.jobs import Made, ModelJob
 
 
+def _config(plan: dict, seed: int, progress: bool):
+    from pie_mlops.training import TrainConfig
+
+    return TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
+                       warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
+                       seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress,
+                       optimizer=plan.get("optimizer", "adamw_warmup"))
+
+
 def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool,
                 ctx: JobContext) -> list[dict]:
-    """Train the seeds of the dense jobs in `pending` together; one record per seed."""
-    from pie_mlops import tracking
-    from pie_mlops.jobs import finished
-    from pie_mlops.models import build_model
-    from pie_mlops.predictions import predictions_frame
-    from pie_mlops.seed_training import predict_logits_stacked, train_seeds
-    from pie_mlops.predictions import predicted_splits
-    from pie_mlops.stages.train import GROUP, track_one
-    from pie_mlops.training import TrainConfig, snapshot_frames
+    """Train the seeds of the dense jobs in `pending` as one batched computation; one record per seed."""
+    import numpy as np
 
     from pie_mlops.errors import PieError
     from pie_mlops.fidelity import model_kwargs
+    from pie_mlops.models import build_model
+    from pie_mlops.predictions import predicted_splits
+    from pie_mlops.seed_training import predict_logits_stacked, train_seeds
 
     if plan.get("optimizer", "adamw_warmup") != "adamw_warmup":  # the stacked loop steps one AdamW
         raise PieError(f"train.seed_parallel supports optimizer adamw_warmup only, not {plan['optimizer']!r}: "
                        f"turn seed_parallel off for {plan['arch']} or use adamw_warmup")
     task, n_labels = meta["task"], len(meta["label_names"])
     seeds = [job.seed for job in pending]
-    cfg = TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
-                      warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
-                      snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress)
+    cfg = _config(plan, 0, progress)
     with ctx.compute():  # a worker's compute slot; else just timing
         models = []
         for seed in seeds:
@@ -45,27 +53,68 @@ def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, p
             # one frozen GloVe matrix (80 MB) for the group instead of one per seed
             models[-1].embedding = models[0].embedding
         results, stack = train_seeds(models, seeds, splits["train"], splits["validation"], cfg)
-        logits = {split: predict_logits_stacked(stack, splits[split], models[0], cfg.eval_batch_size)
+        logits = {split: np.stack([r.val_logits for r in results])  # the last epoch's pass: final weights
+                  if split == "validation" and all(r.val_logits is not None for r in results) else
+                  predict_logits_stacked(stack, splits[split], models[0], cfg.eval_batch_size)
                   for split in predicted_splits(plan)}
     del stack
+    return [_track(job, plan, meta, splits, ctx, models[i], results[i], {k: v[i] for k, v in logits.items()})
+            for i, job in enumerate(pending)]
 
+
+def train_pooled(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool,
+                 ctx: JobContext, processes: int) -> list[dict]:
+    """Train the seeds of `pending` `processes` at a time in child processes; track each in turn."""
+    from tqdm.auto import tqdm
+
+    from pie_mlops.fidelity import model_kwargs
+    from pie_mlops.log import progress_disabled
+    from pie_mlops.models import build_model
+    from pie_mlops.predictions import predicted_splits
+    from pie_mlops.seed_pool import SeedTask, compute_seeds
+
+    task, n_labels = meta["task"], len(meta["label_names"])
+    kwargs = dict(model_kwargs(plan["arch"], plan, "train"), model_path=plan["model_path"])
+    tasks = [SeedTask(plan["arch"], n_labels, task, job.seed, kwargs, _config(plan, job.seed, False), splits,
+                      predicted_splits(plan)) for job in pending]
     records = []
-    for i, job in enumerate(pending):
-        def make(run, _model, _staging, i=i, seed=job.seed) -> Made:
-            for metrics in results[i].history:  # as on_epoch_end logs them in sequential training
-                run.log_epoch(metrics["epoch"], metrics)
-            frames = {split: predictions_frame(splits[split], logits[split][i], split=split, group=GROUP, seed=seed,
-                                               task=task, threshold=results[i].threshold)
-                      for split in logits}
-            frames.update(snapshot_frames(results[i], splits["train"], group=GROUP, seed=seed, task=task))
-            return Made(models[i], frames, threshold=results[i].threshold, step=int(plan["epochs"]))
-
-        # Registered under the per-(model, group, seed) claim, like a sequential seed: a duplicate
-        # command that trained the same group meanwhile finds this seed finished and defers.
-        with tracking.model_claim(job.model_name, GROUP, job.seed):
-            found = finished(job, ctx)
-            if found:
-                records.append({"arch": plan["arch"], "seed": job.seed, "status": "skipped", "run_id": found})
-                continue
-            records.append(track_one(job, make, ctx, task, meta["label_names"], splits["test"]))
+    outputs = compute_seeds(tasks, processes)
+    try:
+        bar = tqdm(zip(pending, outputs), total=len(pending), desc=f"train seeds ({processes} processes)",
+                   disable=progress_disabled(progress))
+        for job, out in bar:
+            # the same model, rebuilt here from its seed (frozen weights) and the child's weights
+            model = build_model(plan["arch"], n_labels, task, seed=job.seed, **kwargs)
+            model.load_state_dict(out.state, strict=False)
+            records.append(_track(job, plan, meta, splits, ctx, model, out.result, out.logits))
+    finally:
+        outputs.close()  # ends the children, also when tracking failed
     return records
+
+
+def _track(job: ModelJob, plan: dict, meta: dict, splits: dict, ctx: JobContext, model, result, logits: dict) -> dict:
+    """One computed seed through the model-job protocol; `logits`: split -> this seed's logits."""
+    from pie_mlops import tracking
+    from pie_mlops.jobs import finished
+    from pie_mlops.predictions import predictions_frame
+    from pie_mlops.stages.train import GROUP, track_one
+    from pie_mlops.training import snapshot_frames
+
+    task = meta["task"]
+
+    def make(run, _model, _staging) -> Made:
+        for metrics in result.history:  # as on_epoch_end logs them in sequential training
+            run.log_epoch(metrics["epoch"], metrics)
+        frames = {split: predictions_frame(splits[split], each, split=split, group=GROUP, seed=job.seed, task=task,
+                                           threshold=result.threshold)
+                  for split, each in logits.items()}
+        frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=job.seed, task=task))
+        return Made(model, frames, threshold=result.threshold, step=int(plan["epochs"]))
+
+    # Registered under the per-(model, group, seed) claim, like a sequential seed: a duplicate
+    # command that trained the same group meanwhile finds this seed finished and defers.
+    with tracking.model_claim(job.model_name, GROUP, job.seed):
+        found = finished(job, ctx)
+        if found:
+            return {"arch": plan["arch"], "seed": job.seed, "status": "skipped", "run_id": found}
+        return track_one(job, make, ctx, task, meta["label_names"], splits["test"])

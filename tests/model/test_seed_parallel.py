@@ -99,29 +99,17 @@ def _store_rows(db: Path):
     return runs, seeds, aliases
 
 
-def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path):
-    from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
-    from pie_mlops.stages.materialize import materialize
-
-    materialize(dict(MATERIALIZE, data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)
-    params = {"train": {"dataset": "synthetic_nli", "arch": "bilstm", "seeds": ALL, "epochs": 1,
-                        "max_length": 64, "snapshot_epochs": [], "predict_train": False,
-                        "max_train_examples": 100, "seed_parallel": True}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    db = tmp_path / "mlflow.db"
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONPATH=str(Path(__file__).parents[2]))
-    for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(var, None)
-    cmd = [sys.executable, "-m", "pie_mlops.cli", "train"]
-    log = (tmp_path / "first.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+def _kill_while_registering(cmd, cwd, env, log_path, before: int):
+    """Run `cmd`, stop and SIGKILL it as soon as it has registered a version beyond `before`."""
+    log = log_path.open("w")
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    db = cwd / "mlflow.db"
     deadline = time.time() + 300
     try:
         while time.time() < deadline:
-            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert proc.poll() is None, log_path.read_text()[-3000:]
             try:
-                if db.exists() and _versions(db):  # the group is computed; seeds are being registered
+                if db.exists() and len(_versions(db)) > before:  # the group is computed; seeds are being registered
                     os.killpg(proc.pid, signal.SIGSTOP)
                     break
             except sqlite3.OperationalError:
@@ -133,18 +121,126 @@ def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         log.close()
-    runs, seeds, _ = _store_rows(db)
-    assert 1 <= len(seeds) < len(ALL), "the kill must land while the group's seeds are being registered"
-    finished = sum(status == "FINISHED" for _, status in runs)
 
-    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+@pytest.mark.parametrize("stage", ["train", "train-processes", "prune"])
+def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path, stage):
+    from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+    from pie_mlops.stages.materialize import materialize
+
+    materialize(dict(MATERIALIZE, data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)
+    common = {"dataset": "synthetic_nli", "arch": "bilstm", "seeds": ALL, "max_length": 64, "predict_train": False,
+              "max_train_examples": 100, "seed_parallel": True}
+    params = {"train": dict(common, epochs=1, snapshot_epochs=[]),
+              "prune": dict(common, criteria=["magnitude"], sparsities=[0.5])}
+    if stage == "train-processes":  # the seeds in 2 child processes instead of one batch
+        params["train"].update(seed_parallel=False, seed_processes=2)
+        stage = "train"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    db = tmp_path / "mlflow.db"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONPATH=str(Path(__file__).parents[2]))
+    for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(var, None)
+    cli = [sys.executable, "-m", "pie_mlops.cli"]
+    if stage == "prune":  # the dense seeds first, whole
+        subprocess.run([*cli, "train"], cwd=tmp_path, env=env, capture_output=True, check=True, timeout=600)
+    before = len(_versions(db)) if db.exists() else 0
+    _kill_while_registering([*cli, stage], tmp_path, env, tmp_path / "first.log", before)
+    runs, seeds, _ = _store_rows(db)
+    assert 1 <= len(seeds) - before < len(ALL), "the kill must land while the group's seeds are being registered"
+    finished = sum(status == "FINISHED" for _, status in runs) - before
+
+    again = subprocess.run([*cli, stage], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+                           check=False)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     runs, seeds, aliases = _store_rows(db)
     assert "RUNNING" not in {status for _, status in runs}
-    assert sorted(int(s) for _, s in seeds) == ALL  # exactly one version per seed
-    assert sorted(a for a, _ in aliases) == [f"dense-s{s}" for s in ALL]
-    # the rerun trained exactly the seeds whose runs had not finished, and skipped the others
-    assert f"trained {len(ALL) - finished}, skipped {finished} " in again.stdout
+    group = "dense" if stage == "train" else "magnitude-os-0_50"
+    # exactly one version per (group, seed)
+    assert sorted(a for a, _ in aliases if a.startswith(group)) == [f"{group}-s{s}" for s in ALL]
+    assert len(seeds) == before + len(ALL)
+    # the rerun made exactly the seeds whose runs had not finished, and skipped the others
+    verb = "trained" if stage == "train" else "pruned"
+    assert f"{verb} {len(ALL) - finished}, skipped {finished} " in again.stdout
     for seed in ALL:
-        out = tmp_path / "predictions" / "synthetic_nli" / "bilstm" / "dense" / f"s{seed}"
-        assert sorted(p.name for p in out.glob("*.parquet")) == ["test.parquet", "validation.parquet"]
+        out = tmp_path / "predictions" / "synthetic_nli" / "bilstm" / ("dense" if stage == "train" else
+                                                                        "pruned/magnitude-os@0.50") / f"s{seed}"
+        want = ["test.parquet", "validation.parquet"] if stage == "train" else ["validation.parquet"]
+        assert sorted(p.name for p in out.glob("*.parquet")) == want
+
+
+def test_seed_parallel_pruning_predicts_what_one_at_a_time_does(tmp_path, monkeypatch):
+    """The prune stage both ways on the same dense seeds: the same masks, so the same models,
+    and predictions equal to float rounding (bmm against the fused LSTM kernel); the registered
+    seed-parallel model, loaded back, predicts what was logged for it."""
+    import pandas as pd
+
+    from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+    from pie_mlops.stages.materialize import materialize
+    from pie_mlops.stages.prune import DEFAULTS as PRUNE
+    from pie_mlops.stages.prune import prune
+    from pie_mlops.stages.train import DEFAULTS as TRAIN
+    from pie_mlops.stages.train import train as train_stage
+    from pie_mlops.tracking import load_version
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    materialize(dict(MATERIALIZE, data_dir="data"), ["synthetic_nli"], progress=False)
+    common = dict(dataset="synthetic_nli", arch="bilstm", seeds=SEEDS, max_length=64, max_train_examples=200,
+                  predict_train=False)
+    train_stage(dict(TRAIN, **common, epochs=1, snapshot_epochs=[]), progress=False)
+    base = dict(PRUNE, **common, criteria=["magnitude", "impact"], sparsities=[0.5], impact_batches=2)
+    alone = prune(dict(base, predictions_dir="alone"), progress=False)
+    together = prune(dict(base, predictions_dir="together", seed_parallel=True), progress=False)
+    assert [r["status"] for r in alone + together] == ["pruned"] * 12
+    for a, b in zip(sorted(alone, key=lambda r: (r["group"], r["seed"])),
+                    sorted(together, key=lambda r: (r["group"], r["seed"]))):
+        assert (a["group"], a["seed"], a["achieved_sparsity"]) == (b["group"], b["seed"], b["achieved_sparsity"])
+        rel = Path("synthetic_nli/bilstm/pruned") / a["group"] / f"s{a['seed']}" / "validation.parquet"
+        one, many = (pd.read_parquet(Path(d) / rel) for d in ("alone", "together"))
+        x, y = np.stack(one["logits"].to_numpy()), np.stack(many["logits"].to_numpy())
+        assert np.abs(x - y).max() < 1e-4
+        assert (x.argmax(1) == y.argmax(1)).mean() >= MIN_AGREEMENT
+        if a["group"].startswith("magnitude"):  # the stored model is the one that predicted
+            model = load_version("pie-synthetic_nli-bilstm", f"magnitude-os-0_50-s{a['seed']}", tmp_path / "dl" / str(a["seed"]))
+            val = pd.read_parquet(Path("data/synthetic_nli/validation.parquet"))
+            np.testing.assert_allclose(predict_logits(model, val), y, atol=1e-4)
+
+
+def test_seed_processes_compute_what_one_seed_alone_computes(tmp_path, monkeypatch):
+    """train.seed_processes: 2 against one seed at a time, both on one intra-op thread (what each
+    child gets on 2 cores): the same weights and predictions, to float noise (1e-5)."""
+    import pandas as pd
+
+    from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+    from pie_mlops.stages.materialize import materialize
+    from pie_mlops.stages.train import DEFAULTS as TRAIN
+    from pie_mlops.stages.train import train as train_stage
+
+    for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    materialize(dict(MATERIALIZE, data_dir="data"), ["synthetic_nli"], progress=False)
+    params = dict(TRAIN, dataset="synthetic_nli", arch="bilstm", seeds=SEEDS, max_length=64, max_train_examples=200,
+                  epochs=2, snapshot_epochs=[1], predict_train=True, seed_parallel=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/alone.db")
+        alone = train_stage(dict(params, seed_processes=1, predictions_dir="alone"), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/pooled.db")
+    pooled = train_stage(dict(params, seed_processes=2, predictions_dir="pooled"), progress=False)
+    assert [r["status"] for r in alone + pooled] == ["trained"] * 6
+    for seed in SEEDS:
+        rel = Path("synthetic_nli/bilstm/dense") / f"s{seed}"
+        names = sorted(p.name for p in (Path("alone") / rel).glob("*.parquet"))
+        assert names == sorted(p.name for p in (Path("pooled") / rel).glob("*.parquet"))
+        assert "train@epoch1.parquet" in names and "validation.parquet" in names
+        for name in names:
+            x, y = (np.stack(pd.read_parquet(Path(d) / rel / name)["logits"].to_numpy()) for d in ("alone", "pooled"))
+            np.testing.assert_allclose(x, y, atol=1e-5, err_msg=f"s{seed}/{name}")
+    assert {r["seed"]: r["validation_score"] for r in alone} == {r["seed"]: r["validation_score"] for r in pooled}
