@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def _count_requests(counter: Counter) -> None:
         path = url.split("://", 1)[-1].split("/", 1)[-1].split("?")[0]
         if "/artifacts/" in path:  # one endpoint, whatever the file
             path = path.split("/artifacts/")[0] + "/artifacts/<file>"
+        path = re.sub(r"/m-[0-9a-f]+", "/<model_id>", path)
         counter[f"{method} /{path}"] += 1
         return send(self, method, url, *args, **kwargs)
 
