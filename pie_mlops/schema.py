@@ -135,6 +135,9 @@ class Prune(Section):
     # bilstm: prune and predict each os group's unfinished seeds together, then track them seed
     # by seed (docs/seed-parallel.md); ft/wr/ai and os with recovery stay one at a time.
     seed_parallel: PerArch[bool] = {"bert": False, "bilstm": False}
+    # Jobs computed N at a time in child processes, each tracked as it comes back (as train's;
+    # docs/seed-parallel.md). seed_parallel, for the jobs it serves, wins.
+    seed_processes: PerArch[int] = {"bert": 1, "bilstm": 2}
 
 
 class Compare(Section):

@@ -1,5 +1,5 @@
-"""Seeds side by side in worker processes (train.seed_processes): the compute of a dense seed,
-without MLflow, in a child process; the parent tracks each seed as its result comes back.
+"""Seeds side by side in worker processes (train/prune.seed_processes): the compute of a dense or
+pruned seed, without MLflow, in a child process; the parent tracks each as its result comes back.
 
 Why processes: on a 2-core CPU one BiLSTM trains no faster with two intra-op threads than with
 one (its LSTM steps are too small to split), so one model keeps one core busy. Two seeds in two
@@ -9,12 +9,13 @@ would make each other's masks depend on timing; each process has its own, seeded
 `training.train` seeds it, so a seed computes what it computes alone on one thread.
 
 Pickle travels only between this process and its own children (the task in, the weights and
-logits out), never from a store.
+logits out, as bytes: copies, never shared storage), never from a store.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from dataclasses import dataclass, field
 
@@ -78,8 +79,51 @@ def threads_per_process(processes: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, processes))
 
 
-def compute_seeds(tasks: list[SeedTask], processes: int):
-    """Yield each task's SeedOutput in the order of `tasks`, computed `processes` at a time in
+@dataclass
+class PruneTask:
+    """One pruned (group, seed) to compute: `start` (os: the dense model, sent pickled; else None:
+    built from the seed, the dense initialisation) pruned as `plan` says, then predicted."""
+
+    build: dict                    # build_model's arguments: arch, num_labels, task, seed, model kwargs
+    plan: dict
+    seed: int
+    start: object
+    splits: dict
+    predict: tuple[str, ...]
+
+
+@dataclass
+class PrunedOutput:
+    model: object                  # the pruned model (a BiLSTM pickles without its packaged GloVe)
+    outcome: object                # pruning.apply.Outcome
+    logits: dict
+    history: list = field(default_factory=list)  # per-epoch metrics of a schedule that trains
+
+
+def prune_seed(task: PruneTask) -> PrunedOutput:
+    """Prune and predict one (group, seed), as the prune stage does it in process."""
+    from pie_mlops.models import build_model
+    from pie_mlops.pruning.apply import prune_model
+    from pie_mlops.training import predict_logits
+
+    model = task.start if task.start is not None else build_model(**task.build)
+    history = []
+    outcome = prune_model(model, task.plan, task.seed, task.splits, task=task.build["task"], progress=False,
+                          on_epoch_end=lambda epoch, metrics: history.append(dict(metrics, epoch=epoch)))
+    logits = {split: outcome.val_logits if split == "validation" and outcome.val_logits is not None
+              else predict_logits(model, task.splits[split]) for split in task.predict}
+    return PrunedOutput(model, outcome, {k: np.asarray(v) for k, v in logits.items()}, history)
+
+
+def _call(fn, blob: bytes) -> bytes:
+    """`fn` on a task sent as plain pickle bytes. Handed to the pool as objects, tensors would go
+    through torch's multiprocessing reducers, which *share* their storage: a child pruning its
+    start model in place would prune the parent's dense model, and the next task's copy too."""
+    return pickle.dumps(fn(pickle.loads(blob)), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def compute_seeds(tasks: list, processes: int, fn=compute_seed):
+    """Yield `fn(task)` for each task in the order of `tasks`, computed `processes` at a time in
     spawned children; the pool is shut down (children ended) when the generator closes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -87,8 +131,8 @@ def compute_seeds(tasks: list[SeedTask], processes: int):
     pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads_per_process(processes),))
     try:
-        futures = [pool.submit(compute_seed, task) for task in tasks]
+        futures = [pool.submit(_call, fn, pickle.dumps(task)) for task in tasks]
         for future in futures:
-            yield future.result()
+            yield pickle.loads(future.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -106,6 +106,7 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     from pie_mlops.params import seed_parallel
 
     parallel = seed_parallel(params, params["arch"], "prune")
+    processes = seed_processes(params)
     md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
     name = tracking.registered_model_name(params["dataset"], params["arch"])
     ctx = ctx or JobContext()
@@ -143,16 +144,32 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
             if found:
                 records.append({"group": job.group, "seed": seed, "status": "skipped", "run_id": found})
                 continue
-            if plan.get("seed_parallel"):  # pruned and predicted together below, tracked seed by seed
-                together.setdefault(job.group, []).append(job)
+            if plan.get("seed_parallel") or processes > 1:  # computed together below, tracked one by one
+                together.setdefault(job.group if plan.get("seed_parallel") else None, []).append(job)
                 continue
             key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
             records.append(_prune_one(job, meta, splits, progress, ctx, key, versions[seed]))
+    pooled = together.pop(None, [])
+    if len(pooled) > 1:
+        from pie_mlops.stages.prune_group import prune_pooled
+
+        records += prune_pooled(pooled, meta, splits, progress, ctx, versions, processes)
+    for job in pooled if len(pooled) == 1 else ():  # one job: no process to start
+        records.append(_prune_one(job, meta, splits, progress, ctx, (name, job.seed, versions[job.seed].run_id),
+                                  versions[job.seed]))
     if together:
         from pie_mlops.stages.prune_group import prune_groups
 
         records += prune_groups(together, meta, splits, progress, ctx, versions)
     return records
+
+
+def seed_processes(params: dict) -> int:
+    """How many jobs compute at a time in child processes (1: here, one by one)."""
+    value = params.get("seed_processes", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PieError(f"prune.seed_processes must be a whole number >= 1 (or one per architecture), got {value!r}")
+    return value
 
 
 def stackable(plan: dict) -> bool:

@@ -53,14 +53,12 @@ def _share_embedding(model, first) -> None:
 
 
 def _prune_group(jobs: list[ModelJob], meta: dict, splits: dict, ctx: JobContext, dense: dict) -> list[dict]:
-    from pie_mlops import tracking
-    from pie_mlops.jobs import finished
     from pie_mlops.models.bilstm_stack import StackedBiLSTM
     from pie_mlops.predictions import predictions_frame
     from pie_mlops.pruning.apply import prune_model
     from pie_mlops.pruning.plan import predicted_splits
     from pie_mlops.seed_training import predict_logits_stacked
-    from pie_mlops.stages.prune import pruned_made, track_pruned
+    from pie_mlops.stages.prune import pruned_made
 
     task = meta["task"]
     with ctx.compute():  # a worker's compute slot; else just timing
@@ -84,12 +82,75 @@ def _prune_group(jobs: list[ModelJob], meta: dict, splits: dict, ctx: JobContext
             with ctx.compute():
                 return pruned_made(run, models[i], staging, outcomes[i], frames, dense[job.seed])
 
-        # Registered under the per-(model, group, seed) claim, like a sequential job: a duplicate
-        # command that pruned the same group meanwhile finds this seed finished and defers.
-        with tracking.model_claim(job.model_name, job.group, job.seed):
-            found = finished(job, ctx)
-            if found:
-                records.append({"group": job.group, "seed": job.seed, "status": "skipped", "run_id": found})
-                continue
-            records.append(track_pruned(job, make, ctx, meta, splits))
+        records.append(_track(job, make, ctx, meta, splits))
     return records
+
+
+def prune_pooled(jobs: list[ModelJob], meta: dict, splits: dict, progress: bool, ctx: JobContext,
+                 versions: dict, processes: int) -> list[dict]:
+    """prune.seed_processes: the jobs `processes` at a time in child processes (pie_mlops/seed_pool.py),
+    each computing what it computes in process; each is tracked here as soon as it is back. CPU
+    latency is timed here, on this process's threads, as for a job pruned in process."""
+    from tqdm.auto import tqdm
+
+    from pie_mlops.fidelity import model_kwargs
+    from pie_mlops.log import progress_disabled
+    from pie_mlops.predictions import predictions_frame
+    from pie_mlops.pruning.apply import cpu_latency_ms
+    from pie_mlops.pruning.plan import predicted_splits
+    from pie_mlops.seed_pool import PruneTask, compute_seeds, prune_seed
+    from pie_mlops.stages.prune import load_dense, pruned_made
+
+    name, task = jobs[0].model_name, meta["task"]
+    dense, first = {}, None
+    with ctx.compute(), tempfile.TemporaryDirectory(prefix="pie-dense-") as tmp:
+        for seed in sorted({job.seed for job in jobs if job.plan["schedule"] == "os"}):
+            dense[seed] = load_dense(name, seed, Path(tmp) / f"s{seed}", versions[seed])
+            first = first or dense[seed]["model"]
+            _share_embedding(dense[seed]["model"], first)
+
+    def build(job: ModelJob) -> dict:
+        return dict(arch=job.plan["arch"], num_labels=len(meta["label_names"]), task=task, seed=job.seed,
+                    model_path=job.plan["model_path"] if job.plan["arch"] == "bert" else None,
+                    **model_kwargs(job.plan["arch"], job.plan, "prune"))
+
+    tasks = [PruneTask(build(job), job.plan, job.seed, dense[job.seed]["model"] if job.seed in dense and
+                       job.plan["schedule"] == "os" else None, splits, predicted_splits(job.plan)) for job in jobs]
+    records = []
+    outputs = compute_seeds(tasks, processes, prune_seed)
+    try:
+        for job, out in tqdm(zip(jobs, outputs), total=len(jobs), desc=f"prune ({processes} processes)",
+                             disable=progress_disabled(progress)):
+            if first is not None:
+                _share_embedding(out.model, first)
+            batch = splits["test"].head(int(job.plan.get("latency_batch", 32)))
+            out.outcome.accounting["latency_ms"] = cpu_latency_ms(out.model, batch)
+
+            def make(run, _model, staging, job=job, out=out) -> Made:
+                for metrics in out.history:  # as on_epoch_end logs them in process
+                    run.log_epoch(metrics["epoch"], metrics)
+                frames = {split: predictions_frame(splits[split], logits, split=split, group=job.group, seed=job.seed,
+                                                   task=task, threshold=out.outcome.threshold)
+                          for split, logits in out.logits.items()}
+                with ctx.compute():
+                    return pruned_made(run, out.model, staging, out.outcome, frames,
+                                       dense.get(job.seed) if job.plan["schedule"] == "os" else None)
+
+            records.append(_track(job, make, ctx, meta, splits))
+    finally:
+        outputs.close()  # ends the children, also when tracking failed
+    return records
+
+
+def _track(job: ModelJob, make, ctx: JobContext, meta: dict, splits: dict) -> dict:
+    """Registered under the per-(model, group, seed) claim, like a job pruned in process: a duplicate
+    command that pruned the same job meanwhile finds it finished and defers."""
+    from pie_mlops import tracking
+    from pie_mlops.jobs import finished
+    from pie_mlops.stages.prune import track_pruned
+
+    with tracking.model_claim(job.model_name, job.group, job.seed):
+        found = finished(job, ctx)
+        if found:
+            return {"group": job.group, "seed": job.seed, "status": "skipped", "run_id": found}
+        return track_pruned(job, make, ctx, meta, splits)

@@ -123,7 +123,7 @@ def _kill_while_registering(cmd, cwd, env, log_path, before: int):
         log.close()
 
 
-@pytest.mark.parametrize("stage", ["train", "train-processes", "prune"])
+@pytest.mark.parametrize("stage", ["train", "train-processes", "prune", "prune-processes"])
 def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path, stage):
     from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
     from pie_mlops.stages.materialize import materialize
@@ -133,9 +133,9 @@ def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path, stag
               "max_train_examples": 100, "seed_parallel": True}
     params = {"train": dict(common, epochs=1, snapshot_epochs=[]),
               "prune": dict(common, criteria=["magnitude"], sparsities=[0.5])}
-    if stage == "train-processes":  # the seeds in 2 child processes instead of one batch
-        params["train"].update(seed_parallel=False, seed_processes=2)
-        stage = "train"
+    if stage.endswith("-processes"):  # the seeds in 2 child processes instead of one batch
+        stage = stage.split("-")[0]
+        params[stage].update(seed_parallel=False, seed_processes=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
     db = tmp_path / "mlflow.db"
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONPATH=str(Path(__file__).parents[2]))
@@ -192,21 +192,27 @@ def test_seed_parallel_pruning_predicts_what_one_at_a_time_does(tmp_path, monkey
                   predict_train=False)
     train_stage(dict(TRAIN, **common, epochs=1, snapshot_epochs=[]), progress=False)
     base = dict(PRUNE, **common, criteria=["magnitude", "impact"], sparsities=[0.5], impact_batches=2)
-    alone = prune(dict(base, predictions_dir="alone"), progress=False)
-    together = prune(dict(base, predictions_dir="together", seed_parallel=True), progress=False)
-    assert [r["status"] for r in alone + together] == ["pruned"] * 12
-    for a, b in zip(sorted(alone, key=lambda r: (r["group"], r["seed"])),
-                    sorted(together, key=lambda r: (r["group"], r["seed"]))):
-        assert (a["group"], a["seed"], a["achieved_sparsity"]) == (b["group"], b["seed"], b["achieved_sparsity"])
-        rel = Path("synthetic_nli/bilstm/pruned") / a["group"] / f"s{a['seed']}" / "validation.parquet"
-        one, many = (pd.read_parquet(Path(d) / rel) for d in ("alone", "together"))
-        x, y = np.stack(one["logits"].to_numpy()), np.stack(many["logits"].to_numpy())
-        assert np.abs(x - y).max() < 1e-4
-        assert (x.argmax(1) == y.argmax(1)).mean() >= MIN_AGREEMENT
-        if a["group"].startswith("magnitude"):  # the stored model is the one that predicted
-            model = load_version("pie-synthetic_nli-bilstm", f"magnitude-os-0_50-s{a['seed']}", tmp_path / "dl" / str(a["seed"]))
-            val = pd.read_parquet(Path("data/synthetic_nli/validation.parquet"))
-            np.testing.assert_allclose(predict_logits(model, val), y, atol=1e-4)
+    alone = prune(dict(base, predictions_dir="alone", seed_processes=1), progress=False)
+    key = lambda r: (r["group"], r["seed"])  # noqa: E731
+    # stacked (one batch per group), then 2 child processes: each registers its own versions
+    for way, extra in (("together", {"seed_parallel": True, "seed_processes": 1}), ("pooled", {"seed_processes": 2})):
+        if way == "pooled":  # the same identity as one at a time: a store of its own, or it skips them all
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/pooled.db")
+            train_stage(dict(TRAIN, **common, epochs=1, snapshot_epochs=[]), progress=False)
+        made = prune(dict(base, predictions_dir=way, **extra), progress=False)
+        assert [r["status"] for r in alone + made] == ["pruned"] * 12
+        for a, b in zip(sorted(alone, key=key), sorted(made, key=key)):
+            assert (a["group"], a["seed"], a["achieved_sparsity"]) == (b["group"], b["seed"], b["achieved_sparsity"])
+            rel = Path("synthetic_nli/bilstm/pruned") / a["group"] / f"s{a['seed']}" / "validation.parquet"
+            one, many = (pd.read_parquet(Path(d) / rel) for d in ("alone", way))
+            x, y = np.stack(one["logits"].to_numpy()), np.stack(many["logits"].to_numpy())
+            assert np.abs(x - y).max() < 1e-4, way
+            assert (x.argmax(1) == y.argmax(1)).mean() >= MIN_AGREEMENT
+            if a["group"].startswith("magnitude"):  # the stored model (the latest version) is the one that predicted
+                model = load_version("pie-synthetic_nli-bilstm", f"magnitude-os-0_50-s{a['seed']}",
+                                     tmp_path / "dl" / way / str(a["seed"]))
+                val = pd.read_parquet(Path("data/synthetic_nli/validation.parquet"))
+                np.testing.assert_allclose(predict_logits(model, val), y, atol=1e-4)
 
 
 def test_seed_processes_compute_what_one_seed_alone_computes(tmp_path, monkeypatch):
@@ -244,3 +250,19 @@ def test_seed_processes_compute_what_one_seed_alone_computes(tmp_path, monkeypat
             x, y = (np.stack(pd.read_parquet(Path(d) / rel / name)["logits"].to_numpy()) for d in ("alone", "pooled"))
             np.testing.assert_allclose(x, y, atol=1e-5, err_msg=f"s{seed}/{name}")
     assert {r["seed"]: r["validation_score"] for r in alone} == {r["seed"]: r["validation_score"] for r in pooled}
+
+
+def test_a_child_prunes_a_copy_never_the_parents_model(sentiment):
+    """Tasks travel as plain pickle bytes: torch's multiprocessing reducers would share the start
+    model's storage, and a child pruning it in place would prune the parent's dense model too."""
+    from pie_mlops.seed_pool import PruneTask, compute_seeds, prune_seed
+
+    model = _models([0])[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plan = {"criterion": "magnitude", "schedule": "os", "sparsity": 0.5, "scope": "unstructured",
+            "threshold": "global", "group": "magnitude-os@0.50", "impact_batches": 1, "impact_batch_size": 1}
+    outs = list(compute_seeds([PruneTask({"task": "single_label"}, plan, 0, model, sentiment, ("validation",))] * 2,
+                              1, prune_seed))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert [o.outcome.accounting["achieved_sparsity"] for o in outs] == [pytest.approx(0.5, abs=1e-3)] * 2
+    np.testing.assert_array_equal(outs[0].logits["validation"], outs[1].logits["validation"])

@@ -39,6 +39,14 @@ def test_single_label_bert_beats_chance_and_reports_each_epoch(tiny_bert, sentim
     assert acc > 0.7, acc
 
 
+def test_the_last_validation_pass_is_the_final_models_predictions(tiny_bilstm, sentiment):
+    """TrainResult.val_logits replaces a second prediction of validation: bit-identical."""
+    model, result = _fit(lambda: tiny_bilstm(sentiment, 2), sentiment, TrainConfig(epochs=2, **FAST))
+    np.testing.assert_array_equal(result.val_logits, predict_logits(model, sentiment["validation"]))
+    _, none = _fit(lambda: tiny_bilstm(sentiment, 2), dict(sentiment, validation=None), TrainConfig(epochs=1, **FAST))
+    assert none.val_logits is None
+
+
 def test_sentence_pair_bilstm_beats_chance(tiny_bilstm, nli):
     model, result = _fit(lambda: tiny_bilstm(nli, 3), nli, TrainConfig(epochs=6, lr=5e-3, **FAST))
     acc = score("single_label", targets(nli["test"], "single_label"), predict_logits(model, nli["test"]))
