@@ -18,7 +18,7 @@ MiniLM: there is no seed-parallel MiniLM path in the stage. What `torch.func` gi
 sequential training steps with our shipping forward (models/fastpath.py). bert_models_per_hour_ratio
 is sequential time / vmap time (null with the reason in the table if vmap fails).
     .venv/bin/python bench/seed_parallel.py [--seeds 10] [--n 600] [--epochs 2] [--rounds 2]
-        [--bert-seeds 3] [--bert-steps 4] [--threads N]
+        [--bert-seeds 3] [--bert-steps 4] [--threads N] [--device cpu|cuda|auto]
 Last stdout line: one JSON object with the docs/design.md §6 keys.
 """
 
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from pie_mlops.data.sources import rotten_tomatoes
 from pie_mlops.models import build_model
 from pie_mlops.seed_training import predict_logits_stacked, train_seeds
-from pie_mlops.training import TrainConfig, encode_split, predict_logits, train
+from pie_mlops.training import TrainConfig, encode_split, predict_logits, resolve_device, train
 
 
 def data(n: int, n_eval: int):
@@ -85,31 +85,49 @@ def processes(seeds, train_df, eval_df, epochs: int, n_proc: int = 2) -> tuple[f
     return time.perf_counter() - start, logits
 
 
-def bert_vmap(n_seeds: int, steps: int, train_df) -> tuple[float | None, str]:
-    """(sequential time / vmap time, note) for `steps` MiniLM training steps of batch 16."""
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":  # kernels run asynchronously: time what finished
+        torch.cuda.synchronize(device)
+
+
+def bert_vmap(n_seeds: int, steps: int, train_df, eval_df, device: torch.device) -> tuple[float | None, str]:
+    """(sequential time / vmap time, note) for `steps` MiniLM training steps of batch 16, and the
+    same for predicting eval_df (batch 128) with all seeds at once."""
     import copy
 
     from torch.func import functional_call, grad, stack_module_state, vmap
 
-    base = build_model("bert", 2, seed=0, max_length=128)
+    base = build_model("bert", 2, seed=0, max_length=128).to(device)
     models = [copy.deepcopy(base) for _ in range(n_seeds)]
     for seed, m in enumerate(models):  # each seed its own classifier head, as build_model(seed=) gives
         torch.manual_seed(seed)
         m.model.classifier.reset_parameters()
-    enc = encode_split(base, train_df)
+    enc, enc_eval = encode_split(base, train_df), encode_split(base, eval_df)
+    eval_rows = [np.arange(i, min(i + 128, len(eval_df))) for i in range(0, len(eval_df), 128)]
     rows = [np.arange(i * 16, (i + 1) * 16) for i in range(steps)]
-    y = torch.from_numpy(train_df["label"].to_numpy())
+    y = torch.as_tensor(train_df["label"].to_numpy(), device=device)
     loss_fn = torch.nn.CrossEntropyLoss()
+    # fused AdamW on CPU, as the stage; on CUDA foreach, as fused rejected vmap's gradients there
+    opt_kw = {"fused": True} if device.type == "cpu" else {"foreach": True}
 
     def seq() -> float:
         start = time.perf_counter()
         for m in models:
-            opt = torch.optim.AdamW(m.parameters(), lr=5e-5, fused=True)
+            opt = torch.optim.AdamW(m.parameters(), lr=5e-5, **opt_kw)
             for r in rows:
-                loss_fn(m(**m.batch_inputs(enc, r, torch.device("cpu"))), y[r]).backward()
+                loss_fn(m(**m.batch_inputs(enc, r, device)), y[r]).backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+        _sync(device)
         return time.perf_counter() - start
+
+    def seq_predict() -> tuple[float, np.ndarray]:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = [torch.cat([m.eval()(**m.batch_inputs(enc_eval, r, device)).float() for r in eval_rows])
+                   for m in models]
+        logits = torch.stack(out).cpu().numpy()
+        return time.perf_counter() - start, logits
 
     hf = [m.model for m in models]
     params, buffers = stack_module_state(hf)
@@ -120,33 +138,65 @@ def bert_vmap(n_seeds: int, steps: int, train_df) -> tuple[float | None, str]:
 
     step = vmap(grad(loss_of), in_dims=(0, 0, None, None), randomness="different")
     leaves = list(params.values())
-    opt = torch.optim.AdamW(leaves, lr=5e-5, fused=True)
+    opt = torch.optim.AdamW(leaves, lr=5e-5, **opt_kw)
 
     def par() -> float:
         start = time.perf_counter()
         for r in rows:
-            inputs = base.batch_inputs(enc, r, torch.device("cpu"))
+            inputs = base.batch_inputs(enc, r, device)
             grads = step(params, buffers, inputs, y[r])
             for name, p in params.items():
                 p.grad = grads[name]
             opt.step()
+        _sync(device)
         return time.perf_counter() - start
 
-    try:
-        for m in hf:
-            m.train()
+    def par_predict() -> tuple[float, np.ndarray]:
+        forward = vmap(lambda p, b, inputs: functional_call(shell, (p, b), kwargs=inputs).logits,
+                       in_dims=(0, 0, None))
+        start = time.perf_counter()
+        with torch.inference_mode():
+            logits = torch.cat([forward(params, buffers, base.batch_inputs(enc_eval, r, device)).float()
+                                for r in eval_rows], dim=1).cpu().numpy()
+        return time.perf_counter() - start, logits
+
+    def vmapped() -> tuple[float, float]:
         shell.train()
         par()  # warm-up: vmap traces once
-        t_par = par()
+        t = par()
+        shell.eval()
+        par_predict()  # warm-up
+        return t, par_predict()[0]
+
+    for m in hf:
+        m.train()
+    backend = ""
+    try:
+        t_par, tp_par = vmapped()
+    except RuntimeError as exc:
+        # CUDA's fused SDPA kernels reject vmap's extra batch dimension ("attn_bias: wrong shape");
+        # the math backend takes it, so vmap is measured there and the note says so
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        backend = f" (SDPA math backend: the fused kernel failed with {str(exc).splitlines()[0][:60]!r})"
+        try:
+            with sdpa_kernel([SDPBackend.MATH]):
+                t_par, tp_par = vmapped()
+        except Exception as exc2:  # noqa: BLE001 - reported, not hidden
+            return None, f"vmap over MiniLM failed: {type(exc2).__name__}: {str(exc2).splitlines()[0][:120]}"
     except Exception as exc:  # noqa: BLE001 - reported, not hidden
         return None, f"vmap over MiniLM failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     t_seq = seq()
-    return t_seq / t_par, f"{n_seeds} seeds x {steps} steps (batch 16): sequential {t_seq:.1f} s, vmap {t_par:.1f} s"
+    seq_predict()  # warm-up
+    tp_seq, _ = seq_predict()
+    return t_seq / t_par, (f"{n_seeds} seeds x {steps} steps (batch 16) on {device.type}: sequential "
+                           f"{t_seq:.2f} s, vmap {t_par:.2f} s; predicting {len(eval_df)} examples x {n_seeds} "
+                           f"seeds: sequential {tp_seq:.2f} s, vmap {tp_par:.2f} s -> ratio {tp_seq / tp_par:.2f}{backend}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--seeds", type=int, default=10, help="BiLSTM seeds (0: measure MiniLM alone)")
     ap.add_argument("--n", type=int, default=600, help="training examples")
     ap.add_argument("--n-eval", type=int, default=400, help="predicted examples")
     ap.add_argument("--epochs", type=int, default=2)
@@ -154,13 +204,15 @@ def main() -> None:
     ap.add_argument("--bert-seeds", type=int, default=3)
     ap.add_argument("--bert-steps", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="MiniLM's device: cpu, cuda or auto (the BiLSTM sides "
+                    "take the stage's own `auto`: the GPU when there is one)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     seeds = list(range(args.seeds))
     train_df, eval_df = data(args.n, args.n_eval)
     rounds = []
-    for r in range(args.rounds):
+    for r in range(args.rounds if args.seeds else 0):  # --seeds 0: MiniLM alone
         sides = [("one", one_at_a_time), ("together", together), ("processes", processes)]
         got = {name: fn(seeds, train_df, eval_df, args.epochs) for name, fn in (sides if r % 2 == 0 else sides[::-1])}
         (t1, l1), (t2, l2), (t3, l3) = got["one"], got["together"], got["processes"]
@@ -168,11 +220,14 @@ def main() -> None:
                        "agreement": float((l1.argmax(-1) == l2.argmax(-1)).mean()),
                        "processes_agreement": float((l1.argmax(-1) == l3.argmax(-1)).mean()),
                        "max_logit_diff": float(np.abs(l1 - l2).max())})
-    ratio = statistics.median(r["ratio"] for r in rounds)
-    agreement = min(r["agreement"] for r in rounds)
-    p_ratio = statistics.median(r["processes_ratio"] for r in rounds)
-    p_agreement = min(r["processes_agreement"] for r in rounds)
-    bert_ratio, bert_note = bert_vmap(args.bert_seeds, args.bert_steps, train_df) if args.bert_seeds else \
+    def median(key):
+        return round(statistics.median(r[key] for r in rounds), 3) if rounds else None
+
+    def least(key):
+        return round(min(r[key] for r in rounds), 4) if rounds else None
+
+    bert_ratio, bert_note = bert_vmap(args.bert_seeds, args.bert_steps, train_df, eval_df,
+                                              resolve_device(args.device)) if args.bert_seeds else \
         (None, "skipped (--bert-seeds 0)")
 
     print(f"BiLSTM, {args.seeds} seeds, {args.n} training examples x {args.epochs} epochs, {args.n_eval} predicted, "
@@ -188,10 +243,10 @@ def main() -> None:
     for i, r in enumerate(rounds):
         print(f"{i:>5}  {r['processes_s']:>15.1f}  {r['processes_ratio']:>6.2f}  "
               f"{3600 * args.seeds / r['processes_s']:>12.0f}  {r['processes_agreement']:>9.4f}")
-    print(f"MiniLM vmap: {bert_note}" + (f" -> ratio {bert_ratio:.2f}" if bert_ratio else ""))
-    print(json.dumps({"models_per_hour_ratio": round(ratio, 3), "agreement": round(agreement, 4),
-                      "processes_models_per_hour_ratio": round(p_ratio, 3),
-                      "processes_agreement": round(p_agreement, 4),
+    print(f"MiniLM vmap: {bert_note}" + (f"; training ratio {bert_ratio:.2f}" if bert_ratio else ""))
+    print(json.dumps({"models_per_hour_ratio": median("ratio"), "agreement": least("agreement"),
+                      "processes_models_per_hour_ratio": median("processes_ratio"),
+                      "processes_agreement": least("processes_agreement"),
                       "bert_models_per_hour_ratio": None if bert_ratio is None else round(bert_ratio, 3)}))
 
 

@@ -192,11 +192,11 @@ def for_arch(params: dict, arch: str, section: str = "train") -> dict:
 
 def seed_parallel(params: dict, arch: str, section: str = "train") -> bool:
     """Whether `section` computes `arch`'s seeds together (docs/seed-parallel.md); a PieError
-    where that is not built (the stacked module is a BiLSTM)."""
+    where that is not built: training stacks both architectures, pruning the BiLSTM only."""
     value = params.get("seed_parallel", False)
     if not isinstance(value, bool):
         raise PieError(f"{section}.seed_parallel must be true or false (or one per architecture), got {value!r}")
-    if value and arch != "bilstm":
+    if value and arch != "bilstm" and not (section == "train" and arch == "bert"):
         raise PieError(f"{section}.seed_parallel is built for the bilstm only; set it false for {arch}")
     return value
 

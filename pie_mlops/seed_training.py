@@ -1,11 +1,12 @@
-"""Seed-parallel training and prediction: a group's S BiLSTMs as one batched computation.
+"""Seed-parallel training and prediction: a group's S models as one batched computation.
 
-The same loop as `pie_mlops.training.train`, for S models at once (models/bilstm_stack.py):
-each seed keeps its own initialisation (the models come in built), its own data order (a
-numpy generator seeded with its seed, the very batches `train` would draw) and its own
-dropout stream. The S batches of a step are padded to one shape; filler rows have length 0
-and no loss. AdamW is elementwise, so one AdamW over the stacked weights is S AdamWs;
-gradient clipping is done per seed, as `clip_grad_norm_` does for each model alone.
+The same loop as `pie_mlops.training.train`, for S models at once: the BiLSTM as a stacked
+bmm module (models/bilstm_stack.py), BERT/MiniLM through vmap (models/bert_stack.py, for a
+GPU). Each seed keeps its own initialisation (the models come in built), its own data order (a
+numpy generator seeded with its seed, the very batches `train` would draw) and its own dropout
+masks. The S batches of a step are padded to one shape; filler rows carry no loss. AdamW is
+elementwise, so one AdamW over the stacked weights is S AdamWs, with one lr schedule for all
+(optim.py); gradient clipping is done per seed, as `clip_grad_norm_` does for each model alone.
 Pure of MLflow: the caller tracks and registers each seed afterwards.
 """
 
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from pie_mlops.errors import PieError
 from pie_mlops.log import progress_disabled
 from pie_mlops.models.bilstm_stack import StackedBiLSTM
+from pie_mlops.optim import make_optimizer
 from pie_mlops.training import (
     TrainConfig,
     TrainResult,
@@ -48,10 +50,13 @@ def _stack_inputs(enc, rows_per_seed: list[np.ndarray], device) -> tuple[torch.T
 
 
 @torch.inference_mode()
-def predict_logits_stacked(stack: StackedBiLSTM, df: pd.DataFrame, model, batch_size: int = 128,
+def predict_logits_stacked(stack, df: pd.DataFrame, model, batch_size: int = 128,
                            device="auto") -> np.ndarray:
-    """Logits [S, n, labels] of every seed for every row of `df`, in one pass over the data."""
+    """Logits [S, n, labels] of every seed for every row of `df`, in one pass over the data
+    (a StackedBert predicts seed by seed: models/bert_stack.py)."""
     device = resolve_device(device)
+    if not isinstance(stack, StackedBiLSTM):
+        return stack.logits(df, batch_size, device)
     was_training = stack.training
     stack.to(device).eval()
     enc = encode_split(model, df)
@@ -84,8 +89,17 @@ def _clip_per_seed(params: list[torch.Tensor], max_norm: float) -> None:
         p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))))
 
 
+def stack_models(models: list, seeds: list[int]):
+    """The stacked module for these models: StackedBiLSTM or StackedBert."""
+    if models and getattr(models[0], "arch", None) == "bert":
+        from pie_mlops.models.bert_stack import StackedBert
+
+        return StackedBert(models, seeds)
+    return StackedBiLSTM(models, seeds)
+
+
 def train_seeds(models: list, seeds: list[int], train_df: pd.DataFrame, val_df: pd.DataFrame | None = None,
-                cfg: TrainConfig | None = None) -> tuple[list[TrainResult], StackedBiLSTM]:
+                cfg: TrainConfig | None = None) -> tuple[list[TrainResult], object]:
     """Train the models of seeds `seeds` together, in place; returns one TrainResult per seed
     (history, threshold, snapshots as `train` makes them) and the stacked module (for predicting)."""
     cfg = cfg or TrainConfig()
@@ -95,13 +109,13 @@ def train_seeds(models: list, seeds: list[int], train_df: pd.DataFrame, val_df: 
         torch.set_num_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
     model0, task, s = models[0], models[0].task, len(models)
-    stack = StackedBiLSTM(models, seeds).to(device).train()
+    stack = stack_models(models, seeds).to(device).train()
     rngs = [np.random.default_rng(seed) for seed in seeds]  # each seed's data order, as train() draws it
     enc = encode_split(model0, train_df)
     y_all = torch.from_numpy(targets(train_df, task))
     params = [p for p in stack.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr or model0.default_lr, weight_decay=cfg.weight_decay,
-                            fused=device.type in ("cuda", "cpu"))
+    total_steps = -(-len(train_df) // cfg.batch_size) * cfg.epochs
+    opt, sched = make_optimizer(stack, cfg, min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps, device)
     results = [TrainResult() for _ in seeds]
     y_val = targets(val_df, task) if val_df is not None and len(val_df) else None
 
@@ -119,16 +133,20 @@ def train_seeds(models: list, seeds: list[int], train_df: pd.DataFrame, val_df: 
         per_seed = [bucketed_batches(enc.lengths, cfg.batch_size, rng) for rng in rngs]
         for batch in tqdm(list(zip(*per_seed)), desc=f"epoch {epoch}/{cfg.epochs} ({s} seeds)",
                           disable=progress_disabled(cfg.progress), leave=False):
-            ids, lengths = _stack_inputs(enc, list(batch), device)
-            b = ids.shape[1]
-            valid = (lengths > 0).to(device, torch.float32)
-            pad = torch.zeros((s, b) + tuple(y_all.shape[1:]), dtype=y_all.dtype)
+            if isinstance(stack, StackedBiLSTM):
+                ids, lengths = _stack_inputs(enc, list(batch), device)
+                logits, valid = stack(ids, lengths), (lengths > 0).to(device, torch.float32)
+            else:
+                inputs, valid = stack.stack_inputs(enc, list(batch), device)
+                logits = stack(**inputs)
+            pad = torch.zeros((s, valid.shape[1]) + tuple(y_all.shape[1:]), dtype=y_all.dtype)
             for i, rows in enumerate(batch):
                 pad[i, :len(rows)] = y_all[rows]
-            losses = _seed_losses(task, stack(ids, lengths), pad.to(device), valid)
+            losses = _seed_losses(task, logits, pad.to(device), valid)
             losses.sum().backward()  # seeds share no weights: each gets its own loss's gradient
             _clip_per_seed(params, cfg.max_grad_norm)
             opt.step()
+            sched.step()
             opt.zero_grad(set_to_none=True)
             counts = np.array([len(r) for r in batch])
             total += losses.detach().double().cpu() * torch.from_numpy(counts)
@@ -141,7 +159,7 @@ def train_seeds(models: list, seeds: list[int], train_df: pd.DataFrame, val_df: 
             if y_val is not None else None
         for i, result in enumerate(results):
             metrics = {"epoch": epoch, "train_loss": float(total[i]) / max(seen[i], 1), "epoch_s": share,
-                       "train_ex_s": seen[i] / share, "lr": opt.param_groups[0]["lr"]}
+                       "train_ex_s": seen[i] / share, "lr": sched.get_last_lr()[0]}
             if val_logits is not None:
                 val, result.threshold = val_metrics_from_logits(task, y_val, val_logits[i])
                 result.val_logits = val_logits[i]  # the last epoch's: the final weights' (TrainResult)

@@ -34,6 +34,8 @@ def _check(models) -> None:
 class StackedBiLSTM(nn.Module):
     """Parameters named as in BiLSTMClassifier (dots as '__'), each with a leading seed axis."""
 
+    scheduled = False  # a constant lr, as one BiLSTMClassifier (optim.py)
+
     def __init__(self, models, seeds: list[int]):
         super().__init__()
         _check(models)
@@ -44,6 +46,7 @@ class StackedBiLSTM(nn.Module):
         self.task, self.num_labels, self.hparams = first.task, first.num_labels, dict(first.hparams)
         self.hidden, self.layers = int(first.hparams["hidden"]), int(first.hparams["layers"])
         self.dropout = float(first.hparams["dropout"])
+        self.default_lr = first.default_lr
         self.embedding = first.embedding  # frozen and the same in every model of the group
         names = [n for n, p in first.named_parameters() if p.requires_grad]
         self._names = names
@@ -52,6 +55,10 @@ class StackedBiLSTM(nn.Module):
             self.register_parameter(name.replace(".", "__"), nn.Parameter(stacked))
         self.head_linears = [int(k.split(".")[1]) for k in names if k.startswith("head.") and k.endswith("weight")]
         self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]  # each seed's dropout stream
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        # one group, every trained tensor decayed: what the stacked loop has always stepped
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": weight_decay}]
 
     def p(self, name: str) -> torch.Tensor:
         return getattr(self, name.replace(".", "__"))

@@ -1,8 +1,9 @@
 """Stage `train`, a group's unfinished seeds computed together, then tracked seed by seed.
 
 Two ways (docs/seed-parallel.md):
-- `train.seed_parallel` (BiLSTM): the seeds as one batched computation in this process
-  (pie_mlops/seed_training.py); each seed is built with its own seeded initialisation.
+- `train.seed_parallel`: the seeds as one batched computation in this process
+  (pie_mlops/seed_training.py; BERT/MiniLM through vmap, for a GPU); each seed is built with
+  its own seeded initialisation.
 - `train.seed_processes: N`: the seeds N at a time in child processes, each computing exactly
   what a seed computes alone (pie_mlops/seed_pool.py); each is tracked as soon as it is back.
 
@@ -33,25 +34,21 @@ def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, p
     """Train the seeds of the dense jobs in `pending` as one batched computation; one record per seed."""
     import numpy as np
 
-    from pie_mlops.errors import PieError
     from pie_mlops.fidelity import model_kwargs
     from pie_mlops.models import build_model
     from pie_mlops.predictions import predicted_splits
     from pie_mlops.seed_training import predict_logits_stacked, train_seeds
 
-    if plan.get("optimizer", "adamw_warmup") != "adamw_warmup":  # the stacked loop steps one AdamW
-        raise PieError(f"train.seed_parallel supports optimizer adamw_warmup only, not {plan['optimizer']!r}: "
-                       f"turn seed_parallel off for {plan['arch']} or use adamw_warmup")
     task, n_labels = meta["task"], len(meta["label_names"])
     seeds = [job.seed for job in pending]
     cfg = _config(plan, 0, progress)
     with ctx.compute():  # a worker's compute slot; else just timing
         models = []
         for seed in seeds:
-            models.append(build_model(plan["arch"], n_labels, task, seed=seed,
+            models.append(build_model(plan["arch"], n_labels, task, seed=seed, model_path=plan.get("model_path"),
                                       **model_kwargs(plan["arch"], plan, "train")))
-            # one frozen GloVe matrix (80 MB) for the group instead of one per seed
-            models[-1].embedding = models[0].embedding
+            if plan["arch"] == "bilstm":  # one frozen GloVe matrix (80 MB) for the group, not one per seed
+                models[-1].embedding = models[0].embedding
         results, stack = train_seeds(models, seeds, splits["train"], splits["validation"], cfg)
         logits = {split: np.stack([r.val_logits for r in results])  # the last epoch's pass: final weights
                   if split == "validation" and all(r.val_logits is not None for r in results) else

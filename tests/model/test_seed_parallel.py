@@ -1,5 +1,6 @@
-"""Seed-parallel BiLSTM training (train.seed_parallel): the same models as one at a time, and
-crash-safe in the train stage (a real process, SIGKILLed mid-group, then rerun)."""
+"""Seed-parallel training (train.seed_parallel: the stacked BiLSTM, BERT through vmap): the same
+models as one at a time, and crash-safe in the train stage (a real process, SIGKILLed mid-group,
+then rerun)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import yaml
 
 from pie_mlops.errors import PieError
 from pie_mlops.models import build_model
+from pie_mlops.params import seed_parallel as params_seed_parallel
 from pie_mlops.seed_training import predict_logits_stacked, train_seeds
 from pie_mlops.training import TrainConfig, predict_logits, train
 
@@ -69,12 +71,13 @@ def test_each_seed_keeps_its_own_initialisation_and_dropout_stream(sentiment):
     assert torch.equal(again[0], a)  # seeded by the seed: reproducible
 
 
-def test_only_the_bilstm_and_one_process():
+def test_which_architectures_and_sections_stack():
     from pie_mlops.stages.train import seed_parallel
 
     assert seed_parallel({"seed_parallel": True}, "bilstm") is True
+    assert seed_parallel({"seed_parallel": True}, "bert") is True  # vmap, for a GPU
     with pytest.raises(PieError, match="bilstm only"):
-        seed_parallel({"seed_parallel": True}, "bert")
+        params_seed_parallel({"seed_parallel": True}, "bert", "prune")
     with pytest.raises(PieError, match="true or false"):
         seed_parallel({"seed_parallel": "yes"}, "bilstm")
 
@@ -123,14 +126,16 @@ def _kill_while_registering(cmd, cwd, env, log_path, before: int):
         log.close()
 
 
-@pytest.mark.parametrize("stage", ["train", "train-processes", "prune", "prune-processes"])
+@pytest.mark.parametrize("stage", ["train", "train-bert", "train-processes", "prune", "prune-processes"])
 def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path, stage):
     from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
     from pie_mlops.stages.materialize import materialize
 
     materialize(dict(MATERIALIZE, data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)
-    common = {"dataset": "synthetic_nli", "arch": "bilstm", "seeds": ALL, "max_length": 64, "predict_train": False,
-              "max_train_examples": 100, "seed_parallel": True}
+    arch = "bert" if stage.endswith("-bert") else "bilstm"  # bert: the tiny random one, through vmap
+    stage = stage.removesuffix("-bert")
+    common = {"dataset": "synthetic_nli", "arch": arch, "seeds": ALL, "max_length": 64, "predict_train": False,
+              "max_train_examples": 100, "seed_parallel": True, "model_path": "tiny-random"}
     params = {"train": dict(common, epochs=1, snapshot_epochs=[]),
               "prune": dict(common, criteria=["magnitude"], sparsities=[0.5])}
     if stage.endswith("-processes"):  # the seeds in 2 child processes instead of one batch
@@ -163,7 +168,7 @@ def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path, stag
     verb = "trained" if stage == "train" else "pruned"
     assert f"{verb} {len(ALL) - finished}, skipped {finished} " in again.stdout
     for seed in ALL:
-        out = tmp_path / "predictions" / "synthetic_nli" / "bilstm" / ("dense" if stage == "train" else
+        out = tmp_path / "predictions" / "synthetic_nli" / arch / ("dense" if stage == "train" else
                                                                         "pruned/magnitude-os@0.50") / f"s{seed}"
         want = ["test.parquet", "validation.parquet"] if stage == "train" else ["validation.parquet"]
         assert sorted(p.name for p in out.glob("*.parquet")) == want
