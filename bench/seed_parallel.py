@@ -207,6 +207,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="MiniLM's device: cpu, cuda or auto (the BiLSTM sides "
                     "take the stage's own `auto`: the GPU when there is one)")
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: torch sees no CUDA device here; use --device cpu (or auto)")
     if args.threads:
         torch.set_num_threads(args.threads)
     seeds = list(range(args.seeds))

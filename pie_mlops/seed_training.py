@@ -35,20 +35,6 @@ from pie_mlops.training import (
 )
 
 
-def _stack_inputs(enc, rows_per_seed: list[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
-    """ids [S, B, T] and lengths [S, B] for S row sets, padded to the largest of them."""
-    s, b = len(rows_per_seed), max(len(r) for r in rows_per_seed)
-    lens = [enc.lengths[r] for r in rows_per_seed]
-    t = int(max(int(x.max()) for x in lens))
-    ids = np.zeros((s, b, t), dtype=np.int64)
-    lengths = np.zeros((s, b), dtype=np.int64)
-    for i, rows in enumerate(rows_per_seed):
-        padded, _, _ = enc.padded(rows, 0)
-        ids[i, :len(rows), :padded.shape[1]] = padded
-        lengths[i, :len(rows)] = lens[i]
-    return torch.from_numpy(ids).to(device), torch.from_numpy(lengths)
-
-
 @torch.inference_mode()
 def predict_logits_stacked(stack, df: pd.DataFrame, model, batch_size: int = 128,
                            device="auto") -> np.ndarray:
@@ -133,12 +119,8 @@ def train_seeds(models: list, seeds: list[int], train_df: pd.DataFrame, val_df: 
         per_seed = [bucketed_batches(enc.lengths, cfg.batch_size, rng) for rng in rngs]
         for batch in tqdm(list(zip(*per_seed)), desc=f"epoch {epoch}/{cfg.epochs} ({s} seeds)",
                           disable=progress_disabled(cfg.progress), leave=False):
-            if isinstance(stack, StackedBiLSTM):
-                ids, lengths = _stack_inputs(enc, list(batch), device)
-                logits, valid = stack(ids, lengths), (lengths > 0).to(device, torch.float32)
-            else:
-                inputs, valid = stack.stack_inputs(enc, list(batch), device)
-                logits = stack(**inputs)
+            inputs, valid = stack.stack_inputs(enc, list(batch), device)
+            logits = stack(**inputs)
             pad = torch.zeros((s, valid.shape[1]) + tuple(y_all.shape[1:]), dtype=y_all.dtype)
             for i, rows in enumerate(batch):
                 pad[i, :len(rows)] = y_all[rows]

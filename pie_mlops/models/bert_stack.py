@@ -19,19 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pie_mlops.errors import PieError
-
-
-def _check(models) -> None:
-    if not models:
-        raise PieError("seed-parallel training needs at least one model")
-    first = models[0]
-    for m in models:
-        if getattr(m, "arch", None) != "bert":
-            raise PieError(f"StackedBert stacks bert models, got {getattr(m, 'arch', m)!r}")
-        if m.model.config.to_dict() != first.model.config.to_dict() or m.task != first.task \
-                or m.max_length != first.max_length:
-            raise PieError("seed-parallel models must share their architecture, task and length limit")
+from pie_mlops.models.common import check_stackable
 
 
 class StackedBert(nn.Module):
@@ -42,9 +30,7 @@ class StackedBert(nn.Module):
 
     def __init__(self, models, seeds: list[int]):
         super().__init__()
-        _check(models)
-        if len(seeds) != len(models):
-            raise PieError(f"{len(models)} models but {len(seeds)} seeds")
+        check_stackable(models, seeds, "bert", lambda m: (m.model.config.to_dict(), m.task, m.max_length))
         first = models[0]
         self.n, self.seeds = len(models), list(seeds)
         self.task, self.num_labels, self.default_lr = first.task, first.num_labels, first.default_lr

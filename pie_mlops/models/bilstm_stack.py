@@ -13,22 +13,11 @@ seeds are 2S independent cells stepped together. Dropout draws from one generato
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from pie_mlops.errors import PieError
-
-
-def _check(models) -> None:
-    if not models:
-        raise PieError("seed-parallel training needs at least one model")
-    first = models[0]
-    for m in models:
-        if getattr(m, "arch", None) != "bilstm":
-            raise PieError(f"seed-parallel training supports the bilstm only, got {getattr(m, 'arch', m)!r}")
-        if m.hparams != first.hparams or m.num_labels != first.num_labels or m.task != first.task \
-                or m.embedding_source != first.embedding_source or m.max_length != first.max_length:
-            raise PieError("seed-parallel models must share their architecture, task and embedding")
+from pie_mlops.models.common import check_stackable
 
 
 class StackedBiLSTM(nn.Module):
@@ -38,9 +27,8 @@ class StackedBiLSTM(nn.Module):
 
     def __init__(self, models, seeds: list[int]):
         super().__init__()
-        _check(models)
-        if len(seeds) != len(models):
-            raise PieError(f"{len(models)} models but {len(seeds)} seeds")
+        check_stackable(models, seeds, "bilstm", lambda m: (m.hparams, m.num_labels, m.task, m.embedding_source,
+                                                            m.max_length))
         first = models[0]
         self.n, self.seeds = len(models), list(seeds)
         self.task, self.num_labels, self.hparams = first.task, first.num_labels, dict(first.hparams)
@@ -71,6 +59,22 @@ class StackedBiLSTM(nn.Module):
                     model.get_parameter(name).copy_(self.p(name)[i])
 
     # -- forward --------------------------------------------------------------------------
+    def stack_inputs(self, enc, rows_per_seed: list, device) -> tuple[dict, torch.Tensor]:
+        """({input_ids [S, B, T], lengths [S, B]}, valid [S, B]) for S row sets, padded to the
+        largest of them; filler rows have length 0 (a padded step leaves the state as it was)."""
+        s, b = len(rows_per_seed), max(len(r) for r in rows_per_seed)
+        lens = [enc.lengths[r] for r in rows_per_seed]
+        t = int(max(int(x.max()) for x in lens))
+        ids = np.zeros((s, b, t), dtype=np.int64)
+        lengths = np.zeros((s, b), dtype=np.int64)
+        for i, rows in enumerate(rows_per_seed):
+            padded, _, _ = enc.padded(rows, 0)
+            ids[i, :len(rows), :padded.shape[1]] = padded
+            lengths[i, :len(rows)] = lens[i]
+        lengths = torch.from_numpy(lengths)
+        return {"input_ids": torch.from_numpy(ids).to(device), "lengths": lengths}, \
+            (lengths > 0).to(device, torch.float32)
+
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout with each seed's own generator (x: [S, ...])."""
         if not self.training or self.dropout == 0.0:

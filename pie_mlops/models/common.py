@@ -60,6 +60,20 @@ def check_task(task: str, num_labels: int) -> None:
         raise PieError(f"num_labels must be at least 2 for single-label (1 for multi-label), got {num_labels}")
 
 
+def check_stackable(models, seeds, arch: str, signature) -> None:
+    """A seed-parallel group: one seed per model, all `arch`, all with the same signature(model)
+    (architecture, task, ...), or a PieError naming what differs."""
+    if not models:
+        raise PieError("seed-parallel training needs at least one model")
+    if len(seeds) != len(models):
+        raise PieError(f"{len(models)} models but {len(seeds)} seeds")
+    for m in models:
+        if getattr(m, "arch", None) != arch:
+            raise PieError(f"a stacked {arch} group takes {arch} models only, got {getattr(m, 'arch', m)!r}")
+        if signature(m) != signature(models[0]):
+            raise PieError("seed-parallel models must share their architecture, task and length limit")
+
+
 def write_config(path: Path, config: dict) -> None:
     path.mkdir(parents=True, exist_ok=True)
     (path / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")

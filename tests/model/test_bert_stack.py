@@ -72,5 +72,5 @@ def test_bert_stack_keeps_each_seed_apart_with_dropout_on(sentiment):
                                  TrainConfig(epochs=1, batch_size=16, progress=False))
     assert isinstance(stack, StackedBert) and all(np.isfinite(r.history[0]["train_loss"]) for r in results)
     assert not torch.equal(twins[0].model.classifier.weight, twins[1].model.classifier.weight)
-    with pytest.raises(PieError, match="stacks bert models"):
+    with pytest.raises(PieError, match="takes bert models only"):
         StackedBert([twins[0], build_model("bilstm", 2, seed=0, max_length=64)], [0, 1])
