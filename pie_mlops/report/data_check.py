@@ -1,13 +1,11 @@
 """A self-contained HTML page for one data-quality result (result.json).
 
-GX Data Docs fetch Bootstrap, jQuery and their table plugin from CDNs, so offline they
-show an unstyled page with empty tables. This page inlines its CSS and needs nothing
-from the network, so the gate's verdict is always readable in a browser.
+Rendered from templates/data_check.html.j2 by Jinja2 with autoescape on: every value from
+the data (ids, texts, GX messages) is escaped by the template engine, never by hand. The
+page inlines its CSS and needs nothing from the network.
 """
 
 from __future__ import annotations
-
-from html import escape
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -34,29 +32,23 @@ def _detail(check: dict) -> str:
     return f"observed {check['observed']}" if check.get("observed") is not None else ""
 
 
-def render_check_html(summary: dict) -> str:
+def environment():
+    """Jinja2 over pie_mlops/report/templates, autoescaping every value (HTML and XML)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(loader=PackageLoader("pie_mlops.report", "templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True),
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render_check_html(summary: dict, docs: str = "data_docs/index.html") -> str:
     """HTML text for one dataset's result (the dict `validate_dataset` returns)."""
-    ok = summary["success"]
-    verdict = f'<span class="badge {"pass" if ok else "fail"}">{"passed" if ok else "FAILED"}</span>'
-    sizes = ", ".join(f"{k} {v:,}" for k, v in summary.get("n_examples", {}).items())
     rows = []
     for c in summary["checks"]:
         label, css = _status(c)
-        row_class = {"fail": "failed", "warn": "warned"}.get(css, "")
-        ids = ", ".join(escape(i) for i in c.get("sample_ids") or []) if not c["success"] else ""
-        rows.append(
-            f'<tr class="{row_class}"><td><span class="badge {css}">{label}</span></td>'
-            f"<td>{escape(c['name'])}<br><code>{escape(c['expectation'])}</code></td>"
-            f"<td>{escape(c.get('what') or '')}</td><td>{escape(c['severity'])}</td>"
-            f"<td>{escape(_detail(c))}</td><td><code>{ids}</code></td></tr>"
-        )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Data check: {escape(summary['dataset'])}"
-        f"</title><style>{CSS}</style></head><body>"
-        f"<h1>Data check: {escape(summary['dataset'])} {verdict}</h1>"
-        f"<div class='sub'>{escape(summary.get('task', ''))} · {escape(sizes)} · {summary['n_checks']} checks, "
-        f"{summary['n_failed']} failed, {summary['n_warnings']} warning(s) · great-expectations suite; full "
-        f"GX Data Docs in <a href='data_docs/index.html'>data_docs/</a> (they need internet for styling)</div>"
-        "<table><tr><th>status</th><th>check</th><th>what</th><th>severity</th><th>result</th>"
-        f"<th>sample ids</th></tr>{''.join(rows)}</table></body></html>\n"
-    )
+        rows.append({"c": c, "label": label, "css": css, "row_class": {"fail": "failed", "warn": "warned"}.get(css, ""),
+                     "detail": _detail(c), "ids": (c.get("sample_ids") or []) if not c["success"] else []})
+    sizes = ", ".join(f"{k} {v:,}" for k, v in summary.get("n_examples", {}).items())
+    page = environment().get_template("data_check.html.j2").render(s=summary, css=CSS, sizes=sizes, rows=rows,
+                                                                     docs=docs)
+    return page.rstrip("\n") + "\n"

@@ -219,26 +219,16 @@ def params_hash(params: dict) -> str:
 
 
 def model_requirements() -> list[str]:
-    """Pinned requirements for loading a logged model, from pie-mlops' own metadata."""
-    import re
+    """Exact requirements for loading a logged model: the versions running now (pyproject
+    states ranges). A local version label (torch's `+cpu`) is dropped: PyPI has no such wheel."""
     from importlib import metadata
 
-    pins = {}
-    try:
-        for req in metadata.requires("pie-mlops") or []:
-            m = re.match(r"([A-Za-z0-9_.-]+)\s*==\s*([^;\s]+)", req)
-            if m and ";" not in req:
-                pins[m.group(1).lower()] = f"{m.group(1)}=={m.group(2)}"
-    except metadata.PackageNotFoundError:
-        pass
     out = []
     for name in MODEL_REQUIREMENTS:
-        if name not in pins:  # not installed as a distribution: pin what is running
-            try:
-                pins[name] = f"{name}=={metadata.version(name)}"
-            except metadata.PackageNotFoundError:
-                continue
-        out.append(pins[name])
+        try:
+            out.append(f"{name}=={metadata.version(name).split('+')[0]}")
+        except metadata.PackageNotFoundError:
+            continue
     return out
 
 

@@ -31,3 +31,27 @@ def test_page_is_self_contained():
     html = render_check_html(_summary(success=True))
     assert "badge pass\">passed" in html
     assert "http://" not in html and "https://" not in html and "<script" not in html
+
+
+def test_every_value_is_escaped_by_the_template():
+    """The page comes from a Jinja2 template with autoescape (issue 29): a dataset name, a
+    check's description or a GX error carrying markup shows as text, never as markup."""
+    summary = _summary(success=False)
+    summary["dataset"] = "<script>alert(1)</script>"
+    summary["task"] = "a & b"
+    summary["checks"][0].update(what="<img src=x onerror=alert(2)>", error="bad <b>value</b>", success=False)
+    html = render_check_html(summary)
+    assert "<script>" not in html and "<img" not in html and "<b>value" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "a &amp; b" in html
+    assert "error: bad &lt;b&gt;value&lt;/b&gt;" in html
+
+
+def test_data_check_page_is_a_template():
+    import inspect
+
+    import pie_mlops.report.data_check as page
+
+    source = inspect.getsource(page)
+    assert "<table" not in source and "from html import" not in source
+    env = page.environment()
+    assert env.autoescape("data_check.html.j2") and env.autoescape(None)
