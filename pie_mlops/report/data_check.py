@@ -18,6 +18,28 @@ tr.warned td{background:#fff4e5} code{font-size:12px;color:#555}
 """
 
 
+# GX Data Docs without their CDN stylesheets (pie_mlops/data/gx_project.py): enough of
+# Bootstrap's classes for GX's pages to read well, and the history index's own.
+OFFLINE_CSS = CSS + """
+.container,.container-fluid{padding:0 1rem} .row{display:flex;flex-wrap:wrap;gap:1rem}
+.col-md-2,.col-md-3,.col-lg-2,.col-lg-3,.col-xl-2{flex:0 0 220px} .col,.col-md-9,.col-md-10,.col-lg-9,
+.col-lg-10,.col-xl-10,.col-12{flex:1 1 600px;min-width:0} .card{border:1px solid #ddd;border-radius:6px;
+margin:.6rem 0} .card-header{background:#f5f5f5;padding:.4rem .8rem;font-weight:600} .card-body{padding:.6rem .8rem}
+.table{width:100%} .text-success{color:#2e7d32} .text-danger{color:#c62828} .alert{padding:.5rem;border-radius:4px;
+background:#fff4e5} .navbar{padding:.5rem 1rem;border-bottom:1px solid #ddd} .d-none,.sr-only{display:none}
+ul.nav{list-style:none;padding-left:0} .fa,.fas,.far{display:none} img{max-height:40px}
+.pie-index tr.failed td{background:#fdecea}
+"""
+
+
+def render_docs_index(checkpoint: str, rows: list[dict], keep: int) -> str:
+    """The offline index of one checkpoint's Data Docs (GX's own fills its table by JavaScript
+    from a CDN): `rows` are {suite, run_time, success, evaluated, passed, page, suite_page};
+    `keep`: how many runs the store keeps."""
+    page = environment().get_template("gx_index.html.j2").render(checkpoint=checkpoint, rows=rows, keep=keep)
+    return page.rstrip("\n") + "\n"
+
+
 def _status(check: dict) -> tuple[str, str]:
     if check["success"]:
         return "ok", "pass"
