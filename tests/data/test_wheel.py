@@ -57,7 +57,12 @@ def test_wheel_installs_into_a_fresh_venv_with_the_constraints(tmp_path: Path):
                   "print(p); print(sorted(x.name for x in (p / 'report' / 'templates').glob('*.j2')))"],
                  tmp_path, env).stdout.splitlines()
     assert Path(where[0]).is_relative_to(fresh), where
-    assert "data_check.html.j2" in where[1]
+    assert "data_check.html.j2" in where[1] and "gx_index.html.j2" in where[1]
+    # The MLflow plugin (runs in the project's experiment; serve finds uvicorn) comes with the wheel.
+    plugin = _run([py, "-c", "from importlib.metadata import distribution as d; p = d('pie-mlops'); "
+                   "print(p.locate_file('')); print([e.value for e in p.entry_points if e.group == "
+                   "'mlflow.default_experiment_provider'])"], tmp_path, env).stdout.splitlines()
+    assert Path(plugin[0]).is_relative_to(fresh) and "pie_mlops.tracking.plugin:ProjectExperiment" in plugin[1]
 
     script = fresh / "bin" / "pie-mlops"
     assert "Usage: " in _run([script, "--help"], tmp_path, env).stdout
