@@ -163,7 +163,8 @@ def open_study(name: str, params: dict):
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
         trials = study.get_trials(deepcopy=False)
-        joining = any(t.state.name in ("RUNNING", "WAITING") for t in trials)
+        # No trial yet: another worker created it just now (resuming an empty study is rare).
+        joining = not trials or any(t.state.name in ("RUNNING", "WAITING") for t in trials)
         study.sampler = sampler(resume_seed(params["seed"], len(trials), joining))
         return study, False
 
