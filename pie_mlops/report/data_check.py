@@ -7,6 +7,8 @@ page inlines its CSS and needs nothing from the network.
 
 from __future__ import annotations
 
+from pie_mlops.report.templating import render
+
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{font-size:1.4rem;margin-bottom:.2rem} .sub{color:#666;margin-bottom:1.2rem}
@@ -36,8 +38,7 @@ def render_docs_index(checkpoint: str, rows: list[dict], keep: int) -> str:
     """The offline index of one checkpoint's Data Docs (GX's own fills its table by JavaScript
     from a CDN): `rows` are {suite, run_time, success, evaluated, passed, page, suite_page};
     `keep`: how many runs the store keeps."""
-    page = environment().get_template("gx_index.html.j2").render(checkpoint=checkpoint, rows=rows, keep=keep)
-    return page.rstrip("\n") + "\n"
+    return render("gx_index.html.j2", checkpoint=checkpoint, rows=rows, keep=keep)
 
 
 def _status(check: dict) -> tuple[str, str]:
@@ -54,15 +55,6 @@ def _detail(check: dict) -> str:
     return f"observed {check['observed']}" if check.get("observed") is not None else ""
 
 
-def environment():
-    """Jinja2 over pie_mlops/report/templates, autoescaping every value (HTML and XML)."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
-    return Environment(loader=PackageLoader("pie_mlops.report", "templates"),
-                       autoescape=select_autoescape(default=True, default_for_string=True),
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
 def render_check_html(summary: dict, docs: str = "data_docs/index.html") -> str:
     """HTML text for one dataset's result (the dict `validate_dataset` returns)."""
     rows = []
@@ -71,6 +63,4 @@ def render_check_html(summary: dict, docs: str = "data_docs/index.html") -> str:
         rows.append({"c": c, "label": label, "css": css, "row_class": {"fail": "failed", "warn": "warned"}.get(css, ""),
                      "detail": _detail(c), "ids": (c.get("sample_ids") or []) if not c["success"] else []})
     sizes = ", ".join(f"{k} {v:,}" for k, v in summary.get("n_examples", {}).items())
-    page = environment().get_template("data_check.html.j2").render(s=summary, css=CSS, sizes=sizes, rows=rows,
-                                                                     docs=docs)
-    return page.rstrip("\n") + "\n"
+    return render("data_check.html.j2", s=summary, css=CSS, sizes=sizes, rows=rows, docs=docs)
