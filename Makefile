@@ -33,7 +33,7 @@ help:
 $(STAMP): pyproject.toml requirements/assets.txt requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check torch==2.13.0 uv==0.13.9
-	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c requirements/constraints.txt -e ".[dev]"
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c requirements/constraints.txt -e ".[dev,postgres,auth,hub]"
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements/assets.txt
 	@touch $@
 

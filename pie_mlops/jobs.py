@@ -41,6 +41,7 @@ class ModelJob:
     out_dir: Path           # predictions/<dataset>/<arch>/<dense|pruned/<group>>/s<seed>/
     model_name: str         # pie-<dataset>-<arch>
     alias: str              # dense-s0, magnitude-ft-0_50-s0
+    data_dir: str = "data"  # where its dataset lives: the run's dataset inputs are read from there
 
     @property
     def run_name(self) -> str:
@@ -100,7 +101,7 @@ def run_job(job: ModelJob, make: Callable[..., Made], ctx: JobContext, *, task: 
             with ctx.compute():  # a worker's compute slot; else just timing
                 model = start(staging)
         with tracking.model_run(job.run_name, job.tags, {**job.plan, "seed": job.seed, "group": job.group},
-                                job_tags=ctx.tags) as run:
+                                job_tags=ctx.tags, data_dir=job.data_dir) as run:
             made = make(run, model, staging)
             with ctx.compute():  # tracking below runs outside it, beside the next job's compute
                 files = [write_predictions(frame, staging / "out" / f"{split}.parquet")

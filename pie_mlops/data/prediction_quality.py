@@ -6,7 +6,9 @@ runs must come from the current data version. With a `baseline`, each dense mode
 beat the trivial baseline (pie_mlops/baseline.py) by a margin: a model that learned
 nothing makes every PIE and champion after it noise. Each check is judged by a real GX validation
 over a small per-model (or per-group) frame, indexed by a readable key ("dense/s3"), so a
-failure names the models at fault. The GX machinery (suites, Data Docs) is the data gate's.
+failure names the models at fault. The suites and their Checkpoint
+(`<dataset>.<arch>.predictions`) live in the GX project beside the data gate's
+(pie_mlops/data/gx_project.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from pie_mlops.atomic import atomic_dir, write_text
-from pie_mlops.data.quality import Check, _entry, _gx_results  # the data gate's GX runner and report rows
+from pie_mlops.data.gx_project import run_checkpoint
+from pie_mlops.data.quality import Check, _entry  # the data gate's check and report rows
 
 
 def build_frames(predictions: pd.DataFrame, expected_ids: list[str], n_classes: int,
@@ -34,8 +37,10 @@ def build_frames(predictions: pd.DataFrame, expected_ids: list[str], n_classes: 
         ids = df["example_id"].astype(str)
         widths = np.fromiter((len(v) for v in df["logits"]), dtype=np.int64, count=len(df))
         flat = np.concatenate([np.asarray(v, dtype=np.float64) for v in df["logits"]]) if len(df) else np.array([])
-        row = {"key": f"{group}/s{int(seed)}", "group": group,
-               "covers_split": set(ids) == expected and len(ids) == len(expected),
+        # Counts, not a verdict: a model covers the split exactly when it has one row per
+        # example and that many distinct ids of the split (the expectations say so).
+        row = {"key": f"{group}/s{int(seed)}", "group": group, "n_rows": int(len(ids)),
+               "n_split_ids": int(ids[ids.isin(expected)].nunique()),
                "n_nonfinite": int((~np.isfinite(flat)).sum()),
                "n_wrong_width": int((widths != n_classes).sum())}
         if md5s is not None:
@@ -58,10 +63,13 @@ def baseline_frame(baseline: dict) -> pd.DataFrame:
 
 
 def plan_checks(n_classes: int, min_seeds: int, current_md5: str | None,
-                baseline: dict | None = None) -> list[Check]:
+                baseline: dict | None = None, expected_ids: list | tuple = ()) -> list[Check]:
+    n = len(expected_ids)
     checks = [
-        Check("covers_split", "models", "ExpectColumnValuesToBeInSet", {"column": "covers_split", "value_set": [True]},
-              "every model predicts exactly the split's example ids", column="example_id"),
+        Check("covers_split", "models", "ExpectColumnValuesToBeBetween", {"column": "n_rows", "min_value": n,
+              "max_value": n}, f"every model has one prediction per example of the split ({n})", column="example_id"),
+        Check("covers_split_ids", "models", "ExpectColumnValuesToBeBetween", {"column": "n_split_ids", "min_value": n,
+              "max_value": n}, f"every model predicts all {n} example ids of the split", column="example_id"),
         Check("logits_finite", "models", "ExpectColumnValuesToBeBetween",
               {"column": "n_nonfinite", "min_value": 0, "max_value": 0}, "every logit is finite", column="logits"),
         Check("logits_per_class", "models", "ExpectColumnValuesToBeBetween",
@@ -85,19 +93,23 @@ def plan_checks(n_classes: int, min_seeds: int, current_md5: str | None,
 
 def validate_predictions(predictions: pd.DataFrame, expected_ids: list[str], n_classes: int, min_seeds: int,
                          report_dir: Path, *, md5s: dict | None = None, current_md5: str | None = None,
-                         baseline: dict | None = None, sample_ids: int = 5) -> dict:
+                         baseline: dict | None = None, sample_ids: int = 5, name: str = "predictions",
+                         gx_root: Path | None = None) -> dict:
     """Run the checks; write `report_dir/result.json` and `report_dir/data_docs/`; return the result.
 
     `success` is False when any check failed (all are critical: a comparison over bad
     predictions would be wrong, not merely weaker). `baseline`: {name, value, min_gain,
-    scores: {"dense/s<seed>": score}} adds the dense_beats_baseline check."""
+    scores: {"dense/s<seed>": score}} adds the dense_beats_baseline check. `name`: the GX
+    Checkpoint (`<dataset>.<arch>.predictions` from compare), in the GX project of `gx_root`
+    (default: the working directory's)."""
     report_dir = Path(report_dir)
     frames = build_frames(predictions, expected_ids, n_classes, md5s)
     if baseline is not None:
         frames["baseline"] = baseline_frame(baseline)
-    checks = plan_checks(n_classes, min_seeds, current_md5 if md5s is not None else None, baseline)
+    checks = plan_checks(n_classes, min_seeds, current_md5 if md5s is not None else None, baseline,
+                         [str(i) for i in expected_ids])
     with atomic_dir(report_dir / "data_docs") as tmp_docs:
-        results, gate_ok = _gx_results("predictions", frames, checks, tmp_docs, sample_ids)
+        results, gate_ok = run_checkpoint(Path(gx_root or "."), name, frames, checks, tmp_docs, sample_ids)
     entries = [_entry(c, r, sample_ids) for c, r in zip(checks, results)]
     summary = {"success": bool(gate_ok), "n_checks": len(entries),
                "n_failed": sum(not e["success"] for e in entries), "n_models": int(len(frames["models"])),

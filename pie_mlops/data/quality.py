@@ -7,15 +7,15 @@ can judge. Each frame is indexed by example_id (or a readable key such as
 The index is deliberately left unnamed: naming it makes GX compute the full unexpected
 list with id columns, which took seconds instead of milliseconds on health_tweets.
 
-All great_expectations calls live in this module, imported lazily (it is slow to import).
+The suites and their Checkpoint (`<dataset>.data`) live in the project's file-backed GX
+project, `gx/` (pie_mlops/data/gx_project.py, where every great_expectations call is made,
+imported lazily: it is slow to import).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +23,10 @@ import pandas as pd
 
 from pie_mlops.atomic import atomic_dir, write_text
 from pie_mlops.data.contract import SPLITS, label_column, read_dataset
+from pie_mlops.data.gx_project import run_checkpoint
 from pie_mlops.data.prepare import dedup_key
 
 INT_TYPES = ["int8", "int16", "int32", "int64"]
-DOCS_SITE = "pie_mlops"  # the ephemeral context already has a default "local_site"
 
 
 @dataclass(frozen=True)
@@ -76,17 +76,14 @@ def build_frames(meta: dict, splits: dict[str, pd.DataFrame]) -> dict[str, pd.Da
     else:
         long = pd.DataFrame({"label": examples[col], "split": examples["split"]})
 
-    # Leakage: the normalised key (same as de-duplication) of each test text vs train.
+    # Leakage, stated on the texts: the normalised key (the same as de-duplication's) of each
+    # train and test example, once per split; a key in both splits is then not unique.
     pairs = examples["text_pair"] if "text_pair" in examples else pd.Series(None, index=examples.index)
-    keys = [dedup_key(t, p if isinstance(p, str) else None) if isinstance(t, str) else None
-            for t, p in zip(examples["text"], pairs)]
-    examples_split = examples["split"].to_numpy()
-    train_keys = {k for k, s in zip(keys, examples_split) if s == "train" and k is not None}
-    is_test = examples_split == "test"
-    frames["test_vs_train"] = pd.DataFrame(
-        {"seen_in_train": [k in train_keys for k, t in zip(keys, is_test) if t]},
-        index=examples.index[is_test],
-    )
+    keys = pd.Series([dedup_key(t, p if isinstance(p, str) else None) if isinstance(t, str) else None
+                      for t, p in zip(examples["text"], pairs)], index=examples.index, dtype=object)
+    sides = pd.DataFrame({"text_key": keys, "split": examples["split"].to_numpy()}, index=examples.index)
+    sides = sides[sides["split"].isin(["train", "test"]) & sides["text_key"].notna()]
+    frames["train_test_keys"] = sides[~sides.duplicated(["text_key", "split"])]
 
     # Class coverage and balance over in-range labels (out-of-range ones fail elsewhere).
     in_range = long[long["label"].isin(range(n_classes))]
@@ -155,11 +152,10 @@ def plan_checks(meta: dict, frames: dict[str, pd.DataFrame], params: dict) -> li
             Check("labels_at_least_one", "examples", "ExpectColumnValuesToBeBetween",
                   {"column": "n_on", "min_value": 1}, "each row has at least one label", column=col),
         ]
-    if "test_vs_train" in frames:
+    if "train_test_keys" in frames:
         checks += [
-            Check("no_train_test_leakage", "test_vs_train", "ExpectColumnValuesToBeInSet",
-                  {"column": "seen_in_train", "value_set": [False]},
-                  "no test text also in train (case/whitespace-insensitive)", column="text"),
+            Check("no_train_test_leakage", "train_test_keys", "ExpectColumnValuesToBeUnique", {"column": "text_key"},
+                  "no text in both train and test (case/whitespace-insensitive)", column="text"),
             Check("class_in_every_split", "class_counts", "ExpectColumnValuesToBeBetween",
                   {"column": "count", "min_value": 1}, "every class present in every split", column=col),
             Check("min_class_share", "class_share", "ExpectColumnValuesToBeBetween",
@@ -168,47 +164,6 @@ def plan_checks(meta: dict, frames: dict[str, pd.DataFrame], params: dict) -> li
                   column=col),
         ]
     return checks
-
-
-def _gx_results(name: str, frames: dict, checks: list[Check], docs_dir: Path, sample_ids: int) -> tuple[list, bool]:
-    """Validate each frame with its own suite, then build Data Docs into `docs_dir`.
-
-    One ValidationDefinition per frame rather than one Checkpoint: a Checkpoint passes
-    the same batch parameters (the dataframe) to all its validations.
-    Returns the GX results per check (in `checks` order) and GX's gate verdict.
-    """
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # a data gate makes no network calls
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-    from great_expectations.expectations.metadata_types import FailureSeverity
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    context.add_data_docs_site(DOCS_SITE, {
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    })
-    source = context.data_sources.add_pandas(name)
-    result_format = {"result_format": "SUMMARY", "partial_unexpected_count": sample_ids}
-    # One run groups the frames in Data Docs. An explicit run_time, or GX tries to parse the name as a date.
-    run_id = RunIdentifier(run_name="pie-mlops-check", run_time=datetime.now(timezone.utc))
-    by_name, gate_ok = {}, True
-    for frame in dict.fromkeys(c.frame for c in checks):
-        suite = context.suites.add(gx.ExpectationSuite(name=f"{name}.{frame}"))
-        for c in (c for c in checks if c.frame == frame):
-            suite.add_expectation(getattr(gxe, c.expectation)(**c.kwargs, severity=c.severity, meta={"check": c.name}))
-        batch = source.add_dataframe_asset(frame).add_batch_definition_whole_dataframe(frame)
-        validation = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"{name}.{frame}", data=batch, suite=suite))
-        result = validation.run(batch_parameters={"dataframe": frames[frame]}, result_format=result_format,
-                                run_id=run_id)
-        gate_ok &= result.get_max_severity_failure() != FailureSeverity.CRITICAL
-        by_name.update({r.expectation_config.meta["check"]: r for r in result.results})
-    context.build_data_docs(site_names=[DOCS_SITE])
-    return [by_name[c.name] for c in checks], gate_ok
 
 
 def _plain(value):
@@ -247,8 +202,10 @@ def _entry(check: Check, result, sample_ids: int) -> dict:
     }
 
 
-def validate_dataset(dataset_dir: Path, report_dir: Path, params: dict) -> dict:
-    """Validate `dataset_dir`; write `report_dir/result.json` and `report_dir/data_docs/`.
+def validate_dataset(dataset_dir: Path, report_dir: Path, params: dict, gx_root: Path | None = None) -> dict:
+    """Validate `dataset_dir` with the Checkpoint `<name>.data` of the GX project in
+    `gx_root/gx` (default: the working directory's); write `report_dir/result.json` and
+    `report_dir/data_docs/` (offline, every kept run).
 
     Returns the same content as result.json. `success` is False only when a critical
     expectation failed; warning-level failures are reported but do not fail the gate.
@@ -259,7 +216,8 @@ def validate_dataset(dataset_dir: Path, report_dir: Path, params: dict) -> dict:
     checks = plan_checks(meta, frames, params)
     sample_ids = int(params["sample_ids"])
     with atomic_dir(report_dir / "data_docs") as tmp_docs:
-        results, gate_ok = _gx_results(dataset_dir.name, frames, checks, tmp_docs, sample_ids)
+        results, gate_ok = run_checkpoint(Path(gx_root or "."), f"{dataset_dir.name}.data", frames, checks,
+                                          tmp_docs, sample_ids)
     entries = [_entry(c, r, sample_ids) for c, r in zip(checks, results)]
     summary = {
         "dataset": dataset_dir.name,

@@ -215,11 +215,21 @@ def _read_parquet(p: Path, path: str, columns: dict[str, str]) -> Table:
     return Table(frame, path, "parquet", typed=True)
 
 
+def _datasets():
+    """Hugging Face `datasets`, an optional dependency (the `hub` extra)."""
+    try:
+        import datasets
+    except ImportError:
+        raise PieError("reading a Hugging Face dataset needs the `datasets` package: "
+                       "pip install 'pie-mlops[hub]'") from None
+    return datasets
+
+
 def _load_from_disk(p: Path, path: str):
     if not ((p / "dataset_dict.json").is_file() or (p / "state.json").is_file()):
         raise PieError(f"{path}: a directory, but not a dataset saved with `datasets` save_to_disk "
                        f"(no dataset_dict.json or state.json inside)")
-    import datasets
+    datasets = _datasets()
 
     try:
         return datasets.load_from_disk(str(p))
@@ -229,7 +239,7 @@ def _load_from_disk(p: Path, path: str):
 
 def _load_hub(path: str):
     """`name` or `name:config`, loaded lazily; offline (the default here) it cannot work."""
-    import datasets
+    datasets = _datasets()
 
     name, _, config = path.partition(":")
     try:
@@ -243,7 +253,7 @@ def _load_hub(path: str):
 
 def _read_hf(obj, path: str, fmt: str, columns: dict[str, str], hf_split: str | None) -> Table:
     """A Dataset or DatasetDict; a DatasetDict's splits are merged, or kept with --hf-split keep."""
-    import datasets
+    datasets = _datasets()
 
     tokens = [t.strip() for t in (hf_split or "").split(",") if t.strip()]
     keep = "keep" in tokens
@@ -285,7 +295,7 @@ def _read_hf(obj, path: str, fmt: str, columns: dict[str, str], hf_split: str | 
 
 def _class_names(features) -> dict[str, list[str]]:
     """ClassLabel names per column, for single labels and for lists of ClassLabel."""
-    import datasets
+    datasets = _datasets()
 
     out = {}
     for col, feat in features.items():

@@ -1,13 +1,13 @@
 """A self-contained HTML page for one data-quality result (result.json).
 
-GX Data Docs fetch Bootstrap, jQuery and their table plugin from CDNs, so offline they
-show an unstyled page with empty tables. This page inlines its CSS and needs nothing
-from the network, so the gate's verdict is always readable in a browser.
+Rendered from templates/data_check.html.j2 by Jinja2 with autoescape on: every value from
+the data (ids, texts, GX messages) is escaped by the template engine, never by hand. The
+page inlines its CSS and needs nothing from the network.
 """
 
 from __future__ import annotations
 
-from html import escape
+from pie_mlops.report.templating import render
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -18,6 +18,27 @@ table{border-collapse:collapse;width:100%} th,td{padding:.35rem .6rem;border-bot
 text-align:left;vertical-align:top} th{background:#f5f5f5} tr.failed td{background:#fdecea}
 tr.warned td{background:#fff4e5} code{font-size:12px;color:#555}
 """
+
+
+# GX Data Docs without their CDN stylesheets (pie_mlops/data/gx_project.py): enough of
+# Bootstrap's classes for GX's pages to read well, and the history index's own.
+OFFLINE_CSS = CSS + """
+.container,.container-fluid{padding:0 1rem} .row{display:flex;flex-wrap:wrap;gap:1rem}
+.col-md-2,.col-md-3,.col-lg-2,.col-lg-3,.col-xl-2{flex:0 0 220px} .col,.col-md-9,.col-md-10,.col-lg-9,
+.col-lg-10,.col-xl-10,.col-12{flex:1 1 600px;min-width:0} .card{border:1px solid #ddd;border-radius:6px;
+margin:.6rem 0} .card-header{background:#f5f5f5;padding:.4rem .8rem;font-weight:600} .card-body{padding:.6rem .8rem}
+.table{width:100%} .text-success{color:#2e7d32} .text-danger{color:#c62828} .alert{padding:.5rem;border-radius:4px;
+background:#fff4e5} .navbar{padding:.5rem 1rem;border-bottom:1px solid #ddd} .d-none,.sr-only{display:none}
+ul.nav{list-style:none;padding-left:0} .fa,.fas,.far{display:none} img{max-height:40px}
+.pie-index tr.failed td{background:#fdecea}
+"""
+
+
+def render_docs_index(checkpoint: str, rows: list[dict], keep: int) -> str:
+    """The offline index of one checkpoint's Data Docs (GX's own fills its table by JavaScript
+    from a CDN): `rows` are {suite, run_time, success, evaluated, passed, page, suite_page};
+    `keep`: how many runs the store keeps."""
+    return render("gx_index.html.j2", checkpoint=checkpoint, rows=rows, keep=keep)
 
 
 def _status(check: dict) -> tuple[str, str]:
@@ -34,29 +55,12 @@ def _detail(check: dict) -> str:
     return f"observed {check['observed']}" if check.get("observed") is not None else ""
 
 
-def render_check_html(summary: dict) -> str:
+def render_check_html(summary: dict, docs: str = "data_docs/index.html") -> str:
     """HTML text for one dataset's result (the dict `validate_dataset` returns)."""
-    ok = summary["success"]
-    verdict = f'<span class="badge {"pass" if ok else "fail"}">{"passed" if ok else "FAILED"}</span>'
-    sizes = ", ".join(f"{k} {v:,}" for k, v in summary.get("n_examples", {}).items())
     rows = []
     for c in summary["checks"]:
         label, css = _status(c)
-        row_class = {"fail": "failed", "warn": "warned"}.get(css, "")
-        ids = ", ".join(escape(i) for i in c.get("sample_ids") or []) if not c["success"] else ""
-        rows.append(
-            f'<tr class="{row_class}"><td><span class="badge {css}">{label}</span></td>'
-            f"<td>{escape(c['name'])}<br><code>{escape(c['expectation'])}</code></td>"
-            f"<td>{escape(c.get('what') or '')}</td><td>{escape(c['severity'])}</td>"
-            f"<td>{escape(_detail(c))}</td><td><code>{ids}</code></td></tr>"
-        )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Data check: {escape(summary['dataset'])}"
-        f"</title><style>{CSS}</style></head><body>"
-        f"<h1>Data check: {escape(summary['dataset'])} {verdict}</h1>"
-        f"<div class='sub'>{escape(summary.get('task', ''))} · {escape(sizes)} · {summary['n_checks']} checks, "
-        f"{summary['n_failed']} failed, {summary['n_warnings']} warning(s) · great-expectations suite; full "
-        f"GX Data Docs in <a href='data_docs/index.html'>data_docs/</a> (they need internet for styling)</div>"
-        "<table><tr><th>status</th><th>check</th><th>what</th><th>severity</th><th>result</th>"
-        f"<th>sample ids</th></tr>{''.join(rows)}</table></body></html>\n"
-    )
+        rows.append({"c": c, "label": label, "css": css, "row_class": {"fail": "failed", "warn": "warned"}.get(css, ""),
+                     "detail": _detail(c), "ids": (c.get("sample_ids") or []) if not c["success"] else []})
+    sizes = ", ".join(f"{k} {v:,}" for k, v in summary.get("n_examples", {}).items())
+    return render("data_check.html.j2", s=summary, css=CSS, sizes=sizes, rows=rows, docs=docs)

@@ -2,20 +2,23 @@
 
 Figures are inline base64 PNGs and the CSS is inline, so the page opens offline, from a
 file, an MLflow artifact or a DVC workspace alike: nothing is fetched from the network.
+The page and its blocks (section, table, image, example PIEs) are Jinja2 templates with
+autoescape (report/templates/pies.html.j2, blocks.html.j2).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from html import escape
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup, escape
 
 from pie_mlops.errors import PieError
 from pie_mlops.report import plots
+from pie_mlops.report.templating import blocks, render as page
 
 CSS = """
 body{font:14px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
@@ -71,27 +74,26 @@ class Study:
 
 
 def _img(data: bytes, alt: str) -> str:
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+    return blocks().img(f"data:image/png;base64,{base64.b64encode(data).decode()}", alt)
 
 
-def _fmt(v) -> str:
+def _fmt(v) -> Markup:
+    """A cell's text, as safe HTML (the n/a marker is markup, anything else escaped)."""
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return '<span class="muted">n/a</span>'
+        return Markup('<span class="muted">n/a</span>')
     if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
+        return Markup("yes" if v else "no")
     if isinstance(v, (int, np.integer)):
-        return str(int(v))
+        return Markup(str(int(v)))
     if isinstance(v, (float, np.floating)):
-        return f"{v:.3g}" if abs(v) < 1e-2 and v != 0 else f"{v:.3f}"
+        return Markup(f"{v:.3g}" if abs(v) < 1e-2 and v != 0 else f"{v:.3f}")
     return escape(str(v))
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(
-        f'<td class="{"num" if isinstance(r.get(c), (int, float, np.number)) else ""}">{_fmt(r.get(c))}</td>'
-        for c in columns) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    cells = [[("num" if isinstance(r.get(c), (int, float, np.number)) else "", _fmt(r.get(c))) for c in columns]
+             for r in rows]
+    return blocks().table(columns, cells)
 
 
 def _ci(v) -> str:
@@ -102,7 +104,8 @@ def _ci(v) -> str:
 
 
 def _section(title: str, how: str, body: str) -> str:
-    return f'<h3>{escape(title)}</h3><p class="how">{escape(how)}</p>{body}'
+    """A titled block: `title` and `how` are text (escaped), `body` is HTML made here."""
+    return blocks().section(title, how, Markup(body))
 
 
 def _headline(s: Study) -> str:
@@ -196,14 +199,11 @@ def _study_html(s: Study, figures: dict[str, bytes]) -> str:
         rows = []
         for r in show.itertuples():
             text = r.text + (f" ‖ {r.text_pair}" if getattr(r, "text_pair", None) else "")
-            short = text if len(text) <= 220 else text[:217] + "…"
-            rows.append(f'<tr><td title="{escape(text)}">{escape(short)}</td><td>{escape(r.gold)}</td>'
-                        f"<td>{escape(r.dense_label)} ({r.dense_votes:.0%})</td>"
-                        f"<td>{escape(r.pruned_label)} ({r.pruned_votes:.0%})</td></tr>")
+            rows.append({"text": text, "short": text if len(text) <= 220 else text[:217] + "…", "gold": r.gold,
+                         "dense": f"{r.dense_label} ({r.dense_votes:.0%})",
+                         "pruned": f"{r.pruned_label} ({r.pruned_votes:.0%})"})
         parts.append(_section(f"Example PIEs of {focus}", "Gold label, and the dense and pruned majority labels "
-                              "with their vote shares. Hover a text to read it whole.",
-                              "<table><tr><th>text</th><th>gold</th><th>dense</th><th>pruned</th></tr>"
-                              + "".join(rows) + "</table>"))
+                              "with their vote shares. Hover a text to read it whole.", blocks().examples(rows)))
     cols = ["group", "n_models", "n_pies", "pie_share", "pie_share_ci", "above_floor", "n_ties_dense",
             "n_ties_pruned", "dense_acc_all", "pruned_acc_all", "dense_acc_pie", "pruned_acc_pie",
             "dense_modal_acc_pie", "pruned_modal_acc_pie", "dense_acc_nonpie", "pruned_acc_nonpie"]
@@ -234,7 +234,4 @@ def render(studies: list[Study], title: str, claims: list[dict] = ()) -> tuple[s
             "PIE share by architecture", "One panel per method: which model is more prone to PIEs at each "
             "sparsity, each against its own noise floor (dotted).", _img(data, "architectures compared")))
     body += "".join(_study_html(s, figures) for s in studies)
-    html = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f"<style>{CSS}</style><script>{SCRIPT}</script></head><body><h1>{escape(title)}</h1>"
-            f"<p>{INTRO}</p>{body}</body></html>")
-    return html, figures
+    return page("pies.html.j2", title=title, css=CSS, script=SCRIPT, intro=INTRO, body=Markup(body)), figures

@@ -163,7 +163,7 @@ def _gate(frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, params: dict, ch
     spec = baseline_spec(frame, texts, meta, float(params["min_gain_over_baseline"]))
     result = validate_predictions(frame, texts["example_id"].astype(str).tolist(), len(meta["label_names"]),
                                   int(params["min_seeds"]), checks_dir, md5s=md5s, current_md5=current,
-                                  baseline=spec)
+                                  baseline=spec, name=".".join(filter(None, (meta["name"], arch, "predictions"))))
     if not result["success"]:
         names = [c["name"] for c in result["checks"] if not c["success"]]
         if names == ["dense_beats_baseline"]:

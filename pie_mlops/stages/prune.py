@@ -132,7 +132,7 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
             plan.pop("recovery_steps")
         if parallel and stackable(plan):  # only when on: sequential models keep their params hash
             plan["seed_parallel"] = True
-        job = ModelJob(plan=plan, group=plan["group"], seed=seed, model_name=name,
+        job = ModelJob(plan=plan, group=plan["group"], seed=seed, model_name=name, data_dir=str(params["data_dir"]),
                        out_dir=pruned_dir(params, plan["arch"]) / plan["group"] / f"s{seed}", alias=tracking.alias_for(plan["group"], seed),
                        tags=identity_tags("prune", plan, plan["group"], seed, data_md5=md5, git_sha=sha,
                                           fingerprint=code_fingerprint(__name__),  # a code fix retrains

@@ -113,7 +113,7 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
     records, together = [], {}  # together: the unfinished seeds computed together, by arch
     jobs = [(plan, seed) for plan in plans for seed in seeds[plan["arch"]]]
     for plan, seed in tqdm(jobs, desc="train seeds", disable=progress_disabled(progress)):
-        job = model_job(plan, seed, md5, sha, params["predictions_dir"])
+        job = model_job(plan, seed, md5, sha, params["predictions_dir"], params["data_dir"])
         # One process at a time per (model, group, seed) on a SQLite store: a duplicate command
         # waits here, then finds the first one's run finished (pie_mlops/tracking/guard.py).
         with tracking.model_claim(job.model_name, GROUP, seed, enabled=is_main()):
@@ -151,7 +151,7 @@ def seed_processes(params: dict, plan: dict) -> int:
     return value
 
 
-def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str) -> ModelJob:
+def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str, data_dir: str = "data") -> ModelJob:
     """The dense job of one (arch, seed)."""
     from pie_mlops import tracking
 
@@ -160,7 +160,8 @@ def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str) -
                          criterion="none", schedule="none", scope="none", sparsity="0.0", achieved_sparsity="0.0")
     return ModelJob(plan=plan, group=GROUP, seed=seed, tags=tags,
                     out_dir=Path(predictions_dir) / plan["dataset"] / plan["arch"] / GROUP / f"s{seed}",
-                    model_name=tracking.registered_model_name(plan["dataset"], plan["arch"]), alias=f"{GROUP}-s{seed}")
+                    model_name=tracking.registered_model_name(plan["dataset"], plan["arch"]), alias=f"{GROUP}-s{seed}",
+                    data_dir=str(data_dir))
 
 
 def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext) -> dict:

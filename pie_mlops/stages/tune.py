@@ -130,10 +130,22 @@ class Surplus(Exception):
     """A trial started after other workers' trials already made up n_trials."""
 
 
+def resume_seed(seed: int, n_trials: int, joining: bool) -> int:
+    """The sampler seed of a process that opens an existing study. A resume (nothing running)
+    is seeded by tune.seed and the trials already in the study: reproducible, and it does not
+    redraw the creator's first trials. A worker joining running trials also mixes in its
+    process id, or two workers joining at once would draw the very same trials."""
+    import os
+
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(n_trials), *([os.getpid()] if joining else [])])
+               .generate_state(1)[0])
+
+
 def open_study(name: str, params: dict):
     """(study, created): the process that creates the study samples with tune.seed, so a
-    one-worker search is reproducible; one that joins or resumes it samples with fresh
-    entropy, or parallel workers would draw the very same trials."""
+    one-worker search is reproducible; one that resumes or joins it with `resume_seed`."""
     import optuna
 
     from pie_mlops.scale.claims import rdb_storage
@@ -149,9 +161,12 @@ def open_study(name: str, params: dict):
         return optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                    sampler=sampler(params["seed"]), pruner=pruner), True
     except optuna.exceptions.DuplicatedStudyError:
-        # Fresh entropy: re-seeding with tune.seed would redraw the creator's first trials
-        # (a resumed study, or a parallel worker, would repeat them).
-        return optuna.load_study(study_name=name, storage=storage, sampler=sampler(None), pruner=pruner), False
+        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+        trials = study.get_trials(deepcopy=False)
+        # No trial yet: another worker created it just now (resuming an empty study is rare).
+        joining = not trials or any(t.state.name in ("RUNNING", "WAITING") for t in trials)
+        study.sampler = sampler(resume_seed(params["seed"], len(trials), joining))
+        return study, False
 
 
 def _finished(study) -> list:
@@ -185,17 +200,6 @@ def run_trials(study, objective, n_trials: int, progress: bool, poll_s: float = 
         else:
             time.sleep(poll_s)
     bar.close()
-
-
-def _claim(storage, token: str) -> bool:
-    """True for exactly one caller per token: the database's unique study name decides."""
-    import optuna
-
-    try:
-        optuna.create_study(study_name=token, storage=storage)
-        return True
-    except optuna.exceptions.DuplicatedStudyError:
-        return False
 
 
 def tune(params: dict, progress: bool = True) -> dict[str, dict]:
@@ -258,7 +262,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
                               lr=hp.get("lr"), warmup_ratio=float(hp.get("warmup_ratio", 0.1)),
                               seed=params["seed"], snapshot_epochs=(), progress=False,
                               optimizer=params.get("optimizer", "adamw_warmup"))
-            with tracking.trial_run(parent_id, trial.number, hp) as log_epoch:
+            with tracking.trial_run(parent_id, trial, hp, data=params) as log_epoch:
                 model = build_model(params["arch"], n_labels, task, seed=params["seed"],
                                     model_path=params["model_path"], max_length=params["max_length"])
 
@@ -282,7 +286,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
         write_best(out, best, {"name": name, "storage": redact_url(params["storage"]), "metric": metric,
                                "best_value": float(study.best_value), "best_trial": study.best_trial.number,
                                "n_trials": n_done})
-        if _claim(study_storage(study), f"{name}:best@{n_done}"):
+        if tracking.claim_result(parent_id, n_done):
             tracking.log_study_result(parent_id, best, float(study.best_value), metric, out)
     _LOG.info(f"best {metric} {study.best_value:.4f} with {best} -> {out}")
     return best

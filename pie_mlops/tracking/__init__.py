@@ -25,11 +25,11 @@ from pie_mlops.tracking.store import (
     artifact_root, data_md5, experiment_id, git_sha, log_artifacts_if_active, model_requirements, params_hash,
     registry_uri, tracking_uri,
 )
-from pie_mlops.tracking.studies import log_study_result, study_run, trial_run
+from pie_mlops.tracking.studies import claim_result, log_study_result, study_run, trial_run
 
 __all__ = [
     "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "IDENTITY_TAGS", "MODEL_REQUIREMENTS", "VERSION_TAGS", "ModelRun",
-    "active_run_id", "alias_for", "artifact_root", "clear_champion", "compare_run", "data_md5", "download_run_artifacts",
+    "active_run_id", "alias_for", "claim_result", "artifact_root", "clear_champion", "compare_run", "data_md5", "download_run_artifacts",
     "experiment_id", "find_finished_run", "git_sha", "load_version", "version_files", "log_artifacts_if_active",
     "log_compare_artifacts", "log_metric_batch", "log_study_result", "metric_key", "model_requirements",
     "model_claim", "model_run", "model_runs", "open_store", "params_hash", "reap_job_runs", "reap_stale_runs", "run_registered", "registered_model_name", "registry_uri", "run_param",

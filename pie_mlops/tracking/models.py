@@ -10,7 +10,7 @@ from pie_mlops.tracking.descriptions import study_description, version_descripti
 from pie_mlops.tracking.lineage import log_data_inputs
 from pie_mlops.tracking.store import (
     VERSION_TAGS, _client, _owner_tags, active_run_id, experiment_id, experiment_ids, forget_experiments,
-    model_requirements, registry_uri, store_key,
+    mark_experiment, model_requirements, registry_uri, store_key,
 )
 
 
@@ -19,6 +19,20 @@ from pie_mlops.tracking.store import (
 # ---------------------------------------------------------------------------------------
 def registered_model_name(dataset: str, arch: str) -> str:
     return f"pie-{dataset}-{arch}"
+
+
+# The tags a LoggedModel carries (the Models tab filters and shows them): the version's plus
+# what names the study.
+MODEL_TAGS = ("stage", "dataset", "arch", *VERSION_TAGS)
+
+
+def logged_model_name(dataset: str, arch: str, group: str, seed) -> str:
+    """`<dataset>-<arch>-<group>-s<seed>`, the name the Models tab lists: MLflow refuses
+    `/ : . % " '` in it, so `magnitude-ft@0.50` becomes `magnitude-ft@0_50`."""
+    name = f"{dataset}-{arch}-{group}-s{seed}"
+    for bad in "/:.%\"'":
+        name = name.replace(bad, "_")
+    return name
 
 
 def alias_for(group: str, seed: int) -> str:
@@ -102,6 +116,8 @@ class ModelRun:
         tags = {k: str(v) for k, v in tags.items()}
         self.tags.update(tags)
         self._pending_tags.update(tags)
+        if self.model_id is not None and set(tags) & set(MODEL_TAGS):  # the logged model carries them too
+            self.client.set_logged_model_tags(self.model_id, {k: v for k, v in tags.items() if k in MODEL_TAGS})
 
     def _artifacts(self, uri: str | None = None):
         """The artifact repository of the run (or of `uri`), without a get_run round trip."""
@@ -175,8 +191,10 @@ class ModelRun:
         from pie_mlops.models.serving import input_example, save_pyfunc
 
         client = self.client
-        logged = client.create_logged_model(self.experiment_id, name="model", source_run_id=self.run_id,
-                                            params={k: str(v)[:6000] for k, v in self.params.items()})
+        tags = {k: str(self.tags[k]) for k in MODEL_TAGS if k in self.tags}
+        name = logged_model_name(*(self.tags.get(k, "?") for k in ("dataset", "arch", "group", "seed")))
+        logged = client.create_logged_model(self.experiment_id, name=name, source_run_id=self.run_id,
+                                            params={k: str(v)[:6000] for k, v in self.params.items()}, tags=tags)
         try:
             with tempfile.TemporaryDirectory(prefix="pie-model-") as tmp:
                 local = Path(tmp) / "model"
@@ -235,9 +253,9 @@ class ModelRun:
 
 
 @contextmanager
-def model_run(run_name: str, tags: dict, params: dict, job_tags: dict | None = None):
+def model_run(run_name: str, tags: dict, params: dict, job_tags: dict | None = None, data_dir: str | None = None):
     """One model's run; yields a ModelRun. `job_tags`: a worker job's (pie.job, ...), beside
-    the identity `tags`.
+    the identity `tags`; `data_dir`: where the dataset's splits are (its dataset inputs).
 
     On success the run ends FINISHED; on any exception (KeyboardInterrupt too) it ends
     FAILED and a version registered inside it is deleted again, so a failed run never
@@ -252,6 +270,7 @@ def model_run(run_name: str, tags: dict, params: dict, job_tags: dict | None = N
         all_tags = {**{k: str(v) for k, v in {**tags, **(job_tags or {})}.items()}, **_owner_tags()}
         if parent:
             exp = client.get_run(parent).info.experiment_id
+            mark_experiment(client, exp)
             all_tags["mlflow.parentRunId"] = parent
             info = client.create_run(exp, tags=all_tags, run_name=run_name).info
         else:
@@ -268,7 +287,7 @@ def model_run(run_name: str, tags: dict, params: dict, job_tags: dict | None = N
             client.log_batch(info.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
             if "dataset" in tags:  # every model trains on train, tunes on validation, is scored on test
                 log_data_inputs(client, info.run_id, tags["dataset"], all_tags.get("data_md5", "untracked"),
-                                params.get("data_dir", "data"))
+                                data_dir or params.get("data_dir", "data"))
         yield handle
         with spent():
             handle._flush_tags()

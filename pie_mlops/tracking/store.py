@@ -146,17 +146,62 @@ def forget_experiments() -> None:
 
 
 def _experiment_id(name: str) -> str:
-    client = _client()
-    exp = client.get_experiment_by_name(name)
-    if exp is not None and exp.lifecycle_stage == "active":
-        return exp.experiment_id
+    return project_experiment(tracking_uri(), name)
+
+
+# MLflow 3's UI opens an experiment by its kind: without this tag it guesses, and showed ours
+# in GenAI mode (an empty traces page). Ours trains models: the runs table.
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+_MARKED: set[tuple[str, str]] = set()  # (store, experiment id) known to carry the kind tag
+
+
+def mark_experiment(client, exp_id: str, tags: dict | None = None) -> None:
+    """Tag the experiment as model training (once per process and store)."""
+    key = (store_key(client.tracking_uri), str(exp_id))
+    if key in _MARKED:
+        return
+    tags = client.get_experiment(exp_id).tags if tags is None else tags
+    if tags.get(KIND_TAG) != KIND:
+        client.set_experiment_tag(exp_id, KIND_TAG, KIND)
+    _MARKED.add(key)
+
+
+def _drop_empty_default(client, uri: str) -> None:
+    """A new SQLite store makes an experiment `Default` (id 0); ours go elsewhere, so an empty
+    one is only clutter in the UI. Deleted (restorable) only while it holds no run, and only
+    in the embedded SQLite store: a shared server's Default belongs to its users."""
+    from mlflow.entities import ViewType
+
+    if not uri.startswith("sqlite:"):
+        return
     try:
-        return client.create_experiment(name, artifact_location=artifact_root(tracking_uri()))
-    except Exception:  # created meanwhile by a parallel worker (or deleted: then the error stands)
-        exp = client.get_experiment_by_name(name)
-        if exp is None or exp.lifecycle_stage != "active":
-            raise
-        return exp.experiment_id
+        default = client.get_experiment("0")
+        if (default.name == "Default" and default.lifecycle_stage == "active"
+                and not client.search_runs(["0"], max_results=1, run_view_type=ViewType.ALL)):
+            client.delete_experiment("0")
+    except Exception:  # gone already, or deleted by a parallel worker: clutter, never an error
+        pass
+
+
+def project_experiment(uri: str, name: str) -> str:
+    """The id of experiment `name` in the store at `uri`, created with our artifact root and
+    tagged as model training; the store's empty `Default` is dropped."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is None or exp.lifecycle_stage != "active":
+        try:
+            exp = client.get_experiment(client.create_experiment(name, artifact_location=artifact_root(uri),
+                                                                 tags={KIND_TAG: KIND}))
+        except Exception:  # created meanwhile by a parallel worker (or deleted: then the error stands)
+            exp = client.get_experiment_by_name(name)
+            if exp is None or exp.lifecycle_stage != "active":
+                raise
+    mark_experiment(client, exp.experiment_id, exp.tags)
+    if exp.experiment_id != "0":
+        _drop_empty_default(client, uri)
+    return exp.experiment_id
 
 
 def experiment_ids() -> list[str]:
@@ -219,26 +264,16 @@ def params_hash(params: dict) -> str:
 
 
 def model_requirements() -> list[str]:
-    """Pinned requirements for loading a logged model, from pie-mlops' own metadata."""
-    import re
+    """Exact requirements for loading a logged model: the versions running now (pyproject
+    states ranges). A local version label (torch's `+cpu`) is dropped: PyPI has no such wheel."""
     from importlib import metadata
 
-    pins = {}
-    try:
-        for req in metadata.requires("pie-mlops") or []:
-            m = re.match(r"([A-Za-z0-9_.-]+)\s*==\s*([^;\s]+)", req)
-            if m and ";" not in req:
-                pins[m.group(1).lower()] = f"{m.group(1)}=={m.group(2)}"
-    except metadata.PackageNotFoundError:
-        pass
     out = []
     for name in MODEL_REQUIREMENTS:
-        if name not in pins:  # not installed as a distribution: pin what is running
-            try:
-                pins[name] = f"{name}=={metadata.version(name)}"
-            except metadata.PackageNotFoundError:
-                continue
-        out.append(pins[name])
+        try:
+            out.append(f"{name}=={metadata.version(name).split('+')[0]}")
+        except metadata.PackageNotFoundError:
+            continue
     return out
 
 
@@ -263,7 +298,9 @@ def _run_home(client) -> tuple[str, dict]:
     """(experiment id, extra tags): under `mlflow run` a run nests under the run it made."""
     parent = active_run_id()
     if parent:
-        return client.get_run(parent).info.experiment_id, {"mlflow.parentRunId": parent}
+        exp = client.get_run(parent).info.experiment_id
+        mark_experiment(client, exp)
+        return exp, {"mlflow.parentRunId": parent}
     return experiment_id(), {}
 
 

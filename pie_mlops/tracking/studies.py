@@ -6,14 +6,16 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from pie_mlops.tracking.lineage import context_tags
+from pie_mlops.tracking.lineage import context_tags, log_data_inputs
 from pie_mlops.tracking.store import (
-    _client, _ends, _flat, _run_home,
+    _client, _ends, _flat, _run_home, data_md5,
 )
 
 
 # ---------------------------------------------------------------------------------------
-PARENT_ATTR = "mlflow_parent_run_id"
+PARENT_ATTR = "mlflow_parent_run_id"  # study user attr: the study's parent run
+RUN_ATTR = "mlflow_run_id"  # trial user attr: the trial's own run (optuna-dashboard shows it)
+TUNE_SPLITS = ("train", "validation")  # a study never reads test
 
 
 @contextmanager
@@ -40,11 +42,13 @@ def study_run(study_name: str, params: dict, study=None, created: bool = True, w
     if run_id is not None:
         client.update_run(run_id, status="RUNNING")
     else:
+        md5 = data_md5(params["data_dir"])
         tags = {"stage": "tune", "study": study_name, "dataset": params["dataset"], "arch": params["arch"],
-                **context_tags(), **extra}
+                "data_md5": md5, **context_tags(), **extra}
         run_id = client.create_run(exp, tags=tags, run_name=f"tune {study_name}").info.run_id
         flat = {k: v for k, v in _flat("", params).items() if k != "storage"}  # may hold a password
         client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(flat.items())])
+        log_data_inputs(client, run_id, params["dataset"], md5, params["data_dir"], TUNE_SPLITS)
     if study is not None and study.user_attrs.get(PARENT_ATTR) != run_id:
         study.set_user_attr(PARENT_ATTR, run_id)
     with _ends(client, run_id):
@@ -52,8 +56,10 @@ def study_run(study_name: str, params: dict, study=None, created: bool = True, w
 
 
 @contextmanager
-def trial_run(parent_id: str, number: int, hp: dict):
-    """A child run for one trial; yields `log_epoch(epoch, metrics)`.
+def trial_run(parent_id: str, trial, hp: dict, data: dict | None = None):
+    """A child run for one Optuna `trial`; yields `log_epoch(epoch, metrics)`. The trial
+    records the run's id as its user attr `mlflow_run_id`. `data`: {dataset, data_dir}, the
+    splits the trial reads, logged as the run's dataset inputs.
 
     A pruned trial ends KILLED with tag state=pruned, a crashed one FAILED.
     """
@@ -61,10 +67,16 @@ def trial_run(parent_id: str, number: int, hp: dict):
     from mlflow.entities import Metric, Param
 
     client = _client()
-    exp = client.get_run(parent_id).info.experiment_id
-    tags = {**context_tags(), "mlflow.parentRunId": parent_id, "stage": "tune-trial", "trial": str(number)}
+    parent = client.get_run(parent_id)
+    exp, number = parent.info.experiment_id, trial.number
+    tags = {**context_tags(), "mlflow.parentRunId": parent_id, "stage": "tune-trial", "trial": str(number),
+            "study": parent.data.tags.get("study", "")}
     run_id = client.create_run(exp, tags=tags, run_name=f"trial {number}").info.run_id
+    trial.set_user_attr(RUN_ATTR, run_id)
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(hp.items())])
+    if data is not None:
+        log_data_inputs(client, run_id, data["dataset"], parent.data.tags.get("data_md5", "untracked"),
+                        data["data_dir"], TUNE_SPLITS)
 
     def log_epoch(epoch: int, metrics: dict) -> None:
         now = int(time.time() * 1000)
@@ -82,6 +94,22 @@ def trial_run(parent_id: str, number: int, hp: dict):
         raise
     client.set_tag(run_id, "state", "complete")
     client.set_terminated(run_id, status="FINISHED")
+
+
+def claim_result(parent_id: str, n_done: int) -> bool:
+    """True for exactly one caller per (study run, number of finished trials): whoever logs the
+    param `pie.result_at_<n>` first. MLflow params are write-once (another value is refused,
+    by the database's key), so parallel workers need no lock of their own: earlier versions
+    used an Optuna study per token, which cluttered `optuna studies`."""
+    import uuid
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client().log_param(parent_id, f"pie.result_at_{n_done}", uuid.uuid4().hex)
+        return True
+    except MlflowException:
+        return False
 
 
 def log_study_result(parent_id: str, best: dict, best_value: float, metric: str, best_file: Path) -> None:

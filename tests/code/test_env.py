@@ -11,18 +11,61 @@ from conftest import ROOT
 
 
 def _pins(lines):
-    return {re.split(r"[=<>]", line, maxsplit=1)[0].lower(): line.replace(" ", "") for line in lines}
+    return {re.split(r"[=<>\[]", line, maxsplit=1)[0].lower(): line.replace(" ", "") for line in lines}
 
 
-def test_conda_yaml_mirrors_pyproject_pins():
+def _constraints() -> dict[str, str]:
+    """name -> exact version, from requirements/constraints.txt."""
+    out = {}
+    for line in (ROOT / "requirements" / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            out[name.lower().replace("_", "-")] = version
+    return out
+
+
+def _requirements(project: dict) -> list:
+    from packaging.requirements import Requirement
+
+    extras = [r for name in ("postgres", "auth", "hub") for r in project["optional-dependencies"][name]]
+    return [Requirement(r) for r in [*project["dependencies"], *extras]]
+
+
+def test_dependencies_are_ranges_that_the_constraints_satisfy():
+    """pyproject states ranges (issue 29); the exact tested versions are the constraints file's."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _constraints()
+    for req in _requirements(project):
+        spec = str(req.specifier)
+        assert "==" not in spec and ">=" in spec, f"{req}: a range with a lower bound, not a pin"
+        assert req.specifier.contains(pins[req.name.lower()], prereleases=True), f"{req} excludes {pins[req.name.lower()]}"
+    # Lower bounds at the tested versions: the bound is the pinned version (torch without +cpu).
+    for req in _requirements(project):
+        lower = next(s.version for s in req.specifier if s.operator == ">=")
+        assert lower == pins[req.name.lower()].split("+")[0], f"{req}: lower bound is not the tested version"
+    # Unused ones dropped; the scale-out's drivers are extras, not everyone's dependencies.
+    from packaging.requirements import Requirement
+
+    core = {Requirement(r).name.lower() for r in project["dependencies"]}
+    assert not core & {"scikit-learn", "python-dateutil", "psycopg", "flask-wtf", "datasets"}
+    assert {"postgres", "auth", "hub"} <= set(project["optional-dependencies"])
+
+
+def test_conda_yaml_mirrors_the_constraints():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
     assert any(str(d).startswith("python=3.11") for d in conda["dependencies"])
     pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
     # Beside the pins: the CPU torch index (no CUDA build) and the package itself, from the project dir.
     assert pip[0] == "--extra-index-url https://download.pytorch.org/whl/cpu" and pip[-1] == "."
-    assert _pins(pip[1:-1]) == _pins(project["dependencies"])
-    assert "torch==2.13.0" in project["dependencies"]  # never a looser spec: that pulls a CUDA build
+    pins = _constraints()
+    # flask-wtf is what mlflow[auth] adds; a conda pip list names it directly.
+    wanted = {("flask-wtf" if r.name == "mlflow" and r.extras else r.name.lower()) for r in _requirements(project)}
+    got = _pins(pip[1:-1])
+    assert set(got) == wanted
+    for name, line in got.items():
+        assert line.endswith("==" + pins[name].split("+")[0]), f"conda.yaml {line}: constraints say {pins[name]}"
+    assert "torch==2.13.0" in pip  # never a looser spec: that pulls a CUDA build
     # python_env.yaml (MLflow's virtualenv/uv format) carries the same list.
     python_env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
     assert python_env["dependencies"] == pip and python_env["python"].startswith("3.11.")

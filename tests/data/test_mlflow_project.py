@@ -22,6 +22,11 @@ def test_mlflow_run_check_logs_the_gate(tiny_repo, tmp_path):
     client = MlflowClient(tracking_uri=uri)
     [found] = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert found.info.status == "FINISHED" and found.data.params == {"dataset": "synthetic_nli"}
+    # No --experiment-name: in the project directory MLflow still puts its run in the project's
+    # experiment (pie_mlops/tracking/plugin.py), tagged as model training; no empty Default left.
+    [experiment] = client.search_experiments()
+    assert experiment.name == "pie-mlops" and found.info.experiment_id == experiment.experiment_id
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
     logged = {a.path for a in client.list_artifacts(found.info.run_id, "data_checks/synthetic_nli")}
     assert logged == {f"data_checks/synthetic_nli/{f}" for f in ("result.json", "summary.html", "data_docs")}
 

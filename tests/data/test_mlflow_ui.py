@@ -45,6 +45,8 @@ def test_mlflow_run_main_with_the_tiny_profile(main_run):
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
     assert not [r for r in runs if r.info.status != "FINISHED"]
     assert [r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main"]  # MLflow's own run
+    # ... in the project's experiment, as every other run (not in Default: pie_mlops/tracking/plugin.py)
+    assert {r.info.experiment_id for r in runs} == {client.get_experiment_by_name("pie-mlops").experiment_id}
     # Data lineage: every model run (and compare) records its splits as dataset inputs whose
     # digest is its DVC data version; MLflow's own context tags are on every run.
     staged = [r for r in runs if r.data.tags.get("stage") in ("train", "prune", "compare")]

@@ -28,6 +28,12 @@ def _gx_imported():
     import great_expectations  # noqa: F401
 
 
+@pytest.fixture(autouse=True)
+def _gx_project_here(tmp_path, monkeypatch):
+    """The GX project (`gx/`) goes where a command would put it: its working directory."""
+    monkeypatch.chdir(tmp_path)
+
+
 def make_splits(task: str = "single_label", pairs: bool = False) -> dict[str, pd.DataFrame]:
     splits, i = {}, 0
     for split in SPLITS:
@@ -230,7 +236,7 @@ def test_cli_exit_codes(tmp_path, capsys, monkeypatch):
     code, out, err = run_cli(["check", "all", *common], capsys)
     assert code == 1
     assert "good: passed" in out and "leaky: FAILED" in out  # every dataset is reported before the gate
-    assert "leaky/no_train_test_leakage: 1 unexpected" in err and leaked in err
+    assert "leaky/no_train_test_leakage: 2 unexpected" in err and leaked in err
     assert json.loads((tmp_path / "rep" / "leaky" / "result.json").read_text())["success"] is False
 
     code, _, err = run_cli(["check", "missing", *common], capsys)
@@ -280,3 +286,40 @@ def test_shipped_datasets_all_pass(tmp_path):
     summaries = check(params(report_dir=str(tmp_path / "rep")), ["all"], data_dir=str(tmp_path / "data"))
     assert sorted(s["dataset"] for s in summaries) == sorted(p.name for p in paths)
     assert all(s["success"] and s["n_warnings"] == 0 for s in summaries), [failing(s) for s in summaries]
+
+
+def test_data_docs_keep_every_run_and_render_offline(tmp_path):
+    """Issue 29: the Checkpoint `<dataset>.data` and its suites are saved in `gx/`; each run's
+    results stay in its store, so the Data Docs beside the report list them all; and the
+    copy fetches nothing from the network (GX's own pages load Bootstrap and jQuery from CDNs)."""
+    import re
+
+    import great_expectations as gx
+
+    path = write(tmp_path / "data", make_splits())
+    for _ in range(3):
+        validate_dataset(path, tmp_path / "rep", params())
+    context = gx.get_context(mode="file", project_root_dir=str(tmp_path))
+    suites = {v.suite.name for v in context.checkpoints.get("toy.data").validation_definitions}
+    assert suites == {f"toy.data.{f}" for f in ("examples", "train_test_keys", "class_counts", "class_share")}
+    docs = tmp_path / "rep" / "data_docs"
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    runs = set(re.findall(r"\d{8}T\d{6}\.\d+Z", index))
+    assert len(runs) == 3 and index.count('class="passed"') == 3 * 4  # 3 runs x 4 suites
+    for link in re.findall(r'href="([^"]+)"', index):
+        assert (docs / link).is_file(), link
+    for page in docs.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        fetched = re.findall(r'(?:src|<link[^>]*href)="(https?://[^"]+)"|url\([\'"]?(https?://[^)]+)\)', html)
+        assert not fetched, (page, fetched[:3])
+
+
+def test_leakage_is_an_expectation_on_the_texts(tmp_path):
+    """Not a boolean computed in pandas: the normalised texts of train and test, each once per
+    split, are expected to be unique; a leaked text names both of its examples."""
+    splits = make_splits()
+    _leak(splits)
+    summary = validate_dataset(write(tmp_path / "data", splits), tmp_path / "rep", params(max_chars=200))
+    entry = next(c for c in summary["checks"] if c["name"] == "no_train_test_leakage")
+    assert entry["expectation"] == "ExpectColumnValuesToBeUnique" and entry["frame"] == "train_test_keys"
+    assert sorted(entry["sample_ids"]) == ["ex-0000", "ex-0033"] and entry["unexpected_count"] == 2

@@ -176,7 +176,8 @@ def test_two_tune_workers_share_one_study(cluster, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outs
     assert not any("database is locked" in out for out in outs)
 
-    [name] = [n for n in optuna.get_all_study_names(storage) if n.startswith("pie-synthetic_nli-bert-") and ":" not in n]
+    [name] = optuna.get_all_study_names(storage)  # the study alone: no lock tokens beside it
+    assert name.startswith("pie-synthetic_nli-bert-")
     study = optuna.load_study(study_name=name, storage=storage)
     finished = [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 6
@@ -189,6 +190,7 @@ def test_two_tune_workers_share_one_study(cluster, tmp_path):
     parent = parents[0]
     children = client.search_runs(exps, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 6  # one nested run per trial that ran (a surplus draw makes none)
+    assert sorted(t.user_attrs["mlflow_run_id"] for t in finished) == sorted(r.info.run_id for r in children)
     history = client.get_metric_history(parent.info.run_id, "best_val_accuracy")
     assert len(history) == 1  # the best parameters were logged once
     assert {f"best_{k}" for k in study.best_params} <= set(parent.data.params)

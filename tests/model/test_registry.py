@@ -75,6 +75,44 @@ def test_trains_registers_and_aliases(store):
     assert [m.step for m in _client().get_metric_history(run.info.run_id, "train_loss")] == [1]
 
 
+def test_logged_models_are_named_and_tagged_and_runs_record_their_data(store):
+    """What an MLflow user looks at (issue 29): the Models tab lists
+    `<dataset>-<arch>-<group>-s<seed>` with the version's tags; each run's dataset inputs carry
+    a schema and a profile, digest = data_md5; the experiment is tagged as model training,
+    and the store keeps no empty `Default` experiment beside it."""
+    import mlflow
+    from mlflow.entities import ViewType
+
+    [record] = store["first"]
+    client = _client()
+    exp = client.get_experiment_by_name("pie-mlops")
+    [model] = mlflow.search_logged_models(experiment_ids=[exp.experiment_id], output_format="list")
+    assert model.name == "synthetic_nli-bert-dense-s0" and model.source_run_id == record["run_id"]
+    assert {k: model.tags.get(k) for k in ("dataset", "arch", "group", "seed", "data_md5", "stage")} == {
+        "dataset": "synthetic_nli", "arch": "bert", "group": "dense", "seed": "0", "data_md5": "untracked",
+        "stage": "train"}
+    assert model.tags.get("params_hash") and model.tags.get("code_fingerprint")
+    inputs = client.get_run(record["run_id"]).inputs.dataset_inputs
+    assert sorted(i.tags[0].value for i in inputs) == ["test", "train", "validation"]
+    for i in inputs:
+        assert i.dataset.digest == "untracked" and i.dataset.name.startswith("synthetic_nli/")
+        columns = {c["name"] for c in __import__("json").loads(i.dataset.schema)["mlflow_colspec"]}
+        assert {"example_id", "text", "label"} <= columns and '"num_rows"' in i.dataset.profile
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
+    active = [e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+    assert active == ["pie-mlops"]
+
+
+def test_logged_model_names_are_legal_for_mlflow():
+    from mlflow.utils.validation import _validate_logged_model_name
+
+    from pie_mlops.tracking.models import logged_model_name
+
+    name = logged_model_name("rotten_tomatoes", "bert", "magnitude-ft@0.50", 3)
+    assert name == "rotten_tomatoes-bert-magnitude-ft@0_50-s3"
+    _validate_logged_model_name(name)
+
+
 def test_prediction_artifacts_follow_the_contract(store, tmp_path):
     [record] = store["first"]
     local = store["root"] / "predictions" / "synthetic_nli" / "bert" / "dense" / "s0"
@@ -198,13 +236,15 @@ def test_bad_input_exits_2_before_any_run(store, tmp_path, capsys):
 def test_under_mlflow_run_models_are_child_runs(store, monkeypatch):
     """`mlflow run` passes its run as MLFLOW_RUN_ID: every seed's run nests under it."""
     client = _client()
-    parent = client.create_run(client.get_experiment_by_name("Default").experiment_id).info.run_id
+    parent = client.create_run(client.create_experiment("elsewhere")).info.run_id  # any experiment
     monkeypatch.setenv("MLFLOW_RUN_ID", parent)
     records = train_stage(dict(store["params"], seeds=[3, 4]), progress=False)
     assert [r["status"] for r in records] == ["trained", "trained"]
     children = [r for r in _runs() if r.data.tags.get("mlflow.parentRunId") == parent]
     assert sorted(r.data.tags["seed"] for r in children) == ["3", "4"]
     assert all(r.info.status == "FINISHED" for r in children)
+    assert {r.info.experiment_id for r in children} == {client.get_experiment_by_name("elsewhere").experiment_id}
+    assert client.get_experiment_by_name("elsewhere").tags.get("mlflow.experimentKind") == "custom_model_development"
     assert {str(client.get_model_version_by_alias(NAME, f"dense-s{s}").run_id) for s in (3, 4)} == \
         {r.info.run_id for r in children}
 

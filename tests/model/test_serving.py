@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,7 +103,11 @@ def test_mlflow_models_serve_answers_like_our_classifier(store, arch, tmp_path):
     name = tracking.registered_model_name("synthetic_nli", arch)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"}
-    env.update(MLFLOW_TRACKING_URI=store["uri"], PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    # The README's command as typed in a fresh shell: the venv's mlflow by its path, the venv
+    # not on PATH (MLflow starts `uvicorn` from PATH: pie_mlops/tracking/plugin.py finds it).
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != BIN.resolve()]
+    env.update(MLFLOW_TRACKING_URI=store["uri"], PATH=os.pathsep.join(path or ["/usr/bin", "/bin"]))
+    assert shutil.which("uvicorn", path=env["PATH"]) is None
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion",
                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],

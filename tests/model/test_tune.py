@@ -35,10 +35,10 @@ def tune_params(tmp_path, tiny_bert_dir, monkeypatch):
 
 
 def _studies(storage: str) -> list[str]:
-    """The tune studies (not the `<name>:best@<n>` claim tokens beside them)."""
+    """Every study in the storage, as `optuna studies` lists them: no lock tokens beside ours."""
     import optuna
 
-    return sorted(n for n in optuna.get_all_study_names(storage) if ":" not in n)
+    return sorted(optuna.get_all_study_names(storage))
 
 
 def _runs():
@@ -63,6 +63,15 @@ def test_study_nests_trials_writes_best_and_resumes(tune_params, tmp_path):
     assert len(trials) == 3 and {r.data.tags["state"] for r in trials} <= {"complete", "pruned"}
     assert all("val_score" in r.data.metrics for r in trials)
     assert {f"best_{k}" for k in best} <= set(parent.data.params) and parent.info.status == "FINISHED"
+    # Each trial names its run (optuna-dashboard shows the attr); the runs record the data read.
+    [name] = _studies(tune_params["storage"])
+    study = optuna.load_study(study_name=name, storage=tune_params["storage"])
+    assert sorted(t.user_attrs["mlflow_run_id"] for t in study.trials) == sorted(r.info.run_id for r in trials)
+    for run in [parent, *trials]:
+        inputs = run.inputs.dataset_inputs
+        assert sorted(i.tags[0].value for i in inputs) == ["train", "validation"]  # never test
+        assert all(i.dataset.digest == "untracked" and "mlflow_colspec" in i.dataset.schema for i in inputs)
+        assert all('"num_rows"' in i.dataset.profile for i in inputs)
 
     # Resume: the same storage continues the same study, only up to the new n_trials.
     tune(dict(tune_params, n_trials=4), progress=False)
@@ -73,6 +82,28 @@ def test_study_nests_trials_writes_best_and_resumes(tune_params, tmp_path):
     runs = _runs()
     assert len([r for r in runs if r.data.tags.get("stage") == "tune"]) == 1  # still one parent
     assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]) == 4
+
+
+def test_a_resumed_study_samples_reproducibly(tune_params):
+    """Reopening a study seeds its sampler from tune.seed and the trials so far (not fresh
+    entropy): two resumes draw the same next parameters, a later resume other ones."""
+    import optuna
+
+    from pie_mlops.stages.tune import open_study
+
+    def next_draw(study) -> float:
+        probe = optuna.trial.create_trial(params={}, distributions={}, value=0.0)
+        return study.sampler.sample_independent(study, probe, "lr", optuna.distributions.FloatDistribution(0, 1))
+
+    name = study_name(tune_params, "untracked")
+    first, created = open_study(name, tune_params)
+    assert created
+    first.tell(first.ask({"lr": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
+    (a, resumed_a), (b, resumed_b) = open_study(name, tune_params), open_study(name, tune_params)
+    assert not resumed_a and not resumed_b
+    assert next_draw(a) == next_draw(b)
+    c, _ = open_study(name, dict(tune_params, seed=tune_params["seed"] + 1))
+    assert next_draw(c) != next_draw(open_study(name, tune_params)[0])
 
 
 def test_every_architecture_gets_its_own_study_space_and_file(tune_params, tmp_path):
