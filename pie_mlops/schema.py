@@ -141,6 +141,15 @@ class Prune(Section):
     seed_processes: PerArch[int] = 1
 
 
+class ClaimsRules(Section):
+    """How the paper's claims are decided (docs/claims.md): margins set before the data."""
+    overall_margin: float = Field(0.02, ge=0, le=1)  # (a): overall accuracy "barely moves" within +-this
+    class_v_margin: float = Field(0.1, gt=0, le=1)  # (d1): Cramer's V below this = PIEs in proportion to classes
+    n_splits: int = Field(10, ge=1)  # (a), (d2): random seed halvings averaged over
+    n_resamples: int = Field(1000, ge=100)  # example-bootstrap replicates of the claim statistics
+    primary: list[str] = []  # `arch/group` or group names deciding each claim first; []: the pre-set order
+
+
 class Compare(Section):
     dataset: str = "rotten_tomatoes"
     arch: Archs = ["bert", "bilstm"]  # one comparison per architecture
@@ -158,6 +167,7 @@ class Compare(Section):
     min_gain_over_baseline: float = Field(0.02, ge=-1, le=1)
     export_pies: bool = True  # data/<dataset>__pies_<group>__<arch>/
     predictions_dir: str | None = "predictions"  # only this params' grid; None: the whole store
+    claims: ClaimsRules = Field(default_factory=ClaimsRules)  # the claims' rules and margins
 
 
 class Report(Section):

@@ -7,7 +7,7 @@ test renders the committed JSON again and compares, so the README's figures are 
 from __future__ import annotations
 
 CLAIMS = ("a_pie_accuracy_collapse", "b_el2n_enrichment", "c_longer_more_complex", "d_class_independent",
-          "e_transformer_more_prone")
+          "d1_class_proportional", "d2_damage_every_class", "e_transformer_more_prone")  # d: rules before 2026-12-06
 VERDICT = {"holds": "**holds**", "refuted": "**refuted**", "inconclusive": "inconclusive"}
 
 
@@ -41,7 +41,8 @@ def claims_table(claims: dict) -> list[str]:
         e = claims.get(key)
         if e is None:
             continue
-        rows.append(f"| {key[0]} | {e.get('paper', '')} | {figure(e)} | {VERDICT.get(e['verdict'], e['verdict'])} |")
+        label = key.split("_", 1)[0]
+        rows.append(f"| {label} | {e.get('paper', '')} | {figure(e)} | {VERDICT.get(e['verdict'], e['verdict'])} |")
     return rows
 
 
