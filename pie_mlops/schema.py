@@ -95,6 +95,9 @@ class Train(Section):
     # (docs/seed-parallel.md): a BiLSTM keeps one core busy, so 2 on 2 cores is ~2x; MiniLM
     # already fills the cores. seed_parallel, when on, wins.
     seed_processes: PerArch[int] = {"bert": 1, "bilstm": 2}
+    # The training-length control: a `dense-long` group trained this many epochs, the ft/wr
+    # length (4E; docs/claims.md); None: none (no ft/wr groups to compare with it).
+    dense_long_epochs: PerArch[int | None] = None
 
 
 class Prune(Section):

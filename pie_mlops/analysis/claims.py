@@ -142,7 +142,8 @@ def claim(key: str, paper: list[str], analyses: dict, rules: dict, excluded: dic
              if key == "a_pie_accuracy_collapse" else "dense (the paper's)",
              "groups": [r["group"] for r in rows], "excluded": excluded}
     if not rows:
-        return {**entry, "verdict": "inconclusive", "statistic": None, "decided_by": None, "secondary": [],
+        return {**entry, "verdict": "inconclusive", "statistic": None, "ci": None, "p_value": None,
+                "decided_by": None, "secondary": [],
                 "note": "no eligible paper-method group with the data this claim needs"}
     first = rows[0]
     return {**entry, "verdict": first["verdict"], "statistic": first["statistic"], "ci": first.get("ci"),
