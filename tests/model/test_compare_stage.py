@@ -38,7 +38,7 @@ def store(tmp_path_factory, tokenizer):
         mp.chdir(root)
         # Enough training that the models learn something and pruning can break it.
         train_stage(dict(TRAIN, **common, seeds=seeds, epochs=4, snapshot_epochs=[1]), progress=False)
-        prune_stage(dict(PRUNE, **common, criteria=["magnitude", "random"], schedules=["os"], sparsities=[0.5, 0.9],
+        prune_stage(dict(PRUNE, **common, criteria=["magnitude", "random"], schedules=["os"], methods=None, sparsities=[0.5, 0.9],
                          seeds=seeds, predict_test=True), progress=False)
         [result] = compare(params, None, progress=False)
         yield {"root": root, "params": params, "result": result}
