@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pie_mlops.fidelity import OURS, ImpactGrads, Optimizer, Prunable
+from pie_mlops.fidelity import OURS, ClipGrads, ImpactGrads, Optimizer, Prunable
 
 T = TypeVar("T")
 Arch = Literal["bert", "bilstm"]
@@ -124,6 +124,9 @@ class Prune(Section):
     impact_batches: int = Field(10, ge=1)  # impact |w * dL/dw| over 10 batches of 10 (the paper's)
     impact_batch_size: int = Field(10, ge=1)
     impact_grads: ImpactGrads = OURS["impact_grads"]  # last: the last batch's gradient only (the paper's)
+    # unpruned: the gradient norm is clipped over the surviving weights only, as torch.prune's
+    # weight_orig gradients are masked in the paper's code; all: over every gradient (ours)
+    clip_grads: ClipGrads = OURS["clip_grads"]
     batch_size: PerArch[int] = 32
     lr: PerArch[float | None] = None  # None: the tuned value (params/best_*), else the architecture's default
     warmup_ratio: PerArch[float] = 0.1
