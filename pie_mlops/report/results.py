@@ -59,6 +59,15 @@ def groups_table(summary: dict) -> list[str]:
     return rows
 
 
+def _rules_line(claims: dict) -> list[str]:
+    """Under which claims rules the verdicts were computed (docs/claims.md, its changelog)."""
+    if claims.get("rules_version"):
+        return [f"Verdicts under the claims rules {claims['rules_version']} (docs/claims.md).", ""]
+    return ["**Verdicts computed under the old rules** (before 2026-12-06, unversioned): superseded by the "
+            "rules of docs/claims.md, pending a new reproduction. They are kept as they were committed, not "
+            "as evidence for or against the paper.", ""]
+
+
 def render(name: str, run: dict, datasets: dict[str, dict]) -> str:
     """`datasets`: {dataset: {"claims": claims.json, "summaries": {arch: summary.json}}}."""
     out = [f"# Reproduction `{name}`: the paper's claims on our data", "",
@@ -76,7 +85,7 @@ def render(name: str, run: dict, datasets: dict[str, dict]) -> str:
     for dataset, d in datasets.items():
         claims = d["claims"]
         seeds = claims.get("seeds_per_group")
-        out += [f"## {dataset}", "", f"Seeds per group: {seeds}", "", *claims_table(claims), ""]
+        out += [f"## {dataset}", "", *_rules_line(claims), f"Seeds per group: {seeds}", "", *claims_table(claims), ""]
         for arch, summary in d["summaries"].items():
             out += [f"### {dataset} / {arch}", "", *groups_table(summary), ""]
     return "\n".join(out).rstrip() + "\n"
