@@ -41,8 +41,13 @@ def row_a(an: dict, g: str, rules: dict) -> dict | None:
     m, (lo, hi), (olo, ohi) = rules["overall_margin"], did["ci"], od["ci"]
     barely = -m < olo and ohi < m
     moves = olo > m or ohi < -m
-    return {"verdict": _verdict(lo > 0 and barely, hi < 0 or moves), "statistic": did["value"], "ci": did["ci"],
-            "p_value": did.get("p_value"), "drop_pie": hs["drop_pie"]["value"],
+    shown = {"statistic": did["value"], "ci": did["ci"], "p_value": did.get("p_value"), "decided_on": "both conjuncts"
+             if lo > 0 and barely else "drop on PIEs minus non-PIEs" if hi < 0 or not moves else None}
+    if shown["decided_on"] is None:  # refuted by the conjunct alone: show the figure that decided
+        shown = {"statistic": od["value"], "ci": od["ci"], "p_value": od.get("p_value"),
+                 "statistic_name": f"overall accuracy drop (margin +-{m:g})", "decided_on": "overall accuracy moves"}
+    return {"verdict": _verdict(lo > 0 and barely, hi < 0 or moves), **shown, "did": did["value"], "did_ci": did["ci"],
+            "drop_pie": hs["drop_pie"]["value"],
             "drop_nonpie": hs["drop_nonpie"]["value"], "overall_drop": od["value"], "overall_drop_ci": od["ci"],
             "overall_within_margin": barely, "seeds_per_half": hs.get("seeds_per_half"),
             "pruned_beats_dense": od["value"] < 0}
@@ -146,7 +151,8 @@ def claim(key: str, paper: list[str], analyses: dict, rules: dict, excluded: dic
                 "decided_by": None, "secondary": [],
                 "note": "no eligible paper-method group with the data this claim needs"}
     first = rows[0]
-    return {**entry, "verdict": first["verdict"], "statistic": first["statistic"], "ci": first.get("ci"),
+    return {**entry, "statistic_name": first["statistic_name"], "verdict": first["verdict"],
+            "statistic": first["statistic"], "ci": first.get("ci"),
             "p_value": first.get("p_value"), "decided_by": first["group"], "primary": first,
             "secondary": rows[1:], "note": f"primary group {first['group']} (pre-set order, docs/claims.md); "
                                            f"{len(rows) - 1} secondary group(s) reported, not counted"}

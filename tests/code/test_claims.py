@@ -95,6 +95,10 @@ def test_a_needs_overall_accuracy_within_its_margin(overall, verdict):
     s, a = study({PAPER_G: (group(), {"overall": overall})})
     e = cl.claims({"bert": s}, {"bert": a})["a_pie_accuracy_collapse"]
     assert e["verdict"] == verdict and e["primary"]["overall_drop_ci"] == list(overall[1:])
+    if verdict == "refuted":  # decided by the conjunct: the entry shows the overall drop, not the PIE statistic
+        assert e["statistic"] == overall[0] and e["ci"] == list(overall[1:]) and "overall" in e["statistic_name"]
+    else:
+        assert e["statistic"] == 0.3 and e["primary"]["did_ci"] == [0.2, 0.4]
 
 
 @pytest.mark.parametrize("v, verdict", [((0.05, 0.02, 0.08), "holds"), ((0.1, 0.06, 0.14), "inconclusive"),
