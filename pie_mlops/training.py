@@ -130,6 +130,10 @@ class Pruner:
     def after_step(self, model) -> None:
         """After every optimizer step: re-zero pruned weights (Adam's momentum would revive them)."""
 
+    def before_clip(self, model) -> None:
+        """After backward, before the gradient norm is clipped (prune.clip_grads: unpruned zeroes
+        the pruned weights' gradients here, as the paper's masked weight_orig has them)."""
+
     def epoch_end(self, epoch: int, model) -> int | None:
         """After an epoch's steps, before validation. Return N to restart the optimizer and
         the LR schedule over the next N epochs (weight rewinding), else None."""
@@ -236,6 +240,7 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
             logits = net(**model.batch_inputs(enc, rows, device))
             loss = loss_fn(logits, y_all[rows].to(device))
             (loss if weight == 1.0 else loss * weight).backward()
+            pruner.before_clip(model)
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             sched.step()

@@ -14,6 +14,7 @@ ARCHS = ("bert", "bilstm")
 CRITERIA = ("magnitude", "impact", "random")
 SCHEDULES = ("ft", "wr", "ai", "os")
 DENSE = "dense"
+DENSE_LONG = "dense-long"  # dense models trained for the ft/wr length: the training-length control
 # <criterion>-<schedule>[-structured|-layer]@<sparsity in [0, 1)>, as prune.group_name writes it.
 _GROUP = re.compile(rf"({'|'.join(CRITERIA)})-({'|'.join(SCHEDULES)})(-structured|-layer)?@0(\.[0-9]+)?")
 
@@ -25,8 +26,8 @@ def check_name(kind: str, name: object, where: str = "") -> str:
         ok = text in ARCHS
         expected = f"one of {', '.join(ARCHS)}"
     elif kind == "group":
-        ok = text is not None and (text == DENSE or _GROUP.fullmatch(text) is not None)
-        expected = f"'{DENSE}' or <criterion>-<schedule>@<sparsity>, e.g. magnitude-os@0.50"
+        ok = text is not None and (text in (DENSE, DENSE_LONG) or _GROUP.fullmatch(text) is not None)
+        expected = f"'{DENSE}', '{DENSE_LONG}' or <criterion>-<schedule>@<sparsity>, e.g. magnitude-os@0.50"
     else:
         raise ValueError(f"unknown kind of name {kind!r}")
     if not ok:

@@ -1,264 +1,244 @@
-"""The paper's five claims (Tropeano et al. 2025), tested on our comparisons. Pure: the
-summary.json and analysis.json dicts of each architecture in, the claims.json dict out.
+"""The paper's claims (Tropeano et al. 2025), tested on our comparisons (docs/claims.md). Pure:
+each architecture's summary.json and analysis.json dicts in, the claims.json dict out.
 
-Rules every claim follows (docs/claims.md):
-- A group is *eligible* when it is not collapsed and its PIE share's bootstrap CI lies wholly
-  above the dense-vs-dense noise floor's CI (`stats.clears_floor`). Only eligible groups are
-  counted; the others are listed under `excluded` with the reason, and never support `holds`.
-- No eligible group (or too few for the test): `inconclusive`.
-- Per-group tests are Holm-corrected across the groups (and measures) of the claim. The claim
-  `holds` when most eligible groups are significant in the paper's direction and none against;
-  `refuted` when most are significant against and none for; otherwise `inconclusive`.
-- Claims about a mean over groups use a bootstrap CI over the groups: `holds` when it lies
-  above 0, `refuted` when below, `inconclusive` when it straddles 0 or has fewer than 2 groups.
+Every claim is a hypothesis with one statistic, one test and a margin set before the data
+(`compare.claims`). A per-group row holds the statistic, the interval or p-value that decides
+it and its verdict; the claim's verdict is its primary group's (claim_rules: the groups share
+their dense models and test set, so they are not counted as replications). Rows of our own
+methods (os, structured, global threshold) are computed the same way and shown apart.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as _st
 
-from pie_mlops.analysis.stats import bootstrap_ci, clears_floor, holm
+from pie_mlops.analysis.claim_rules import (DENSE_LONG, RULES_VERSION, eligibility, groups_of, method_kind, parse,
+                                            primary_order)
+from pie_mlops.analysis.stats import holm
 
-ALPHA = 0.05
 TRANSFORMER, RNN = "bert", "bilstm"
+RULES = {"alpha": 0.05, "overall_margin": 0.02, "class_v_margin": 0.1, "primary": []}  # schema.py holds the defaults
 PAPER = {
     "a_pie_accuracy_collapse": "On PIEs, pruned accuracy collapses while accuracy on all examples barely moves.",
     "b_el2n_enrichment": "PIEs are enriched among the high-EL2N (hard, influential) training examples.",
     "c_longer_more_complex": "PIEs are longer and more complex than other examples.",
-    "d_class_independent": "PIEs arise whatever the class: no class holds them disproportionately.",
+    "d1_class_proportional": "PIEs occur across classes roughly in proportion to the classes' frequency.",
+    "d2_damage_every_class": "The damage on PIEs exists in rare and frequent classes alike.",
     "e_transformer_more_prone": "The transformer (BERT) is more prone to PIEs than the BiLSTM.",
 }
 
 
-def groups_of(summary: dict) -> dict:
-    """The pruned groups of a summary.json (everything but its `noise_floor`)."""
-    return {g: s for g, s in summary.items() if g != "noise_floor" and isinstance(s, dict)}
+def _verdict(ok: bool, against: bool) -> str:
+    return "refuted" if against else "holds" if ok else "inconclusive"
 
 
-def eligibility(summary: dict) -> tuple[list[str], dict[str, str]]:
-    """(eligible groups, {excluded group: why}) of one architecture's summary."""
-    floor = summary.get("noise_floor")
-    ok, excluded = [], {}
-    for g, s in sorted(groups_of(summary).items()):
-        if (floor or {}).get("dense_collapsed"):
-            excluded[g] = "the dense models themselves predict one class"
-        elif s.get("collapsed"):
-            excluded[g] = f"collapsed ({s.get('majority_pred_share', float('nan')):.2f} one class)"
-        elif not clears_floor(s.get("pie_share_ci"), floor):
-            excluded[g] = "PIE share CI not above the noise floor"
-        else:
-            ok.append(g)
-    return ok, excluded
+def row_a(an: dict, g: str, rules: dict) -> dict | None:
+    h = (an.get("heldout") or {}).get(g) or {}
+    hs, od = h.get("half_split") or {}, h.get("overall_drop") or {}
+    did = hs.get("did") or {}
+    if did.get("ci", [None])[0] is None or od.get("ci", [None])[0] is None:
+        return None
+    m, (lo, hi), (olo, ohi) = rules["overall_margin"], did["ci"], od["ci"]
+    barely = -m < olo and ohi < m
+    moves = olo > m or ohi < -m
+    shown = {"statistic": did["value"], "ci": did["ci"], "p_value": did.get("p_value"), "decided_on": "both conjuncts"
+             if lo > 0 and barely else "drop on PIEs minus non-PIEs" if hi < 0 or not moves else None}
+    if shown["decided_on"] is None:  # refuted by the conjunct alone: show the figure that decided
+        shown = {"statistic": od["value"], "ci": od["ci"], "p_value": od.get("p_value"),
+                 "statistic_name": f"overall accuracy drop (margin +-{m:g})", "decided_on": "overall accuracy moves"}
+    return {"verdict": _verdict(lo > 0 and barely, hi < 0 or moves), **shown, "did": did["value"], "did_ci": did["ci"],
+            "drop_pie": hs["drop_pie"]["value"],
+            "drop_nonpie": hs["drop_nonpie"]["value"], "overall_drop": od["value"], "overall_drop_ci": od["ci"],
+            "overall_within_margin": barely, "seeds_per_half": hs.get("seeds_per_half"),
+            "pruned_beats_dense": od["value"] < 0}
 
 
-def _entry(key: str, verdict: str, statistic, name: str, groups: list, note: str, excluded: dict, **extra) -> dict:
-    return {"claim": key, "paper": PAPER[key], "verdict": verdict, "statistic": statistic, "statistic_name": name,
-            "groups": groups, "excluded": excluded, "note": note, **extra}
+def row_b(an: dict, g: str, rules: dict) -> dict | None:
+    d = ((an.get("influence") or {}).get(g) or {}).get("disjoint") or {}
+    if d.get("p_value") is None or d.get("odds_ratio") is None:
+        return None
+    sig = d["p_value"] < rules["alpha"]
+    return {"verdict": _verdict(sig and d["odds_ratio"] > 1, sig and d["odds_ratio"] < 1),
+            "statistic": d["odds_ratio"], "p_value": d["p_value"], "cmh_chi2": d["statistic"],
+            "strata": d.get("strata"), "el2n_seeds": d.get("el2n_seeds")}
 
 
-def _nothing(key: str, excluded: dict, why: str = "no eligible group (all collapsed or under the noise floor)") -> dict:
-    return _entry(key, "inconclusive", None, "", [], why, excluded, p_value=None)
+def row_c(an: dict, g: str, rules: dict) -> dict | None:
+    t = (an.get("complexity") or {}).get(g) or {}
+    ms = ("n_tokens", "dale_chall")
+    if not all(m in t and t[m].get("p_value") is not None for m in ms):
+        return None
+    adj = holm([t[m]["p_value"] for m in ms])
+    sig = {m: (int(np.sign((t[m]["ratio"] or 1.0) - 1.0)) if p < rules["alpha"] else 0) for m, p in zip(ms, adj)}
+    against = [m for m in ms if sig[m] == -1]
+    # Shown: the measure that decided (the one against, else the weaker of the two).
+    shown = against[0] if against else max(ms, key=lambda m: adj[ms.index(m)])
+    return {"verdict": _verdict(all(v == 1 for v in sig.values()), bool(against)), "measure_shown": shown,
+            "statistic": t[shown]["ratio"], "p_value": float(adj[ms.index(shown)]),
+            **{f"{m}_ratio": t[m]["ratio"] for m in ms}, **{f"{m}_p_holm": float(p) for m, p in zip(ms, adj)}}
 
 
-def signed(direction: int, p_holm: float | None) -> int:
-    """A group's test result: its direction (+1 the paper's, -1 against) when significant, else 0."""
-    return direction if p_holm is not None and np.isfinite(p_holm) and p_holm < ALPHA else 0
+def row_d1(an: dict, g: str, rules: dict) -> dict | None:
+    v = ((an.get("classes") or {}).get(g) or {}).get("cramers_v") or {}
+    if v.get("value") is None:
+        return None
+    lo, hi = v["ci"]
+    return {"verdict": _verdict(hi < rules["class_v_margin"], lo > rules["class_v_margin"]),
+            "statistic": v["value"], "ci": v["ci"], "margin": rules["class_v_margin"]}
 
 
-def vote(results: list[int]) -> str:
-    """Majority rule over the groups' `signed` results."""
-    support, against = results.count(1), results.count(-1)
-    if support > len(results) / 2 and not against:
-        return "holds"
-    if against > len(results) / 2 and not support:
-        return "refuted"
-    return "inconclusive"
+def row_d2(an: dict, g: str, rules: dict) -> dict | None:
+    per = (((an.get("heldout") or {}).get(g) or {}).get("half_split") or {}).get("per_class") or []
+    per = [c for c in per if c["n"] > 0]
+    if len(per) < 2:
+        return None
+    k = len(per)
+    # Holds when every class's drop CI is above 0 (an intersection: no correction); refuted when
+    # some class is significantly better off after pruning (Bonferroni over the classes).
+    ok = all(c["ci"][0] is not None and c["ci"][0] > 0 for c in per)
+    against = any(c["value"] is not None and c["value"] < 0 and c["p_value"] * k < rules["alpha"] for c in per)
+    rarest = min(per, key=lambda c: c["n"])
+    worst = min((c for c in per if c["value"] is not None), key=lambda c: c["ci"][0], default=rarest)
+    return {"verdict": _verdict(ok, against), "statistic": worst["value"], "ci": worst["ci"], "class": worst["class"],
+            "rarest_class": rarest["class"], "rarest_drop": rarest["value"], "rarest_ci": rarest["ci"],
+            "per_class": per}
 
 
-def interval_verdict(ci: list) -> str:
-    lo, hi = ci
-    if lo is None or lo == hi:  # no interval, or one group (a point, not an interval)
-        return "inconclusive"
-    return "holds" if lo > 0 else "refuted" if hi < 0 else "inconclusive"
+ROWS = {"a_pie_accuracy_collapse": (row_a, "held-out per-model accuracy drop on PIEs minus on non-PIEs "
+                                           "(PIEs from the other seed half, mean over splits)"),
+        "b_el2n_enrichment": (row_b, "Mantel-Haenszel odds ratio of top-10% EL2N x PIE (EL2N from disjoint dense "
+                                     "seeds), stratified by dense correctness; CMH test"),
+        "c_longer_more_complex": (row_c, "PIE / non-PIE ratio of word tokens and of Dale-Chall score; "
+                                         "Mann-Whitney U, Holm over the two"),
+        "d1_class_proportional": (row_d1, "Cramer's V of PIE x class, example-bootstrap 95% CI vs the margin"),
+        "d2_damage_every_class": (row_d2, "held-out accuracy drop on each class's PIEs (lowest CI shown), "
+                                          "example-bootstrap 95% CIs")}
 
 
-def _median(values) -> float | None:
-    v = [x for x in values if x is not None and np.isfinite(x)]
-    return float(np.median(v)) if v else None
+NAMES = {"a_pie_accuracy_collapse": "held-out drop on PIEs - drop on non-PIEs",
+         "b_el2n_enrichment": "MH odds ratio", "c_longer_more_complex": "PIE / non-PIE ratio",
+         "d1_class_proportional": "Cramer's V", "d2_damage_every_class": "lowest class drop on PIEs",
+         "e_transformer_more_prone": "mean excess share, bert - bilstm"}
 
 
-def _f(v) -> str:
-    return "n/a" if v is None else f"{v:.2f}"
-
-
-def claim_a(summaries: dict, elig: dict, excluded: dict, seed: int = 0) -> dict:
-    key, rows = "a_pie_accuracy_collapse", []
-    for arch, groups in elig.items():
-        for g in groups:
-            s = groups_of(summaries[arch])[g]
-            vals = [s.get(k) for k in ("dense_modal_acc_pie", "pruned_modal_acc_pie", "dense_modal_acc_all",
-                                       "pruned_modal_acc_all")]
-            if None not in vals:
-                rows.append({"group": f"{arch}/{g}", "drop_pie": vals[0] - vals[1], "drop_all": vals[2] - vals[3]})
-    if not rows:
-        return _nothing(key, excluded)
-    diffs = [r["drop_pie"] - r["drop_all"] for r in rows]
-    ci = bootstrap_ci(diffs, seed=seed)
-    drop_pie, drop_all = float(np.mean([r["drop_pie"] for r in rows])), float(np.mean([r["drop_all"] for r in rows]))
-    note = (f"modal-label accuracy drops {drop_pie:.2f} on PIEs vs {drop_all:.2f} on all examples, "
-            f"mean over {len(rows)} eligible group(s)" + ("; one group: no interval" if len(rows) < 2 else ""))
-    return _entry(key, interval_verdict(ci), float(np.mean(diffs)), "mean(drop on PIEs - drop on all)",
-                  [r["group"] for r in rows], note, excluded, ci=ci, drop_pie=drop_pie, drop_all=drop_all,
-                  details=rows)
-
-
-def claim_b(analyses: dict, elig: dict, excluded: dict) -> dict:
-    key, rows = "b_el2n_enrichment", []
-    for arch, groups in elig.items():
-        inf = analyses[arch].get("influence", {})
-        for g in groups:
-            t = inf.get(g, {}).get("top10")
-            if not t or t.get("base_rate") is None:
-                continue
-            n, k = int(inf[g]["n_train"]), int(t["n"])
-            hits, total = int(round(t["pie_share"] * k)), int(round(t["base_rate"] * n))
-            # Fisher's exact test of the 2x2 table (top-10% or not) x (PIE or not), two-sided.
-            p = float(_st.fisher_exact([[hits, k - hits], [total - hits, n - k - total + hits]])[1])
-            e = t.get("enrichment")
-            rows.append({"group": f"{arch}/{g}", "enrichment": e, "top10_pie_share": t["pie_share"],
-                         "base_rate": t["base_rate"], "p_value": p,
-                         "direction": 0 if e is None else int(np.sign(e - 1.0))})
-    if not rows:
-        return _nothing(key, excluded, "no eligible group with EL2N (train-split) predictions")
-    for r, p in zip(rows, holm([r["p_value"] for r in rows])):
-        r["p_holm"] = float(p)
-    stat = _median([r["enrichment"] for r in rows])
-    note = (f"top-10% EL2N PIE share over base rate: median {_f(stat)}x over {len(rows)} group(s), "
-            f"Fisher's exact test, Holm over groups")
-    return _entry(key, vote([signed(r["direction"], r["p_holm"]) for r in rows]), stat,
-                  "median enrichment (top-10% PIE share / base rate)", [r["group"] for r in rows], note, excluded,
-                  p_value=_median([r["p_holm"] for r in rows]), details=rows)
-
-
-def claim_c(analyses: dict, elig: dict, excluded: dict) -> dict:
-    key, rows = "c_longer_more_complex", []
-    # Longer: word tokens; more complex: Dale-Chall (higher = harder to read).
-    measures = ("n_tokens", "dale_chall")
-    for arch, groups in elig.items():
-        cx = analyses[arch].get("complexity", {})
-        for g in groups:
-            t = cx.get(g, {})
-            if all(m in t and t[m].get("p_value") is not None for m in measures):
-                rows.append({"group": f"{arch}/{g}", **{f"{m}_ratio": t[m]["ratio"] for m in measures},
-                             **{f"{m}_p": t[m]["p_value"] for m in measures}})
-    if not rows:
-        return _nothing(key, excluded, "no eligible group with PIEs and non-PIEs to compare")
-    adj = holm([r[f"{m}_p"] for r in rows for m in measures]).reshape(len(rows), len(measures))
-    results = []
-    for r, a in zip(rows, adj):
-        signs = [signed(int(np.sign((r[f"{m}_ratio"] or 1.0) - 1.0)), p) for m, p in zip(measures, a)]
-        r.update({f"{m}_p_holm": float(p) for m, p in zip(measures, a)})
-        # Supports: longer AND harder to read; against: significantly shorter or easier.
-        r["result"] = 1 if signs == [1, 1] else -1 if -1 in signs else 0
-        results.append(r["result"])
-    stat = _median([r["n_tokens_ratio"] for r in rows])
-    note = (f"PIE/non-PIE token-length ratio: median {_f(stat)}, Dale-Chall ratio median "
-            f"{_f(_median([r['dale_chall_ratio'] for r in rows]))}; Mann-Whitney, Holm over groups and measures")
-    return _entry(key, vote(results), stat,
-                  "median token-length ratio (PIE / non-PIE)", [r["group"] for r in rows], note, excluded,
-                  p_value=_median([r["n_tokens_p_holm"] for r in rows]), details=rows)
-
-
-def claim_d(analyses: dict, elig: dict, excluded: dict) -> dict:
-    key, rows = "d_class_independent", []
-    for arch, groups in elig.items():
-        for g in groups:
-            c = analyses[arch].get("classes", {}).get(g, {})
-            if c.get("p_value") is None:
-                continue  # multi-label: no chi-square (classes are not exclusive)
-            drop = [None if d is None or p is None else d - p
-                    for d, p in zip(c.get("dense_acc_per_class", []), c.get("pruned_acc_per_class", []))]
-            rows.append({"group": f"{arch}/{g}", "chi2": c["chi2"], "p_value": c["p_value"], "acc_drop_per_class": drop})
-    if not rows:
-        return _nothing(key, excluded, "no eligible single-label group with a chi-square test")
-    adj = holm([r["p_value"] for r in rows])
-    for r, p in zip(rows, adj):
-        r["p_holm"] = float(p)
-    dependent = [r for r in rows if r["p_holm"] < ALPHA]
-    # The claim is the null (class independence): no group rejecting it supports it, but only as
-    # absence of evidence; most groups rejecting it refutes it.
-    verdict = "holds" if not dependent else "refuted" if len(dependent) > len(rows) / 2 else "inconclusive"
-    drops = np.array([[np.nan if v is None else v for v in r["acc_drop_per_class"]] for r in rows], float)
-    per_class = [None if np.isnan(c).all() else float(np.nanmean(c)) for c in drops.T] if drops.size else []
-    note = (f"chi-square of PIE vs non-PIE class counts: {len(dependent)} of {len(rows)} group(s) class-dependent "
-            f"(Holm p < {ALPHA}); mean accuracy drop per class {[round(v, 3) if v is not None else None for v in per_class]}")
-    return _entry(key, verdict, float(np.median([r["chi2"] for r in rows])), "median chi-square",
-                  [r["group"] for r in rows], note, excluded, p_value=_median([r["p_holm"] for r in rows]),
-                  acc_drop_per_class=per_class, details=rows)
-
-
-def _excess(summary: dict, g: str) -> tuple[float, list]:
-    """A group's PIE share and its CI less its architecture's noise floor: what seed noise does
-    not explain."""
-    s, floor = groups_of(summary)[g], (summary.get("noise_floor") or {}).get("share") or 0.0
-    lo, hi = s.get("pie_share_ci") or [None, None]
-    return s["pie_share"] - floor, [None if lo is None else lo - floor, None if hi is None else hi - floor]
-
-
-def _degenerate(summary: dict, g: str) -> bool:
-    return bool((summary.get("noise_floor") or {}).get("dense_collapsed") or groups_of(summary)[g].get("collapsed"))
-
-
-def claim_e(summaries: dict, elig: dict, excluded: dict, seed: int = 0) -> dict:
-    """Pairs the architectures' groups of one (method, sparsity). A pair counts when neither is
-    collapsed and at least one clears its floor: a robust BiLSTM beside a PIE-prone transformer
-    is the paper's finding, not missing evidence. A pair is significant when the two excess-share
-    CIs do not overlap (conservative: two 95% CIs apart is p < 0.01)."""
-    key = "e_transformer_more_prone"
-    if TRANSFORMER not in summaries or RNN not in summaries:
-        return _nothing(key, excluded, f"needs both {TRANSFORMER} and {RNN} comparisons of this dataset")
-    t_sum, r_sum = summaries[TRANSFORMER], summaries[RNN]
-    rows = []
-    for g in sorted(set(groups_of(t_sum)) & set(groups_of(r_sum))):
-        if _degenerate(t_sum, g) or _degenerate(r_sum, g) or (g not in elig[TRANSFORMER] and g not in elig[RNN]):
+def _rows(key: str, names: list[str], analyses: dict, rules: dict, long_: dict) -> list[dict]:
+    fn, _ = ROWS[key]
+    out = []
+    for name in names:
+        arch, g = name.split("/", 1)
+        r = fn(analyses[arch], g, rules)
+        if r is None:
             continue
-        (t, t_ci), (r, r_ci) = _excess(t_sum, g), _excess(r_sum, g)
-        apart = None not in (*t_ci, *r_ci)
-        direction = 1 if apart and t_ci[0] > r_ci[1] else -1 if apart and r_ci[0] > t_ci[1] else 0
-        rows.append({"group": g, f"{TRANSFORMER}_share": groups_of(t_sum)[g]["pie_share"],
-                     f"{RNN}_share": groups_of(r_sum)[g]["pie_share"], f"{TRANSFORMER}_excess_ci": t_ci,
-                     f"{RNN}_excess_ci": r_ci, "diff": t - r, "direction": direction,
-                     "seeds": [groups_of(t_sum)[g].get("n_models"), groups_of(r_sum)[g].get("n_models")]})
+        r = {"group": name, "statistic_name": NAMES[key], **r}
+        if key == "a_pie_accuracy_collapse" and (parse(g) or {}).get("schedule") in ("ft", "wr"):
+            # The training-length control: the same test with dense-long (4E epochs) as reference.
+            v = long_.get(name)
+            r["vs_dense_long"] = ({"pie_share": v.get("pie_share"), **(row_a({"heldout": {g: v}}, g, rules) or {})}
+                                  if v else {"note": f"no {DENSE_LONG} group (train.dense_long_epochs)"})
+        out.append(r)
+    return out
+
+
+def claim(key: str, paper: list[str], analyses: dict, rules: dict, excluded: dict, long_: dict) -> dict:
+    rows = _rows(key, primary_order(paper, rules.get("primary")), analyses, rules, long_)
+    entry = {"claim": key, "paper": PAPER[key], "measure": ROWS[key][1], "statistic_name": NAMES[key],
+             "across_groups": "primary",
+             "comparison": "dense (the paper's); ft/wr rows also against dense-long (`vs_dense_long`)"
+             if key == "a_pie_accuracy_collapse" else "dense (the paper's)",
+             "groups": [r["group"] for r in rows], "excluded": excluded}
     if not rows:
-        return _nothing(key, excluded, "no (method, sparsity) of both architectures, neither collapsed, "
-                                       "with at least one above its noise floor")
-    diffs = [r["diff"] for r in rows]
-    ci = bootstrap_ci(diffs, seed=seed) if len(rows) > 1 else [None, None]
-    support = sum(r["direction"] == 1 for r in rows)
-    note = (f"PIE share over each arch's noise floor, {TRANSFORMER} minus {RNN}: mean {np.mean(diffs):+.3f} over "
-            f"{len(rows)} matched (method, sparsity) pair(s); {support} with the {TRANSFORMER}'s interval wholly "
-            f"above the {RNN}'s, {sum(r['direction'] == -1 for r in rows)} wholly below")
-    return _entry(key, vote([r["direction"] for r in rows]), float(np.mean(diffs)),
-                  f"mean excess PIE share, {TRANSFORMER} - {RNN}", [r["group"] for r in rows], note, excluded,
-                  ci=ci, details=rows)
+        return {**entry, "verdict": "inconclusive", "statistic": None, "ci": None, "p_value": None,
+                "decided_by": None, "secondary": [],
+                "note": "no eligible paper-method group with the data this claim needs"}
+    first = rows[0]
+    return {**entry, "statistic_name": first["statistic_name"], "verdict": first["verdict"],
+            "statistic": first["statistic"], "ci": first.get("ci"),
+            "p_value": first.get("p_value"), "decided_by": first["group"], "primary": first,
+            "secondary": rows[1:], "note": f"primary group {first['group']} (pre-set order, docs/claims.md); "
+                                           f"{len(rows) - 1} secondary group(s) reported, not counted"}
 
 
-def claims(summaries: dict[str, dict], analyses: dict[str, dict], seed: int = 0) -> dict:
-    """claims.json: `seeds_per_group` and the five claims, from each architecture's
-    summary.json and analysis.json dicts (keyed by architecture)."""
-    elig, excluded, seeds = {}, {}, {}
+def _se(ci) -> float | None:
+    return None if not ci or ci[0] is None else (ci[1] - ci[0]) / (2 * 1.959964)
+
+
+def claim_e(summaries: dict, analyses: dict, elig: dict, rules: dict) -> dict:
+    """>= 3 matched (method, sparsity) pairs of paper groups, equal training data and seeds per
+    side in both architectures; excess shares (share - floor) compared with the uncertainty of
+    the share and of the floor (normal approximation from their 95% intervals). Pairs share
+    their dense models within an architecture, so the mean's SE is the mean of the pairs' SEs
+    (perfect correlation: conservative)."""
+    key = "e_transformer_more_prone"
+    base = {"claim": key, "paper": PAPER[key], "measure": "mean over matched pairs of (BERT share - BERT floor) - "
+            "(BiLSTM share - BiLSTM floor), z-test with share and floor uncertainty",
+            "statistic_name": NAMES[key], "across_groups": "all matched "
+            "pairs, one test on their mean (SE as if fully correlated)", "comparison": "dense (the paper's)",
+            "statistic": None, "p_value": None, "ci": None, "groups": []}
+    if TRANSFORMER not in summaries or RNN not in summaries:
+        return {**base, "verdict": "inconclusive", "note": f"needs both {TRANSFORMER} and {RNN} comparisons"}
+    (ts, rs), (ta, ra) = (summaries[TRANSFORMER], summaries[RNN]), (analyses[TRANSFORMER], analyses[RNN])
+    tf, rf = (ts.get("noise_floor") or {}), (rs.get("noise_floor") or {})
+    unmatched, rows = {}, []
+    n_t, n_r = (ta.get("meta") or {}).get("n_train_examples"), (ra.get("meta") or {}).get("n_train_examples")
+    for g in sorted(set(groups_of(ts)) & set(groups_of(rs))):
+        t, r = groups_of(ts)[g], groups_of(rs)[g]
+        why = ("not a paper method" if method_kind(g) != "paper" else "collapsed" if t.get("collapsed") or
+               r.get("collapsed") else "above the floor in neither" if g not in elig[TRANSFORMER] and g not in
+               elig[RNN] else f"training examples differ or unknown ({n_t} vs {n_r})" if n_t is None or n_t != n_r
+               else f"seeds per side differ ({t.get('n_models')} vs {r.get('n_models')})"
+               if t.get("n_models") != r.get("n_models") or t.get("n_dense_models") != r.get("n_dense_models")
+               else None)
+        ses = [_se(t.get("pie_share_ci")), _se(tf.get("ci")), _se(r.get("pie_share_ci")), _se(rf.get("ci"))]
+        if why is None and (None in ses or tf.get("share") is None or rf.get("share") is None):
+            why = "no interval for a share or a floor"
+        if why:
+            unmatched[g] = why
+            continue
+        diff = (t["pie_share"] - tf["share"]) - (r["pie_share"] - rf["share"])
+        rows.append({"group": g, "diff": diff, "se": float(np.sqrt(sum(s * s for s in ses))),
+                     f"{TRANSFORMER}_excess": t["pie_share"] - tf["share"], f"{RNN}_excess": r["pie_share"] - rf["share"]})
+    base.update(groups=[r["group"] for r in rows], details=rows, unmatched=unmatched)
+    if len(rows) < 3:
+        return {**base, "verdict": "inconclusive", "note": f"{len(rows)} matched (method, sparsity) pair(s); the rule "
+                f"needs 3 with equal training data and seeds per side in both architectures"}
+    from scipy.stats import norm
+
+    mean, se = float(np.mean([r["diff"] for r in rows])), float(np.mean([r["se"] for r in rows]))
+    p = float(2 * norm.sf(abs(mean) / se)) if se > 0 else (0.0 if mean else 1.0)
+    sig = p < rules["alpha"]
+    return {**base, "verdict": _verdict(sig and mean > 0, sig and mean < 0), "statistic": mean, "p_value": p,
+            "ci": [mean - 1.959964 * se, mean + 1.959964 * se], "note": f"{len(rows)} matched pairs"}
+
+
+def claims(summaries: dict[str, dict], analyses: dict[str, dict], rules: dict | None = None) -> dict:
+    """claims.json: the rules, `seeds_per_group`, the paper claims (decided by paper-method
+    groups only) and `our_methods` (the same rows for our groups), keyed by architecture."""
+    rules = {**RULES, **(rules or {})}
+    paper, ours, excluded, seeds, elig, long_, ours_out, control = [], [], {}, {}, {}, {}, {}, {}
     for arch, summary in sorted(summaries.items()):
         elig[arch], ex = eligibility(summary)
-        excluded.update({f"{arch}/{g}": why for g, why in ex.items()})
-        pruned = [s.get("n_models") for s in groups_of(summary).values() if s.get("n_models")]
+        for g in elig[arch]:
+            {"paper": paper, "ours": ours}.get(method_kind(g), []).append(f"{arch}/{g}")
+        excluded.update({f"{arch}/{g}": why for g, why in ex.items() if method_kind(g) == "paper"})
+        ours_out.update({f"{arch}/{g}": why for g, why in ex.items() if method_kind(g) == "ours"})
+        if DENSE_LONG in groups_of(summary):
+            dl = groups_of(summary)[DENSE_LONG]
+            control[arch] = {k: dl.get(k) for k in ("pie_share", "pie_share_ci", "above_floor", "dense_acc_all",
+                                                    "pruned_acc_all", "n_models")}
+        long_.update({f"{arch}/{g}": v for g, v in (analyses[arch].get("vs_dense_long") or {}).items()})
+        pruned = [s.get("n_models") for g, s in groups_of(summary).items() if s.get("n_models") and g != DENSE_LONG]
         floor = summary.get("noise_floor") or {}
         seeds[arch] = {"dense": floor.get("n_dense_models"), "pruned": min(pruned) if pruned else None,
                        "floor_per_side": floor.get("seeds_per_side")}
-    out = {"seeds_per_group": seeds, "alpha": ALPHA,
-           "a_pie_accuracy_collapse": claim_a(summaries, elig, excluded, seed),
-           "b_el2n_enrichment": claim_b(analyses, elig, excluded),
-           "c_longer_more_complex": claim_c(analyses, elig, excluded),
-           "d_class_independent": claim_d(analyses, elig, excluded),
-           "e_transformer_more_prone": claim_e(summaries, elig, excluded, seed)}
+    out = {"rules_version": RULES_VERSION, "rules": rules, "seeds_per_group": seeds, "alpha": rules["alpha"],
+           "across_groups": "primary group per claim (pre-set order), others secondary; (e): one test over all "
+                            "matched pairs",
+           "paper_groups": paper, "our_groups": ours}
+    for key in ROWS:
+        out[key] = claim(key, paper, analyses, rules, excluded, long_)
+    out["e_transformer_more_prone"] = claim_e(summaries, analyses, elig, rules)
+    out["our_methods"] = {key: _rows(key, primary_order(ours), analyses, rules, long_) for key in ROWS}
+    out["our_methods_excluded"] = ours_out
+    # dense-long against dense: PIEs from training length alone (pruned_acc_all: dense-long's).
+    out[DENSE_LONG] = control
     return out

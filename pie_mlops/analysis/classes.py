@@ -138,3 +138,30 @@ def per_label_f1(labels: np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, np.
     denom = y.sum(axis=1) + p.sum(axis=1)
     f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)          # (n_models, C)
     return f1.mean(axis=0), f1.std(axis=0)
+
+
+def cramers_v(labels: np.ndarray, is_pie: np.ndarray, n_classes: int | None = None, n_boot: int = 1000,
+              seed: int = 0) -> dict:
+    """(d1): Cramér's V of the 2 x K table PIE x class, sqrt(chi2 / n) (min(2, K) - 1 = 1), with an
+    example-bootstrap 95% CI (PIE flags fixed). 0: PIEs spread over the classes in proportion to
+    them; 1: each class all PIEs or none. None without PIEs or with fewer than two classes."""
+    y, k = _labels(labels, n_classes)
+    pie = np.asarray(is_pie, dtype=bool)
+    n = len(y)
+    out = {"value": None, "ci": [None, None], "n_boot": int(n_boot)}
+    if n == 0 or not pie.any() or pie.all() or len(np.unique(y)) < 2:
+        return out
+    onehot = np.eye(k)[y]
+    rng = np.random.default_rng(seed)
+    w = np.vstack([np.ones(n), rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)]).astype(np.float64)
+    col = w @ onehot                                  # (B, K) examples per class
+    top = w @ (onehot * pie[:, None])                 # (B, K) PIEs per class
+    obs = np.stack([top, col - top], axis=1)          # (B, 2, K)
+    total = obs.sum(axis=(1, 2))[:, None, None]
+    expected = obs.sum(axis=2, keepdims=True) * obs.sum(axis=1, keepdims=True) / total
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chi2 = np.where(expected > 0, (obs - expected) ** 2 / expected, 0.0).sum(axis=(1, 2))
+    v = np.sqrt(chi2 / total[:, 0, 0])
+    lo, hi = np.quantile(v[1:], [0.025, 0.975])
+    out.update(value=float(v[0]), ci=[float(lo), float(hi)])
+    return out

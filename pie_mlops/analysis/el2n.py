@@ -160,3 +160,48 @@ def top_share(el2n: np.ndarray, is_pie: np.ndarray, q: float) -> dict[str, float
     p = float(_st.hypergeom.sf(hits - 1, n, total, k)) if k else float("nan")
     return {"q": q, "k": k, "n_pies_top": hits, "top_share": share, "base_rate": base,
             "enrichment": share / base if base > 0 else float("nan"), "p_value": p}
+
+
+def cmh_test(tables: np.ndarray) -> dict:
+    """Cochran-Mantel-Haenszel test of a common odds ratio of 1 over K 2x2 tables
+    [[a, b], [c, d]] (K, 2, 2), with the continuity correction, and the Mantel-Haenszel common
+    odds ratio. Strata with fewer than 2 examples or an empty margin carry no information and
+    are skipped. {odds_ratio, statistic, p_value} (None where undefined)."""
+    t = np.asarray(tables, dtype=np.float64).reshape(-1, 2, 2)
+    a, b, c, d = t[:, 0, 0], t[:, 0, 1], t[:, 1, 0], t[:, 1, 1]
+    n = t.sum(axis=(1, 2))
+    r1, r2, c1, c2 = a + b, c + d, a + c, b + d
+    keep = (n > 1) & (r1 > 0) & (r2 > 0) & (c1 > 0) & (c2 > 0)
+    out = {"odds_ratio": None, "statistic": None, "p_value": None, "strata_used": int(keep.sum())}
+    if not keep.any():
+        return out
+    a, b, c, d, n, r1, r2, c1, c2 = (x[keep] for x in (a, b, c, d, n, r1, r2, c1, c2))
+    expected = r1 * c1 / n
+    var = r1 * r2 * c1 * c2 / (n * n * (n - 1))
+    stat = (max(abs((a - expected).sum()) - 0.5, 0.0)) ** 2 / var.sum()
+    num, den = (a * d / n).sum(), (b * c / n).sum()
+    out.update(statistic=float(stat), p_value=float(_st.chi2.sf(stat, 1)),
+               odds_ratio=float(num / den) if den > 0 else (float("inf") if num > 0 else None))
+    return out
+
+
+def stratified_enrichment(el2n: np.ndarray, is_pie: np.ndarray, strata: np.ndarray, q: float = 0.10) -> dict:
+    """Claim (b): are top-q EL2N examples more often PIEs, within each stratum (e.g. dense modal
+    label right / wrong)? One 2x2 table (top-q or not) x (PIE or not) per stratum, CMH over them."""
+    s = np.asarray(el2n, dtype=float)
+    pie = np.asarray(is_pie, dtype=bool)
+    k = int(np.ceil(round(q * len(s), 9)))
+    top = np.zeros(len(s), bool)
+    top[np.argsort(-s, kind="stable")[:k]] = True
+    strata = np.asarray(strata)
+    tables, rows = [], []
+    for v in np.unique(strata):
+        m = strata == v
+        tab = [[int((top & pie & m).sum()), int((top & ~pie & m).sum())],
+               [int((~top & pie & m).sum()), int((~top & ~pie & m).sum())]]
+        tables.append(tab)
+        n_top, n_rest = tab[0][0] + tab[0][1], tab[1][0] + tab[1][1]
+        rows.append({"stratum": v.item() if hasattr(v, "item") else v, "table": tab,
+                     "pie_share_top": tab[0][0] / n_top if n_top else None,
+                     "pie_share_rest": tab[1][0] / n_rest if n_rest else None})
+    return {"q": q, "k": k, **cmh_test(np.array(tables)), "strata": rows}

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from pie_mlops.analysis import classes as cls
 from pie_mlops.analysis import complexity as cx
 from pie_mlops.analysis import el2n as el
+from pie_mlops.analysis import heldout as ho
 from pie_mlops.analysis import stability as st
 from pie_mlops.errors import PieError
 from pie_mlops.pies import CompareResult, Stacked, compare, modal_labels, model_predictions, pie_flags
@@ -72,7 +73,53 @@ def influence(group: str, train: Stacked, snapshot: Stacked, snapshot_name: str)
         tops[name] = {"pie_share": t["top_share"], "base_rate": t["base_rate"], "enrichment": t["enrichment"],
                       "n": t["k"], "p_value": t["p_value"]}
     return {"snapshot": snapshot_name, "base_rate": float(pie.mean()), "n_train": int(len(pie)),
-            "n_seed_pairs": int(len(common)), "bins": bins, **tops}
+            "n_seed_pairs": int(len(common)), "bins": bins, **tops,
+            "disjoint": disjoint_enrichment(train, snapshot, group)}
+
+
+def disjoint_enrichment(train: Stacked, snapshot: Stacked, group: str, seed: int = 0, q: float = 0.10) -> dict:
+    """Claim (b) without restating itself: EL2N from one half of the dense seeds, the dense modal
+    label (hence the PIEs) from the other half and from the pruned models not grown from the
+    first half; top-q enrichment tested within dense-right and dense-wrong examples (CMH)."""
+    task, d, p, s = train.task, train.groups["dense"], train.groups[group], snapshot.groups["dense"]
+    both = np.intersect1d(d.seeds, s.seeds)
+    if len(both) < 2:
+        return {"note": "needs 2 dense seeds with train and snapshot predictions"}
+    el2n_seeds = np.random.default_rng(seed).permutation(both)[: len(both) // 2]
+    vote_d = ~np.isin(d.seeds, el2n_seeds)
+    vote_p = ~np.isin(p.seeds, el2n_seeds)
+    if not vote_p.any():  # no pruned model independent of the EL2N seeds: use them all (said in `note`)
+        vote_p[:] = True
+    scores = el.el2n_scores(s.logits[np.isin(s.seeds, el2n_seeds)], snapshot.labels, task)
+
+    def modal(stack, keep):
+        return modal_labels(stack.logits[keep], task, None if stack.thresholds is None else stack.thresholds[keep])
+    dm = modal(d, vote_d)
+    pie = pie_flags(dm, modal(p, vote_p))
+    right = (dm.label == train.labels) if task != "multi_label" else (dm.label == train.labels).all(axis=1)
+    out = el.stratified_enrichment(scores, pie, right.astype(int), q)
+    return {**out, "el2n_seeds": sorted(int(x) for x in el2n_seeds), "n_dense_voters": int(vote_d.sum()),
+            "n_pruned_voters": int(vote_p.sum()), "strata_by": "dense modal label right (1) or wrong (0)"}
+
+
+def vs_dense_long(test: Stacked, groups: list[str], rules: dict, seed: int = 0) -> dict:
+    """The training-length control: each ft/wr group against `dense-long` (dense models trained
+    for the ft/wr length, 4E), with the statistics of claim (a). {} without a dense-long group."""
+    from pie_mlops.analysis.claim_rules import DENSE_LONG, parse
+
+    if DENSE_LONG not in test.groups:
+        return {}
+    ref, out = test.groups[DENSE_LONG], {}
+    for i, g in enumerate(groups):
+        if (parse(g) or {}).get("schedule") not in ("ft", "wr"):
+            continue
+        p = test.groups[g]
+        pie = pie_flags(modal_labels(ref.logits, test.task, ref.thresholds), modal_labels(p.logits, test.task, p.thresholds))
+        kw = {"n_boot": int(rules["n_resamples"]), "seed": seed + i}
+        out[g] = {"pie_share": float(pie.mean()),
+                  "half_split": ho.half_split(ref, p, test.labels, test.task, n_splits=int(rules["n_splits"]), **kw),
+                  "overall_drop": ho.overall_drop(ref, p, test.labels, test.task, **kw)}
+    return out
 
 
 def class_section(result: CompareResult, group: str) -> dict:
@@ -129,13 +176,14 @@ def pie_examples(result: CompareResult, texts: pd.DataFrame, label_names: list[s
 def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacked | None = None,
             snapshot: Stacked | None = None, snapshot_name: str = "train@epoch1", label_names: list[str],
             meta: dict, n_boot: int = 200, seed: int = 0,
-            progress: bool = True, floor: dict | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+            progress: bool = True, floor: dict | None = None, rules: dict | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """(analysis.json dict, complexity.parquet frame, pie_examples.parquet frame).
 
     `test` is the stacked split, or its `pies.compare` result when the caller has one already
     (then nothing is recomputed). `texts` is the dataset split, aligned here by example_id.
     Influence needs `train` (final train-split predictions) and `snapshot` (`train@epoch<k>`)
-    with a dense group; otherwise it is {}. Complexity is measured once per text."""
+    with a dense group; otherwise it is {}. Complexity is measured once per text. `rules`
+    (compare.claims: n_splits, n_resamples) sizes the held-out claim statistics."""
     result = test if isinstance(test, CompareResult) else compare(test, min_seeds=1)
     test = result.stacked
     groups = sorted(result.flags)
@@ -152,9 +200,11 @@ def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacke
                  "floor_high": floor["ci"][1]}
     else:
         floor = st.noise_floor(dense, test.task, n_boot, seed)
+    rules = {"n_splits": 10, "n_resamples": 1000, **(rules or {})}
+    n_train = None if train is None else len(train.example_ids)
     out = {"meta": {**meta, "task": test.task, "label_names": list(label_names), "n_examples": len(test.example_ids),
-                    "n_dense_models": len(dense.seeds), "groups": groups},
-           "influence": {}, "classes": {}, "complexity": {}, "stability": {},
+                    "n_dense_models": len(dense.seeds), "groups": groups, "n_train_examples": n_train},
+           "influence": {}, "classes": {}, "complexity": {}, "stability": {}, "heldout": {},
            "noise_floor": {**floor, "groups": {}}, "overlap": st.overlap_matrix(result.flags)}
     for i, group in enumerate(tqdm(groups, desc="analyse groups", disable=progress_disabled(progress))):
         pruned, pie = test.groups[group], result.flags[group]
@@ -163,8 +213,18 @@ def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacke
             if inf:
                 out["influence"][group] = inf
         out["classes"][group] = class_section(result, group)
+        if test.task != "multi_label":
+            out["classes"][group]["cramers_v"] = cls.cramers_v(test.labels, pie, dense.logits.shape[-1],
+                                                               int(rules["n_resamples"]), seed + i)
+        out["heldout"][group] = {
+            "half_split": ho.half_split(dense, pruned, test.labels, test.task, n_splits=int(rules["n_splits"]),
+                                        n_boot=int(rules["n_resamples"]), seed=seed + i,
+                                        n_classes=dense.logits.shape[-1]),
+            "overall_drop": ho.overall_drop(dense, pruned, test.labels, test.task,
+                                            n_boot=int(rules["n_resamples"]), seed=seed + i)}
         out["complexity"][group] = cx.compare_pies(measures, pie)
         out["stability"][group] = st.stability_curve(dense, pruned, test.task, n_boot=min(n_boot, 100), seed=seed + i)
         out["noise_floor"]["groups"][group] = st.group_against_floor(dense, pruned, test.task, floor, n_boot, seed + i)
+    out["vs_dense_long"] = vs_dense_long(test, groups, rules, seed)
     complexity = pd.concat([pd.DataFrame({"example_id": test.example_ids}), measures], axis=1)
     return clean(out), complexity, pie_examples(result, texts, list(label_names))

@@ -40,7 +40,8 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
                            optimizer=plan.get("optimizer", "adamw_warmup"))
 
     kwargs = {"scope": plan["threshold"], "include": plan.get("include"), "exclude": plan.get("exclude"),
-              "seed": seed, "grads_fn": grads_fn, "prunable": plan.get("prunable", "linear")}
+              "seed": seed, "grads_fn": grads_fn, "prunable": plan.get("prunable", "linear"),
+              "clip_grads": plan.get("clip_grads", "all")}
     threshold, structure, val_logits = None, None, None
     if plan["schedule"] == "os":
         recovery = int(plan.get("recovery_steps") or 0)

@@ -37,10 +37,10 @@ def plan_jobs(params: dict) -> list[dict]:
         raise PieError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
     if threshold not in THRESHOLDS:
         raise PieError(f"unknown threshold {threshold!r}; choose one of {', '.join(THRESHOLDS)}")
-    methods = _methods(params)
-    criteria, schedules = [c for c, _ in methods], [s for _, s in methods]
+    methods, fixed = _methods(params)
+    criteria, schedules = [c for c, *_ in methods + fixed], [s for _, s, *_ in methods + fixed]
     sparsities = [check_sparsity(s) for s in as_list(params["sparsities"])]
-    if not (methods and sparsities):
+    if not ((methods and sparsities) or fixed):
         raise PieError("prune needs at least one criterion, schedule and sparsity")
     if scope == "structured":
         if arch != "bert":
@@ -59,25 +59,49 @@ def plan_jobs(params: dict) -> list[dict]:
     if int(params["recovery_steps"]) < 0:
         raise PieError(f"prune.recovery_steps must be >= 0, got {params['recovery_steps']!r}")
     predicted_splits(params)  # at least one evaluation split
-    return [{"criterion": c, "schedule": s, "sparsity": sp, "scope": scope, "threshold": threshold,
-             "group": group_name(c, s, sp, scope, threshold)}
-            for c, s in methods for sp in sparsities]
+    jobs = [(c, s, sp, threshold) for c, s in methods for sp in sparsities]
+    jobs += [(c, s, check_sparsity(sp), thr) for c, s, sp, thr in fixed]
+    if scope == "structured" and fixed:
+        raise PieError("prune.methods: whole group names (<criterion>-<schedule>[-layer]@<sparsity>) are unstructured")
+    out = {}
+    for c, s, sp, thr in jobs:
+        name = group_name(c, s, sp, scope, thr)
+        out.setdefault(name, {"criterion": c, "schedule": s, "sparsity": sp, "scope": scope, "threshold": thr,
+                              "group": name})
+    return list(out.values())
 
 
-def _methods(params: dict) -> list[tuple[str, str]]:
-    """(criterion, schedule) pairs: prune.methods if given, else criteria x schedules."""
+def _methods(params: dict) -> tuple[list[tuple[str, str]], list[tuple]]:
+    """((criterion, schedule) pairs run at every sparsity, whole groups run as named): prune.methods
+    if given, else criteria x schedules. A whole group, `<criterion>-<schedule>[-layer]@<sparsity>`,
+    is one sparsity and its own threshold (`-layer`: per layer), so a study can add one group of
+    the paper's method beside its grid (the default's magnitude-ai-layer@0.50)."""
     from pie_mlops.pruning.schedules import check_criterion, check_schedule
 
     if params.get("methods"):
-        pairs = []
+        pairs, fixed = [], []
         for method in as_list(params["methods"]):
-            criterion, _, schedule = str(method).partition("-")
-            if not schedule:
-                raise PieError(f"prune.methods: {method!r} is not <criterion>-<schedule> (e.g. magnitude-ft)")
-            pairs.append((check_criterion(criterion), check_schedule(schedule)))
-        return list(dict.fromkeys(pairs))
+            text = str(method)
+            head, at, sparsity = text.partition("@")
+            per_layer = head.endswith("-layer")
+            criterion, _, schedule = head.removesuffix("-layer").partition("-")
+            if not schedule or (at and not sparsity):
+                raise PieError(f"prune.methods: {method!r} is not <criterion>-<schedule> (e.g. magnitude-ft) "
+                               f"or a group <criterion>-<schedule>[-layer]@<sparsity> (e.g. magnitude-ai-layer@0.5)")
+            pair = (check_criterion(criterion), check_schedule(schedule))
+            if at:
+                try:
+                    fixed.append((*pair, float(sparsity), "per_layer" if per_layer else "global"))
+                except ValueError:
+                    raise PieError(f"prune.methods: {method!r}: sparsity {sparsity!r} is not a number") from None
+            elif per_layer:
+                raise PieError(f"prune.methods: {method!r}: -layer goes with a group's sparsity "
+                               f"(<criterion>-<schedule>-layer@<sparsity>); for all groups set prune.threshold")
+            else:
+                pairs.append(pair)
+        return list(dict.fromkeys(pairs)), list(dict.fromkeys(fixed))
     return [(check_criterion(c), check_schedule(s)) for s in as_list(params["schedules"])
-            for c in as_list(params["criteria"])]
+            for c in as_list(params["criteria"])], []
 
 
 def predicted_splits(plan: dict) -> tuple[str, ...]:

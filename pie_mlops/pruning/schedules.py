@@ -74,7 +74,8 @@ class MaskedPruning(Pruner):
 
     def __init__(self, criterion: str, *, scope: str = "global", include: Sequence[str] | None = None,
                  exclude: Sequence[str] | None = None, seed: int = 0,
-                 grads_fn: Callable[[torch.nn.Module], dict] | None = None, prunable: str = "linear"):
+                 grads_fn: Callable[[torch.nn.Module], dict] | None = None, prunable: str = "linear",
+                 clip_grads: str = "all"):
         self.criterion = check_criterion(criterion)
         if scope not in SCOPES:
             raise PieError(f"unknown threshold scope {scope!r}; choose one of {', '.join(SCOPES)}")
@@ -82,6 +83,9 @@ class MaskedPruning(Pruner):
             raise PieError("the impact criterion needs gradients: pass grads_fn")
         self.scope, self.include, self.exclude, self.seed, self.grads_fn = scope, include, exclude, seed, grads_fn
         self.prunable = check_prunable(prunable)  # linear (ours) or paper (LayerNorm gammas, pooler too)
+        if clip_grads not in ("all", "unpruned"):
+            raise PieError(f"prune.clip_grads must be one of all, unpruned, got {clip_grads!r}")
+        self.clip_unpruned = clip_grads == "unpruned"
         self.masks: dict[str, torch.Tensor] = {}
         self.steps_done = 0
         self._weights = None
@@ -105,6 +109,15 @@ class MaskedPruning(Pruner):
     def after_step(self, model) -> None:
         if self.masks:
             apply_masks(self.weights(model), self.masks)
+
+    def before_clip(self, model) -> None:
+        if self.clip_unpruned and self.masks:
+            weights = self.weights(model)
+            with torch.no_grad():
+                for name, keep in self.masks.items():
+                    grad = weights[name].grad
+                    if grad is not None:
+                        grad.masked_fill_(~keep.to(grad.device, torch.bool), 0.0)
 
     def report(self, model) -> dict:
         return sparsity_report(self.weights(model))

@@ -7,7 +7,7 @@ test renders the committed JSON again and compares, so the README's figures are 
 from __future__ import annotations
 
 CLAIMS = ("a_pie_accuracy_collapse", "b_el2n_enrichment", "c_longer_more_complex", "d_class_independent",
-          "e_transformer_more_prone")
+          "d1_class_proportional", "d2_damage_every_class", "e_transformer_more_prone")  # d: rules before 2026-12-06
 VERDICT = {"holds": "**holds**", "refuted": "**refuted**", "inconclusive": "inconclusive"}
 
 
@@ -41,7 +41,8 @@ def claims_table(claims: dict) -> list[str]:
         e = claims.get(key)
         if e is None:
             continue
-        rows.append(f"| {key[0]} | {e.get('paper', '')} | {figure(e)} | {VERDICT.get(e['verdict'], e['verdict'])} |")
+        label = key.split("_", 1)[0]
+        rows.append(f"| {label} | {e.get('paper', '')} | {figure(e)} | {VERDICT.get(e['verdict'], e['verdict'])} |")
     return rows
 
 
@@ -56,6 +57,15 @@ def groups_table(summary: dict) -> list[str]:
                     f"| {_num(s.get('pruned_acc_all'))} | {_num(s.get('pruned_modal_acc_pie'))} "
                     f"| {'yes' if s.get('collapsed') else 'no'} |")
     return rows
+
+
+def _rules_line(claims: dict) -> list[str]:
+    """Under which claims rules the verdicts were computed (docs/claims.md, its changelog)."""
+    if claims.get("rules_version"):
+        return [f"Verdicts under the claims rules {claims['rules_version']} (docs/claims.md).", ""]
+    return ["**Verdicts computed under the old rules** (before 2026-12-06, unversioned): superseded by the "
+            "rules of docs/claims.md, pending a new reproduction. They are kept as they were committed, not "
+            "as evidence for or against the paper.", ""]
 
 
 def render(name: str, run: dict, datasets: dict[str, dict]) -> str:
@@ -75,7 +85,7 @@ def render(name: str, run: dict, datasets: dict[str, dict]) -> str:
     for dataset, d in datasets.items():
         claims = d["claims"]
         seeds = claims.get("seeds_per_group")
-        out += [f"## {dataset}", "", f"Seeds per group: {seeds}", "", *claims_table(claims), ""]
+        out += [f"## {dataset}", "", *_rules_line(claims), f"Seeds per group: {seeds}", "", *claims_table(claims), ""]
         for arch, summary in d["summaries"].items():
             out += [f"### {dataset} / {arch}", "", *groups_table(summary), ""]
     return "\n".join(out).rstrip() + "\n"

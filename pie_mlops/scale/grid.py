@@ -56,8 +56,10 @@ def prune_jobs(prune: dict) -> list[Job]:
             for plan in plan_jobs(one):  # checks every value: bad params fail before any claim
                 # methods + one sparsity select exactly this group; the stage's params hash
                 # covers the group's own values only, so it matches a whole-grid run.
-                sub = dict(one, methods=[f"{plan['criterion']}-{plan['schedule']}"],
-                           sparsities=[plan["sparsity"]], seeds=[seed])
+                method = f"{plan['criterion']}-{plan['schedule']}"
+                if plan["threshold"] != one["threshold"]:  # a whole group of prune.methods (`-layer@<s>`)
+                    method = plan["group"]
+                sub = dict(one, methods=[method], sparsities=[plan["sparsity"]], seeds=[seed])
                 jobs.append(Job("prune", arch, f"prune:{arch}:{plan['group']}:s{seed}", sub, plan["group"], seed))
     return jobs
 

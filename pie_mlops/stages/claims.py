@@ -70,6 +70,47 @@ def _load(path: Path) -> dict:
         raise PieError(f"{path}: unreadable ({str(exc).splitlines()[0]}); re-run `pie-mlops compare`") from None
 
 
+def rules_of(params: dict) -> dict:
+    """The claims' rules of these params: compare.claims, and compare.alpha where it is set."""
+    from pie_mlops.schema import defaults
+
+    rules = dict(defaults("compare")["claims"], **(params.get("claims") or {}))
+    if params.get("alpha") is not None:
+        rules["alpha"] = float(params["alpha"])
+    return rules
+
+
+def claims_code_hash() -> str:
+    """sha256 over the source of the modules that decide the claims, so a claims.json names the
+    exact rules it was computed under (beside `rules_version`)."""
+    import hashlib
+
+    from pie_mlops.analysis import claim_rules, claims, classes, el2n, heldout
+
+    h = hashlib.sha256()
+    for mod in (claim_rules, claims, classes, el2n, heldout):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()
+
+
+def _previous(path: Path) -> dict | None:
+    """The claims.json already at `path` (a committed result being recomputed), or None."""
+    if not path.is_file():
+        return None
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict):
+        return None
+    # Carry the oldest verdicts: a result recomputed twice still shows what was first committed.
+    if old.get("superseded_rules_version"):
+        keep = {k: {"verdict": (v.get("original") or {}).get("verdict")} for k, v in old.items()
+                if isinstance(v, dict) and "verdict" in v}
+        return {**old, **keep, "rules_version": old["superseded_rules_version"]}
+    return old
+
+
 def write_claims(params: dict, run_ids: list[str] = ()) -> Path:
     """Compute the claims from every comparison on disk and write claims.json atomically;
     then log it on each compare run of `run_ids` (MLflow mode), or on the active run (under
@@ -84,9 +125,12 @@ def write_claims(params: dict, run_ids: list[str] = ()) -> Path:
                        f"the claims on; run `pie-mlops compare` first")
     summaries = {a: _load(d / "summary.json") for a, d in dirs.items()}
     analyses = {a: _load(d / "analysis.json") for a, d in dirs.items()}
-    result = claims(summaries, analyses, seed=int(params.get("seed", 0)))
-    result = {"dataset": params["dataset"], "architectures": sorted(dirs), **result}
+    result = claims(summaries, analyses, rules=rules_of(params))
+    result = {"dataset": params["dataset"], "architectures": sorted(dirs), "claims_code_sha256": claims_code_hash(),
+              **result}
     path = claims_path(params)
+    from pie_mlops.analysis.claim_rules import supersede
+    result = supersede(result, _previous(path))
     write_text(path, json.dumps(clean(result), indent=2, sort_keys=True, allow_nan=False) + "\n")
     verdicts = {k: v["verdict"] for k, v in result.items() if isinstance(v, dict) and "verdict" in v}
     if run_ids:

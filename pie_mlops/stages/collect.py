@@ -67,11 +67,11 @@ def collect_splits(dataset: str, arch: str, split: str = "test", optional: tuple
 
 
 def local_models(root: str | Path) -> set[tuple[str, int]] | None:
-    """The (group, seed) pairs with predictions under root (<root>/dense/s<seed>/ and
-    <root>/pruned/<group>/s<seed>/), i.e. what train and prune currently produce; None if
+    """The (group, seed) pairs with predictions under root (<root>/dense/s<seed>/,
+    <root>/dense/dense-long/s<seed>/ and <root>/pruned/<group>/s<seed>/), i.e. what train and prune currently produce; None if
     root does not exist."""
     root = Path(root)
     if not root.is_dir():
         return None
-    dirs = [*root.glob("dense/s*"), *root.glob("pruned/*/s*")]
+    dirs = [*root.glob("dense/s*"), *root.glob("dense/dense-long/s*"), *root.glob("pruned/*/s*")]
     return {(d.parent.name, int(d.name[1:])) for d in dirs if d.is_dir() and d.name[1:].isdigit() and any(d.glob("*.parquet"))}

@@ -98,11 +98,13 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
     analysis, complexity, examples = analyse(
         core, texts, train=stacks.get("train"), snapshot=stacks.get(params["snapshot"]),
         snapshot_name=params["snapshot"], label_names=list(meta["label_names"]), meta={"dataset": dataset, "arch": arch, "split": split},
-        n_boot=int(params["n_boot"]), seed=int(params["seed"]), progress=progress, floor=core.noise_floor)
+        n_boot=int(params["n_boot"]), seed=int(params["seed"]), progress=progress, floor=core.noise_floor,
+        rules=params.get("claims"))
     collapsed = {g for g, s in core.summary.items() if isinstance(s, dict) and s.get("collapsed", False)}
-    usable = {g: f for g, f in core.flags.items() if g not in collapsed}  # a collapsed group's PIEs are its minority class
+    # a collapsed group's PIEs are its minority class; dense-long is a control, not a candidate
+    usable = {g: f for g, f in core.flags.items() if g not in collapsed and g != "dense-long"}
     scores = model_scores(test, usable, core.flags)
-    verdict = champion_verdict(scores, usable, params, test, collapsed)
+    verdict = champion_verdict(scores[scores["group"] != "dense-long"], usable, params, test, collapsed)
     champion = verdict if verdict.get("champion") else None
 
     with atomic_dir(out) as tmp:

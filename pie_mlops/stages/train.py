@@ -31,6 +31,7 @@ from pie_mlops.params import TUNED, as_list, best_params_file, for_arch, hyperpa
 _LOG = get_logger(__name__)
 
 GROUP = "dense"
+DENSE_LONG = "dense-long"  # the training-length control (train.dense_long_epochs; docs/claims.md)
 DEFAULTS = defaults("train")  # pie_mlops/schema.py: the one source of defaults and types
 
 
@@ -112,18 +113,21 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
     processes = {plan["arch"]: seed_processes(for_arch(params, plan["arch"]), plan) for plan in plans}
     records, together = [], {}  # together: the unfinished seeds computed together, by arch
     jobs = [(plan, seed) for plan in plans for seed in seeds[plan["arch"]]]
+    longs = [lp for lp in (dense_long_plan(plan, for_arch(params, plan["arch"])) for plan in plans) if lp]
+    jobs += [(lp, seed) for lp in longs for seed in seeds[lp["arch"]]]  # after dense: prune needs dense first
     for plan, seed in tqdm(jobs, desc="train seeds", disable=progress_disabled(progress)):
         job = model_job(plan, seed, md5, sha, params["predictions_dir"], params["data_dir"])
         # One process at a time per (model, group, seed) on a SQLite store: a duplicate command
         # waits here, then finds the first one's run finished (pie_mlops/tracking/guard.py).
-        with tracking.model_claim(job.model_name, GROUP, seed, enabled=is_main()):
+        with tracking.model_claim(job.model_name, job.group, seed, enabled=is_main()):
             # rank 0 alone reads the store; all ranks must agree on skipping (they train together)
             found = broadcast(finished(job, ctx) if is_main() else None)
             if found:
                 records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
                 continue
             data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
-            if plan.get("seed_parallel") or processes[plan["arch"]] > 1:  # computed together below
+            # dense-long: one at a time (the batched and pooled paths make dense models only)
+            if job.group == GROUP and (plan.get("seed_parallel") or processes[plan["arch"]] > 1):
                 together.setdefault(plan["arch"], (plan, data, []))[2].append(job)
                 continue
             records.append(_train_one(job, meta, data, progress, ctx))
@@ -139,6 +143,18 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
     return records
 
 
+def dense_long_plan(plan: dict, params: dict) -> dict | None:
+    """The `dense-long` group's plan: dense models trained for `train.dense_long_epochs` (the ft/wr
+    length, 4E), so a pruned ft/wr group can be compared with dense models trained as long.
+    No early snapshots or train-split predictions (EL2N uses the dense group). None when off."""
+    epochs = params.get("dense_long_epochs")
+    if epochs is None:
+        return None
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise PieError(f"train.dense_long_epochs must be a whole number >= 1 or null, got {epochs!r}")
+    return dict(plan, epochs=int(epochs), snapshot_epochs=[], predict_train=False, group=DENSE_LONG)
+
+
 def seed_processes(params: dict, plan: dict) -> int:
     """How many of `plan`'s seeds compute at a time in child processes (1: here, one by one)."""
     from pie_mlops import distributed
@@ -152,15 +168,18 @@ def seed_processes(params: dict, plan: dict) -> int:
 
 
 def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str, data_dir: str = "data") -> ModelJob:
-    """The dense job of one (arch, seed)."""
+    """The dense (or dense-long) job of one (arch, seed). dense-long predictions go under the dense
+    directory (`dense/dense-long/s<seed>`), so DVC's train output covers them."""
     from pie_mlops import tracking
 
-    tags = identity_tags("train", plan, GROUP, seed, data_md5=md5, git_sha=sha,
+    group = plan.get("group", GROUP)
+    out = Path(predictions_dir) / plan["dataset"] / plan["arch"] / GROUP
+    tags = identity_tags("train", plan, group, seed, data_md5=md5, git_sha=sha,
                          fingerprint=code_fingerprint(__name__),  # a code fix retrains
                          criterion="none", schedule="none", scope="none", sparsity="0.0", achieved_sparsity="0.0")
-    return ModelJob(plan=plan, group=GROUP, seed=seed, tags=tags,
-                    out_dir=Path(predictions_dir) / plan["dataset"] / plan["arch"] / GROUP / f"s{seed}",
-                    model_name=tracking.registered_model_name(plan["dataset"], plan["arch"]), alias=f"{GROUP}-s{seed}",
+    return ModelJob(plan=plan, group=group, seed=seed, tags=tags,
+                    out_dir=(out if group == GROUP else out / group) / f"s{seed}",
+                    model_name=tracking.registered_model_name(plan["dataset"], plan["arch"]), alias=f"{group}-s{seed}",
                     data_dir=str(data_dir))
 
 
@@ -188,10 +207,10 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
     def make(run, _model, _staging) -> Made:
         with ctx.compute():  # tracking runs outside it, beside the next job's compute
             result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
-            frames = predict_frames(model, splits, predicted_splits(plan), group=GROUP, seed=seed,
+            frames = predict_frames(model, splits, predicted_splits(plan), group=job.group, seed=seed,
                                     threshold=result.threshold, batch_size=cfg.eval_batch_size,
                                     val_logits=result.val_logits)
-            frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=seed, task=task))
+            frames.update(snapshot_frames(result, splits["train"], group=job.group, seed=seed, task=task))
         return Made(model, frames, threshold=result.threshold, step=int(plan["epochs"]))
 
     return track_one(job, make, ctx, task, meta["label_names"], splits["test"])

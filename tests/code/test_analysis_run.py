@@ -41,7 +41,8 @@ def _texts(test: Stacked, task: str = "single_label") -> pd.DataFrame:
 
 def _check_schema(a: dict, groups: list[str]) -> None:
     json.dumps(a, allow_nan=False)
-    assert set(a) == {"meta", "influence", "classes", "complexity", "stability", "noise_floor", "overlap"}
+    assert set(a) == {"meta", "influence", "classes", "complexity", "stability", "noise_floor", "overlap",
+                      "heldout", "vs_dense_long"}
     assert {"dataset", "arch", "split", "task", "label_names", "n_examples", "n_dense_models",
             "groups"} <= set(a["meta"])
     assert a["meta"]["groups"] == groups

@@ -1,165 +1,215 @@
-"""The claims' verdict logic on hand-built summaries: eligibility (collapse, noise floor),
-`inconclusive` without eligible groups, each claim's statistic and direction."""
+"""The claims' rules (docs/claims.md) on hand-built summaries and analyses: eligibility from
+`above_floor`/`collapsed`, paper vs our methods, one primary group per claim, the margins of
+(a) and (d1), the >= 3 pairs of (e), the dense-long control, rules versions."""
 
 import json
 
 import pytest
 
+from pie_mlops.analysis import claim_rules as cr
 from pie_mlops.analysis import claims as cl
 
 FLOOR = {"share": 0.05, "ci": [0.03, 0.08], "seeds_per_side": 5, "n_dense_models": 10}
-KEYS = ("a_pie_accuracy_collapse", "b_el2n_enrichment", "c_longer_more_complex", "d_class_independent",
-        "e_transformer_more_prone")
+PAPER_G, OS_G = "magnitude-ai-layer@0.50", "magnitude-os@0.50"
 
 
-def group(share=0.2, ci=(0.15, 0.25), collapsed=False, drop_pie=0.6, drop_all=0.02, n_models=5):
-    return {"pie_share": share, "pie_share_ci": list(ci), "collapsed": collapsed, "majority_pred_share": 0.6,
-            "n_models": n_models, "dense_modal_acc_pie": 0.9, "pruned_modal_acc_pie": 0.9 - drop_pie,
-            "dense_modal_acc_all": 0.85, "pruned_modal_acc_all": 0.85 - drop_all}
+def boot(value, lo, hi, p=0.01):
+    return {"value": value, "ci": [lo, hi], "p_value": p}
 
 
-def analysis(groups, enrich=(30, 1000, 100), tokens=(1.3, 1e-6), dale=(1.1, 1e-4), chi2_p=0.5):
-    """enrich: (PIEs in the top 10%, training examples, PIEs in all); tokens/dale: (ratio, p)."""
-    hits, n, total = enrich
-    inf = {"n_train": n, "base_rate": total / n,
-           "top10": {"n": n // 10, "pie_share": hits / (n // 10), "base_rate": total / n,
-                     "enrichment": (hits / (n // 10)) / (total / n), "p_value": 0.0}}
-    cx = {"n_tokens": {"ratio": tokens[0], "p_value": tokens[1]}, "dale_chall": {"ratio": dale[0], "p_value": dale[1]}}
-    cls = {"chi2": 1.0, "p_value": chi2_p, "dense_acc_per_class": [0.9, 0.8], "pruned_acc_per_class": [0.85, 0.7]}
-    return {"meta": {}, "influence": {g: inf for g in groups}, "complexity": {g: cx for g in groups},
-            "classes": {g: cls for g in groups}}
+def group(share=0.2, ci=(0.15, 0.25), collapsed=False, above=True, n_models=5, n_dense=10, acc=(0.85, 0.84)):
+    return {"pie_share": share, "pie_share_ci": list(ci), "collapsed": collapsed, "above_floor": above,
+            "majority_pred_share": 0.6, "n_models": n_models, "n_dense_models": n_dense,
+            "dense_acc_all": acc[0], "pruned_acc_all": acc[1]}
 
 
-def study(groups: dict, **kw):
-    return {**groups, "noise_floor": FLOOR}, analysis(list(groups), **kw)
+def sections(did=(0.3, 0.2, 0.4), overall=(0.005, -0.01, 0.015), odds=(2.0, 1e-4), tokens=(1.3, 1e-6),
+             dale=(1.1, 1e-4), v=(0.05, 0.02, 0.08), per_class=((0.3, 0.2, 0.4), (0.2, 0.05, 0.35))):
+    return {"heldout": {"half_split": {"did": boot(*did), "drop_pie": boot(did[0], 0, 1), "drop_nonpie": boot(0, 0, 0),
+                                       "seeds_per_half": [5, 2],
+                                       "per_class": [{"class": c, "n": 100 * (c + 1), **boot(*x)}
+                                                     for c, x in enumerate(per_class)]},
+                        "overall_drop": boot(*overall)},
+            "influence": {"disjoint": {"odds_ratio": odds[0], "p_value": odds[1], "statistic": 9.0}},
+            "complexity": {"n_tokens": {"ratio": tokens[0], "p_value": tokens[1]},
+                           "dale_chall": {"ratio": dale[0], "p_value": dale[1]}},
+            "classes": {"cramers_v": {"value": v[0], "ci": [v[1], v[2]]}}}
 
 
-def test_groups_under_the_floor_or_collapsed_are_excluded_and_everything_is_inconclusive():
-    s, a = study({"m-os@0.5": group(ci=(0.07, 0.12)),             # CI low under the floor's high end
-                  "r-os@0.9": group(share=0.4, ci=(0.35, 0.45), collapsed=True)})
+def study(groups: dict, **kw) -> tuple[dict, dict]:
+    """groups: {name: (summary group, sections kwargs)} -> (summary.json, analysis.json)."""
+    summary = {g: s for g, (s, _) in groups.items()} | {"noise_floor": FLOOR}
+    an = {"meta": {"n_train_examples": kw.get("n_train", 1000)}, "heldout": {}, "influence": {}, "complexity": {},
+          "classes": {}}
+    for g, (_, k) in groups.items():
+        for name, sec in sections(**k).items():
+            an[name][g] = sec
+    return summary, an
+
+
+def test_method_kinds_and_the_preset_primary_order():
+    assert cr.method_kind("impact-ft-layer@0.20") == "paper" and cr.method_kind("random-ai-layer@0.9") == "paper"
+    for ours in ("magnitude-os@0.50", "magnitude-ft@0.50", "magnitude-os-structured@0.30", "magnitude-os-layer@0.5"):
+        assert cr.method_kind(ours) == "ours"  # os, global threshold, structured
+    assert cr.method_kind("dense-long") == "control"
+    names = ["bilstm/magnitude-ft-layer@0.50", "bert/random-ai-layer@0.50", "bert/magnitude-ft-layer@0.90",
+             "bert/magnitude-ft-layer@0.50", "bert/impact-wr-layer@0.50"]
+    assert cr.primary_order(names)[:3] == ["bert/magnitude-ft-layer@0.50", "bilstm/magnitude-ft-layer@0.50",
+                                           "bert/magnitude-ft-layer@0.90"]
+    assert cr.primary_order(names, ["random-ai-layer@0.50"])[0] == "bert/random-ai-layer@0.50"
+
+
+def test_os_groups_never_decide_a_paper_claim_and_go_to_our_methods():
+    s, a = study({OS_G: (group(), {})})
     out = cl.claims({"bert": s}, {"bert": a})
-    for key in KEYS:
+    for key in cl.ROWS:
         assert out[key]["verdict"] == "inconclusive" and out[key]["groups"] == []
-    assert set(out["a_pie_accuracy_collapse"]["excluded"]) == {"bert/m-os@0.5", "bert/r-os@0.9"}
-    assert "collapsed" in out["a_pie_accuracy_collapse"]["excluded"]["bert/r-os@0.9"]
-    assert out["seeds_per_group"] == {"bert": {"dense": 10, "pruned": 5, "floor_per_side": 5}}
+        assert [r["group"] for r in out["our_methods"][key]] == [f"bert/{OS_G}"]
+        assert out["our_methods"][key][0]["verdict"] == "holds"   # the same statistics, in their own table
+    assert out["our_groups"] == [f"bert/{OS_G}"] and out["paper_groups"] == []
     json.dumps(out, allow_nan=False)
 
 
-def test_clear_effects_in_eligible_groups_hold():
-    s, a = study({"m-os@0.5": group(), "m-ft@0.5": group(drop_pie=0.5), "r-os@0.5": group(drop_pie=0.7),
-                  "bad-os@0.9": group(collapsed=True, drop_pie=-0.5)})
+def test_eligibility_comes_from_above_floor_and_collapsed():
+    s, a = study({PAPER_G: (group(above=False), {}), "random-ai-layer@0.90": (group(collapsed=True), {}),
+                  "impact-ai-layer@0.50": (group(), {})})
+    s[PAPER_G]["floor_test"] = {"p_holm": 0.3}
     out = cl.claims({"bert": s}, {"bert": a})
     a_ = out["a_pie_accuracy_collapse"]
-    assert a_["verdict"] == "holds" and a_["statistic"] == pytest.approx((0.58 + 0.48 + 0.68) / 3)
-    assert a_["ci"][0] > 0 and "bert/bad-os@0.9" not in a_["groups"] and len(a_["groups"]) == 3
-    b = out["b_el2n_enrichment"]
-    assert b["verdict"] == "holds" and b["statistic"] == pytest.approx(3.0)  # 30% of the top vs 10% base
-    assert out["c_longer_more_complex"]["verdict"] == "holds"
-    assert out["c_longer_more_complex"]["statistic"] == pytest.approx(1.3)
-    assert out["d_class_independent"]["verdict"] == "holds"  # chi-square p 0.5: no class dependence
-    assert out["d_class_independent"]["acc_drop_per_class"] == pytest.approx([0.05, 0.1])
+    assert a_["groups"] == ["bert/impact-ai-layer@0.50"] and a_["decided_by"] == "bert/impact-ai-layer@0.50"
+    assert "0.3" in a_["excluded"][f"bert/{PAPER_G}"] and "collapsed" in a_["excluded"]["bert/random-ai-layer@0.90"]
 
 
-def test_effects_against_the_paper_refute():
-    s, a = study({"m-os@0.5": group(drop_pie=0.0, drop_all=0.1), "r-os@0.5": group(drop_pie=0.01, drop_all=0.2)},
-                 enrich=(2, 1000, 100), tokens=(0.7, 1e-6), chi2_p=1e-9)
+def test_each_claim_is_decided_by_its_primary_group_and_shows_what_decided():
+    s, a = study({PAPER_G: (group(), {}), "magnitude-ai-layer@0.90": (group(), {"did": (-0.2, -0.3, -0.1)})})
+    a_ = cl.claims({"bert": s}, {"bert": a})["a_pie_accuracy_collapse"]
+    assert a_["decided_by"] == f"bert/{PAPER_G}" and a_["verdict"] == "holds"   # 0.50 before 0.90
+    assert a_["statistic"] == 0.3 and a_["ci"] == [0.2, 0.4] and a_["measure"] and a_["across_groups"] == "primary"
+    assert [r["verdict"] for r in a_["secondary"]] == ["refuted"]                # reported, not counted
+
+
+@pytest.mark.parametrize("overall, verdict", [((0.005, -0.01, 0.015), "holds"),    # within +-0.02
+                                              ((0.03, 0.01, 0.05), "inconclusive"),  # straddles the margin
+                                              ((0.10, 0.08, 0.12), "refuted")])      # overall accuracy moves
+def test_a_needs_overall_accuracy_within_its_margin(overall, verdict):
+    s, a = study({PAPER_G: (group(), {"overall": overall})})
+    e = cl.claims({"bert": s}, {"bert": a})["a_pie_accuracy_collapse"]
+    assert e["verdict"] == verdict and e["primary"]["overall_drop_ci"] == list(overall[1:])
+    if verdict == "refuted":  # decided by the conjunct: the entry shows the overall drop, not the PIE statistic
+        assert e["statistic"] == overall[0] and e["ci"] == list(overall[1:]) and "overall" in e["statistic_name"]
+    else:
+        assert e["statistic"] == 0.3 and e["primary"]["did_ci"] == [0.2, 0.4]
+
+
+@pytest.mark.parametrize("v, verdict", [((0.05, 0.02, 0.08), "holds"), ((0.1, 0.06, 0.14), "inconclusive"),
+                                        ((0.3, 0.2, 0.4), "refuted")])
+def test_d1_cramers_v_equivalence_against_its_margin(v, verdict):
+    s, a = study({PAPER_G: (group(), {"v": v})})
+    assert cl.claims({"bert": s}, {"bert": a})["d1_class_proportional"]["verdict"] == verdict
+    e = cl.claims({"bert": s}, {"bert": a}, rules={"class_v_margin": 0.5})["d1_class_proportional"]
+    assert e["verdict"] == "holds"  # the margin is a rule: a wider one accepts more
+
+
+def test_d2_needs_damage_in_every_class_rarest_included():
+    s, a = study({PAPER_G: (group(), {})})
+    e = cl.claims({"bert": s}, {"bert": a})["d2_damage_every_class"]
+    assert e["verdict"] == "holds" and e["primary"]["rarest_class"] == 0
+    s, a = study({PAPER_G: (group(), {"per_class": ((0.3, 0.2, 0.4), (0.0, -0.1, 0.1))})})
+    assert cl.claims({"bert": s}, {"bert": a})["d2_damage_every_class"]["verdict"] == "inconclusive"
+    s, a = study({PAPER_G: (group(), {"per_class": ((0.3, 0.2, 0.4), (-0.2, -0.3, -0.1, 0.001))})})
+    assert cl.claims({"bert": s}, {"bert": a})["d2_damage_every_class"]["verdict"] == "refuted"
+
+
+def test_b_and_c_verdicts_and_c_shows_the_measure_that_decided():
+    s, a = study({PAPER_G: (group(), {"odds": (0.5, 1e-5), "tokens": (1.2, 1e-6), "dale": (0.9, 1e-5)})})
     out = cl.claims({"bert": s}, {"bert": a})
-    assert out["a_pie_accuracy_collapse"]["verdict"] == "refuted"
-    assert out["b_el2n_enrichment"]["verdict"] == "refuted"       # depleted: 2% of the top vs 10% base
-    assert out["c_longer_more_complex"]["verdict"] == "refuted"   # PIEs significantly shorter
-    assert out["d_class_independent"]["verdict"] == "refuted"     # PIEs concentrated in a class
+    assert out["b_el2n_enrichment"]["verdict"] == "refuted" and out["b_el2n_enrichment"]["statistic"] == 0.5
+    c = out["c_longer_more_complex"]
+    assert c["verdict"] == "refuted" and c["primary"]["measure_shown"] == "dale_chall" and c["statistic"] == 0.9
+    assert c["primary"]["n_tokens_p_holm"] == pytest.approx(2e-6)   # both p-values reported
+    s, a = study({PAPER_G: (group(), {"odds": (1.3, 0.2)})})
+    assert cl.claims({"bert": s}, {"bert": a})["b_el2n_enrichment"]["verdict"] == "inconclusive"
 
 
-def test_weak_or_mixed_evidence_is_inconclusive():
-    # One group: a point, no interval over groups. Not significant after Holm: no vote.
-    s, a = study({"m-os@0.5": group()}, enrich=(11, 1000, 100), tokens=(1.02, 0.3))
+def _two_archs(names, bert_share=0.3, bilstm_share=0.1, **kw):
+    bert = study({g: (group(share=bert_share, ci=(bert_share - 0.03, bert_share + 0.03)), {}) for g in names})
+    bilstm = study({g: (group(share=bilstm_share, ci=(bilstm_share - 0.03, bilstm_share + 0.03), **kw), {})
+                    for g in names})
+    return {"bert": bert[0], "bilstm": bilstm[0]}, {"bert": bert[1], "bilstm": bilstm[1]}
+
+
+def test_e_needs_three_matched_pairs():
+    three = ["magnitude-ai-layer@0.20", "magnitude-ai-layer@0.50", "impact-ft-layer@0.50"]
+    e = cl.claims(*_two_archs(three[:2]))["e_transformer_more_prone"]
+    assert e["verdict"] == "inconclusive" and "2 matched" in e["note"] and "needs 3" in e["note"]
+    e = cl.claims(*_two_archs(three))["e_transformer_more_prone"]
+    assert e["verdict"] == "holds" and e["statistic"] == pytest.approx(0.2) and e["p_value"] < 0.05
+    assert cl.claims(*_two_archs(three, 0.1, 0.3))["e_transformer_more_prone"]["verdict"] == "refuted"
+    e = cl.claims(*_two_archs(three, n_models=10))["e_transformer_more_prone"]   # 5 vs 10 seeds: unmatched
+    assert e["verdict"] == "inconclusive" and all("seeds per side" in w for w in e["unmatched"].values())
+    s, a = _two_archs(three)
+    a["bilstm"]["meta"]["n_train_examples"] = 1200                                # 1,000 vs 1,200 examples
+    e = cl.claims(s, a)["e_transformer_more_prone"]
+    assert e["verdict"] == "inconclusive" and "training examples" in e["unmatched"][three[0]]
+    e = cl.claims(*_two_archs([g.replace("-layer", "") for g in three]))["e_transformer_more_prone"]
+    assert e["verdict"] == "inconclusive" and set(e["unmatched"].values()) == {"not a paper method"}
+
+
+def test_e_counts_the_floor_uncertainty():
+    three = ["magnitude-ai-layer@0.20", "magnitude-ai-layer@0.50", "impact-ft-layer@0.50"]
+    s, a = _two_archs(three, 0.30, 0.22)  # 0.08 apart: clear with the floors' own CIs ...
+    assert cl.claims(s, a)["e_transformer_more_prone"]["verdict"] == "holds"
+    for arch in s:
+        s[arch]["noise_floor"] = {**FLOOR, "ci": [0.0, 0.2]}  # ... not with uncertain ones
+    assert cl.claims(s, a)["e_transformer_more_prone"]["verdict"] == "inconclusive"
+
+
+def test_dense_long_control_and_pruned_beats_dense_flag():
+    ft = "magnitude-ft-layer@0.50"
+    s, a = study({ft: (group(), {"overall": (-0.03, -0.04, -0.02)}), "dense-long": (group(share=0.1), {})})
     out = cl.claims({"bert": s}, {"bert": a})
-    assert out["a_pie_accuracy_collapse"]["verdict"] == "inconclusive"
-    assert out["b_el2n_enrichment"]["verdict"] == "inconclusive"
-    assert out["c_longer_more_complex"]["verdict"] == "inconclusive"
+    row = out["a_pie_accuracy_collapse"]["primary"]
+    assert row["pruned_beats_dense"] is True and "no dense-long" not in json.dumps(out["dense-long"])
+    assert "no dense-long group" in row["vs_dense_long"]["note"]   # no analysis against it yet
+    assert "dense-long" not in out["paper_groups"] + out["our_groups"] and out["dense-long"]["bert"]["pie_share"] == 0.1
+    a["vs_dense_long"] = {ft: {"pie_share": 0.12, "half_split": sections()["heldout"]["half_split"],
+                               "overall_drop": boot(0.01, 0.0, 0.015)}}
+    row = cl.claims({"bert": s}, {"bert": a})["a_pie_accuracy_collapse"]["primary"]
+    assert row["pruned_beats_dense"] is True and row["vs_dense_long"]["pruned_beats_dense"] is False
+    assert row["vs_dense_long"]["verdict"] == "holds" and row["vs_dense_long"]["pie_share"] == 0.12
+    assert "dense-long" in cl.claims({"bert": s}, {"bert": a})["a_pie_accuracy_collapse"]["comparison"]
 
 
-def test_transformer_against_bilstm_pairs_groups_where_either_clears_its_floor():
-    names = ("m-os@0.5", "m-os@0.7", "r-os@0.5")
-    bert, a1 = study({g: group(share=0.3 + 0.01 * i, ci=(0.25, 0.35)) for i, g in enumerate(names)})
-    bilstm, a2 = study({**{g: group(share=0.15, ci=(0.12, 0.18)) for g in names[:2]},
-                        "r-os@0.5": group(share=0.1, ci=(0.05, 0.12)),   # under its floor: a robust BiLSTM
-                        "only-bilstm@0.9": group()})
-    out = cl.claims({"bert": bert, "bilstm": bilstm}, {"bert": a1, "bilstm": a2})
-    e = out["e_transformer_more_prone"]
-    assert e["groups"] == ["m-os@0.5", "m-os@0.7", "r-os@0.5"] and e["verdict"] == "holds"
-    # Excess over each floor (0.05 on both sides here): the floor cancels, the shares' difference remains.
-    assert e["statistic"] == pytest.approx(((0.30 - 0.15) + (0.31 - 0.15) + (0.32 - 0.10)) / 3)
-    assert e["ci"][0] > 0 and [d["direction"] for d in e["details"]] == [1, 1, 1]
-    assert e["details"][2]["bilstm_excess_ci"] == pytest.approx([0.0, 0.07])
-    reversed_ = cl.claims({"bert": bilstm, "bilstm": bert}, {"bert": a2, "bilstm": a1})["e_transformer_more_prone"]
-    assert reversed_["verdict"] == "refuted"
-    assert cl.claims({"bert": bert}, {"bert": a1})["e_transformer_more_prone"]["verdict"] == "inconclusive"
+def test_a_result_recomputed_under_new_rules_keeps_its_original_verdicts():
+    s, a = study({PAPER_G: (group(), {})})
+    new = cl.claims({"bert": s}, {"bert": a})
+    old = {"a_pie_accuracy_collapse": {"verdict": "inconclusive"}, "d_class_independent": {"verdict": "refuted"}}
+    out = cr.supersede(new, old)
+    assert out["superseded_rules_version"].startswith("before") and out["rules_version"] == cr.RULES_VERSION
+    assert out["a_pie_accuracy_collapse"]["verdict"] == "holds"
+    assert out["a_pie_accuracy_collapse"]["original"]["verdict"] == "inconclusive"
+    assert out["d1_class_proportional"]["original"]["verdict"] == "refuted"
+    assert cr.supersede(new, dict(new)) == new   # same rules: nothing to show
 
 
-def test_transformer_pairs_skip_collapsed_and_both_under_floor_and_overlap_is_no_vote():
-    bert, a1 = study({"m@0.5": group(share=0.3, ci=(0.25, 0.35)), "r@0.5": group(share=0.1, ci=(0.05, 0.1)),
-                      "c@0.9": group(share=0.5, ci=(0.4, 0.6), collapsed=True)})
-    bilstm, a2 = study({"m@0.5": group(share=0.25, ci=(0.2, 0.3)), "r@0.5": group(share=0.06, ci=(0.04, 0.1)),
-                        "c@0.9": group(share=0.1, ci=(0.09, 0.11))})
-    e = cl.claims({"bert": bert, "bilstm": bilstm}, {"bert": a1, "bilstm": a2})["e_transformer_more_prone"]
-    assert e["groups"] == ["m@0.5"]          # r: both under their floors; c: the transformer's collapsed
-    assert e["verdict"] == "inconclusive" and e["details"][0]["direction"] == 0   # [0.20,0.30] vs [0.15,0.25]
-    assert e["ci"] == [None, None]           # one pair: no interval over pairs
-    one, a3 = study({"m@0.5": group(share=0.25, ci=(0.23, 0.30))})
-    robust, a4 = study({"m@0.5": group(share=0.07, ci=(0.04, 0.2))})  # the repro's RT shape: one pair, apart
-    e = cl.claims({"bert": one, "bilstm": robust}, {"bert": a3, "bilstm": a4})["e_transformer_more_prone"]
-    assert e["verdict"] == "holds" and e["details"][0]["direction"] == 1  # [0.18, 0.25] vs [-0.01, 0.15]
-
-
-def test_vote_rules():
-    assert cl.vote([1, 1, 0]) == "holds" and cl.vote([1, 1, -1]) == "inconclusive"
-    assert cl.vote([-1, -1, 0]) == "refuted" and cl.vote([1, 0, 0]) == "inconclusive"
-    assert cl.signed(1, 0.01) == 1 and cl.signed(-1, 0.2) == 0 and cl.signed(1, None) == 0
-    assert cl.interval_verdict([0.1, 0.1]) == "inconclusive" and cl.interval_verdict([None, None]) == "inconclusive"
-
-
-def test_a_collapsed_dense_group_excludes_every_group():
-    s, a = study({"m-os@0.5": group()})
-    s["noise_floor"] = {**FLOOR, "dense_collapsed": True, "dense_majority_pred_share": 0.99}
-    out = cl.claims({"bert": s}, {"bert": a})
-    assert out["a_pie_accuracy_collapse"]["verdict"] == "inconclusive"
-    assert "dense" in out["a_pie_accuracy_collapse"]["excluded"]["bert/m-os@0.5"]
-
-
-def test_the_report_table_says_each_claim_in_plain_words():
+def test_claims_json_records_rules_and_a_hash_and_the_report_shows_both_tables(tmp_path):
     from pie_mlops.report.claims import claims_html
-
-    s, a = study({"m-os@0.5": group(), "r-os@0.5": group(drop_pie=0.5), "c-os@0.9": group(collapsed=True)})
-    html = claims_html({"dataset": "rt", **cl.claims({"bert": s}, {"bert": a})})
-    assert html.index("(a) Accuracy collapses on PIEs") < html.index("(e) The transformer is more prone")
-    assert ">holds<" in html and ">inconclusive<" in html and "95% CI [" in html
-    assert "bert/c-os@0.9" in html  # left out of every claim, and said so
-
-
-def test_claims_json_sits_beside_the_arch_directories_or_inside_the_only_one(tmp_path):
-    from pie_mlops.stages.claims import claims_path, compare_dirs, write_claims
+    from pie_mlops.stages.claims import claims_code_hash, write_claims
 
     params = {"dataset": "rt", "arch": ["bert"], "out": str(tmp_path / "{dataset}" / "{arch}"), "seed": 0}
-    assert claims_path(params) == tmp_path / "rt" / "claims.json"
-    s, a = study({"m-os@0.5": group()})
-    for arch in ("bert", "bilstm"):  # bilstm written by another (DVC) stage: read all the same
-        d = tmp_path / "rt" / arch
-        d.mkdir(parents=True)
-        (d / "summary.json").write_text(json.dumps(s))
-        (d / "analysis.json").write_text(json.dumps({**a, "meta": {"arch": arch}}))
-    (tmp_path / "rt" / ".bert.tmp-x").mkdir()  # a staging directory is not a comparison
-    assert set(compare_dirs(params)) == {"bert", "bilstm"}
+    s, a = study({PAPER_G: (group(), {}), OS_G: (group(), {})})
+    d = tmp_path / "rt" / "bert"
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps(s))
+    (d / "analysis.json").write_text(json.dumps({**a, "meta": {"arch": "bert"}}))
+    path = tmp_path / "rt" / "claims.json"
+    path.write_text(json.dumps({"a_pie_accuracy_collapse": {"verdict": "refuted"}}))  # a committed older result
     out = json.loads(write_claims(params).read_text())
-    assert out["architectures"] == ["bert", "bilstm"] and set(out["seeds_per_group"]) == {"bert", "bilstm"}
-    assert out["e_transformer_more_prone"]["groups"] == ["m-os@0.5"]
-    other = dict(params, out=str(tmp_path / "{arch}-{dataset}"))
-    assert claims_path(other) == tmp_path / "bert-rt" / "claims.json" and compare_dirs(other) == {}
-    from pie_mlops.errors import PieError
-
-    with pytest.raises(PieError, match="no comparison"):
-        write_claims(other)
-    (tmp_path / "rt" / "bert" / "summary.json").write_text("{not json")
-    with pytest.raises(PieError, match="summary.json: unreadable"):
-        write_claims(params)
+    assert out["rules_version"] == cr.RULES_VERSION and out["claims_code_sha256"] == claims_code_hash()
+    assert len(out["claims_code_sha256"]) == 64 and out["rules"]["overall_margin"] == 0.02
+    assert out["a_pie_accuracy_collapse"]["original"]["verdict"] == "refuted"
+    again = json.loads(write_claims(params).read_text())   # recomputed twice: still the first verdict
+    assert again["a_pie_accuracy_collapse"]["original"]["verdict"] == "refuted"
+    html = claims_html(out)
+    assert html.index("(a) Accuracy collapses") < html.index("Our methods") and f"bert/{OS_G}" in html
+    assert "under rules" in html and "decided by bert/" + PAPER_G in html

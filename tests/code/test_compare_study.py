@@ -59,9 +59,15 @@ def test_analysis_json_follows_the_schema_and_is_strict_json(study):
     text = (study["out"] / "analysis.json").read_text()
     a = json.loads(text)
     assert "NaN" not in text and "Infinity" not in text
-    assert set(a) == {"meta", "influence", "classes", "complexity", "stability", "noise_floor", "overlap"}
+    assert set(a) == {"meta", "influence", "classes", "complexity", "stability", "noise_floor", "overlap",
+                      "heldout", "vs_dense_long"}
     g = "random-os@0.90"
     inf = a["influence"][g]
+    # The claims' statistics: held-out seeds (2 + 2 here), disjoint EL2N seeds, Cramér's V.
+    assert a["heldout"][g]["half_split"]["seeds_per_half"] == [2, 2]
+    assert {"did", "drop_pie", "drop_all", "per_class"} <= set(a["heldout"][g]["half_split"])
+    assert inf["disjoint"]["n_dense_voters"] == 2 and len(inf["disjoint"]["el2n_seeds"]) == 2
+    assert a["classes"][g]["cramers_v"]["value"] >= 0 and a["vs_dense_long"] == {}
     assert inf["snapshot"] == "train@epoch1" and len(inf["bins"]) == 20
     assert [b["bin"] for b in inf["bins"]] == list(range(1, 21))
     assert {"pie_share", "base_rate", "enrichment", "n"} <= set(inf["top5"])

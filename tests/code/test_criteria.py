@@ -275,3 +275,34 @@ def test_pruning_a_model_meets_the_target_exactly():
                 assert report["achieved_sparsity"] == round(s * total) / total
             else:
                 assert all(abs(v - s) <= 1 / weights[n].numel() for n, v in report["per_layer"].items())
+
+
+@pytest.mark.parametrize("clip_grads", ["all", "unpruned"])
+def test_clip_grads_unpruned_clips_what_torch_prune_clips(clip_grads):
+    """prune.clip_grads: unpruned leaves the pruned weights' gradients at 0 before the norm is
+    clipped, as torch.nn.utils.prune's weight_orig gets them in the paper's code; all keeps them."""
+    import copy
+
+    from torch.nn.utils import prune as torch_prune
+
+    from pie_mlops.pruning.schedules import one_shot
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    reference = copy.deepcopy(model)
+    pruner = one_shot(model, "magnitude", 0.5, clip_grads=clip_grads)
+    x, y = torch.randn(16, 6), torch.randint(0, 2, (16,))
+    nn.functional.cross_entropy(model(x), y).backward()
+    pruner.before_clip(model)
+    weights = pruner.weights(model)
+    for name, keep in pruner.masks.items():
+        layer = reference[int(name.split(".")[0])]
+        torch_prune.custom_from_mask(layer, "weight", keep.to(torch.float32))
+    nn.functional.cross_entropy(reference(x), y).backward()
+    for name, keep in pruner.masks.items():
+        theirs = reference[int(name.split(".")[0])].weight_orig.grad
+        ours = weights[name].grad
+        assert torch.allclose(ours[keep], theirs[keep])                        # survivors: the same gradient
+        assert bool((ours[~keep] == 0).all()) == (clip_grads == "unpruned")    # pruned: 0 only in the paper's way
+    with pytest.raises(PieError, match="clip_grads"):
+        one_shot(model, "magnitude", 0.5, clip_grads="some")

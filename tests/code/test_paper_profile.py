@@ -71,7 +71,8 @@ def test_default_params_keep_our_choices_and_their_run_identity():
         params = load_section(section, module.DEFAULTS, ROOT / "params.yaml")
         assert identity_extras(params) == {}  # nothing new enters the params hash of existing runs
     p = load_section("prune", prune.DEFAULTS, ROOT / "params.yaml")
-    assert (p["threshold"], p["prunable"], p["epochs_per_step"]) == ("global", "linear", 1)
+    # E = the dense epochs (the paper's): the default's ai group trains as long as its dense models
+    assert (p["threshold"], p["prunable"], p["epochs_per_step"]) == ("global", "linear", "dense")
 
 
 def test_epochs_per_step_dense_follows_the_dense_epochs():
@@ -109,3 +110,41 @@ def test_plan_jobs_rejects_paper_options_that_cannot_apply():
         prune.plan_jobs(dict(base, epochs_per_step="twice"))
     with pytest.raises(PieError, match="one value per dataset but none for 'imdb'"):
         for_arch(dict(base, dataset="imdb", max_length={"rotten_tomatoes": 128}), "bert", "prune")
+
+
+def test_the_default_study_has_a_paper_method_group_per_architecture():
+    """params.yaml: our os grid plus magnitude-ai-layer@0.50 (the paper's method) in each architecture."""
+    from pie_mlops.analysis.claim_rules import method_kind
+    from pie_mlops.schema import defaults
+
+    p = defaults("prune")
+    for arch in ("bert", "bilstm"):
+        jobs = prune.plan_jobs(for_arch(dict(p, arch=arch), arch, "prune"))
+        kinds = {j["group"]: method_kind(j["group"]) for j in jobs}
+        assert [g for g, k in kinds.items() if k == "paper"] == ["magnitude-ai-layer@0.50"]
+        assert {j["threshold"] for j in jobs if j["group"] == "magnitude-ai-layer@0.50"} == {"per_layer"}
+        assert sum(k == "ours" for k in kinds.values()) == 6   # 3 criteria x 2 sparsities, one-shot
+    with pytest.raises(PieError, match="sparsity"):
+        prune.plan_jobs(dict(p, arch="bert", methods=["magnitude-ai-layer"]))
+    with pytest.raises(PieError, match="not a number"):
+        prune.plan_jobs(dict(p, arch="bert", methods=["magnitude-ai@half"]))
+
+
+def test_paper_profiles_train_the_dense_long_control_for_ft_and_wr():
+    t = load_section("train", train.DEFAULTS, PAPER)
+    p = load_section("prune", prune.DEFAULTS, PAPER)
+    assert t["dense_long_epochs"] == 4 * t["epochs"] and p["epochs_per_step"] == "dense" and p["steps"] == 3
+    r = load_section("train", train.DEFAULTS, REPRO)
+    assert for_arch(r, "bilstm")["dense_long_epochs"] == 8   # E = 2 (tune fixes it), ft/wr train 4E
+
+
+def test_a_worker_job_of_a_whole_group_selects_exactly_that_group():
+    from pie_mlops.scale.grid import prune_jobs
+    from pie_mlops.schema import defaults
+
+    jobs = prune_jobs(dict(defaults("prune"), arch=["bert"]))
+    ai = [j for j in jobs if j.group == "magnitude-ai-layer@0.50"]
+    assert len(ai) == 3 and len(jobs) == 3 * 7
+    for job in jobs:
+        (only,) = prune.plan_jobs(job.params)
+        assert only["group"] == job.group

@@ -38,7 +38,7 @@ def store(tmp_path_factory, tokenizer):
         mp.chdir(root)
         # Enough training that the models learn something and pruning can break it.
         train_stage(dict(TRAIN, **common, seeds=seeds, epochs=4, snapshot_epochs=[1]), progress=False)
-        prune_stage(dict(PRUNE, **common, criteria=["magnitude", "random"], schedules=["os"], sparsities=[0.5, 0.9],
+        prune_stage(dict(PRUNE, **common, criteria=["magnitude", "random"], schedules=["os"], methods=None, sparsities=[0.5, 0.9],
                          seeds=seeds, predict_test=True), progress=False)
         [result] = compare(params, None, progress=False)
         yield {"root": root, "params": params, "result": result}
@@ -157,13 +157,17 @@ def test_too_few_seeds_fail_the_gate_through_the_cli(store, capsys):
 
 
 def test_claims_json_is_written_with_a_verdict_per_claim(store):
-    """The tiny profile end to end: compare writes <dataset dir>/claims.json with all five claims."""
+    """The tiny profile end to end: compare writes <dataset dir>/claims.json with every claim,
+    its rules version and the claims code's hash; os groups only go to `our_methods`."""
     path = Path(store["result"]["claims"])
     assert path == Path(store["result"]["out"]).parent / "claims.json"
     claims = json.loads(path.read_text())
     assert claims["seeds_per_group"]["bert"] == {"dense": 3, "pruned": 3, "floor_per_side": 1}
-    keys = ("a_pie_accuracy_collapse", "b_el2n_enrichment", "c_longer_more_complex", "d_class_independent",
-            "e_transformer_more_prone")
+    keys = ("a_pie_accuracy_collapse", "b_el2n_enrichment", "c_longer_more_complex", "d1_class_proportional",
+            "d2_damage_every_class", "e_transformer_more_prone")
+    from pie_mlops.analysis.claim_rules import RULES_VERSION
+    assert claims["rules_version"] == RULES_VERSION and len(claims["claims_code_sha256"]) == 64
+    assert claims["paper_groups"] == [] and set(claims["our_methods"]) == set(keys[:-1])
     summary = json.loads((Path(store["result"]["out"]) / "summary.json").read_text())
     for key in keys:
         c = claims[key]

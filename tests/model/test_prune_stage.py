@@ -27,7 +27,8 @@ def store(tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("prune")
     common = tiny_study(root, tokenizer)
     train_params = dict(TRAIN, **common, seeds=[0, 1], epochs=1, snapshot_epochs=[1])
-    prune_params = dict(PRUNE, **common, criteria=["magnitude", "impact"], schedules=["os", "ft"], sparsities=[0.5],
+    prune_params = dict(PRUNE, **common, criteria=["magnitude", "impact"], schedules=["os", "ft"], methods=None, sparsities=[0.5],
+                        epochs_per_step=1,
                         seeds=[0, 1], recovery_steps=2, impact_batches=2, predict_test=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")

@@ -196,7 +196,8 @@ def test_seed_parallel_pruning_predicts_what_one_at_a_time_does(tmp_path, monkey
     common = dict(dataset="synthetic_nli", arch="bilstm", seeds=SEEDS, max_length=64, max_train_examples=200,
                   predict_train=False)
     train_stage(dict(TRAIN, **common, epochs=1, snapshot_epochs=[]), progress=False)
-    base = dict(PRUNE, **common, criteria=["magnitude", "impact"], sparsities=[0.5], impact_batches=2)
+    base = dict(PRUNE, **common, criteria=["magnitude", "impact"], methods=None, sparsities=[0.5],
+                impact_batches=2)
     alone = prune(dict(base, predictions_dir="alone", seed_processes=1), progress=False)
     key = lambda r: (r["group"], r["seed"])  # noqa: E731
     # stacked (one batch per group), then 2 child processes: each registers its own versions

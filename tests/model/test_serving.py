@@ -47,7 +47,7 @@ def store(tmp_path_factory, tokenizer):
         for arch in ARCHS:
             plan = dict(common, arch=arch, model_path=common["model_path"] if arch == "bert" else None)
             train_stage(dict(TRAIN, **plan, seeds=[0], epochs=1), progress=False)
-            prune_stage(dict(PRUNE, **plan, criteria=["magnitude"], schedules=["os"], sparsities=[0.5], seeds=[0],
+            prune_stage(dict(PRUNE, **plan, criteria=["magnitude"], schedules=["os"], methods=None, sparsities=[0.5], seeds=[0],
                              recovery_steps=0), progress=False)
             name = tracking.registered_model_name("synthetic_nli", arch)
             tracking.set_champion(name, tracking.version_by_alias(name, PRUNED).version,
