@@ -77,11 +77,6 @@ def modal_scores(modal: Modal, labels: np.ndarray, task: str, pie: np.ndarray) -
     return out
 
 
-def _ratio(w: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (w @ num) / (w @ den)
-
-
 def _f1_resampled(w: np.ndarray, mask: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> np.ndarray:
     """(B,) mean over models of macro-F1 on the `mask` examples, each replicate weighting the
     examples by `w` (B, n); a label neither present nor predicted scores 1 (metrics.macro_f1)."""
@@ -109,6 +104,7 @@ def example_bootstrap(result: CompareResult, group: str, n_resample: int, rng) -
     reps = {"pie_share": w @ pie / n}
     masks = {"all": np.ones(n), "pie": pie, "nonpie": 1.0 - pie}
     sides = {"dense": (st.groups["dense"], result.modal["dense"]), "pruned": (st.groups[group], result.modal[group])}
+    num, den = {}, {}  # single-label: each key a ratio of weighted sums, all in one matrix product
     for side, (stack, modal) in sides.items():
         preds = model_predictions(stack.logits, task, stack.thresholds)
         per_model = None if task == "multi_label" else (preds == labels[None]).mean(axis=0)  # mean over models
@@ -117,8 +113,15 @@ def example_bootstrap(result: CompareResult, group: str, n_resample: int, rng) -
                 reps[f"{side}_acc_{subset}"] = _f1_resampled(w, mask.astype(bool), labels, preds)
                 reps[f"{side}_modal_acc_{subset}"] = _f1_resampled(w, mask.astype(bool), labels, modal.label[None])
             else:
-                reps[f"{side}_acc_{subset}"] = _ratio(w, mask * per_model, mask)
-                reps[f"{side}_modal_acc_{subset}"] = _ratio(w, mask * (modal.label == labels), mask)
+                num[f"{side}_acc_{subset}"], den[f"{side}_acc_{subset}"] = mask * per_model, mask
+                num[f"{side}_modal_acc_{subset}"] = mask * (modal.label == labels)
+                den[f"{side}_modal_acc_{subset}"] = mask
+    if num:
+        keys = list(num)
+        sums = w @ np.stack([num[k] for k in keys] + [den[k] for k in keys], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios = sums[:, :len(keys)] / sums[:, len(keys):]
+        reps.update({k: ratios[:, j] for j, k in enumerate(keys)})
     out = {}
     for key, values in reps.items():
         if np.isnan(values).all():

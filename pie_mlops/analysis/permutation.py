@@ -12,14 +12,19 @@ nothing beyond seed noise). Paired groups (os/ft/wr pruned from dense seed s; ai
 seed s) swap each seed's dense and pruned model at random; others permute the pooled models.
 Either way the reference set is a group of relabelings, so the p-value is exact at any m.
 
-The statistic is the **vote distance**: the mean over examples of the total-variation distance
-between the two sides' vote shares (1 on an example both sides vote unanimously for different
-labels, so it is the PIE share with each PIE weighted by how decisively the votes differ).
-The PIE share itself (the modal labels) is the other choice and is no use here: an effect
-that flips the same examples in every pruned model survives almost every relabeling (any
-relabeling that leaves one side a majority of pruned models keeps those examples PIEs), so
-its permutation p-value stays near 1 - P(an exact half split) ~ 0.8 whatever the effect
-(docs/calibration.md measures both).
+The statistic is the **decisive PIE share**: the PIE share with each PIE weighted by how
+decisively both sides voted for their own modal label over the other's (1 when both vote
+unanimously, 0 when a tie made the PIE). Two others were measured and rejected
+(docs/calibration.md):
+- the plain PIE share has no power: an effect that flips the same examples in every pruned
+  model survives almost every relabeling (any relabeling that leaves one side a majority of
+  pruned models keeps those examples PIEs), so its p-value stays near 1 - P(an exact half
+  split), ~0.8, whatever the effect;
+- the vote distance (total variation between the sides' vote shares) rejects pruned models
+  that are merely noisier (a few percent of predictions flipped at random) every time: that
+  changes vote shares everywhere but makes no example a PIE.
+The paired null (random flips) is not exchangeable, so the paired swap is exact only for
+exchangeable pairs; the calibration measures it there (conservative).
 """
 
 from __future__ import annotations
@@ -34,42 +39,58 @@ CHUNK_ELEMENTS = 1 << 22                 # draws per matrix product: P*n*C stays
 
 
 class Votes:
-    """The pooled models' one-hot votes (and softmax, for the probability tie rule)."""
+    """The pooled models' votes as one matrix: one-hot, and under the probability tie rule
+    2M x one-hot + softmax, so that one product gives 2M x counts + summed probabilities: a
+    count difference (>= 2M) always outweighs a probability-sum difference (< M), so the argmax
+    is the most votes, then the highest mean probability, then the lowest index, as
+    pies.modal_labels; the counts are the integer part over 2M. Single-label keeps C-1 class
+    columns: the last is the selection's size x (2M + 1) (or x 1) less the others."""
 
     def __init__(self, logits: np.ndarray, task: str, thresholds: np.ndarray | None, tie_rule: str):
         preds = model_predictions(logits, task, thresholds)
         m, n, c = logits.shape
-        self.task, self.tie_rule, self.n, self.c = task, tie_rule, n, c
+        self.task, self.n, self.c, self.scale = task, n, c, 1.0
         if task == "multi_label":
-            self.onehot = preds.reshape(m, n * c).astype(np.float32)
-        else:
-            onehot = np.zeros((m, n, c), np.float32)
-            np.put_along_axis(onehot, preds[..., None], 1.0, axis=-1)
-            self.onehot = onehot.reshape(m, n * c)
-        self.prob = None
-        if task != "multi_label" and tie_rule == "probability":
+            self.votes = preds.reshape(m, n * c).astype(np.float32)
+            return
+        onehot = np.zeros((m, n, c), np.float32)
+        np.put_along_axis(onehot, preds[..., None], 1.0, axis=-1)
+        if tie_rule == "probability":
             z = logits.astype(np.float64)
             p = np.exp(z - z.max(axis=-1, keepdims=True))
-            self.prob = (p / p.sum(axis=-1, keepdims=True)).astype(np.float32).reshape(m, n * c)
+            p /= p.sum(axis=-1, keepdims=True)
+            self.scale = 2.0 * m
+            onehot = self.scale * onehot + p
+        self.votes = np.ascontiguousarray(onehot[..., :-1], dtype=np.float32).reshape(m, n * (c - 1))
 
-    def counts(self, sel: np.ndarray) -> np.ndarray:
-        """(P, n, C) vote counts of the models selected by each row of `sel` (P, M)."""
-        return (sel.astype(np.float32) @ self.onehot).reshape(len(sel), self.n, self.c)
+    def side(self, sel: np.ndarray, raw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(vote shares (P, n, C), modal labels (P, n) or multi-label decisions (P, n, C)).
+        `raw`: `self.raw(sel)`, when the caller has it."""
+        raw = self.raw(sel) if raw is None else raw
+        size = sel.sum(axis=1).astype(np.float32)[:, None, None]
+        if self.task == "multi_label":
+            return raw / size, 2 * raw > size            # strict majority, as pies.modal_labels
+        last = size[..., 0] * (self.scale + (self.scale != 1.0)) - raw.sum(axis=-1)
+        raw = np.concatenate([raw, last[..., None]], axis=-1)
+        counts = raw if self.scale == 1.0 else np.floor(raw / self.scale + 1e-3)  # float32 sums: round, not truncate
+        # argmax over the last axis, the first maximum (the paper's lowest index among equals), by
+        # a loop over the few classes: numpy's argmax over 2-5 values per example is ~10x slower.
+        label = np.zeros(raw.shape[:-1], np.int64)
+        top = raw[..., 0].copy()
+        for k in range(1, self.c):
+            np.copyto(label, k, where=raw[..., k] > top)
+            np.maximum(top, raw[..., k], out=top)
+        return counts / size, label
+
+    def raw(self, sel: np.ndarray) -> np.ndarray:
+        """The product of the selections (P, M) with the votes, (P, n, C or C-1)."""
+        return (sel.astype(np.float32) @ self.votes).reshape(len(sel), self.n, -1)
+
+    def total(self) -> np.ndarray:
+        return self.votes.sum(axis=0).reshape(1, self.n, -1)
 
     def modal(self, sel: np.ndarray) -> np.ndarray:
-        """(P, n) modal labels (or (P, n, C) multi-label decisions) of each selection."""
-        counts, size = self.counts(sel), sel.sum(axis=1).astype(np.float32)[:, None, None]
-        if self.task == "multi_label":
-            return 2 * counts > size                     # strict majority, as pies.modal_labels
-        if self.prob is not None:
-            # A count difference is >= 1 and half a mean-probability difference < 0.5: the
-            # probability only decides among tied counts, as pies.modal_labels does.
-            mean = (sel.astype(np.float32) @ self.prob).reshape(counts.shape) / size
-            counts = counts + 0.5 * mean
-        return counts.argmax(axis=-1)                    # the lowest index among equals: the paper's
-
-    def shares(self, sel: np.ndarray) -> np.ndarray:
-        return self.counts(sel) / sel.sum(axis=1).astype(np.float32)[:, None, None]
+        return self.side(sel)[1]
 
 
 def _chunks(votes: Votes, p: int) -> list[slice]:
@@ -86,17 +107,39 @@ def pie_shares(votes: Votes, sel_a: np.ndarray, sel_b: np.ndarray) -> np.ndarray
     return out
 
 
+def decisive_pie_shares(votes: Votes, sel_a: np.ndarray, sel_b: np.ndarray) -> np.ndarray:
+    """(P,) the PIE share with each PIE weighted by how decisively both sides voted for their
+    own label: min(A's share for a - A's share for b, B's share for b - B's share for a), a and
+    b the two modal labels. 1 for a PIE both sides vote unanimously, 0 for one a tie decided.
+    Multi-label: per differing label, min of the two sides' margins |2 share - 1|; the largest."""
+    out = np.empty(len(sel_a))
+    complement = bool((sel_a ^ sel_b).all())  # B = not A (the floor test): B's product is the total less A's
+    total = votes.total() if complement else None
+    for s in _chunks(votes, len(sel_a)):
+        raw_a = votes.raw(sel_a[s])
+        (va, la), (vb, lb) = votes.side(sel_a[s], raw_a), votes.side(sel_b[s], total - raw_a if complement else None)
+        if votes.task == "multi_label":
+            w = np.minimum(np.abs(2 * va - 1), np.abs(2 * vb - 1)) * (la != lb)
+            out[s] = w.max(axis=-1).mean(axis=1)
+            continue
+        ia, ib = la[..., None], lb[..., None]
+        margin_a = np.take_along_axis(va, ia, -1) - np.take_along_axis(va, ib, -1)
+        margin_b = np.take_along_axis(vb, ib, -1) - np.take_along_axis(vb, ia, -1)
+        out[s] = np.minimum(margin_a, margin_b)[..., 0].mean(axis=1)  # 0 where a == b
+    return out
+
+
 def vote_distances(votes: Votes, sel_a: np.ndarray, sel_b: np.ndarray) -> np.ndarray:
     """(P,) mean over examples of the total-variation distance between the sides' vote shares
     (multi-label: the mean over labels of |share on A - share on B|)."""
     out = np.empty(len(sel_a))
     for s in _chunks(votes, len(sel_a)):
-        d = np.abs(votes.shares(sel_a[s]) - votes.shares(sel_b[s]))
+        d = np.abs(votes.side(sel_a[s])[0] - votes.side(sel_b[s])[0])
         out[s] = (d.mean(axis=-1) if votes.task == "multi_label" else 0.5 * d.sum(axis=-1)).mean(axis=1)
     return out
 
 
-STATISTICS = {"vote_distance": vote_distances, "pie_share": pie_shares}
+STATISTICS = {"decisive_pie_share": decisive_pie_shares, "vote_distance": vote_distances, "pie_share": pie_shares}
 
 
 def schedule_of(group: str) -> str | None:
@@ -132,7 +175,7 @@ def relabelings(md: int, mp: int, pairs: np.ndarray | None, n_perm: int, rng) ->
 
 
 def floor_test(votes: Votes, md: int, mp: int, pairs: np.ndarray | None, n_perm: int, seed,
-               statistic: str = "vote_distance") -> dict:
+               statistic: str = "decisive_pie_share") -> dict:
     """Permutation p-value of the group's `statistic` (dense side = the first md models of
     `votes`) against `n_perm` relabelings: (1 + #{T_perm >= T_obs}) / (1 + n_perm)."""
     fn = STATISTICS[statistic]
