@@ -11,6 +11,8 @@ for the predicted class. Four scenarios, `--studies` studies each, four pruned g
   random (`*-os` groups: the paired swap);
 - `planted_paired` / `planted_pooled`: as the nulls, but the pruned models also flip a fixed
   1%, 2% and 5% of the examples (`planted_share` 0.01/0.02/0.05), beside one group with none.
+First the speed of one group's statistics at 20 vs 20 seeds and 2,500 examples (the floor test
+alone, and everything group_stats adds), both designs, best of 3.
 Per group: above_floor (Holm within the study), the raw permutation p below alpha, the old
 interval rule (pie_share_ci low above the floor's CI high), and whether each point estimate
 lies in its interval. Claim verdicts: file mode writes no claims.json (printed as a note).
@@ -30,7 +32,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pie_mlops.analysis import permutation as pm  # noqa: E402
+from pie_mlops.analysis.group_stats import StatOptions, add_statistics  # noqa: E402
 from pie_mlops.compare_files import compare_files  # noqa: E402
+from pie_mlops.pies import GroupStack, Stacked, compare  # noqa: E402
 from pie_mlops.predictions import predictions_table, write_predictions  # noqa: E402
 
 SCENARIOS = ("null_pooled", "null_paired", "planted_paired", "planted_pooled")
@@ -161,6 +166,35 @@ def figures(df: pd.DataFrame, table: pd.DataFrame) -> dict:
             "null_groups": int((df.planted == 0).sum())}
 
 
+def speed(n: int = 2500, m: int = 20, repeats: int = 3) -> dict:
+    """Seconds per group: the floor test (schema's n_perm) and all of group_stats, both designs."""
+    out = {}
+    opts = StatOptions.from_params()
+    for scenario in ("planted_paired", "planted_pooled"):
+        rng = np.random.default_rng(0)
+        labels, groups, _ = simulate(scenario, n, m, m, 0.03, rng)
+        name = next(g for g in groups if g != "dense")
+        stacks = {g: GroupStack(groups[g][0], logits_of(groups[g][1], 2, rng), None) for g in ("dense", name)}
+        st = Stacked("test", "single_label", np.array([f"e{i}" for i in range(n)]), labels, stacks)
+        votes = pm.Votes(np.concatenate([stacks["dense"].logits, stacks[name].logits]), "single_label", None,
+                         "probability")
+        pairs = pm.seed_pairs(name, stacks["dense"].seeds, stacks[name].seeds)
+        test_s, all_s = [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            pm.floor_test(votes, m, m, pairs, opts.n_perm, 0)
+            test_s.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            add_statistics(compare(st, 3, "probability"), opts)
+            all_s.append(time.perf_counter() - t)
+        kind = scenario.split("_")[1]
+        out[f"floor_test_s_{kind}"] = round(min(test_s), 3)
+        out[f"group_stats_s_{kind}"] = round(min(all_s), 3)
+    print(f"per group at {m} vs {m} seeds, {n} examples, n_perm {opts.n_perm}, n_resample {opts.n_resample}: "
+          + ", ".join(f"{k} {v}" for k, v in out.items()))
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--studies", type=int, default=40, help="studies per scenario (4 groups each)")
@@ -173,15 +207,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--tie-rule", default="probability")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-speed", action="store_true", help="skip the per-group timing")
     args = ap.parse_args(argv)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
+    timing = {} if args.no_speed else speed()
     t = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pie-calibration-") as tmp:
         df = calibrate(args, Path(tmp))
     table = summarise(df)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    out = {**figures(df, table), "studies_per_scenario": args.studies, "n": args.n, "seeds_per_side": args.m,
+    out = {**figures(df, table), **timing, "studies_per_scenario": args.studies, "n": args.n, "seeds_per_side": args.m,
            "claims": "file mode writes no claims.json (no texts, classes or EL2N snapshot): no verdicts to score",
            "wall_s": round(time.perf_counter() - t, 1)}
     print(json.dumps(out))

@@ -111,7 +111,7 @@ def test_floor_test_is_calibrated_under_both_nulls_and_has_power():
 
 def test_fast_calibration_through_file_mode(tmp_path):
     cal = _calibration()
-    args = ["--studies", "2", "--n", "400", "--m", "8", "--n-perm", "199", "--n-resample", "100",
+    args = ["--studies", "2", "--n", "400", "--m", "8", "--n-perm", "199", "--n-resample", "100", "--no-speed",
             "--scenarios", "null_pooled,planted_paired"]
     out = cal.main(args)
     assert out["point_in_ci"] == 1.0 and out["every_point_in_its_ci"] == 1.0
