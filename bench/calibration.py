@@ -148,6 +148,9 @@ def calibrate(args, work: Path) -> pd.DataFrame:
     for scenario in args.scenarios:
         for i in range(args.studies):
             rows += run_study(scenario, i, args, work)
+        done = summarise(pd.DataFrame(rows))  # each scenario's lines as it finishes (a long run)
+        print(done[done.scenario == scenario].to_string(index=False, header=False, float_format=lambda v: f"{v:.3f}"),
+              flush=True)
     return pd.DataFrame(rows)
 
 
