@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -118,7 +119,7 @@ def run_study(scenario: str, index: int, args, work: Path) -> list[dict]:
     labels, groups, truth = simulate(scenario, args.n, args.m, args.m, args.flip, rng)
     study = work / f"{scenario}-{index}"
     write_study(study / "pred", labels, groups, rng)
-    params = {"n_perm": args.n_perm, "n_resample": args.n_resample, "n_boot": 100, "alpha": args.alpha,
+    params = {"n_perm": args.n_perm, "n_resample": args.n_resample, "n_half": args.n_half, "n_boot": 100, "alpha": args.alpha,
               "seed": index, "tie_rule": args.tie_rule}
     compare_files(study / "pred", study / "out", "test", 3, params)
     summary = json.loads((study / "out" / "summary.json").read_text())
@@ -146,7 +147,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 def calibrate(args, work: Path) -> pd.DataFrame:
     rows = []
     for scenario in args.scenarios:
-        for i in range(args.studies):
+        studies = args.planted_studies if scenario.startswith("planted") and args.planted_studies else args.studies
+        for i in range(studies):
             rows += run_study(scenario, i, args, work)
         done = summarise(pd.DataFrame(rows))  # each scenario's lines as it finishes (a long run)
         print(done[done.scenario == scenario].to_string(index=False, header=False, float_format=lambda v: f"{v:.3f}"),
@@ -182,18 +184,22 @@ def speed(n: int = 2500, m: int = 20, repeats: int = 3) -> dict:
         votes = pm.Votes(np.concatenate([stacks["dense"].logits, stacks[name].logits]), "single_label", None,
                          "probability")
         pairs = pm.seed_pairs(name, stacks["dense"].seeds, stacks[name].seeds)
-        test_s, all_s = [], []
+        test_s, all_s, test_cpu, all_cpu = [], [], [], []
         for _ in range(repeats):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             pm.floor_test(votes, m, m, pairs, opts.n_perm, 0)
             test_s.append(time.perf_counter() - t)
-            t = time.perf_counter()
+            test_cpu.append(time.process_time() - c)
+            t, c = time.perf_counter(), time.process_time()
             add_statistics(compare(st, 3, "probability"), opts)
             all_s.append(time.perf_counter() - t)
+            all_cpu.append(time.process_time() - c)
         kind = scenario.split("_")[1]
         out[f"floor_test_s_{kind}"] = round(min(test_s), 3)
         out[f"group_stats_s_{kind}"] = round(min(all_s), 3)
-    print(f"per group at {m} vs {m} seeds, {n} examples, n_perm {opts.n_perm}, n_resample {opts.n_resample}: "
+        out[f"floor_test_cpu_s_{kind}"] = round(min(test_cpu), 3)
+        out[f"group_stats_cpu_s_{kind}"] = round(min(all_cpu), 3)
+    print(f"per group at {m} vs {m} seeds, {n} examples, n_perm {opts.n_perm}, n_resample {opts.n_resample}, n_half {opts.n_half} (wall, and CPU s): "
           + ", ".join(f"{k} {v}" for k, v in out.items()))
     return out
 
@@ -205,7 +211,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--m", type=int, default=20, help="seeds per side")
     ap.add_argument("--flip", type=float, default=0.03, help="paired scenarios: random flips per pruned model")
     ap.add_argument("--n-perm", type=int, default=1000)
-    ap.add_argument("--n-resample", type=int, default=1000)
+    ap.add_argument("--n-resample", type=int, default=1000, help="example-bootstrap replicates (scored)")
+    ap.add_argument("--n-half", type=int, default=200, help="seed half-sampling draws (reported, not scored)")
+    ap.add_argument("--planted-studies", type=int, default=None, help="studies per planted scenario "
+                    "(default --studies)")
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--tie-rule", default="probability")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
@@ -220,7 +229,9 @@ def main(argv=None) -> dict:
     table = summarise(df)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    out = {**figures(df, table), **timing, "studies_per_scenario": args.studies, "n": args.n, "seeds_per_side": args.m,
+    out = {**figures(df, table), **timing, "studies_per_scenario": args.studies,
+           "planted_studies": args.planted_studies or args.studies, "n_perm": args.n_perm, "n": args.n, "seeds_per_side": args.m,
+           "load_average": round(os.getloadavg()[0], 1), "cpu_count": os.cpu_count(),
            "claims": "file mode writes no claims.json (no texts, classes or EL2N snapshot): no verdicts to score",
            "wall_s": round(time.perf_counter() - t, 1)}
     print(json.dumps(out))

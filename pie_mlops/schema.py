@@ -151,7 +151,8 @@ class Compare(Section):
     out: str = "reports/compare/{dataset}/{arch}"
     checks_dir: str = "reports/prediction_checks/{dataset}/{arch}"
     n_boot: int = Field(100, ge=1)  # draws of the noise floor and the stability curves
-    n_resample: int = Field(1000, ge=1)  # example-bootstrap (*_ci) and seed half-sampling replicates
+    n_resample: int = Field(1000, ge=1)  # example-bootstrap replicates (*_ci)
+    n_half: int = Field(1000, ge=1)  # seed half-sampling draws (pie_share_half, floor_half)
     n_perm: int = Field(2000, ge=1)  # permutations per floor test (min p = 1/(n_perm+1), before Holm)
     alpha: float = Field(0.05, gt=0, lt=1)  # above_floor: the Holm-adjusted floor-test p is below it
     tie_rule: Literal["probability", "paper"] = "probability"  # paper: a tied vote goes to the lowest class index

@@ -40,7 +40,8 @@ class StatOptions:
     """compare.* keys of the statistics (their defaults live in pie_mlops/schema.py)."""
     n_boot: int        # noise-floor draws
     n_perm: int        # permutations per floor test
-    n_resample: int    # example-bootstrap and half-sampling replicates
+    n_resample: int    # example-bootstrap replicates
+    n_half: int        # seed half-sampling draws
     alpha: float       # above_floor: Holm-adjusted p below this
     seed: int = 0
 
@@ -49,7 +50,8 @@ class StatOptions:
         from pie_mlops.schema import defaults
 
         p = {**defaults("compare"), **(params or {}), **given}
-        return cls(int(p["n_boot"]), int(p["n_perm"]), int(p["n_resample"]), float(p["alpha"]), int(p["seed"]))
+        return cls(int(p["n_boot"]), int(p["n_perm"]), int(p["n_resample"]), int(p["n_half"]), float(p["alpha"]),
+                   int(p["seed"]))
 
 
 def majority_pred_share(preds: np.ndarray, task: str) -> float:
@@ -137,7 +139,7 @@ def _pool(dense: GroupStack, stack: GroupStack, task: str, tie_rule: str) -> pm.
     return pm.Votes(np.concatenate([dense.logits, stack.logits]), task, thr, tie_rule)
 
 
-def half_sampling(votes: pm.Votes, md: int, mp: int, pairs, n_resample: int, rng) -> dict:
+def half_sampling(votes: pm.Votes, md: int, mp: int, pairs, n_half: int, rng) -> dict:
     """pie_share_half (k = m/2 dense vs k pruned models of other seeds) and the floor at the
     same k (k dense vs k other dense), each a mean with its percentile interval."""
     k = mp // 2 if pairs is None else min(mp // 2, len(pairs) // 2)
@@ -145,12 +147,12 @@ def half_sampling(votes: pm.Votes, md: int, mp: int, pairs, n_resample: int, rng
            "floor_half_ci": [None, None]}
     if k < 1:
         return out
-    a, b = pm.half_samples(md, mp, pairs, k, n_resample, rng)
+    a, b = pm.half_samples(md, mp, pairs, k, n_half, rng)
     shares = pm.pie_shares(votes, a, b)
     lo, hi = percentile_interval(shares)
     out.update(pie_share_half=float(shares.mean()), pie_share_half_ci=[float(lo), float(hi)])
     if 2 * k <= md:
-        a, b = pm.floor_samples(md, md + mp, k, n_resample, rng)
+        a, b = pm.floor_samples(md, md + mp, k, n_half, rng)
         floor = pm.pie_shares(votes, a, b)
         lo, hi = percentile_interval(floor)
         out.update(floor_half=float(floor.mean()), floor_half_ci=[float(lo), float(hi)])
@@ -203,7 +205,7 @@ def group_statistics(result: CompareResult, opts: StatOptions) -> tuple[dict, di
         votes = _pool(dense, stack, task, tie)
         pairs = pm.seed_pairs(group, dense.seeds, stack.seeds)
         s["floor_test"] = pm.floor_test(votes, md, mp, pairs, opts.n_perm, [opts.seed, i, 2])
-        s.update(half_sampling(votes, md, mp, pairs, opts.n_resample, np.random.default_rng([opts.seed, i, 3])))
+        s.update(half_sampling(votes, md, mp, pairs, opts.n_half, np.random.default_rng([opts.seed, i, 3])))
         share = majority_pred_share(model_predictions(stack.logits, task, stack.thresholds), task)
         s.update(majority_pred_share=share, collapsed=bool(share > COLLAPSE_SHARE))
         out[group] = s

@@ -116,7 +116,7 @@ def test_fast_calibration_through_file_mode(tmp_path):
     out = cal.main(args)
     assert out["point_in_ci"] == 1.0 and out["every_point_in_its_ci"] == 1.0
     assert out["fpr_null_pooled"] <= 0.25          # 8 null groups, Holm within each study
-    assert out["power_paired_2pct"] == 1.0 and out["power_paired_5pct"] == 1.0
+    assert out["power_paired_5pct"] == 1.0  # 20 planted examples of 400, at 8 vs 8 seeds
     assert json.loads(json.dumps(out))["null_groups"] == 10
 
 
