@@ -204,6 +204,30 @@ def speed(n: int = 2500, m: int = 20, repeats: int = 3) -> dict:
     return out
 
 
+def statistics_study(studies: int, n_perm: int, args) -> pd.DataFrame:
+    """The three candidate statistics of the floor test on the same simulated groups (the core
+    only, no files): the share of groups with a raw permutation p below alpha."""
+    rows = []
+    for scenario in SCENARIOS:
+        for i in range(studies):
+            rng = np.random.default_rng([args.seed, 99, SCENARIOS.index(scenario), i])
+            labels, groups, truth = simulate(scenario, args.n, args.m, args.m, args.flip, rng)
+            dense_seeds, dense = groups.pop("dense")
+            for name, (seeds, preds) in groups.items():
+                votes = pm.Votes(logits_of(np.concatenate([dense, preds]), 2, rng), "single_label", None,
+                                 args.tie_rule)
+                pairs = pm.seed_pairs(name, dense_seeds, seeds)
+                for stat in pm.STATISTICS:
+                    p = pm.floor_test(votes, args.m, args.m, pairs, n_perm, [i, 7], stat)["p_value"]
+                    rows.append({"scenario": scenario, "planted": truth[name], "statistic": stat,
+                                 "reject": p < args.alpha})
+    table = pd.DataFrame(rows).pivot_table(index=["scenario", "planted"], columns="statistic", values="reject",
+                                           aggfunc="mean").reset_index()
+    print(f"raw p < {args.alpha} by statistic ({studies} studies per scenario, {n_perm} permutations):")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return table
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--studies", type=int, default=40, help="studies per scenario (4 groups each)")
@@ -220,8 +244,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-speed", action="store_true", help="skip the per-group timing")
+    ap.add_argument("--compare-statistics", type=int, default=0, metavar="STUDIES",
+                    help="only the three floor-test statistics side by side, STUDIES per scenario (core only)")
     args = ap.parse_args(argv)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
+    if args.compare_statistics:
+        table = statistics_study(args.compare_statistics, args.n_perm, args)
+        out = {f"{r.scenario}_{int(r.planted * 100)}pct_{k}": round(float(getattr(r, k)), 3)
+               for r in table.itertuples() for k in pm.STATISTICS}
+        print(json.dumps(out))
+        return out
     timing = {} if args.no_speed else speed()
     t = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pie-calibration-") as tmp:
