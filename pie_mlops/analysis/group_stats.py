@@ -211,7 +211,11 @@ def group_statistics(result: CompareResult, opts: StatOptions) -> tuple[dict, di
         out[group] = s
     p_holm = holm([out[g]["floor_test"]["p_value"] for g in groups])
     for group, p in zip(groups, p_holm):
-        out[group]["floor_test"].update(p_holm=float(p), alpha=opts.alpha, n_groups=len(groups))
+        test = out[group]["floor_test"]
+        test.update(p_holm=float(p), alpha=opts.alpha, n_groups=len(groups))
+        if test["min_p"] * len(groups) >= opts.alpha:
+            test["note"] = (f"{test['seeds_per_side']} seeds per side cannot reach alpha {opts.alpha} after Holm over "
+                            f"{len(groups)} group(s): the smallest p is {test['min_p']:.3g} (docs/claims.md)")
         out[group]["above_floor"] = bool(p < opts.alpha)
     return out, floor
 

@@ -29,6 +29,8 @@ exchangeable pairs; the calibration measures it there (conservative).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pie_mlops.pies import model_predictions
@@ -185,9 +187,13 @@ def floor_test(votes: Votes, md: int, mp: int, pairs: np.ndarray | None, n_perm:
     sel = relabelings(md, mp, pairs, n_perm, np.random.default_rng(seed))
     t = fn(votes, sel, ~sel)
     exceed = int(np.count_nonzero(t >= t_obs - 1e-9))  # equal values count against H0 (float noise)
+    # The statistic is blind to a relabeling's mirror image (all pairs swapped, or the sides
+    # exchanged at equal sizes): the smallest p any data can give, whatever n_perm.
+    configs = 2.0 ** mp if pairs is not None else float(math.comb(md + mp, md))
     return {"p_value": (1 + exceed) / (1 + n_perm), "method": "paired_swap" if pairs is not None else "pooled",
             "statistic": statistic, "observed": t_obs, "null_mean": float(t.mean()),
-            "seeds_per_side": int(mp), "n_dense_models": int(md), "n_perm": int(n_perm)}
+            "seeds_per_side": int(mp), "n_dense_models": int(md), "n_perm": int(n_perm),
+            "min_p": min(1.0, (2.0 if md == mp else 1.0) / configs)}
 
 
 def half_samples(md: int, mp: int, pairs: np.ndarray | None, k: int, n: int, rng) -> tuple[np.ndarray, np.ndarray]:

@@ -52,6 +52,7 @@ def test_permutation_p_value_by_hand(pairs, exact):
     r = pm.floor_test(votes, 2, 2, pairs, 6000, 0)
     assert r["observed"] == 1.0 and r["p_value"] == pytest.approx(exact, abs=0.025)
     assert r["method"] == ("pooled" if pairs is None else "paired_swap") and r["n_perm"] == 6000
+    assert r["min_p"] == pytest.approx(exact)  # here the observed labeling is the most extreme one
 
 
 def test_seed_pairs_need_a_paper_schedule_and_every_seed_among_dense():
@@ -149,3 +150,17 @@ def test_pie_outcomes_both_wrong_in_three_classes():
     s = compare(st).summary["p@0.5"]
     assert (s["n_pies_pruned_right"], s["n_pies_dense_right"], s["n_pies_both_wrong"]) == (0, 0, 2)
     assert s["pie_both_wrong_share"] == 1.0
+
+
+def test_three_seeds_per_side_can_never_be_above_the_floor():
+    from pie_mlops.analysis import group_stats as gs
+
+    labels = np.tile([0, 1], 50)
+    dense = onehot(np.tile(labels, (3, 1)))
+    pruned = onehot(np.tile(1 - labels, (3, 1)))           # every example flipped, every model
+    st = Stacked("test", "single_label", np.array([f"e{i}" for i in range(100)]), labels,
+                 {"dense": GroupStack(np.arange(3), dense, None), "magnitude-os@0.90": GroupStack(np.arange(3), pruned, None)})
+    r = gs.add_statistics(compare(st), gs.StatOptions(n_boot=10, n_perm=500, n_resample=50, n_half=20, alpha=0.05))
+    s = r.summary["magnitude-os@0.90"]
+    assert s["pie_share"] == 1.0 and s["floor_test"]["min_p"] == 0.25
+    assert s["floor_test"]["p_value"] >= 0.2 and s["above_floor"] is False and "3 seeds" in s["floor_test"]["note"]
