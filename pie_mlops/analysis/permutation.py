@@ -84,6 +84,19 @@ class Votes:
             np.maximum(top, raw[..., k], out=top)
         return counts / size, label
 
+    def binary_side(self, sel: np.ndarray, raw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Two classes: (class 0's vote share (P, n), modal labels (P, n)), without the (P, n, 2)
+        arrays `side` builds (the common case, several times faster)."""
+        raw0 = (self.raw(sel) if raw is None else raw)[..., 0]
+        size = sel.sum(axis=1).astype(np.float32)[:, None]
+        label = (size * (self.scale + (self.scale != 1.0)) - raw0 > raw0).astype(np.int64)  # class 1 strictly ahead
+        counts = raw0 if self.scale == 1.0 else np.floor(raw0 / self.scale + 1e-3)
+        return counts / size, label
+
+    @property
+    def binary(self) -> bool:
+        return self.task != "multi_label" and self.c == 2
+
     def raw(self, sel: np.ndarray) -> np.ndarray:
         """The product of the selections (P, M) with the votes, (P, n, C or C-1)."""
         return (sel.astype(np.float32) @ self.votes).reshape(len(sel), self.n, -1)
@@ -104,6 +117,9 @@ def pie_shares(votes: Votes, sel_a: np.ndarray, sel_b: np.ndarray) -> np.ndarray
     """(P,) PIE share between side A's and side B's modal labels, for each row."""
     out = np.empty(len(sel_a))
     for s in _chunks(votes, len(sel_a)):
+        if votes.binary:
+            out[s] = (votes.binary_side(sel_a[s])[1] != votes.binary_side(sel_b[s])[1]).mean(axis=1)
+            continue
         diff = votes.modal(sel_a[s]) != votes.modal(sel_b[s])
         out[s] = (diff.any(axis=-1) if diff.ndim == 3 else diff).mean(axis=1)
     return out
@@ -119,7 +135,12 @@ def decisive_pie_shares(votes: Votes, sel_a: np.ndarray, sel_b: np.ndarray) -> n
     total = votes.total() if complement else None
     for s in _chunks(votes, len(sel_a)):
         raw_a = votes.raw(sel_a[s])
-        (va, la), (vb, lb) = votes.side(sel_a[s], raw_a), votes.side(sel_b[s], total - raw_a if complement else None)
+        raw_b = total - raw_a if complement else None
+        if votes.binary:  # the margin of a side's own label over the other is |2 share - 1|
+            (va, la), (vb, lb) = votes.binary_side(sel_a[s], raw_a), votes.binary_side(sel_b[s], raw_b)
+            out[s] = (np.minimum(np.abs(2 * va - 1), np.abs(2 * vb - 1)) * (la != lb)).mean(axis=1)
+            continue
+        (va, la), (vb, lb) = votes.side(sel_a[s], raw_a), votes.side(sel_b[s], raw_b)
         if votes.task == "multi_label":
             w = np.minimum(np.abs(2 * va - 1), np.abs(2 * vb - 1)) * (la != lb)
             out[s] = w.max(axis=-1).mean(axis=1)
