@@ -228,6 +228,27 @@ def statistics_study(studies: int, n_perm: int, args) -> pd.DataFrame:
     return table
 
 
+def uniformity(studies: int, n_perm: int, args) -> dict:
+    """The null p-values of one group per independent study (core only): the share below 0.05,
+    0.1, 0.2 and 0.5, which a calibrated test keeps at (or, conservative, under) those levels."""
+    out = {}
+    for scenario in ("null_pooled", "null_paired"):
+        ps = []
+        for i in range(studies):
+            rng = np.random.default_rng([args.seed, 4242, SCENARIOS.index(scenario), i])
+            labels, groups, _ = simulate(scenario, args.n, args.m, args.m, args.flip, rng)
+            dense_seeds, dense = groups.pop("dense")
+            name, (seeds, preds) = next(iter(groups.items()))
+            votes = pm.Votes(logits_of(np.concatenate([dense, preds]), 2, rng), "single_label", None, args.tie_rule)
+            ps.append(pm.floor_test(votes, args.m, args.m, pm.seed_pairs(name, dense_seeds, seeds), n_perm,
+                                    [i, 1])["p_value"])
+        ps = np.array(ps)
+        out.update({f"{scenario}_p_below_{level}": round(float((ps < level).mean()), 4) for level in (0.05, 0.1, 0.2, 0.5)})
+        print(scenario, len(ps), "null p-values; share below 0.05/0.1/0.2/0.5:",
+              [out[f"{scenario}_p_below_{level}"] for level in (0.05, 0.1, 0.2, 0.5)], flush=True)
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--studies", type=int, default=40, help="studies per scenario (4 groups each)")
@@ -244,10 +265,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-speed", action="store_true", help="skip the per-group timing")
+    ap.add_argument("--uniformity", type=int, default=0, metavar="STUDIES",
+                    help="only the null p-values of one group per study, STUDIES per null (core only)")
     ap.add_argument("--compare-statistics", type=int, default=0, metavar="STUDIES",
                     help="only the three floor-test statistics side by side, STUDIES per scenario (core only)")
     args = ap.parse_args(argv)
     args.scenarios = [s for s in args.scenarios.split(",") if s]
+    if args.uniformity:
+        out = uniformity(args.uniformity, args.n_perm, args)
+        print(json.dumps(out))
+        return out
     if args.compare_statistics:
         table = statistics_study(args.compare_statistics, args.n_perm, args)
         out = {f"{r.scenario}_{int(r.planted * 100)}pct_{k}": round(float(getattr(r, k)), 3)
