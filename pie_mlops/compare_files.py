@@ -236,15 +236,19 @@ def check_out_dir(out: Path) -> None:
 
 
 def compare_files(predictions: str | Path, out: str | Path, split: str = "test", min_seeds: int = 3,
-                  n_boot: int = 200, seed: int = 0) -> CompareResult:
-    """File mode: read, compare, add the statistics (CIs, modal accuracies, collapse, noise
-    floor), write. Any contract error raises before anything is written."""
-    from pie_mlops.analysis.group_stats import add_statistics
+                  params: dict | None = None) -> CompareResult:
+    """File mode: read, compare, add the statistics (intervals, modal accuracies, collapse, the
+    floor test and the noise floor), write. `params`: compare.* keys (n_boot, n_perm,
+    n_resample, alpha, seed, tie_rule; the schema's defaults for the rest). Any contract
+    error raises before anything is written."""
+    from pie_mlops.analysis.group_stats import StatOptions, add_statistics
+    from pie_mlops.schema import defaults
 
+    params = {**defaults("compare"), **(params or {})}
     stacked = load_predictions_dir(predictions, split)
     if not set(stacked.groups) - {"dense"}:
         raise PieError(f"{predictions}: only the dense group in split {split!r}; a comparison needs a pruned "
                        f"group (<criterion>-<schedule>@<sparsity>) too")
-    result = add_statistics(compare(stacked, min_seeds), n_boot, seed)
+    result = add_statistics(compare(stacked, min_seeds, str(params["tie_rule"])), StatOptions.from_params(params))
     write_outputs(result, out)
     return result

@@ -1,9 +1,10 @@
 """Modal votes, PIE flags and per-group metrics (docs/design.md §3): pure numpy/pandas, no I/O.
 
 A group's models vote per example. Single-label: the class with the most votes wins; a tie
-goes to the tied class with the highest mean softmax probability over the group, and if
-that ties too, to the lowest index. (The paper's argmax over vote counts always took the
-lowest index, Hooker et al. the highest; counting the ties shows how often it matters.)
+goes, under `tie_rule="probability"` (ours, the default), to the tied class with the highest
+mean softmax probability over the group, and if that ties too, to the lowest index; under
+`tie_rule="paper"`, to the lowest index (the authors' argmax over vote counts; Hooker et al.
+took the highest). Each group counts its ties and the PIEs a tie decided.
 Multi-label: each label is on when more than half of the models say so (each model
 binarises its sigmoid with its own threshold). A PIE is an example whose dense modal label
 differs from the pruned group's; for multi-label, any differing label makes a PIE (union).
@@ -20,6 +21,7 @@ from pie_mlops.errors import PieError
 from pie_mlops.stacking import GroupStack, ModelRows, Stacked, stack_models, stack_split  # noqa: F401  (the core's API)
 
 TASKS = ("single_label", "multi_label")
+TIE_RULES = ("probability", "paper")
 
 
 @dataclass
@@ -39,6 +41,7 @@ class CompareResult:
     pies: pd.DataFrame                # docs/design.md §3 pies.parquet rows
     summary: dict = field(default_factory=dict)  # pruned group -> summary.json numbers
     noise_floor: dict | None = None   # dense vs dense at matched seeds (analysis.group_stats)
+    tie_rule: str = "probability"     # how a tied vote was decided (TIE_RULES)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -78,9 +81,10 @@ def argmax_classes(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def modal_labels(logits: np.ndarray, task: str = "single_label",
-                 thresholds: np.ndarray | None = None, preds: np.ndarray | None = None) -> Modal:
-    """Modal label per example over the m models of `logits` (m, n, C), with DESIGN's tie rule.
-    `preds`: `model_predictions` of the same logits, when the caller has them already."""
+                 thresholds: np.ndarray | None = None, preds: np.ndarray | None = None,
+                 tie_rule: str = "probability") -> Modal:
+    """Modal label per example over the m models of `logits` (m, n, C), with `tie_rule`
+    (docs/design.md §3). `preds`: `model_predictions` of the same logits, when the caller has them."""
     logits = np.asarray(logits)
     m, n, c = logits.shape
     if preds is None:
@@ -103,7 +107,7 @@ def modal_labels(logits: np.ndarray, task: str = "single_label",
         is_top = counts == top[:, None]
         label = counts.argmax(axis=1).astype(np.int64)
     ties = is_top.sum(axis=1) > 1
-    if ties.any():
+    if ties.any() and tie_rule == "probability":
         # Only tied examples pay for softmax; argmax picks the lowest index on equal means.
         z = logits[:, ties, :].astype(np.float64)
         p = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -162,8 +166,27 @@ def group_sparsity(group: str) -> float | None:
         return None
 
 
-def compare(stacked: Stacked, min_seeds: int = 3) -> CompareResult:
+def pie_outcomes(dense: Modal, pruned: Modal, labels: np.ndarray, pie: np.ndarray) -> dict:
+    """Each PIE is pruned-right (the pruned modal label is gold), dense-right, or both-wrong
+    (multi-label: right = the whole label set); counts and shares of the PIEs, as the authors'
+    notebooks split them. Plus the PIEs a tied vote decided (on either side)."""
+    def right(modal: Modal) -> np.ndarray:
+        eq = modal.label == labels
+        return eq.all(axis=1) if eq.ndim == 2 else eq
+
+    k = int(pie.sum())
+    counts = {"pruned_right": int((pie & right(pruned)).sum()), "dense_right": int((pie & right(dense)).sum())}
+    counts["both_wrong"] = k - counts["pruned_right"] - counts["dense_right"]
+    out = {f"n_pies_{key}": v for key, v in counts.items()}
+    out.update({f"pie_{key}_share": (v / k if k else None) for key, v in counts.items()})
+    out["n_pies_tie_decided"] = int((pie & (dense.ties | pruned.ties)).sum())
+    return out
+
+
+def compare(stacked: Stacked, min_seeds: int = 3, tie_rule: str = "probability") -> CompareResult:
     """Modal labels, PIE flags, pies.parquet rows and summary.json numbers for every pruned group."""
+    if tie_rule not in TIE_RULES:
+        raise PieError(f"compare.tie_rule {tie_rule!r}: use one of {', '.join(TIE_RULES)}")
     if "dense" not in stacked.groups:
         raise PieError(f"no 'dense' group among {sorted(stacked.groups)}: PIEs are defined against dense models")
     for group, stack in sorted(stacked.groups.items()):
@@ -173,17 +196,18 @@ def compare(stacked: Stacked, min_seeds: int = 3) -> CompareResult:
     task, labels, n = stacked.task, stacked.labels, len(stacked.example_ids)
     dense = stacked.groups["dense"]
     dense_preds = model_predictions(dense.logits, task, dense.thresholds)
-    modal = {"dense": modal_labels(dense.logits, task, dense.thresholds, dense_preds)}
+    modal = {"dense": modal_labels(dense.logits, task, dense.thresholds, dense_preds, tie_rule)}
     flags, frames, summary = {}, [], {}
     everything = np.ones(n, dtype=bool)
     for group in sorted(g for g in stacked.groups if g != "dense"):
         stack = stacked.groups[group]
         preds = model_predictions(stack.logits, task, stack.thresholds)
-        modal[group] = mod = modal_labels(stack.logits, task, stack.thresholds, preds)
+        modal[group] = mod = modal_labels(stack.logits, task, stack.thresholds, preds, tie_rule)
         flags[group] = pie = pie_flags(modal["dense"], mod)
         s = {"n_examples": n, "n_pies": int(pie.sum()), "pie_share": float(pie.mean()) if n else 0.0,
              "n_ties_dense": int(modal["dense"].ties.sum()), "n_ties_pruned": int(mod.ties.sum()),
-             "n_models": len(stack.seeds), "n_dense_models": len(dense.seeds), "sparsity": group_sparsity(group)}
+             "n_models": len(stack.seeds), "n_dense_models": len(dense.seeds), "sparsity": group_sparsity(group),
+             "tie_rule": tie_rule, **pie_outcomes(modal["dense"], mod, labels, pie)}
         for subset, mask in (("all", everything), ("pie", pie), ("nonpie", ~pie)):
             for side, p in (("dense", dense_preds), ("pruned", preds)):
                 s[f"{side}_acc_{subset}"], s[f"{side}_acc_{subset}_std"] = _mean_std(model_scores(p, labels, task, mask))
@@ -193,7 +217,7 @@ def compare(stacked: Stacked, min_seeds: int = 3) -> CompareResult:
         frames.append(_pies_rows(stacked, group, modal["dense"], mod, pie))
     pies = pd.concat(frames, ignore_index=True) if frames else _pies_rows(stacked, "", modal["dense"],
                                                                          modal["dense"], np.zeros(n, bool)).iloc[0:0]
-    return CompareResult(stacked, modal, flags, pies, summary)
+    return CompareResult(stacked, modal, flags, pies, summary, tie_rule=tie_rule)
 
 
 def _pies_rows(stacked: Stacked, group: str, dense: Modal, pruned: Modal, pie: np.ndarray) -> pd.DataFrame:

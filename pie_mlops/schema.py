@@ -168,7 +168,12 @@ class Compare(Section):
     snapshot: str = "train@epoch1"  # dense early-training predictions, for EL2N
     out: str = "reports/compare/{dataset}/{arch}"
     checks_dir: str = "reports/prediction_checks/{dataset}/{arch}"
-    n_boot: int = Field(100, ge=1)  # bootstrap replicates (noise floor, CIs, stability)
+    n_boot: int = Field(100, ge=1)  # draws of the noise floor and the stability curves
+    n_resample: int = Field(1000, ge=1)  # example-bootstrap replicates (*_ci)
+    n_half: int = Field(1000, ge=1)  # seed half-sampling draws (pie_share_half, floor_half)
+    n_perm: int = Field(2000, ge=1)  # permutations per floor test (min p = 1/(n_perm+1), before Holm)
+    alpha: float = Field(0.05, gt=0, lt=1)  # above_floor: the Holm-adjusted floor-test p is below it
+    tie_rule: Literal["probability", "paper"] = "probability"  # paper: a tied vote goes to the lowest class index
     seed: int = 0
     champion_tolerance: float = Field(0.02, ge=0, le=1)  # accuracy a champion may lose vs dense
     # Dense models and the champion must beat the trivial baseline (majority class; multi-label:

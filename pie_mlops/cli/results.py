@@ -22,6 +22,9 @@ from pie_mlops.errors import PieError
 @click.option("--split", default=None, help="Split to compare. Default: test in file mode, else compare.split.")
 @click.option("--min-seeds", default=None, metavar="N", help="Fewest models per group. Default: 3 in file mode, else compare.min_seeds.")
 @click.option("--data-dir", default=None, help="Where the datasets live. Default: compare.data_dir (data).")
+@click.option("--tie-rule", default=None, type=click.Choice(["probability", "paper"]),
+              help="A tied vote goes to the highest mean probability (probability) or the lowest class "
+                   "index (paper, the authors' argmax). Default: compare.tie_rule.")
 @click.pass_context
 def compare(ctx: click.Context, predictions: str | None, **options) -> None:
     """Compare every pruned group with dense: PIEs, analyses, report, champion.
@@ -60,8 +63,7 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
 
         from pie_mlops.tracking import log_artifacts_if_active
 
-        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"],
-                               int(params.get("n_boot", 200)), int(params.get("seed", 0)))
+        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"], params)
         _print_summary(result.summary)
         out = Path(given["out"])
         log_artifacts_if_active([out / "pies.parquet", out / "summary.json"], "compare")  # under `mlflow run`

@@ -127,12 +127,12 @@ def _headline(s: Study) -> str:
                f"vs pruned {_fmt(worst['pruned_acc_pie'])} on its {int(worst['n_pies'])} PIEs"
                + (f" (collapsed groups left out: {len(s.df) - len(judged)})." if len(judged) < len(s.df) else "."))
     floor = s.analysis.get("noise_floor", {})
-    above = [g for g, v in floor.get("groups", {}).items() if v.get("above_floor")]
+    above = [g for g, v in s.summary.items() if isinstance(v, dict) and v.get("above_floor")]  # the floor test
     return (f'<div class="box"><b>{escape(s.label)}</b>: dense accuracy {_fmt(s.df["dense_acc_all"].mean())} '
             f"over {s.meta.get('n_dense_models')} seeds, {s.meta.get('n_examples')} {escape(s.meta.get('split', ''))} "
             f"examples. {gap} Noise floor "
             f"(dense vs dense): {_fmt(floor.get('floor_share'))} of examples; {len(above)} of {len(s.df)} groups lie "
-            f"clearly above it.</div>")
+            f"above it (permutation test, Holm).</div>")
 
 
 def _study_html(s: Study, figures: dict[str, bytes]) -> str:
@@ -204,13 +204,16 @@ def _study_html(s: Study, figures: dict[str, bytes]) -> str:
                          "pruned": f"{r.pruned_label} ({r.pruned_votes:.0%})"})
         parts.append(_section(f"Example PIEs of {focus}", "Gold label, and the dense and pruned majority labels "
                               "with their vote shares. Hover a text to read it whole.", blocks().examples(rows)))
-    cols = ["group", "n_models", "n_pies", "pie_share", "pie_share_ci", "above_floor", "n_ties_dense",
-            "n_ties_pruned", "dense_acc_all", "pruned_acc_all", "dense_acc_pie", "pruned_acc_pie",
+    cols = ["group", "n_models", "n_pies", "pie_share", "pie_share_ci", "above_floor", "pie_pruned_right_share",
+            "pie_dense_right_share", "pie_both_wrong_share", "n_ties_dense", "n_ties_pruned", "n_pies_tie_decided",
+            "dense_acc_all", "pruned_acc_all", "dense_acc_pie", "pruned_acc_pie",
             "dense_modal_acc_pie", "pruned_modal_acc_pie", "dense_acc_nonpie", "pruned_acc_nonpie"]
     records = [{k: (_ci(v) if k.endswith("_ci") else v) for k, v in r.items()} for r in s.df.to_dict("records")]
     collapsed = [r for r in records if r.get("collapsed") in (True,)]  # numpy or Python bool
     parts.append(_section("Every group", "The numbers of summary.json: per-model means over seeds, the modal "
-                          "label's accuracy (the paper's), and the PIE share's 95% bootstrap interval over seeds.",
+                          "label's accuracy (the paper's), the PIE share's 95% interval over test examples (seeds "
+                          "fixed), whether it is above the noise floor (permutation test, Holm), and its PIEs "
+                          "split by who is right: pruned, dense, or neither.",
                           _table([r for r in records if r.get("collapsed") not in (True,)], [c for c in cols if c in s.df])))
     if collapsed:
         parts.append(_section("Collapsed groups", "Their models predict one class for more than 95% of the "

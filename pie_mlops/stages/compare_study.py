@@ -92,9 +92,9 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
         stacks, runs = _read_dir(Path(predictions_dir), wanted), []
         _check_ids(stacks[split], texts, f"{dataset}/{split}")
     test = stacks[split]
-    core = pies.compare(test, int(params["min_seeds"]))
-    from pie_mlops.analysis.group_stats import add_statistics
-    add_statistics(core, int(params["n_boot"]), int(params["seed"]))  # CIs, modal accuracies, collapse, floor
+    core = pies.compare(test, int(params["min_seeds"]), str(params["tie_rule"]))
+    from pie_mlops.analysis.group_stats import StatOptions, add_statistics
+    add_statistics(core, StatOptions.from_params(params))  # intervals, modal accuracies, collapse, floor test
     analysis, complexity, examples = analyse(
         core, texts, train=stacks.get("train"), snapshot=stacks.get(params["snapshot"]),
         snapshot_name=params["snapshot"], label_names=list(meta["label_names"]), meta={"dataset": dataset, "arch": arch, "split": split},

@@ -62,9 +62,21 @@ def test_file_mode_writes_pies_and_summary(good, tmp_path, capsys):
         for side in ("dense", "pruned"):
             keys |= {f"{side}_acc_{subset}", f"{side}_acc_{subset}_std", f"{side}_modal_acc_{subset}",
                      f"{side}_acc_{subset}_ci", f"{side}_modal_acc_{subset}_ci"}
+    keys |= {"floor_test", "pie_share_half", "pie_share_half_ci", "floor_half", "floor_half_ci", "half_k",
+             "n_pies_tie_decided", "n_pies_pruned_right", "n_pies_dense_right", "n_pies_both_wrong",
+             "pie_pruned_right_share", "pie_dense_right_share", "pie_both_wrong_share", "tie_rule"}
     assert set(summary["noise_floor"]) >= {"share", "ci", "seeds_per_side"}
     assert keys <= set(s) and s["n_examples"] == N and s["n_pies"] == int(pies["is_pie"].sum())
+    assert set(s["floor_test"]) >= {"p_value", "p_holm", "method", "seeds_per_side", "n_perm"}
+    assert s["floor_test"]["method"] == "paired_swap" and s["floor_test"]["n_perm"] >= 1000
+    assert s["above_floor"] == (s["floor_test"]["p_holm"] < 0.05) and s["tie_rule"] == "probability"
     assert "magnitude-os@0.50" in capsys.readouterr().out
+
+
+def test_file_mode_tie_rule_option(good, tmp_path):
+    main(["compare", "--predictions", str(good), "--out", str(tmp_path / "out"), "--tie-rule", "paper"])
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())["magnitude-os@0.50"]
+    assert s["tie_rule"] == "paper" and s["n_pies_tie_decided"] <= s["n_pies"]
 
 
 def _bad_ids(preds):
