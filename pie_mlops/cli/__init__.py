@@ -22,12 +22,17 @@ def _given(options: dict) -> dict:
     return {k: v for k, v in options.items() if v not in (None, "")}
 
 
-def _open_store(params_file: str) -> None:
-    """Before a stage writes anything: its params file is there (outside the project root a
+def _open_store(params_file: str, params: dict | None = None, section: str = "") -> None:
+    """Before a stage writes anything: `params`' dataset is a name, not a path (vocabulary.py;
+    a path would put files and a registered model outside the project), its params file is there (outside the project root a
     stage would scatter data/, predictions/ and mlflow.db), and the tracking store answers
     (pie_mlops/tracking/guard.py): else one line and exit 2, never a hang."""
     import os
 
+    if params is not None and params.get("dataset") is not None:
+        from pie_mlops.vocabulary import check_name
+
+        check_name("dataset", params["dataset"], f"--dataset or {section}.dataset")
     if not os.path.isfile(params_file):
         raise PieError(f"{params_file}: no such params file (in {os.getcwd()}); run from the project root "
                        f"or pass --params FILE")
@@ -62,6 +67,9 @@ def cli(ctx: click.Context, params_file: str, profile: str | None, quiet: int, v
     from pie_mlops import log
 
     log.setup(verbose - quiet)
+    from pie_mlops.credentials import check_tracking_uris
+
+    check_tracking_uris()  # a password in MLFLOW_TRACKING_URI: refused before MLflow can print it
     if profile not in (None, ""):
         from pie_mlops.params import profile_path
 

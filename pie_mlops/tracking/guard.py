@@ -118,6 +118,9 @@ def _answer(uri: str, users: set[str]) -> None:
 
 def open_store() -> None:
     """Check the tracking store once, before a stage writes anything (see the module doc)."""
+    from pie_mlops.credentials import check_tracking_uris
+
+    check_tracking_uris()  # also for callers of the stage functions that bypass the CLI
     users = {k for k in HTTP_LIMITS if os.environ.get(k)}
     for key, value in HTTP_LIMITS.items():
         if key not in users:
