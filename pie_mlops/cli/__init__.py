@@ -33,6 +33,11 @@ def _open_store(params_file: str, params: dict | None = None, section: str = "")
         from pie_mlops.vocabulary import check_name
 
         check_name("dataset", params["dataset"], f"--dataset or {section}.dataset")
+    if params is not None and params.get("seeds") is not None:  # --seeds is not schema-checked
+        from pie_mlops.params import as_list, seeds_for
+
+        for arch in as_list(params.get("arch")):
+            seeds_for(params, arch, section)
     if not os.path.isfile(params_file):
         raise PieError(f"{params_file}: no such params file (in {os.getcwd()}); run from the project root "
                        f"or pass --params FILE")

@@ -89,3 +89,39 @@ def test_a_symlink_is_named_and_its_target_never_echoed(tmp_path):
     with pytest.raises(PieError) as err:
         _import(tmp_path / "link.csv", tmp_path)
     assert "link.csv: a symbolic link" in str(err.value) and "root:x" not in str(err.value)
+
+
+def _bomb_yaml(levels: int) -> str:
+    """Under 1 KB: `levels` levels of nine aliases each inside tune.space (the issue's case)."""
+    lines = ["tune:", "  space:", "    bert:", '      l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"      l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * 9)}]" for k in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("levels", [6, 9])
+def test_a_yaml_alias_bomb_is_refused_in_under_a_second(levels, tmp_path, capsys):
+    from pie_mlops.cli import main
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_bomb_yaml(levels))
+    assert path.stat().st_size < 1024
+    start = time.perf_counter()
+    with pytest.raises(SystemExit) as exit_:
+        main(["--params", str(path), "params"])
+    took = time.perf_counter() - start
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "expands to over 100,000 values" in err[0], err
+    assert took < 1.0, took
+
+
+def test_an_oversized_or_recursive_params_file_is_refused(tmp_path, capsys):
+    from pie_mlops.params import load_all, read_best_params
+
+    big = tmp_path / "big.yaml"
+    big.write_text("train:\n  seeds: [" + ", ".join(["0"] * 400_000) + "]\n")
+    with pytest.raises(PieError, match=r"big\.yaml: [0-9,]+ bytes; a params file is at most 1,048,576"):
+        load_all(big)
+    loop = tmp_path / "best.yaml"
+    loop.write_text("lr: &a [*a]\n")
+    with pytest.raises(PieError, match="expands to over"):
+        read_best_params(loop)
