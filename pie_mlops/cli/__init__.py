@@ -111,6 +111,12 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except Exception as exc:
+        if "database disk image is malformed" in _innermost(exc):  # damage met mid-stage
+            from pie_mlops.tracking.guard import damaged, sqlite_path
+            from pie_mlops.tracking.store import tracking_uri
+
+            click.echo(f"error: {damaged(sqlite_path(tracking_uri()) or 'mlflow.db', 'database disk image is malformed')}", err=True)
+            sys.exit(2)
         if _machine_state(exc):  # a permission, a full or read-only disk: not a bug
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             click.echo(f"error: {where}{exc.strerror or exc}", err=True)
@@ -120,6 +126,14 @@ def main(argv: list[str] | None = None) -> None:
         traceback.print_exc()
         click.echo("internal error (exit 3): the traceback above is a bug; please report it", err=True)
         sys.exit(3)
+
+
+def _innermost(exc: BaseException) -> str:
+    """The messages of `exc` and its causes, joined (the innermost names the cause)."""
+    seen = [exc]
+    while (seen[-1].__cause__ or seen[-1].__context__) is not None and len(seen) < 20:
+        seen.append(seen[-1].__cause__ or seen[-1].__context__)
+    return " | ".join(str(e) for e in reversed(seen))
 
 
 def _machine_state(exc: Exception) -> bool:

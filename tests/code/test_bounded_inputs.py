@@ -125,3 +125,28 @@ def test_an_oversized_or_recursive_params_file_is_refused(tmp_path, capsys):
     loop.write_text("lr: &a [*a]\n")
     with pytest.raises(PieError, match="expands to over"):
         read_best_params(loop)
+
+
+def test_a_full_disk_names_the_path_and_keeps_the_old_dataset(tmp_path):
+    """docs/errors.md: a full disk is one line naming the path; the dataset written before stays."""
+    import shutil
+
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
+        pytest.skip("needs unshare -rm (a private mount namespace) for a small tmpfs")
+    rows = "".join(f"review {os.urandom(150).hex()},{'pos' if i % 2 else 'neg'}\n" for i in range(4000))
+    (tmp_path / "big.csv").write_text("text,label\n" + rows)  # 1.2 MB of random text: more than the disk holds
+    (tmp_path / "small.csv").write_text("text,label\n" + "".join(rows.splitlines(keepends=True)[:20]))
+    (tmp_path / "disk").mkdir()
+    base = [str(BIN / "pie-mlops"), "import", "--name", "ds", "--text-col", "text", "--label-col", "label",
+            "--data-dir", str(tmp_path / "disk" / "data")]
+    script = (f"mount -t tmpfs -o size=384k tmpfs {tmp_path / 'disk'} && "
+              f"{' '.join(base)} {tmp_path / 'small.csv'} >/dev/null && "
+              f"cp -r {tmp_path / 'disk' / 'data'} {tmp_path / 'before'} && "
+              f"{{ {' '.join(base)} --overwrite {tmp_path / 'big.csv'}; echo rc=$?; }} && "
+              f"diff -r {tmp_path / 'before'} {tmp_path / 'disk' / 'data'} && echo same")
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert "rc=2" in proc.stdout and "same" in proc.stdout, (proc.stdout, proc.stderr)
+    assert len(lines) == 1 and "no space left on device" in lines[0] and str(tmp_path / "disk" / "data") in lines[0], lines
