@@ -111,11 +111,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except Exception as exc:
-        if "database disk image is malformed" in _innermost(exc):  # damage met mid-stage
-            from pie_mlops.tracking.guard import damaged, sqlite_path
-            from pie_mlops.tracking.store import tracking_uri
-
-            click.echo(f"error: {damaged(sqlite_path(tracking_uri()) or 'mlflow.db', 'database disk image is malformed')}", err=True)
+        if "database disk image is malformed" in _innermost(exc):  # SQLite damage met mid-stage
+            click.echo("error: a SQLite database is damaged (database disk image is malformed): the MLflow store "
+                       "passed its start-up check, so check it and any Optuna storage with "
+                       "sqlite3 FILE 'PRAGMA quick_check', then restore the damaged one from a backup or "
+                       "salvage it (sqlite3 FILE .recover | sqlite3 recovered.db)", err=True)
             sys.exit(2)
         if _machine_state(exc):  # a permission, a full or read-only disk: not a bug
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""

@@ -117,7 +117,7 @@ def _check_integrity(db: Path) -> None:
 
 
 def damaged(db: Path | str, problem: str) -> str:
-    """The one line for a damaged SQLite store (here and in the CLI for damage found mid-stage)."""
+    """The one line for a damaged SQLite store."""
     return (f"{db}: the MLflow store is damaged ({problem.splitlines()[0][:160]}); restore it from a backup, or "
             f"salvage it (sqlite3 {db} .recover | sqlite3 recovered.db) and point MLFLOW_TRACKING_URI at the copy")
 

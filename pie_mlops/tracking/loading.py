@@ -27,9 +27,9 @@ def version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Path
     deleted or moved): PieError naming the version and the fix, not MLflow's traceback."""
     try:
         return _version_files(name, alias, dst, mv)
-    except (LookupError, PieError):
+    except LookupError:
         raise
-    except Exception as exc:  # MlflowException, OSError: the store answered but the files are gone
+    except Exception as exc:  # MlflowException, OSError, a download's PieError: the store answered, the files are gone
         from pie_mlops.tracking.guard import _reason
         from pie_mlops.tracking.store import artifact_root, tracking_uri
 

@@ -225,6 +225,13 @@ def test_missing_artifacts_a_damaged_store_and_an_emptied_store_are_one_line(tmp
     line, _ = _one_line_exit_2(prune, repo, _env(), limit=300)
     assert "model pie-synthetic_nli-bilstm@dense-s0: its files are missing from" in line, line
     assert f"{repo}/mlartifacts/" in line and "re-run `pie-mlops train`" in line, line
+    (repo / "predictions").rename(repo / "predictions-aside")  # a skipped model restores its predictions
+    line, _ = _one_line_exit_2([str(BIN / "pie-mlops"), "train", "--arch", "bilstm", "--seeds", "0"], repo, _env(),
+                               limit=300)
+    assert line.startswith("error: run ") and "cannot download its predictions/ from the artifact store" in line, line
+    assert not list((repo / "predictions").rglob("*.parquet"))  # nothing half-restored
+    shutil.rmtree(repo / "predictions")
+    (repo / "predictions-aside").rename(repo / "predictions")
     (repo / "aside").rename(repo / "mlartifacts")
 
     db = repo / "mlflow.db"
@@ -243,3 +250,18 @@ def test_missing_artifacts_a_damaged_store_and_an_emptied_store_are_one_line(tmp
     assert line.startswith("error: mlflow.db: the MLflow store is empty (0 bytes) but ") and "mlartifacts/ holds runs" in line
     assert db.stat().st_size == 0  # never silently replaced
     db.write_bytes(saved)
+
+    # Damage met mid-stage, in an Optuna SQLite storage the start-up check does not cover.
+    import optuna
+
+    storage = f"sqlite:///{repo}/optuna-damaged.db"
+    optuna.create_study(storage=storage, study_name="x").optimize(lambda t: t.suggest_float("a", 0, 1), n_trials=2)
+    with sqlite3.connect(repo / "optuna-damaged.db") as conn:
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'studies'").fetchone()[0]
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    with open(repo / "optuna-damaged.db", "r+b") as handle:
+        handle.seek((root - 1) * page)
+        handle.write(b"\xff" * page)
+    line, _ = _one_line_exit_2([str(BIN / "pie-mlops"), "tune", "--arch", "bilstm", "--storage", storage], repo, _env(),
+                               limit=300)
+    assert line.startswith("error: a SQLite database is damaged (database disk image is malformed)"), line
