@@ -98,6 +98,19 @@ def _unwritable(path: Path, exc: OSError) -> PieError:
     return PieError(f"{path.parent}: cannot write {path.name} there ({exc.strerror})")
 
 
+def _full(path: Path, exc: BaseException) -> PieError | None:
+    """A full disk or quota met while writing `path`: the error names it (a write() error names
+    no file) and says the old version is kept; None for any other error."""
+    import errno
+
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc):
+        return PieError(f"{path}: cannot write it (no space left on device); the previous version, if any, is "
+                        f"kept; free space and re-run")
+    return None
+
+
 def _new_temp(path: Path) -> Path:
     """Create an empty temporary beside `path` with the mode a new file gets (0666 less the
     umask, applied by open itself): unlike mkstemp's 0600 it needs no chmod, and no umask
@@ -132,8 +145,10 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if (full := _full(path, exc)) is not None:
+            raise full from None
         raise
 
 
@@ -203,8 +218,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         _swap_in(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if (full := _full(path, exc)) is not None:
+            raise full from None
         raise
 
 

@@ -67,3 +67,21 @@ def check_no_password(url: str | None, where: str) -> None:
     if has_password(url):
         raise PieError(f"{where}: {redact_url(url)} carries a password; remove it and put it in PGPASSWORD or "
                        f"~/.pgpass (never in params, --storage or -P storage=: they end in dvc.lock, run params and ps)")
+
+
+TRACKING_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def check_tracking_uris(environ=None) -> None:
+    """PieError (exit 2) when MLFLOW_TRACKING_URI or MLFLOW_REGISTRY_URI carries a password:
+    MLflow would print it (`View run ... at: http://user:PW@host/...`) and record it; refused
+    before MLflow ever sees the URI."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    for var in TRACKING_VARIABLES:
+        uri = environ.get(var)
+        if uri and has_password(uri):
+            raise PieError(f"{var}={redact_url(uri)} carries a password; remove it from the URI and set "
+                           f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials) "
+                           f"instead: a URI is printed in run links and logs")

@@ -15,6 +15,10 @@ DEFAULT_PARAMS = "params.yaml"
 PROFILES_DIR = "profiles"
 _TYPE_TAGS = {"int", "float", "str", "bool", "none", "literal['bert','bilstm']"}
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# A params file is a few KB; YAML aliases can make a 1 KB file expand to billions of values
+# (the "billion laughs"), which validating or printing would take for ever. Both are refused.
+MAX_FILE_BYTES = 1 * 2**20
+MAX_VALUES = 100_000  # values once aliases are expanded; the paper profile has a few hundred
 
 
 def profile_path(name: str) -> Path:
@@ -34,7 +38,6 @@ def profile_path(name: str) -> Path:
 
 def read_file(path: str | Path) -> dict:
     """The params file as a mapping of sections; a missing or malformed file is exit 2."""
-    import yaml
 
     path = Path(path)
     if str(path) == DEFAULT_PARAMS and not path.exists():
@@ -42,16 +45,50 @@ def read_file(path: str | Path) -> dict:
     if not path.is_file():
         raise PieError(f"{path}: no such params file (run from the project root, or give --params FILE "
                        f"or --profile NAME)")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PieError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    doc = _load_bounded(path, "not valid YAML")
     if doc is None:
         return {}
     if not isinstance(doc, dict):
         raise PieError(f"{path}: must be a mapping of sections (materialize:, train:, ...), "
                        f"not a {type(doc).__name__}")
     return doc
+
+
+def _load_bounded(path: Path, what: str, hint: str = ""):
+    """yaml.safe_load of `path`, refused (PieError) over MAX_FILE_BYTES or MAX_VALUES expanded values."""
+    import yaml
+
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise PieError(f"{path}: {path.stat().st_size:,} bytes; a params file is at most {MAX_FILE_BYTES:,}")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        raise PieError(f"{path}: {what} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}){hint}") from None
+    if _expanded_size(doc, {}) > MAX_VALUES:
+        raise PieError(f"{path}: expands to over {MAX_VALUES:,} values through YAML aliases (&/*); "
+                       f"write the values out")
+    return doc
+
+
+def _expanded_size(value, memo: dict) -> int:
+    """Values in `value` with every alias expanded, counted once per shared node (memo by id),
+    so a billion-laughs document is measured in microseconds. Stops early past the bound."""
+    if id(value) in memo:
+        return memo[id(value)]
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return 1
+    memo[id(value)] = MAX_VALUES + 1  # a cycle (a recursive alias) counts as too large
+    total = 1
+    for item in items:
+        total += _expanded_size(item, memo)
+        if total > MAX_VALUES:
+            break
+    memo[id(value)] = total
+    return total
 
 
 def validate(section: str, values: dict, source: str | Path = DEFAULT_PARAMS) -> dict:
@@ -71,8 +108,13 @@ def validate(section: str, values: dict, source: str | Path = DEFAULT_PARAMS) ->
     except ValidationError as exc:
         # A per-architecture value is a union: report the branch that got furthest, without
         # pydantic's branch tags (`list[int]`, `dict[...]`) in the key path.
-        err = max(exc.errors(), key=lambda e: len(e["loc"]))
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS))]
+        def path(e: dict) -> list:
+            return [p for p in e["loc"]
+                    if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS or p.startswith("constrained-")))]
+
+        # The deepest, and of equals not a wrong key (`imdb` is no architecture, but is a dataset).
+        err = max(exc.errors(), key=lambda e: (len(path(e)), e["type"] != "literal_error"))
+        loc = path(err)
         where = ".".join(str(p) for p in (section, *loc))
         if err["type"] == "extra_forbidden":
             known = ", ".join(SECTIONS[section].model_fields)
@@ -134,15 +176,10 @@ def as_list(value) -> list:
 
 def read_best_params(path: Path) -> dict:
     """The tuned hyperparameters in `path` ({} if there is none); PieError if it does not parse."""
-    import yaml
 
     if not path.is_file():
         return {}
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PieError(f"{path}: tuned-params file does not parse ({str(exc).splitlines()[0]}); "
-                       f"re-run `pie-mlops tune` or delete it") from None
+    doc = _load_bounded(path, "tuned-params file does not parse", "; re-run `pie-mlops tune` or delete it")
     if not isinstance(doc, dict):
         raise PieError(f"{path}: tuned-params file must be a mapping of {', '.join(TUNED)}")
     best = {k: v for k, v in doc.items() if k in TUNED}
@@ -210,4 +247,7 @@ def seeds_for(params: dict, arch: str, section: str = "train") -> list[int]:
         raise PieError(f"{section}.seeds must be integers, got {params['seeds']!r}") from None
     if not seeds:
         raise PieError(f"{section}.seeds is empty for {arch}")
+    bad = [s for s in seeds if not 0 <= s < 2**32]  # --seeds is not schema-checked: numpy and torch refuse these
+    if bad:
+        raise PieError(f"{section}.seeds (or --seeds): {bad[0]} is not a seed; use 0 .. 2**32 - 1")
     return seeds

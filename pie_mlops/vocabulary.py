@@ -1,7 +1,9 @@
 """The paper's names (docs/design.md §1) and the one check that a name read from a user, a file or
-a params section is one of them. Architecture and group names become path parts
-(`predictions/<dataset>/<arch>/pruned/<group>/`, `reports/compare/<dataset>/<arch>`), so a
-name outside the vocabulary (`../..`, `a/b`) must never reach a path. Pure: no I/O, no torch.
+a params section is valid. Dataset, architecture and group names become path parts
+(`data/<dataset>/`, `predictions/<dataset>/<arch>/pruned/<group>/`, `reports/compare/<dataset>/<arch>`)
+and registered-model names (`pie-<dataset>-<arch>`), so a name outside these rules (`../..`,
+`a/b`, `x:y`) must never reach a path or the registry. Every entry point (the CLI, the params
+schema, the stage functions a worker calls) checks through `check_name`. Pure: no I/O, no torch.
 """
 
 from __future__ import annotations
@@ -16,13 +18,28 @@ SCHEDULES = ("ft", "wr", "ai", "os")
 DENSE = "dense"
 DENSE_LONG = "dense-long"  # dense models trained for the ft/wr length: the training-length control
 # <criterion>-<schedule>[-structured|-layer]@<sparsity in [0, 1)>, as prune.group_name writes it.
+# A dataset: a folder name that is also legal inside an MLflow model name (no '/', ':'), never
+# hidden ('.name' is write_dataset's temporary copy) and never '..'.
+_DATASET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 _GROUP = re.compile(rf"({'|'.join(CRITERIA)})-({'|'.join(SCHEDULES)})(-structured|-layer)?@0(\.[0-9]+)?")
 
 
 def check_name(kind: str, name: object, where: str = "") -> str:
-    """`name` if it is a valid `kind` ("arch" or "group"), else PieError naming `where`."""
+    """`name` if it is a valid `kind` ("dataset", "arch" or "group"), else PieError naming `where`."""
+    problem = name_problem(kind, name)
+    if problem:
+        raise PieError(f"{where + ': ' if where else ''}{problem}")
+    return name
+
+
+def name_problem(kind: str, name: object) -> str | None:
+    """Why `name` is not a valid `kind`, or None (the schema's validators use this, as ValueError)."""
     text = name if isinstance(name, str) else None
-    if kind == "arch":
+    if kind == "dataset":
+        ok = text is not None and _DATASET.fullmatch(text) is not None and ".." not in text
+        expected = ("a dataset name: letters, digits, '_', '-' and '.', starting with a letter or digit, "
+                    "at most 200 characters, no '..' (a name, not a path)")
+    elif kind == "arch":
         ok = text in ARCHS
         expected = f"one of {', '.join(ARCHS)}"
     elif kind == "group":
@@ -30,6 +47,4 @@ def check_name(kind: str, name: object, where: str = "") -> str:
         expected = f"'{DENSE}', '{DENSE_LONG}' or <criterion>-<schedule>@<sparsity>, e.g. magnitude-os@0.50"
     else:
         raise ValueError(f"unknown kind of name {kind!r}")
-    if not ok:
-        raise PieError(f"{where + ': ' if where else ''}{kind} {name!r} is not {expected}")
-    return text
+    return None if ok else f"{kind} {name!r} is not {expected}"

@@ -22,12 +22,22 @@ def _given(options: dict) -> dict:
     return {k: v for k, v in options.items() if v not in (None, "")}
 
 
-def _open_store(params_file: str) -> None:
-    """Before a stage writes anything: its params file is there (outside the project root a
+def _open_store(params_file: str, params: dict | None = None, section: str = "") -> None:
+    """Before a stage writes anything: `params`' dataset is a name, not a path (vocabulary.py;
+    a path would put files and a registered model outside the project), its params file is there (outside the project root a
     stage would scatter data/, predictions/ and mlflow.db), and the tracking store answers
     (pie_mlops/tracking/guard.py): else one line and exit 2, never a hang."""
     import os
 
+    if params is not None and params.get("dataset") is not None:
+        from pie_mlops.vocabulary import check_name
+
+        check_name("dataset", params["dataset"], f"--dataset or {section}.dataset")
+    if params is not None and params.get("seeds") is not None:  # --seeds is not schema-checked
+        from pie_mlops.params import as_list, seeds_for
+
+        for arch in as_list(params.get("arch")):
+            seeds_for(params, arch, section)
     if not os.path.isfile(params_file):
         raise PieError(f"{params_file}: no such params file (in {os.getcwd()}); run from the project root "
                        f"or pass --params FILE")
@@ -62,6 +72,9 @@ def cli(ctx: click.Context, params_file: str, profile: str | None, quiet: int, v
     from pie_mlops import log
 
     log.setup(verbose - quiet)
+    from pie_mlops.credentials import check_tracking_uris
+
+    check_tracking_uris()  # a password in MLFLOW_TRACKING_URI: refused before MLflow can print it
     if profile not in (None, ""):
         from pie_mlops.params import profile_path
 
@@ -98,6 +111,12 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except Exception as exc:
+        if "database disk image is malformed" in _innermost(exc):  # SQLite damage met mid-stage
+            click.echo("error: a SQLite database is damaged (database disk image is malformed): the MLflow store "
+                       "passed its start-up check, so check it and any Optuna storage with "
+                       "sqlite3 FILE 'PRAGMA quick_check', then restore the damaged one from a backup or "
+                       "salvage it (sqlite3 FILE .recover | sqlite3 recovered.db)", err=True)
+            sys.exit(2)
         if _machine_state(exc):  # a permission, a full or read-only disk: not a bug
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
             click.echo(f"error: {where}{exc.strerror or exc}", err=True)
@@ -107,6 +126,14 @@ def main(argv: list[str] | None = None) -> None:
         traceback.print_exc()
         click.echo("internal error (exit 3): the traceback above is a bug; please report it", err=True)
         sys.exit(3)
+
+
+def _innermost(exc: BaseException) -> str:
+    """The messages of `exc` and its causes, joined (the innermost names the cause)."""
+    seen = [exc]
+    while (seen[-1].__cause__ or seen[-1].__context__) is not None and len(seen) < 20:
+        seen.append(seen[-1].__cause__ or seen[-1].__context__)
+    return " | ".join(str(e) for e in reversed(seen))
 
 
 def _machine_state(exc: Exception) -> bool:

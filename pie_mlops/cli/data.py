@@ -67,8 +67,10 @@ def import_(ctx: click.Context, path: str, **options) -> None:
     from pie_mlops.stages.materialize import DEFAULTS
 
     split = load_section("materialize", DEFAULTS, ctx.obj["params_file"])
+    limits = load_section("import", None, ctx.obj["params_file"])  # import.max_bytes, ... (data/bounded.py)
     options = {k: None for k in options} | _given(options)
-    out = import_dataset(path, split_params={k: split[k] for k in ("validation_frac", "test_frac", "seed")}, **options)
+    out = import_dataset(path, split_params={k: split[k] for k in ("validation_frac", "test_frac", "seed")},
+                         limits=limits, **options)
     click.echo(f"wrote {out}")
 
 

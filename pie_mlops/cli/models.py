@@ -41,7 +41,7 @@ def tune(ctx: click.Context, **options) -> None:
         params["n_trials"] = {a: int(v) for a, v in n.items()} if isinstance(n, dict) else int(n)
     except ValueError:
         raise PieError(f"--n-trials must be a whole number, got {params['n_trials']!r}") from None
-    _open_store(ctx.obj["params_file"])
+    _open_store(ctx.obj["params_file"], params, "tune")
     run(params)
 
 
@@ -75,7 +75,7 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
     params = load_section("train", DEFAULTS, ctx.obj["params_file"])
     params.update(_given({"dataset": dataset, "arch": arch, "seeds": seeds, "model_path": model_path,
                           "data_dir": data_dir}))
-    _open_store(ctx.obj["params_file"])
+    _open_store(ctx.obj["params_file"], params, "train")
     # An explicit --epochs wins even over a tuned params/best_*.yaml.
     records = run(params, force={"epochs": epochs} if epochs else None)
     done = sum(r["status"] == "trained" for r in records)
@@ -130,7 +130,7 @@ def prune(ctx: click.Context, **options) -> None:
         params["recovery_steps"] = int(params["recovery_steps"])
     except (TypeError, ValueError):
         raise PieError(f"--recovery-steps must be a whole number, got {params['recovery_steps']!r}") from None
-    _open_store(ctx.obj["params_file"])
+    _open_store(ctx.obj["params_file"], params, "prune")
     records = run(params)
     done = sum(r["status"] == "pruned" for r in records)
     click.echo(f"pruned {done}, skipped {len(records) - done} (already finished)")

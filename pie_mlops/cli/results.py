@@ -74,7 +74,7 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
 
     for arch in params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]:
         check_name("arch", arch, "compare.arch")  # bad input first: it must not even create a store
-    _open_store(ctx.obj["params_file"])
+    _open_store(ctx.obj["params_file"], params, "compare")
     results = run(params, predictions or None)
     for res in results:
         click.echo(f"{res['dataset']}/{res['arch']}:")
@@ -209,6 +209,10 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
         options["heartbeat_interval"] = max(1, grace_period // 3)
     if lanes:
         options["lanes"] = lanes
+    from pie_mlops.params import load_section
+
+    for section in ("materialize", "tune", "train", "prune", "compare", "worker"):
+        load_section(section, None, params_file)  # bad params (a dataset path) before any store exists
     _open_store(params_file)
     result = run(params_file, storage=storage, max_jobs=max_jobs, tune=with_tune,
                  options=options, echo=click.echo)

@@ -42,6 +42,10 @@ class Check:
     column: str | None = None
 
 
+# A character that shows: not whitespace, not a zero-width or other invisible format character.
+VISIBLE = r"[^\s\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\u3164\ufeff\uffa0]"
+
+
 def _vector(value) -> np.ndarray:
     """A row's multi-hot vector as an array; a null becomes an empty one (and fails the checks)."""
     vector = np.asarray(value) if isinstance(value, (list, tuple, np.ndarray)) else np.array([])
@@ -126,8 +130,9 @@ def plan_checks(meta: dict, frames: dict[str, pd.DataFrame], params: dict) -> li
         checks += [
             Check(f"{c}_not_null", "examples", "ExpectColumnValuesToNotBeNull", {"column": c},
                   f"{c} is never null", column=c),
-            # GX's pandas regex is a search: a blank text has no non-space character.
-            Check(f"{c}_not_blank", "examples", "ExpectColumnValuesToMatchRegex", {"column": c, "regex": r"\S"},
+            # GX's pandas regex is a search: a blank text has no visible character (neither
+            # whitespace nor an invisible format character such as U+200B, which \S matches).
+            Check(f"{c}_not_blank", "examples", "ExpectColumnValuesToMatchRegex", {"column": c, "regex": VISIBLE},
                   f"{c} is not empty or whitespace-only", column=c),
             Check(f"{c}_length", "examples", "ExpectColumnValueLengthsToBeBetween",
                   {"column": c, "min_value": lo, "max_value": hi}, f"{c} has {lo}..{hi} characters", column=c),

@@ -9,26 +9,23 @@ columns, CSV cells as strings): ids and labels like "007" are never mangled into
 
 from __future__ import annotations
 
-import bz2
 import csv
 import difflib
-import gzip
-import io
 import json
-import lzma
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from pie_mlops.data.bounded import OPENERS, text_lines
 from pie_mlops.data.build import SPLIT_ALIASES
 from pie_mlops.errors import PieError
 
 DELIMITED = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 JSON = (".jsonl", ".ndjson", ".json")
 PARQUET = (".parquet", ".pq")
-COMPRESSED = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
+COMPRESSED = OPENERS
 KNOWN = (*DELIMITED, *JSON, *PARQUET)
 HF_SPLIT_COL = "__hf_split__"  # internal column; no user column is named like this
 HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?(:[\w.-]+)?")
@@ -64,9 +61,15 @@ class Table:
         return next((n, s) for n, s in reversed(self.parts) if s <= i)
 
 
-def read_table(path: str, columns: dict[str, str], hf_split: str | None = None) -> Table:
-    """Read `path` and keep `columns` ({option: column name}); a missing one is an error."""
+def read_table(path: str, columns: dict[str, str], hf_split: str | None = None, limits: dict | None = None) -> Table:
+    """Read `path` and keep `columns` ({option: column name}); a missing one is an error.
+    `limits`: the `import` params section (bytes, expansion ratio, line length; data/bounded.py)."""
+    from pie_mlops.schema import defaults
+
+    limits = limits or defaults("import")
     p = Path(path).expanduser()
+    if p.is_symlink():  # never echo what a link points to (a header from /etc/passwd) in an error
+        raise PieError(f"{path}: a symbolic link; give the data file itself")
     if hf_split is not None and p.is_file():
         raise PieError(f"{path}: --hf-split applies only to a Hugging Face dataset (a save_to_disk directory or hub name)")
     if p.is_dir():
@@ -83,7 +86,7 @@ def read_table(path: str, columns: dict[str, str], hf_split: str | None = None) 
     if suffix not in KNOWN:
         raise PieError(f"{path}: unknown file type {p.suffix or '(no suffix)'!r}; use .csv, .tsv, .jsonl, .json, "
                        f".parquet (optionally .gz/.bz2/.xz) or a save_to_disk directory")
-    text = _decode(_read_bytes(p, path), path)
+    text = text_lines(p, path, limits)  # streamed: only the needed columns are ever held
     if suffix in DELIMITED:
         fmt = suffix.lstrip(".").replace("tab", "tsv")
         frame, lines = _parse_delimited(text, DELIMITED[suffix], path, columns)
@@ -99,41 +102,9 @@ def _suffix(p: Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def _read_bytes(p: Path, path: str) -> bytes:
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise PieError(f"{path}: cannot read ({exc.strerror})") from None
-    if not raw:
-        raise PieError(f"{path}: empty file (0 bytes)")
-    unpack = COMPRESSED.get(p.suffix.lower())
-    if unpack:
-        try:
-            raw = unpack(raw)
-        except Exception as exc:  # each codec raises its own type; all mean a broken archive
-            raise PieError(f"{path}: cannot decompress ({_first_line(exc)})") from None
-    return raw
-
-
-def _decode(raw: bytes, path: str) -> str:
-    """UTF-8 (a leading BOM is dropped); a bad byte is reported by line and column."""
-    raw = raw.removeprefix(b"\xef\xbb\xbf")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line_start = raw.rfind(b"\n", 0, exc.start) + 1
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = len(raw[line_start:exc.start].decode("utf-8")) + 1  # the prefix decoded fine
-        raise PieError(f"{path}: line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {column}); "
-                       f"re-save the file as UTF-8") from None
-    if not text.strip():
-        raise PieError(f"{path}: empty file (only whitespace)")
-    return text
-
-
-def _parse_delimited(text: str, delim: str, path: str, columns: dict[str, str]) -> tuple[pd.DataFrame, list[int]]:
+def _parse_delimited(text, delim: str, path: str, columns: dict[str, str]) -> tuple[pd.DataFrame, list[int]]:
     csv.field_size_limit(2**31 - 1)  # the default (128 KiB per field) rejects long documents
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, strict=True)
+    reader = csv.reader(text, delimiter=delim, strict=True)
     needed = list(dict.fromkeys(columns.values()))
     header, keep, rows, lines = None, [], [], []
     start = 1  # line where the current record starts; quoted fields may span lines
@@ -167,11 +138,18 @@ def _parse_delimited(text: str, delim: str, path: str, columns: dict[str, str]) 
     return frame, lines
 
 
-def _parse_json(text: str, path: str) -> tuple[pd.DataFrame, list[int] | None]:
+def _parse_json(text, path: str) -> tuple[pd.DataFrame, list[int] | None]:
     """JSON Lines (one object per line) or, for .json, a single array of objects."""
-    if text.lstrip().startswith("["):
+    import itertools
+
+    head = []  # up to the first non-blank line (data/bounded.py bounds the blank ones)
+    for line in text:
+        head.append(line)
+        if line.strip():
+            break
+    if "".join(head).lstrip().startswith("["):
         try:
-            records = json.loads(text)
+            records = json.loads("".join(itertools.chain(head, text)))  # an array is one document (within import.max_bytes)
         except json.JSONDecodeError as exc:
             raise PieError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
         bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
@@ -180,7 +158,7 @@ def _parse_json(text: str, path: str) -> tuple[pd.DataFrame, list[int] | None]:
         lines = None
     else:
         records, lines = [], []
-        for n, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 is legal in JSON strings
+        for n, line in enumerate(itertools.chain(head, text), start=1):  # split at \n only (U+2028 is legal)
             if not line.strip():
                 continue
             try:

@@ -34,6 +34,7 @@ def predict_frame(model, frame: pd.DataFrame, config: dict) -> pd.DataFrame:
 
     if not isinstance(frame, pd.DataFrame) or "text" not in frame.columns:
         raise PieError("the model's input is a table with a 'text' column (and 'text_pair' for pairs)")
+    check_texts(frame)
     rows = pd.DataFrame({"example_id": [f"row{i}" for i in range(len(frame))],
                          "text": frame["text"].astype(str).to_numpy()})
     if "text_pair" in frame.columns:
@@ -53,6 +54,24 @@ def predict_frame(model, frame: pd.DataFrame, config: dict) -> pd.DataFrame:
     for i, name in enumerate(names):
         out[f"prob_{name}"] = probs[:, i]
     return out
+
+
+def check_texts(frame: pd.DataFrame) -> None:
+    """`text` holds non-blank strings and `text_pair` strings or nulls (docs/design.md §3), or
+    PieError naming the first bad row: MLflow's schema check lets a JSON 123, {...} or [...]
+    through in an object column, and str() of it would be classified as if it were text."""
+    for col, nullable in (("text", False), ("text_pair", True)):
+        if col not in frame.columns:
+            continue
+        for i, value in enumerate(frame[col].tolist()):
+            null = value is None or (isinstance(value, float) and np.isnan(value))
+            if null and nullable:
+                continue
+            if null or not isinstance(value, str):
+                what = "null" if null else f"{type(value).__name__} {json.dumps(value, default=str)[:40]}"
+                raise PieError(f"row {i}: '{col}' is {what}, not a string")
+            if col == "text" and not value.strip():
+                raise PieError(f"row {i}: 'text' is blank; give the text to classify")
 
 
 def input_example(frame: pd.DataFrame, n: int = 2) -> pd.DataFrame:
@@ -89,4 +108,9 @@ class PieClassifier:
         self.config = json.loads(Path(context.artifacts["serving"]).read_text(encoding="utf-8"))
 
     def predict(self, context, model_input, params=None):
-        return predict_frame(self.model, model_input, self.config)
+        try:
+            return predict_frame(self.model, model_input, self.config)
+        except PieError as exc:  # bad input: the scoring server answers 400 with this message
+            from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
+
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None

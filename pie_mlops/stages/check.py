@@ -16,7 +16,12 @@ def resolve_names(names: list[str], data_dir: str | Path) -> list[str]:
 
     Every name is checked before any dataset is validated, so a typo fails at once.
     """
+    from pie_mlops.vocabulary import check_name
+
     root = Path(data_dir)
+    for name in names:  # a name, never a path: it becomes data/<name> and reports/.../<name>
+        if name != "all":
+            check_name("dataset", name, "check")
     if "all" in names:
         # Hidden folders are write_dataset's temporary and backup copies, not datasets.
         found = sorted(p.parent.name for p in root.glob("*/meta.json") if not p.parent.name.startswith("."))

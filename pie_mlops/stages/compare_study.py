@@ -42,6 +42,7 @@ def compare(params: dict, predictions_dir: str | Path | None = None, progress: b
 
     archs = params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]
     archs = [check_name("arch", a, "compare.arch") for a in archs]  # each becomes a path part of out
+    check_name("dataset", params["dataset"], "compare.dataset (or --dataset)")
     if predictions_dir is not None and len(archs) != 1:
         raise PieError("--predictions holds one study: give exactly one --arch with it")
     results, stopped = [], []

@@ -17,9 +17,9 @@ from pie_mlops.data.build import SPLIT_ALIASES, build_dataset
 from pie_mlops.data.contract import label_column
 from pie_mlops.data.readers import Table, read_table
 from pie_mlops.errors import PieError
+from pie_mlops.vocabulary import check_name
 
 DEFAULT_LICENSE = "unknown (user import)"
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 RESERVED = {"example_id", "text", "text_pair", "label", "labels", "_split"}  # columns build_dataset uses
 INT = re.compile(r"[+-]?\d+")  # CSV cells are strings: these are the ones that count as numbers
 
@@ -38,6 +38,7 @@ def import_dataset(
     data_dir: str | Path = "data",
     overwrite: bool = False,
     license: str | None = None,
+    limits: dict | None = None,
 ) -> Path:
     """Read `path`, validate it, and write data_dir/name/. Returns the dataset directory."""
     target = _check_target(name, Path(data_dir), overwrite)
@@ -51,7 +52,7 @@ def import_dataset(
     if len(set(columns.values())) < len(columns):
         raise PieError(f"{', '.join(columns)} must name different columns, got {', '.join(columns.values())}")
 
-    table = read_table(path, columns, hf_split=hf_split)
+    table = read_table(path, columns, hf_split=hf_split, limits=limits)  # limits: the `import` params
     frame = pd.DataFrame({"text": _texts(table, text_col)})
     if text_pair_col:
         frame["text_pair"] = _texts(table, text_pair_col)
@@ -75,9 +76,7 @@ def import_dataset(
 
 def _check_target(name: str, root: Path, overwrite: bool) -> Path:
     # Checked first: a user who forgot --overwrite should not wait for a large file to parse.
-    if not NAME.fullmatch(name or ""):
-        raise PieError(f"invalid dataset name {name!r}: use letters, digits, '_', '-' and '.', "
-                       f"starting with a letter or digit (no path separators)")
+    check_name("dataset", name, "--name")
     target = root / name
     if target.exists() and not target.is_dir():
         raise PieError(f"{target}: exists and is not a dataset directory; remove it or choose another --name")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pie_mlops.errors import PieError
+from pie_mlops.vocabulary import check_name
 from pie_mlops.schema import defaults
 from pie_mlops.log import progress_disabled
 from pie_mlops.log import get as get_logger
@@ -34,7 +35,7 @@ def materialize(params: dict, datasets: list[str] | None = None, progress: bool 
 
     from pie_mlops.data.build import build_dataset
 
-    names = datasets or list(params["datasets"])
+    names = [check_name("dataset", n, "materialize --dataset") for n in datasets or params["datasets"]]
     unknown = [n for n in names if n not in available()]
     if unknown:
         raise PieError(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(available())} or all")

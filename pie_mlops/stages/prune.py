@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pie_mlops.context import JobContext
 from pie_mlops.errors import PieError
+from pie_mlops.vocabulary import check_name
 from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.log import get as get_logger
 from pie_mlops.log import progress_disabled
@@ -99,7 +100,7 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     from pie_mlops.data.splits import subsample
     from pie_mlops.fidelity import identity_extras
 
-    data_path = Path(params["data_dir"]) / params["dataset"]
+    data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "prune.dataset (or --dataset)")
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
     jobs, seeds = plan_jobs(params), seeds_for(params, params["arch"], "prune")
     hp = _hyperparameters(params)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pie_mlops.errors import PieError
+from pie_mlops.vocabulary import check_name
 from pie_mlops.schema import defaults
 
 DEFAULTS = defaults("report")  # pie_mlops/schema.py
@@ -50,6 +51,11 @@ def build_report(compare_dirs: list[Path] | Path, out_dir: str | Path = "reports
 
     dirs = find_compare_dirs(compare_dirs) if isinstance(compare_dirs, (str, Path)) else list(compare_dirs)
     studies = [Study(d) for d in dirs]  # reads and checks everything before writing anything
+    for s in studies:  # their names become figure file names and page text
+        check_name("dataset", s.meta.get("dataset"), f"{s.path}/analysis.json meta")
+        check_name("arch", s.meta.get("arch"), f"{s.path}/analysis.json meta")
+        for group in s.summary:
+            check_name("group", group, f"{s.path}/summary.json")
     html, figures = render(studies, title or "PIEs: what pruning breaks", find_claims(dirs) if claims else [])
     out = Path(out_dir)
     with atomic_dir(out) as tmp:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pie_mlops.context import JobContext
 from pie_mlops.errors import PieError
+from pie_mlops.vocabulary import check_name
 from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.schema import defaults
 from pie_mlops.log import progress_disabled
@@ -98,7 +99,7 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
     from pie_mlops.distributed import broadcast, is_main
 
     archs = as_list(params["arch"]) or ["bert"]
-    data_path = Path(params["data_dir"]) / params["dataset"]
+    data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "train.dataset (or --dataset)")
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
     # every input checked before any run
     plans = [resolve(for_arch(params, arch), arch, force) for arch in archs]

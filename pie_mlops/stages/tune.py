@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pie_mlops.compat import study_storage
 from pie_mlops.errors import PieError
+from pie_mlops.vocabulary import check_name
 from pie_mlops.schema import defaults
 from pie_mlops.log import progress_disabled
 from pie_mlops.log import get as get_logger
@@ -225,7 +226,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
     from pie_mlops.credentials import check_no_password
 
     check_no_password(params["storage"], "tune.storage (or --storage)")  # a DVC param: it would land in dvc.lock
-    data_path = Path(params["data_dir"]) / params["dataset"]
+    data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "tune.dataset (or --dataset)")
     meta = read_meta(data_path)  # PieError with the fix if the dataset is missing
     # Build one model up front: a bad model path or architecture fails here, before any
     # study or run exists, instead of inside the first trial.

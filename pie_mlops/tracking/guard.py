@@ -91,6 +91,35 @@ def _check_sqlite(db: Path) -> None:
     if (db.exists() and not os.access(db, os.R_OK | os.W_OK)) or not os.access(folder, os.W_OK | os.X_OK):
         raise PieError(f"{db}: the MLflow store is read-only; make it and {folder}/ writable, or set "
                        f"MLFLOW_TRACKING_URI to another store")
+    artifacts = db.resolve().parent / "mlartifacts"  # tracking.store.artifact_root
+    if db.is_file() and db.stat().st_size == 0 and artifacts.is_dir() and any(artifacts.iterdir()):
+        # MLflow would silently make it a new, empty store and orphan every model in mlartifacts/.
+        raise PieError(f"{db}: the MLflow store is empty (0 bytes) but {artifacts}/ holds runs; restore {db.name} "
+                       f"from a backup, or move both aside to start a new store")
+
+
+def _check_integrity(db: Path) -> None:
+    """SQLite's quick_check: a store damaged past its header ("database disk image is malformed")
+    answers the first queries and fails later, mid-stage; found here, before anything is written."""
+    import sqlite3
+    from contextlib import closing
+
+    if not db.is_file() or db.stat().st_size == 0:
+        return
+    try:
+        with closing(sqlite3.connect(db, timeout=30)) as conn:
+            rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+        problem = None if rows == [("ok",)] else " ".join(str(r[0]) for r in rows).replace("\n", " ") or "no answer"
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    if problem:
+        raise PieError(damaged(db, problem))
+
+
+def damaged(db: Path | str, problem: str) -> str:
+    """The one line for a damaged SQLite store."""
+    return (f"{db}: the MLflow store is damaged ({problem.splitlines()[0][:160]}); restore it from a backup, or "
+            f"salvage it (sqlite3 {db} .recover | sqlite3 recovered.db) and point MLFLOW_TRACKING_URI at the copy")
 
 
 def _answer(uri: str, users: set[str]) -> None:
@@ -118,6 +147,9 @@ def _answer(uri: str, users: set[str]) -> None:
 
 def open_store() -> None:
     """Check the tracking store once, before a stage writes anything (see the module doc)."""
+    from pie_mlops.credentials import check_tracking_uris
+
+    check_tracking_uris()  # also for callers of the stage functions that bypass the CLI
     users = {k for k in HTTP_LIMITS if os.environ.get(k)}
     for key, value in HTTP_LIMITS.items():
         if key not in users:
@@ -130,6 +162,7 @@ def open_store() -> None:
         # breaks the store for good (`table _alembic_tmp_tags already exists`).
         with file_lock(db.with_name(f".{db.name}.lock")):
             _answer(uri, users)
+            _check_integrity(db)
     else:
         _answer(uri, users)
     reg = sqlite_path(registry_uri())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pie_mlops.errors import PieError
 from pie_mlops.tracking.accounting import timed
 from pie_mlops.tracking.store import _client
 
@@ -22,7 +23,24 @@ def load_version(name: str, alias: str, dst: str | Path, mv=None):
 def version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Path, dict | None]:
     """(the version's model save, downloaded under `dst`; a reference to its weights file,
     {"model_id", "path"}, that a delta (models/delta.py) can name as its base, or None for a
-    version in the older two-copy form)."""
+    version in the older two-copy form). Files missing from the artifact store (mlartifacts/
+    deleted or moved): PieError naming the version and the fix, not MLflow's traceback."""
+    try:
+        return _version_files(name, alias, dst, mv)
+    except LookupError:
+        raise
+    except Exception as exc:  # MlflowException, OSError, a download's PieError: the store answered, the files are gone
+        from pie_mlops.tracking.guard import _reason
+        from pie_mlops.tracking.store import artifact_root, tracking_uri
+
+        root = artifact_root(tracking_uri())
+        where = f"{root.removeprefix('file://')}/" if root else "the server's artifact store"
+        raise PieError(f"model {name}@{alias}: its files are missing from {where} ({_reason(exc)}); restore "
+                       f"that folder from a backup, or delete the registered model's versions "
+                       f"(or mlflow.db with it) and re-run `pie-mlops train`") from None
+
+
+def _version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Path, dict | None]:
     from pie_mlops.compat import logged_model_files
     from pie_mlops.models.common import WEIGHTS_NAME
     from pie_mlops.tracking.models import download_run_artifacts, version_by_alias

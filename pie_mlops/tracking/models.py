@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from pie_mlops.errors import PieError
 from pie_mlops.tracking.accounting import spent, timed
 from pie_mlops.tracking.descriptions import study_description, version_description
 from pie_mlops.tracking.lineage import log_data_inputs
@@ -86,8 +87,16 @@ def model_runs(dataset: str, arch: str) -> list[dict]:
 
 @timed
 def download_run_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> Path:
+    """The run's `artifact_path`, downloaded under `dst`; files gone from the artifact store
+    (mlartifacts/ deleted or moved) are a PieError naming the run, not MLflow's traceback."""
     Path(dst).mkdir(parents=True, exist_ok=True)
-    return Path(_client().download_artifacts(run_id, artifact_path, str(dst)))
+    try:
+        return Path(_client().download_artifacts(run_id, artifact_path, str(dst)))
+    except Exception as exc:  # MlflowException, OSError: the store answered, the files did not
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise PieError(f"run {run_id}: cannot download its {artifact_path}/ from the artifact store ({reason}); "
+                       f"restore mlartifacts/ (or the server's artifact store), or delete the run and re-run "
+                       f"its stage") from None
 
 
 _REGISTERED: set[tuple[str, str]] = set()  # (registry URI, name) known to exist

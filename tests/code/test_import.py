@@ -165,7 +165,7 @@ def test_fractional_and_list_vs_scalar_labels(tmp_path, capsys):
 @pytest.mark.parametrize("name", ["", "a/b", "..", ".hidden", "x\\y"])
 def test_invalid_names(name, tmp_path, capsys):
     code, err = do_import(write_csv(tmp_path / "good.csv", rows()), name=name, capsys=capsys, data_dir=tmp_path / "d")
-    assert code == 2 and "invalid dataset name" in err, err
+    assert code == 2 and "is not a dataset name" in err, err
     assert not (tmp_path / "d").exists()
 
 

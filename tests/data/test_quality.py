@@ -102,6 +102,11 @@ def _blank_text(s):
     return "ex-0034"
 
 
+def _invisible_text(s):  # issue 30 §8: only zero-width spaces passed the \S regex
+    s["test"].loc[1, "text"] = "\u200b\u200b\u200b"
+    return "ex-0034"
+
+
 def _label_out_of_range(s):
     s["train"].loc[2, "label"] = 3
     return "ex-0002"
@@ -117,6 +122,7 @@ def _too_long(s):
     (_missing_class, "class_in_every_split"),
     (_duplicate_id, "example_id_unique"),
     (_blank_text, "text_not_blank"),
+    (_invisible_text, "text_not_blank"),
     (_label_out_of_range, "label_in_range"),
     (_too_long, "text_length"),
 ])

@@ -122,3 +122,36 @@ def test_a_storage_password_is_refused_everywhere_and_never_written(tiny_repo, t
                                                        "trial_system_attributes")
                            for r in conn.execute(f"SELECT * FROM {t}").fetchall()])
     assert "synthetic_nli" in dump and PASSWORD not in dump and quote(PASSWORD, safe="") not in dump
+
+
+def test_a_tracking_uri_with_a_password_is_refused_and_never_printed(tiny_repo, tmp_path):
+    """Issue 30 §1: MLflow printed `View run ... at: http://admin:PW@...` with rc 0. A password in
+    MLFLOW_TRACKING_URI (or MLFLOW_REGISTRY_URI) is now one line, exit 2, before MLflow sees it."""
+    from servers import ADMIN
+
+    run(["pie-mlops", "materialize", "-d", "synthetic_nli"], tiny_repo)
+    with mlflow_server(f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts", tmp_path, auth=True) as url:
+        secret_url = url.replace("http://", f"http://{ADMIN[0]}:{quote(ADMIN[1], safe='')}@")
+        outputs = []
+        for cmd, var in ((["pie-mlops", "train", "--arch", "bilstm", "--seeds", "0"], "MLFLOW_TRACKING_URI"),
+                         (["pie-mlops", "check", "synthetic_nli"], "MLFLOW_TRACKING_URI"),
+                         (["pie-mlops", "train", "--arch", "bilstm", "--seeds", "0"], "MLFLOW_REGISTRY_URI")):
+            env = _env(**{"MLFLOW_TRACKING_URI": url, var: secret_url})
+            proc = subprocess.run(cmd, cwd=tiny_repo, env=env, capture_output=True, text=True, timeout=600)
+            assert proc.returncode == 2, (cmd, proc.stdout[-2000:], proc.stderr[-2000:])
+            lines = proc.stderr.strip().splitlines()
+            assert len(lines) == 1 and "MLFLOW_TRACKING_USERNAME" in lines[0] and f"{var}=" in lines[0], lines
+            outputs += [proc.stdout, proc.stderr]
+        # The way it is meant: the same server, the password in MLflow's variable; the run link printed
+        # at the end of the run holds no password either.
+        proc = subprocess.run(["pie-mlops", "train", "--arch", "bilstm", "--seeds", "0"], cwd=tiny_repo,
+                              env=_env(MLFLOW_TRACKING_URI=url, MLFLOW_TRACKING_USERNAME=ADMIN[0],
+                                       MLFLOW_TRACKING_PASSWORD=ADMIN[1]),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outputs += [proc.stdout, proc.stderr]
+    needles = [ADMIN[1], quote(ADMIN[1], safe="")]
+    assert not [t[:200] for t in outputs if any(n in t for n in needles)]
+    # The repository (tmp_path/repo: dvc.lock, logs, predictions), the server's store, artifacts and log.
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and "tests" not in p.relative_to(tmp_path).parts]
+    assert not [str(p) for p in files if any(n.encode() in p.read_bytes() for n in needles)]

@@ -83,9 +83,11 @@ def test_unreachable_and_silent_servers_fail_in_one_line(tmp_path, silent_port):
         free.bind(("127.0.0.1", 0))
         refused = free.getsockname()[1]
     for port, why in [(refused, "refused"), (silent_port, "timed out")]:
-        uri = f"http://pie:{PASSWORD}@127.0.0.1:{port}"
-        line, took = _one_line_exit_2([str(BIN / "pie-mlops"), "train", "--seeds", "0"], work, _env(uri))
-        assert f"http://pie:***@127.0.0.1:{port}" in line and why in line.lower(), line
+        # The password in MLflow's variable: one inside the URI is refused before any request (issue 30).
+        uri = f"http://127.0.0.1:{port}"
+        line, took = _one_line_exit_2([str(BIN / "pie-mlops"), "train", "--seeds", "0"], work,
+                                      _env(uri, MLFLOW_TRACKING_USERNAME="pie", MLFLOW_TRACKING_PASSWORD=PASSWORD))
+        assert uri in line and why in line.lower(), line
         assert PASSWORD not in line and took < 45, (line, took)
     assert sorted(p.name for p in work.iterdir()) == ["params.yaml"]  # no predictions/, nothing else
 
@@ -208,3 +210,60 @@ def test_two_identical_train_commands_register_once(tmp_path):
     exps = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(exps, "tags.stage = 'train'")
     assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]  # the duplicate trained nothing
+
+
+def test_missing_artifacts_a_damaged_store_and_an_emptied_store_are_one_line(tmp_path):
+    """Issue 30 §5: mlartifacts/ removed before `prune`, a store damaged past its header, and a
+    0-byte mlflow.db beside a full mlartifacts/: each one line, exit 2, naming the file and the fix."""
+    import sqlite3
+
+    repo = clone_project(tmp_path / "repo", profile="tiny")
+    run(["pie-mlops", "materialize", "--dataset", "synthetic_nli"], repo)
+    run(["pie-mlops", "train", "--arch", "bilstm", "--seeds", "0"], repo)
+    prune = [str(BIN / "pie-mlops"), "prune", "--arch", "bilstm", "--seeds", "0", "-c", "magnitude",
+             "--sparsities", "0.5"]
+
+    (repo / "mlartifacts").rename(repo / "aside")
+    line, _ = _one_line_exit_2(prune, repo, _env(), limit=300)
+    assert "model pie-synthetic_nli-bilstm@dense-s0: its files are missing from" in line, line
+    assert f"{repo}/mlartifacts/" in line and "re-run `pie-mlops train`" in line, line
+    (repo / "predictions").rename(repo / "predictions-aside")  # a skipped model restores its predictions
+    line, _ = _one_line_exit_2([str(BIN / "pie-mlops"), "train", "--arch", "bilstm", "--seeds", "0"], repo, _env(),
+                               limit=300)
+    assert line.startswith("error: run ") and "cannot download its predictions/ from the artifact store" in line, line
+    assert not list((repo / "predictions").rglob("*.parquet"))  # nothing half-restored
+    shutil.rmtree(repo / "predictions")
+    (repo / "predictions-aside").rename(repo / "predictions")
+    (repo / "aside").rename(repo / "mlartifacts")
+
+    db = repo / "mlflow.db"
+    saved = db.read_bytes()
+    with sqlite3.connect(db) as conn:  # the runs table's root page: queries on experiments still answer
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'runs'").fetchone()[0]
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    with open(db, "r+b") as handle:
+        handle.seek((root - 1) * page)
+        handle.write(b"\xff" * page)
+    line, _ = _one_line_exit_2(prune, repo, _env(), limit=300)
+    assert line.startswith("error: mlflow.db: the MLflow store is damaged (") and ".recover" in line, line
+
+    db.write_bytes(b"")  # emptied (a failed copy, a truncation): MLflow would make a new store of it
+    line, _ = _one_line_exit_2(prune, repo, _env(), limit=300)
+    assert line.startswith("error: mlflow.db: the MLflow store is empty (0 bytes) but ") and "mlartifacts/ holds runs" in line
+    assert db.stat().st_size == 0  # never silently replaced
+    db.write_bytes(saved)
+
+    # Damage met mid-stage, in an Optuna SQLite storage the start-up check does not cover.
+    import optuna
+
+    storage = f"sqlite:///{repo}/optuna-damaged.db"
+    optuna.create_study(storage=storage, study_name="x").optimize(lambda t: t.suggest_float("a", 0, 1), n_trials=2)
+    with sqlite3.connect(repo / "optuna-damaged.db") as conn:
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'studies'").fetchone()[0]
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    with open(repo / "optuna-damaged.db", "r+b") as handle:
+        handle.seek((root - 1) * page)
+        handle.write(b"\xff" * page)
+    line, _ = _one_line_exit_2([str(BIN / "pie-mlops"), "tune", "--arch", "bilstm", "--storage", storage], repo, _env(),
+                               limit=300)
+    assert line.startswith("error: a SQLite database is damaged (database disk image is malformed)"), line

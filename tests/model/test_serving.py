@@ -13,8 +13,10 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -96,11 +98,9 @@ def test_champion_is_sparse_and_loads_with_pickle_off(store, arch):
     assert mv.description.endswith("Champion: the test's pick")
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_mlflow_models_serve_answers_like_our_classifier(store, arch, tmp_path):
-    from pie_mlops import tracking
-
-    name = tracking.registered_model_name("synthetic_nli", arch)
+@contextmanager
+def _served(store, name: str, tmp_path):
+    """`mlflow models serve` of `models:/<name>@champion` on 127.0.0.1; yields its URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"}
     # The README's command as typed in a fresh shell: the venv's mlflow by its path, the venv
@@ -125,17 +125,55 @@ def test_mlflow_models_serve_answers_like_our_classifier(store, arch, tmp_path):
                 time.sleep(0.5)
         else:
             pytest.fail("the scoring server did not answer /ping in 2 minutes")
-        body = json.dumps({"dataframe_split": {"columns": ["text", "text_pair"], "data": TEXTS}}).encode()
-        req = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": "application/json"})
-        served = json.loads(urllib.request.urlopen(req, timeout=60).read())["predictions"]
+        yield url
     finally:
         stop_group(proc)
         log.close()
+
+
+def _invoke(url: str, body: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_mlflow_models_serve_answers_like_our_classifier(store, arch, tmp_path):
+    from pie_mlops import tracking
+
+    name = tracking.registered_model_name("synthetic_nli", arch)
+    with _served(store, name, tmp_path) as url:
+        status, answer = _invoke(url, {"dataframe_split": {"columns": ["text", "text_pair"], "data": TEXTS}})
+    assert status == 200, answer
+    served = answer["predictions"]
     _, ours = _ours(arch, store["root"])
     assert [r["label"] for r in served] == ours["label"].tolist()
     assert [r["label_name"] for r in served] == ours["label_name"].tolist()
     names = [c for c in ours.columns if c.startswith("prob_")]
     assert np.allclose([[r[c] for c in names] for r in served], ours[names].to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_mlflow_models_serve_answers_400_to_values_that_are_not_text(store, tmp_path):
+    """Issue 30 §6: `[[123, null]]` and `[[{"a": 1}, [1, 2]]]` answered 200 with a prediction,
+    MLflow's schema check passing them through an object column; now 400 naming row and column."""
+    from pie_mlops import tracking
+
+    cols = ["text", "text_pair"]
+    with _served(store, tracking.registered_model_name("synthetic_nli", "bilstm"), tmp_path) as url:
+        cases = {"row 0: 'text' is int 123, not a string": [[123, None]],
+                 "row 0: 'text' is dict {\"a\": 1}, not a string": [[{"a": 1}, [1, 2]]],
+                 "row 1: 'text_pair' is list [1, 2], not a string": [TEXTS[0], ["fine", [1, 2]]],
+                 "row 0: 'text' is null, not a string": [[None, "a pair"]],
+                 "row 0: 'text' is blank": [["  ", "a pair"]]}
+        for needle, data in cases.items():
+            status, answer = _invoke(url, {"dataframe_split": {"columns": cols, "data": data}})
+            assert status == 400 and needle in answer.get("message", ""), (data, status, answer)
+        status, answer = _invoke(url, {"dataframe_split": {"columns": cols, "data": [[TEXTS[0][0], None]]}})
+        assert status == 200 and len(answer["predictions"]) == 1, answer  # a null pair is the contract's
 
 
 def test_every_model_run_records_its_data_and_context(store):
@@ -155,3 +193,23 @@ def test_every_model_run_records_its_data_and_context(store):
         assert json.loads(inputs[0].dataset.source)["uri"].endswith(f"/synthetic_nli/{inputs[0].dataset.name[14:]}.parquet")
         tags = run.data.tags
         assert tags.get("mlflow.source.name") and tags.get("mlflow.source.type") and tags.get("mlflow.user")
+
+
+def test_deleting_the_dense_version_leaves_its_os_versions_loadable(store):
+    """docs/serving.md: an `os` version is a delta whose base is the dense version's *logged
+    model* (found by its id), not the version: deleting the dense version (last in this module:
+    it changes the store) leaves the pruned version loading bit-identically."""
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from pie_mlops import tracking
+
+    name = tracking.registered_model_name("synthetic_nli", "bilstm")
+    before = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(pd.DataFrame(TEXTS, columns=["text", "text_pair"]))
+    client = MlflowClient(store["uri"])
+    dense = client.get_model_version_by_alias(name, "dense-s0")
+    client.delete_model_version(name, dense.version)
+    assert tracking.version_by_alias(name, "dense-s0") is None
+    after = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(pd.DataFrame(TEXTS, columns=["text", "text_pair"]))
+    pd.testing.assert_frame_equal(before, after)
