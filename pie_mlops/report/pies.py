@@ -30,7 +30,7 @@ th{background:#f5f5f5} td:first-child{white-space:nowrap} td.num{text-align:righ
 SCRIPT = """window.addEventListener('load',function(){var n=0;document.querySelectorAll('img').forEach(
 function(i){if(i.naturalWidth>0)n++});document.body.dataset.figures=n;});"""
 INTRO = ("The paper reports that pruning keeps a model's <em>mean</em> accuracy almost intact while a few "
-         "examples bear most of the damage; the claims table below says whether that holds here. A <b>PIE</b> (pruning identified exemplar) is an example whose majority prediction over the "
+         "examples bear most of the damage; the claims table below gives our verdict on this data. A <b>PIE</b> (pruning identified exemplar) is an example whose majority prediction over the "
          "dense models' seeds differs from the majority over one pruned group's seeds (Tropeano et al., 2025). "
          "This page shows, per pruning method and sparsity, how many PIEs there are, how badly they are "
          "predicted, whether they are the influential (high-EL2N) and the complex examples, and how much of the "
