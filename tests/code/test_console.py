@@ -70,3 +70,20 @@ def test_compare_summary_uses_the_verdicts_of_claims_json():
     assert "bert: champion magnitude-os@0.30 seed 2 v7 (models:/pie-d-bert@champion)" in text
     assert "bilstm: no champion: no pruned model within 0.02 of dense" in text
     assert "bilstm: stopped by the gate" in text and "report: o/bert/report/index.html" in text
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_compare_ends_with_its_summary_and_q_keeps_only_that(tmp_path, quiet):
+    """`pie-mlops [-q] compare`: the per-group table is information (hidden by -q); the closing
+    summary (claims, champion, report) prints either way."""
+    from compare_fixture import make_study
+
+    data_dir, preds = make_study(tmp_path / "study")
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "cmp" / "synthetic_nli" / "bert"
+    proc = _pie([*(["-q"] if quiet else []), "compare", "--predictions", str(preds), "--dataset", "synthetic_nli",
+                 "--arch", "bert", "--out", str(out), "--data-dir", str(data_dir)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "compare summary (synthetic_nli)" in proc.stdout and "champion:" in proc.stdout
+    assert f"report: {out}/report/index.html" in proc.stdout
+    assert ("pruned@PIE" in proc.stdout) != quiet  # the per-group table: hidden by -q
