@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: study tiny demo test test-fast lint install bench clean-venv help
 help:
 	@echo "make study  the whole default study (params.yaml) through dvc repro: data, gate, tune, train, prune, compare, report"
-	@echo "make tiny   the same pipeline on the tiny profile, in about a minute (no DVC)"
+	@echo "make tiny   a first look: the same pipeline on the tiny profile (no DVC; time: docs/budget.md)"
 	@echo "make demo   materialize the offline datasets, run the data-quality gate (dvc repro)"
 	@echo "make test   run the test suite (what CI runs)"
 	@echo "make test-fast  the unit tier only (under a minute)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: the tiny profile's grid (4 train, 16 prune, 2 compare jobs) run three times, each
+# Benchmark: the tiny profile's grid (14 train, 28 prune, 2 compare jobs) run three times, each
 # against a fresh PostgreSQL-backed `mlflow server` (artifacts proxied) and a fresh PostgreSQL
 # Optuna storage, on this machine (docs/design.md §6):
 #   A. 1 worker, --lanes 1: every job's compute alone, its tracking and claim time;

@@ -36,6 +36,21 @@ def setup(verbosity: int = 0) -> None:
     logger.setLevel(logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG)
     logger.propagate = False
     quiet_library_bars(verbosity < 0 or not sys.stderr.isatty())
+    quiet_mlflow(verbosity)
+
+
+def quiet_mlflow(verbosity: int) -> None:
+    """MLflow's own INFO lines (one "Validating input example against model signature" per
+    model, "Creating initial MLflow database tables") only under -v: MLflow reads
+    MLFLOW_LOGGING_LEVEL when it is imported (lazily, after this), and its logger is set too in
+    case it already was. A user's own MLFLOW_LOGGING_LEVEL wins."""
+    ours = os.environ.get("MLFLOW_LOGGING_LEVEL") in (None, os.environ.get("PIE_MLOPS_MLFLOW_LEVEL"))
+    if ours:  # unset, or set by an earlier setup (a child process, another command in-process)
+        os.environ["MLFLOW_LOGGING_LEVEL"] = os.environ["PIE_MLOPS_MLFLOW_LEVEL"] = (
+            "INFO" if verbosity > 0 else "WARNING")
+    level = os.environ["MLFLOW_LOGGING_LEVEL"]
+    if "mlflow" in sys.modules:
+        logging.getLogger("mlflow").setLevel(level.upper())
 
 
 def quiet_library_bars(quiet: bool) -> None:
@@ -55,3 +70,47 @@ def progress_disabled(progress: bool = True) -> bool | None:
     """tqdm's `disable`: off when asked or under -q; else None, which turns the bars off by
     itself when the output is not a terminal (a log file, CI, DVC's captured output)."""
     return True if not progress or logging.getLogger(ROOT).getEffectiveLevel() > logging.INFO else None
+
+
+class Heartbeat(logging.Handler):
+    """In a log file (no terminal, so no progress bars) a silent stretch looks like a hang: after
+    `interval` seconds with no line from pie-mlops, say that `label` is still running and what
+    its last line was. Attached to the `pie_mlops` logger, it sees every line it lets through."""
+
+    def __init__(self, label: str, interval: float = 30.0):
+        import threading
+        import time
+
+        super().__init__(logging.INFO)
+        self.label, self.interval, self._clock = label, interval, time.monotonic
+        self.started = self.last = self._clock()
+        self.last_line = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="pie-mlops-heartbeat", daemon=True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name != f"{ROOT}.heartbeat":
+            self.last, self.last_line = self._clock(), record.getMessage().splitlines()[0][:120]
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(self.interval, max(0.01, self.interval - (self._clock() - self.last)))):
+            if self._clock() - self.last >= self.interval:
+                last = f"; last: {self.last_line}" if self.last_line else ""
+                get("heartbeat").info(f"{self.label}: still running, {self._clock() - self.started:.0f} s{last}")
+                self.last = self._clock()
+
+    def start(self) -> "Heartbeat":
+        logging.getLogger(ROOT).addHandler(self)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        logging.getLogger(ROOT).removeHandler(self)
+
+
+def start_heartbeat(label: str, interval: float = 30.0) -> Heartbeat | None:
+    """A Heartbeat when the output is a log (stdout not a terminal) and info lines are shown."""
+    if sys.stdout.isatty() or logging.getLogger(ROOT).getEffectiveLevel() > logging.INFO:
+        return None
+    return Heartbeat(label, interval).start()

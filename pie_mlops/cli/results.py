@@ -75,29 +75,15 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
     for arch in params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]:
         check_name("arch", arch, "compare.arch")  # bad input first: it must not even create a store
     _open_store(ctx.obj["params_file"], params, "compare")
-    results = run(params, predictions or None)
-    for res in results:
-        click.echo(f"{res['dataset']}/{res['arch']}:")
-        _print_summary(res["summary"])
-        floor = res["noise_floor"]
-        if floor.get("floor_share") is not None:
-            click.echo(f"  noise floor (dense vs dense, {floor['k']} vs {floor['k']} seeds): "
-                       f"{floor['floor_share']:.3f} [{floor['floor_low']:.3f}, {floor['floor_high']:.3f}]")
-        champ = res["champion"]
-        click.echo(f"  champion: {champ['group']} s{champ['seed']}" + (f" (version {champ['version']})"
-                   if champ.get("version") else "") if champ else f"  champion: none ({res.get('champion_reason')})")
-        click.echo(f"  outputs: {res['out']}  report: {res['out']}/report/index.html"
-                   + (f"  MLflow run: {res['run_id']}" if res.get("run_id") else ""))
-    if results:
-        click.echo(f"claims (every architecture of the dataset): {results[0]['claims']}")
+    run(params, predictions or None, echo=click.echo)  # ends with its summary (claims, champions, reports)
 
 
-def _print_summary(summary: dict) -> None:
-    click.echo(f"  {'group':<28} {'PIEs':>6} {'share':>7} {'dense@PIE':>10} {'pruned@PIE':>11} {'pruned@all':>11}")
+def _print_summary(summary: dict, say=click.echo) -> None:
+    say(f"  {'group':<28} {'PIEs':>6} {'share':>7} {'dense@PIE':>10} {'pruned@PIE':>11} {'pruned@all':>11}")
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     for group, s in summary.items():
-        click.echo(f"  {group:<28} {s['n_pies']:>6} {s['pie_share']:>7.3f} {fmt(s['dense_acc_pie']):>10} "
-                   f"{fmt(s['pruned_acc_pie']):>11} {fmt(s['pruned_acc_all']):>11}")
+        say(f"  {group:<28} {s['n_pies']:>6} {s['pie_share']:>7.3f} {fmt(s['dense_acc_pie']):>10} "
+            f"{fmt(s['pruned_acc_pie']):>11} {fmt(s['pruned_acc_all']):>11}")
 
 
 @cli.command(name="params")
@@ -153,7 +139,7 @@ def study(ctx: click.Context, use_dvc: bool | None) -> None:
 
     \b
     pie-mlops study                        the embedded default (params.yaml), through dvc repro
-    pie-mlops --profile tiny study         seconds: the tiny profile (a random tiny BERT + BiLSTM)
+    pie-mlops --profile tiny study         a first look: PIEs, claims, a champion (time: docs/budget.md)
     pie-mlops --profile paper study        the paper's grid (a GPU run)
     Re-running it after a crash or a params change redoes only what is unfinished or changed.
     Ends by printing where the report is and how to open the MLflow UI.

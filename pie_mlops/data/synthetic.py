@@ -1,7 +1,8 @@
 """Small synthetic datasets for the paths no offline real corpus covers (docs/design.md §5).
 
-`synthetic_topics` is multi-label and `synthetic_nli` is a sentence-pair (NLI-style) set.
-Both are marked `synthetic: true`. They use `random.Random`, whose stream is stable across
+`synthetic_topics` is multi-label, `synthetic_nli` is a sentence-pair (NLI-style) set and
+`synthetic_longtail` is a review set with a planted pruning effect (the tiny profile's data).
+All are marked `synthetic: true`. They use `random.Random`, whose stream is stable across
 Python versions, so the bytes on disk are deterministic. They are learnable on purpose:
 the later pipeline tests need models that beat chance on them.
 """
@@ -67,4 +68,44 @@ def synthetic_nli(n: int = 900, seed: int = 17) -> tuple[pd.DataFrame, list[str]
     return pd.DataFrame(rows, columns=["text", "text_pair", "label"]), names
 
 
-SYNTHETIC = {"synthetic_topics": ("multi_label", synthetic_topics), "synthetic_nli": ("single_label", synthetic_nli)}
+# The head: a few frequent sentiment words, several per review (redundant, strongly weighted).
+HEAD = {0: ["bad", "awful", "boring", "dull", "poor", "terrible"],
+        1: ["good", "great", "fun", "superb", "lovely", "brilliant"]}
+# The tail: neutral nouns, each arbitrarily tied to one class and seen in a handful of reviews,
+# so the models memorise them with a few small weights, the first that pruning removes.
+TAIL = {0: ["harbor", "violin", "tractor", "pepper", "lantern", "glacier", "saddle", "walnut", "ribbon", "canyon",
+            "beetle", "anchor", "marble", "kettle", "falcon", "cactus"],
+        1: ["ladder", "trumpet", "meadow", "oyster", "compass", "pillow", "turnip", "comet", "barrel", "orchid",
+            "lizard", "helmet", "copper", "sleeve", "pebble", "candle"]}
+NEUTRAL = ["the", "film", "movie", "story", "plot", "scene", "actor", "this", "was", "with", "a", "and", "of",
+           "it", "cast", "ending", "script", "director"]
+
+
+def synthetic_longtail(n: int = 800, seed: int = 23, tail_share: float = 0.3) -> tuple[pd.DataFrame, list[str]]:
+    """Reviews whose label a known part of the data carries in a fragile way: most (the head)
+    hold two or three frequent sentiment words; `tail_share` of them hold no sentiment word,
+    only one tail noun tied to the label. Dense models learn both; pruning breaks the tail
+    first, so the tail reviews are the planted PIEs (the `tail` flag is not a column: the
+    models never see it, `is_tail` recovers it from the text)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        if rng.random() < tail_share:
+            words = [rng.choice(TAIL[label])]
+        else:
+            words = rng.sample(HEAD[label], rng.randint(2, 3))
+        words += rng.choices(NEUTRAL, k=rng.randint(4, 8))
+        rng.shuffle(words)
+        rows.append((" ".join(words).capitalize() + ".", label))
+    return pd.DataFrame(rows, columns=["text", "label"]), ["negative", "positive"]
+
+
+def is_tail(text: str) -> bool:
+    """Whether a `synthetic_longtail` review is a tail one (its only cue is a tail noun)."""
+    words = set(text.lower().rstrip(".").split())
+    return bool(words & {w for ws in TAIL.values() for w in ws})
+
+
+SYNTHETIC = {"synthetic_topics": ("multi_label", synthetic_topics), "synthetic_nli": ("single_label", synthetic_nli),
+             "synthetic_longtail": ("single_label", synthetic_longtail)}

@@ -32,8 +32,8 @@ th{background:#f5f5f5} td:first-child{white-space:nowrap} td.num{text-align:righ
 # The browser test reads data-figures: how many images really decoded.
 SCRIPT = """window.addEventListener('load',function(){var n=0;document.querySelectorAll('img').forEach(
 function(i){if(i.naturalWidth>0)n++});document.body.dataset.figures=n;});"""
-INTRO = ("Pruning keeps a model's <em>mean</em> accuracy almost intact, yet a few examples bear most of the "
-         "damage. A <b>PIE</b> (pruning identified exemplar) is an example whose majority prediction over the "
+INTRO = ("The paper reports that pruning keeps a model's <em>mean</em> accuracy almost intact while a few "
+         "examples bear most of the damage; the claims table below gives our verdict on this data. A <b>PIE</b> (pruning identified exemplar) is an example whose majority prediction over the "
          "dense models' seeds differs from the majority over one pruned group's seeds (Tropeano et al., 2025). "
          "This page shows, per pruning method and sparsity, how many PIEs there are, how badly they are "
          "predicted, whether they are the influential (high-EL2N) and the complex examples, and how much of the "
@@ -131,8 +131,8 @@ def _headline(s: Study) -> str:
     return (f'<div class="box"><b>{escape(s.label)}</b>: dense accuracy {_fmt(s.df["dense_acc_all"].mean())} '
             f"over {s.meta.get('n_dense_models')} seeds, {s.meta.get('n_examples')} {escape(s.meta.get('split', ''))} "
             f"examples. {gap} Noise floor "
-            f"(dense vs dense): {_fmt(floor.get('floor_share'))} of examples; {len(above)} of {len(s.df)} groups lie "
-            f"above it (permutation test, Holm).</div>")
+            f"(dense vs dense): {_fmt(floor.get('floor_share'))} of examples; {len(above)} of {len(s.df)} groups "
+            f"marked above it (permutation test, Holm: above_floor in summary.json).</div>")
 
 
 def _study_html(s: Study, figures: dict[str, bytes]) -> str:
@@ -145,7 +145,8 @@ def _study_html(s: Study, figures: dict[str, bytes]) -> str:
     if s.df.empty:
         return "".join(parts)
     parts.append(_section("Accuracy against sparsity", "Solid: pruned models; dashed: the dense models on the "
-                          "same examples. Mean accuracy barely moves while accuracy on PIEs collapses.",
+                          "same examples; panels: all examples, each group's PIEs, its non-PIEs. Whether accuracy "
+                          "collapses on PIEs is claim (a): its verdict is in the claims table.",
                           fig("accuracy", plots.accuracy_vs_sparsity(s.df, s.label), "accuracy against sparsity")))
     parts.append(_section("PIEs against sparsity", "Share of examples that are PIEs; the grey band is what two "
                           "halves of the dense seeds disagree on by chance.",
@@ -234,7 +235,7 @@ def render(studies: list[Study], title: str, claims: list[dict] = ()) -> tuple[s
                                    {s.label: s.analysis.get("noise_floor", {}) for s in populated})
         figures["architectures.png"] = data
         body += ("<h2>Architectures compared</h2>" + _section(
-            "PIE share by architecture", "One panel per method: which model is more prone to PIEs at each "
-            "sparsity, each against its own noise floor (dotted).", _img(data, "architectures compared")))
+            "PIE share by architecture", "One panel per method: each architecture's PIE share at each "
+            "sparsity, each against its own noise floor (dotted). Which one is more prone is claim (e).", _img(data, "architectures compared")))
     body += "".join(_study_html(s, figures) for s in studies)
     return page("pies.html.j2", title=title, css=CSS, script=SCRIPT, intro=INTRO, body=Markup(body)), figures

@@ -6,7 +6,10 @@ from pathlib import Path
 
 from pie_mlops.errors import DataQualityError, PieError
 from pie_mlops.schema import defaults
+from pie_mlops.log import get as get_logger
 from pie_mlops.log import progress_disabled
+
+_LOG = get_logger(__name__)
 
 DEFAULTS = defaults("check")  # pie_mlops/schema.py: the one source of defaults and types
 
@@ -87,7 +90,10 @@ def check(params: dict, names: list[str], data_dir: str = "data") -> list[dict]:
         bar.set_postfix_str(name)
         out = report_root / name
         summary = validate_dataset(Path(data_dir) / name, out, params)
-        tqdm.write(format_table(summary))
+        head, *table = format_table(summary).splitlines()
+        _LOG.info(head)  # the verdict; the expectation table under -v, or at once when it failed
+        for line in table:
+            (_LOG.info if not summary["success"] else _LOG.debug)(line)
         write_text(out / "summary.html", render_check_html(summary))
         log_artifacts_if_active([out / "result.json", out / "summary.html", out / "data_docs"],
                                 artifact_path=f"data_checks/{name}")

@@ -27,17 +27,21 @@ from tqdm.auto import tqdm
 
 from pie_mlops.context import JobContext
 from pie_mlops.errors import BaselineGateError, DataQualityError, PieError
+from pie_mlops.log import get as get_logger
 from pie_mlops.schema import defaults
 from pie_mlops.report.plot_tables import method_of, sparsity_of, write_plot_tables
 from pie_mlops.stages.compare_gate import champion_verdict
 
+_LOG = get_logger(__name__)
 DEFAULTS = defaults("compare")  # pie_mlops/schema.py: the one source of defaults and types
 
 
 def compare(params: dict, predictions_dir: str | Path | None = None, progress: bool = True,
-            ctx: JobContext | None = None) -> list[dict]:
+            ctx: JobContext | None = None, echo=None) -> list[dict]:
     """Run the comparison for each architecture in `params['arch']`; one result dict each.
-    `ctx`: the job's context (a worker's tags go on the compare runs)."""
+    `ctx`: the job's context (a worker's tags go on the compare runs). `echo`: where the closing
+    summary goes (claims, champions, reports; pie_mlops/report/console.py), even when the
+    baseline gate stopped an architecture; None prints nothing."""
     from pie_mlops.vocabulary import check_name
 
     archs = params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]
@@ -54,6 +58,12 @@ def compare(params: dict, predictions_dir: str | Path | None = None, progress: b
     # The claims need every architecture of the dataset: recomputed from all on disk each time.
     from pie_mlops.stages.claims import write_claims
     claims = str(write_claims(params, [r["run_id"] for r in results if r.get("run_id")]))
+    if echo is not None:
+        from pie_mlops.report.console import details, summary_text
+        for line in details(results):  # the per-group tables: information, hidden by -q
+            _LOG.info(line)
+        echo(summary_text(json.loads(Path(claims).read_text(encoding="utf-8")), results, stopped)
+             + f"\nclaims: {claims}")
     if stopped:
         raise BaselineGateError("; ".join(stopped))
     return [dict(r, claims=claims) for r in results]

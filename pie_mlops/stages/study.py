@@ -20,7 +20,11 @@ import time
 from pathlib import Path
 
 from pie_mlops.errors import PieError
+from pie_mlops.log import get as get_logger
 from pie_mlops.params import DEFAULT_PARAMS, load_section
+
+_LOG = get_logger(__name__)
+
 
 def dvc_applies(params_file: str | Path) -> bool:
     """DVC can run the study only on params.yaml (dvc.yaml reads no other file) in a DVC repo."""
@@ -39,7 +43,7 @@ def study(params_file: str | Path = DEFAULT_PARAMS, use_dvc: bool | None = None,
     timings: dict[str, float] = {}
 
     def timed(name: str, fn, *args, **kwargs):
-        echo(f"== {name}")
+        _LOG.info(f"== {name}")  # progress: hidden by -q, which keeps errors and the summaries
         start = time.perf_counter()
         out = fn(*args, **kwargs)
         timings[name] = round(time.perf_counter() - start, 1)
@@ -51,7 +55,9 @@ def study(params_file: str | Path = DEFAULT_PARAMS, use_dvc: bool | None = None,
     if use_dvc:
         timed("dvc repro", _dvc_repro)
     else:
-        _in_process(params_file, timed, progress)
+        _in_process(params_file, timed, progress, echo)
+        from pie_mlops.stages.study_dvc import declare
+        declare(params_file)  # a profile's own metrics and plots, for `dvc metrics/plots show`
     report = Path(load_section("report", {"compare_root": "reports/compare", "out": "reports/pies"},
                                params_file)["out"]) / "index.html"
     return {"timings": timings, "report": str(report), "via": "dvc" if use_dvc else "process"}
@@ -67,16 +73,20 @@ def _dvc_repro() -> None:
                        f"run the same command again: finished stages and (group, seed) runs are kept")
 
 
-def _in_process(params_file, timed, progress: bool) -> None:
+def _in_process(params_file, timed, progress: bool, echo=print) -> None:
     from pie_mlops.stages import check, compare_study, materialize, prune, report, train, tune
 
     section = lambda name, mod: load_section(name, mod.DEFAULTS, params_file)  # noqa: E731
     data = section("materialize", materialize)
-    timed("check", check.check, section("check", check), list(data["datasets"]), data["data_dir"])
+    # The gate checks what the study reads (every materialized dataset only through DVC, whose
+    # check stages cover them all): a profile on one small set is not kept waiting by the others.
+    used = sorted({section(name, mod)["dataset"] for name, mod in (("tune", tune), ("train", train),
+                                                                      ("prune", prune), ("compare", compare_study))})
+    timed("check", check.check, section("check", check), used, data["data_dir"])
     timed("tune", tune.tune, section("tune", tune), progress)
     timed("train", train.train, section("train", train), progress)
     timed("prune", prune.prune, section("prune", prune), progress)
-    timed("compare", compare_study.compare, section("compare", compare_study), None, progress)
+    timed("compare", compare_study.compare, section("compare", compare_study), None, progress, echo=echo)
     timed("report", report.report, section("report", report))
 
 

@@ -5,7 +5,10 @@ the tiny profile in a temporary git repo:
    finished (group, seed) work, no duplicate version, no run left RUNNING, no half-written
    file, and `dvc status` is clean;
 2. a params change re-runs only the stages that read it;
-3. `dvc exp run -S prune.sparsities=[0.5]` works.
+3. `dvc exp run -S prune.sparsities=[0.9]` works, and leaves data.dvc as committed;
+4. the outputs match tests/fixtures/tiny_outputs.json; after a change that alters them on
+   purpose, regenerate it with `PIE_REGENERATE_TINY_OUTPUTS=1 pytest tests/data/test_pipeline.py`
+   and say why in the commit.
 
 The three share one study (a module fixture), so they run in this order and take about
 three minutes together.
@@ -26,6 +29,11 @@ import yaml
 from conftest import BIN, clone_project, run
 
 ARCHS = ("bert", "bilstm")
+DATASET = "synthetic_longtail"  # profiles/tiny.yaml
+GROUPS = ("magnitude-os@0.30", "magnitude-os@0.90")
+SEEDS = {"bert": 3, "bilstm": 7}  # per architecture
+COMPARE = Path("reports/tiny/compare") / DATASET
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "tiny_outputs.json"
 
 
 def _client(repo: Path):
@@ -102,21 +110,21 @@ def test_sigkill_mid_prune_then_the_main_command_finishes_cleanly(study):
         assert not [r for r in _runs(client, stage) if r.info.status == "RUNNING"], stage
     finished = [r for r in _runs(client, "prune") if r.info.status == "FINISHED"]
     keys = [(r.data.tags["arch"], r.data.tags["group"], r.data.tags["seed"]) for r in finished]
-    assert len(keys) == len(set(keys)) == 2 * 2 * 2 * 2  # archs x criteria x sparsities x seeds, once each
+    assert len(keys) == len(set(keys)) == len(GROUPS) * sum(SEEDS.values())  # groups x seeds, once each
     assert killed["finished"] <= {r.info.run_id for r in finished}  # finished work was not redone
     for arch in ARCHS:
-        versions = client.search_model_versions(f"name = 'pie-synthetic_nli-{arch}'")
-        assert len(versions) == 2 + 8  # dense seeds + pruned (group, seed): no duplicate
-        assert client.get_model_version_by_alias(f"pie-synthetic_nli-{arch}", "dense-s0")
+        versions = client.search_model_versions(f"name = 'pie-{DATASET}-{arch}'")
+        assert len(versions) == SEEDS[arch] * (1 + len(GROUPS))  # dense seeds + pruned (group, seed): no duplicate
+        assert client.get_model_version_by_alias(f"pie-{DATASET}-{arch}", "dense-s0")
     # Nothing half-written: no temporaries, every model's predictions, the report.
     leftovers = [p for p in repo.rglob("*") if ".tmp" in p.name or p.name.startswith(".staging")]
     assert not leftovers, leftovers
-    assert len(list((repo / "predictions").rglob("test.parquet"))) == 2 * (2 + 8)
-    assert (repo / "reports" / "pies" / "index.html").is_file()
+    assert len(list((repo / "predictions").rglob("test.parquet"))) == sum(SEEDS.values()) * (1 + len(GROUPS))
+    assert (repo / "reports" / "tiny" / "pies" / "index.html").is_file()
     for arch in ARCHS:
-        summary = json.loads((repo / f"reports/compare/synthetic_nli/{arch}/summary.json").read_text())
-        assert set(summary) - {"noise_floor"} == {f"{c}-os@{s}" for c in ("magnitude", "random") for s in ("0.50", "0.90")}
-    claims = json.loads((repo / "reports/compare/synthetic_nli/claims.json").read_text())
+        summary = json.loads((repo / COMPARE / arch / "summary.json").read_text())
+        assert set(summary) - {"noise_floor"} == set(GROUPS)
+    claims = json.loads((repo / COMPARE / "claims.json").read_text())
     assert claims["architectures"] == sorted(ARCHS)  # written after the last architecture's compare
     assert json.loads(run(["dvc", "status", "--json"], repo).stdout) == {}
 
@@ -127,17 +135,44 @@ def test_the_outputs_match_the_pinned_ones(study):
     import numpy as np
     import pandas as pd
 
-    pinned = json.loads((Path(__file__).parent.parent / "fixtures" / "tiny_outputs.json").read_text())
-    root = study["repo"] / "predictions" / "synthetic_nli"
-    got = {"/".join(f.parent.relative_to(root).parts): np.stack(pd.read_parquet(f)["logits"].to_numpy()).mean(0)
-           for f in root.rglob("test.parquet")}
+    if os.environ.get("PIE_REGENERATE_TINY_OUTPUTS") == "1":  # on purpose only: say why in the commit
+        regenerate(study["repo"])
+        pytest.skip(f"regenerated {FIXTURE}")
+    got = _mean_test_logits(study["repo"])
+    pinned = json.loads(FIXTURE.read_text())
     assert set(got) == set(pinned["mean_test_logits"])
     for key, means in pinned["mean_test_logits"].items():
         np.testing.assert_allclose(got[key], means, atol=1e-4, err_msg=key)
     for key, ids in pinned["pies"].items():
         arch, group = key.split("/", 1)
-        pies = pd.read_parquet(study["repo"] / f"reports/compare/synthetic_nli/{arch}/pies.parquet")
+        pies = pd.read_parquet(study["repo"] / COMPARE / arch / "pies.parquet")
         assert sorted(pies.loc[(pies.group == group) & pies.is_pie, "example_id"]) == ids, key
+
+
+def _mean_test_logits(repo: Path) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    root = repo / "predictions" / DATASET
+    return {"/".join(f.parent.relative_to(root).parts): np.stack(pd.read_parquet(f)["logits"].to_numpy()).mean(0)
+            for f in root.rglob("test.parquet")}
+
+
+def regenerate(repo: Path) -> None:
+    """Rewrite tests/fixtures/tiny_outputs.json from the tiny study in `repo` (through DVC, or
+    `pie-mlops --profile tiny study`: the same stage functions on the same params)."""
+    import pandas as pd
+
+    pies = {}
+    for arch in ARCHS:
+        frame = pd.read_parquet(repo / COMPARE / arch / "pies.parquet")
+        for group, rows in frame.groupby("group"):
+            pies[f"{arch}/{group}"] = sorted(rows.loc[rows.is_pie, "example_id"])
+    out = {"comment": "tests/data/test_pipeline.py: the tiny profile's outputs (regenerate with "
+                      "PIE_REGENERATE_TINY_OUTPUTS=1 and say why in the commit)",
+           "mean_test_logits": {k: [round(float(x), 6) for x in v] for k, v in sorted(_mean_test_logits(repo).items())},
+           "pies": dict(sorted(pies.items()))}
+    FIXTURE.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
 
 
 def test_a_params_change_reruns_only_what_reads_it(study):
@@ -157,15 +192,18 @@ def test_dvc_exp_run_with_a_set_param(study):
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run([*git, "add", "-A"], repo)
     run([*git, "commit", "-qm", "study done"], repo)
-    before = {arch: len(_client(repo).search_model_versions(f"name = 'pie-synthetic_nli-{arch}'")) for arch in ARCHS}
-    out = run(["dvc", "exp", "run", "-S", "prune.sparsities=[0.5]"], repo, check=False)
+    before = {arch: len(_client(repo).search_model_versions(f"name = 'pie-{DATASET}-{arch}'")) for arch in ARCHS}
+    data_dvc = (repo / "data.dvc").read_text()
+    out = run(["dvc", "exp", "run", "-S", "prune.sparsities=[0.9]"], repo, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     ran = {line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")}
     assert {"prune@bert", "prune@bilstm", "compare@bert", "compare@bilstm", "report"} <= ran
     assert not ran & {"tune@bert", "tune@bilstm", "train@bert", "train@bilstm"}
-    assert yaml.safe_load((repo / "params.yaml").read_text())["prune"]["sparsities"] == [0.5]
-    # The 0.5 models were finished already: skipped, their predictions fetched back from MLflow.
-    after = {arch: len(_client(repo).search_model_versions(f"name = 'pie-synthetic_nli-{arch}'")) for arch in ARCHS}
+    assert yaml.safe_load((repo / "params.yaml").read_text())["prune"]["sparsities"] == [0.9]
+    # The 0.9 models were finished already: skipped, their predictions fetched back from MLflow.
+    after = {arch: len(_client(repo).search_model_versions(f"name = 'pie-{DATASET}-{arch}'")) for arch in ARCHS}
     assert after == before
-    groups = sorted(p.name for p in (repo / "predictions/synthetic_nli/bert/pruned").iterdir())
-    assert groups == ["magnitude-os@0.50", "random-os@0.50"]
+    groups = sorted(p.name for p in (repo / f"predictions/{DATASET}/bert/pruned").iterdir())
+    assert groups == ["magnitude-os@0.90"]
+    # The committed data version stays whole: never re-recorded as the subset a profile uses.
+    assert (repo / "data.dvc").read_text() == data_dvc

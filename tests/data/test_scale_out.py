@@ -22,14 +22,16 @@ import yaml
 from conftest import BIN, clone_project, run
 from servers import add_user, create_database, mlflow_server, postgres_url
 
-MODEL = "pie-synthetic_nli-bert"
+MODEL = "pie-synthetic_longtail-bert"
 
 
 def scale_params(repo: Path, n_trials: int = 2) -> Path:
-    """The tiny profile on bert only: 2 dense seeds, 4 pruned groups x 2 seeds, 1 compare."""
+    """The tiny profile on bert only, at 2 seeds: 2 dense seeds, 2 pruned groups x 2 seeds, 1 compare."""
     doc = yaml.safe_load((repo / "profiles" / "tiny.yaml").read_text())  # an overlay on the defaults
     for section in ("tune", "train", "prune", "compare"):
         doc.setdefault(section, {})["arch"] = ["bert"]
+    doc["train"]["seeds"] = doc["prune"]["seeds"] = [0, 1]
+    doc["compare"]["min_seeds"] = 2
     doc.setdefault("tune", {})["n_trials"] = n_trials
     path = repo / "scale.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -88,7 +90,7 @@ def reference(tmp_path_factory):
     """The same grid with one worker on the embedded default (SQLite store, SQLite Optuna)."""
     repo = clone_project(tmp_path_factory.mktemp("single") / "repo")
     scale_params(repo)
-    run([str(BIN / "pie-mlops"), "materialize", "-d", "synthetic_nli"], repo)
+    run([str(BIN / "pie-mlops"), "materialize", "-d", "synthetic_longtail"], repo)
     proc = subprocess.run([str(BIN / "pie-mlops"), "--params", "scale.yaml", "worker", "--storage",
                            "sqlite:///optuna.db", "--no-tune"], cwd=repo, env=worker_env(None),
                           capture_output=True, text=True)
@@ -132,7 +134,7 @@ def test_three_workers_one_killed_finish_the_grid_exactly_once(cluster, referenc
             if t.state.name == "COMPLETE" and "facts" in t.user_attrs:  # not a skipped duplicate
                 done[t.params["job"]] = done.get(t.params["job"], 0) + 1
             failed += [t] if t.state.name == "FAIL" else []
-    assert len(done) == 2 + 8 + 1 and set(done.values()) == {1}, done
+    assert len(done) == 2 + 4 + 1 and set(done.values()) == {1}, done
     # Against a server a worker runs 2 lanes: some of its jobs were in flight together (one
     # uploading and registering while the next computed).
     assert all("2 lane(s)" in log.read_text() for log in logs[:2])
@@ -168,7 +170,7 @@ def test_two_tune_workers_share_one_study(cluster, tmp_path):
     storage = create_database(cluster["base"], "pie_optuna_tune")
     repo = clone_project(tmp_path / "repo")
     scale_params(repo, n_trials=6)
-    run([str(BIN / "pie-mlops"), "materialize", "-d", "synthetic_nli"], repo)
+    run([str(BIN / "pie-mlops"), "materialize", "-d", "synthetic_longtail"], repo)
     cmd = [str(BIN / "pie-mlops"), "--params", "scale.yaml", "tune", "--storage", storage]
     procs = [subprocess.Popen(cmd, cwd=repo, env=worker_env(cluster["url"]), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]
@@ -177,7 +179,7 @@ def test_two_tune_workers_share_one_study(cluster, tmp_path):
     assert not any("database is locked" in out for out in outs)
 
     [name] = optuna.get_all_study_names(storage)  # the study alone: no lock tokens beside it
-    assert name.startswith("pie-synthetic_nli-bert-")
+    assert name.startswith("pie-synthetic_longtail-bert-")
     study = optuna.load_study(study_name=name, storage=storage)
     finished = [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 6

@@ -43,7 +43,7 @@ def _env(**extra) -> dict:
 
 
 def test_basic_auth_refuses_anonymous_and_viewer_writes_and_a_worker_trains_with_env_credentials(tiny_repo, tmp_path):
-    run(["pie-mlops", "materialize", "-d", "synthetic_nli"], tiny_repo)
+    run(["pie-mlops", "materialize", "-d", "synthetic_longtail"], tiny_repo)
     with mlflow_server(f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts", tmp_path, auth=True) as url:
         create = "/api/2.0/mlflow/experiments/create"
         assert _post(url, create, {"name": "anon"}) == 401
@@ -61,14 +61,14 @@ def test_basic_auth_refuses_anonymous_and_viewer_writes_and_a_worker_trains_with
 
         os.environ.update(MLFLOW_TRACKING_USERNAME="viewer-1", MLFLOW_TRACKING_PASSWORD="v1-" + PASSWORD)
         try:  # the viewer reads what the worker registered
-            version = MlflowClient(url).get_model_version_by_alias("pie-synthetic_nli-bert", "dense-s0")
+            version = MlflowClient(url).get_model_version_by_alias("pie-synthetic_longtail-bert", "dense-s0")
         finally:
             os.environ.pop("MLFLOW_TRACKING_USERNAME")
             os.environ.pop("MLFLOW_TRACKING_PASSWORD")
         assert version.tags["seed"] == "0"
         # Moving `champion`: refused to anyone without credentials and to a viewer; a worker may.
         alias = ("/api/2.0/mlflow/registered-models/alias",
-                 {"name": "pie-synthetic_nli-bert", "alias": "champion", "version": version.version})
+                 {"name": "pie-synthetic_longtail-bert", "alias": "champion", "version": version.version})
         assert _post(url, *alias) == 401
         assert _post(url, *alias, ("viewer-1", "v1-" + PASSWORD)) == 403
         assert _post(url, *alias, ("worker-1", "w1-" + PASSWORD)) == 200
@@ -87,7 +87,7 @@ def test_a_storage_password_is_refused_everywhere_and_never_written(tiny_repo, t
     storage = create_database(base, "pie_secrets")
     with_password = storage.replace("://pie@", f"://pie:{quote(PASSWORD, safe='')}@")
     raw_password = storage.replace("://pie@", f"://pie:{PASSWORD}@")  # unquoted, as users type it
-    run(["pie-mlops", "materialize", "-d", "synthetic_nli"], tiny_repo)
+    run(["pie-mlops", "materialize", "-d", "synthetic_longtail"], tiny_repo)
     params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
     params["tune"]["storage"] = with_password
     (tiny_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

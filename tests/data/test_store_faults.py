@@ -194,7 +194,7 @@ def test_a_killed_mlflow_run_is_reaped(tmp_path):
 
 def test_two_identical_train_commands_register_once(tmp_path):
     repo = clone_project(tmp_path / "repo", profile="tiny")
-    run(["pie-mlops", "materialize", "--dataset", "synthetic_nli"], repo)
+    run(["pie-mlops", "materialize", "--dataset", "synthetic_longtail"], repo)
     cmd = [str(BIN / "pie-mlops"), "--profile", "tiny", "train", "--seeds", "0"]
     procs = [subprocess.Popen(cmd, cwd=repo, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]
@@ -204,9 +204,9 @@ def test_two_identical_train_commands_register_once(tmp_path):
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
     for arch in ("bert", "bilstm"):
-        versions = client.search_model_versions(f"name = 'pie-synthetic_nli-{arch}'")
+        versions = client.search_model_versions(f"name = 'pie-synthetic_longtail-{arch}'")
         assert len(versions) == 1, (arch, [(v.version, v.run_id) for v in versions])
-        assert client.get_model_version_by_alias(f"pie-synthetic_nli-{arch}", "dense-s0").version == versions[0].version
+        assert client.get_model_version_by_alias(f"pie-synthetic_longtail-{arch}", "dense-s0").version == versions[0].version
     exps = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(exps, "tags.stage = 'train'")
     assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]  # the duplicate trained nothing

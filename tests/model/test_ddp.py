@@ -132,14 +132,14 @@ def test_torchrun_cli_train_one_version_same_contract_close_predictions(tmp_path
     assert ddp.stdout.count("trained 1, skipped 0") == 1, ddp.stdout  # said once, by rank 0
 
     client = _client(repo, "mlflow.db")
-    versions = client.search_model_versions("name = 'pie-synthetic_nli-bilstm'")
+    versions = client.search_model_versions("name = 'pie-synthetic_longtail-bilstm'")
     assert [(v.tags.get("seed"), v.tags.get("group")) for v in versions] == [("0", "dense")]
-    assert client.get_model_version_by_alias("pie-synthetic_nli-bilstm", "dense-s0").version == versions[0].version
+    assert client.get_model_version_by_alias("pie-synthetic_longtail-bilstm", "dense-s0").version == versions[0].version
     runs = _model_runs(client)
     assert [r.info.status for r in runs] == ["FINISHED"], [r.info.status for r in runs]
 
-    single_dir = repo / "predictions_single" / "synthetic_nli" / "bilstm" / "dense" / "s0"
-    ddp_dir = repo / "predictions" / "synthetic_nli" / "bilstm" / "dense" / "s0"
+    single_dir = repo / "predictions_single" / "synthetic_longtail" / "bilstm" / "dense" / "s0"
+    ddp_dir = repo / "predictions" / "synthetic_longtail" / "bilstm" / "dense" / "s0"
     names = sorted(p.name for p in single_dir.glob("*.parquet"))
     assert names == sorted(p.name for p in ddp_dir.glob("*.parquet"))
     assert {"validation.parquet", "test.parquet", "train.parquet", "train@epoch1.parquet"} <= set(names)
@@ -161,5 +161,5 @@ def test_torchrun_cli_train_one_version_same_contract_close_predictions(tmp_path
 
     again = _run(_torchrun("-m", "pie_mlops.cli", *job), repo)  # skip-on-rerun, decided by rank 0
     assert again.stdout.count("trained 0, skipped 1") == 1, again.stdout
-    assert len(client.search_model_versions("name = 'pie-synthetic_nli-bilstm'")) == 1
+    assert len(client.search_model_versions("name = 'pie-synthetic_longtail-bilstm'")) == 1
     assert [r.info.status for r in _model_runs(client)] == ["FINISHED"]
