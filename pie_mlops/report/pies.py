@@ -74,7 +74,8 @@ class Study:
 
 
 def _img(data: bytes, alt: str) -> str:
-    return blocks().img(f"data:image/png;base64,{base64.b64encode(data).decode()}", alt)
+    # str, not Markup: the page is built by concatenation, and str + Markup escapes the str
+    return str(blocks().img(f"data:image/png;base64,{base64.b64encode(data).decode()}", alt))
 
 
 def _fmt(v) -> Markup:
@@ -93,7 +94,7 @@ def _fmt(v) -> Markup:
 def _table(rows: list[dict], columns: list[str]) -> str:
     cells = [[("num" if isinstance(r.get(c), (int, float, np.number)) else "", _fmt(r.get(c))) for c in columns]
              for r in rows]
-    return blocks().table(columns, cells)
+    return str(blocks().table(columns, cells))
 
 
 def _ci(v) -> str:
@@ -105,7 +106,7 @@ def _ci(v) -> str:
 
 def _section(title: str, how: str, body: str) -> str:
     """A titled block: `title` and `how` are text (escaped), `body` is HTML made here."""
-    return blocks().section(title, how, Markup(body))
+    return str(blocks().section(title, how, Markup(body)))
 
 
 def _headline(s: Study) -> str:

@@ -22,17 +22,17 @@ def tiny() -> dict:
 
 def test_the_tiny_grid_has_one_job_per_model_and_one_compare_per_arch():
     grid = plan_grid(tiny())
-    assert [len(grid[p]) for p in ("train", "prune", "compare")] == [2 * 2, 2 * 4 * 2, 2]
+    assert [len(grid[p]) for p in ("train", "prune", "compare")] == [3 + 7, 2 * (3 + 7), 2]  # tiny: bert 3, bilstm 7 seeds; magnitude-os at 0.3 and 0.9
     keys = [j.key for p in grid.values() for j in p]
     assert len(set(keys)) == len(keys)
-    assert "prune:bert:magnitude-os@0.50:s1" in keys and "train:bilstm:s0" in keys
+    assert "prune:bert:magnitude-os@0.30:s1" in keys and "train:bilstm:s0" in keys
     # A prune job's params select exactly its own group and seed ...
     for job in grid["prune"]:
         (only,) = prune.plan_jobs(job.params)
         assert only["group"] == job.group and job.params["seeds"] == [job.seed]
     # ... and compare is restricted to the grid's own models.
     bert = next(j for j in grid["compare"] if j.arch == "bert")
-    assert len(bert.params["models"]) == 2 + 8 and bert.params["predictions_dir"] is None
+    assert len(bert.params["models"]) == 3 + 2 * 3 and bert.params["predictions_dir"] is None
 
 
 def test_bad_params_fail_before_any_claim():
@@ -46,7 +46,7 @@ def test_grid_id_follows_the_grid():
     params = tiny()
     jobs = [j for p in plan_grid(params).values() for j in p]
     changed = copy.deepcopy(params)
-    changed["train"]["epochs"] = 2
+    changed["train"]["epochs"] = 7
     other = [j for p in plan_grid(changed).values() for j in p]
     assert grid_id({}, jobs) == grid_id({}, [j for p in plan_grid(tiny()).values() for j in p])
     assert grid_id({}, jobs) != grid_id({}, other)
