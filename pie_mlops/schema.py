@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from pie_mlops.fidelity import OURS, ImpactGrads, Optimizer, Prunable
+from pie_mlops.vocabulary import QUANT_METHODS
 
 T = TypeVar("T")
 Arch = Literal["bert", "bilstm"]
@@ -131,6 +132,9 @@ class Prune(Section):
     predict_test: PerArch[bool] = False  # the budget: compare.split is validation in the default
     predictions_dir: str = "predictions"
     latency_batch: int = Field(32, ge=1)  # test examples in the fixed batch timed for CPU latency
+    # Quantized groups quant-<method> (docs/quantization.md), one per dense seed, no training:
+    # int8-dyn, int8-wo, bf16, fp16, fp8; a method with no kernels on this CPU is skipped with a line.
+    quantize: PerArch[list[Literal[QUANT_METHODS]]] = []
     max_train_examples: PerArch[int | None] = {"bert": 800, "bilstm": 2000}  # keep equal to train's
     # bilstm: prune and predict each os group's unfinished seeds together, then track them seed
     # by seed (docs/seed-parallel.md); ft/wr/ai and os with recovery stay one at a time.

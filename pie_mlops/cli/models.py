@@ -133,4 +133,6 @@ def prune(ctx: click.Context, **options) -> None:
     _open_store(ctx.obj["params_file"])
     records = run(params)
     done = sum(r["status"] == "pruned" for r in records)
-    click.echo(f"pruned {done}, skipped {len(records) - done} (already finished)")
+    quantized = sum(r["status"] == "quantized" for r in records)
+    skipped = sum(r["status"] == "skipped" for r in records)
+    click.echo(f"pruned {done}, skipped {skipped} (already finished)" + (f", quantized {quantized}" if quantized else ""))

@@ -6,7 +6,7 @@ analyses (`pie_mlops.analysis`), pick the `champion` (`pie_mlops.selection`), an
 one directory, atomically:
 
     <out>/pies.parquet  summary.json  analysis.json  complexity.parquet  pie_examples.parquet
-    <out>/champion.json  plots/*.csv (DVC plots)  report/index.html
+    <out>/champion.json  compression.json  plots/*.csv (DVC plots)  report/index.html
 
 and each group's PIEs as a dataset, `<data_dir>/<dataset>__pies_<group>/` (docs/design.md §3's
 dataset contract; `.dvcignore` keeps them out of data.dvc's hash, so the data version stays).
@@ -111,6 +111,8 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
         complexity.to_parquet(tmp / "complexity.parquet", index=False)
         examples.to_parquet(tmp / "pie_examples.parquet", index=False)
         _dump(verdict, tmp / "champion.json")
+        from pie_mlops.analysis.compression import compression_table
+        _dump(compression_table(core.summary, runs), tmp / "compression.json")  # pruning vs quantization
         write_plot_tables(core.summary, analysis, arch, tmp / "plots")
         from pie_mlops.stages.report import build_report
         build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}", claims=False)
@@ -242,7 +244,8 @@ def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, 
                         "pruned_acc_nonpie", "n_ties_dense", "n_ties_pruned"):
                 metrics[tracking.metric_key(group, key)] = s.get(key)
                 # One chart per method in the UI: the value against sparsity (step = percent).
-                curves.append((f"{key}/{method_of(group)}", s.get(key), int(round(sparsity_of(group) * 100))))
+                if np.isfinite(sparsity_of(group)):  # quant-<method> groups have no sparsity axis
+                    curves.append((f"{key}/{method_of(group)}", s.get(key), int(round(sparsity_of(group) * 100))))
         floor = analysis.get("noise_floor", {})
         metrics["noise_floor_share"] = floor.get("floor_share")
         tracking.log_metric_batch(run_id, metrics, curves=curves)
