@@ -101,7 +101,8 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
 
     data_path = Path(params["data_dir"]) / params["dataset"]
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
-    jobs, seeds = plan_jobs(params), seeds_for(params, params["arch"], "prune")
+    quant_only = bool(as_list(params.get("quantize"))) and not as_list(params["sparsities"])  # quantized groups alone
+    jobs, seeds = ([] if quant_only else plan_jobs(params)), seeds_for(params, params["arch"], "prune")
     hp = _hyperparameters(params)
     from pie_mlops.params import seed_parallel
 

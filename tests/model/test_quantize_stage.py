@@ -40,13 +40,14 @@ def store(tmp_path_factory, tokenizer):
         train_stage(dict(TRAIN, **common, seeds=seeds, epochs=2, snapshot_epochs=[1]), progress=False)
         first = prune_stage(params, progress=False)
         again = prune_stage(params, progress=False)
+        alone = prune_stage(dict(params, sparsities=[], quantize=["int8-dyn"]), progress=False)  # a grid job's form
         compare_params = dict(COMPARE, dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
                               out=str(root / "reports" / "{dataset}" / "{arch}"), min_seeds=2,
                               checks_dir=str(root / "checks" / "{dataset}" / "{arch}"), split="test", n_boot=20,
                               champion_tolerance=1.0, min_gain_over_baseline=-1.0,
                               predictions_dir=str(root / "predictions"))
         [result] = compare(compare_params, None, progress=False)
-        yield {"root": root, "first": first, "again": again, "result": result}
+        yield {"root": root, "first": first, "again": again, "alone": alone, "result": result}
 
 
 def _client():
@@ -79,6 +80,8 @@ def test_quantized_versions_are_registered_with_their_tags_and_metrics(store):
         assert m["size_mb"] < 0.5 * m["dense_mb"]
     # a rerun finds every finished quantized (group, seed) and registers nothing new
     assert all(r["status"] in ("skipped", "unsupported") for r in store["again"])
+    # quantized groups alone (no sparsity: a worker grid's quant job) run no pruned group
+    assert [(r["group"], r["status"]) for r in store["alone"]] == [("quant-int8-dyn", "skipped")] * 2
 
 
 def test_a_method_without_cpu_kernels_is_skipped_with_one_line(store, caplog):
