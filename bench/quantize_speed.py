@@ -101,13 +101,14 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=2, help="models per architecture (default 2)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default 3)")
     ap.add_argument("--arch", action="append", choices=["bert", "bilstm"], help="default: both")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2; 1 on a loaded machine)")
     args = ap.parse_args()
     if not (DATA / "test.parquet").is_file():
         print(f"{DATA}/test.parquet is missing: run `.venv/bin/pie-mlops materialize --dataset rotten_tomatoes` first",
               file=sys.stderr)
         return 2
-    if args.seeds < 1 or args.rounds < 1:
-        print("--seeds and --rounds must be >= 1", file=sys.stderr)
+    if args.seeds < 1 or args.rounds < 1 or args.threads < 1:
+        print("--seeds, --rounds and --threads must be >= 1", file=sys.stderr)
         return 2
     from transformers.utils import logging as hf_logging
 
@@ -115,7 +116,7 @@ def main() -> int:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     splits = {s: read_split(DATA, s) for s in ("train", "test")}
     forms, builds = {}, {}
     for arch in args.arch or ["bert", "bilstm"]:

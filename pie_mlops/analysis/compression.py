@@ -38,7 +38,7 @@ def compression_table(summary: dict, runs: list[dict]) -> dict:
              "latency_ms": _mean([mean_of(g, "dense_latency_ms") for g in quant])}
     groups = {}
     for group, s in sorted(summary.items()):
-        if not isinstance(s, dict) or group == DENSE:
+        if not isinstance(s, dict) or group == DENSE or "pie_share" not in s:  # noise_floor sits beside the groups
             continue
         kind = compression_of(group)
         row = {"compression": kind, "method": group[len(QUANT_PREFIX):] if kind == "quantization" else

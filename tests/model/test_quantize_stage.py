@@ -128,6 +128,7 @@ def test_compare_treats_quantized_groups_like_pruned_ones(store):
     q = table["groups"]["quant-int8-dyn"]
     assert q["compression"] == "quantization" and q["bits"] == 8 and q["model_mb"] < table["dense"]["model_mb"]
     assert q["pie_share"] == summary["quant-int8-dyn"]["pie_share"]
+    assert set(table["groups"]) == {"magnitude-os@0.50", *(f"quant-{m}" for m in METHODS)}
     p = table["groups"]["magnitude-os@0.50"]
     assert p["compression"] == "pruning" and p["model_mb"] > 0 and p["latency_ms"] > 0
     axes = {(m["quantized"], m["matched_on"]) for m in table["matched"]}
