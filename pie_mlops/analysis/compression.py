@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from pie_mlops.vocabulary import DENSE, QUANT_BITS, QUANT_PREFIX, compression_of
 
 _STATS = ("pie_share", "pie_share_ci", "n_pies", "pruned_acc_all", "dense_acc_all", "pruned_acc_pie",
@@ -23,9 +25,28 @@ def _mean(values: list) -> float | None:
     return sum(ok) / len(ok) if ok else None
 
 
-def compression_table(summary: dict, runs: list[dict]) -> dict:
+def paired_flips(dense_preds: np.ndarray, dense_seeds: list, preds: np.ndarray, seeds: list,
+                 n_boot: int = 200, seed: int = 0) -> dict | None:
+    """Examples each model predicts differently from the dense model of its own seed (the one it
+    was compressed from, for os and quantized groups): a paired count, free of the seed noise
+    that modal labels over a few seeds carry. `*_preds`: (models, n) labels or (models, n, C)
+    multi-hot. `flip_share` is the mean over the paired seeds; its CI bootstraps the examples."""
+    common = [s for s in seeds if s in dense_seeds]
+    if not common:
+        return None
+    diff = np.stack([dense_preds[list(dense_seeds).index(s)] != preds[list(seeds).index(s)] for s in common])
+    flips = diff.any(axis=2) if diff.ndim == 3 else diff  # (k, n): multi-label, any label
+    rng, n = np.random.default_rng(seed), flips.shape[1]
+    boot = [flips[:, rng.integers(0, n, n)].mean() for _ in range(n_boot)]
+    return {"flip_share": float(flips.mean()), "flip_share_ci": [float(np.percentile(boot, 2.5)),
+                                                                  float(np.percentile(boot, 97.5))],
+            "flips_per_seed": [int(v) for v in flips.sum(axis=1)], "paired_seeds": len(common)}
+
+
+def compression_table(summary: dict, runs: list[dict], flips: dict | None = None) -> dict:
     """{"dense": {model_mb, latency_ms}, "groups": {group: {...}}, "matched": [...]} from a
-    summary.json's groups and the model runs ({group, seed, metrics}) behind them."""
+    summary.json's groups, the model runs ({group, seed, metrics}) behind them and each group's
+    `paired_flips`."""
     metrics: dict[str, list[dict]] = {}
     for run in runs:
         metrics.setdefault(run["group"], []).append(run.get("metrics") or {})
@@ -43,7 +64,8 @@ def compression_table(summary: dict, runs: list[dict]) -> dict:
         kind = compression_of(group)
         row = {"compression": kind, "method": group[len(QUANT_PREFIX):] if kind == "quantization" else
                group.rsplit("@", 1)[0], "model_mb": mean_of(group, "model_mb"),
-               "latency_ms": mean_of(group, "latency_ms"), **{k: s.get(k) for k in _STATS}}
+               "latency_ms": mean_of(group, "latency_ms"), **{k: s.get(k) for k in _STATS},
+               **((flips or {}).get(group) or {"flip_share": None, "flip_share_ci": None})}
         if kind == "quantization":
             row["bits"] = QUANT_BITS.get(row["method"])
         else:
@@ -72,5 +94,7 @@ def matched(groups: dict) -> list[dict]:
                         "quantized_value": q[axis], "pruned_value": p[axis],
                         "quantized_pie_share": q["pie_share"], "pruned_pie_share": p["pie_share"],
                         "quantized_pie_share_ci": q["pie_share_ci"], "pruned_pie_share_ci": p["pie_share_ci"],
-                        "quantized_acc_all": q["pruned_acc_all"], "pruned_acc_all": p["pruned_acc_all"]})
+                        "quantized_acc_all": q["pruned_acc_all"], "pruned_acc_all": p["pruned_acc_all"],
+                        "quantized_flip_share": q["flip_share"], "pruned_flip_share": p["flip_share"],
+                        "quantized_flip_share_ci": q["flip_share_ci"], "pruned_flip_share_ci": p["flip_share_ci"]})
     return out

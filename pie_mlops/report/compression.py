@@ -12,8 +12,9 @@ HOW = ("Each point is a group (mean over its seeds): pruned groups (one line per
        "quantized groups (stars), against the deployable model size (int8 weights at one byte, pruned zeros "
        "packed) and the CPU milliseconds of one fixed test batch. Exemplars are the compression-identified "
        "exemplars: examples whose majority label over the group's seeds differs from the dense majority "
-       "(PIEs, for pruning). Below, each quantized group beside the pruned group nearest to it in size and in "
-       "latency: at the same saving, which breaks fewer examples.")
+       "(PIEs, for pruning). Flips: the share of examples a model predicts differently from the dense model "
+       "of its own seed, a paired count free of seed noise. Below, each quantized group beside the pruned group "
+       "nearest to it in size and in latency: at the same saving, which breaks fewer examples.")
 PANELS = (("pruned_acc_all", "accuracy (all)"), ("pie_share", "exemplar share"),
           ("pruned_acc_pie", "accuracy on its exemplars"))
 AXES = (("model_mb", "model size (MB)"), ("latency_ms", "CPU ms per batch"))
@@ -66,14 +67,17 @@ def section(table: dict | None, label: str, fig, table_html) -> str:
              "MB": r.get("model_mb"), "× smaller": r.get("size_ratio"), "ms/batch": r.get("latency_ms"),
              "× faster": r.get("latency_ratio"), "accuracy": r.get("pruned_acc_all"),
              "exemplar share": r.get("pie_share"), "95% CI": _ci(r.get("pie_share_ci")),
-             "acc. on exemplars": r.get("pruned_acc_pie"), "dense acc. on them": r.get("dense_acc_pie")}
+             "acc. on exemplars": r.get("pruned_acc_pie"), "dense acc. on them": r.get("dense_acc_pie"),
+             "flips vs own dense seed": r.get("flip_share"), "flips CI": _ci(r.get("flip_share_ci"))}
             for g, r in sorted(table["groups"].items(), key=lambda kv: (kv[1]["compression"], kv[0]))]
     pairs = [{"quantized": m["quantized"], "pruned": m["pruned"], "matched on": "size" if m["matched_on"] == "model_mb"
               else "latency", "quantized value": m["quantized_value"], "pruned value": m["pruned_value"],
               "quantized exemplar share": m["quantized_pie_share"], "CI (q)": _ci(m["quantized_pie_share_ci"]),
               "pruned exemplar share": m["pruned_pie_share"], "CI (p)": _ci(m["pruned_pie_share_ci"]),
               "quantized acc.": m["quantized_acc_all"], "pruned acc.": m["pruned_acc_all"],
-              "fewer broken": _fewer(m)} for m in table.get("matched", [])]
+              "quantized flips": m.get("quantized_flip_share"), "pruned flips": m.get("pruned_flip_share"),
+              "fewer broken": _fewer(m, "flip_share") if m.get("quantized_flip_share_ci") else _fewer(m, "pie_share")}
+             for m in table.get("matched", [])]
     data = figure(table, label)
     body = (fig("compression", data, "pruning against quantization") if data else
             '<p class="muted">No model sizes (a file-mode compare has no run metrics): the table only.</p>')
@@ -85,9 +89,10 @@ def section(table: dict | None, label: str, fig, table_html) -> str:
     return f'<h3 id="compression">{escape(TITLE)}</h3><p class="how">{escape(HOW)}</p>{body}'
 
 
-def _fewer(m: dict) -> str:
-    """Which side breaks fewer examples, when the two exemplar-share intervals do not overlap."""
-    q, p = m.get("quantized_pie_share_ci"), m.get("pruned_pie_share_ci")
+def _fewer(m: dict, key: str) -> str:
+    """Which side breaks fewer examples, when the two intervals of `key` (flip_share: paired
+    flips against the same dense seed; else pie_share) do not overlap."""
+    q, p = m.get(f"quantized_{key}_ci"), m.get(f"pruned_{key}_ci")
     if not (isinstance(q, list) and isinstance(p, list) and None not in q + p):
         return "n/a"
     if q[1] < p[0]:

@@ -111,8 +111,7 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
         complexity.to_parquet(tmp / "complexity.parquet", index=False)
         examples.to_parquet(tmp / "pie_examples.parquet", index=False)
         _dump(verdict, tmp / "champion.json")
-        from pie_mlops.analysis.compression import compression_table
-        _dump(compression_table(core.summary, runs), tmp / "compression.json")  # pruning vs quantization
+        _dump(_compression(core, test, runs, params), tmp / "compression.json")  # pruning vs quantization
         write_plot_tables(core.summary, analysis, arch, tmp / "plots")
         from pie_mlops.stages.report import build_report
         build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}", claims=False)
@@ -194,6 +193,20 @@ def model_scores(test, flags: dict[str, np.ndarray], own: dict[str, np.ndarray] 
             rows.append({"group": group, "seed": int(seed), "sparsity": sparsity_of(group),
                          **{name: float(v[i]) for name, v in columns.items()}})
     return pd.DataFrame(rows)
+
+
+def _compression(core, test, runs: list[dict], params: dict) -> dict:
+    """compression.json: sizes, latencies and exemplars side by side, with each group's flips
+    against the dense model of the same seed (pie_mlops/analysis/compression.py)."""
+    from pie_mlops.analysis.compression import compression_table, paired_flips
+    from pie_mlops.pies import model_predictions
+
+    dense = test.groups["dense"]
+    dp = model_predictions(dense.logits, test.task, dense.thresholds)
+    flips = {g: paired_flips(dp, list(dense.seeds), model_predictions(st.logits, test.task, st.thresholds),
+                             list(st.seeds), int(params["n_boot"]), int(params["seed"]))
+             for g, st in test.groups.items() if g != "dense"}
+    return compression_table(core.summary, runs, flips)
 
 
 def _dump(obj, path: Path) -> None:

@@ -60,3 +60,24 @@ def test_without_run_metrics_the_table_has_no_sizes_and_no_matches():
     assert table["dense"] == {"model_mb": None, "latency_ms": None}
     assert table["groups"]["quant-bf16"]["model_mb"] is None and table["groups"]["quant-bf16"]["size_ratio"] is None
     assert table["matched"] == []
+
+
+def test_paired_flips_count_each_model_against_the_dense_model_of_its_own_seed():
+    import numpy as np
+
+    from pie_mlops.analysis.compression import paired_flips
+
+    rng = np.random.default_rng(0)
+    dense = rng.integers(0, 3, (4, 1000))  # dense seeds 0..3
+    group = dense[[2, 0]].copy()  # the group's seeds 2 and 0, compressed from those dense models
+    group[0, :30] = (group[0, :30] + 1) % 3  # seed 2 flips 30 examples, seed 0 flips 10
+    group[1, 500:510] = (group[1, 500:510] + 2) % 3
+    out = paired_flips(dense, [0, 1, 2, 3], group, [2, 0], n_boot=300)
+    assert out["flips_per_seed"] == [30, 10] and out["paired_seeds"] == 2
+    assert out["flip_share"] == 0.02 and out["flip_share_ci"][0] < 0.02 < out["flip_share_ci"][1]
+    # the other seeds' dense models disagree with these by chance (2/3 of examples): never compared
+    assert paired_flips(dense, [0, 1], group, [5, 6]) is None
+    multi = rng.integers(0, 2, (2, 200, 4))
+    other = multi.copy()
+    other[1, :7, 3] ^= 1  # seed 1: one label of 7 examples
+    assert paired_flips(multi, [0, 1], other, [0, 1])["flips_per_seed"] == [0, 7]
