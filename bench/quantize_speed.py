@@ -38,7 +38,7 @@ import torch  # noqa: E402
 
 DATA = Path("data/rotten_tomatoes")
 BATCH = 32  # the prune stage's latency batch (prune.latency_batch)
-TEXTS = {"bert": 128, "bilstm": 1024}
+TEXTS = {"bert": 64, "bilstm": 512}
 TRAIN = {"bert": (300, 1, 5e-5), "bilstm": (2000, 2, 5e-3)}  # examples, epochs, lr: a quick, real model
 
 
