@@ -138,4 +138,6 @@ def prune(ctx: click.Context, **options) -> None:
     done = sum(r["status"] == "pruned" for r in records)
     quantized = sum(r["status"] == "quantized" for r in records)
     skipped = sum(r["status"] == "skipped" for r in records)
-    click.echo(f"pruned {done}, skipped {skipped} (already finished)" + (f", quantized {quantized}" if quantized else ""))
+    unsupported = sorted({r["group"] for r in records if r["status"] == "unsupported"})
+    click.echo(f"pruned {done}, skipped {skipped} (already finished)" + (f", quantized {quantized}" if quantized else "")
+               + (f", not run on this CPU: {', '.join(unsupported)}" if unsupported else ""))

@@ -47,7 +47,7 @@ def store(tmp_path_factory, tokenizer):
                               champion_tolerance=1.0, min_gain_over_baseline=-1.0,
                               predictions_dir=str(root / "predictions"))
         [result] = compare(compare_params, None, progress=False)
-        yield {"root": root, "first": first, "again": again, "alone": alone, "result": result}
+        yield {"root": root, "params": params, "first": first, "again": again, "alone": alone, "result": result}
 
 
 def _client():
@@ -84,7 +84,19 @@ def test_quantized_versions_are_registered_with_their_tags_and_metrics(store):
     assert [(r["group"], r["status"]) for r in store["alone"]] == [("quant-int8-dyn", "skipped")] * 2
 
 
-def test_a_method_without_cpu_kernels_is_skipped_with_one_line(store, caplog):
+def test_a_method_without_cpu_kernels_is_skipped_with_one_line(store, caplog, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store['root']}/mlflow.db")
+    monkeypatch.chdir(store["root"])
+    logger = logging.getLogger("pie_mlops")
+    logger.addHandler(caplog.handler)  # the CLI's logger does not propagate
+    try:
+        with caplog.at_level(logging.WARNING, logger="pie_mlops"):
+            records = prune_stage(dict(store["params"], quantize=["fp8"], sparsities=[]), progress=False)
+    finally:
+        logger.removeHandler(caplog.handler)
+    logged = [r.getMessage() for r in caplog.records if "quant-fp8" in r.getMessage()]
+    assert len(logged) == 1 and records == [{"group": "quant-fp8", "seed": 0, "status": "unsupported",
+                                             "reason": logged[0]}]
     fp8 = [r for r in store["first"] if r["group"] == "quant-fp8"]
     assert [r["status"] for r in fp8] == ["unsupported"]  # probed once, skipped for every seed
     line = fp8[0]["reason"]
