@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pie_mlops.fidelity import OURS, ClipGrads, ImpactGrads, Optimizer, Prunable
-from pie_mlops.vocabulary import name_problem
+from pie_mlops.vocabulary import QUANT_METHODS, name_problem
+
 
 def _named(kind: str):
     def check(value):  # the one name check (vocabulary.py): a dataset becomes a path and a model name
@@ -21,7 +22,6 @@ def _named(kind: str):
             raise ValueError(problem)
         return value
     return AfterValidator(check)
-
 
 T = TypeVar("T")
 Dataset = Annotated[str, _named("dataset")]
@@ -165,6 +165,9 @@ class Prune(Section):
     predict_test: PerArch[bool] = False  # the budget: compare.split is validation in the default
     predictions_dir: str = "predictions"
     latency_batch: int = Field(32, ge=1)  # test examples in the fixed batch timed for CPU latency
+    # Quantized groups quant-<method> (docs/quantization.md), one per dense seed, no training:
+    # int8-dyn, int8-wo, bf16, fp16, fp8; a method with no kernels on this CPU is skipped with a line.
+    quantize: PerArch[list[Literal[QUANT_METHODS]]] = []
     max_train_examples: PerArch[Positive | None] = {"bert": 800, "bilstm": 2000}  # keep equal to train's
     # bilstm: prune and predict each os group's unfinished seeds together, then track them seed
     # by seed (docs/seed-parallel.md); ft/wr/ai and os with recovery stay one at a time.

@@ -49,9 +49,12 @@ def select_champion(candidates: pd.DataFrame, dense_acc_subset: float, dense_acc
     best = ok.sort_values(["sparsity", "acc_subset", "acc_all", "seed"], ascending=[False, False, False, True]).iloc[0]
     row = {k: best[k] for k in ("group", "seed", "sparsity", "acc_subset", "acc_all")}
     row["seed"] = int(row["seed"])
-    row["reason"] = (f"sparsest version within {tolerance:g} of dense: sparsity {row['sparsity']:g}, "
+    # A quantized group has no sparsity (NaN, sorted last): it wins when no pruned version qualifies.
+    what = "no pruned version qualifies; quantized" if pd.isna(row["sparsity"]) else f"sparsity {row['sparsity']:g}"
+    row["reason"] = (f"sparsest version within {tolerance:g} of dense: {what}, "
                      f"accuracy on the pruning-sensitive subset {_fmt(row['acc_subset'])} vs dense "
                      f"{_fmt(dense_acc_subset)}, on all examples {_fmt(row['acc_all'])} vs dense {_fmt(dense_acc_all)}")
+    row["sparsity"] = None if pd.isna(row["sparsity"]) else float(row["sparsity"])  # JSON has no NaN
     return row
 
 

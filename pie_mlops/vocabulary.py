@@ -22,6 +22,26 @@ DENSE_LONG = "dense-long"  # dense models trained for the ft/wr length: the trai
 # hidden ('.name' is write_dataset's temporary copy) and never '..'.
 _DATASET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 _GROUP = re.compile(rf"({'|'.join(CRITERIA)})-({'|'.join(SCHEDULES)})(-structured|-layer)?@0(\.[0-9]+)?")
+# Quantized groups (ours, not the paper's): quant-<method>, one version per dense seed, no training.
+QUANT_BITS = {"int8-dyn": 8, "int8-wo": 8, "bf16": 16, "fp16": 16, "fp8": 8}  # models/quantize.py's recipes
+QUANT_METHODS = tuple(QUANT_BITS)
+QUANT_PREFIX = "quant-"
+_QUANT = re.compile(rf"{QUANT_PREFIX}({'|'.join(re.escape(m) for m in QUANT_METHODS)})")
+PAPER_SCHEDULES = ("ft", "wr", "ai")
+
+
+def compression_of(group: str) -> str:
+    """`dense`, `pruning` (<criterion>-<schedule>@<sparsity>) or `quantization` (quant-<method>)."""
+    if group == DENSE:
+        return DENSE
+    return "quantization" if _QUANT.fullmatch(group) else "pruning"
+
+
+def is_paper_group(group: str) -> bool:
+    """A group of the paper's methods: ft/wr/ai pruning, unstructured, with the paper's per-layer
+    threshold (`-layer`). os, structured, global-threshold, quantized and dense groups are ours."""
+    m = _GROUP.fullmatch(group)
+    return m is not None and m.group(2) in PAPER_SCHEDULES and m.group(3) == "-layer"
 
 
 def check_name(kind: str, name: object, where: str = "") -> str:
@@ -43,8 +63,10 @@ def name_problem(kind: str, name: object) -> str | None:
         ok = text in ARCHS
         expected = f"one of {', '.join(ARCHS)}"
     elif kind == "group":
-        ok = text is not None and (text in (DENSE, DENSE_LONG) or _GROUP.fullmatch(text) is not None)
-        expected = f"'{DENSE}', '{DENSE_LONG}' or <criterion>-<schedule>@<sparsity>, e.g. magnitude-os@0.50"
+        ok = text is not None and (text in (DENSE, DENSE_LONG) or _GROUP.fullmatch(text) is not None
+                                   or _QUANT.fullmatch(text) is not None)
+        expected = (f"'{DENSE}', '{DENSE_LONG}', <criterion>-<schedule>@<sparsity> (e.g. magnitude-os@0.50) "
+                    "or quant-<method>")
     else:
         raise ValueError(f"unknown kind of name {kind!r}")
     return None if ok else f"{kind} {name!r} is not {expected}"

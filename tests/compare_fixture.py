@@ -26,8 +26,10 @@ def _logits(labels: np.ndarray, n_classes: int, flip: float, rng, multi: bool) -
     return z.astype(np.float32)
 
 
-def make_study(root: Path, dataset: str = "synthetic_nli", seeds: int = 4, text_hook=None) -> tuple[Path, Path]:
-    """(data_dir, predictions_dir) under `root`. `text_hook(frame)` may edit the test texts."""
+def make_study(root: Path, dataset: str = "synthetic_nli", seeds: int = 4, text_hook=None,
+               extra: dict | None = None) -> tuple[Path, Path]:
+    """(data_dir, predictions_dir) under `root`. `text_hook(frame)` may edit the test texts;
+    `extra`: more groups and their flip rates (e.g. a quantized group) beside NOISE's."""
     data_dir = root / "data"
     materialize(dict(MATERIALIZE, data_dir=str(data_dir)), [dataset], progress=False)
     if text_hook is not None:
@@ -42,7 +44,7 @@ def make_study(root: Path, dataset: str = "synthetic_nli", seeds: int = 4, text_
     for split in ("test", "train", "train@epoch1"):
         df = read_split(data_dir / dataset, "train" if split.startswith("train") else split)
         labels = np.stack(df["labels"].to_numpy()).astype(np.int64) if multi else df["label"].to_numpy()
-        for group, flip in NOISE.items():
+        for group, flip in {**NOISE, **(extra or {})}.items():
             if split == "train@epoch1" and group != "dense":
                 continue  # EL2N snapshots come from dense models only
             for seed in range(seeds):

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 
+from pie_mlops.vocabulary import DENSE_LONG, is_paper_group
+
 RULES_VERSION = "2026-12-06.1"  # bump with every change of a rule; docs/claims.md keeps the changelog
-DENSE_LONG = "dense-long"
-PAPER_SCHEDULES = ("ft", "wr", "ai")
 _NAME = re.compile(r"(?P<criterion>magnitude|impact|random)-(?P<schedule>ft|wr|ai|os)(?P<variant>-structured|-layer)?"
                    r"@(?P<sparsity>[0-9.]+)")
 # The pre-set order of primary groups: the paper's headline schedules first, magnitude first,
@@ -38,8 +38,7 @@ def method_kind(group: str) -> str:
     """`paper`, `ours` or `control` (dense-long)."""
     if group == DENSE_LONG:
         return "control"
-    p = parse(group)
-    return "paper" if p and p["schedule"] in PAPER_SCHEDULES and p["variant"] == "-layer" else "ours"
+    return "paper" if is_paper_group(group) else "ours"
 
 
 def groups_of(summary: dict) -> dict:

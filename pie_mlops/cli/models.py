@@ -103,6 +103,9 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
               help="Unstructured threshold over all prunable weights or per layer. Default: prune.threshold.")
 @click.option("--recovery-steps", default=None, metavar="N",
               help="os: fine-tuning steps after pruning (0: none). Default: prune.recovery_steps.")
+@click.option("--quantize", default=None, metavar="int8-dyn,int8-wo,bf16,fp16,fp8",
+              help="Quantized groups quant-<method> of the dense seeds, no training (docs/quantization.md); "
+                   "a method this CPU cannot run is skipped with one line. Default: prune.quantize.")
 @click.option("--data-dir", default=None, help="Where the datasets live. Default: prune.data_dir (data).")
 @click.pass_context
 def prune(ctx: click.Context, **options) -> None:
@@ -133,4 +136,8 @@ def prune(ctx: click.Context, **options) -> None:
     _open_store(ctx.obj["params_file"], params, "prune")
     records = run(params)
     done = sum(r["status"] == "pruned" for r in records)
-    click.echo(f"pruned {done}, skipped {len(records) - done} (already finished)")
+    quantized = sum(r["status"] == "quantized" for r in records)
+    skipped = sum(r["status"] == "skipped" for r in records)
+    unsupported = sorted({r["group"] for r in records if r["status"] == "unsupported"})
+    click.echo(f"pruned {done}, skipped {skipped} (already finished)" + (f", quantized {quantized}" if quantized else "")
+               + (f", not run on this CPU: {', '.join(unsupported)}" if unsupported else ""))

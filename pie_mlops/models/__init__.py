@@ -36,16 +36,25 @@ def build_model(arch: str, num_labels: int, task: str = "single_label", *, seed:
 
 
 def load_model(path: str | Path):
-    """Load a model saved by `.save(path)`, whichever architecture it is."""
+    """Load a model saved by `.save(path)`, whichever architecture it is; a quantized version
+    (its config names a recipe, models/quantize.py) comes back quantized."""
     from pie_mlops.models.common import read_config
+    from pie_mlops.models.quantize import QUANTIZE_KEY
 
-    arch = read_config(path).get("arch")
+    config = read_config(path)
+    arch, method = config.get("arch"), config.get(QUANTIZE_KEY)
     if arch == "bert":
         from pie_mlops.models.bert import BertClassifier
 
-        return BertClassifier.load(path)
-    if arch == "bilstm":
+        model = BertClassifier.load(path)
+    elif arch == "bilstm":
         from pie_mlops.models.bilstm import BiLSTMClassifier
 
-        return BiLSTMClassifier.load(path)
-    raise PieError(f"{path}: unknown architecture {arch!r} in its config")
+        model = BiLSTMClassifier.load(path)
+    else:
+        raise PieError(f"{path}: unknown architecture {arch!r} in its config")
+    if method is None:
+        return model
+    from pie_mlops.models.quantize import check_method, quantize
+
+    return quantize(model, check_method(str(method)))

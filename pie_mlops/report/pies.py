@@ -59,6 +59,11 @@ class Study:
         self.meta = self.analysis["meta"]
         self.label = f"{self.meta.get('dataset', '?')}/{self.meta.get('arch', '?')}"
         self.df = plots.summary_frame(self.summary)
+        extra = self.path / "compression.json"  # pruning vs quantization (absent in older compare outputs)
+        try:
+            self.compression = json.loads(extra.read_text(encoding="utf-8")) if extra.is_file() else None
+        except json.JSONDecodeError as exc:
+            raise PieError(f"{extra}: malformed JSON ({exc})") from None
 
     def table(self, name: str) -> pd.DataFrame | None:
         f = self.path / name
@@ -145,13 +150,19 @@ def _study_html(s: Study, figures: dict[str, bytes]) -> str:
 
     if s.df.empty:
         return "".join(parts)
-    parts.append(_section("Accuracy against sparsity", "Solid: pruned models; dashed: the dense models on the "
-                          "same examples; panels: all examples, each group's PIEs, its non-PIEs. Whether accuracy "
-                          "collapses on PIEs is claim (a): its verdict is in the claims table.",
-                          fig("accuracy", plots.accuracy_vs_sparsity(s.df, s.label), "accuracy against sparsity")))
-    parts.append(_section("PIEs against sparsity", "Share of examples that are PIEs; the grey band is what two "
-                          "halves of the dense seeds disagree on by chance.",
-                          fig("pies", plots.pies_vs_sparsity(s.df, a.get("noise_floor", {}), s.label), "PIE share")))
+    pruned = s.df[s.df["sparsity"].notna()] if "sparsity" in s.df else s.df  # quant-<method>: no sparsity
+    if not pruned.empty:
+        parts.append(_section("Accuracy against sparsity", "Solid: pruned models; dashed: the dense models on the "
+                              "same examples; panels: all examples, each group's PIEs, its non-PIEs. Whether accuracy "
+                              "collapses on PIEs is claim (a): its verdict is in the claims table.",
+                              fig("accuracy", plots.accuracy_vs_sparsity(pruned, s.label), "accuracy against sparsity")))
+        parts.append(_section("PIEs against sparsity", "Share of examples that are PIEs; the grey band is what two "
+                              "halves of the dense seeds disagree on by chance.",
+                              fig("pies", plots.pies_vs_sparsity(pruned, a.get("noise_floor", {}), s.label),
+                                  "PIE share")))
+    from pie_mlops.report.compression import section as compression_section
+
+    parts.append(compression_section(s.compression, s.label, fig, _table))
     inf = a.get("influence", {})
     if inf:
         # Each method at its sparsity nearest 0.5: at 0.9 many models collapse to one class.

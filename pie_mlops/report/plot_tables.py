@@ -9,7 +9,10 @@ import pandas as pd
 
 
 def sparsity_of(group: str) -> float:
-    """A group's target sparsity: 0.0 for dense (no `@`), NaN when what follows `@` is no number."""
+    """A group's target sparsity: 0.0 for dense (no `@`), NaN when what follows `@` is no number
+    or for a quantized group (quant-<method>: no weight is removed, its size is what shrinks)."""
+    if group.startswith("quant-"):
+        return float("nan")
     try:
         return float(group.rsplit("@", 1)[1]) if "@" in group else 0.0
     except ValueError:
@@ -17,7 +20,8 @@ def sparsity_of(group: str) -> float:
 
 
 def method_of(group: str) -> str:
-    """`magnitude-os@0.50` -> `magnitude-os`: one line per method in the plots."""
+    """`magnitude-os@0.50` -> `magnitude-os`: one line per method in the plots; `quant-int8-dyn` stays
+    itself (vocabulary.compression_of tells pruning from quantization, is_paper_group the paper's)."""
     return group.rsplit("@", 1)[0]
 
 

@@ -47,7 +47,7 @@ def train_jobs(train: dict) -> list[Job]:
 
 def prune_jobs(prune: dict) -> list[Job]:
     from pie_mlops.pruning.plan import plan_jobs
-    from pie_mlops.params import for_arch, seeds_for
+    from pie_mlops.params import as_list, for_arch, seeds_for
 
     jobs = []
     for arch in _archs(prune):
@@ -59,8 +59,11 @@ def prune_jobs(prune: dict) -> list[Job]:
                 method = f"{plan['criterion']}-{plan['schedule']}"
                 if plan["threshold"] != one["threshold"]:  # a whole group of prune.methods (`-layer@<s>`)
                     method = plan["group"]
-                sub = dict(one, methods=[method], sparsities=[plan["sparsity"]], seeds=[seed])
+                sub = dict(one, methods=[method], sparsities=[plan["sparsity"]], seeds=[seed], quantize=[])
                 jobs.append(Job("prune", arch, f"prune:{arch}:{plan['group']}:s{seed}", sub, plan["group"], seed))
+            for method in as_list(one.get("quantize")):  # quant-<method>: a job each, no pruned group
+                sub = dict(one, sparsities=[], seeds=[seed], quantize=[method])
+                jobs.append(Job("prune", arch, f"prune:{arch}:quant-{method}:s{seed}", sub, f"quant-{method}", seed))
     return jobs
 
 

@@ -6,7 +6,7 @@ analyses (`pie_mlops.analysis`), pick the `champion` (`pie_mlops.selection`), an
 one directory, atomically:
 
     <out>/pies.parquet  summary.json  analysis.json  complexity.parquet  pie_examples.parquet
-    <out>/champion.json  plots/*.csv (DVC plots)  report/index.html
+    <out>/champion.json  compression.json  plots/*.csv (DVC plots)  report/index.html
 
 and each group's PIEs as a dataset, `<data_dir>/<dataset>__pies_<group>/` (docs/design.md §3's
 dataset contract; `.dvcignore` keeps them out of data.dvc's hash, so the data version stays).
@@ -124,6 +124,7 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
         complexity.to_parquet(tmp / "complexity.parquet", index=False)
         examples.to_parquet(tmp / "pie_examples.parquet", index=False)
         _dump(verdict, tmp / "champion.json")
+        _dump(_compression(core, test, runs, params), tmp / "compression.json")  # pruning vs quantization
         write_plot_tables(core.summary, analysis, arch, tmp / "plots")
         from pie_mlops.stages.report import build_report
         build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}", claims=False)
@@ -207,6 +208,20 @@ def model_scores(test, flags: dict[str, np.ndarray], own: dict[str, np.ndarray] 
     return pd.DataFrame(rows)
 
 
+def _compression(core, test, runs: list[dict], params: dict) -> dict:
+    """compression.json: sizes, latencies and exemplars side by side, with each group's flips
+    against the dense model of the same seed (pie_mlops/analysis/compression.py)."""
+    from pie_mlops.analysis.compression import compression_table, paired_flips
+    from pie_mlops.pies import model_predictions
+
+    dense = test.groups["dense"]
+    dp = model_predictions(dense.logits, test.task, dense.thresholds)
+    flips = {g: paired_flips(dp, list(dense.seeds), model_predictions(st.logits, test.task, st.thresholds),
+                             list(st.seeds), int(params["n_boot"]), int(params["seed"]))
+             for g, st in test.groups.items() if g != "dense"}
+    return compression_table(core.summary, runs, flips)
+
+
 def _dump(obj, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
 
@@ -255,7 +270,8 @@ def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, 
                         "pruned_acc_nonpie", "n_ties_dense", "n_ties_pruned"):
                 metrics[tracking.metric_key(group, key)] = s.get(key)
                 # One chart per method in the UI: the value against sparsity (step = percent).
-                curves.append((f"{key}/{method_of(group)}", s.get(key), int(round(sparsity_of(group) * 100))))
+                if np.isfinite(sparsity_of(group)):  # quant-<method> groups have no sparsity axis
+                    curves.append((f"{key}/{method_of(group)}", s.get(key), int(round(sparsity_of(group) * 100))))
         floor = analysis.get("noise_floor", {})
         metrics["noise_floor_share"] = floor.get("floor_share")
         tracking.log_metric_batch(run_id, metrics, curves=curves)

@@ -102,7 +102,8 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
 
     data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "prune.dataset (or --dataset)")
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
-    jobs, seeds = plan_jobs(params), seeds_for(params, params["arch"], "prune")
+    quant_only = bool(as_list(params.get("quantize"))) and not as_list(params["sparsities"])  # quantized groups alone
+    jobs, seeds = ([] if quant_only else plan_jobs(params)), seeds_for(params, params["arch"], "prune")
     hp = _hyperparameters(params)
     from pie_mlops.params import seed_parallel
 
@@ -162,6 +163,10 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
         from pie_mlops.stages.prune_group import prune_groups
 
         records += prune_groups(together, meta, splits, progress, ctx, versions)
+    if params.get("quantize"):  # quant-<method> groups: the same protocol, no pruning (prune_quant.py)
+        from pie_mlops.stages.prune_quant import quantize_groups
+
+        records += quantize_groups(params, name, versions, meta, splits, ctx, md5, sha)
     return records
 
 
@@ -201,7 +206,7 @@ def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
 
 def pruned_made(run, model, staging: Path, outcome, frames: dict, dense: dict | None) -> Made:
     """What a pruned job made, once computed: its save (a delta for `os`), size and accounting."""
-    outcome.accounting["size_mb"] = _saved_size_mb(model, staging / "saved", dense)
+    outcome.accounting["size_mb"], outcome.accounting["model_mb"] = _saved_size_mb(model, staging / "saved", dense)
     run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
     return Made(model, frames, threshold=outcome.threshold, saved=staging / "saved",
                 metrics={k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))},
@@ -221,17 +226,19 @@ def track_pruned(job: ModelJob, make, ctx: JobContext, meta: dict, splits: dict,
             "achieved_sparsity": acc["achieved_sparsity"]}
 
 
-def _saved_size_mb(model, path: Path, dense: dict | None = None) -> float:
-    """Size on disk of the model's safetensors save: unstructured zeros packed (models/sparse.py)
+def _saved_size_mb(model, path: Path, dense: dict | None = None) -> tuple[float, float]:
+    """(size on disk of the model's safetensors save: unstructured zeros packed (models/sparse.py)
     and, for `os`, stored as a delta against the registered dense version it was cut from
-    (models/delta.py), when that rebuilds it bit-identically."""
+    (models/delta.py), when that rebuilds it bit-identically; `model_mb`: the weights file alone
+    before any delta, the deployable size compared with quantized versions' (docs/quantization.md))."""
     from pie_mlops.models.common import WEIGHTS_NAME
     from pie_mlops.models.sparse import write_delta
 
     model.save(path)
+    standalone = (path / WEIGHTS_NAME).stat().st_size / 2**20
     if dense and dense.get("ref"):
         write_delta(path / WEIGHTS_NAME, dense["state"], dense["ref"])
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, standalone
 
 
 def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, dense: dict, key: tuple, mv=None):

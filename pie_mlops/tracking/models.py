@@ -78,7 +78,8 @@ def model_runs(dataset: str, arch: str) -> list[dict]:
                 tags = run.data.tags
                 key = (tags.get("group", ""), int(tags.get("seed", -1)))
                 latest.setdefault(key, {"run_id": run.info.run_id, "group": key[0], "seed": key[1],
-                                        "data_md5": tags.get("data_md5"), "tags": dict(tags)})
+                                        "data_md5": tags.get("data_md5"), "tags": dict(tags),
+                                        "metrics": dict(run.data.metrics)})  # sizes, latency: compression.json
             token = page.token
             if not token:
                 break

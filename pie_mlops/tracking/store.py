@@ -53,7 +53,8 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "pie-mlops"
 # The version tags of docs/design.md §3 "Registry"; runs carry the same ones.
 VERSION_TAGS = ("group", "criterion", "schedule", "scope", "sparsity", "achieved_sparsity", "seed",
-                "data_md5", "git_sha", "params_hash", "code_fingerprint")
+                "data_md5", "git_sha", "params_hash", "code_fingerprint",
+                "compression", "method", "bits", "size_mb")  # the last four: quantized versions
 # What makes two runs "the same model" for skip-on-rerun (code_fingerprint: pie_mlops/fingerprint.py).
 IDENTITY_TAGS = ("dataset", "arch", "group", "seed", "data_md5", "params_hash", "code_fingerprint")
 # Needed to load a logged model (the pyfunc imports pie_mlops); the pins come from our own

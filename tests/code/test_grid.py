@@ -35,6 +35,24 @@ def test_the_tiny_grid_has_one_job_per_model_and_one_compare_per_arch():
     assert len(bert.params["models"]) == 3 + 2 * 3 and bert.params["predictions_dir"] is None
 
 
+def test_a_quantized_group_is_one_grid_job_per_seed_that_prunes_nothing():
+    params = tiny()
+    params["prune"]["quantize"] = {"bert": ["int8-dyn"], "bilstm": ["int8-dyn", "bf16"]}
+    grid = plan_grid(params)
+    quant = [j for j in grid["prune"] if j.group.startswith("quant-")]
+    assert sorted(j.key for j in quant) == sorted(
+        [f"prune:bert:quant-int8-dyn:s{s}" for s in range(3)]  # tiny: bert 3 seeds, bilstm 7
+        + [f"prune:bilstm:quant-{m}:s{s}" for m in ("int8-dyn", "bf16") for s in range(7)])
+    for job in quant:  # no pruned group in its params; its own method and seed only
+        assert job.params["sparsities"] == [] and job.params["quantize"] == [job.group.removeprefix("quant-")]
+        assert job.params["seeds"] == [job.seed]
+    for job in grid["prune"]:
+        if not job.group.startswith("quant-"):
+            assert job.params["quantize"] == []  # a pruned group's job quantizes nothing
+    bilstm = next(j for j in grid["compare"] if j.arch == "bilstm")
+    assert ["quant-bf16", 1] in [list(m) for m in bilstm.params["models"]]
+
+
 def test_bad_params_fail_before_any_claim():
     params = tiny()
     params["prune"]["sparsities"] = [1.5]
