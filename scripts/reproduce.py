@@ -10,7 +10,8 @@ architecture's summary.json and the effective params, plus run.json (the exact c
 time, peak memory, machine, git commit) and README.md rendered from them
 (pie_mlops/report/results.py). Long: run it in the background with nohup.
 
-Every model's logits go to docs/results/NAME/predictions/<dataset>/<arch>/ (float16, the
+Every model's logits go to docs/results/NAME/predictions/<dataset>/<arch>/ (<dataset>@<profile>
+for a second profile on one dataset) (float16, the
 pipeline's layout; pie_mlops/committed.py), each model once, as soon as it is finished:
 `--sync` exports the models finished so far and, with `--commit`, commits them, so a run that
 is killed loses at most the models in flight. Collecting syncs a last time and checks that
@@ -47,8 +48,19 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), {dev}; Python {platform.python_version()}, torch {torch.__version__}"
 
 
+def result_keys(profiles: list[str]) -> dict[str, str]:
+    """profile -> its folder under docs/results/NAME/: the dataset, or `<dataset>@<profile>` for a
+    second profile on a dataset (repro-e: claim (e)'s matched pair beside repro's BiLSTM)."""
+    keys: dict[str, str] = {}
+    for p in profiles:
+        dataset = load_all(profile_path(p))["compare"]["dataset"]
+        keys[p] = dataset if dataset not in keys.values() else f"{dataset}@{p}"
+    return keys
+
+
 def arch_roots(profiles: list[str]):
     """(source predictions root, dataset, arch, expected split files) of every architecture the profiles compare."""
+    keys = result_keys(profiles)
     for p in profiles:
         params = load_all(profile_path(p))
         dataset, archs = params["compare"]["dataset"], params["compare"]["arch"]
@@ -57,7 +69,7 @@ def arch_roots(profiles: list[str]):
             from pie_mlops.params import for_arch
 
             expected = expected_splits(for_arch(params["train"], arch), for_arch(params["prune"], arch, "prune"))
-            yield ROOT / params["prune"]["predictions_dir"] / dataset / arch, dataset, arch, expected
+            yield ROOT / params["prune"]["predictions_dir"] / dataset / arch, keys[p], arch, expected
 
 
 def sync_logits(out: Path, profiles: list[str]) -> list:
@@ -123,21 +135,22 @@ def main() -> None:
     tmp.mkdir(parents=True)
     try:  # a failure (missing outputs, a bad profile) leaves no half-written NAME.tmp behind
         datasets = {}
+        keys = result_keys(args.profiles)
         for p in args.profiles:
             params = load_all(profile_path(p))
-            dataset = params["compare"]["dataset"]
-            (tmp / f"params-{dataset}.yaml").write_text(render_params(params), encoding="utf-8")
+            dataset, key = params["compare"]["dataset"], keys[p]
+            (tmp / f"params-{key}.yaml").write_text(render_params(params), encoding="utf-8")
             root = ROOT / Path(params["compare"]["out"].split("{arch}")[0].format(dataset=dataset))
             claims = json.loads((root / "claims.json").read_text())
             summaries = {}
             for arch_dir in sorted(d for d in root.iterdir() if (d / "summary.json").is_file()):
                 summaries[arch_dir.name] = json.loads((arch_dir / "summary.json").read_text())
-                check_logits(out / "predictions" / dataset / arch_dir.name, summaries[arch_dir.name], params["compare"],
+                check_logits(out / "predictions" / key / arch_dir.name, summaries[arch_dir.name], params["compare"],
                              ROOT / params["prune"]["predictions_dir"] / dataset / arch_dir.name)
-                (tmp / dataset / arch_dir.name).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(arch_dir / "summary.json", tmp / dataset / arch_dir.name / "summary.json")
-            shutil.copy2(root / "claims.json", tmp / dataset / "claims.json")
-            datasets[dataset] = {"claims": claims, "summaries": summaries}
+                (tmp / key / arch_dir.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(arch_dir / "summary.json", tmp / key / arch_dir.name / "summary.json")
+            shutil.copy2(root / "claims.json", tmp / key / "claims.json")
+            datasets[key] = {"claims": claims, "summaries": summaries}
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         previous = json.loads((out / "run.json").read_text()) if args.collect_only and (out / "run.json").is_file() else {}
         if args.command:  # a driver ran the profiles (scripts/reproduce_cpu.sh): its command and its figures
