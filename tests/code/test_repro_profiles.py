@@ -66,3 +66,25 @@ def test_dense_long_4e_follows_the_tuned_epochs():
     validate("train", {"dense_long_epochs": {"bert": "4E", "bilstm": 8}})
     with pytest.raises(PieError, match="dense_long_epochs"):
         validate("train", {"dense_long_epochs": "5E"})
+
+
+def test_the_gpu_grid_and_its_projection(profiles, monkeypatch):
+    """scripts/reproduce_gpu.py: the paper's grid (2,460 models, + 60 dense-long) as chunks, and a
+    projection that is the measured seconds per epoch-model times what is left."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce_gpu", ROOT / "scripts" / "reproduce_gpu.py")
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    params = load_all(profile_path("repro-gpu"))
+    grid = gpu.chunks(params)
+    assert sum(c["models"] for c in grid) == 2460 + 60
+    assert params["compare"]["min_gain_over_baseline"] >= 0.05
+    assert all(for_arch(params["train"], a)["seed_parallel"] for a in ("bert", "bilstm"))
+    progress = {"done": {}, "slice": {"bert": {"arch": "bert", "seconds": 100.0, "epochs": 12},
+                                      "bilstm": {"arch": "bilstm", "seconds": 10.0, "epochs": 12}}}
+    p = gpu.project(progress, grid)
+    expect = sum(c["epochs"] * (100 / 12 if c["arch"] == "bert" else 10 / 12) for c in grid)
+    assert p["projected_seconds_left"] == round(expect) and p["models_left"] == 2520
+    progress["done"] = {c["id"]: {"seconds": 1.0, "epochs": c["epochs"], "models": c["models"]} for c in grid}
+    assert gpu.project(progress, grid)["models_left"] == 0
