@@ -85,9 +85,10 @@ def compact_table(table, force_float32: bool = False):
     return pa.table(cols), keep32
 
 
-def export_model(src: Path, dst: Path, force_float32: bool = False) -> Exported:
+def export_model(src: Path, dst: Path, force_float32: bool = False, skip: frozenset = frozenset()) -> Exported:
     """Write every `<split>.parquet` of the model directory `src` compactly into `dst`, all at once
-    (an atomic directory swap: a kill leaves `dst` whole or absent)."""
+    (an atomic directory swap: a kill leaves `dst` whole or absent). `skip`: splits left out
+    (validation, when the comparison reads test: it feeds nothing and costs a file per model)."""
     import pyarrow.parquet as pq
 
     from pie_mlops.atomic import atomic_dir
@@ -95,6 +96,8 @@ def export_model(src: Path, dst: Path, force_float32: bool = False) -> Exported:
     kept32, splits = [], []
     with atomic_dir(dst) as tmp:
         for f in sorted(src.glob("*.parquet")):
+            if f.stem in skip:
+                continue
             try:
                 table = pq.read_table(f)
             except Exception as exc:
@@ -109,7 +112,8 @@ def export_model(src: Path, dst: Path, force_float32: bool = False) -> Exported:
     return Exported(dst, splits, kept32)
 
 
-def sync(src_root: Path, dst_root: Path, expected: dict[str, set[str]] | None = None) -> list[Exported]:
+def sync(src_root: Path, dst_root: Path, expected: dict[str, set[str]] | None = None,
+         skip: frozenset = frozenset()) -> list[Exported]:
     """Export every model of `src_root` (an architecture's predictions) not yet under `dst_root`.
     A committed model is never rewritten, so a rerun adds only the new ones. `expected`: for
     `expected_splits`; a directory lacking one (still being published, or cut off between its
@@ -122,7 +126,7 @@ def sync(src_root: Path, dst_root: Path, expected: dict[str, set[str]] | None = 
         have = {p.stem for p in (src_root / rel).glob("*.parquet")}
         if expected and not expected.get(kind, set()) <= have:
             continue
-        done.append(export_model(src_root / rel, dst_root / rel))
+        done.append(export_model(src_root / rel, dst_root / rel, skip=skip))
         done[-1].model_dir = rel
     return done
 
@@ -157,7 +161,8 @@ def reproduce_exactly(root: Path, src: Path, summary: dict, split: str = "test",
                 if not (src / rel).is_dir():
                     raise PieError(f"{root / rel}: float16 logits move pie_share of {', '.join(sorted(bad))}, and "
                                    f"{src / rel} (the float32 original) is not here to rewrite them from")
-                export_model(src / rel, root / rel, force_float32=True)
+                export_model(src / rel, root / rel, force_float32=True,
+                             skip=frozenset({"validation"} - {split}))
         still = verify(root, summary, split, min_seeds, tie_rule)
         if still:
             raise PieError(f"{root}: the committed logits do not reproduce pie_share of {still} (summary vs files)")

@@ -59,7 +59,7 @@ def result_keys(profiles: list[str]) -> dict[str, str]:
 
 
 def arch_roots(profiles: list[str]):
-    """(source predictions root, dataset, arch, expected split files) of every architecture the profiles compare."""
+    """(source predictions root, result key, arch, expected split files, splits left out) of every architecture the profiles compare."""
     keys = result_keys(profiles)
     for p in profiles:
         params = load_all(profile_path(p))
@@ -69,15 +69,16 @@ def arch_roots(profiles: list[str]):
             from pie_mlops.params import for_arch
 
             expected = expected_splits(for_arch(params["train"], arch), for_arch(params["prune"], arch, "prune"))
-            yield ROOT / params["prune"]["predictions_dir"] / dataset / arch, keys[p], arch, expected
+            skip = frozenset({"validation"} - {params["compare"]["split"]})  # feeds nothing when test is compared
+            yield ROOT / params["prune"]["predictions_dir"] / dataset / arch, keys[p], arch, expected, skip
 
 
 def sync_logits(out: Path, profiles: list[str]) -> list:
     from pie_mlops.committed import sync
 
     new = []
-    for src, dataset, arch, expected in arch_roots(profiles):
-        for e in sync(src, out / "predictions" / dataset / arch, expected):
+    for src, dataset, arch, expected, skip in arch_roots(profiles):
+        for e in sync(src, out / "predictions" / dataset / arch, expected, skip):
             new.append(e)
             if e.float32_splits:
                 print(f"{dataset}/{arch}/{e.model_dir}: float16 would change a predicted label in "

@@ -110,7 +110,8 @@ def main() -> int:
         for arch in params["train"]["arch"]:
             exp = expected_splits(for_arch(params["train"], arch), for_arch(params["prune"], arch, "prune"))
             src = ROOT / params["prune"]["predictions_dir"] / dataset / arch
-            sync_models(src, out / "predictions" / dataset / arch, exp)
+            sync_models(src, out / "predictions" / dataset / arch, exp,
+                        frozenset({"validation"} - {params["compare"]["split"]}))
 
     def save() -> None:
         from pie_mlops.atomic import write_text

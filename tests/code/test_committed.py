@@ -62,6 +62,8 @@ def test_float16_logits_reproduce_every_pie_share(tmp_path):
     assert {"dense-long", "magnitude-ft@0.50", "random-ai@0.90"} <= set(groups)
     assert all(again[g]["pie_share"] == summary[g]["pie_share"] for g in groups)
     assert verify(dst, summary, min_seeds=2) == {}
+    skipped = sync(src, tmp_path / "test-only", EXPECT, skip=frozenset({"validation"}))
+    assert len(skipped) == 16 and not list((tmp_path / "test-only").rglob("validation.parquet"))
 
 
 def test_a_float16_label_change_keeps_that_file_float32(tmp_path):
