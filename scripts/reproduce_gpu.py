@@ -6,7 +6,7 @@
 profiles/repro-gpu.yaml: both architectures, dense + the 8 paper methods x 5 sparsities x 30
 seeds (2,460 models) and dense-long, seeds stacked (train.seed_parallel), data on the device.
 A call runs chunks, one pipeline stage each (tune, train, then prune one method of one
-architecture at every sparsity, its seeds together), and starts a chunk only when its
+architecture at one sparsity, its seeds together), and starts a chunk only when its
 projected time (from the chunks measured so far, in OUT/progress.json) fits what is left of
 --budget-s. After every chunk the finished models' logits go to OUT/predictions/ (float16,
 pie_mlops/committed.py; never rewritten), so a call that is cut off loses at most its chunk in
@@ -43,11 +43,12 @@ def chunks(params: dict) -> list[dict]:
         long = 4 if train.get("dense_long_epochs") else 0
         out.append({"id": f"train-{arch}", "args": ["train", "-a", arch], "arch": arch, "models": n * (2 if long else 1),
                     "epochs": n * (1 + long)})
-        m = len(seeds_for(params["prune"], arch, "prune")) * len(prune["sparsities"])
-        for method in prune["methods"]:
+        m = len(seeds_for(params["prune"], arch, "prune"))
+        for method in prune["methods"]:  # one (method, sparsity) a chunk: its seeds, a few minutes on a GPU
             cost = {"ft": 4, "wr": 4, "ai": 1}.get(method.split("-")[1], 0.1)
-            out.append({"id": f"prune-{arch}-{method}", "args": ["prune", "-a", arch, "-m", method], "arch": arch,
-                        "models": m, "epochs": m * cost})
+            for sparsity in prune["sparsities"]:
+                out.append({"id": f"prune-{arch}-{method}@{sparsity}", "arch": arch, "models": m, "epochs": m * cost,
+                            "args": ["prune", "-a", arch, "-m", method, "--sparsities", str(sparsity)]})
     return out
 
 
