@@ -3,6 +3,7 @@
     .venv/bin/python scripts/reproduce.py NAME PROFILE [PROFILE ...]
     .venv/bin/python scripts/reproduce.py NAME --collect-only PROFILE ...   # outputs already there
     .venv/bin/python scripts/reproduce.py NAME --sync [--commit] PROFILE ...  # logits so far (a run's loop)
+    .venv/bin/python scripts/reproduce.py NAME --resume-plan PROFILE ...     # another machine: what is left
 
 Each profile is one dataset's study (`pie-mlops --profile PROFILE study`, in this process's
 venv, one after another). Afterwards docs/results/NAME/ holds, per dataset, claims.json, each
@@ -86,6 +87,38 @@ def sync_logits(out: Path, profiles: list[str]) -> list:
     return new
 
 
+def resume_plan(out: Path, profiles: list[str]) -> list[str]:
+    """On another machine (a fresh MLflow store), the commands that make only what is not committed
+    under docs/results/NAME/predictions/. Dense models are trained again wherever a pruned model
+    is missing (prune needs its seed's registered dense model); their committed logits stay."""
+    from pie_mlops.params import for_arch, seeds_for
+    from pie_mlops.stages import prune
+    from pie_mlops.stages.collect import local_models
+
+    keys, lines = result_keys(profiles), []
+    for p in profiles:
+        params = load_all(profile_path(p))
+        archs = params["compare"]["arch"]
+        for arch in [archs] if isinstance(archs, str) else archs:
+            have = local_models(out / "predictions" / keys[p] / arch) or set()
+            dense = seeds_for(params["train"], arch)
+            long = for_arch(params["train"], arch).get("dense_long_epochs")
+            todo = {}
+            for job in prune.plan_jobs(for_arch(params["prune"], arch, "prune")):
+                seeds = [s for s in seeds_for(params["prune"], arch, "prune") if (job["group"], s) not in have]
+                if seeds:
+                    todo.setdefault(",".join(map(str, seeds)), []).append(job)
+            need_dense = sorted({int(s) for k in todo for s in k.split(",")} |
+                                {s for s in dense if ("dense", s) not in have or (long and ("dense-long", s) not in have)})
+            if need_dense:
+                lines.append(f"pie-mlops --profile {p} train -a {arch} -s {','.join(map(str, need_dense))}")
+            for seeds, jobs in todo.items():
+                for job in jobs:
+                    lines.append(f"pie-mlops --profile {p} prune -a {arch} -m {job['criterion']}-{job['schedule']} "
+                                 f"--sparsities {job['sparsity']} -s {seeds}")
+    return lines or ["# every model of these profiles has its logits committed"]
+
+
 def commit_logits(out: Path, n: int) -> None:
     """Commit the new logits (and nothing else): `git commit -- PATH` takes only that path."""
     rel = str((out / "predictions").relative_to(ROOT))
@@ -110,6 +143,8 @@ def main() -> None:
     ap.add_argument("--collect-only", action="store_true", help="do not run; collect what the profiles wrote")
     ap.add_argument("--sync", action="store_true", help="only export the models finished so far (see --commit)")
     ap.add_argument("--commit", action="store_true", help="with --sync: git-commit the newly exported logits")
+    ap.add_argument("--resume-plan", action="store_true",
+                    help="print the stage commands that make only the models whose logits are not committed")
     ap.add_argument("--command", help="with --collect-only: the command that ran the profiles (run.json)")
     ap.add_argument("--wall-s", type=float, help="with --collect-only: its wall time in seconds (run.json)")
     ap.add_argument("--peak-rss-gib", type=float, help="with --collect-only: its peak memory in GiB (run.json)")
@@ -117,6 +152,10 @@ def main() -> None:
     out = ROOT / "docs" / "results" / args.name
     exe = str(Path(sys.executable).parent / "pie-mlops")
     commands = [f"pie-mlops --profile {p} study" for p in args.profiles]
+    if args.resume_plan:
+        for line in resume_plan(out, args.profiles):
+            print(line)
+        return
     if args.sync:
         new = sync_logits(out, args.profiles)
         if args.commit and new:

@@ -14,6 +14,8 @@
 # and those since the last sync. Rerun the same command to resume: models finished in this
 # checkout's MLflow stores are skipped, committed logits are never rewritten. Set
 # PIE_REPRO_START (epoch seconds of the first start) so a resumed run's wall time counts from it.
+# On another machine (no MLflow store): `python scripts/reproduce.py NAME --resume-plan repro
+# repro-e repro-bbc` prints the stage commands that make only the models not yet committed.
 set -euo pipefail
 NAME=${1:-}
 [[ "$NAME" =~ ^[A-Za-z0-9._-]+$ ]] || { echo "usage: bash scripts/reproduce_cpu.sh NAME (letters, digits, . _ -)" >&2; exit 2; }

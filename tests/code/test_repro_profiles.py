@@ -88,3 +88,31 @@ def test_the_gpu_grid_and_its_projection(profiles, monkeypatch):
     assert p["projected_seconds_left"] == round(expect) and p["models_left"] == 2520
     progress["done"] = {c["id"]: {"seconds": 1.0, "epochs": c["epochs"], "models": c["models"]} for c in grid}
     assert gpu.project(progress, grid)["models_left"] == 0
+
+
+def test_the_resume_plan_makes_only_what_is_not_committed(tmp_path, monkeypatch):
+    """scripts/reproduce.py --resume-plan on another machine: a command per missing (method,
+    sparsity), for its missing seeds only, and the dense seeds those need."""
+    import importlib.util
+
+    monkeypatch.chdir(ROOT)
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
+    rep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rep)
+    full = rep.resume_plan(tmp_path, ["repro"])
+    assert full[0] == "pie-mlops --profile repro train -a bilstm -s " + ",".join(map(str, range(20)))
+    assert len(full) == 1 + 6  # 3 methods x 2 sparsities
+    root = tmp_path / "predictions" / "rotten_tomatoes" / "bilstm"
+    done = [f"dense/s{s}" for s in range(20)] + [f"dense/dense-long/s{s}" for s in range(20)]
+    done += [f"pruned/{g}/s{s}" for g in ("magnitude-ft-layer@0.50", "magnitude-ft-layer@0.90", "magnitude-wr-layer@0.50",
+                                          "magnitude-wr-layer@0.90", "magnitude-ai-layer@0.50") for s in range(20)]
+    done += [f"pruned/magnitude-ai-layer@0.90/s{s}" for s in range(20) if s != 7]
+    for rel in done:
+        (root / rel).mkdir(parents=True)
+        (root / rel / "test.parquet").write_bytes(b"x")
+    assert rep.resume_plan(tmp_path, ["repro"]) == [
+        "pie-mlops --profile repro train -a bilstm -s 7",
+        "pie-mlops --profile repro prune -a bilstm -m magnitude-ai --sparsities 0.9 -s 7"]
+    (root / "pruned/magnitude-ai-layer@0.90/s7").mkdir()
+    (root / "pruned/magnitude-ai-layer@0.90/s7/test.parquet").write_bytes(b"x")
+    assert rep.resume_plan(tmp_path, ["repro"])[0].startswith("# every model")
