@@ -120,7 +120,7 @@ class Train(Section):
     seed_processes: PerArch[Positive] = {"bert": 1, "bilstm": 2}
     # The training-length control: a `dense-long` group trained this many epochs, the ft/wr
     # length (4E; docs/claims.md); None: none (no ft/wr groups to compare with it).
-    dense_long_epochs: PerArch[Positive | None] = None
+    dense_long_epochs: PerArch[Positive | Literal["4E"] | None] = None  # "4E": 4 x the (tuned) dense epochs, the ft/wr length
 
 
 class Prune(Section):

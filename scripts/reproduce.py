@@ -2,12 +2,22 @@
 
     .venv/bin/python scripts/reproduce.py NAME PROFILE [PROFILE ...]
     .venv/bin/python scripts/reproduce.py NAME --collect-only PROFILE ...   # outputs already there
+    .venv/bin/python scripts/reproduce.py NAME --sync [--commit] PROFILE ...  # logits so far (a run's loop)
+    .venv/bin/python scripts/reproduce.py NAME --resume-plan PROFILE ...     # another machine: what is left
 
 Each profile is one dataset's study (`pie-mlops --profile PROFILE study`, in this process's
 venv, one after another). Afterwards docs/results/NAME/ holds, per dataset, claims.json, each
 architecture's summary.json and the effective params, plus run.json (the exact command, wall
 time, peak memory, machine, git commit) and README.md rendered from them
 (pie_mlops/report/results.py). Long: run it in the background with nohup.
+
+Every model's logits go to docs/results/NAME/predictions/<dataset>/<arch>/ (<dataset>@<profile>
+for a second profile on one dataset) (float16, the
+pipeline's layout; pie_mlops/committed.py), each model once, as soon as it is finished:
+`--sync` exports the models finished so far and, with `--commit`, commits them, so a run that
+is killed loses at most the models in flight. Collecting syncs a last time and checks that
+file-mode compare on the committed logits gives every summary's pie_share exactly; a group
+that does not (a mean-probability tie moved by float16) is rewritten in float32.
 """
 
 from __future__ import annotations
@@ -39,11 +49,102 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), {dev}; Python {platform.python_version()}, torch {torch.__version__}"
 
 
+def result_keys(profiles: list[str]) -> dict[str, str]:
+    """profile -> its folder under docs/results/NAME/: the dataset, or `<dataset>@<profile>` for a
+    second profile on a dataset (repro-e: claim (e)'s matched pair beside repro's BiLSTM)."""
+    keys: dict[str, str] = {}
+    for p in profiles:
+        dataset = load_all(profile_path(p))["compare"]["dataset"]
+        keys[p] = dataset if dataset not in keys.values() else f"{dataset}@{p}"
+    return keys
+
+
+def arch_roots(profiles: list[str]):
+    """(source predictions root, result key, arch, expected split files, splits left out) of every architecture the profiles compare."""
+    keys = result_keys(profiles)
+    for p in profiles:
+        params = load_all(profile_path(p))
+        dataset, archs = params["compare"]["dataset"], params["compare"]["arch"]
+        for arch in [archs] if isinstance(archs, str) else archs:
+            from pie_mlops.committed import expected_splits
+            from pie_mlops.params import for_arch
+
+            expected = expected_splits(for_arch(params["train"], arch), for_arch(params["prune"], arch, "prune"))
+            skip = frozenset({"validation"} - {params["compare"]["split"]})  # feeds nothing when test is compared
+            yield ROOT / params["prune"]["predictions_dir"] / dataset / arch, keys[p], arch, expected, skip
+
+
+def sync_logits(out: Path, profiles: list[str]) -> list:
+    from pie_mlops.committed import sync
+
+    new = []
+    for src, dataset, arch, expected, skip in arch_roots(profiles):
+        for e in sync(src, out / "predictions" / dataset / arch, expected, skip):
+            new.append(e)
+            if e.float32_splits:
+                print(f"{dataset}/{arch}/{e.model_dir}: float16 would change a predicted label in "
+                      f"{', '.join(e.float32_splits)}; kept float32 there", flush=True)
+    return new
+
+
+def resume_plan(out: Path, profiles: list[str]) -> list[str]:
+    """On another machine (a fresh MLflow store), the commands that make only what is not committed
+    under docs/results/NAME/predictions/. Dense models are trained again wherever a pruned model
+    is missing (prune needs its seed's registered dense model); their committed logits stay."""
+    from pie_mlops.params import for_arch, seeds_for
+    from pie_mlops.stages import prune
+    from pie_mlops.stages.collect import local_models
+
+    keys, lines = result_keys(profiles), []
+    for p in profiles:
+        params = load_all(profile_path(p))
+        archs = params["compare"]["arch"]
+        for arch in [archs] if isinstance(archs, str) else archs:
+            have = local_models(out / "predictions" / keys[p] / arch) or set()
+            dense = seeds_for(params["train"], arch)
+            long = for_arch(params["train"], arch).get("dense_long_epochs")
+            todo = {}
+            for job in prune.plan_jobs(for_arch(params["prune"], arch, "prune")):
+                seeds = [s for s in seeds_for(params["prune"], arch, "prune") if (job["group"], s) not in have]
+                if seeds:
+                    todo.setdefault(",".join(map(str, seeds)), []).append(job)
+            need_dense = sorted({int(s) for k in todo for s in k.split(",")} |
+                                {s for s in dense if ("dense", s) not in have or (long and ("dense-long", s) not in have)})
+            if need_dense:
+                lines.append(f"pie-mlops --profile {p} train -a {arch} -s {','.join(map(str, need_dense))}")
+            for seeds, jobs in todo.items():
+                for job in jobs:
+                    lines.append(f"pie-mlops --profile {p} prune -a {arch} -m {job['criterion']}-{job['schedule']} "
+                                 f"--sparsities {job['sparsity']} -s {seeds}")
+    return lines or ["# every model of these profiles has its logits committed"]
+
+
+def commit_logits(out: Path, n: int) -> None:
+    """Commit the new logits (and nothing else): `git commit -- PATH` takes only that path."""
+    rel = str((out / "predictions").relative_to(ROOT))
+    subprocess.run(["git", "add", "--", rel], cwd=ROOT, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", f"results {out.name}: logits of {n} more model(s)", "--", rel],
+                   cwd=ROOT, check=True)
+
+
+def check_logits(root: Path, summary: dict, compare: dict, src: Path) -> None:
+    """File-mode compare on the committed logits must give every pie_share of `summary`."""
+    from pie_mlops.committed import reproduce_exactly
+
+    fixed = reproduce_exactly(root, src, summary, compare["split"], int(compare["min_seeds"]), str(compare["tie_rule"]))
+    if fixed:
+        print(f"{root}: float16 logits moved pie_share of {', '.join(fixed)}; rewrote them (and dense) in float32")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name")
     ap.add_argument("profiles", nargs="+")
     ap.add_argument("--collect-only", action="store_true", help="do not run; collect what the profiles wrote")
+    ap.add_argument("--sync", action="store_true", help="only export the models finished so far (see --commit)")
+    ap.add_argument("--commit", action="store_true", help="with --sync: git-commit the newly exported logits")
+    ap.add_argument("--resume-plan", action="store_true",
+                    help="print the stage commands that make only the models whose logits are not committed")
     ap.add_argument("--command", help="with --collect-only: the command that ran the profiles (run.json)")
     ap.add_argument("--wall-s", type=float, help="with --collect-only: its wall time in seconds (run.json)")
     ap.add_argument("--peak-rss-gib", type=float, help="with --collect-only: its peak memory in GiB (run.json)")
@@ -51,6 +152,16 @@ def main() -> None:
     out = ROOT / "docs" / "results" / args.name
     exe = str(Path(sys.executable).parent / "pie-mlops")
     commands = [f"pie-mlops --profile {p} study" for p in args.profiles]
+    if args.resume_plan:
+        for line in resume_plan(out, args.profiles):
+            print(line)
+        return
+    if args.sync:
+        new = sync_logits(out, args.profiles)
+        if args.commit and new:
+            commit_logits(out, len(new))
+        print(f"synced {len(new)} model(s) into {out / 'predictions'}")
+        return
     start = time.time()
     if not args.collect_only:
         for p in args.profiles:
@@ -58,24 +169,28 @@ def main() -> None:
             subprocess.run([exe, "--profile", p, "study"], cwd=ROOT, check=True)
     wall = time.time() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    sync_logits(out, args.profiles)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:  # a failure (missing outputs, a bad profile) leaves no half-written NAME.tmp behind
         datasets = {}
+        keys = result_keys(args.profiles)
         for p in args.profiles:
             params = load_all(profile_path(p))
-            dataset = params["compare"]["dataset"]
-            (tmp / f"params-{dataset}.yaml").write_text(render_params(params), encoding="utf-8")
+            dataset, key = params["compare"]["dataset"], keys[p]
+            (tmp / f"params-{key}.yaml").write_text(render_params(params), encoding="utf-8")
             root = ROOT / Path(params["compare"]["out"].split("{arch}")[0].format(dataset=dataset))
             claims = json.loads((root / "claims.json").read_text())
             summaries = {}
             for arch_dir in sorted(d for d in root.iterdir() if (d / "summary.json").is_file()):
                 summaries[arch_dir.name] = json.loads((arch_dir / "summary.json").read_text())
-                (tmp / dataset / arch_dir.name).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(arch_dir / "summary.json", tmp / dataset / arch_dir.name / "summary.json")
-            shutil.copy2(root / "claims.json", tmp / dataset / "claims.json")
-            datasets[dataset] = {"claims": claims, "summaries": summaries}
+                check_logits(out / "predictions" / key / arch_dir.name, summaries[arch_dir.name], params["compare"],
+                             ROOT / params["prune"]["predictions_dir"] / dataset / arch_dir.name)
+                (tmp / key / arch_dir.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(arch_dir / "summary.json", tmp / key / arch_dir.name / "summary.json")
+            shutil.copy2(root / "claims.json", tmp / key / "claims.json")
+            datasets[key] = {"claims": claims, "summaries": summaries}
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         previous = json.loads((out / "run.json").read_text()) if args.collect_only and (out / "run.json").is_file() else {}
         if args.command:  # a driver ran the profiles (scripts/reproduce_cpu.sh): its command and its figures
@@ -87,6 +202,8 @@ def main() -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if (out / "predictions").is_dir():  # committed as the run went: kept, never rewritten
+        (out / "predictions").rename(tmp / "predictions")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     print(f"wrote {out}")

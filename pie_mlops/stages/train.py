@@ -151,8 +151,10 @@ def dense_long_plan(plan: dict, params: dict) -> dict | None:
     epochs = params.get("dense_long_epochs")
     if epochs is None:
         return None
+    if epochs == "4E":  # E tuned on validation: the ft/wr length follows it (prune.epochs_per_step: dense)
+        epochs = 4 * int(plan["epochs"])
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise PieError(f"train.dense_long_epochs must be a whole number >= 1 or null, got {epochs!r}")
+        raise PieError(f"train.dense_long_epochs must be a whole number >= 1, \"4E\" or null, got {epochs!r}")
     return dict(plan, epochs=int(epochs), snapshot_epochs=[], predict_train=False, group=DENSE_LONG)
 
 

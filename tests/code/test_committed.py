@@ -1,0 +1,137 @@
+"""Committed predictions (pie_mlops/committed.py): float16 logits that reproduce every pie_share
+exactly, a float16 label change caught when writing, and a sync that resumes without losing or
+duplicating a model. Last, every committed reproduction under docs/results/ is recomputed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pie_mlops.committed import expected_splits, export_model, reproduce_exactly, sync, verify
+from pie_mlops.compare_files import compare_files
+from pie_mlops.predictions import predictions_frame, write_predictions
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 400
+
+
+def _write(root: Path, rel: str, group: str, seed: int, logits: np.ndarray, labels: np.ndarray,
+           splits=("validation", "test")) -> None:
+    df = pd.DataFrame({"example_id": [f"ex{i:04d}" for i in range(len(labels))], "label": labels})
+    for split in splits:
+        frame = predictions_frame(df, logits, split=split, group=group, seed=seed, task="single_label")
+        write_predictions(frame, root / rel / f"s{seed}" / f"{split}.parquet")
+
+
+def _study(root: Path, seeds: int = 4) -> None:
+    """The pipeline's layout: dense, dense-long and two pruned groups, 3 classes."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, N)
+    for rel, group, flip in (("dense", "dense", 0.1), ("dense/dense-long", "dense-long", 0.12),
+                             ("pruned/magnitude-ft@0.50", "magnitude-ft@0.50", 0.2),
+                             ("pruned/random-ai@0.90", "random-ai@0.90", 0.5)):
+        for seed in range(seeds):
+            pred = np.where(rng.random(N) < flip, rng.integers(0, 3, N), labels)
+            z = rng.normal(0, 1.0, (N, 3))
+            z[np.arange(N), pred] += 1.5
+            _write(root, rel, group, seed, z.astype(np.float32), labels)
+
+
+EXPECT = expected_splits({"predict_train": False, "snapshot_epochs": []},
+                         {"predict_validation": True, "predict_test": True, "predict_train": False})
+
+
+def test_float16_logits_reproduce_every_pie_share(tmp_path):
+    src, dst = tmp_path / "predictions", tmp_path / "committed"
+    _study(src)
+    summary = compare_files(src, tmp_path / "out32", min_seeds=2).summary
+    done = sync(src, dst, EXPECT)
+    assert len(done) == 16 and not any(e.float32_splits for e in done)
+    f = dst / "pruned" / "magnitude-ft@0.50" / "s0" / "test.parquet"
+    assert str(pq.read_schema(f).field("logits").type) == "list<element: halffloat>"
+    assert f.stat().st_size < (src / "pruned" / "magnitude-ft@0.50" / "s0" / "test.parquet").stat().st_size
+    again = compare_files(dst, tmp_path / "out16", min_seeds=2).summary
+    groups = [g for g in summary if isinstance(summary[g], dict) and "pie_share" in summary[g]]
+    assert {"dense-long", "magnitude-ft@0.50", "random-ai@0.90"} <= set(groups)
+    assert all(again[g]["pie_share"] == summary[g]["pie_share"] for g in groups)
+    assert verify(dst, summary, min_seeds=2) == {}
+    skipped = sync(src, tmp_path / "test-only", EXPECT, skip=frozenset({"validation"}))
+    assert len(skipped) == 16 and not list((tmp_path / "test-only").rglob("validation.parquet"))
+
+
+def test_a_float16_label_change_keeps_that_file_float32(tmp_path):
+    labels = np.array([1, 0, 1, 0])
+    # 1.0004 and 1.0002 round to the same float16 (1.0): float32 says class 1, float16 a tie (class 0)
+    z = np.array([[1.0002, 1.0004], [2.0, -1.0], [0.0, 3.0], [1.0, 0.0]], np.float32)
+    _write(tmp_path / "src", "dense", "dense", 0, z, labels, splits=("test",))
+    e = export_model(tmp_path / "src" / "dense" / "s0", tmp_path / "dst")
+    assert e.float32_splits == ["test"]
+    back = pq.read_table(tmp_path / "dst" / "test.parquet")
+    assert str(back.schema.field("logits").type) == "list<element: float>"
+    assert np.array_equal(np.stack(back["logits"].to_numpy(zero_copy_only=False)), z)
+
+
+def test_a_tie_moved_by_float16_is_rewritten_in_float32(tmp_path):
+    """Each model's argmax survives float16, but a 1-1 vote decided by the mean probability does
+    not: verify sees the pie_share move and reproduce_exactly rewrites the groups in float32."""
+    labels = np.ones(4, np.int64)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    tie = [np.array([[0.0, 1.0004]] * 4, np.float32), np.array([[1.0002, 0.0]] * 4, np.float32)]
+    for seed in (0, 1):
+        _write(src, "dense", "dense", seed, tie[seed], labels, splits=("test",))
+        _write(src, "pruned/magnitude-ai@0.50", "magnitude-ai@0.50", seed,
+               np.array([[0.0, 3.0]] * 4, np.float32), labels, splits=("test",))
+    summary = compare_files(src, tmp_path / "out", min_seeds=2).summary
+    assert summary["magnitude-ai@0.50"]["pie_share"] == 0.0  # float32: dense's tie goes to class 1
+    sync(src, dst)
+    assert verify(dst, summary, min_seeds=2)  # float16: the tie goes to class 0, every example a PIE
+    assert reproduce_exactly(dst, src, summary, min_seeds=2) == ["magnitude-ai@0.50"]
+    assert verify(dst, summary, min_seeds=2) == {}
+
+
+def test_sync_resumes_without_loss_or_duplicates(tmp_path):
+    src, dst = tmp_path / "predictions", tmp_path / "committed"
+    _study(src, seeds=2)
+    partial = src / "pruned" / "random-ai@0.90" / "s1" / "validation.parquet"
+    partial.rename(tmp_path / "held")  # a model whose publish was cut off: test is there, validation not
+    first = sync(src, dst, EXPECT)
+    assert len(first) == 7 and not (dst / "pruned" / "random-ai@0.90" / "s1").exists()
+    before = {p: p.read_bytes() for p in dst.rglob("*.parquet")}
+    (dst / "pruned" / ".s9.tmp-host-1-x").mkdir()  # what a killed export leaves: not a model
+    (tmp_path / "held").rename(partial)
+    second = sync(src, dst, EXPECT)
+    assert [str(e.model_dir) for e in second] == ["pruned/random-ai@0.90/s1"]
+    assert all(p.read_bytes() == b for p, b in before.items())  # a committed model is never rewritten
+    assert sync(src, dst, EXPECT) == []
+    files = sorted(p.relative_to(dst) for p in dst.rglob("*.parquet") if ".tmp-" not in str(p))
+    assert len(files) == len(set(files)) == 16
+
+
+COMMITTED = sorted(d.parent for d in (ROOT / "docs" / "results").glob("*/predictions/*/*/dense"))
+
+
+@pytest.mark.parametrize("arch_dir", COMMITTED, ids=[str(d.relative_to(ROOT)) for d in COMMITTED])
+def test_committed_logits_reproduce_the_committed_pie_shares(arch_dir, tmp_path):
+    """`pie-mlops compare --predictions` on a committed reproduction's logits gives its summary's
+    pie_share for every group, exactly (the CLI, as a reader would run it)."""
+    result = arch_dir.parents[2]
+    summary = json.loads((result / arch_dir.parent.name / arch_dir.name / "summary.json").read_text())
+    params = (result / f"params-{arch_dir.parent.name}.yaml").read_text()
+    import yaml
+
+    compare = yaml.safe_load(params)["compare"]
+    exe = Path(sys.executable).parent / "pie-mlops"
+    subprocess.run([str(exe), "-q", "compare", "--predictions", str(arch_dir), "--out", str(tmp_path),
+                    "--split", compare["split"], "--min-seeds", str(compare["min_seeds"]),
+                    "--tie-rule", compare["tie_rule"]], check=True)
+    got = json.loads((tmp_path / "summary.json").read_text())
+    for group, row in summary.items():
+        if isinstance(row, dict) and "pie_share" in row:
+            assert got[group]["pie_share"] == row["pie_share"], group

@@ -1,0 +1,118 @@
+"""Issue 27's reproduction profiles state the grid the issue asks for, with the gate on, before any
+run (profiles/repro.yaml, repro-e.yaml, repro-bbc.yaml), and `dense_long_epochs: 4E` follows the
+tuned E."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pie_mlops.errors import PieError
+from pie_mlops.params import for_arch, load_all, profile_path, seeds_for, validate
+from pie_mlops.stages.train import dense_long_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def profiles(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    return {p: load_all(profile_path(p)) for p in ("repro", "repro-e", "repro-bbc")}
+
+
+def _pairs(params: dict, arch: str) -> set[tuple[str, float]]:
+    prune = for_arch(params["prune"], arch, "prune")
+    return {(m, float(s)) for m in prune["methods"] for s in prune["sparsities"]}
+
+
+def test_the_gate_is_on_and_every_model_trains_on_what_the_issue_asks(profiles):
+    for name, params in profiles.items():
+        assert params["compare"]["min_gain_over_baseline"] >= 0.05, name  # no override
+        for arch in params["train"]["arch"]:
+            train = for_arch(params["train"], arch)
+            assert train["max_train_examples"] == for_arch(params["prune"], arch, "prune")["max_train_examples"]
+            space = params["tune"]["space"][arch]
+            assert len(space["epochs"]["choices"]) >= 2, (name, arch)  # tuning searches E
+    assert for_arch(profiles["repro"]["train"], "bilstm")["max_train_examples"] is None  # full split
+    assert for_arch(profiles["repro-bbc"]["train"], "bilstm")["max_train_examples"] is None
+    assert for_arch(profiles["repro-e"]["train"], "bert")["max_train_examples"] >= 3000
+
+
+def test_the_grid(profiles):
+    rt = profiles["repro"]
+    assert len(seeds_for(rt["train"], "bilstm")) >= 20 and len(seeds_for(rt["prune"], "bilstm", "prune")) >= 20
+    pairs = _pairs(rt, "bilstm")
+    for method in ("magnitude-ft", "magnitude-wr", "magnitude-ai"):  # IMP-FT, IMP-WR, MP-AI
+        sparsities = {s for m, s in pairs if m == method}
+        assert len(sparsities) >= 2 and 0.9 in sparsities, method
+    e = profiles["repro-e"]
+    shared = _pairs(e, "bert") & _pairs(e, "bilstm") & pairs
+    assert len(shared) >= 3
+    assert seeds_for(e["train"], "bert") == seeds_for(e["train"], "bilstm") and len(seeds_for(e["train"], "bert")) >= 10
+    assert for_arch(e["train"], "bert")["max_train_examples"] == for_arch(e["train"], "bilstm")["max_train_examples"]
+    for params, archs in ((rt, ["bilstm"]), (e, ["bert", "bilstm"])):  # ft/wr groups: a dense-long control
+        for arch in archs:
+            assert for_arch(params["train"], arch)["dense_long_epochs"] == "4E"
+    # repro-e's BiLSTM must not overwrite repro's: its own predictions, comparison and tuned params
+    for key in ("predictions_dir", "best_params"):
+        assert e["train"][key] != rt["train"][key]
+    assert e["compare"]["out"] != rt["compare"]["out"] and e["tune"]["storage"] != rt["tune"]["storage"]
+
+
+def test_dense_long_4e_follows_the_tuned_epochs():
+    assert dense_long_plan({"epochs": 3, "snapshot_epochs": [1]}, {"dense_long_epochs": "4E"})["epochs"] == 12
+    assert dense_long_plan({"epochs": 6, "snapshot_epochs": []}, {"dense_long_epochs": 8})["epochs"] == 8
+    validate("train", {"dense_long_epochs": {"bert": "4E", "bilstm": 8}})
+    with pytest.raises(PieError, match="dense_long_epochs"):
+        validate("train", {"dense_long_epochs": "5E"})
+
+
+def test_the_gpu_grid_and_its_projection(profiles, monkeypatch):
+    """scripts/reproduce_gpu.py: the paper's grid (2,460 models, + 60 dense-long) as chunks, and a
+    projection that is the measured seconds per epoch-model times what is left."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce_gpu", ROOT / "scripts" / "reproduce_gpu.py")
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    params = load_all(profile_path("repro-gpu"))
+    grid = gpu.chunks(params)
+    assert sum(c["models"] for c in grid) == 2460 + 60
+    assert params["compare"]["min_gain_over_baseline"] >= 0.05
+    assert all(for_arch(params["train"], a)["seed_parallel"] for a in ("bert", "bilstm"))
+    progress = {"done": {}, "slice": {"bert": {"arch": "bert", "seconds": 100.0, "epochs": 12},
+                                      "bilstm": {"arch": "bilstm", "seconds": 10.0, "epochs": 12}}}
+    p = gpu.project(progress, grid)
+    expect = sum(c["epochs"] * (100 / 12 if c["arch"] == "bert" else 10 / 12) for c in grid)
+    assert p["projected_seconds_left"] == round(expect) and p["models_left"] == 2520
+    progress["done"] = {c["id"]: {"seconds": 1.0, "epochs": c["epochs"], "models": c["models"]} for c in grid}
+    assert gpu.project(progress, grid)["models_left"] == 0
+
+
+def test_the_resume_plan_makes_only_what_is_not_committed(tmp_path, monkeypatch):
+    """scripts/reproduce.py --resume-plan on another machine: a command per missing (method,
+    sparsity), for its missing seeds only, and the dense seeds those need."""
+    import importlib.util
+
+    monkeypatch.chdir(ROOT)
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
+    rep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rep)
+    full = rep.resume_plan(tmp_path, ["repro"])
+    assert full[0] == "pie-mlops --profile repro train -a bilstm -s " + ",".join(map(str, range(20)))
+    assert len(full) == 1 + 6  # 3 methods x 2 sparsities
+    root = tmp_path / "predictions" / "rotten_tomatoes" / "bilstm"
+    done = [f"dense/s{s}" for s in range(20)] + [f"dense/dense-long/s{s}" for s in range(20)]
+    done += [f"pruned/{g}/s{s}" for g in ("magnitude-ft-layer@0.50", "magnitude-ft-layer@0.90", "magnitude-wr-layer@0.50",
+                                          "magnitude-wr-layer@0.90", "magnitude-ai-layer@0.50") for s in range(20)]
+    done += [f"pruned/magnitude-ai-layer@0.90/s{s}" for s in range(20) if s != 7]
+    for rel in done:
+        (root / rel).mkdir(parents=True)
+        (root / rel / "test.parquet").write_bytes(b"x")
+    assert rep.resume_plan(tmp_path, ["repro"]) == [
+        "pie-mlops --profile repro train -a bilstm -s 7",
+        "pie-mlops --profile repro prune -a bilstm -m magnitude-ai --sparsities 0.9 -s 7"]
+    (root / "pruned/magnitude-ai-layer@0.90/s7").mkdir()
+    (root / "pruned/magnitude-ai-layer@0.90/s7/test.parquet").write_bytes(b"x")
+    assert rep.resume_plan(tmp_path, ["repro"])[0].startswith("# every model")
