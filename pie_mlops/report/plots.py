@@ -94,6 +94,10 @@ def el2n_bins(influence: dict, groups: list[str], label: str) -> bytes:
         # The paper's seed-paired ratio where there is one, else the ratio of means.
         ratio = bins["paired_loss_ratio"] if bins.get("paired_loss_ratio") is not None \
             and bins["paired_loss_ratio"].notna().any() else bins["loss_ratio"]
+        # A dense loss that underflowed makes the paired ratio astronomically large (el2n.py lifts
+        # it to the smallest float), which a log axis cannot draw: such bins are left out.
+        ratio = pd.to_numeric(ratio, errors="coerce").astype(float)
+        ratio = ratio.where((ratio > 1e-12) & (ratio < 1e12))
         a2.plot(bins["bin"], ratio, "o-", ms=3, color=col[method_of(g)], label=g)
     a1.set(xlabel="EL2N percentile bin (1 = easiest, 20 = hardest)", ylabel="training-set PIE share",
            title=f"{label}: PIEs by influence")

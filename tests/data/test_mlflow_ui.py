@@ -34,14 +34,14 @@ def main_run(tmp_path_factory):
 
 def test_mlflow_run_main_with_the_tiny_profile(main_run):
     repo, log = main_run["repo"], main_run["log"]
-    assert "study finished (process)" in log and "reports/pies/index.html" in log
-    assert (repo / "reports" / "pies" / "index.html").is_file()
+    assert "study finished (process)" in log and "reports/tiny/pies/index.html" in log
+    assert (repo / "reports" / "tiny" / "pies" / "index.html").is_file()
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
-    for arch in ("bert", "bilstm"):
-        versions = client.search_model_versions(f"name = 'pie-synthetic_nli-{arch}'")
-        assert len(versions) == 2 + 8  # 2 dense seeds, 2 criteria x 2 sparsities x 2 seeds
+    for arch, seeds in (("bert", 3), ("bilstm", 7)):  # profiles/tiny.yaml
+        versions = client.search_model_versions(f"name = 'pie-synthetic_longtail-{arch}'")
+        assert len(versions) == seeds + 2 * seeds  # dense, and magnitude-os at 0.3 and 0.9
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
     assert not [r for r in runs if r.info.status != "FINISHED"]
     assert [r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main"]  # MLflow's own run
@@ -50,14 +50,14 @@ def test_mlflow_run_main_with_the_tiny_profile(main_run):
     # Data lineage: every model run (and compare) records its splits as dataset inputs whose
     # digest is its DVC data version; MLflow's own context tags are on every run.
     staged = [r for r in runs if r.data.tags.get("stage") in ("train", "prune", "compare")]
-    assert len(staged) == 2 * 10 + 2
+    assert len(staged) == 3 * 3 + 3 * 7 + 2
     for run in staged:
         tags = run.data.tags
         inputs = run.inputs.dataset_inputs
         contexts = {t.value for i in inputs for t in i.tags if t.key == "mlflow.data.context"}
         assert contexts == ({"test", "train"} if tags["stage"] == "compare" else {"train", "validation", "test"})
         assert {i.dataset.digest for i in inputs} == {tags["data_md5"]} and tags["data_md5"] != "untracked"
-        assert {i.dataset.name for i in inputs} == {f"synthetic_nli/{c}" for c in contexts}
+        assert {i.dataset.name for i in inputs} == {f"synthetic_longtail/{c}" for c in contexts}
         assert tags.get("mlflow.source.git.commit") and tags.get("mlflow.source.type") and tags.get("mlflow.user")
 
 
@@ -113,33 +113,33 @@ def test_experiment_lists_dense_and_pruned_runs_with_their_columns(page, server,
     _tidy(page)
     # The stage runs are nested under the run `mlflow run` made: expand it.
     page.locator("button[data-component-id*='runnamecellrenderer']").first.click()
-    page.get_by_text("synthetic_nli-bert-dense-s0").first.wait_for()
+    page.get_by_text("synthetic_longtail-bert-dense-s0").first.wait_for()
     body = page.inner_text("body")
-    for name in ("synthetic_nli-bert-dense-s1", "synthetic_nli-bilstm-magnitude-os@0.90-s1",
-                 "compare synthetic_nli/bert", "compare synthetic_nli/bilstm"):
+    for name in ("synthetic_longtail-bert-dense-s1", "synthetic_longtail-bilstm-magnitude-os@0.90-s1",
+                 "compare synthetic_longtail/bert", "compare synthetic_longtail/bilstm"):
         assert name in body, name
     _add_columns(page, "Tags", ["group", "sparsity", "seed"])
-    _add_columns(page, "Metrics", ["magnitude-os-0.50/pie_share"])
+    _add_columns(page, "Metrics", ["magnitude-os-0.90/pie_share"])
     headers = set(page.get_by_role("columnheader").all_inner_texts())
-    assert {"group", "sparsity", "seed", "magnitude-os-0.50/pie_share"} <= headers, headers
+    assert {"group", "sparsity", "seed", "magnitude-os-0.90/pie_share"} <= headers, headers
     assert any(h.startswith("Dataset") for h in headers), headers  # data lineage: the runs' inputs
-    page.get_by_text("synthetic_nli/train").first.wait_for()  # a cell of that column
-    page.get_by_text("random-os@0.90").first.wait_for()  # a group cell
+    page.get_by_text("synthetic_longtail/train").first.wait_for()  # a cell of that column
+    page.get_by_text("magnitude-os@0.90").first.wait_for()  # a group cell
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "experiment_runs.png"))
 
     page.goto(f"{server}/#/experiments/{exp_id}/runs/{compare.info.run_id}")
-    page.get_by_text("magnitude-os-0.50/pie_share").first.wait_for()  # the compare run's metrics
-    assert "random-os-0.90/n_pies" in page.inner_text("body")
+    page.get_by_text("magnitude-os-0.90/pie_share").first.wait_for()  # the compare run's metrics
+    assert "magnitude-os-0.30/n_pies" in page.inner_text("body")
     page.screenshot(path=str(SHOTS / "compare_run.png"), full_page=True)
 
 
 def test_registered_model_page_shows_the_aliases(page, server):
-    page.goto(f"{server}/#/models/pie-synthetic_nli-bert")
+    page.goto(f"{server}/#/models/pie-synthetic_longtail-bert")
     page.get_by_text("dense-s0").first.wait_for()
     body = page.inner_text("body")
-    for alias in ("dense-s1", "magnitude-os-0_50-s0", "random-os-0_90-s1"):
+    for alias in ("dense-s2", "magnitude-os-0_30-s0", "magnitude-os-0_90-s1"):
         assert alias in body, alias
-    assert "PIE study of synthetic_nli with bert" in body  # the registered model's description
+    assert "PIE study of synthetic_longtail with bert" in body  # the registered model's description
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "registered_model.png"), full_page=True)
