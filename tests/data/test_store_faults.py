@@ -218,14 +218,14 @@ def test_missing_artifacts_a_damaged_store_and_an_emptied_store_are_one_line(tmp
     import sqlite3
 
     repo = clone_project(tmp_path / "repo", profile="tiny")
-    run(["pie-mlops", "materialize", "--dataset", "synthetic_nli"], repo)
+    run(["pie-mlops", "materialize", "--dataset", "synthetic_longtail"], repo)
     run(["pie-mlops", "train", "--arch", "bilstm", "--seeds", "0"], repo)
     prune = [str(BIN / "pie-mlops"), "prune", "--arch", "bilstm", "--seeds", "0", "-c", "magnitude",
              "--sparsities", "0.5"]
 
     (repo / "mlartifacts").rename(repo / "aside")
     line, _ = _one_line_exit_2(prune, repo, _env(), limit=300)
-    assert "model pie-synthetic_nli-bilstm@dense-s0: its files are missing from" in line, line
+    assert "model pie-synthetic_longtail-bilstm@dense-s0: its files are missing from" in line, line
     assert f"{repo}/mlartifacts/" in line and "re-run `pie-mlops train`" in line, line
     (repo / "predictions").rename(repo / "predictions-aside")  # a skipped model restores its predictions
     line, _ = _one_line_exit_2([str(BIN / "pie-mlops"), "train", "--arch", "bilstm", "--seeds", "0"], repo, _env(),
