@@ -30,8 +30,9 @@ def store(tmp_path_factory, tokenizer):
     common = tiny_study(root, tokenizer)
     common.update(batch_size=16, lr=2e-3)
     seeds = [0, 1]
-    params = dict(PRUNE, **common, criteria=["magnitude"], schedules=["os"], sparsities=[0.5], seeds=seeds,
-                  predict_test=True, quantize=[*METHODS, "fp8"])
+    # methods null: criteria x schedules, one pruned group (the default is the per-arch grid)
+    params = dict(PRUNE, **common, criteria=["magnitude"], schedules=["os"], methods=None, sparsities=[0.5],
+                  seeds=seeds, predict_test=True, quantize=[*METHODS, "fp8"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
