@@ -98,7 +98,7 @@ def test_a_storage_password_is_refused_everywhere_and_never_written(tiny_repo, t
                 ["dvc", "repro", "tune"]):
         proc = subprocess.run(cmd, cwd=tiny_repo, env=_env(), capture_output=True, text=True, timeout=900)
         assert proc.returncode != 0, cmd
-        errors = [l for l in proc.stderr.splitlines() if "carries a password" in l]
+        errors = [line for line in proc.stderr.splitlines() if "carries a password" in line]
         assert errors and "PGPASSWORD or ~/.pgpass" in errors[0], (cmd, proc.stderr[-2000:])
         outputs += [proc.stdout, proc.stderr]
     # The way it is meant: the URL without the password, the password in the environment.
