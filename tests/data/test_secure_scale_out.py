@@ -98,7 +98,7 @@ def test_a_storage_password_is_refused_everywhere_and_never_written(tiny_repo, t
                 ["dvc", "repro", "tune"]):
         proc = subprocess.run(cmd, cwd=tiny_repo, env=_env(), capture_output=True, text=True, timeout=900)
         assert proc.returncode != 0, cmd
-        errors = [l for l in proc.stderr.splitlines() if "carries a password" in l]
+        errors = [line for line in proc.stderr.splitlines() if "carries a password" in line]
         assert errors and "PGPASSWORD or ~/.pgpass" in errors[0], (cmd, proc.stderr[-2000:])
         outputs += [proc.stdout, proc.stderr]
     # The way it is meant: the URL without the password, the password in the environment.
@@ -121,7 +121,7 @@ def test_a_storage_password_is_refused_everywhere_and_never_written(tiny_repo, t
                                                        "trial_params", "trial_user_attributes",
                                                        "trial_system_attributes")
                            for r in conn.execute(f"SELECT * FROM {t}").fetchall()])
-    assert "synthetic_nli" in dump and PASSWORD not in dump and quote(PASSWORD, safe="") not in dump
+    assert "synthetic_longtail" in dump and PASSWORD not in dump and quote(PASSWORD, safe="") not in dump
 
 
 def test_a_tracking_uri_with_a_password_is_refused_and_never_printed(tiny_repo, tmp_path):
@@ -129,12 +129,12 @@ def test_a_tracking_uri_with_a_password_is_refused_and_never_printed(tiny_repo, 
     MLFLOW_TRACKING_URI (or MLFLOW_REGISTRY_URI) is now one line, exit 2, before MLflow sees it."""
     from servers import ADMIN
 
-    run(["pie-mlops", "materialize", "-d", "synthetic_nli"], tiny_repo)
+    run(["pie-mlops", "materialize", "-d", "synthetic_longtail"], tiny_repo)
     with mlflow_server(f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts", tmp_path, auth=True) as url:
         secret_url = url.replace("http://", f"http://{ADMIN[0]}:{quote(ADMIN[1], safe='')}@")
         outputs = []
         for cmd, var in ((["pie-mlops", "train", "--arch", "bilstm", "--seeds", "0"], "MLFLOW_TRACKING_URI"),
-                         (["pie-mlops", "check", "synthetic_nli"], "MLFLOW_TRACKING_URI"),
+                         (["pie-mlops", "check", "synthetic_longtail"], "MLFLOW_TRACKING_URI"),
                          (["pie-mlops", "train", "--arch", "bilstm", "--seeds", "0"], "MLFLOW_REGISTRY_URI")):
             env = _env(**{"MLFLOW_TRACKING_URI": url, var: secret_url})
             proc = subprocess.run(cmd, cwd=tiny_repo, env=env, capture_output=True, text=True, timeout=600)
