@@ -38,7 +38,6 @@ import torch  # noqa: E402
 
 DATA = Path("data/rotten_tomatoes")
 BATCH = 32  # the prune stage's latency batch (prune.latency_batch)
-TEXTS = {"bert": 64, "bilstm": 512}
 TRAIN = {"bert": (300, 1, 5e-5), "bilstm": (2000, 2, 5e-3)}  # examples, epochs, lr: a quick, real model
 
 
@@ -53,12 +52,13 @@ def trained(arch: str, seed: int, train_df: pd.DataFrame):
     return model.eval()
 
 
-def measure(arch: str, seeds: int, rounds: int, splits: dict) -> tuple[dict, float]:
+def measure(arch: str, seeds: int, rounds: int, splits: dict, texts: int) -> tuple[dict, float]:
     from pie_mlops.models.quantize import METHODS, model_mb, quantize, why_not_runs
     from pie_mlops.pies import modal_labels
     from pie_mlops.training import predict_logits
 
-    df = splits["test"].sample(n=min(TEXTS[arch], len(splits["test"])), random_state=0).reset_index(drop=True)
+    test = splits["test"]
+    df = test if not texts or texts >= len(test) else test.sample(n=texts, random_state=0).reset_index(drop=True)
     fp32 = [trained(arch, s, splits["train"]) for s in range(seeds)]
     forms, build = {"fp32": fp32}, 0.0
     for method in METHODS:
@@ -101,14 +101,16 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=2, help="models per architecture (default 2)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default 3)")
     ap.add_argument("--arch", action="append", choices=["bert", "bilstm"], help="default: both")
+    ap.add_argument("--texts", type=int, default=0,
+                    help="test texts to predict (default 0: the whole test split; a sample of N otherwise)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2; 1 on a loaded machine)")
     args = ap.parse_args()
     if not (DATA / "test.parquet").is_file():
         print(f"{DATA}/test.parquet is missing: run `.venv/bin/pie-mlops materialize --dataset rotten_tomatoes` first",
               file=sys.stderr)
         return 2
-    if args.seeds < 1 or args.rounds < 1 or args.threads < 1:
-        print("--seeds, --rounds and --threads must be >= 1", file=sys.stderr)
+    if args.seeds < 1 or args.rounds < 1 or args.threads < 1 or args.texts < 0:
+        print("--seeds, --rounds and --threads must be >= 1, --texts >= 0", file=sys.stderr)
         return 2
     from transformers.utils import logging as hf_logging
 
@@ -120,7 +122,7 @@ def main() -> int:
     splits = {s: read_split(DATA, s) for s in ("train", "test")}
     forms, builds = {}, {}
     for arch in args.arch or ["bert", "bilstm"]:
-        forms[arch], builds[arch] = measure(arch, args.seeds, args.rounds, splits)
+        forms[arch], builds[arch] = measure(arch, args.seeds, args.rounds, splits, args.texts)
     head = forms.get("bert", forms.get("bilstm", {})).get("int8-dyn", {})
     print(json.dumps({**head, "build_s": round(builds.get("bert", 0.0), 3), "forms": forms}))
     return 0
