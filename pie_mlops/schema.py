@@ -137,7 +137,7 @@ class Prune(Section):
     methods: PerArch[Annotated[list[str], Field(min_length=1)] | None] = {
         "bert": ["magnitude-os", "random-os", "magnitude-ai-layer@0.5"],  # MiniLM: no impact-os, the budget
         "bilstm": ["magnitude-os", "impact-os", "random-os", "magnitude-ai-layer@0.5"]}
-    sparsities: PerArch[list[Annotated[float, Field(ge=0, lt=1)]]] = [0.2, 0.5]
+    sparsities: PerArch[list[Annotated[float, Field(ge=0, lt=1)]]] = {"bert": [0.5], "bilstm": [0.2, 0.5]}
     seeds: PerArch[list[Seed]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # bilstm: a matched 10 vs 10 floor
     scope: Literal["unstructured", "structured"] = "unstructured"
     threshold: Literal["global", "per_layer"] = "global"
