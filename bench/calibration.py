@@ -15,7 +15,7 @@ First the speed of one group's statistics at 20 vs 20 seeds and 2,500 examples (
 alone, and everything group_stats adds), both designs, best of 3.
 Per group: above_floor (Holm within the study), the raw permutation p below alpha, the old
 interval rule (pie_share_ci low above the floor's CI high), and whether each point estimate
-lies in its interval. Claim verdicts: file mode writes no claims.json (printed as a note).
+lies in its interval. The claims' verdicts: bench/calibration_claims.py.
 Last stdout line: one JSON object (docs/design.md §6).
 """
 
@@ -291,7 +291,7 @@ def main(argv=None) -> dict:
     out = {**figures(df, table), **timing, "studies_per_scenario": args.studies,
            "planted_studies": args.planted_studies or args.studies, "n_perm": args.n_perm, "n": args.n, "seeds_per_side": args.m,
            "load_average": round(os.getloadavg()[0], 1), "cpu_count": os.cpu_count(),
-           "claims": "file mode writes no claims.json (no texts, classes or EL2N snapshot): no verdicts to score",
+           "claims": "bench/calibration_claims.py calibrates the claims' verdicts",
            "wall_s": round(time.perf_counter() - t, 1)}
     print(json.dumps(out))
     return out
