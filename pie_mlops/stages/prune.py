@@ -96,8 +96,6 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta
     from pie_mlops.data.splits import subsample
-    from pie_mlops.fidelity import identity_extras
-
     data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "prune.dataset (or --dataset)")
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
     quant_only = bool(as_list(params.get("quantize"))) and not as_list(params["sparsities"])  # quantized groups alone
@@ -112,7 +110,7 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     ctx = ctx or JobContext()
     if not ctx.in_worker:  # a worker's job: its retry reaps a dead attempt (pie.job tag)
         for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
-            tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
+            _LOG.info(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
     versions = _check_dense(name, seeds, md5)
     epochs = _epochs_per_step(params, jobs, versions)
     meta, splits = read_dataset(data_path)
@@ -123,21 +121,8 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     records, together = [], {}  # together: the unfinished seed-parallel jobs, by group
     for group_plan, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune",
                                  disable=progress_disabled(progress)):
-        plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
-                                       "steps", "recovery_steps", "impact_batches", "impact_batch_size",
-                                       "predict_train", "predict_validation", "predict_test",
-                                       "max_train_examples")}
-        plan.update(hp, **identity_extras(params), **group_plan, epochs_per_step=epochs[seed])
-        if plan["schedule"] != "os":
-            plan.pop("recovery_steps")
-        if parallel and stackable(plan):  # only when on: sequential models keep their params hash
-            plan["seed_parallel"] = True
-        job = ModelJob(plan=plan, group=plan["group"], seed=seed, model_name=name, data_dir=str(params["data_dir"]),
-                       out_dir=pruned_dir(params, plan["arch"]) / plan["group"] / f"s{seed}", alias=tracking.alias_for(plan["group"], seed),
-                       tags=identity_tags("prune", plan, plan["group"], seed, data_md5=md5, git_sha=sha,
-                                          fingerprint=code_fingerprint(__name__),  # a code fix retrains
-                                          criterion=plan["criterion"], schedule=plan["schedule"], scope=plan["scope"],
-                                          threshold=plan["threshold"], sparsity=format_sparsity(plan["sparsity"])))
+        job = _model_job(params, hp, group_plan, epochs[seed], seed, (name, md5, sha), parallel)
+        plan = job.plan
         # One process at a time per (model, group, seed) on a SQLite store (tracking/guard.py).
         with tracking.model_claim(name, job.group, seed):
             found = finished(job, ctx)
@@ -161,6 +146,32 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
         records += quantize_groups(params, name, versions, meta, splits, ctx, md5, sha)
     return records
 
+
+def _model_job(params: dict, hp: dict, group_plan: dict, epochs_per_step: int, seed: int, store: tuple,
+               parallel: bool) -> ModelJob:
+    """One pruned (group, seed) job: its plan (the section's keys, then the hyperparameters, the
+    group's own keys and its E), output folder, alias and identity tags; `store`: (registered
+    model name, data md5, git sha)."""
+    from pie_mlops import tracking
+    from pie_mlops.fidelity import identity_extras
+
+    name, md5, sha = store
+    plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
+                                   "steps", "recovery_steps", "impact_batches", "impact_batch_size",
+                                   "predict_train", "predict_validation", "predict_test",
+                                   "max_train_examples")}
+    plan.update(hp, **identity_extras(params), **group_plan, epochs_per_step=epochs_per_step)
+    if plan["schedule"] != "os":
+        plan.pop("recovery_steps")
+    if parallel and stackable(plan):  # only when on: sequential models keep their params hash
+        plan["seed_parallel"] = True
+    return ModelJob(plan=plan, group=plan["group"], seed=seed, model_name=name, data_dir=str(params["data_dir"]),
+                    out_dir=pruned_dir(params, plan["arch"]) / plan["group"] / f"s{seed}",
+                    alias=tracking.alias_for(plan["group"], seed),
+                    tags=identity_tags("prune", plan, plan["group"], seed, data_md5=md5, git_sha=sha,
+                                       fingerprint=code_fingerprint(__name__),  # a code fix retrains
+                                       criterion=plan["criterion"], schedule=plan["schedule"], scope=plan["scope"],
+                                       threshold=plan["threshold"], sparsity=format_sparsity(plan["sparsity"])))
 
 def seed_processes(params: dict) -> int:
     """How many jobs compute at a time in child processes (1: here, one by one)."""

@@ -109,7 +109,7 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
     reap = is_main() and not ctx.in_worker  # a worker's retry reaps by its pie.job tag instead
     for arch in archs if reap else ():  # runs a killed process left RUNNING: mark KILLED, redo
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
-            tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
+            _LOG.info(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
 
     processes = {plan["arch"]: seed_processes(for_arch(params, plan["arch"]), plan) for plan in plans}
     records, together = [], {}  # together: the unfinished seeds computed together, by arch

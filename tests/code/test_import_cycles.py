@@ -5,11 +5,14 @@ Counted: every `import` and `from ... import` anywhere in a module, inside funct
 import only hides a cycle until the day it runs first). An edge goes to the module named (and to
 `pkg.name` when `from pkg import name` names a submodule), not to the parent packages Python also
 runs: those run before their child, so `pkg/__init__.py` importing `pkg.sub` while `pkg.sub` imports
-`pkg.other` is no loop, but `pkg.sub` importing names from `pkg` itself is one.
+`pkg.other` is no loop, but `pkg.sub` importing names from `pkg` itself is one. A package that
+imports its parts on first use (tracking/, its `LAZY` table) leads to the part a name comes from.
 """
 
 import ast
 from pathlib import Path
+
+from pie_mlops.fingerprint import lazy_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +44,7 @@ def import_graph(package_dir: Path) -> dict[str, set[str]]:
                     base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
                 subs = {f"{base}.{alias.name}" for alias in node.names} & modules.keys()
                 found.update(subs or {base})
+                found.update(lazy_parts(base)[a.name] for a in node.names if a.name in lazy_parts(base))
         graph[name] = (found & modules.keys()) - {name}
     return graph
 
