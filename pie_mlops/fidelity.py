@@ -71,15 +71,3 @@ def per_dataset(key: str, value, dataset: str, archs: tuple[str, ...], section: 
                        f"(has: {', '.join(map(str, value))})")
     return value[dataset]
 
-
-def check_prune_options(params: dict, arch: str, scope: str) -> None:
-    """The prune section's options, before any run: PieError naming the key."""
-    from pie_mlops.pruning.schedules import resolve_epochs_per_step
-
-    check_options(params, "prune")
-    model_kwargs(arch, params, "prune")
-    if scope == "structured" and params.get("prunable", "linear") != "linear":
-        raise PieError("prune.prunable: paper chooses single weights; structured scope removes heads and neurons "
-                       "(set prunable: linear)")
-    if params["epochs_per_step"] != "dense":
-        resolve_epochs_per_step(params["epochs_per_step"])

@@ -33,20 +33,40 @@ def module_file(name: str) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def lazy_parts(package: str) -> dict[str, str]:
+    """{name: module} of a package that imports its parts on first use (its `LAZY` table,
+    e.g. pie_mlops/tracking/__init__.py); empty for any other module."""
+    path = module_file(package)
+    if path is None or path.name != "__init__.py":
+        return {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "LAZY" for t in node.targets):
+            return {k: f"{package}.{v}" for k, v in ast.literal_eval(node.value).items()}
+    return {}
+
+
 def _imports(name: str, path: Path) -> set[str]:
-    """Modules of ours that `name` imports anywhere in its source (relative imports resolved)."""
+    """Modules of ours that `name` imports anywhere in its source (relative imports resolved).
+    A lazy package's parts count where they are used: `from pkg import name` imports the module
+    its table names, `import pkg` (or `from parent import pkg`) all of them."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
+            found.update(m for alias in node.names for m in lazy_parts(alias.name).values())
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".")
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}")  # `from pkg import submodule`
+                found.update(lazy_parts(f"{base}.{alias.name}").values())  # `from pie_mlops import tracking`
+                if alias.name in lazy_parts(base):
+                    found.add(lazy_parts(base)[alias.name])
     # `import a.b.c` runs a and a.b too
     parents = {".".join(m.split(".")[:i]) for m in found for i in range(1, m.count(".") + 1)}
     return {m for m in found | parents if module_file(m) is not None}

@@ -9,9 +9,7 @@ ask for a fresh optimizer (weight rewinding).
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,51 +20,13 @@ from tqdm.auto import tqdm
 from pie_mlops import distributed as dist
 from pie_mlops.errors import PieError
 from pie_mlops.metrics import accuracy, macro_f1, sigmoid, tune_threshold
-from pie_mlops.models.common import Encoded
+from pie_mlops.models.predict import (  # noqa: F401 (callers import them from here too)
+    clear_token_cache, encode_split, predict_logits, resolve_device, sorted_batches,
+)
 from pie_mlops.predictions import predictions_frame
+from pie_mlops.pruning.pruner import Pruner  # the hooks a schedule gives the loop
 from pie_mlops.log import progress_disabled
 from pie_mlops.seeding import seed_everything  # noqa: F401 (callers import it from here too)
-
-_CACHE: "OrderedDict[tuple[str, str], Encoded]" = OrderedDict()
-_CACHE_SIZE = 16
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _fingerprint(df: pd.DataFrame) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    pairs = df["text_pair"] if "text_pair" in df else [None] * len(df)
-    for eid, text, pair in zip(df["example_id"], df["text"], pairs):
-        h.update(f"{eid}\0{text}\0{'' if _isnull(pair) else pair}\1".encode())
-    return h.hexdigest()
-
-
-def _isnull(v) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v))
-
-
-def encode_split(model, df: pd.DataFrame) -> Encoded:
-    """Tokenise a split once; later calls with the same tokenizer and rows reuse the ids."""
-    key = (model.tokenizer_key(), _fingerprint(df))
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    pairs = None
-    if "text_pair" in df and df["text_pair"].notna().any():
-        pairs = [None if _isnull(p) else str(p) for p in df["text_pair"]]
-    enc = model.encode([str(t) for t in df["text"]], pairs)
-    _CACHE[key] = enc
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return enc
-
-
-def clear_token_cache() -> None:
-    _CACHE.clear()
 
 
 def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
@@ -84,11 +44,6 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    order = np.argsort(lengths, kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def targets(df: pd.DataFrame, task: str) -> np.ndarray:
@@ -121,29 +76,6 @@ class TrainConfig:
     optimizer: str = "adamw_warmup"  # or adam_constant: the paper's Adam, constant lr, no decay (optim.py)
 
 
-class Pruner:
-    """What `train` calls on a pruning schedule; the base class prunes nothing."""
-
-    def start(self, model) -> None:
-        """Before the first step (pruning at initialisation happens here)."""
-
-    def after_step(self, model) -> None:
-        """After every optimizer step: re-zero pruned weights (Adam's momentum would revive them)."""
-
-    def before_clip(self, model) -> None:
-        """After backward, before the gradient norm is clipped (prune.clip_grads: unpruned zeroes
-        the pruned weights' gradients here, as the paper's masked weight_orig has them)."""
-
-    def epoch_end(self, epoch: int, model) -> int | None:
-        """After an epoch's steps, before validation. Return N to restart the optimizer and
-        the LR schedule over the next N epochs (weight rewinding), else None."""
-        return None
-
-    def metrics(self) -> dict:
-        """Extra per-epoch metrics, e.g. the current sparsity."""
-        return {}
-
-
 @dataclass
 class TrainResult:
     history: list[dict] = field(default_factory=list)
@@ -152,22 +84,6 @@ class TrainResult:
     # The last validation pass's logits, of the final weights: the validation predictions reuse
     # them (same batches, same weights: bit-identical) instead of predicting the split again.
     val_logits: np.ndarray | None = None
-
-
-@torch.inference_mode()
-def predict_logits(model, df: pd.DataFrame, batch_size: int = 128, device="auto",
-                   progress: bool = False, desc: str = "predict") -> np.ndarray:
-    """Logits for every row of `df`, in its order (batched by length, then unsorted)."""
-    device = resolve_device(device)
-    model.to(device)
-    was_training = model.training
-    model.eval()
-    enc = encode_split(model, df)
-    out = np.empty((len(df), model.num_labels), dtype=np.float32)
-    for rows in tqdm(sorted_batches(enc.lengths, batch_size), desc=desc, disable=progress_disabled(progress), leave=False):
-        out[rows] = model(**model.batch_inputs(enc, rows, device)).float().cpu().numpy()
-    model.train(was_training)
-    return out
 
 
 def score(task: str, y: np.ndarray, logits: np.ndarray, threshold: float | None = None) -> float:
@@ -193,7 +109,7 @@ def val_metrics_from_logits(task: str, y: np.ndarray, logits: np.ndarray) -> tup
     return {"val_loss": loss, "val_accuracy": acc, "val_score": acc}, None
 
 
-def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg: TrainConfig | None = None,
+def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg: TrainConfig | None = None,  # noqa: C901 -- to split (issue 28): its numbers are pinned by tests/fixtures/tiny_outputs.json
           on_epoch_end=None, pruner: Pruner | None = None) -> TrainResult:
     """Train `model` in place; returns per-epoch metrics, the tuned threshold and EL2N snapshots.
 

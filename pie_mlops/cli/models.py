@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pie_mlops.cli import _given, _open_store, cli
+from pie_mlops.cli.group import _given, _open_store, cli
 from pie_mlops.errors import PieError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pie_mlops.cli import _given, _open_store, cli
+from pie_mlops.cli.group import _given, _open_store, cli
 from pie_mlops.errors import PieError
 
 
@@ -201,7 +201,7 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
         load_section(section, None, params_file)  # bad params (a dataset path) before any store exists
     _open_store(params_file)
     result = run(params_file, storage=storage, max_jobs=max_jobs, tune=with_tune,
-                 options=options, echo=click.echo)
+                 options=options)
     ran = [j for j in result["jobs"] if j["status"] != "skipped"]
     click.echo(f"worker {result['worker']}: grid {result['grid']} done here: {len(result['jobs'])} job(s), "
                f"{len(ran)} ran, {len(result['jobs']) - len(ran)} already finished elsewhere")

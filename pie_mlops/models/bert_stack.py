@@ -114,7 +114,7 @@ class StackedBert(nn.Module):
     def logits(self, df, batch_size: int, device) -> np.ndarray:
         """Logits [S, n, labels]: the weights written back, each seed predicted with its own
         forward (vmap's prediction is slower on the CPU and on an H200)."""
-        from pie_mlops.training import predict_logits
+        from pie_mlops.models.predict import predict_logits
 
         self.write_back()
         return np.stack([predict_logits(m, df, batch_size, device) for m in self._models])

@@ -99,10 +99,9 @@ class BiLSTMClassifier(nn.Module):
             # Words and the frozen 400k x 50 matrix come back from glove() in __setstate__: the
             # pickle (mlflow's data/model.pth) shrinks from ~85 MB to ~2 MB. Copies, not the live
             # module: only the pickled embedding loses its weight.
-            emb = self._modules["embedding"]
-            stub = emb.__class__.__new__(emb.__class__)
-            stub.__dict__ = dict(emb.__dict__, _parameters=emb._parameters.copy())
-            stub._parameters["weight"] = None  # keeps the key, so state_dict order is unchanged
+            from pie_mlops.compat import without_parameter
+
+            stub = without_parameter(self._modules["embedding"], "weight")  # the key kept: state_dict order
             state["_modules"] = dict(self._modules, embedding=stub)
             state["words"] = None  # marks the packaged GloVe for __setstate__
         else:
@@ -121,8 +120,10 @@ class BiLSTMClassifier(nn.Module):
             # (pickled on a GPU, loaded with map_location: wherever the rest of the model lands).
             ref = next(self.lstm.parameters())
             weights = torch.from_numpy(_with_specials(glove()[1], _glove_specials()))
-            self.embedding._parameters["weight"] = nn.Parameter(weights.to(device=ref.device, dtype=ref.dtype),
-                                                                requires_grad=False)
+            from pie_mlops.compat import set_parameter
+
+            set_parameter(self.embedding, "weight",
+                          nn.Parameter(weights.to(device=ref.device, dtype=ref.dtype), requires_grad=False))
             self.vocab = _glove_vocab().copy()  # a copy: no model shares a dict with another
         else:
             self.vocab = {w: i + N_SPECIAL for i, w in enumerate(self.words)}

@@ -19,6 +19,8 @@ from pie_mlops.errors import PieError
 CONFIG_NAME = "pie_model.json"
 WEIGHTS_NAME = "model.safetensors"
 TASKS = ("single_label", "multi_label")
+# the integer dtype of each element size: stored forms compare and pack tensors by their bits
+BIT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from pie_mlops.errors import PieError
-from pie_mlops.models.sparse import _BITS as _INT  # one bit-view table for both stored forms
+from pie_mlops.models.common import BIT_VIEWS as _INT  # one bit-view table for both stored forms
 
 BASE_KEY, FROM_BASE, MASKED, DIGEST = "pie_base", "pie_from_base", "pie_masked", "pie_sha256"
 BASE_MASK = "::basemask"
@@ -86,24 +86,4 @@ def rebuild(file: Path, tensors: dict, meta: dict, base: dict) -> dict[str, torc
         raise PieError(f"{file}: rebuilt from its base {meta[BASE_KEY]}, it does not match its SHA-256; "
                        f"the base version was changed or replaced")
     return out
-
-
-def base_state(file: Path, ref: dict) -> dict[str, torch.Tensor]:
-    """The base's weights, fetched from the tracking store: the logged model's artifact
-    location is looked up now (not stored), so a store that moved still resolves."""
-    import tempfile
-
-    from pie_mlops.compat import logged_model_files
-    from pie_mlops.models.sparse import load_weights
-
-    try:
-        repo = logged_model_files(ref["model_id"])
-        with tempfile.TemporaryDirectory(prefix="pie-base-") as tmp:
-            return load_weights(repo.download_artifacts(ref["path"], tmp))
-    except PieError:
-        raise
-    except Exception as exc:  # noqa: BLE001 -- any store error: say which base could not be had
-        raise PieError(f"{file}: a delta against logged model {ref['model_id']} ({ref['path']}), which could not "
-                       f"be fetched from the tracking store: {str(exc).splitlines()[0]}; "
-                       f"set MLFLOW_TRACKING_URI to the store it was registered in") from None
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pie_mlops.compat import attn_implementation
+from pie_mlops.compat import attn_implementation, forward_hooks
 
 _ATTENTION = ("sdpa", "eager")  # both compute plain softmax attention
 _MATMUL_MAX_LEN = 128
@@ -53,15 +53,17 @@ def _modules_ok(model: nn.Module) -> bool:
 
     Dropout needs no check: every site runs through the module (or flag) HF reads, so a submodule
     left in train mode in an eval model (prune_linear_layer makes them) drops out here as in HF."""
-    from torch.nn.modules import module as torch_module
     from torch.nn.utils.prune import BasePruningMethod
 
-    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+    from pie_mlops.compat import forward_hooks, has_global_forward_hooks
+
+    if has_global_forward_hooks():
         return False
     for m in model.modules():
-        if m._forward_hooks:
+        hooks, pre_hooks = forward_hooks(m)
+        if hooks:
             return False
-        if any(not isinstance(h, BasePruningMethod) for h in m._forward_pre_hooks.values()):
+        if any(not isinstance(h, BasePruningMethod) for h in pre_hooks):
             return False  # a pruning pre-hook only recomputes `weight`: any input shape is fine
         if getattr(m, "gradient_checkpointing", False):
             return False  # the caller asked for HF's recompute-in-backward memory trade
@@ -145,7 +147,7 @@ def _drop(probs: torch.Tensor, p: float) -> torch.Tensor:
 
 def _plain(linear) -> bool:
     """A bare nn.Linear whose .weight is current: safe to use its weights without calling it."""
-    return type(linear) is nn.Linear and not linear._forward_pre_hooks
+    return type(linear) is nn.Linear and not forward_hooks(linear)[1]
 
 
 def _cls_attention(sa, h, idx, bias, batch: int, length: int, cls_rows: torch.Tensor) -> torch.Tensor:

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from pie_mlops.errors import PieError
+from pie_mlops.models.common import BIT_VIEWS as _BITS
 
 SPARSE_KEY = "pie_sparse"
 VALUES, MASK = "::values", "::mask"
-_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 _MIN_SAVING = 0.9  # packed only when it is at most 90% of the dense bytes (not worth it otherwise)
 
 
@@ -116,7 +116,26 @@ def load_weights(file: str | Path) -> dict[str, torch.Tensor]:
     if delta.BASE_KEY not in meta:
         return tensors
     ref = json.loads(meta[delta.BASE_KEY])
-    return delta.rebuild(Path(file), tensors, meta, delta.base_state(Path(file), ref))
+    return delta.rebuild(Path(file), tensors, meta, base_state(Path(file), ref))
+
+
+def base_state(file: Path, ref: dict) -> dict[str, torch.Tensor]:
+    """The base's weights, fetched from the tracking store: the logged model's artifact
+    location is looked up now (not stored), so a store that moved still resolves."""
+    import tempfile
+
+    from pie_mlops.compat import logged_model_files
+
+    try:
+        repo = logged_model_files(ref["model_id"])
+        with tempfile.TemporaryDirectory(prefix="pie-base-") as tmp:
+            return load_weights(repo.download_artifacts(ref["path"], tmp))
+    except PieError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- any store error: say which base could not be had
+        raise PieError(f"{file}: a delta against logged model {ref['model_id']} ({ref['path']}), which could not "
+                       f"be fetched from the tracking store: {str(exc).splitlines()[0]}; "
+                       f"set MLFLOW_TRACKING_URI to the store it was registered in") from None
 
 
 def write_delta(file: str | Path, base: dict[str, torch.Tensor], base_ref: dict) -> bool:

@@ -151,7 +151,7 @@ def _nonzero(flags: torch.Tensor) -> torch.Tensor:
     return idx[flags.view(torch.bool)[idx]]
 
 
-def select_masks(scores: dict[str, torch.Tensor], sparsities: Sequence[float], scope: str = "global",
+def select_masks(scores: dict[str, torch.Tensor], sparsities: Sequence[float], scope: str = "global",  # noqa: C901 -- to split (issue 28): its numbers are pinned by tests/fixtures/tiny_outputs.json
                  already_pruned: dict[str, torch.Tensor] | None = None) -> list[dict[str, torch.Tensor]]:
     """For each sparsity, name -> bool KEEP mask (True = keep) shaped like the scores.
 

@@ -23,9 +23,9 @@ def group_name(criterion: str, schedule: str, sparsity: float, scope: str = "uns
     return f"{criterion}-{schedule}{variant}@{format_sparsity(sparsity)}"
 
 
-def plan_jobs(params: dict) -> list[dict]:
+def plan_jobs(params: dict) -> list[dict]:  # noqa: C901 -- to split (issue 28): one reader's checks in order
     """Every (criterion, schedule, sparsity) to run, checked; PieError on any bad value."""
-    from pie_mlops.models import ARCHS
+    from pie_mlops.vocabulary import ARCHS
     from pie_mlops.pruning.criteria import SCOPES as THRESHOLDS
     from pie_mlops.pruning.schedules import check_sparsity
 
@@ -50,8 +50,6 @@ def plan_jobs(params: dict) -> list[dict]:
                            "then recover); set prune.schedules: [os]")
         if "random" in criteria:
             raise PieError("structured scope ranks heads and neurons by magnitude or impact, not random")
-    from pie_mlops.fidelity import check_prune_options
-
     check_prune_options(params, arch, scope)  # prunable, optimizer, impact_grads, dropout, epochs_per_step
     for key in ("steps", "impact_batches", "impact_batch_size", "batch_size"):
         if int(params[key]) < 1:
@@ -109,3 +107,17 @@ def predicted_splits(plan: dict) -> tuple[str, ...]:
     if not set(splits) - {"train"}:
         raise PieError("prune: predict_validation and predict_test are both false; compare needs one of them")
     return splits
+
+
+def check_prune_options(params: dict, arch: str, scope: str) -> None:
+    """The prune section's options, before any run: PieError naming the key."""
+    from pie_mlops.fidelity import check_options, model_kwargs
+    from pie_mlops.pruning.schedules import resolve_epochs_per_step
+
+    check_options(params, "prune")
+    model_kwargs(arch, params, "prune")
+    if scope == "structured" and params.get("prunable", "linear") != "linear":
+        raise PieError("prune.prunable: paper chooses single weights; structured scope removes heads and neurons "
+                       "(set prunable: linear)")
+    if params["epochs_per_step"] != "dense":
+        resolve_epochs_per_step(params["epochs_per_step"])

@@ -1,4 +1,4 @@
-"""Pruning schedules, as `training.Pruner`s that the training loop drives.
+"""Pruning schedules, as `Pruner`s (pruning/pruner.py) that the training loop drives.
 
 - `ft`: prune at the ends of epochs E, 2E, ..., steps*E and fine-tune in between; (steps+1)*E
   epochs in all. Each step removes the same share of the surviving weights, so the last
@@ -23,7 +23,7 @@ from pie_mlops.errors import PieError
 from pie_mlops.pruning.criteria import (CRITERIA, SCOPES, apply_masks, criterion_scores, select_masks,
                                         sparsity_report)
 from pie_mlops.pruning.prunable import check_prunable, prunable_set
-from pie_mlops.training import Pruner
+from pie_mlops.pruning.pruner import Pruner
 from pie_mlops.vocabulary import SCHEDULES
 
 ITERATIVE = ("ft", "wr")

@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from pie_mlops.credentials import check_no_password, redact_url  # noqa: F401  (redact_url: callers import it here)
 from pie_mlops.compat import frozen_trial, grid_order, set_grid_order
 from pie_mlops.errors import JobFailedError
+from pie_mlops.log import get as get_logger
 from pie_mlops.scale.grid import Job, PhaseState, phase_state
+
+_LOG = get_logger(__name__)
 
 
 class Budget:
@@ -161,7 +164,7 @@ def earlier_attempt(study, trial_number: int, key: str, patience: float = 10.0) 
         time.sleep(0.1)
 
 
-def run_phase(claims: Claims, name: str, jobs: list[Job], do_job, budget, log=print) -> int:
+def run_phase(claims: Claims, name: str, jobs: list[Job], do_job, budget, log=_LOG.info) -> int:
     """Work on the phase until every job is COMPLETE (whoever ran it); returns jobs run here.
 
     `do_job(job, trial, retried) -> dict` runs one job and returns facts to keep as trial user attrs;

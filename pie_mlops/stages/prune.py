@@ -25,10 +25,13 @@ from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.log import get as get_logger
 from pie_mlops.log import progress_disabled
 from pie_mlops.schema import defaults
-from pie_mlops.jobs import Made, ModelJob, finished, identity_tags, run_job
+from pie_mlops.jobs import Made, ModelJob, finished, identity_tags
 from pie_mlops.params import as_list, for_arch, hyperparameters, seeds_for
 from pie_mlops.pruning.plan import SCOPES, format_sparsity, group_name, plan_jobs  # noqa: F401 (the stage's vocabulary)
 from pie_mlops.pruning.plan import predicted_splits as _predicted_splits
+from pie_mlops.stages.prune_group import prune_groups, prune_pooled
+from pie_mlops.stages.prune_quant import quantize_groups
+from pie_mlops.stages.prune_group import load_dense, pruned_dir, pruned_made, track_pruned  # noqa: F401 (pruned_dir: the stage's)
 
 _LOG = get_logger(__name__)
 
@@ -37,11 +40,6 @@ DEFAULTS = defaults("prune")  # pie_mlops/schema.py: the one source of defaults 
 # worker's lane keeps across prune() calls: it runs one (group, seed) per call, and reloading
 # the same version for every group cost a download and a model build per job. Keyed by the
 # version's run id (unique in any store): a new version reloads.
-
-
-def pruned_dir(params: dict, arch: str) -> Path:
-    """Where the pruned groups' predictions go: predictions/<dataset>/<arch>/pruned/."""
-    return Path(params["predictions_dir"]) / params["dataset"] / arch / "pruned"
 
 
 def _hyperparameters(params: dict) -> dict:
@@ -98,8 +96,6 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta
     from pie_mlops.data.splits import subsample
-    from pie_mlops.fidelity import identity_extras
-
     data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "prune.dataset (or --dataset)")
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
     quant_only = bool(as_list(params.get("quantize"))) and not as_list(params["sparsities"])  # quantized groups alone
@@ -114,7 +110,7 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     ctx = ctx or JobContext()
     if not ctx.in_worker:  # a worker's job: its retry reaps a dead attempt (pie.job tag)
         for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
-            tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
+            _LOG.info(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
     versions = _check_dense(name, seeds, md5)
     epochs = _epochs_per_step(params, jobs, versions)
     meta, splits = read_dataset(data_path)
@@ -125,21 +121,8 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     records, together = [], {}  # together: the unfinished seed-parallel jobs, by group
     for group_plan, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune",
                                  disable=progress_disabled(progress)):
-        plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
-                                       "steps", "recovery_steps", "impact_batches", "impact_batch_size",
-                                       "predict_train", "predict_validation", "predict_test",
-                                       "max_train_examples")}
-        plan.update(hp, **identity_extras(params), **group_plan, epochs_per_step=epochs[seed])
-        if plan["schedule"] != "os":
-            plan.pop("recovery_steps")
-        if parallel and stackable(plan):  # only when on: sequential models keep their params hash
-            plan["seed_parallel"] = True
-        job = ModelJob(plan=plan, group=plan["group"], seed=seed, model_name=name, data_dir=str(params["data_dir"]),
-                       out_dir=pruned_dir(params, plan["arch"]) / plan["group"] / f"s{seed}", alias=tracking.alias_for(plan["group"], seed),
-                       tags=identity_tags("prune", plan, plan["group"], seed, data_md5=md5, git_sha=sha,
-                                          fingerprint=code_fingerprint(__name__),  # a code fix retrains
-                                          criterion=plan["criterion"], schedule=plan["schedule"], scope=plan["scope"],
-                                          threshold=plan["threshold"], sparsity=format_sparsity(plan["sparsity"])))
+        job = _model_job(params, hp, group_plan, epochs[seed], seed, (name, md5, sha), parallel)
+        plan = job.plan
         # One process at a time per (model, group, seed) on a SQLite store (tracking/guard.py).
         with tracking.model_claim(name, job.group, seed):
             found = finished(job, ctx)
@@ -153,22 +136,42 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
             records.append(_prune_one(job, meta, splits, progress, ctx, key, versions[seed]))
     pooled = together.pop(None, [])
     if len(pooled) > 1:
-        from pie_mlops.stages.prune_group import prune_pooled
-
         records += prune_pooled(pooled, meta, splits, progress, ctx, versions, processes)
     for job in pooled if len(pooled) == 1 else ():  # one job: no process to start
         records.append(_prune_one(job, meta, splits, progress, ctx, (name, job.seed, versions[job.seed].run_id),
                                   versions[job.seed]))
     if together:
-        from pie_mlops.stages.prune_group import prune_groups
-
         records += prune_groups(together, meta, splits, progress, ctx, versions)
     if params.get("quantize"):  # quant-<method> groups: the same protocol, no pruning (prune_quant.py)
-        from pie_mlops.stages.prune_quant import quantize_groups
-
         records += quantize_groups(params, name, versions, meta, splits, ctx, md5, sha)
     return records
 
+
+def _model_job(params: dict, hp: dict, group_plan: dict, epochs_per_step: int, seed: int, store: tuple,
+               parallel: bool) -> ModelJob:
+    """One pruned (group, seed) job: its plan (the section's keys, then the hyperparameters, the
+    group's own keys and its E), output folder, alias and identity tags; `store`: (registered
+    model name, data md5, git sha)."""
+    from pie_mlops import tracking
+    from pie_mlops.fidelity import identity_extras
+
+    name, md5, sha = store
+    plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
+                                   "steps", "recovery_steps", "impact_batches", "impact_batch_size",
+                                   "predict_train", "predict_validation", "predict_test",
+                                   "max_train_examples")}
+    plan.update(hp, **identity_extras(params), **group_plan, epochs_per_step=epochs_per_step)
+    if plan["schedule"] != "os":
+        plan.pop("recovery_steps")
+    if parallel and stackable(plan):  # only when on: sequential models keep their params hash
+        plan["seed_parallel"] = True
+    return ModelJob(plan=plan, group=plan["group"], seed=seed, model_name=name, data_dir=str(params["data_dir"]),
+                    out_dir=pruned_dir(params, plan["arch"]) / plan["group"] / f"s{seed}",
+                    alias=tracking.alias_for(plan["group"], seed),
+                    tags=identity_tags("prune", plan, plan["group"], seed, data_md5=md5, git_sha=sha,
+                                       fingerprint=code_fingerprint(__name__),  # a code fix retrains
+                                       criterion=plan["criterion"], schedule=plan["schedule"], scope=plan["scope"],
+                                       threshold=plan["threshold"], sparsity=format_sparsity(plan["sparsity"])))
 
 def seed_processes(params: dict) -> int:
     """How many jobs compute at a time in child processes (1: here, one by one)."""
@@ -204,43 +207,6 @@ def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
                         start=lambda staging: _start_model(plan, seed, meta, job.model_name, staging, ctx.dense, key, mv))
 
 
-def pruned_made(run, model, staging: Path, outcome, frames: dict, dense: dict | None) -> Made:
-    """What a pruned job made, once computed: its save (a delta for `os`), size and accounting."""
-    outcome.accounting["size_mb"], outcome.accounting["model_mb"] = _saved_size_mb(model, staging / "saved", dense)
-    run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
-    return Made(model, frames, threshold=outcome.threshold, saved=staging / "saved",
-                metrics={k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))},
-                documents={"pruning.json": outcome.accounting})
-
-
-def track_pruned(job: ModelJob, make, ctx: JobContext, meta: dict, splits: dict, start=None) -> dict:
-    """One pruned (group, seed) through the model-job protocol (pie_mlops/jobs.py), then its line."""
-    record, made = run_job(job, make, ctx, task=meta["task"], label_names=meta["label_names"],
-                           examples=splits["test"], start=start)
-    acc = made.documents["pruning.json"]
-    _LOG.info(f"{job.model_name} v{record['version']} ({job.group}-s{job.seed}): sparsity {acc['achieved_sparsity']:.4f}, "
-              + (f"validation {record['validation_score']:.4f}, " if "validation_score" in record else "")
-              + (f"test {record['test_score']:.4f}, " if "test_score" in record else "")
-              + f"{acc['latency_ms']:.1f} ms/batch")
-    return {"group": job.group, "seed": job.seed, "status": "pruned", **record,
-            "achieved_sparsity": acc["achieved_sparsity"]}
-
-
-def _saved_size_mb(model, path: Path, dense: dict | None = None) -> tuple[float, float]:
-    """(size on disk of the model's safetensors save: unstructured zeros packed (models/sparse.py)
-    and, for `os`, stored as a delta against the registered dense version it was cut from
-    (models/delta.py), when that rebuilds it bit-identically; `model_mb`: the weights file alone
-    before any delta, the deployable size compared with quantized versions' (docs/quantization.md))."""
-    from pie_mlops.models.common import WEIGHTS_NAME
-    from pie_mlops.models.sparse import write_delta
-
-    model.save(path)
-    standalone = (path / WEIGHTS_NAME).stat().st_size / 2**20
-    if dense and dense.get("ref"):
-        write_delta(path / WEIGHTS_NAME, dense["state"], dense["ref"])
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, standalone
-
-
 def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, dense: dict, key: tuple, mv=None):
     """os: a copy of the registered dense model of this seed (`dense` keeps the current seed's
     download, so memory stays one model whatever the seed count); ft/wr/ai: the dense init."""
@@ -257,15 +223,3 @@ def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, de
     return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
                        model_path=plan["model_path"] if plan["arch"] == "bert" else None,
                        **model_kwargs(plan["arch"], plan, "prune"))
-
-
-def load_dense(name: str, seed: int, dst: Path, mv=None) -> dict:
-    """The registered dense model of `seed` ({model, state, ref}): the model, its weights as
-    stored and a reference to them, which an `os` version's delta names as its base."""
-    from pie_mlops import tracking
-    from pie_mlops.models import load_model
-    from pie_mlops.models.common import WEIGHTS_NAME
-    from pie_mlops.models.sparse import load_weights
-
-    saved, ref = tracking.version_files(name, f"dense-s{seed}", dst, mv)
-    return {"model": load_model(saved), "ref": ref, "state": load_weights(saved / WEIGHTS_NAME)}

@@ -1,4 +1,6 @@
-"""Stage `prune`, seed-parallel (prune.seed_parallel): a BiLSTM group's seeds pruned and predicted together.
+"""Stage `prune`'s pruned jobs: a job's save, size and tracking (`pruned_made`, `track_pruned`), the
+registered dense model it starts from (`load_dense`), and jobs computed together: seed-parallel
+(prune.seed_parallel), a BiLSTM group's seeds pruned and predicted together, or pooled.
 
 For each pruned group (`os`, unstructured, no recovery), the unfinished seeds' dense models are
 copied and pruned one by one: masks are per-seed tensor math and cost milliseconds. The S pruned
@@ -19,7 +21,10 @@ import tempfile
 from pathlib import Path
 
 from pie_mlops.context import JobContext
-from pie_mlops.jobs import Made, ModelJob
+from pie_mlops.jobs import Made, ModelJob, run_job
+from pie_mlops.log import get as get_logger
+
+_LOG = get_logger(__name__)
 
 
 def prune_groups(pending: dict[str, list[ModelJob]], meta: dict, splits: dict, progress: bool,
@@ -29,7 +34,6 @@ def prune_groups(pending: dict[str, list[ModelJob]], meta: dict, splits: dict, p
     from tqdm.auto import tqdm
 
     from pie_mlops.log import progress_disabled
-    from pie_mlops.stages.prune import load_dense
 
     name = next(iter(pending.values()))[0].model_name
     seeds = sorted({job.seed for jobs in pending.values() for job in jobs})
@@ -58,7 +62,6 @@ def _prune_group(jobs: list[ModelJob], meta: dict, splits: dict, ctx: JobContext
     from pie_mlops.pruning.apply import prune_model
     from pie_mlops.pruning.plan import predicted_splits
     from pie_mlops.seed_training import predict_logits_stacked
-    from pie_mlops.stages.prune import pruned_made
 
     task = meta["task"]
     with ctx.compute():  # a worker's compute slot; else just timing
@@ -99,7 +102,6 @@ def prune_pooled(jobs: list[ModelJob], meta: dict, splits: dict, progress: bool,
     from pie_mlops.pruning.apply import cpu_latency_ms
     from pie_mlops.pruning.plan import predicted_splits
     from pie_mlops.seed_pool import PruneTask, compute_seeds, prune_seed
-    from pie_mlops.stages.prune import load_dense, pruned_made
 
     name, task = jobs[0].model_name, meta["task"]
     dense, first = {}, None
@@ -147,10 +149,63 @@ def _track(job: ModelJob, make, ctx: JobContext, meta: dict, splits: dict) -> di
     command that pruned the same job meanwhile finds it finished and defers."""
     from pie_mlops import tracking
     from pie_mlops.jobs import finished
-    from pie_mlops.stages.prune import track_pruned
 
     with tracking.model_claim(job.model_name, job.group, job.seed):
         found = finished(job, ctx)
         if found:
             return {"group": job.group, "seed": job.seed, "status": "skipped", "run_id": found}
         return track_pruned(job, make, ctx, meta, splits)
+
+
+def pruned_dir(params: dict, arch: str) -> Path:
+    """Where the pruned groups' predictions go: predictions/<dataset>/<arch>/pruned/."""
+    return Path(params["predictions_dir"]) / params["dataset"] / arch / "pruned"
+
+
+def pruned_made(run, model, staging: Path, outcome, frames: dict, dense: dict | None) -> Made:
+    """What a pruned job made, once computed: its save (a delta for `os`), size and accounting."""
+    outcome.accounting["size_mb"], outcome.accounting["model_mb"] = _saved_size_mb(model, staging / "saved", dense)
+    run.set_tags({"achieved_sparsity": f"{outcome.accounting['achieved_sparsity']:.6f}"})
+    return Made(model, frames, threshold=outcome.threshold, saved=staging / "saved",
+                metrics={k: v for k, v in outcome.accounting.items() if isinstance(v, (int, float))},
+                documents={"pruning.json": outcome.accounting})
+
+
+def track_pruned(job: ModelJob, make, ctx: JobContext, meta: dict, splits: dict, start=None) -> dict:
+    """One pruned (group, seed) through the model-job protocol (pie_mlops/jobs.py), then its line."""
+    record, made = run_job(job, make, ctx, task=meta["task"], label_names=meta["label_names"],
+                           examples=splits["test"], start=start)
+    acc = made.documents["pruning.json"]
+    _LOG.info(f"{job.model_name} v{record['version']} ({job.group}-s{job.seed}): sparsity {acc['achieved_sparsity']:.4f}, "
+              + (f"validation {record['validation_score']:.4f}, " if "validation_score" in record else "")
+              + (f"test {record['test_score']:.4f}, " if "test_score" in record else "")
+              + f"{acc['latency_ms']:.1f} ms/batch")
+    return {"group": job.group, "seed": job.seed, "status": "pruned", **record,
+            "achieved_sparsity": acc["achieved_sparsity"]}
+
+
+def _saved_size_mb(model, path: Path, dense: dict | None = None) -> tuple[float, float]:
+    """(size on disk of the model's safetensors save: unstructured zeros packed (models/sparse.py)
+    and, for `os`, stored as a delta against the registered dense version it was cut from
+    (models/delta.py), when that rebuilds it bit-identically; `model_mb`: the weights file alone
+    before any delta, the deployable size compared with quantized versions' (docs/quantization.md))."""
+    from pie_mlops.models.common import WEIGHTS_NAME
+    from pie_mlops.models.sparse import write_delta
+
+    model.save(path)
+    standalone = (path / WEIGHTS_NAME).stat().st_size / 2**20
+    if dense and dense.get("ref"):
+        write_delta(path / WEIGHTS_NAME, dense["state"], dense["ref"])
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, standalone
+
+
+def load_dense(name: str, seed: int, dst: Path, mv=None) -> dict:
+    """The registered dense model of `seed` ({model, state, ref}): the model, its weights as
+    stored and a reference to them, which an `os` version's delta names as its base."""
+    from pie_mlops import tracking
+    from pie_mlops.models import load_model
+    from pie_mlops.models.common import WEIGHTS_NAME
+    from pie_mlops.models.sparse import load_weights
+
+    saved, ref = tracking.version_files(name, f"dense-s{seed}", dst, mv)
+    return {"model": load_model(saved), "ref": ref, "state": load_weights(saved / WEIGHTS_NAME)}

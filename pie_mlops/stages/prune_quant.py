@@ -39,7 +39,7 @@ def quantize_groups(params: dict, name: str, versions: dict, meta: dict, splits:
     from pie_mlops.models.quantize import check_method
     from pie_mlops.params import as_list
     from pie_mlops.pruning.plan import predicted_splits
-    from pie_mlops.stages.prune import pruned_dir
+    from pie_mlops.stages.prune_group import pruned_dir
 
     methods = [check_method(str(m)) for m in as_list(params.get("quantize") or [])]
     records, unsupported, probed = [], {}, set()
@@ -79,7 +79,7 @@ def quantize_groups(params: dict, name: str, versions: dict, meta: dict, splits:
 
 def _dense(name: str, seed: int, key: tuple, mv, ctx: JobContext, dst: Path) -> dict:
     """This seed's registered dense model, kept in the context across the seed's groups."""
-    from pie_mlops.stages.prune import load_dense
+    from pie_mlops.stages.prune_group import load_dense
 
     if ctx.dense.get("key") != key:
         ctx.dense.clear()

@@ -33,8 +33,9 @@ def dvc_applies(params_file: str | Path) -> bool:
 
 
 def study(params_file: str | Path = DEFAULT_PARAMS, use_dvc: bool | None = None, progress: bool = True,
-          echo=print) -> dict:
-    """Run the whole study; returns {"timings": {stage: seconds}, "report": path, "via": "dvc"|"process"}."""
+          echo=None) -> dict:
+    """Run the whole study; returns {"timings": {stage: seconds}, "report": path, "via": "dvc"|"process"}.
+    `echo`: where compare's closing summary goes (the CLI's click.echo: shown under -q too); None: nowhere."""
     if use_dvc is None:
         use_dvc = dvc_applies(params_file)
     elif use_dvc and not dvc_applies(params_file):
@@ -73,7 +74,7 @@ def _dvc_repro() -> None:
                        f"run the same command again: finished stages and (group, seed) runs are kept")
 
 
-def _in_process(params_file, timed, progress: bool, echo=print) -> None:
+def _in_process(params_file, timed, progress: bool, echo=None) -> None:
     from pie_mlops.stages import check, compare_study, materialize, prune, report, train, tune
 
     section = lambda name, mod: load_section(name, mod.DEFAULTS, params_file)  # noqa: E731

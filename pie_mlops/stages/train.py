@@ -25,13 +25,13 @@ from pie_mlops.fingerprint import code_fingerprint
 from pie_mlops.schema import defaults
 from pie_mlops.log import progress_disabled
 from pie_mlops.log import get as get_logger
-from pie_mlops.jobs import Made, ModelJob, finished, identity_tags, run_job
+from pie_mlops.jobs import Made, ModelJob, finished, identity_tags
 from pie_mlops.predictions import predicted_splits
+from pie_mlops.stages.train_group import GROUP, track_one, train_config, train_group, train_pooled
 from pie_mlops.params import TUNED, as_list, best_params_file, for_arch, hyperparameters, seeds_for  # noqa: F401 (TUNED: re-read by tests)
 
 _LOG = get_logger(__name__)
 
-GROUP = "dense"
 DENSE_LONG = "dense-long"  # the training-length control (train.dense_long_epochs; docs/claims.md)
 DEFAULTS = defaults("train")  # pie_mlops/schema.py: the one source of defaults and types
 
@@ -109,7 +109,7 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
     reap = is_main() and not ctx.in_worker  # a worker's retry reaps by its pie.job tag instead
     for arch in archs if reap else ():  # runs a killed process left RUNNING: mark KILLED, redo
         for run_id in tracking.reap_stale_runs(params["dataset"], arch):
-            tqdm.write(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
+            _LOG.info(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
 
     processes = {plan["arch"]: seed_processes(for_arch(params, plan["arch"]), plan) for plan in plans}
     records, together = [], {}  # together: the unfinished seeds computed together, by arch
@@ -133,8 +133,6 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
                 continue
             records.append(_train_one(job, meta, data, progress, ctx))
     for plan, data, pending in together.values():
-        from pie_mlops.stages.train_group import train_group, train_pooled
-
         if plan.get("seed_parallel"):
             records += train_group(plan, pending, meta, data, progress, ctx)
         elif len(pending) > 1:  # then tracked seed by seed as each comes back
@@ -190,7 +188,7 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
     from pie_mlops.distributed import is_main, rank
     from pie_mlops.fidelity import model_kwargs
     from pie_mlops.models import build_model
-    from pie_mlops.training import TrainConfig, predict_frames, snapshot_frames
+    from pie_mlops.training import predict_frames, snapshot_frames
     from pie_mlops.training import train as fit
 
     plan, seed = job.plan, job.seed
@@ -199,10 +197,7 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
     with ctx.compute():  # a worker's compute slot; else just timing
         model = build_model(plan["arch"], n_labels, task, seed=seed, model_path=plan["model_path"],
                             **model_kwargs(plan["arch"], plan, "train"))
-    cfg = TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
-                      warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
-                      seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress,
-                      optimizer=plan.get("optimizer", "adamw_warmup"))
+    cfg = train_config(plan, seed, progress)
     if not is_main():  # a DDP rank > 0: train its shares, leave the store and the files to rank 0
         fit(model, splits["train"], splits["validation"], cfg)
         return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}
@@ -218,19 +213,3 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
 
     return track_one(job, make, ctx, task, meta["label_names"], splits["test"])
 
-
-def track_one(job: ModelJob, make, ctx: JobContext, task: str, label_names: list, examples) -> dict:
-    """One dense seed through the model-job protocol (pie_mlops/jobs.py), then its line and,
-    when it learned nothing, a warning now rather than at compare."""
-    record, made = run_job(job, make, ctx, task=task, label_names=label_names, examples=examples)
-    _LOG.info(f"{job.model_name} v{record['version']} ({job.alias}): validation {record['validation_score']:.4f}, "
-              f"test {record['test_score']:.4f} -> {job.out_dir}")
-    from pie_mlops.baseline import at_baseline, baseline_name
-
-    if (weak := at_baseline(made.frames["validation"], task)) is not None:  # it learned nothing: say so now
-        arch = job.plan["arch"]
-        _LOG.warning(f"{job.model_name} {job.alias} ends at the trivial baseline on validation: {weak[0]:.4f} vs "
-                     f"{baseline_name(task)} {weak[1]:.4f}. Training goes on; compare will stop {arch} (no PIEs, "
-                     f"no champion) if a dense model does not beat that baseline by compare.min_gain_over_baseline "
-                     f"on compare.split (docs/gates.md). Tune it (tune.arch) or train longer")
-    return {"arch": job.plan["arch"], "seed": job.seed, "status": "trained", **record}

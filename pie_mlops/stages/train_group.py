@@ -1,4 +1,5 @@
-"""Stage `train`, a group's unfinished seeds computed together, then tracked seed by seed.
+"""Stage `train`'s dense jobs: one seed's configuration and tracking (`train_config`, `track_one`),
+and a group's unfinished seeds computed together, then tracked seed by seed.
 
 Two ways (docs/seed-parallel.md):
 - `train.seed_parallel`: the seeds as one batched computation in this process
@@ -17,17 +18,22 @@ which computes only those, together again.
 from __future__ import annotations
 
 from pie_mlops.context import JobContext
-from pie_mlops.jobs import Made, ModelJob
+from pie_mlops.jobs import Made, ModelJob, run_job
+from pie_mlops.log import get as get_logger
+
+_LOG = get_logger(__name__)
+
+GROUP = "dense"
 
 
-def _config(plan: dict, seed: int, progress: bool):
+def train_config(plan: dict, seed: int, progress: bool):
+    """The training loop's configuration of one dense seed (the one place it is built from a plan)."""
     from pie_mlops.training import TrainConfig
 
     return TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
                        warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                        seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress,
                        optimizer=plan.get("optimizer", "adamw_warmup"))
-
 
 def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool,
                 ctx: JobContext) -> list[dict]:
@@ -41,7 +47,7 @@ def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, p
 
     task, n_labels = meta["task"], len(meta["label_names"])
     seeds = [job.seed for job in pending]
-    cfg = _config(plan, 0, progress)
+    cfg = train_config(plan, 0, progress)
     with ctx.compute():  # a worker's compute slot; else just timing
         models = []
         for seed in seeds:
@@ -72,7 +78,7 @@ def train_pooled(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, 
 
     task, n_labels = meta["task"], len(meta["label_names"])
     kwargs = dict(model_kwargs(plan["arch"], plan, "train"), model_path=plan["model_path"])
-    tasks = [SeedTask(plan["arch"], n_labels, task, job.seed, kwargs, _config(plan, job.seed, False), splits,
+    tasks = [SeedTask(plan["arch"], n_labels, task, job.seed, kwargs, train_config(plan, job.seed, False), splits,
                       predicted_splits(plan)) for job in pending]
     records = []
     outputs = compute_seeds(tasks, processes)
@@ -94,7 +100,6 @@ def _track(job: ModelJob, plan: dict, meta: dict, splits: dict, ctx: JobContext,
     from pie_mlops import tracking
     from pie_mlops.jobs import finished
     from pie_mlops.predictions import predictions_frame
-    from pie_mlops.stages.train import GROUP, track_one
     from pie_mlops.training import snapshot_frames
 
     task = meta["task"]
@@ -115,3 +120,20 @@ def _track(job: ModelJob, plan: dict, meta: dict, splits: dict, ctx: JobContext,
         if found:
             return {"arch": plan["arch"], "seed": job.seed, "status": "skipped", "run_id": found}
         return track_one(job, make, ctx, task, meta["label_names"], splits["test"])
+
+
+def track_one(job: ModelJob, make, ctx: JobContext, task: str, label_names: list, examples) -> dict:
+    """One dense seed through the model-job protocol (pie_mlops/jobs.py), then its line and,
+    when it learned nothing, a warning now rather than at compare."""
+    record, made = run_job(job, make, ctx, task=task, label_names=label_names, examples=examples)
+    _LOG.info(f"{job.model_name} v{record['version']} ({job.alias}): validation {record['validation_score']:.4f}, "
+              f"test {record['test_score']:.4f} -> {job.out_dir}")
+    from pie_mlops.baseline import at_baseline, baseline_name
+
+    if (weak := at_baseline(made.frames["validation"], task)) is not None:  # it learned nothing: say so now
+        arch = job.plan["arch"]
+        _LOG.warning(f"{job.model_name} {job.alias} ends at the trivial baseline on validation: {weak[0]:.4f} vs "
+                     f"{baseline_name(task)} {weak[1]:.4f}. Training goes on; compare will stop {arch} (no PIEs, "
+                     f"no champion) if a dense model does not beat that baseline by compare.min_gain_over_baseline "
+                     f"on compare.split (docs/gates.md). Tune it (tune.arch) or train longer")
+    return {"arch": job.plan["arch"], "seed": job.seed, "status": "trained", **record}

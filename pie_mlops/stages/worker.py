@@ -22,7 +22,10 @@ from pathlib import Path
 
 from pie_mlops.errors import PieError
 from pie_mlops.params import DEFAULT_PARAMS, load_section
+from pie_mlops.log import get as get_logger
 from pie_mlops.schema import defaults
+
+_LOG = get_logger(__name__)
 
 DEFAULTS = defaults("worker")  # pie_mlops/schema.py: the one source of defaults and types
 
@@ -39,17 +42,17 @@ def _sections(params_file) -> dict:
     return {name: load_section(name, mod.DEFAULTS, params_file) for name, mod in mods.items()}
 
 
-def _materialize_missing(data: dict, echo) -> None:
+def _materialize_missing(data: dict) -> None:
     from pie_mlops.stages.materialize import materialize
 
     missing = [d for d in data["datasets"] if not (Path(data["data_dir"]) / d / "meta.json").is_file()]
     if missing:
-        echo(f"materializing {', '.join(missing)}")
+        _LOG.info(f"materializing {', '.join(missing)}")
         materialize(data, missing, progress=False)
 
 
 def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None, max_jobs: int | None = None,
-           tune: bool = True, options: dict | None = None, progress: bool = False, echo=print) -> dict:
+           tune: bool = True, options: dict | None = None, progress: bool = False) -> dict:
     """Work until the grid is done (or `max_jobs` jobs ran here); returns what this worker did."""
     from pie_mlops import tracking
     from pie_mlops.context import Worker, lane_context
@@ -67,7 +70,7 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
     n_lanes = int(opts["lanes"] or default_lanes(tracking.tracking_uri(), storage))
     if n_lanes < 1:
         raise PieError(f"worker.lanes must be 1 or more, got {opts['lanes']}")
-    _materialize_missing(params["materialize"], echo)
+    _materialize_missing(params["materialize"])
     grid = plan_grid(params)  # PieError on bad params, before any claim
     jobs = [j for phase in PHASES for j in grid[phase]]
     gid = grid_id({"data_md5": tracking.data_md5(params["train"]["data_dir"])}, jobs)
@@ -75,7 +78,7 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
     claims = Claims(storage, int(opts["heartbeat_interval"]), int(opts["grace_period"]),
                     int(opts["max_retry"]), float(opts["poll_seconds"]))
     done: list[dict] = []  # appended by the lanes (list.append is atomic)
-    echo(f"worker {me}: grid {gid}, {len(jobs)} jobs ({', '.join(f'{len(grid[p])} {p}' for p in PHASES)}), "
+    _LOG.info(f"worker {me}: grid {gid}, {len(jobs)} jobs ({', '.join(f'{len(grid[p])} {p}' for p in PHASES)}), "
          f"{n_lanes} lane(s), storage {redact_url(storage)}, tracking {redact_url(tracking.tracking_uri())}")
 
     n_trials = params["tune"]["n_trials"]  # one for all, or one per architecture
@@ -91,17 +94,17 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
         ctx = lane_context(shared)  # this lane's dense cache and counters
 
         def do_job(job, trial, retried: bool) -> dict:
-            return _do_job(job, trial, retried, me, progress, done, echo, ctx)
+            return _do_job(job, trial, retried, me, progress, done, ctx)
 
         for phase in PHASES:
             if grid[phase]:
-                run_phase(claims, f"pie-grid-{gid}-{phase}", grid[phase], do_job, budget, echo)
+                run_phase(claims, f"pie-grid-{gid}-{phase}", grid[phase], do_job, budget)
             if not budget.left():
                 return
 
     _run_lanes(lane, n_lanes, budget)
     if max_jobs is not None and len(done) >= max_jobs:
-        echo(f"worker {me}: --max-jobs {max_jobs} reached")
+        _LOG.info(f"worker {me}: --max-jobs {max_jobs} reached")
     return {"worker": me, "grid": gid, "jobs": done, "lanes": n_lanes}
 
 
@@ -133,7 +136,7 @@ def _run_lanes(lane, n_lanes: int, budget) -> None:
         raise errors[0]
 
 
-def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo, lane) -> dict:
+def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, lane) -> dict:
     from pie_mlops import tracking
     from pie_mlops.stages import compare_study, prune, train
 
@@ -142,8 +145,8 @@ def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, echo
     if retried:  # the earlier attempt's worker died, or the job raised
         ctx.finished.forget()  # it may have finished its run before it died
         for run_id in tracking.reap_job_runs(job.key):
-            echo(f"{job.key}: run {run_id} of a dead attempt marked KILLED")
-    echo(f"worker {me}: {job.key} (trial {trial.number})")
+            _LOG.info(f"{job.key}: run {run_id} of a dead attempt marked KILLED")
+    _LOG.info(f"worker {me}: {job.key} (trial {trial.number})")
     if job.phase == "train":
         record = train.train(job.params, progress=progress, ctx=ctx)[0]
     elif job.phase == "prune":

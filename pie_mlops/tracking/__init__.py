@@ -1,4 +1,6 @@
 """All MLflow calls live here (docs/design.md §2). mlflow is imported lazily: it is slow to import.
+So are the parts: `tracking.<name>` imports the one module `LAZY` names for it on first use,
+so a stage that only logs an artifact (check) never imports the model loader (models/).
 
 - `store`: URIs, the client, experiments, provenance tags (data_md5, git_sha, params_hash).
 - `models`: one run per model, registry versions, aliases, champion; `loading`: a version back.
@@ -11,27 +13,34 @@
 - `accounting`: per-thread tracking time and worker-job tags.
 """
 
-from pie_mlops.tracking.compare import clear_champion, compare_run, log_compare_artifacts, log_metric_batch, metric_key
-from pie_mlops.tracking.finished import find_finished_run
-from pie_mlops.tracking.guard import model_claim, open_store
-from pie_mlops.tracking.loading import load_version, version_files
-from pie_mlops.tracking.models import (
-    ModelRun, alias_for, download_run_artifacts, model_run, model_runs, registered_model_name,
-    run_param, set_champion, set_description_line, version_by_alias, version_of_run,
-)
-from pie_mlops.tracking.recovery import reap_job_runs, reap_stale_runs, run_registered
-from pie_mlops.tracking.store import (
-    DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI, IDENTITY_TAGS, MODEL_REQUIREMENTS, VERSION_TAGS, active_run_id,
-    artifact_root, data_md5, experiment_id, git_sha, log_artifacts_if_active, model_requirements, params_hash,
-    registry_uri, tracking_uri,
-)
-from pie_mlops.tracking.studies import claim_result, log_study_result, study_run, trial_run
+# name -> the module that defines it; pie_mlops/fingerprint.py reads this table (dvc.yaml's deps)
+LAZY = {
+    "clear_champion": "compare", "compare_run": "compare", "log_compare_artifacts": "compare",
+    "log_metric_batch": "compare", "metric_key": "compare",
+    "find_finished_run": "finished",
+    "model_claim": "guard", "open_store": "guard",
+    "load_version": "loading", "version_files": "loading",
+    "ModelRun": "models", "alias_for": "models", "download_run_artifacts": "models", "model_run": "models",
+    "model_runs": "models", "registered_model_name": "models", "run_param": "models", "set_champion": "models",
+    "set_description_line": "models", "version_by_alias": "models", "version_of_run": "models",
+    "reap_job_runs": "recovery", "reap_stale_runs": "recovery", "run_registered": "recovery",
+    "DEFAULT_EXPERIMENT": "store", "DEFAULT_TRACKING_URI": "store", "IDENTITY_TAGS": "store",
+    "MODEL_REQUIREMENTS": "store", "VERSION_TAGS": "store", "active_run_id": "store", "artifact_root": "store",
+    "data_md5": "store", "experiment_id": "store", "git_sha": "store", "log_artifacts_if_active": "store",
+    "model_requirements": "store", "params_hash": "store", "registry_uri": "store", "tracking_uri": "store",
+    "claim_result": "studies", "log_study_result": "studies", "study_run": "studies", "trial_run": "studies",
+}
 
-__all__ = [
-    "DEFAULT_EXPERIMENT", "DEFAULT_TRACKING_URI", "IDENTITY_TAGS", "MODEL_REQUIREMENTS", "VERSION_TAGS", "ModelRun",
-    "active_run_id", "alias_for", "claim_result", "artifact_root", "clear_champion", "compare_run", "data_md5", "download_run_artifacts",
-    "experiment_id", "find_finished_run", "git_sha", "load_version", "version_files", "log_artifacts_if_active",
-    "log_compare_artifacts", "log_metric_batch", "log_study_result", "metric_key", "model_requirements",
-    "model_claim", "model_run", "model_runs", "open_store", "params_hash", "reap_job_runs", "reap_stale_runs", "run_registered", "registered_model_name", "registry_uri", "run_param",
-    "set_champion", "set_description_line", "study_run", "tracking_uri", "trial_run", "version_by_alias", "version_of_run",
-]
+
+def __getattr__(name: str):
+    if name not in LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{LAZY[name]}"), name)
+    globals()[name] = value  # once: later lookups do not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(LAZY))

@@ -10,17 +10,15 @@ def context_tags() -> dict:
     """MLflow's own run context (user, source name and type, git commit, ...) from its context
     providers. They find git from the entry script, which for the `pie-mlops` console script
     lives in the venv, outside the repository: then MLflow's git helpers ask the working directory."""
-    from mlflow.tracking.context.registry import resolve_tags
-    from mlflow.utils import git_utils
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_COMMIT, MLFLOW_GIT_REPO_URL
 
-    tags = resolve_tags()
+    from pie_mlops.compat import mlflow_context_tags, mlflow_git
+
+    tags = mlflow_context_tags()
     if MLFLOW_GIT_COMMIT not in tags:
-        cwd = os.getcwd()
-        commit = git_utils.get_git_commit(cwd)
+        commit, branch, url = mlflow_git(os.getcwd())
         if commit:
-            found = {MLFLOW_GIT_COMMIT: commit, MLFLOW_GIT_BRANCH: git_utils.get_git_branch(cwd),
-                     MLFLOW_GIT_REPO_URL: git_utils.get_git_repo_url(cwd)}
+            found = {MLFLOW_GIT_COMMIT: commit, MLFLOW_GIT_BRANCH: branch, MLFLOW_GIT_REPO_URL: url}
             tags.update({k: v for k, v in found.items() if v})
     return tags
 
@@ -37,6 +35,8 @@ def dataset_entity(dataset: str, split: str, digest: str, data_dir: str | Path =
     import warnings
 
     from mlflow.entities import Dataset
+
+    from pie_mlops.compat import mlflow_dataset_entity
 
     uri = f"{Path(data_dir).as_posix().rstrip('/')}/{dataset}/{split}.parquet"
     name = f"{dataset}/{split}"
@@ -55,7 +55,7 @@ def dataset_entity(dataset: str, split: str, digest: str, data_dir: str | Path =
             warnings.simplefilter("ignore", UserWarning)
             found = mlflow.data.from_pandas(frame, source=uri, name=name, digest=str(digest),
                                             targets="labels" if "labels" in frame else "label")
-            entity = found._to_mlflow_entity()  # schema inference hints at integer columns: ours have no NaN
+            entity = mlflow_dataset_entity(found)  # schema inference hints at integer columns: ours have no NaN
         if len(_ENTITIES) >= 16:  # a few datasets' splits, not every version a long process saw
             _ENTITIES.clear()
         _ENTITIES[key] = entity

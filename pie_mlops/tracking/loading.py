@@ -59,7 +59,7 @@ def _version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Pat
         if any(f.path == "MLmodel" for f in repo.list_artifacts()):
             flavor = Model.load(repo.download_artifacts("MLmodel", str(dst))).flavors.get("python_function", {})
             saved = (flavor.get("artifacts") or {}).get("model", {}).get("path")
-            if saved:  # the pyfunc's copy of the model save (models/serving.py)
+            if saved:  # the pyfunc's copy of the model save (tracking/serving.py)
                 return Path(repo.download_artifacts(saved, str(dst))), {"model_id": model_id,
                                                                         "path": f"{saved}/{WEIGHTS_NAME}"}
     return download_run_artifacts(mv.run_id, "safetensors", dst), None  # the older, two-copy form

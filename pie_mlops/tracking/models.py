@@ -131,12 +131,12 @@ class ModelRun:
 
     def _artifacts(self, uri: str | None = None):
         """The artifact repository of the run (or of `uri`), without a get_run round trip."""
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from pie_mlops.compat import artifact_repository
 
         if uri is not None:
-            return get_artifact_repository(uri, tracking_uri=self.client.tracking_uri)
+            return artifact_repository(uri, self.client.tracking_uri)
         if self._repo is None:
-            self._repo = get_artifact_repository(self.artifact_uri, tracking_uri=self.client.tracking_uri)
+            self._repo = artifact_repository(self.artifact_uri, self.client.tracking_uri)
         return self._repo
 
     @timed
@@ -185,7 +185,7 @@ class ModelRun:
     def log_model(self, model, saved: Path | None = None, *, label_names: list[str], examples,
                   threshold: float | None = None) -> str:
         """Log the model once, as the registry's pyfunc built from code over its safetensors save
-        (models/serving.py): `mlflow models serve` and `mlflow.pyfunc.load_model` work with pickle
+        (tracking/serving.py): `mlflow models serve` and `mlflow.pyfunc.load_model` work with pickle
         deserialization off, and `load_version` reads the same files. `saved`: a directory
         `model.save()` already wrote (not saved again). `examples`: rows whose first two texts
         are the input example; `threshold`: the multi-label decision threshold.
@@ -198,7 +198,7 @@ class ModelRun:
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
         from mlflow.models import Model
 
-        from pie_mlops.models.serving import input_example, save_pyfunc
+        from pie_mlops.tracking.serving import input_example, save_pyfunc
 
         client = self.client
         tags = {k: str(self.tags[k]) for k in MODEL_TAGS if k in self.tags}

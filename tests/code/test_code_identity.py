@@ -2,6 +2,9 @@
 imports, and a params file that is not there."""
 
 import ast
+import hashlib
+import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +47,44 @@ def test_dvc_deps_cover_every_module_a_stage_imports():
         if uncovered:
             missing[name] = uncovered
     assert not missing, f"dvc.yaml deps miss modules the stages import: {missing}"
+
+
+def _dvc_deps_script():
+    spec = importlib.util.spec_from_file_location("dvc_deps", ROOT / "scripts" / "dvc_deps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dvc_deps_are_exactly_each_stages_import_closure(capsys):
+    assert _dvc_deps_script().main(write=False) == 0, capsys.readouterr().out  # scripts/dvc_deps.py --write
+
+
+def test_a_model_change_leaves_every_dep_of_the_data_gate_as_it_was(tmp_path):
+    """Issue 28: editing pie_mlops/models/ must not re-run `check` (the data-quality gate)."""
+    check = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["check"]["do"]
+    deps = [d for d in check["deps"] if d.startswith("pie_mlops")]
+
+    copy = tmp_path / "pie_mlops"  # edited in a copy: the sources under test stay untouched
+    shutil.copytree(ROOT / "pie_mlops", copy, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def hashes():  # what DVC hashes for check's code deps
+        found = {f for d in deps for f in ([tmp_path / d] if (tmp_path / d).is_file() else (tmp_path / d).rglob("*"))}
+        return {f: hashlib.md5(f.read_bytes()).hexdigest() for f in found if f.is_file()}
+
+    before = hashes()
+    assert copy / "data" / "quality.py" in before and copy / "stages" / "check.py" in before
+    for model_file in sorted((copy / "models").glob("*.py")):
+        model_file.write_bytes(model_file.read_bytes() + b"\n# an edit\n")
+        assert hashes() == before, f"editing models/{model_file.name} changes a dep of check"
+    # and running it imports no model, training, pruning or model-tracking code
+    code = ("import sys; import pie_mlops.stages.check, pie_mlops.params; from pie_mlops import tracking; "
+            "tracking.log_artifacts_if_active; "
+            "print([m for m in sys.modules if m.startswith(('pie_mlops.models', 'pie_mlops.training', "
+            "'pie_mlops.pruning', 'pie_mlops.tracking.models', 'pie_mlops.tracking.loading'))])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", (proc.stdout, proc.stderr)
 
 
 def test_imports_are_found_lazily_and_transitively():

@@ -140,11 +140,11 @@ def test_edited_glove_embedding_is_pickled_in_full(small_glove_bilstm):
 
 
 def test_glove_bilstm_pyfunc_round_trip_without_pickle(small_glove_bilstm, nli, tmp_path, monkeypatch):
-    """The registry's model form (models/serving.py), pruned so its weights are packed: MLflow
+    """The registry's model form (tracking/serving.py), pruned so its weights are packed: MLflow
     loads it from code with pickle deserialization off and answers as our classifier does."""
     import mlflow.pyfunc
 
-    from pie_mlops.models.serving import input_example, save_pyfunc
+    from pie_mlops.tracking.serving import input_example, save_pyfunc
 
     monkeypatch.delenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", raising=False)
     model, small = copy.deepcopy(small_glove_bilstm), nli["test"].head(20)

@@ -66,7 +66,7 @@ def _ours(arch: str, root):
     import pandas as pd
 
     from pie_mlops import tracking
-    from pie_mlops.models.serving import predict_frame
+    from pie_mlops.tracking.serving import predict_frame
 
     name = tracking.registered_model_name("synthetic_nli", arch)
     model = tracking.load_version(name, "champion", root / f"ours-{arch}")

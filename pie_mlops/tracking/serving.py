@@ -1,6 +1,6 @@
 """The registry's model form: a pyfunc over a saved model directory (text in; label, name, probabilities out).
 
-MLflow loads it from code (models/pyfunc_model.py, "models from code"), so nothing of ours is
+MLflow loads it from code (tracking/pyfunc_model.py, "models from code"), so nothing of ours is
 pickled: its artifacts are the safetensors save (`model`) and a small JSON (`serving`) with
 the label names and, for multi-label, the version's tuned threshold.
 """
@@ -30,7 +30,7 @@ def predict_frame(model, frame: pd.DataFrame, config: dict) -> pd.DataFrame:
     """One row per input row: `label`, `label_name`, then `prob_<name>` per class.
     Multi-label: `label` and `label_name` are the lists of classes on at the threshold."""
     from pie_mlops.metrics import sigmoid, softmax
-    from pie_mlops.training import predict_logits
+    from pie_mlops.models.predict import predict_logits
 
     if not isinstance(frame, pd.DataFrame) or "text" not in frame.columns:
         raise PieError("the model's input is a table with a 'text' column (and 'text_pair' for pairs)")

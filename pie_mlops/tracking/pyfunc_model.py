@@ -1,10 +1,10 @@
 """MLflow "models from code" entry: MLflow runs this file to build the registry's pyfunc model
-(models/serving.py), so loading a version unpickles nothing of ours."""
+(tracking/serving.py), so loading a version unpickles nothing of ours."""
 
 import mlflow
 from mlflow.pyfunc import PythonModel
 
-from pie_mlops.models.serving import PieClassifier
+from pie_mlops.tracking.serving import PieClassifier
 
 
 class PiePyfunc(PieClassifier, PythonModel):

@@ -1,0 +1,88 @@
+"""Prediction, below the models' users: tokenise-once caching, length-sorted batches, logits.
+
+What serving, the stacked models and the training loop share; no training here (models/
+never imports pie_mlops.training, .importlinter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from pie_mlops.log import progress_disabled
+from pie_mlops.models.common import Encoded
+
+# Tokenised splits, shared by every model of one tokenizer in the process; a lock, since a
+# worker's lanes (threads) train and predict side by side.
+_CACHE: "OrderedDict[tuple[str, str], Encoded]" = OrderedDict()
+_CACHE_SIZE = 16
+_CACHE_LOCK = threading.Lock()
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _fingerprint(df: pd.DataFrame) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    pairs = df["text_pair"] if "text_pair" in df else [None] * len(df)
+    for eid, text, pair in zip(df["example_id"], df["text"], pairs):
+        h.update(f"{eid}\0{text}\0{'' if _isnull(pair) else pair}\1".encode())
+    return h.hexdigest()
+
+
+def _isnull(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def encode_split(model, df: pd.DataFrame) -> Encoded:
+    """Tokenise a split once; later calls with the same tokenizer and rows reuse the ids."""
+    key = (model.tokenizer_key(), _fingerprint(df))
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    pairs = None
+    if "text_pair" in df and df["text_pair"].notna().any():
+        pairs = [None if _isnull(p) else str(p) for p in df["text_pair"]]
+    enc = model.encode([str(t) for t in df["text"]], pairs)  # outside the lock: the same ids either way
+    with _CACHE_LOCK:
+        enc = _CACHE.setdefault(key, enc)
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return enc
+
+
+def clear_token_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    order = np.argsort(lengths, kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@torch.inference_mode()
+def predict_logits(model, df: pd.DataFrame, batch_size: int = 128, device="auto",
+                   progress: bool = False, desc: str = "predict") -> np.ndarray:
+    """Logits for every row of `df`, in its order (batched by length, then unsorted)."""
+    device = resolve_device(device)
+    model.to(device)
+    was_training = model.training
+    model.eval()
+    enc = encode_split(model, df)
+    out = np.empty((len(df), model.num_labels), dtype=np.float32)
+    for rows in tqdm(sorted_batches(enc.lengths, batch_size), desc=desc, disable=progress_disabled(progress), leave=False):
+        out[rows] = model(**model.batch_inputs(enc, rows, device)).float().cpu().numpy()
+    model.train(was_training)
+    return out
