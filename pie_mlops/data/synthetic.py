@@ -81,17 +81,22 @@ NEUTRAL = ["the", "film", "movie", "story", "plot", "scene", "actor", "this", "w
            "it", "cast", "ending", "script", "director"]
 
 
-def synthetic_longtail(n: int = 800, seed: int = 23, tail_share: float = 0.3) -> tuple[pd.DataFrame, list[str]]:
-    """Reviews whose label a known part of the data carries in a fragile way: most (the head)
-    hold two or three frequent sentiment words; `tail_share` of them hold no sentiment word,
-    only one tail noun tied to the label. Dense models learn both; pruning breaks the tail
-    first, so the tail reviews are the planted PIEs (the `tail` flag is not a column: the
-    models never see it, `is_tail` recovers it from the text)."""
+def synthetic_longtail(n: int = 800, seed: int = 23, tail_share: float = 0.3,
+                       plain_share: float = 0.2) -> tuple[pd.DataFrame, list[str]]:
+    """Reviews whose label a known part of the data carries in a fragile way. Most (the head)
+    hold two or three frequent sentiment words; `plain_share` hold no cue at all and are
+    negative (a review that praises nothing), so a model that sees no cue answers negative;
+    `tail_share` hold no sentiment word, only one tail noun tied to the label. Dense models
+    learn all three; pruning forgets the tail nouns first and falls back on the cue-less
+    answer, so every pruned seed gets the same positive tail reviews wrong: the planted PIEs
+    (the `tail` flag is not a column: the models never see it, `is_tail` recovers it)."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        label = i % 2
-        if rng.random() < tail_share:
+        label, draw = i % 2, rng.random()
+        if draw < plain_share:
+            words, label = [], 0
+        elif draw < plain_share + tail_share:
             words = [rng.choice(TAIL[label])]
         else:
             words = rng.sample(HEAD[label], rng.randint(2, 3))

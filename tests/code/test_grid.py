@@ -22,7 +22,7 @@ def tiny() -> dict:
 
 def test_the_tiny_grid_has_one_job_per_model_and_one_compare_per_arch():
     grid = plan_grid(tiny())
-    assert [len(grid[p]) for p in ("train", "prune", "compare")] == [3 + 7, 2 * (3 + 7), 2]  # tiny: bert 3, bilstm 7 seeds; magnitude-os at 0.3 and 0.9
+    assert [len(grid[p]) for p in ("train", "prune", "compare")] == [3 + 8, 2 * (3 + 8), 2]  # tiny: bert 3, bilstm 8 seeds; magnitude-os at 0.3 and 0.9
     keys = [j.key for p in grid.values() for j in p]
     assert len(set(keys)) == len(keys)
     assert "prune:bert:magnitude-os@0.30:s1" in keys and "train:bilstm:s0" in keys
@@ -41,8 +41,8 @@ def test_a_quantized_group_is_one_grid_job_per_seed_that_prunes_nothing():
     grid = plan_grid(params)
     quant = [j for j in grid["prune"] if j.group.startswith("quant-")]
     assert sorted(j.key for j in quant) == sorted(
-        [f"prune:bert:quant-int8-dyn:s{s}" for s in range(3)]  # tiny: bert 3 seeds, bilstm 7
-        + [f"prune:bilstm:quant-{m}:s{s}" for m in ("int8-dyn", "bf16") for s in range(7)])
+        [f"prune:bert:quant-int8-dyn:s{s}" for s in range(3)]  # tiny: bert 3 seeds, bilstm 8
+        + [f"prune:bilstm:quant-{m}:s{s}" for m in ("int8-dyn", "bf16") for s in range(8)])
     for job in quant:  # no pruned group in its params; its own method and seed only
         assert job.params["sparsities"] == [] and job.params["quantize"] == [job.group.removeprefix("quant-")]
         assert job.params["seeds"] == [job.seed]

@@ -70,23 +70,25 @@ def test_the_gate_passes_pruning_breaks_the_planted_part_and_a_champion_is_chose
         floor = summary["noise_floor"]["share"]
         # Every group went through the calibrated floor test (analysis/permutation.py).
         assert all(0 < s["floor_test"]["p_value"] <= 1 for g, s in summary.items() if isinstance(s, dict) and "n_pies" in s)
-        # Descriptively above the dense-vs-dense floor. Not `above_floor`: at 7 paired seeds the
-        # permutation test gives p = 0.11 for bilstm magnitude-os@0.90 (PIE share 0.17 against a
-        # floor of 0.04): its pruned models disagree with each other too much for 7 seeds to
-        # tell PIEs from seed noise (docs/budget.md, the tiny profile).
+        # Eligible: not collapsed and above the noise floor by the calibrated test (Holm-adjusted
+        # p below compare.alpha); measured: bilstm magnitude-os@0.90 at p = 2/2^8 before Holm.
         eligible += [f"{arch}/{g}" for g, s in summary.items()
-                     if isinstance(s, dict) and "n_pies" in s and not s.get("collapsed") and s["pie_share"] > 2 * floor]
+                     if isinstance(s, dict) and "n_pies" in s and not s.get("collapsed") and s["above_floor"]]
+        for g, s in summary.items():
+            if isinstance(s, dict) and "n_pies" in s:
+                print(f"{arch}/{g}: PIE share {s['pie_share']:.3f} (floor {floor:.3f}), "
+                      f"p {s['floor_test']['p_value']:.4f}, Holm {s['floor_test']['p_holm']:.4f}")
         champions[arch] = _json(repo / COMPARE / arch / "champion.json").get("champion")
-    assert eligible, "no pruned group with PIEs above twice the noise floor's share"
+    assert eligible, "no pruned group eligible: none above the noise floor (floor_test.p_holm >= alpha)"
     assert any(champions.values()), champions
     # The planted effect: pruning breaks the tail reviews (one rare word) first, at least
-    # 1.5x as often as the others (measured: 26% vs 12% of them at 0.9).
+    # 1.5x as often as the others (measured: 43% of them and none of the others at 0.9).
     arch, group = eligible[0].split("/", 1)
     pies = pd.read_parquet(repo / COMPARE / arch / "pies.parquet")
     texts = pd.read_parquet(repo / "data" / DATASET / "test.parquet").set_index("example_id")["text"]
     flags = pies[pies.group == group].set_index("example_id")["is_pie"].reindex(texts.index)
     tail = texts.map(is_tail)
-    assert flags[tail].mean() >= 1.5 * flags[~tail].mean() > 0, (flags[tail].mean(), flags[~tail].mean())
+    assert flags[tail].mean() > 0 and flags[tail].mean() >= 1.5 * flags[~tail].mean(), (flags[tail].mean(), flags[~tail].mean())
 
 
 def test_compare_prints_its_summary(tiny):

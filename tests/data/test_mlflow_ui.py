@@ -39,7 +39,7 @@ def test_mlflow_run_main_with_the_tiny_profile(main_run):
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
-    for arch, seeds in (("bert", 3), ("bilstm", 7)):  # profiles/tiny.yaml
+    for arch, seeds in (("bert", 3), ("bilstm", 8)):  # profiles/tiny.yaml
         versions = client.search_model_versions(f"name = 'pie-synthetic_longtail-{arch}'")
         assert len(versions) == seeds + 2 * seeds  # dense, and magnitude-os at 0.3 and 0.9
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
@@ -50,7 +50,7 @@ def test_mlflow_run_main_with_the_tiny_profile(main_run):
     # Data lineage: every model run (and compare) records its splits as dataset inputs whose
     # digest is its DVC data version; MLflow's own context tags are on every run.
     staged = [r for r in runs if r.data.tags.get("stage") in ("train", "prune", "compare")]
-    assert len(staged) == 3 * 3 + 3 * 7 + 2
+    assert len(staged) == 3 * 3 + 3 * 8 + 2
     for run in staged:
         tags = run.data.tags
         inputs = run.inputs.dataset_inputs
