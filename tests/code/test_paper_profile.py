@@ -101,7 +101,7 @@ def test_bad_options_name_their_key(change, message):
 
 
 def test_plan_jobs_rejects_paper_options_that_cannot_apply():
-    base = dict(prune.DEFAULTS, arch="bert", schedules=["os"], criteria=["magnitude"], methods=None)
+    base = dict(prune.DEFAULTS, arch="bert", schedules=["os"], criteria=["magnitude"], methods=None, sparsities=[0.5])
     with pytest.raises(PieError, match="structured scope"):
         prune.plan_jobs(dict(base, scope="structured", prunable="paper"))
     with pytest.raises(PieError, match="prune.dropout applies to the bilstm"):
@@ -123,8 +123,8 @@ def test_the_default_study_has_a_paper_method_group_per_architecture():
         kinds = {j["group"]: method_kind(j["group"]) for j in jobs}
         assert [g for g, k in kinds.items() if k == "paper"] == ["magnitude-ai-layer@0.50"]
         assert {j["threshold"] for j in jobs if j["group"] == "magnitude-ai-layer@0.50"} == {"per_layer"}
-        # one-shot at 2 sparsities: 3 criteria (MiniLM 2: no impact-os, the budget)
-        assert sum(k == "ours" for k in kinds.values()) == (4 if arch == "bert" else 6)
+        # one-shot: BiLSTM 3 criteria x 2 sparsities; MiniLM 2 criteria (no impact-os) x 1 (0.5): the budget
+        assert sum(k == "ours" for k in kinds.values()) == (2 if arch == "bert" else 6)
     with pytest.raises(PieError, match="sparsity"):
         prune.plan_jobs(dict(p, arch="bert", methods=["magnitude-ai-layer"]))
     with pytest.raises(PieError, match="not a number"):
@@ -145,7 +145,7 @@ def test_a_worker_job_of_a_whole_group_selects_exactly_that_group():
 
     jobs = prune_jobs(dict(defaults("prune"), arch=["bert"]))
     ai = [j for j in jobs if j.group == "magnitude-ai-layer@0.50"]
-    assert len(ai) == 3 and len(jobs) == 3 * 5  # MiniLM: 2 os methods x 2 sparsities + ai
+    assert len(ai) == 3 and len(jobs) == 3 * 3  # MiniLM: 2 os methods at 0.5 + ai
     for job in jobs:
         (only,) = prune.plan_jobs(job.params)
         assert only["group"] == job.group
