@@ -117,7 +117,7 @@ def test_torchrun_cli_train_one_version_same_contract_close_predictions(tmp_path
     from pie_mlops.cli import main
 
     repo = clone_project(tmp_path / "repo", profile="tiny")
-    job = ["train", "--arch", "bilstm", "--seeds", "0", "--epochs", "3"]
+    job = ["train", "--arch", "bilstm", "--seeds", "0", "--epochs", "6"]
     # the single-process reference: the same CLI in this process (saves a start-up), with a
     # store and predictions folder of its own
     monkeypatch.chdir(repo)
