@@ -86,6 +86,18 @@ def imported_modules(root: str) -> list[str]:
     return sorted(seen)
 
 
+def command_imports(command: str) -> set[str]:
+    """The pie_mlops modules the CLI function `command` imports directly (lazily, inside it)."""
+    bodies = [n for f in sorted((ROOT / "cli").glob("*.py")) for n in ast.parse(f.read_text()).body]
+    func = next(n for n in bodies if isinstance(n, ast.FunctionDef) and n.name == command)
+    found = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pie_mlops"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names if module_file(f"{node.module}.{a.name}"))
+    return found
+
+
 def source_files(root: str) -> list[Path]:
     """The source files of `imported_modules(root)`."""
     return [module_file(m) for m in imported_modules(root)]

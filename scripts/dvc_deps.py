@@ -10,7 +10,6 @@ file, with the report templates those modules name. Nothing else in dvc.yaml cha
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 from pathlib import Path
@@ -19,19 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = "pie_mlops/report/templates"
 sys.path.insert(0, str(ROOT))
 
-from pie_mlops.fingerprint import imported_modules, module_file  # noqa: E402
+from pie_mlops.fingerprint import command_imports, imported_modules, module_file  # noqa: E402
 
 
 def command_modules(command: str) -> set[str]:
-    """Our modules the CLI function `command` imports (lazily, inside it), and theirs."""
-    bodies = [n for f in sorted((ROOT / "pie_mlops" / "cli").glob("*.py")) for n in ast.parse(f.read_text()).body]
-    func = next(n for n in bodies if isinstance(n, ast.FunctionDef) and n.name == command)
-    direct = set()
-    for node in ast.walk(func):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pie_mlops"):
-            direct.add(node.module)
-            direct.update(f"{node.module}.{a.name}" for a in node.names if module_file(f"{node.module}.{a.name}"))
-    return {m for d in direct for m in imported_modules(d)}
+    """Our modules the CLI function `command` imports, and theirs."""
+    return {m for d in command_imports(command) for m in imported_modules(d)}
 
 
 def code_deps(command: str) -> list[str]:

@@ -1,7 +1,6 @@
 """Issue 17 items 3 and 4: the code fingerprint, dvc.yaml deps that cover every module a stage
 imports, and a params file that is not there."""
 
-import ast
 import hashlib
 import importlib.util
 import shutil
@@ -12,22 +11,10 @@ from pathlib import Path
 import yaml
 
 from pie_mlops import fingerprint
-from pie_mlops.fingerprint import code_fingerprint, imported_modules, module_file
+from pie_mlops.fingerprint import code_fingerprint, command_imports, imported_modules, module_file
 from pie_mlops.tracking import IDENTITY_TAGS
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _command_imports(command: str) -> set[str]:
-    """The pie_mlops modules the CLI function of `command` imports (lazily, inside it)."""
-    bodies = [n for f in sorted((ROOT / "pie_mlops" / "cli").glob("*.py")) for n in ast.parse(f.read_text()).body]
-    func = next(n for n in bodies if isinstance(n, ast.FunctionDef) and n.name == command)
-    found = set()
-    for node in ast.walk(func):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pie_mlops"):
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names if module_file(f"{node.module}.{a.name}"))
-    return found
 
 
 def test_dvc_deps_cover_every_module_a_stage_imports():
@@ -39,7 +26,7 @@ def test_dvc_deps_cover_every_module_a_stage_imports():
         command = body["cmd"].split()[1]  # pie-mlops <command> ...
         deps = [d for d in body.get("deps", []) if d.startswith("pie_mlops")]
         modules = set()
-        for module in _command_imports(command):
+        for module in command_imports(command):
             modules.update(imported_modules(module))
         assert f"pie_mlops.stages.{name}" in modules or name == "compare", (name, sorted(modules))
         files = {str(module_file(m).relative_to(ROOT)) for m in modules}
