@@ -4,9 +4,10 @@ seeds? (docs/claims.md, (b); docs/calibration.md, "Claim verdicts"). Pure numpy.
 The EL2N scores (from dense seeds disjoint from the PIE-defining models) and so the top-q set
 stay fixed; the PIE-defining dense and pruned models are relabeled as in the floor test
 (permutation.py: paired swap when pruned seed s was grown from dense seed s, else pooled), and
-each relabeling's PIEs and dense-side correctness (the strata) are recomputed. Statistic:
-the log Mantel-Haenszel common odds ratio of (top-q EL2N) x (PIE), stratified by whether the
-dense side's modal label is right, each PIE counted with its decisive weight (the floor test's:
+each relabeling's PIEs are recomputed. Statistic: the log Mantel-Haenszel common odds ratio of
+(top-q EL2N) x (PIE), stratified by whether the EL2N seeds' own final modal label is right
+(fixed: strata from the relabeled dense side put pruning's flipped examples in the "wrong"
+stratum whenever that side holds mostly pruned models, which skews the null), each PIE counted with its decisive weight (the floor test's:
 how decisively both sides voted for their own label). With plain PIE flags the test has no
 power: examples that pruning flips in every pruned model stay PIEs under almost every
 relabeling (either side holds a majority of pruned models), as the floor test found for the
@@ -27,11 +28,12 @@ from pie_mlops.analysis.permutation import Votes, _chunks, decisive_weights, rel
 def mh_log_odds(top: np.ndarray, pie: np.ndarray, right: np.ndarray) -> np.ndarray:
     """(P,) log Mantel-Haenszel common odds ratio of (top) x (PIE) over two strata (right or
     not), for each of P rows. top (n,) bool; pie (P, n) PIE flags or weights in [0, 1] (a
-    weight w counts w PIEs and 1 - w non-PIEs); right (P, n) bool. +-inf where one MH sum is
+    weight w counts w PIEs and 1 - w non-PIEs); right (n,) or (P, n) bool. +-inf where one MH sum is
     0, NaN where both are (no information). Strata an unstratified CMH would skip (empty
     margin, < 2 examples) add 0 to both sums, as in `el2n.cmh_test`."""
     t = top.astype(np.float32)
     w = np.asarray(pie, dtype=np.float32)
+    right = np.broadcast_to(right, w.shape)
     num = np.zeros(len(w))
     den = np.zeros(len(w))
     for s in (right, ~right):
@@ -48,27 +50,27 @@ def mh_log_odds(top: np.ndarray, pie: np.ndarray, right: np.ndarray) -> np.ndarr
         return np.log(num) - np.log(den)
 
 
-def _stats(votes: Votes, sel_a: np.ndarray, sel_b: np.ndarray, top: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _stats(votes: Votes, sel_a: np.ndarray, sel_b: np.ndarray, top: np.ndarray, right: np.ndarray) -> np.ndarray:
     out = np.empty(len(sel_a))
     for s in _chunks(votes, len(sel_a)):
-        w, la = decisive_weights(votes, sel_a[s], sel_b[s])
-        right = (la == labels.astype(bool)).all(axis=-1) if votes.task == "multi_label" else la == labels
-        out[s] = mh_log_odds(top, w, right)
+        out[s] = mh_log_odds(top, decisive_weights(votes, sel_a[s], sel_b[s])[0], right)
     return out
 
 
 def enrichment_test(votes: Votes, md: int, mp: int, pairs: np.ndarray | None, top: np.ndarray,
-                    labels: np.ndarray, n_perm: int, seed) -> dict:
+                    right: np.ndarray, n_perm: int, seed) -> dict:
     """Permutation test of the top-q x PIE enrichment (dense side = the first md models of
-    `votes`) against `n_perm` relabelings: p_value = (1 + #{T_perm >= T_obs}) / (1 + n_perm)
+    `votes`), stratified by `right` (n,) (fixed: not from the relabeled models), against
+    `n_perm` relabelings: p_value = (1 + #{T_perm >= T_obs}) / (1 + n_perm)
     (enriched beyond seed noise), p_below = (1 + #{T_perm <= T_obs}) / (1 + n_perm) (less
     than seed noise). A relabeling whose statistic is undefined (NaN) counts against both."""
     obs = np.zeros((1, md + mp), bool)
     obs[0, :md] = True
-    t_obs = float(_stats(votes, obs, ~obs, top, labels)[0])
+    t_obs = float(_stats(votes, obs, ~obs, top, right)[0])
     sel = relabelings(md, mp, pairs, n_perm, np.random.default_rng(seed))
-    t = _stats(votes, sel, ~sel, top, labels)
-    configs = 2.0 ** mp if pairs is not None else float(math.comb(md + mp, md))
+    t = _stats(votes, sel, ~sel, top, right)
+    # The weights are blind to a relabeling's mirror image (as the floor test's statistic).
+    configs = (2.0 ** mp if pairs is not None else float(math.comb(md + mp, md))) / (2.0 if md == mp else 1.0)
     out = {"statistic": "decisive_mh_log_odds_ratio", "method": "paired_swap" if pairs is not None else "pooled",
            "n_perm": int(n_perm), "min_p": min(1.0, 1.0 / configs), "observed": t_obs,
            "odds_ratio": math.exp(t_obs) if math.isfinite(t_obs) else None, "p_value": None, "p_below": None}

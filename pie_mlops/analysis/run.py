@@ -110,8 +110,11 @@ def disjoint_enrichment(train: Stacked, snapshot: Stacked, group: str, seed: int
     votes = pm.Votes(np.concatenate([d.logits[vote_d], p.logits[vote_p]]), task, thr, "probability")
     ds = d.seeds[vote_d]  # seed_pairs searches sorted dense seeds; unsorted: pooled (never seen: stacks are sorted)
     pairs = pm.seed_pairs(group, ds, p.seeds[vote_p]) if np.all(np.diff(ds) > 0) else None
-    perm = ep.enrichment_test(votes, int(vote_d.sum()), int(vote_p.sum()), pairs, top, train.labels, n_perm, perm_seed)
-    return {**out, "perm_test": perm, "el2n_seeds": sorted(int(x) for x in el2n_seeds), "n_dense_voters": int(vote_d.sum()),
+    em = modal(d, ~vote_d)  # the EL2N seeds' final labels: strata the relabelings leave alone
+    fixed = (em.label == train.labels) if task != "multi_label" else (em.label == train.labels).all(axis=1)
+    perm = ep.enrichment_test(votes, int(vote_d.sum()), int(vote_p.sum()), pairs, top, fixed, n_perm, perm_seed)
+    return {**out, "perm_test": {**perm, "strata_by": "the EL2N seeds' final modal label right or wrong"},
+            "el2n_seeds": sorted(int(x) for x in el2n_seeds), "n_dense_voters": int(vote_d.sum()),
             "n_pruned_voters": int(vote_p.sum()), "strata_by": "dense modal label right (1) or wrong (0)"}
 
 
