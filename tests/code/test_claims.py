@@ -8,6 +8,7 @@ import pytest
 
 from pie_mlops.analysis import claim_rules as cr
 from pie_mlops.analysis import claims as cl
+from pie_mlops.analysis import enrichment_perm as ep
 
 FLOOR = {"share": 0.05, "ci": [0.03, 0.08], "seeds_per_side": 5, "n_dense_models": 10}
 PAPER_G, OS_G = "magnitude-ai-layer@0.50", "magnitude-os@0.50"
@@ -23,7 +24,7 @@ def group(share=0.2, ci=(0.15, 0.25), collapsed=False, above=True, n_models=5, n
             "dense_acc_all": acc[0], "pruned_acc_all": acc[1]}
 
 
-def sections(did=(0.3, 0.2, 0.4), overall=(0.005, -0.01, 0.015), odds=(2.0, 1e-4), perm=(2.0, 0.001, 0.999),
+def sections(did=(0.3, 0.2, 0.4), overall=(0.005, -0.01, 0.015), odds=(2.0, 1e-4), perm=(0.2, 0.001, 0.999),
              tokens=(1.3, 1e-6),
              dale=(1.1, 1e-4), v=(0.05, 0.02, 0.08), per_class=((0.3, 0.2, 0.4), (0.2, 0.05, 0.35))):
     return {"heldout": {"half_split": {"did": boot(*did), "drop_pie": boot(did[0], 0, 1), "drop_nonpie": boot(0, 0, 0),
@@ -32,8 +33,10 @@ def sections(did=(0.3, 0.2, 0.4), overall=(0.005, -0.01, 0.015), odds=(2.0, 1e-4
                                                      for c, x in enumerate(per_class)]},
                         "overall_drop": boot(*overall)},
             "influence": {"disjoint": {"odds_ratio": odds[0], "p_value": odds[1], "statistic": 9.0,
-                                       "perm_test": {"odds_ratio": perm[0], "p_value": perm[1], "p_below": perm[2],
-                                                     "null_odds_ratio": 1.5, "method": "paired_swap"}}},
+                                       "perm_test": {"statistic": ep.STATISTIC, "difference": perm[0],
+                                                     "p_value": perm[1], "p_below": perm[2], "z": 3.0,
+                                                     "excess_top": perm[0], "excess_rest": 0.0, "weight_top": 0.3,
+                                                     "weight_rest": 0.1, "method": "paired_swap"}}},
             "complexity": {"n_tokens": {"ratio": tokens[0], "p_value": tokens[1]},
                            "dale_chall": {"ratio": dale[0], "p_value": dale[1]}},
             "classes": {"cramers_v": {"value": v[0], "ci": [v[1], v[2]]}}}
@@ -128,13 +131,15 @@ def test_b_is_decided_against_seed_noise_not_against_an_odds_ratio_of_1():
         s, a = study({PAPER_G: (group(), k)})
         return cl.claims({"bert": s}, {"bert": a})["b_el2n_enrichment"]
     # Rules 2026-12-07.1: the CMH result (OR 2.5, p 1e-10) is shown but no longer decides; the
-    # permutation p against seed noise does (2026-12-06.1 said `holds` here).
-    b = verdict(odds=(2.5, 1e-10), perm=(1.8, 0.4, 0.6))
-    assert b["verdict"] == "inconclusive" and b["primary"]["cmh_p_value"] == 1e-10 and b["statistic"] == 1.8
-    assert verdict(odds=(1.3, 0.2), perm=(1.8, 0.001, 0.999))["verdict"] == "holds"
-    assert verdict(perm=(0.9, 0.01, 0.99))["verdict"] == "inconclusive"   # beyond noise, yet not enriched at all
-    assert verdict(odds=(2.5, 1e-10), perm=(1.2, 0.99, 0.01))["verdict"] == "refuted"  # less than noise's
+    # excess PIE weight beyond seed noise does (2026-12-06.1 said `holds` here).
+    b = verdict(odds=(2.5, 1e-10), perm=(0.01, 0.4, 0.6))
+    assert b["verdict"] == "inconclusive" and b["primary"]["cmh_p_value"] == 1e-10 and b["statistic"] == 0.01
+    assert verdict(odds=(1.3, 0.2), perm=(0.2, 0.001, 0.999))["verdict"] == "holds"
+    assert verdict(odds=(2.5, 1e-10), perm=(-0.1, 0.99, 0.01))["verdict"] == "refuted"  # less than elsewhere
     s, a = study({PAPER_G: (group(), {})})
+    a["influence"][PAPER_G]["disjoint"]["perm_test"]["statistic"] = "decisive_mh_log_odds_ratio"  # another rule's
+    assert cl.claims({"bert": s}, {"bert": a})["b_el2n_enrichment"]["verdict"] == "inconclusive"
+    a["influence"][PAPER_G]["disjoint"]["perm_test"]["statistic"] = ep.STATISTIC
     del a["influence"][PAPER_G]["disjoint"]["perm_test"]      # an analysis.json from before 2026-12-07
     assert cl.claims({"bert": s}, {"bert": a})["b_el2n_enrichment"]["verdict"] == "inconclusive"
 
