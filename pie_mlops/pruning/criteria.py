@@ -22,8 +22,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from pie_mlops.errors import PieError
-from pie_mlops.vocabulary import CRITERIA  # noqa: F401  (one source of the names)
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.vocabulary import CRITERIA  # noqa: F401  (one source of the names)
 
 SCOPES = ("global", "per_layer")
 

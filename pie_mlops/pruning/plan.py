@@ -3,8 +3,8 @@ with its name (`<criterion>-<schedule>@<sparsity>`). Pure: no I/O, no tracking."
 
 from __future__ import annotations
 
-from pie_mlops.errors import PieError
-from pie_mlops.params import as_list
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.params import as_list
 
 SCOPES = ("unstructured", "structured")
 
@@ -25,7 +25,7 @@ def group_name(criterion: str, schedule: str, sparsity: float, scope: str = "uns
 
 def plan_jobs(params: dict) -> list[dict]:  # noqa: C901 -- to split (issue 28): one reader's checks in order
     """Every (criterion, schedule, sparsity) to run, checked; PieError on any bad value."""
-    from pie_mlops.vocabulary import ARCHS
+    from pie_mlops.config.vocabulary import ARCHS
     from pie_mlops.pruning.criteria import SCOPES as THRESHOLDS
     from pie_mlops.pruning.schedules import check_sparsity
 
@@ -111,7 +111,7 @@ def predicted_splits(plan: dict) -> tuple[str, ...]:
 
 def check_prune_options(params: dict, arch: str, scope: str) -> None:
     """The prune section's options, before any run: PieError naming the key."""
-    from pie_mlops.fidelity import check_options, model_kwargs
+    from pie_mlops.config.fidelity import check_options, model_kwargs
     from pie_mlops.pruning.schedules import resolve_epochs_per_step
 
     check_options(params, "prune")

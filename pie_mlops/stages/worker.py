@@ -20,14 +20,14 @@ import socket
 import time
 from pathlib import Path
 
-from pie_mlops.errors import PieError
-from pie_mlops.params import DEFAULT_PARAMS, load_section
-from pie_mlops.log import get as get_logger
-from pie_mlops.schema import defaults
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.params import DEFAULT_PARAMS, load_section
+from pie_mlops.util.log import get as get_logger
+from pie_mlops.config.schema import defaults
 
 _LOG = get_logger(__name__)
 
-DEFAULTS = defaults("worker")  # pie_mlops/schema.py: the one source of defaults and types
+DEFAULTS = defaults("worker")  # pie_mlops/config/schema.py: the one source of defaults and types
 
 
 def default_lanes(tracking_uri: str, storage: str) -> int:
@@ -55,7 +55,7 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
            tune: bool = True, options: dict | None = None, progress: bool = False) -> dict:
     """Work until the grid is done (or `max_jobs` jobs ran here); returns what this worker did."""
     from pie_mlops import tracking
-    from pie_mlops.context import Worker, lane_context
+    from pie_mlops.jobs.context import Worker, lane_context
     from pie_mlops.scale.claims import Budget, Claims, redact_url, run_phase
     from pie_mlops.scale.grid import PHASES, grid_id, plan_grid
 
@@ -64,7 +64,7 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
     opts = {**DEFAULTS, **load_section("worker", DEFAULTS, params_file), **(options or {})}
     params = _sections(params_file)
     storage = storage or opts["storage"] or params["tune"]["storage"]
-    from pie_mlops.credentials import check_no_password
+    from pie_mlops.util.credentials import check_no_password
 
     check_no_password(storage, "--storage, worker.storage or tune.storage")  # before anything logs or claims
     n_lanes = int(opts["lanes"] or default_lanes(tracking.tracking_uri(), storage))

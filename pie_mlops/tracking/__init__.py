@@ -13,7 +13,7 @@ so a stage that only logs an artifact (check) never imports the model loader (mo
 - `accounting`: per-thread tracking time and worker-job tags.
 """
 
-# name -> the module that defines it; pie_mlops/fingerprint.py reads this table (dvc.yaml's deps)
+# name -> the module that defines it; pie_mlops/util/fingerprint.py reads this table (dvc.yaml's deps)
 LAZY = {
     "clear_champion": "compare", "compare_run": "compare", "log_compare_artifacts": "compare",
     "log_metric_batch": "compare", "metric_key": "compare",

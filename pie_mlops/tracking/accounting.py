@@ -1,6 +1,6 @@
 """Per-thread accounting for the tracking layer: seconds spent in tracking calls. A worker's
 lanes are threads; each counts its own. Instrumentation only: nothing reads it to decide what
-to do (the job's context, pie_mlops/context.py, carries what does).
+to do (the job's context, pie_mlops/jobs/context.py, carries what does).
 """
 
 from __future__ import annotations

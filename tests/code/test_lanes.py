@@ -1,12 +1,12 @@
 """Lanes: one compute slot per worker, shared by its claim loops through their job contexts
-(pie_mlops/context.py), and the --max-jobs budget those loops share (pie_mlops/scale/claims.py)."""
+(pie_mlops/jobs/context.py), and the --max-jobs budget those loops share (pie_mlops/scale/claims.py)."""
 
 import threading
 import time
 
 import pytest
 
-from pie_mlops.context import JobContext, Worker, lane_context
+from pie_mlops.jobs.context import JobContext, Worker, lane_context
 from pie_mlops.scale.claims import Budget
 from pie_mlops.stages.worker import _run_lanes, default_lanes
 
