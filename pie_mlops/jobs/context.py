@@ -5,7 +5,7 @@ single-process command: no extra tags, no shared compute slot, a store search pe
 A worker (pie_mlops/stages/worker.py) builds one `Worker` and, per lane, a `JobContext` from
 it for each job: the job's tags (pie.job, pie.worker, pie.trial) go on every run the job
 creates, the lanes share one compute slot and one snapshot of finished runs, and each lane
-keeps its own dense-model cache and its own seconds computing and waiting.
+keeps its own dense-model cache and its own seconds computing, waiting and tracking.
 
 Nothing here is module state: two contexts never see each other's tags, slot or caches. What
 stays module-level is memoization keyed by everything that determines it (experiment ids and
@@ -68,7 +68,8 @@ class JobContext:
     slot: threading.Lock | None = None          # the worker's compute slot; None: no lock
     finished: FinishedRuns | None = None        # None: one store search per skip check
     dense: dict = field(default_factory=dict)   # prune: the current seed's dense model (one at a time)
-    totals: dict = field(default_factory=lambda: {"compute_s": 0.0, "wait_s": 0.0})
+    # seconds computing, waiting for the slot, and in tracking calls (tracking/accounting.py)
+    totals: dict = field(default_factory=lambda: {"compute_s": 0.0, "wait_s": 0.0, "tracking_s": 0.0})
 
     @property
     def in_worker(self) -> bool:

@@ -38,13 +38,17 @@ def ensure() -> list[str]:
     return todo
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # a console of its own (MLproject, before `pie-mlops` runs): through the logger
+    from pie_mlops.util import log
+
+    log.setup(0)
+    say = log.get("pie_mlops.util.assets")
     if sys.argv[1:] == ["ensure"]:
         installed = ensure()
-        sys.stdout.write((f"installed {', '.join(installed)}" if installed else "asset packages present") + "\n")
+        say.info(f"installed {', '.join(installed)}" if installed else "asset packages present")
     elif sys.argv[1:] == ["check"]:
         gone = missing()
-        sys.stdout.write((f"missing: {', '.join(gone)}" if gone else "asset packages present") + "\n")
+        (say.warning if gone else say.info)(f"missing: {', '.join(gone)}" if gone else "asset packages present")
         sys.exit(1 if gone else 0)
     else:
         sys.exit("usage: python -m pie_mlops.util.assets ensure|check")
