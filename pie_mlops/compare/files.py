@@ -116,44 +116,63 @@ def _as_plain(col):
     return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
 
 
-def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list[ModelRows]]:  # noqa: C901 -- to split (issue 28): one reader's checks in order
+def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list[ModelRows]]:
     """(task, the file's models of `split`). `seen_ids` caches the last ids column: files in the
     same example order then share one numpy array, and stacking skips their sort."""
-    import pyarrow.compute as pc
-
     if isinstance(table, Exception):
         raise table
-    names = set(table.column_names)
+    task = _file_task(path, set(table.column_names))
+    table = _rows_of_split(table, split)
+    if table is None:
+        return task, []
+    logits = _list_values(table["logits"], path, "logits", np.float32)
+    if task == "multi_label":
+        labels = _list_values(table["labels"], path, "labels", np.int8)
+    ids = _example_ids(path, table["example_id"], seen_ids)
+    if task == "single_label":
+        labels = gold_labels(table["label"].to_numpy(zero_copy_only=False), ids, str(path))
+    return task, _file_models(path, table, ids, labels, logits)
+
+
+def _file_task(path: Path, names: set[str]) -> str:
+    """single_label or multi_label, from the columns, which must be the contract's."""
     missing = [c for c in REQUIRED if c not in names]
     if missing or not ({"label", "labels"} & names):
         missing += [] if {"label", "labels"} & names else ["label or labels"]
         raise PieError(f"{path}: not a predictions file: missing column(s) {', '.join(missing)}")
     if {"label", "labels"} <= names:
         raise PieError(f"{path}: has both label and labels columns; use one (docs/design.md §3)")
-    task = "multi_label" if "labels" in names else "single_label"
+    return "multi_label" if "labels" in names else "single_label"
+
+
+def _rows_of_split(table, split: str):
+    """The table's rows of `split`; None when it has none."""
+    import pyarrow.compute as pc
+
     only_split = _one_value(table["split"])
     if only_split is not None and only_split != split:
-        return task, []
+        return None
     if only_split is None:  # several splits (or nulls) in one file: keep the rows of `split`
         table = table.filter(pc.equal(_as_plain(table["split"]), split))
-    if table.num_rows == 0:
-        return task, []
-    logits = _list_values(table["logits"], path, "logits", np.float32)
-    if task == "multi_label":
-        labels = _list_values(table["labels"], path, "labels", np.int8)
-    id_col = table["example_id"]
+    return table if table.num_rows else None
+
+
+def _example_ids(path: Path, id_col, seen_ids: dict) -> np.ndarray:
+    """The example ids as str, shared with the previous file when its column is equal."""
     if id_col.null_count:
         row = int(np.flatnonzero(id_col.is_null().to_numpy(zero_copy_only=False))[0])
         raise PieError(f"{path}: row {row}: column 'example_id' is null; every row needs its example's id")
     if seen_ids.get("arrow") is not None and seen_ids["arrow"].equals(id_col):
-        ids = seen_ids["numpy"]
-    else:
-        ids = np.asarray(id_col.to_numpy(zero_copy_only=False)).astype(str)
-        seen_ids.update(arrow=id_col, numpy=ids)
-    if task == "single_label":
-        labels = gold_labels(table["label"].to_numpy(zero_copy_only=False), ids, str(path))
+        return seen_ids["numpy"]
+    ids = np.asarray(id_col.to_numpy(zero_copy_only=False)).astype(str)
+    seen_ids.update(arrow=id_col, numpy=ids)
+    return ids
+
+
+def _file_models(path: Path, table, ids: np.ndarray, labels: np.ndarray, logits: np.ndarray) -> list[ModelRows]:
+    """The file's rows as one ModelRows per (group, seed) in it."""
     thresholds = (np.asarray(table["threshold"].to_numpy(zero_copy_only=False), dtype=np.float64)
-                  if "threshold" in names else None)
+                  if "threshold" in table.column_names else None)
 
     def model(group, seed, rows) -> ModelRows:
         thr = None
@@ -165,12 +184,11 @@ def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list
 
     one_group, one_seed = _one_value(table["group"]), _one_value(table["seed"])
     if one_group is not None and one_seed is not None:  # the usual file: one model, no per-row grouping
-        return task, [model(one_group, one_seed, slice(None))]
+        return [model(one_group, one_seed, slice(None))]
     groups = np.asarray(_as_plain(table["group"]).to_numpy(zero_copy_only=False)).astype(str)
     seeds = np.asarray(table["seed"].to_numpy(zero_copy_only=False)).astype(np.int64)
-    models = [model(g, s, np.flatnonzero((groups == g) & (seeds == s)))
-              for g, s in sorted(set(zip(groups.tolist(), seeds.tolist())))]
-    return task, models
+    return [model(g, s, np.flatnonzero((groups == g) & (seeds == s)))
+            for g, s in sorted(set(zip(groups.tolist(), seeds.tolist())))]
 
 
 def load_predictions_dir(root: str | Path, split: str = "test") -> Stacked:

@@ -44,10 +44,35 @@ class ModelRows:
     source: str                       # for error messages: a file name or "group/seed"
 
 
-def stack_models(models: list[ModelRows], split: str, task: str) -> Stacked:  # noqa: C901 -- to split (issue 28): one reader's checks in order
+def stack_models(models: list[ModelRows], split: str, task: str) -> Stacked:
     """Align every model's rows by example id and stack them per group, checking the contract."""
     if not models:
         raise PieError(f"no predictions of split {split!r}")
+    ref = _reference(models, task)
+    seen, per_group = set(), {}
+    for r in models:
+        check_name("group", r.group, r.source)  # group names become path parts downstream
+        key = (r.group, r.seed)
+        if key in seen:
+            raise PieError(f"{r.source}: duplicate (group, seed) = {key}: one set of predictions per model and split")
+        seen.add(key)
+        per_group.setdefault(r.group, []).append((r.seed, _aligned_logits(r, ref), r.threshold))
+    return Stacked(split, task, ref.ids, ref.labels, _group_stacks(per_group, task))
+
+
+@dataclass
+class _Reference:
+    """The model every other is aligned to (dense, lowest seed first): its rows in id order."""
+    rows: ModelRows
+    order: np.ndarray                 # argsort of rows.ids
+    ids: np.ndarray                   # rows.ids in that order
+    labels: np.ndarray
+    width: int                        # number of classes (-1: logits not 2-D)
+    in_order: bool                    # rows.ids already sorted: no gather needed
+
+
+def _reference(models: list[ModelRows], task: str) -> _Reference:
+    """The reference model, its ids unique, its logits non-empty and its gold labels valid."""
     ref = min(models, key=lambda r: (r.group != "dense", r.group, r.seed))
     ref_order = np.argsort(ref.ids, kind="stable")
     ref_ids = ref.ids[ref_order]
@@ -62,35 +87,38 @@ def stack_models(models: list[ModelRows], split: str, task: str) -> Stacked:  # 
     # Files in the dataset's order whose ids are already sorted (the loader shares one ids
     # array between them): no row copy at all, instead of a gather per model.
     in_order = bool(np.array_equal(ref_order, np.arange(len(ref_order))))
-    seen, per_group = set(), {}
-    for r in models:
-        check_name("group", r.group, r.source)  # group names become path parts downstream
-        key = (r.group, r.seed)
-        if key in seen:
-            raise PieError(f"{r.source}: duplicate (group, seed) = {key}: one set of predictions per model and split")
-        seen.add(key)
-        if r.ids is ref.ids:  # same ids array as the reference (the loader shares it): same order
-            order, ids = ref_order, ref_ids
-        else:
-            order = np.argsort(r.ids, kind="stable")
-            ids = r.ids[order]
-        if ids is not ref_ids and (len(ids) != len(ref_ids) or not np.array_equal(ids, ref_ids)):
-            _id_error(r, ids, ref, ref_ids)
-        if r.logits.ndim != 2 or r.logits.shape[1] != width:
-            raise PieError(f"{r.source}: {r.group} s{r.seed} has logits of width "
-                           f"{r.logits.shape[-1] if r.logits.ndim == 2 else 'varying'}, {ref.source} has {width}")
-        same = order is ref_order and in_order
-        logits = r.logits if same else r.logits[order]
-        if not np.isfinite(logits).all():
-            row = int(np.flatnonzero(~np.isfinite(logits).all(axis=1))[0])
-            raise PieError(f"{r.source}: {r.group} s{r.seed} has NaN or infinite logits "
-                           f"(first at example_id {ids[row]}); retrain or drop that model")
-        labels = r.labels if same else r.labels[order]
-        if not np.array_equal(labels, ref_labels):
-            row = int(np.flatnonzero((labels != ref_labels).reshape(len(ids), -1).any(axis=1))[0])
-            raise PieError(f"{r.source}: gold label of example_id {ids[row]} differs from {ref.source}; "
-                           f"the predictions come from different data")
-        per_group.setdefault(r.group, []).append((r.seed, logits, r.threshold))
+    return _Reference(ref, ref_order, ref_ids, ref_labels, width, in_order)
+
+
+def _aligned_logits(r: ModelRows, ref: _Reference) -> np.ndarray:
+    """`r`'s logits in the reference's example order, after checking its ids, logit width,
+    finite values and gold labels against the reference's."""
+    if r.ids is ref.rows.ids:  # same ids array as the reference (the loader shares it): same order
+        order, ids = ref.order, ref.ids
+    else:
+        order = np.argsort(r.ids, kind="stable")
+        ids = r.ids[order]
+    if ids is not ref.ids and (len(ids) != len(ref.ids) or not np.array_equal(ids, ref.ids)):
+        _id_error(r, ids, ref.rows, ref.ids)
+    if r.logits.ndim != 2 or r.logits.shape[1] != ref.width:
+        raise PieError(f"{r.source}: {r.group} s{r.seed} has logits of width "
+                       f"{r.logits.shape[-1] if r.logits.ndim == 2 else 'varying'}, {ref.rows.source} has {ref.width}")
+    same = order is ref.order and ref.in_order
+    logits = r.logits if same else r.logits[order]
+    if not np.isfinite(logits).all():
+        row = int(np.flatnonzero(~np.isfinite(logits).all(axis=1))[0])
+        raise PieError(f"{r.source}: {r.group} s{r.seed} has NaN or infinite logits "
+                       f"(first at example_id {ids[row]}); retrain or drop that model")
+    labels = r.labels if same else r.labels[order]
+    if not np.array_equal(labels, ref.labels):
+        row = int(np.flatnonzero((labels != ref.labels).reshape(len(ids), -1).any(axis=1))[0])
+        raise PieError(f"{r.source}: gold label of example_id {ids[row]} differs from {ref.rows.source}; "
+                       f"the predictions come from different data")
+    return logits
+
+
+def _group_stacks(per_group: dict[str, list], task: str) -> dict[str, GroupStack]:
+    """Each group's (seed, logits, threshold) items as one GroupStack, seeds ascending."""
     groups = {}
     for group, items in per_group.items():
         items.sort(key=lambda t: t[0])
@@ -99,7 +127,7 @@ def stack_models(models: list[ModelRows], split: str, task: str) -> Stacked:  # 
             thresholds = np.array([0.5 if t is None else t for _, _, t in items], dtype=np.float32)
         groups[group] = GroupStack(np.array([s for s, _, _ in items], dtype=np.int64),
                                    np.stack([lg for _, lg, _ in items]).astype(np.float32, copy=False), thresholds)
-    return Stacked(split, task, ref_ids, ref_labels, groups)
+    return groups
 
 
 def gold_labels(values, ids: np.ndarray, source: str) -> np.ndarray:

@@ -19,12 +19,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from pie_mlops.util.errors import PieError
 from pie_mlops.util.log import progress_disabled
 from pie_mlops.models.bilstm_stack import StackedBiLSTM
 from pie_mlops.jobs.optim import make_optimizer
 from pie_mlops.jobs.training import (
     TrainConfig,
+    configure,
     TrainResult,
     bucketed_batches,
     encode_split,
@@ -84,75 +84,92 @@ def stack_models(models: list, seeds: list[int]):
     return StackedBiLSTM(models, seeds)
 
 
-def train_seeds(models: list, seeds: list[int], train_df: pd.DataFrame, val_df: pd.DataFrame | None = None,  # noqa: C901 -- to split (issue 28): its numbers are pinned by tests/fixtures/tiny_outputs.json
+def train_seeds(models: list, seeds: list[int], train_df: pd.DataFrame, val_df: pd.DataFrame | None = None,
                 cfg: TrainConfig | None = None) -> tuple[list[TrainResult], object]:
     """Train the models of seeds `seeds` together, in place; returns one TrainResult per seed
     (history, threshold, snapshots as `train` makes them) and the stacked module (for predicting)."""
     cfg = cfg or TrainConfig()
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise PieError(f"epochs and batch_size must be positive, got {cfg.epochs} and {cfg.batch_size}")
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
+    configure(cfg)
     device = resolve_device(cfg.device)
     model0, task, s = models[0], models[0].task, len(models)
     stack = stack_models(models, seeds).to(device).train()
     rngs = [np.random.default_rng(seed) for seed in seeds]  # each seed's data order, as train() draws it
-    enc = encode_split(model0, train_df)
-    y_all = torch.from_numpy(targets(train_df, task))
-    params = [p for p in stack.parameters() if p.requires_grad]
-    total_steps = -(-len(train_df) // cfg.batch_size) * cfg.epochs
-    opt, sched = make_optimizer(stack, cfg, min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps, device)
+    loop = _StackLoop(stack, model0, train_df, cfg, device)
     results = [TrainResult() for _ in seeds]
     y_val = targets(val_df, task) if val_df is not None and len(val_df) else None
-
-    def snapshot(name: str) -> None:
-        logits = predict_logits_stacked(stack, train_df, model0, cfg.eval_batch_size, device)
-        for result, each in zip(results, logits):
-            result.snapshots[name] = each
-
     if 0 in cfg.snapshot_epochs:
-        snapshot("train@epoch0")
-    steps = 0
+        loop.snapshot(results, train_df, "train@epoch0")
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
-        total, seen = torch.zeros(s, dtype=torch.float64), np.zeros(s)
-        per_seed = [bucketed_batches(enc.lengths, cfg.batch_size, rng) for rng in rngs]
-        for batch in tqdm(list(zip(*per_seed)), desc=f"epoch {epoch}/{cfg.epochs} ({s} seeds)",
-                          disable=progress_disabled(cfg.progress), leave=False):
-            inputs, valid = stack.stack_inputs(enc, list(batch), device)
-            logits = stack(**inputs)
-            pad = torch.zeros((s, valid.shape[1]) + tuple(y_all.shape[1:]), dtype=y_all.dtype)
-            for i, rows in enumerate(batch):
-                pad[i, :len(rows)] = y_all[rows]
-            losses = _seed_losses(task, logits, pad.to(device), valid)
-            losses.sum().backward()  # seeds share no weights: each gets its own loss's gradient
-            _clip_per_seed(params, cfg.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            counts = np.array([len(r) for r in batch])
-            total += losses.detach().double().cpu() * torch.from_numpy(counts)
-            seen += counts
-            steps += 1
-            if cfg.max_steps and steps >= cfg.max_steps:
-                break
+        per_seed = [bucketed_batches(loop.enc.lengths, cfg.batch_size, rng) for rng in rngs]
+        total, seen = loop.epoch(tqdm(list(zip(*per_seed)), desc=f"epoch {epoch}/{cfg.epochs} ({s} seeds)",
+                                      disable=progress_disabled(cfg.progress), leave=False))
         share = (time.perf_counter() - start) / s  # each seed's share of the group's epoch
         val_logits = predict_logits_stacked(stack, val_df, model0, cfg.eval_batch_size, device) \
             if y_val is not None else None
         for i, result in enumerate(results):
             metrics = {"epoch": epoch, "train_loss": float(total[i]) / max(seen[i], 1), "epoch_s": share,
-                       "train_ex_s": seen[i] / share, "lr": sched.get_last_lr()[0]}
+                       "train_ex_s": seen[i] / share, "lr": loop.sched.get_last_lr()[0]}
             if val_logits is not None:
                 val, result.threshold = val_metrics_from_logits(task, y_val, val_logits[i])
                 result.val_logits = val_logits[i]  # the last epoch's: the final weights' (TrainResult)
                 metrics.update(val)
             result.history.append(metrics)
         if epoch in cfg.snapshot_epochs:
-            snapshot(f"train@epoch{epoch}")
-        if cfg.max_steps and steps >= cfg.max_steps:
+            loop.snapshot(results, train_df, f"train@epoch{epoch}")
+        if loop.at_max_steps():
             break
     for result in results:
         if task == "multi_label" and result.threshold is None:
             result.threshold = 0.5  # no validation split to tune on
     stack.write_back(models)
     return results, stack
+
+
+class _StackLoop:
+    """A seed stack's moving parts: the stacked module, its encoded split, one optimizer and
+    schedule over the stacked weights, and the optimizer steps taken so far."""
+
+    def __init__(self, stack, model0, train_df: pd.DataFrame, cfg: TrainConfig, device):
+        self.stack, self.model0, self.cfg, self.device, self.task = stack, model0, cfg, device, model0.task
+        self.enc = encode_split(model0, train_df)
+        self.y_all = torch.from_numpy(targets(train_df, self.task))
+        self.params = [p for p in stack.parameters() if p.requires_grad]
+        total_steps = -(-len(train_df) // cfg.batch_size) * cfg.epochs
+        self.opt, self.sched = make_optimizer(stack, cfg, min(total_steps, cfg.max_steps) if cfg.max_steps
+                                              else total_steps, device)
+        self.steps = 0
+
+    def at_max_steps(self) -> bool:
+        return bool(self.cfg.max_steps and self.steps >= self.cfg.max_steps)
+
+    def epoch(self, batches) -> tuple[torch.Tensor, np.ndarray]:
+        """One pass over `batches` (each: one row batch per seed), to cfg.max_steps: each seed's
+        summed loss and examples seen."""
+        s, y_all, device = self.stack.n, self.y_all, self.device
+        total, seen = torch.zeros(s, dtype=torch.float64), np.zeros(s)
+        for batch in batches:
+            inputs, valid = self.stack.stack_inputs(self.enc, list(batch), device)
+            logits = self.stack(**inputs)
+            pad = torch.zeros((s, valid.shape[1]) + tuple(y_all.shape[1:]), dtype=y_all.dtype)
+            for i, rows in enumerate(batch):
+                pad[i, :len(rows)] = y_all[rows]
+            losses = _seed_losses(self.task, logits, pad.to(device), valid)
+            losses.sum().backward()  # seeds share no weights: each gets its own loss's gradient
+            _clip_per_seed(self.params, self.cfg.max_grad_norm)
+            self.opt.step()
+            self.sched.step()
+            self.opt.zero_grad(set_to_none=True)
+            counts = np.array([len(r) for r in batch])
+            total += losses.detach().double().cpu() * torch.from_numpy(counts)
+            seen += counts
+            self.steps += 1
+            if self.at_max_steps():
+                break
+        return total, seen
+
+    def snapshot(self, results: list[TrainResult], train_df: pd.DataFrame, name: str) -> None:
+        """Every seed's train-split logits now, as snapshot `name`."""
+        logits = predict_logits_stacked(self.stack, train_df, self.model0, self.cfg.eval_batch_size, self.device)
+        for result, each in zip(results, logits):
+            result.snapshots[name] = each

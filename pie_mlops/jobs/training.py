@@ -109,7 +109,7 @@ def val_metrics_from_logits(task: str, y: np.ndarray, logits: np.ndarray) -> tup
     return {"val_loss": loss, "val_accuracy": acc, "val_score": acc}, None
 
 
-def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg: TrainConfig | None = None,  # noqa: C901 -- to split (issue 28): its numbers are pinned by tests/fixtures/tiny_outputs.json
+def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg: TrainConfig | None = None,
           on_epoch_end=None, pruner: Pruner | None = None) -> TrainResult:
     """Train `model` in place; returns per-epoch metrics, the tuned threshold and EL2N snapshots.
 
@@ -118,78 +118,118 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
     (other ranks' history holds only the training metrics, summed over all ranks).
     """
     cfg = cfg or TrainConfig()
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise PieError(f"epochs and batch_size must be positive, got {cfg.epochs} and {cfg.batch_size}")
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)  # data order: its own stream, independent of dropout draws
+    rng, device = _start(cfg)
     main = dist.is_main()
-    device = dist.device() if dist.world_size() > 1 and str(cfg.device) == "auto" else resolve_device(cfg.device)
     model.to(device).train()
-    enc = encode_split(model, train_df)
-    y_all = torch.from_numpy(targets(train_df, model.task))
-    loss_fn = _loss_fn(model.task)
-    steps_per_epoch = -(-len(train_df) // cfg.batch_size)
-    pruner = pruner or Pruner()
-    pruner.start(model)
-    net = dist.wrap(model)  # the model itself in a single process
-
-    def fresh_optimizer(epochs: int):
-        # cfg.optimizer: adamw_warmup (ours) or adam_constant (the paper's)
-        from pie_mlops.jobs.optim import make_optimizer
-
-        total = steps_per_epoch * epochs
-        return make_optimizer(model, cfg, min(total, cfg.max_steps) if cfg.max_steps else total, device)
-
-    opt, sched = fresh_optimizer(cfg.epochs)
-    params = [p for g in opt.param_groups for p in g["params"]]
-    result, steps = TrainResult(), 0
+    loop = _Loop(model, train_df, cfg, device, pruner or Pruner())
+    result = TrainResult()
     if 0 in cfg.snapshot_epochs and main:
         result.snapshots["train@epoch0"] = predict_logits(model, train_df, cfg.eval_batch_size, device)
     for epoch in range(1, cfg.epochs + 1):
-        start, total_loss, seen = time.perf_counter(), 0.0, 0
-        bar = tqdm(bucketed_batches(enc.lengths, cfg.batch_size, rng), desc=f"epoch {epoch}/{cfg.epochs}",
+        start = time.perf_counter()
+        bar = tqdm(bucketed_batches(loop.enc.lengths, cfg.batch_size, rng), desc=f"epoch {epoch}/{cfg.epochs}",
                    disable=progress_disabled(cfg.progress) if main else True, leave=False)
-        for batch in bar:
-            rows, counted, weight = dist.shard(batch)  # the whole batch, 1.0, in a single process
-            logits = net(**model.batch_inputs(enc, rows, device))
-            loss = loss_fn(logits, y_all[rows].to(device))
-            (loss if weight == 1.0 else loss * weight).backward()
-            pruner.before_clip(model)
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            pruner.after_step(model)
-            total_loss += float(loss.detach()) * counted
-            seen += counted
-            steps += 1
-            if cfg.max_steps and steps >= cfg.max_steps:
-                break
-        if dist.world_size() > 1:
-            total_loss, seen = dist.all_sum([total_loss, seen])
+        total_loss, seen = loop.epoch(bar)
         elapsed = time.perf_counter() - start
         metrics = {"epoch": epoch, "train_loss": total_loss / max(seen, 1), "epoch_s": elapsed,
-                   "train_ex_s": seen / elapsed, "lr": sched.get_last_lr()[0]}
-        restart = pruner.epoch_end(epoch, model)
-        if restart:
-            opt, sched = fresh_optimizer(restart)
-        metrics.update(pruner.metrics())
-        if val_df is not None and len(val_df) and main:
-            val, result.threshold, result.val_logits = _val_metrics(model, val_df, cfg, device)
-            metrics.update(val)
-        if epoch in cfg.snapshot_epochs and main:
-            result.snapshots[f"train@epoch{epoch}"] = predict_logits(model, train_df, cfg.eval_batch_size, device)
-        model.train()
+                   "train_ex_s": seen / elapsed, "lr": loop.sched.get_last_lr()[0]}
+        _epoch_end(loop, epoch, metrics, result, train_df, val_df if main else None)
         result.history.append(metrics)
         if on_epoch_end is not None:
             on_epoch_end(epoch, metrics)
-        if cfg.max_steps and steps >= cfg.max_steps:
+        if loop.at_max_steps():
             break
     if model.task == "multi_label" and result.threshold is None:
         result.threshold = 0.5  # no validation split to tune on
     return result
+
+
+def configure(cfg: TrainConfig) -> None:
+    """Check the config's counts and set torch's threads (`train`, and seed_training's `train_seeds`)."""
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise PieError(f"epochs and batch_size must be positive, got {cfg.epochs} and {cfg.batch_size}")
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+
+
+def _start(cfg: TrainConfig) -> tuple[np.random.Generator, torch.device]:
+    """Check the config, set threads and seeds; the data-order stream and the device."""
+    configure(cfg)
+    seed_everything(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)  # data order: its own stream, independent of dropout draws
+    device = dist.device() if dist.world_size() > 1 and str(cfg.device) == "auto" else resolve_device(cfg.device)
+    return rng, device
+
+
+class _Loop:
+    """One training run's moving parts: the model (wrapped for DDP), its encoded split, optimizer
+    and schedule, the pruner's hooks, and the optimizer steps taken so far."""
+
+    def __init__(self, model, train_df: pd.DataFrame, cfg: TrainConfig, device, pruner: Pruner):
+        self.model, self.cfg, self.device, self.pruner = model, cfg, device, pruner
+        self.enc = encode_split(model, train_df)
+        self.y_all = torch.from_numpy(targets(train_df, model.task))
+        self.loss_fn = _loss_fn(model.task)
+        self.steps_per_epoch = -(-len(train_df) // cfg.batch_size)
+        pruner.start(model)
+        self.net = dist.wrap(model)  # the model itself in a single process
+        self.opt, self.sched = self.fresh_optimizer(cfg.epochs)
+        self.params = [p for g in self.opt.param_groups for p in g["params"]]
+        self.steps = 0
+
+    def fresh_optimizer(self, epochs: int):
+        # cfg.optimizer: adamw_warmup (ours) or adam_constant (the paper's)
+        from pie_mlops.jobs.optim import make_optimizer
+
+        total = self.steps_per_epoch * epochs
+        cfg = self.cfg
+        return make_optimizer(self.model, cfg, min(total, cfg.max_steps) if cfg.max_steps else total, self.device)
+
+    def at_max_steps(self) -> bool:
+        return bool(self.cfg.max_steps and self.steps >= self.cfg.max_steps)
+
+    def epoch(self, batches) -> tuple[float, int]:
+        """One pass over `batches` (to cfg.max_steps): the summed loss and the examples seen,
+        over all ranks."""
+        model, device = self.model, self.device
+        total_loss, seen = 0.0, 0
+        for batch in batches:
+            rows, counted, weight = dist.shard(batch)  # the whole batch, 1.0, in a single process
+            logits = self.net(**model.batch_inputs(self.enc, rows, device))
+            loss = self.loss_fn(logits, self.y_all[rows].to(device))
+            (loss if weight == 1.0 else loss * weight).backward()
+            self.pruner.before_clip(model)
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+            self.opt.step()
+            self.sched.step()
+            self.opt.zero_grad(set_to_none=True)
+            self.pruner.after_step(model)
+            total_loss += float(loss.detach()) * counted
+            seen += counted
+            self.steps += 1
+            if self.at_max_steps():
+                break
+        if dist.world_size() > 1:
+            total_loss, seen = dist.all_sum([total_loss, seen])
+        return total_loss, seen
+
+
+def _epoch_end(loop: _Loop, epoch: int, metrics: dict, result: TrainResult, train_df: pd.DataFrame,
+               val_df: pd.DataFrame | None) -> None:
+    """After an epoch: the pruner's step (a fresh optimizer if it rewinds) and metrics, then
+    validation and a train snapshot (rank 0 only: `val_df` None elsewhere), the model back in
+    train mode."""
+    model, cfg = loop.model, loop.cfg
+    restart = loop.pruner.epoch_end(epoch, model)
+    if restart:
+        loop.opt, loop.sched = loop.fresh_optimizer(restart)
+    metrics.update(loop.pruner.metrics())
+    if val_df is not None and len(val_df):
+        val, result.threshold, result.val_logits = _val_metrics(model, val_df, cfg, loop.device)
+        metrics.update(val)
+    if epoch in cfg.snapshot_epochs and dist.is_main():
+        result.snapshots[f"train@epoch{epoch}"] = predict_logits(model, train_df, cfg.eval_batch_size, loop.device)
+    model.train()
 
 
 def accumulate_gradients(model, df: pd.DataFrame, n_batches: int = 10, batch_size: int = 10, seed: int = 0,
