@@ -35,9 +35,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pie_mlops.analysis import permutation as pm  # noqa: E402
 from pie_mlops.analysis.group_stats import StatOptions, add_statistics  # noqa: E402
-from pie_mlops.compare_files import compare_files  # noqa: E402
-from pie_mlops.pies import GroupStack, Stacked, compare  # noqa: E402
-from pie_mlops.predictions import predictions_table, write_predictions  # noqa: E402
+from pie_mlops.compare.files import compare_files  # noqa: E402
+from pie_mlops.compare.pies import GroupStack, Stacked, compare  # noqa: E402
+from pie_mlops.compare.predictions import predictions_table, write_predictions  # noqa: E402
 
 SCENARIOS = ("null_pooled", "null_paired", "planted_paired", "planted_pooled")
 PLANTED = (0.0, 0.01, 0.02, 0.05)   # planted scenarios' groups; nulls use 0.0 four times

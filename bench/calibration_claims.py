@@ -42,9 +42,9 @@ from calibration import difficulty, draw_models, logits_of  # noqa: E402
 from pie_mlops.analysis.claims import claims  # noqa: E402
 from pie_mlops.analysis.group_stats import StatOptions, add_statistics  # noqa: E402
 from pie_mlops.analysis.run import analyse, clean  # noqa: E402
-from pie_mlops.pies import GroupStack, Stacked, compare  # noqa: E402
-from pie_mlops.schema import defaults  # noqa: E402
-from pie_mlops.stages.claims import rules_of  # noqa: E402
+from pie_mlops.compare.pies import GroupStack, Stacked, compare  # noqa: E402
+from pie_mlops.config.schema import defaults  # noqa: E402
+from pie_mlops.compare.claims import rules_of  # noqa: E402
 
 CLAIMS = ("a_pie_accuracy_collapse", "b_el2n_enrichment", "c_longer_more_complex", "d1_class_proportional",
           "d2_damage_every_class", "e_transformer_more_prone")

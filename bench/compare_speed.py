@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pie_mlops.pies import compare  # noqa: E402
-from pie_mlops.predictions import predictions_table, write_predictions  # noqa: E402
-from pie_mlops.compare_files import load_predictions_dir  # noqa: E402
+from pie_mlops.compare.pies import compare  # noqa: E402
+from pie_mlops.compare.predictions import predictions_table, write_predictions  # noqa: E402
+from pie_mlops.compare.files import load_predictions_dir  # noqa: E402
 
 GROUPS = ("dense", "magnitude-os@0.90")
 

@@ -43,7 +43,7 @@ TRAIN = {"bert": (300, 1, 5e-5), "bilstm": (2000, 2, 5e-3)}  # examples, epochs,
 
 def trained(arch: str, seed: int, train_df: pd.DataFrame):
     from pie_mlops.models import build_model
-    from pie_mlops.training import TrainConfig, train
+    from pie_mlops.jobs.training import TrainConfig, train
 
     n, epochs, lr = TRAIN[arch]
     model = build_model(arch, 2, seed=seed)
@@ -54,8 +54,8 @@ def trained(arch: str, seed: int, train_df: pd.DataFrame):
 
 def measure(arch: str, seeds: int, rounds: int, splits: dict, texts: int) -> tuple[dict, float]:
     from pie_mlops.models.quantize import METHODS, model_mb, quantize, why_not_runs
-    from pie_mlops.pies import modal_labels
-    from pie_mlops.training import predict_logits
+    from pie_mlops.compare.pies import modal_labels
+    from pie_mlops.jobs.training import predict_logits
 
     test = splits["test"]
     df = test if not texts or texts >= len(test) else test.sample(n=texts, random_state=0).reset_index(drop=True)

@@ -2,10 +2,10 @@
 
 BiLSTM: S seeds (default 10) on the same Rotten Tomatoes examples and epochs, each side
 building its models from the seeds, training them and predicting the held-out examples:
-one at a time with `pie_mlops.training.train` + `predict_logits` (PyTorch's fused LSTM), and
-together with `pie_mlops.seed_training.train_seeds` + `predict_logits_stacked` (stacked bmm
+one at a time with `pie_mlops.jobs.training.train` + `predict_logits` (PyTorch's fused LSTM), and
+together with `pie_mlops.jobs.seed_training.train_seeds` + `predict_logits_stacked` (stacked bmm
 BiLSTM), and 2 at a time in child processes as `train.seed_processes: 2` does
-(pie_mlops/seed_pool.py). Dropout is off on every side, so they compute the same models up to
+(pie_mlops/jobs/seed_pool.py). Dropout is off on every side, so they compute the same models up to
 float rounding; `agreement` (stacked) and `processes_agreement` are the shares of (seed, example)
 predictions identical to one at a time. The sides run in --rounds interleaved rounds, reversing
 their order each round; models_per_hour_ratio (stacked) and processes_models_per_hour_ratio are
@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from pie_mlops.data.sources import rotten_tomatoes
 from pie_mlops.models import build_model
-from pie_mlops.seed_training import predict_logits_stacked, train_seeds
-from pie_mlops.training import TrainConfig, encode_split, predict_logits, resolve_device, train
+from pie_mlops.jobs.seed_training import predict_logits_stacked, train_seeds
+from pie_mlops.jobs.training import TrainConfig, encode_split, predict_logits, resolve_device, train
 
 
 def data(n: int, n_eval: int):
@@ -75,7 +75,7 @@ def together(seeds, train_df, eval_df, epochs: int) -> tuple[float, np.ndarray]:
 def processes(seeds, train_df, eval_df, epochs: int, n_proc: int = 2) -> tuple[float, np.ndarray]:
     """The stage's train.seed_processes: the seeds `n_proc` at a time in spawned children, each on
     cores / n_proc intra-op threads; the start of the children is timed too."""
-    from pie_mlops.seed_pool import SeedTask, compute_seeds
+    from pie_mlops.jobs.seed_pool import SeedTask, compute_seeds
 
     start = time.perf_counter()
     tasks = [SeedTask("bilstm", 2, "single_label", seed, {"dropout": 0.0},

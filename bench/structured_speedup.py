@@ -61,7 +61,7 @@ def main() -> int:
 
     from pie_mlops.models import build_model, load_model
     from pie_mlops.pruning.structured import prune_structured
-    from pie_mlops.training import predict_logits
+    from pie_mlops.jobs.training import predict_logits
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

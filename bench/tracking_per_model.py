@@ -3,7 +3,7 @@
 Each backend runs in its own process, in a scratch directory: an embedded SQLite store
 (`sqlite:///mlflow.db`, artifacts under ./mlartifacts) and an `mlflow server` on 127.0.0.1
 (SQLite behind it, artifacts proxied). There, N model jobs go through what a stage does for
-each model (pie_mlops/jobs.py): the per-model claim, the skip-on-rerun lookup, then `run_job`
+each model (pie_mlops/jobs/protocol.py): the per-model claim, the skip-on-rerun lookup, then `run_job`
 (run, params, dataset inputs, prediction files, pruning.json, the pyfunc model, final metrics,
 version and alias), with the model and its predictions made up front, so that only tracking is
 timed. The model is a GloVe BiLSTM (its save is ~2 MB, like a pruned one); the predictions are
@@ -66,10 +66,10 @@ def child(backend: str, jobs: int) -> dict:
 
     sys.path.insert(0, str(ROOT))
     from pie_mlops import tracking
-    from pie_mlops.context import JobContext
-    from pie_mlops.jobs import Made, ModelJob, finished, identity_tags, run_job
+    from pie_mlops.jobs.context import JobContext
+    from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags, run_job
     from pie_mlops.models import build_model
-    from pie_mlops.predictions import predictions_frame
+    from pie_mlops.compare.predictions import predictions_frame
 
     counter: Counter = Counter()
     (_count_requests if backend == "server" else _count_sql)(counter)

@@ -2,7 +2,7 @@
 
 Both sides use the packaged MiniLM (SDPA attention), the same Rotten Tomatoes examples,
 batch size and weights (reset before every timed training pass), and run interleaved in
-one process, alternating which goes first. Ours is `pie_mlops.training` as shipped:
+one process, alternating which goes first. Ours is `pie_mlops.jobs.training` as shipped:
 tokenised once (cached), length-bucketed dynamic padding, no mask when a batch has no
 padding, fused AdamW, and BertClassifier's forward through models/fastpath.py (linear
 layers on real tokens only, last layer for [CLS] only; dropout where HF has it). The
@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from pie_mlops.data.contract import read_split  # noqa: E402
 from pie_mlops.models import build_model  # noqa: E402
-from pie_mlops.training import (TrainConfig, bucketed_batches, clear_token_cache, encode_split,  # noqa: E402
+from pie_mlops.jobs.training import (TrainConfig, bucketed_batches, clear_token_cache, encode_split,  # noqa: E402
                                 predict_logits, sorted_batches, train)
 
 

@@ -4,7 +4,7 @@
     .venv/bin/python scripts/dvc_deps.py --write  # rewrite them in dvc.yaml
 
 A stage's code is what its `pie-mlops <command>` function imports, transitively, lazy imports
-included (pie_mlops/fingerprint.py): a whole package is listed as its folder, the rest file by
+included (pie_mlops/util/fingerprint.py): a whole package is listed as its folder, the rest file by
 file, with the report templates those modules name. Nothing else in dvc.yaml changes. tests/code/test_code_identity.py fails when they drift.
 """
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = "pie_mlops/report/templates"
 sys.path.insert(0, str(ROOT))
 
-from pie_mlops.fingerprint import command_imports, imported_modules, module_file  # noqa: E402
+from pie_mlops.util.fingerprint import command_imports, imported_modules, module_file  # noqa: E402
 
 
 def command_modules(command: str) -> set[str]:

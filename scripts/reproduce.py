@@ -13,7 +13,7 @@ time, peak memory, machine, git commit) and README.md rendered from them
 
 Every model's logits go to docs/results/NAME/predictions/<dataset>/<arch>/ (<dataset>@<profile>
 for a second profile on one dataset) (float16, the
-pipeline's layout; pie_mlops/committed.py), each model once, as soon as it is finished:
+pipeline's layout; pie_mlops/compare/committed.py), each model once, as soon as it is finished:
 `--sync` exports the models finished so far and, with `--commit`, commits them, so a run that
 is killed loses at most the models in flight. Collecting syncs a last time and checks that
 file-mode compare on the committed logits gives every summary's pie_share exactly; a group
@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pie_mlops.params import load_all, profile_path, render as render_params  # noqa: E402
+from pie_mlops.config.params import load_all, profile_path, render as render_params  # noqa: E402
 from pie_mlops.report.results import render  # noqa: E402
 
 
@@ -66,8 +66,8 @@ def arch_roots(profiles: list[str]):
         params = load_all(profile_path(p))
         dataset, archs = params["compare"]["dataset"], params["compare"]["arch"]
         for arch in [archs] if isinstance(archs, str) else archs:
-            from pie_mlops.committed import expected_splits
-            from pie_mlops.params import for_arch
+            from pie_mlops.compare.committed import expected_splits
+            from pie_mlops.config.params import for_arch
 
             expected = expected_splits(for_arch(params["train"], arch), for_arch(params["prune"], arch, "prune"))
             skip = frozenset({"validation"} - {params["compare"]["split"]})  # feeds nothing when test is compared
@@ -75,7 +75,7 @@ def arch_roots(profiles: list[str]):
 
 
 def sync_logits(out: Path, profiles: list[str]) -> list:
-    from pie_mlops.committed import sync
+    from pie_mlops.compare.committed import sync
 
     new = []
     for src, dataset, arch, expected, skip in arch_roots(profiles):
@@ -91,9 +91,9 @@ def resume_plan(out: Path, profiles: list[str]) -> list[str]:
     """On another machine (a fresh MLflow store), the commands that make only what is not committed
     under docs/results/NAME/predictions/. Dense models are trained again wherever a pruned model
     is missing (prune needs its seed's registered dense model); their committed logits stay."""
-    from pie_mlops.params import for_arch, seeds_for
+    from pie_mlops.config.params import for_arch, seeds_for
     from pie_mlops.stages import prune
-    from pie_mlops.stages.collect import local_models
+    from pie_mlops.compare.collect import local_models
 
     keys, lines = result_keys(profiles), []
     for p in profiles:
@@ -129,7 +129,7 @@ def commit_logits(out: Path, n: int) -> None:
 
 def check_logits(root: Path, summary: dict, compare: dict, src: Path) -> None:
     """File-mode compare on the committed logits must give every pie_share of `summary`."""
-    from pie_mlops.committed import reproduce_exactly
+    from pie_mlops.compare.committed import reproduce_exactly
 
     fixed = reproduce_exactly(root, src, summary, compare["split"], int(compare["min_seeds"]), str(compare["tie_rule"]))
     if fixed:
@@ -210,7 +210,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from pie_mlops.errors import PieError
+    from pie_mlops.util.errors import PieError
 
     try:
         main()

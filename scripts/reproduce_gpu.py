@@ -9,7 +9,7 @@ A call runs chunks, one pipeline stage each (tune, train, then prune one method 
 architecture at one sparsity, its seeds together), and starts a chunk only when its
 projected time (from the chunks measured so far, in OUT/progress.json) fits what is left of
 --budget-s. After every chunk the finished models' logits go to OUT/predictions/ (float16,
-pie_mlops/committed.py; never rewritten), so a call that is cut off loses at most its chunk in
+pie_mlops/compare/committed.py; never rewritten), so a call that is cut off loses at most its chunk in
 flight. The models themselves stay in this checkout's MLflow store (mlflow-gpu.db): a later
 call on the same machine skips what is finished. When every chunk is done, a call compares
 and collects into OUT (scripts/reproduce.py's layout). --profile swaps the grid (a tiny
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pie_mlops.params import for_arch, load_all, profile_path, seeds_for  # noqa: E402
+from pie_mlops.config.params import for_arch, load_all, profile_path, seeds_for  # noqa: E402
 
 
 def chunks(params: dict) -> list[dict]:
@@ -105,7 +105,7 @@ def main() -> int:
         return time.time() - t
 
     def sync() -> None:
-        from pie_mlops.committed import expected_splits, sync as sync_models
+        from pie_mlops.compare.committed import expected_splits, sync as sync_models
 
         dataset = params["compare"]["dataset"]
         for arch in params["train"]["arch"]:
@@ -115,7 +115,7 @@ def main() -> int:
                         frozenset({"validation"} - {params["compare"]["split"]}))
 
     def save() -> None:
-        from pie_mlops.atomic import write_text
+        from pie_mlops.util.atomic import write_text
 
         progress["projection"] = project(progress, grid)
         write_text(state, json.dumps(progress, indent=2) + "\n")
@@ -157,7 +157,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from pie_mlops.errors import PieError
+    from pie_mlops.util.errors import PieError
 
     try:
         sys.exit(main())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pie_mlops.data.contract import read_meta, read_split
-from pie_mlops.predictions import predictions_frame, write_predictions
+from pie_mlops.compare.predictions import predictions_frame, write_predictions
 from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
 from pie_mlops.stages.materialize import materialize
 

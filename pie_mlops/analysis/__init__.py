@@ -7,5 +7,5 @@
 - `stats`: shared helpers (percentile intervals, Mann-Whitney with Cliff's delta, Holm, Jaccard).
 
 No module here reads files or talks to MLflow: callers pass arrays; modal labels (the real
-rule lives in `pie_mlops.pies`) come from there, never re-implemented.
+rule lives in `pie_mlops.compare.pies`) come from there, never re-implemented.
 """

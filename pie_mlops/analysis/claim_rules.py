@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from pie_mlops.vocabulary import DENSE_LONG, is_paper_group
+from pie_mlops.config.vocabulary import DENSE_LONG, is_paper_group
 
 RULES_VERSION = "2026-12-07.1"  # bump with every change of a rule; docs/claims.md keeps the changelog
 _NAME = re.compile(r"(?P<criterion>magnitude|impact|random)-(?P<schedule>ft|wr|ai|os)(?P<variant>-structured|-layer)?"

@@ -18,7 +18,7 @@ from pie_mlops.analysis.enrichment_perm import STATISTIC
 from pie_mlops.analysis.stats import holm
 
 TRANSFORMER, RNN = "bert", "bilstm"
-RULES = {"alpha": 0.05, "overall_margin": 0.02, "class_v_margin": 0.1, "primary": []}  # schema.py holds the defaults
+RULES = {"alpha": 0.05, "overall_margin": 0.02, "class_v_margin": 0.1, "primary": []}  # config/schema.py holds the defaults
 PAPER = {
     "a_pie_accuracy_collapse": "On PIEs, pruned accuracy collapses while accuracy on all examples barely moves.",
     "b_el2n_enrichment": "PIEs are enriched among the high-EL2N (hard, influential) training examples.",

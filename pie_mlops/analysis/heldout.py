@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from pie_mlops.analysis.stats import percentile_interval
-from pie_mlops.pies import GroupStack, modal_labels, model_predictions, pie_flags
+from pie_mlops.compare.pies import GroupStack, modal_labels, model_predictions, pie_flags
 
 
 def example_weights(n: int, n_boot: int, seed: int) -> np.ndarray:

@@ -33,8 +33,8 @@ import math
 
 import numpy as np
 
-from pie_mlops.pies import model_predictions
-from pie_mlops.vocabulary import SCHEDULES
+from pie_mlops.compare.pies import model_predictions
+from pie_mlops.config.vocabulary import SCHEDULES
 
 PAIRED_SCHEDULES = frozenset(SCHEDULES)  # os/ft/wr start from dense seed s; ai trains from seed s
 CHUNK_ELEMENTS = 1 << 22                 # draws per matrix product: P*n*C stays ~16 MB of float32

@@ -20,9 +20,9 @@ from pie_mlops.analysis import enrichment_perm as ep
 from pie_mlops.analysis import heldout as ho
 from pie_mlops.analysis import permutation as pm
 from pie_mlops.analysis import stability as st
-from pie_mlops.errors import PieError
-from pie_mlops.pies import CompareResult, Stacked, compare, modal_labels, model_predictions, pie_flags
-from pie_mlops.log import progress_disabled
+from pie_mlops.util.errors import PieError
+from pie_mlops.compare.pies import CompareResult, Stacked, compare, modal_labels, model_predictions, pie_flags
+from pie_mlops.util.log import progress_disabled
 
 
 def clean(obj):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from pie_mlops.analysis.stats import jaccard, percentile_interval
-from pie_mlops.pies import GroupStack, modal_labels, pie_flags
+from pie_mlops.compare.pies import GroupStack, modal_labels, pie_flags
 
 KS = (2, 3, 5, 10, 15, 20, 30)
 

@@ -11,7 +11,7 @@ import sys
 import click
 
 from pie_mlops.cli.group import cli
-from pie_mlops.errors import DataQualityError, PieError
+from pie_mlops.util.errors import DataQualityError, PieError
 
 # The commands register themselves on `cli` (pie_mlops/cli/group.py) when imported.
 from pie_mlops.cli import data, models, results  # noqa: F401

@@ -22,7 +22,7 @@ def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | N
     (reviews with a planted pruning effect: the tiny profile's).
     The output is byte-deterministic: afterwards `dvc status` reports no change.
     """
-    from pie_mlops.params import load_section
+    from pie_mlops.config.params import load_section
     from pie_mlops.stages.materialize import DEFAULTS, available
     from pie_mlops.stages.materialize import materialize as run
 
@@ -63,7 +63,7 @@ def import_(ctx: click.Context, path: str, **options) -> None:
     It is written per the dataset contract, atomically: a failed import leaves any
     existing data/<name>/ untouched. Run `pie-mlops check <name>` next.
     """
-    from pie_mlops.params import load_section
+    from pie_mlops.config.params import load_section
     from pie_mlops.stages.importer import import_dataset
     from pie_mlops.stages.materialize import DEFAULTS
 
@@ -88,7 +88,7 @@ def check(ctx: click.Context, names: tuple[str, ...], data_dir: str, report_dir:
     MLflow when a run is active. Exit 0: passed; 1: an expectation failed (listed with
     counts and sample ids); 2: usage or input error.
     """
-    from pie_mlops.params import load_section
+    from pie_mlops.config.params import load_section
     from pie_mlops.stages.check import DEFAULTS
     from pie_mlops.stages.check import check as run
 

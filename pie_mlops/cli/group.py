@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from pie_mlops import __version__
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 PARAMS_HELP = "The params file; each stage reads only its own section."
 
@@ -19,18 +19,18 @@ def _given(options: dict) -> dict:
 
 
 def _open_store(params_file: str, params: dict | None = None, section: str = "") -> None:
-    """Before a stage writes anything: `params`' dataset is a name, not a path (vocabulary.py;
+    """Before a stage writes anything: `params`' dataset is a name, not a path (config/vocabulary.py;
     a path would put files and a registered model outside the project), its params file is there (outside the project root a
     stage would scatter data/, predictions/ and mlflow.db), and the tracking store answers
     (pie_mlops/tracking/guard.py): else one line and exit 2, never a hang."""
     import os
 
     if params is not None and params.get("dataset") is not None:
-        from pie_mlops.vocabulary import check_name
+        from pie_mlops.config.vocabulary import check_name
 
         check_name("dataset", params["dataset"], f"--dataset or {section}.dataset")
     if params is not None and params.get("seeds") is not None:  # --seeds is not schema-checked
-        from pie_mlops.params import as_list, seeds_for
+        from pie_mlops.config.params import as_list, seeds_for
 
         for arch in as_list(params.get("arch")):
             seeds_for(params, arch, section)
@@ -65,22 +65,22 @@ def cli(ctx: click.Context, params_file: str, profile: str | None, quiet: int, v
     2 usage or input error (one line naming the file, row, key or URI);
     3 internal error (a bug: the traceback follows; please report it).
     """
-    from pie_mlops import log
+    from pie_mlops.util import log
 
     log.setup(verbose - quiet)
-    from pie_mlops.credentials import check_tracking_uris
+    from pie_mlops.util.credentials import check_tracking_uris
 
     check_tracking_uris()  # a password in MLFLOW_TRACKING_URI: refused before MLflow can print it
     beat = log.start_heartbeat(f"pie-mlops {ctx.invoked_subcommand or ''}".strip())  # in a log file only
     if beat is not None:
         ctx.call_on_close(beat.stop)
     if profile not in (None, ""):
-        from pie_mlops.params import profile_path
+        from pie_mlops.config.params import profile_path
 
         if params_file != "params.yaml":
             raise click.UsageError("give --params FILE or --profile NAME, not both")
         params_file = str(profile_path(profile))
     ctx.obj = {"params_file": params_file}
-    from pie_mlops.atomic import sweep
+    from pie_mlops.util.atomic import sweep
 
     sweep("data")  # what writers killed mid-write left in data/ (.name.tmp-*, .name.old-*)

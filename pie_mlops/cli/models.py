@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pie_mlops.cli.group import _given, _open_store, cli
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 
 @cli.command()
@@ -30,7 +30,7 @@ def tune(ctx: click.Context, **options) -> None:
     study, a nested run per trial, best parameters on the parent. Writes
     params/best_<dataset>_<arch>.yaml, which `pie-mlops train` reads.
     """
-    from pie_mlops.params import load_section
+    from pie_mlops.config.params import load_section
     from pie_mlops.stages.tune import DEFAULTS
     from pie_mlops.stages.tune import tune as run
 
@@ -68,7 +68,7 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
     params and data is skipped. params/best_<dataset>_<arch>.yaml (from `tune`) overrides
     lr/epochs/batch_size/warmup_ratio. MLflow: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.
     """
-    from pie_mlops.params import load_section
+    from pie_mlops.config.params import load_section
     from pie_mlops.stages.train import DEFAULTS
     from pie_mlops.stages.train import train as run
 
@@ -120,7 +120,7 @@ def prune(ctx: click.Context, **options) -> None:
     Needs the dense seeds from `pie-mlops train`. Example:
       pie-mlops prune -c magnitude --schedules os --sparsities 0.5,0.9 --seeds 0,1,2
     """
-    from pie_mlops.params import load_section
+    from pie_mlops.config.params import load_section
     from pie_mlops.stages.prune import DEFAULTS
     from pie_mlops.stages.prune import prune as run
 

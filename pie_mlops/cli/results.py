@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pie_mlops.cli.group import _given, _open_store, cli
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 
 @cli.command()
@@ -38,7 +38,7 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
     File mode: pie-mlops compare --predictions DIR --out OUT [--split test] [--min-seeds 3]
     writes OUT/pies.parquet and OUT/summary.json (docs/design.md §3); add --dataset NAME for the rest.
     """
-    from pie_mlops.params import load_section
+    from pie_mlops.config.params import load_section
     from pie_mlops.stages.compare_study import DEFAULTS
 
     given = _given(options)
@@ -57,7 +57,7 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
     if predictions not in (None, "") and "dataset" not in given:
         if "out" not in given:
             raise click.UsageError("file mode needs --out OUT (and takes --dataset NAME for the analyses)")
-        from pie_mlops.compare_files import compare_files
+        from pie_mlops.compare.files import compare_files
 
         from pathlib import Path
 
@@ -70,7 +70,7 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
         click.echo(f"wrote {out}/pies.parquet and summary.json")
         return
     from pie_mlops.stages.compare_study import compare as run
-    from pie_mlops.vocabulary import check_name
+    from pie_mlops.config.vocabulary import check_name
 
     for arch in params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]:
         check_name("arch", arch, "compare.arch")  # bad input first: it must not even create a store
@@ -97,7 +97,7 @@ def params_(ctx: click.Context, section: str | None) -> None:
     To run a profile through DVC, which reads params.yaml:
       pie-mlops --profile paper params > params.yaml && dvc repro
     """
-    from pie_mlops.params import load_all, render
+    from pie_mlops.config.params import load_all, render
 
     values = load_all(ctx.obj["params_file"])
     if section:
@@ -116,7 +116,7 @@ def report(ctx: click.Context, **options) -> None:
 
     Writes <out>/index.html with the figures inline, and each figure under <out>/figures/.
     """
-    from pie_mlops.params import load_section
+    from pie_mlops.config.params import load_section
     from pie_mlops.stages.report import DEFAULTS
     from pie_mlops.stages.report import report as run
 
@@ -187,7 +187,7 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
 
     params_file = ctx.obj["params_file"]
     if worker_profile:
-        from pie_mlops.params import profile_path
+        from pie_mlops.config.params import profile_path
 
         params_file = str(profile_path(worker_profile))
     options = {"grace_period": grace_period} if grace_period else {}
@@ -195,7 +195,7 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
         options["heartbeat_interval"] = max(1, grace_period // 3)
     if lanes:
         options["lanes"] = lanes
-    from pie_mlops.params import load_section
+    from pie_mlops.config.params import load_section
 
     for section in ("materialize", "tune", "train", "prune", "compare", "worker"):
         load_section(section, None, params_file)  # bad params (a dataset path) before any store exists

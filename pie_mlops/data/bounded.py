@@ -5,7 +5,7 @@
   as a decompression bomb before it is expanded: the convention of Apache POI's zip-bomb guard
   (100:1); real text compresses 3-20 times.
 - A line longer than `max_line_bytes` (a file of NUL bytes, one endless line) is refused.
-The limits come from the `import` params section (pie_mlops/schema.py).
+The limits come from the `import` params section (pie_mlops/config/schema.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 OPENERS = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}
 RATIO_FLOOR = 16 * 2**20  # below this output a high ratio is harmless (a small, repetitive file)

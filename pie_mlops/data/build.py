@@ -9,7 +9,7 @@ import pandas as pd
 from pie_mlops.data.contract import SPLITS, label_column, to_multi_hot, write_dataset
 from pie_mlops.data.prepare import assign_ids, deduplicate
 from pie_mlops.data.splits import cover_every_label, multilabel_strata, stratified_split
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
                  "val": "validation", "dev": "validation", "test": "test", "testing": "test"}

@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pie_mlops.atomic import atomic_dir
-from pie_mlops.errors import PieError
+from pie_mlops.util.atomic import atomic_dir
+from pie_mlops.util.errors import PieError
 
 SPLITS = ("train", "validation", "test")
 TASKS = ("single_label", "multi_label")

@@ -3,7 +3,7 @@
 The comparison is only as good as its inputs: every model must cover exactly the split's
 example ids, with finite logits, one per class; every group needs enough seeds; and dense
 runs must come from the current data version. With a `baseline`, each dense model must also
-beat the trivial baseline (pie_mlops/baseline.py) by a margin: a model that learned
+beat the trivial baseline (pie_mlops/compare/baseline.py) by a margin: a model that learned
 nothing makes every PIE and champion after it noise. Each check is judged by a real GX validation
 over a small per-model (or per-group) frame, indexed by a readable key ("dense/s3"), so a
 failure names the models at fault. The suites and their Checkpoint
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pie_mlops.atomic import atomic_dir, write_text
+from pie_mlops.util.atomic import atomic_dir, write_text
 from pie_mlops.data.gx_project import run_checkpoint
 from pie_mlops.data.quality import Check, _entry  # the data gate's check and report rows
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pie_mlops.atomic import atomic_dir, write_text
+from pie_mlops.util.atomic import atomic_dir, write_text
 from pie_mlops.data.contract import SPLITS, label_column, read_dataset
 from pie_mlops.data.gx_project import run_checkpoint
 from pie_mlops.data.prepare import dedup_key

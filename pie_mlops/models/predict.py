@@ -1,7 +1,7 @@
 """Prediction, below the models' users: tokenise-once caching, length-sorted batches, logits.
 
 What serving, the stacked models and the training loop share; no training here (models/
-never imports pie_mlops.training, .importlinter).
+never imports pie_mlops.jobs.training, .importlinter).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from pie_mlops.log import progress_disabled
+from pie_mlops.util.log import progress_disabled
 from pie_mlops.models.common import Encoded
 
 # Tokenised splits, shared by every model of one tokenizer in the process; a lock, since a

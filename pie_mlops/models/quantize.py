@@ -24,8 +24,8 @@ import warnings
 import torch
 from torch import nn
 
-from pie_mlops.vocabulary import QUANT_BITS as BITS  # one source of the names
-from pie_mlops.vocabulary import QUANT_METHODS as METHODS
+from pie_mlops.config.vocabulary import QUANT_BITS as BITS  # one source of the names
+from pie_mlops.config.vocabulary import QUANT_METHODS as METHODS
 
 QUANTIZE_KEY = "quantize"  # the model config's key naming the recipe applied at load
 _CASTS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8": torch.float8_e4m3fn}
@@ -49,7 +49,7 @@ class Int8WeightOnlyLinear(nn.Module):
 
 
 def check_method(method: str) -> str:
-    from pie_mlops.errors import PieError
+    from pie_mlops.util.errors import PieError
 
     if method not in BITS:
         raise PieError(f"unknown quantization method {method!r}; choose from {', '.join(METHODS)}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.models.common import BIT_VIEWS as _BITS
 
 SPARSE_KEY = "pie_sparse"
@@ -124,7 +124,7 @@ def base_state(file: Path, ref: dict) -> dict[str, torch.Tensor]:
     location is looked up now (not stored), so a store that moved still resolves."""
     import tempfile
 
-    from pie_mlops.compat import logged_model_files
+    from pie_mlops.util.compat import logged_model_files
 
     try:
         repo = logged_model_files(ref["model_id"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 
 @dataclass
@@ -26,7 +26,7 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
                 on_epoch_end=None) -> Outcome:
     """Prune `model` in place as `plan` says (criterion, schedule, sparsity, scope, ...)."""
     from pie_mlops.pruning.schedules import ScheduledPruning, one_shot
-    from pie_mlops.training import TrainConfig, accumulate_gradients, train
+    from pie_mlops.jobs.training import TrainConfig, accumulate_gradients, train
 
     def grads_fn(m):
         return accumulate_gradients(m, splits["train"], int(plan["impact_batches"]),
@@ -74,8 +74,8 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
 
 
 def _validation_threshold(model, val_df) -> float:
-    from pie_mlops.metrics import sigmoid, tune_threshold
-    from pie_mlops.training import predict_logits, targets
+    from pie_mlops.util.metrics import sigmoid, tune_threshold
+    from pie_mlops.jobs.training import predict_logits, targets
 
     return float(tune_threshold(targets(val_df, "multi_label"), sigmoid(predict_logits(model, val_df))))
 
@@ -109,7 +109,7 @@ def _accounting(model, plan: dict, pruner, structure: dict | None, batch_df) -> 
 
 def cpu_latency_ms(model, batch_df, repeats: int = 3) -> float:
     """Median CPU milliseconds to predict one fixed batch (after one warm-up), then back to its device."""
-    from pie_mlops.training import predict_logits
+    from pie_mlops.jobs.training import predict_logits
 
     device = next(model.parameters()).device
     try:

@@ -22,8 +22,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from pie_mlops.errors import PieError
-from pie_mlops.vocabulary import CRITERIA  # noqa: F401  (one source of the names)
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.vocabulary import CRITERIA  # noqa: F401  (one source of the names)
 
 SCOPES = ("global", "per_layer")
 
@@ -151,7 +151,7 @@ def _nonzero(flags: torch.Tensor) -> torch.Tensor:
     return idx[flags.view(torch.bool)[idx]]
 
 
-def select_masks(scores: dict[str, torch.Tensor], sparsities: Sequence[float], scope: str = "global",  # noqa: C901 -- to split (issue 28): its numbers are pinned by tests/fixtures/tiny_outputs.json
+def select_masks(scores: dict[str, torch.Tensor], sparsities: Sequence[float], scope: str = "global",
                  already_pruned: dict[str, torch.Tensor] | None = None) -> list[dict[str, torch.Tensor]]:
     """For each sparsity, name -> bool KEEP mask (True = keep) shaped like the scores.
 
@@ -171,31 +171,9 @@ def select_masks(scores: dict[str, torch.Tensor], sparsities: Sequence[float], s
     if unknown:
         raise PieError(f"already_pruned names weights that have no scores: {', '.join(unknown[:3])}")
     names = list(scores)
-    # int32 keys ordered like the scores: for non-negative float32, the bit pattern itself (a free view)
-    flat = {n: scores[n].detach().to(torch.float32).contiguous().view(-1) for n in names}
-    keys = {n: flat[n].view(torch.int32) for n in names if flat[n].numel()}  # empty ones: nothing to prune
-    offset = bool(pruned)
-    if keys:
-        lo, top = torch.stack([torch.stack(torch.aminmax(k)) for k in keys.values()]).aminmax(dim=0)
-        lo, top = int(lo[0]), int(top[1])
-        if top > _POS_INF_BITS or lo < 0:  # NaN bits lie past +inf's, or among the negative patterns
-            _nan_check(flat)
-        if lo < 0:  # negative scores (or -0.0): a rarer, slower path
-            keys, offset = {n: _signed_keys(k) for n, k in keys.items()}, True
-    for n, mask in pruned.items():
-        if tuple(mask.shape) != tuple(scores[n].shape):
-            raise PieError(f"already_pruned[{n}] has shape {tuple(mask.shape)}, scores {tuple(scores[n].shape)}")
-        if n in keys:
-            keys[n] = keys[n].masked_fill(mask.to(keys[n].device, torch.bool).reshape(-1), _INT_MIN)
-
-    # one scratch buffer for every tensor's bins: fresh memory costs page faults, reused memory does not
-    scratch = torch.empty(max((k.numel() for k in keys.values()), default=0), dtype=torch.int32,
-                          device=scores[names[0]].device if names else None)
-
-    def bins(key):  # the top 16 bits as a histogram bin, recomputed when needed rather than kept
-        h = torch.bitwise_right_shift(key, 16, out=scratch[:key.numel()])
-        return h.add_(1 << 15) if offset else h  # bincount wants >= 0; INT_MIN lands alone in bin 0
-
+    keys, offset = _sort_keys(scores, bool(pruned))
+    _mark_pruned(keys, pruned, scores)
+    bins = _binner(keys, offset, scores[names[0]].device if names else None)
     groups = [list(keys)] if scope == "global" else [[n] for n in keys]
     out: list[dict[str, torch.Tensor]] = [{} for _ in values]
     for group in groups:
@@ -204,6 +182,45 @@ def select_masks(scores: dict[str, torch.Tensor], sparsities: Sequence[float], s
                 masks.update(zip(group, group_masks))
     return [{n: masks[n].view(scores[n].shape) if n in masks else
              torch.ones(scores[n].shape, dtype=torch.bool, device=scores[n].device) for n in names} for masks in out]
+
+
+def _sort_keys(scores: dict[str, torch.Tensor], offset: bool) -> tuple[dict[str, torch.Tensor], bool]:
+    """int32 keys ordered like the scores (empty tensors left out: nothing to prune), and whether
+    the bins need an offset (earlier pruned entries, or negative scores)."""
+    # for non-negative float32, the bit pattern itself (a free view)
+    flat = {n: s.detach().to(torch.float32).contiguous().view(-1) for n, s in scores.items()}
+    keys = {n: f.view(torch.int32) for n, f in flat.items() if f.numel()}
+    if keys:
+        lo, top = torch.stack([torch.stack(torch.aminmax(k)) for k in keys.values()]).aminmax(dim=0)
+        lo, top = int(lo[0]), int(top[1])
+        if top > _POS_INF_BITS or lo < 0:  # NaN bits lie past +inf's, or among the negative patterns
+            _nan_check(flat)
+        if lo < 0:  # negative scores (or -0.0): a rarer, slower path
+            keys, offset = {n: _signed_keys(k) for n, k in keys.items()}, True
+    return keys, offset
+
+
+def _mark_pruned(keys: dict[str, torch.Tensor], pruned: dict[str, torch.Tensor],
+                 scores: dict[str, torch.Tensor]) -> None:
+    """The earlier pruned entries get the lowest key (INT_MIN), so they go first; in place."""
+    for n, mask in pruned.items():
+        if tuple(mask.shape) != tuple(scores[n].shape):
+            raise PieError(f"already_pruned[{n}] has shape {tuple(mask.shape)}, scores {tuple(scores[n].shape)}")
+        if n in keys:
+            keys[n] = keys[n].masked_fill(mask.to(keys[n].device, torch.bool).reshape(-1), _INT_MIN)
+
+
+def _binner(keys: dict[str, torch.Tensor], offset: bool, device):
+    """`bins(key)`: the top 16 bits of each key as a histogram bin, recomputed when needed rather
+    than kept, into one scratch buffer for every tensor (fresh memory costs page faults, reused
+    memory does not)."""
+    scratch = torch.empty(max((k.numel() for k in keys.values()), default=0), dtype=torch.int32, device=device)
+
+    def bins(key):
+        h = torch.bitwise_right_shift(key, 16, out=scratch[:key.numel()])
+        return h.add_(1 << 15) if offset else h  # bincount wants >= 0; INT_MIN lands alone in bin 0
+
+    return bins
 
 
 def _select_group(keys: list[torch.Tensor], values: list[float], offset: bool, bins) -> list[list[torch.Tensor]]:

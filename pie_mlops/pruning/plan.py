@@ -3,8 +3,8 @@ with its name (`<criterion>-<schedule>@<sparsity>`). Pure: no I/O, no tracking."
 
 from __future__ import annotations
 
-from pie_mlops.errors import PieError
-from pie_mlops.params import as_list
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.params import as_list
 
 SCOPES = ("unstructured", "structured")
 
@@ -23,44 +23,64 @@ def group_name(criterion: str, schedule: str, sparsity: float, scope: str = "uns
     return f"{criterion}-{schedule}{variant}@{format_sparsity(sparsity)}"
 
 
-def plan_jobs(params: dict) -> list[dict]:  # noqa: C901 -- to split (issue 28): one reader's checks in order
+def plan_jobs(params: dict) -> list[dict]:
     """Every (criterion, schedule, sparsity) to run, checked; PieError on any bad value."""
-    from pie_mlops.vocabulary import ARCHS
-    from pie_mlops.pruning.criteria import SCOPES as THRESHOLDS
     from pie_mlops.pruning.schedules import check_sparsity
 
-    arch = params["arch"]
-    if arch not in ARCHS:
-        raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    scope, threshold = params["scope"], params["threshold"]
-    if scope not in SCOPES:
-        raise PieError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
-    if threshold not in THRESHOLDS:
-        raise PieError(f"unknown threshold {threshold!r}; choose one of {', '.join(THRESHOLDS)}")
+    arch, scope, threshold = params["arch"], params["scope"], params["threshold"]
+    _check_names(arch, scope, threshold)
     methods, fixed = _methods(params)
     criteria, schedules = [c for c, *_ in methods + fixed], [s for _, s, *_ in methods + fixed]
     sparsities = [check_sparsity(s) for s in as_list(params["sparsities"])]
     if not ((methods and sparsities) or fixed):
         raise PieError("prune needs at least one criterion, schedule and sparsity")
     if scope == "structured":
-        if arch != "bert":
-            raise PieError(f"structured scope removes attention heads and FFN neurons: bert only, not {arch!r}")
-        if set(schedules) != {"os"}:
-            raise PieError("structured scope runs with the os schedule only (prune the trained model, "
-                           "then recover); set prune.schedules: [os]")
-        if "random" in criteria:
-            raise PieError("structured scope ranks heads and neurons by magnitude or impact, not random")
+        _check_structured(arch, criteria, schedules)
     check_prune_options(params, arch, scope)  # prunable, optimizer, impact_grads, dropout, epochs_per_step
-    for key in ("steps", "impact_batches", "impact_batch_size", "batch_size"):
-        if int(params[key]) < 1:
-            raise PieError(f"prune.{key} must be >= 1, got {params[key]!r}")
-    if int(params["recovery_steps"]) < 0:
-        raise PieError(f"prune.recovery_steps must be >= 0, got {params['recovery_steps']!r}")
+    _check_counts(params)
     predicted_splits(params)  # at least one evaluation split
     jobs = [(c, s, sp, threshold) for c, s in methods for sp in sparsities]
     jobs += [(c, s, check_sparsity(sp), thr) for c, s, sp, thr in fixed]
     if scope == "structured" and fixed:
         raise PieError("prune.methods: whole group names (<criterion>-<schedule>[-layer]@<sparsity>) are unstructured")
+    return _named_groups(jobs, scope)
+
+
+def _check_names(arch: str, scope: str, threshold: str) -> None:
+    """The architecture, scope and threshold are ones we know."""
+    from pie_mlops.config.vocabulary import ARCHS
+    from pie_mlops.pruning.criteria import SCOPES as THRESHOLDS
+
+    if arch not in ARCHS:
+        raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if scope not in SCOPES:
+        raise PieError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
+    if threshold not in THRESHOLDS:
+        raise PieError(f"unknown threshold {threshold!r}; choose one of {', '.join(THRESHOLDS)}")
+
+
+def _check_structured(arch: str, criteria: list[str], schedules: list[str]) -> None:
+    """Structured scope: bert, the os schedule, a magnitude or impact ranking."""
+    if arch != "bert":
+        raise PieError(f"structured scope removes attention heads and FFN neurons: bert only, not {arch!r}")
+    if set(schedules) != {"os"}:
+        raise PieError("structured scope runs with the os schedule only (prune the trained model, "
+                       "then recover); set prune.schedules: [os]")
+    if "random" in criteria:
+        raise PieError("structured scope ranks heads and neurons by magnitude or impact, not random")
+
+
+def _check_counts(params: dict) -> None:
+    """Step and batch counts of at least one; recovery steps of at least none."""
+    for key in ("steps", "impact_batches", "impact_batch_size", "batch_size"):
+        if int(params[key]) < 1:
+            raise PieError(f"prune.{key} must be >= 1, got {params[key]!r}")
+    if int(params["recovery_steps"]) < 0:
+        raise PieError(f"prune.recovery_steps must be >= 0, got {params['recovery_steps']!r}")
+
+
+def _named_groups(jobs: list[tuple], scope: str) -> list[dict]:
+    """One job per group name, the first of any that share one, in order."""
     out = {}
     for c, s, sp, thr in jobs:
         name = group_name(c, s, sp, scope, thr)
@@ -111,7 +131,7 @@ def predicted_splits(plan: dict) -> tuple[str, ...]:
 
 def check_prune_options(params: dict, arch: str, scope: str) -> None:
     """The prune section's options, before any run: PieError naming the key."""
-    from pie_mlops.fidelity import check_options, model_kwargs
+    from pie_mlops.config.fidelity import check_options, model_kwargs
     from pie_mlops.pruning.schedules import resolve_epochs_per_step
 
     check_options(params, "prune")

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from torch import nn
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.pruning.criteria import _num_labels, _patterns, prunable_weights
 
 PRUNABLE_SETS = ("linear", "paper")

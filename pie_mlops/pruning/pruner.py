@@ -1,7 +1,7 @@
-"""The hooks a pruning schedule gives the training loop (pie_mlops/training.py drives them).
+"""The hooks a pruning schedule gives the training loop (pie_mlops/jobs/training.py drives them).
 
-Here, not in training.py, so the pruning math (schedules.py) needs no training code
-(.importlinter: pruning's math never imports pie_mlops.training).
+Here, not in jobs/training.py, so the pruning math (schedules.py) needs no training code
+(.importlinter: pruning's math never imports pie_mlops.jobs.training).
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ import math
 import torch
 from transformers.pytorch_utils import prune_linear_layer
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.models.bert import encoder_layers, encoder_structure, set_head_count
-from pie_mlops.vocabulary import CRITERIA  # noqa: F401  (one source of the names)
+from pie_mlops.config.vocabulary import CRITERIA  # noqa: F401  (one source of the names)
 
 
 def _hf(model):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.report import plots
 from pie_mlops.report.templating import blocks, render as page
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from pie_mlops.credentials import check_no_password, redact_url  # noqa: F401  (redact_url: callers import it here)
-from pie_mlops.compat import frozen_trial, grid_order, set_grid_order
-from pie_mlops.errors import JobFailedError
-from pie_mlops.log import get as get_logger
+from pie_mlops.util.credentials import check_no_password, redact_url  # noqa: F401  (redact_url: callers import it here)
+from pie_mlops.util.compat import frozen_trial, grid_order, set_grid_order
+from pie_mlops.util.errors import JobFailedError
+from pie_mlops.util.log import get as get_logger
 from pie_mlops.scale.grid import Job, PhaseState, phase_state
 
 _LOG = get_logger(__name__)

@@ -29,13 +29,13 @@ class Job:
 
 
 def _archs(section: dict) -> list[str]:
-    from pie_mlops.params import as_list
+    from pie_mlops.config.params import as_list
 
     return as_list(section["arch"]) or ["bert"]
 
 
 def train_jobs(train: dict) -> list[Job]:
-    from pie_mlops.params import for_arch, seeds_for
+    from pie_mlops.config.params import for_arch, seeds_for
 
     jobs = []
     for arch in _archs(train):
@@ -47,7 +47,7 @@ def train_jobs(train: dict) -> list[Job]:
 
 def prune_jobs(prune: dict) -> list[Job]:
     from pie_mlops.pruning.plan import plan_jobs
-    from pie_mlops.params import as_list, for_arch, seeds_for
+    from pie_mlops.config.params import as_list, for_arch, seeds_for
 
     jobs = []
     for arch in _archs(prune):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pie_mlops.errors import DataQualityError, PieError
-from pie_mlops.schema import defaults
-from pie_mlops.log import get as get_logger
-from pie_mlops.log import progress_disabled
+from pie_mlops.util.errors import DataQualityError, PieError
+from pie_mlops.config.schema import defaults
+from pie_mlops.util.log import get as get_logger
+from pie_mlops.util.log import progress_disabled
 
 _LOG = get_logger(__name__)
 
-DEFAULTS = defaults("check")  # pie_mlops/schema.py: the one source of defaults and types
+DEFAULTS = defaults("check")  # pie_mlops/config/schema.py: the one source of defaults and types
 
 
 def resolve_names(names: list[str], data_dir: str | Path) -> list[str]:
@@ -19,7 +19,7 @@ def resolve_names(names: list[str], data_dir: str | Path) -> list[str]:
 
     Every name is checked before any dataset is validated, so a typo fails at once.
     """
-    from pie_mlops.vocabulary import check_name
+    from pie_mlops.config.vocabulary import check_name
 
     root = Path(data_dir)
     for name in names:  # a name, never a path: it becomes data/<name> and reports/.../<name>
@@ -79,7 +79,7 @@ def check(params: dict, names: list[str], data_dir: str = "data") -> list[dict]:
     """
     from tqdm.auto import tqdm
 
-    from pie_mlops.atomic import write_text
+    from pie_mlops.util.atomic import write_text
     from pie_mlops.data.quality import validate_dataset
     from pie_mlops.report.data_check import render_check_html
     from pie_mlops.tracking import log_artifacts_if_active

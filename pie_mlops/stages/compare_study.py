@@ -1,8 +1,8 @@
 """Stage `compare` (params: compare.*): every pruned group against dense, with everything around it.
 
 For each architecture: collect the predictions (from MLflow by their tags, or from a
-directory), gate them with great-expectations, flag the PIEs (`pie_mlops.pies`), run the
-analyses (`pie_mlops.analysis`), pick the `champion` (`pie_mlops.selection`), and write
+directory), gate them with great-expectations, flag the PIEs (`pie_mlops.compare.pies`), run the
+analyses (`pie_mlops.analysis`), pick the `champion` (`pie_mlops.compare.selection`), and write
 one directory, atomically:
 
     <out>/pies.parquet  summary.json  analysis.json  complexity.parquet  pie_examples.parquet
@@ -25,15 +25,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from pie_mlops.context import JobContext
-from pie_mlops.errors import BaselineGateError, DataQualityError, PieError
-from pie_mlops.log import get as get_logger
-from pie_mlops.schema import defaults
+from pie_mlops.jobs.context import JobContext
+from pie_mlops.util.errors import BaselineGateError, DataQualityError, PieError
+from pie_mlops.util.log import get as get_logger
+from pie_mlops.config.schema import defaults
 from pie_mlops.report.plot_tables import method_of, sparsity_of, write_plot_tables
-from pie_mlops.stages.compare_gate import champion_verdict
+from pie_mlops.compare.gate import champion_verdict
 
 _LOG = get_logger(__name__)
-DEFAULTS = defaults("compare")  # pie_mlops/schema.py: the one source of defaults and types
+DEFAULTS = defaults("compare")  # pie_mlops/config/schema.py: the one source of defaults and types
 
 
 def compare(params: dict, predictions_dir: str | Path | None = None, progress: bool = True,
@@ -42,7 +42,7 @@ def compare(params: dict, predictions_dir: str | Path | None = None, progress: b
     `ctx`: the job's context (a worker's tags go on the compare runs). `echo`: where the closing
     summary goes (claims, champions, reports; pie_mlops/report/console.py), even when the
     baseline gate stopped an architecture; None prints nothing."""
-    from pie_mlops.vocabulary import check_name
+    from pie_mlops.config.vocabulary import check_name
 
     archs = params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]
     archs = [check_name("arch", a, "compare.arch") for a in archs]  # each becomes a path part of out
@@ -56,7 +56,7 @@ def compare(params: dict, predictions_dir: str | Path | None = None, progress: b
         except BaselineGateError as exc:
             stopped.append(str(exc))
     # The claims need every architecture of the dataset: recomputed from all on disk each time.
-    from pie_mlops.stages.claims import write_claims
+    from pie_mlops.compare.claims import write_claims
     claims = str(write_claims(params, [r["run_id"] for r in results if r.get("run_id")]))
     if echo is not None:
         from pie_mlops.report.console import details, summary_text
@@ -71,11 +71,11 @@ def compare(params: dict, predictions_dir: str | Path | None = None, progress: b
 
 def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, progress: bool,
                 ctx: JobContext | None = None) -> dict:
-    from pie_mlops import pies
+    from pie_mlops.compare import pies
     from pie_mlops.analysis.run import analyse
-    from pie_mlops.atomic import atomic_dir
+    from pie_mlops.util.atomic import atomic_dir
     from pie_mlops.data.contract import read_meta, read_split
-    from pie_mlops.compare_files import write_outputs
+    from pie_mlops.compare.files import write_outputs
 
     dataset, split = params["dataset"], params["split"]
     dataset_dir = Path(params["data_dir"]) / dataset
@@ -84,18 +84,18 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
     out = Path(str(params["out"]).format(**fmt))
     wanted = (split, "train", params["snapshot"])
     if predictions_dir is None:
-        from pie_mlops.stages.collect import collect_splits
+        from pie_mlops.compare.collect import collect_splits
         keep = None
         if params.get("models"):  # a worker's grid: exactly its own (group, seed) models
             keep = {(str(g), int(s)) for g, s in params["models"]}
         elif params.get("predictions_dir"):
-            from pie_mlops.stages.collect import local_models
+            from pie_mlops.compare.collect import local_models
             keep = local_models(Path(params["predictions_dir"]) / dataset / arch)
         frames, md5s, runs = collect_splits(dataset, arch, split, wanted[1:], progress, keep)
         try:
             _gate(frames[split], texts, meta, params, Path(str(params["checks_dir"]).format(**fmt)), md5s, arch)
         except BaselineGateError as exc:
-            from pie_mlops.stages.compare_gate import stop
+            from pie_mlops.compare.gate import stop
             stop(out, meta, fmt, split, exc)
             raise
         stacks = {s: pies.stack_split(f, s) for s, f in frames.items() if s == split or "dense" in set(f["group"])}
@@ -126,7 +126,7 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
         _dump(verdict, tmp / "champion.json")
         _dump(_compression(core, test, runs, params), tmp / "compression.json")  # pruning vs quantization
         write_plot_tables(core.summary, analysis, arch, tmp / "plots")
-        from pie_mlops.stages.report import build_report
+        from pie_mlops.report.build import build_report
         build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}", claims=False)
     if params["export_pies"]:  # each dataset written atomically on its own, after the outputs
         _export_pies(core.pies, texts, meta, dataset, arch, split, Path(params["data_dir"]))
@@ -143,7 +143,7 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
 
 def _read_dir(root: Path, splits: tuple[str, ...]) -> dict:
     """The compared split (required) and the train splits for EL2N (when dense has them)."""
-    from pie_mlops.compare_files import load_predictions_dir
+    from pie_mlops.compare.files import load_predictions_dir
     stacks = {splits[0]: load_predictions_dir(root, splits[0])}
     for s in splits[1:]:
         try:
@@ -170,7 +170,7 @@ def _gate(frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, params: dict, ch
     """Great-expectations checks on the predictions; a failure stops the stage (exit 1).
     Dense models no better than the trivial baseline (and nothing else wrong) stop only `arch`."""
     from pie_mlops.data.prediction_quality import validate_predictions
-    from pie_mlops.stages.compare_gate import baseline_message, baseline_spec
+    from pie_mlops.compare.gate import baseline_message, baseline_spec
     from pie_mlops.tracking import data_md5
 
     current = data_md5(Path(params["data_dir"])) if md5s is not None else None
@@ -190,9 +190,9 @@ def _gate(frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, params: dict, ch
 def model_scores(test, flags: dict[str, np.ndarray], own: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Each model's accuracy (macro-F1 multi-label) on all examples, its group's PIEs and non-PIEs
     (`own`, default `flags`), and the pruning-sensitive subset (the union of the PIE sets in `flags`)."""
-    from pie_mlops.pies import model_predictions
-    from pie_mlops.pies import model_scores as scores_on
-    from pie_mlops.selection import sensitive_subset
+    from pie_mlops.compare.pies import model_predictions
+    from pie_mlops.compare.pies import model_scores as scores_on
+    from pie_mlops.compare.selection import sensitive_subset
 
     sensitive = sensitive_subset(flags)
     columns = {}
@@ -212,7 +212,7 @@ def _compression(core, test, runs: list[dict], params: dict) -> dict:
     """compression.json: sizes, latencies and exemplars side by side, with each group's flips
     against the dense model of the same seed (pie_mlops/analysis/compression.py)."""
     from pie_mlops.analysis.compression import compression_table, paired_flips
-    from pie_mlops.pies import model_predictions
+    from pie_mlops.compare.pies import model_predictions
 
     dense = test.groups["dense"]
     dp = model_predictions(dense.logits, test.task, dense.thresholds)

@@ -16,8 +16,8 @@ import pandas as pd
 from pie_mlops.data.build import SPLIT_ALIASES, build_dataset
 from pie_mlops.data.contract import label_column
 from pie_mlops.data.readers import Table, read_table
-from pie_mlops.errors import PieError
-from pie_mlops.vocabulary import check_name
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.vocabulary import check_name
 
 DEFAULT_LICENSE = "unknown (user import)"
 RESERVED = {"example_id", "text", "text_pair", "label", "labels", "_split"}  # columns build_dataset uses

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pie_mlops.errors import PieError
-from pie_mlops.vocabulary import check_name
-from pie_mlops.schema import defaults
-from pie_mlops.log import progress_disabled
-from pie_mlops.log import get as get_logger
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.vocabulary import check_name
+from pie_mlops.config.schema import defaults
+from pie_mlops.util.log import progress_disabled
+from pie_mlops.util.log import get as get_logger
 
 _LOG = get_logger(__name__)
 
-DEFAULTS = defaults("materialize")  # pie_mlops/schema.py: the one source of defaults and types
+DEFAULTS = defaults("materialize")  # pie_mlops/config/schema.py: the one source of defaults and types
 
 
 def available() -> list[str]:
@@ -86,7 +86,7 @@ def _keep_foreign(path: Path, source: str) -> None:
 
 
 def _report_dvc_state(data_dir: str) -> None:
-    from pie_mlops.versioning import sync_dvc_cache
+    from pie_mlops.util.versioning import sync_dvc_cache
 
     state = sync_dvc_cache(data_dir)
     if state in ("cached", "up to date"):

@@ -18,24 +18,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pie_mlops.context import JobContext
-from pie_mlops.errors import PieError
-from pie_mlops.vocabulary import check_name
-from pie_mlops.fingerprint import code_fingerprint
-from pie_mlops.log import get as get_logger
-from pie_mlops.log import progress_disabled
-from pie_mlops.schema import defaults
-from pie_mlops.jobs import Made, ModelJob, finished, identity_tags
-from pie_mlops.params import as_list, for_arch, hyperparameters, seeds_for
+from pie_mlops.jobs.context import JobContext
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.vocabulary import check_name
+from pie_mlops.util.fingerprint import code_fingerprint
+from pie_mlops.util.log import get as get_logger
+from pie_mlops.util.log import progress_disabled
+from pie_mlops.config.schema import defaults
+from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags
+from pie_mlops.config.params import as_list, for_arch, hyperparameters, seeds_for
 from pie_mlops.pruning.plan import SCOPES, format_sparsity, group_name, plan_jobs  # noqa: F401 (the stage's vocabulary)
 from pie_mlops.pruning.plan import predicted_splits as _predicted_splits
-from pie_mlops.stages.prune_group import prune_groups, prune_pooled
-from pie_mlops.stages.prune_quant import quantize_groups
-from pie_mlops.stages.prune_group import load_dense, pruned_dir, pruned_made, track_pruned  # noqa: F401 (pruned_dir: the stage's)
+from pie_mlops.jobs.prune_group import prune_groups, prune_pooled
+from pie_mlops.jobs.prune_quant import quantize_groups
+from pie_mlops.jobs.prune_group import load_dense, pruned_dir, pruned_made, track_pruned  # noqa: F401 (pruned_dir: the stage's)
 
 _LOG = get_logger(__name__)
 
-DEFAULTS = defaults("prune")  # pie_mlops/schema.py: the one source of defaults and types
+DEFAULTS = defaults("prune")  # pie_mlops/config/schema.py: the one source of defaults and types
 # The current seed's registered dense model lives in the job context (`ctx.dense`), which a
 # worker's lane keeps across prune() calls: it runs one (group, seed) per call, and reloading
 # the same version for every group cost a download and a model build per job. Keyed by the
@@ -81,7 +81,7 @@ def _check_dense(name: str, seeds: list[int], md5: str) -> dict:
 
 def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) -> list[dict]:
     """Run every pruned (group, seed); returns one record each: pruned or skipped. `ctx`: the
-    job's context (a worker's lane; default: this command alone, pie_mlops/context.py).
+    job's context (a worker's lane; default: this command alone, pie_mlops/jobs/context.py).
 
     `arch` may list several architectures; each is pruned in turn, like `train` does."""
     from tqdm.auto import tqdm
@@ -101,7 +101,7 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     quant_only = bool(as_list(params.get("quantize"))) and not as_list(params["sparsities"])  # quantized groups alone
     jobs, seeds = ([] if quant_only else plan_jobs(params)), seeds_for(params, params["arch"], "prune")
     hp = _hyperparameters(params)
-    from pie_mlops.params import seed_parallel
+    from pie_mlops.config.params import seed_parallel
 
     parallel = seed_parallel(params, params["arch"], "prune")
     processes = seed_processes(params)
@@ -142,7 +142,7 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
                                   versions[job.seed]))
     if together:
         records += prune_groups(together, meta, splits, progress, ctx, versions)
-    if params.get("quantize"):  # quant-<method> groups: the same protocol, no pruning (prune_quant.py)
+    if params.get("quantize"):  # quant-<method> groups: the same protocol, no pruning (jobs/prune_quant.py)
         records += quantize_groups(params, name, versions, meta, splits, ctx, md5, sha)
     return records
 
@@ -153,7 +153,7 @@ def _model_job(params: dict, hp: dict, group_plan: dict, epochs_per_step: int, s
     group's own keys and its E), output folder, alias and identity tags; `store`: (registered
     model name, data md5, git sha)."""
     from pie_mlops import tracking
-    from pie_mlops.fidelity import identity_extras
+    from pie_mlops.config.fidelity import identity_extras
 
     name, md5, sha = store
     plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
@@ -190,7 +190,7 @@ def stackable(plan: dict) -> bool:
 
 def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext, key: tuple, mv=None) -> dict:
     from pie_mlops.pruning.apply import prune_model
-    from pie_mlops.training import predict_frames
+    from pie_mlops.jobs.training import predict_frames
 
     plan, seed = job.plan, job.seed
 
@@ -212,7 +212,7 @@ def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, de
     download, so memory stays one model whatever the seed count); ft/wr/ai: the dense init."""
     import copy
 
-    from pie_mlops.fidelity import model_kwargs
+    from pie_mlops.config.fidelity import model_kwargs
     from pie_mlops.models import build_model
 
     if plan["schedule"] == "os":

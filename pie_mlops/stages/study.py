@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from pie_mlops.errors import PieError
-from pie_mlops.log import get as get_logger
-from pie_mlops.params import DEFAULT_PARAMS, load_section
+from pie_mlops.util.errors import PieError
+from pie_mlops.util.log import get as get_logger
+from pie_mlops.config.params import DEFAULT_PARAMS, load_section
 
 _LOG = get_logger(__name__)
 
@@ -57,7 +57,7 @@ def study(params_file: str | Path = DEFAULT_PARAMS, use_dvc: bool | None = None,
         timed("dvc repro", _dvc_repro)
     else:
         _in_process(params_file, timed, progress, echo)
-        from pie_mlops.stages.study_dvc import declare
+        from pie_mlops.config.study_dvc import declare
         declare(params_file)  # a profile's own metrics and plots, for `dvc metrics/plots show`
     report = Path(load_section("report", {"compare_root": "reports/compare", "out": "reports/pies"},
                                params_file)["out"]) / "index.html"

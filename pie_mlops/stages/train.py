@@ -9,7 +9,7 @@ Tuned hyperparameters from `params/best_<dataset>_<arch>.yaml` (written by `tune
 the ones here. Every input is checked before the first run starts, so bad input never
 leaves a half-written run or version behind.
 
-Under `torchrun --nproc_per_node N` (pie_mlops.distributed) each model is trained by all N
+Under `torchrun --nproc_per_node N` (pie_mlops.jobs.distributed) each model is trained by all N
 processes with DDP; only rank 0 reads and writes the MLflow store and the prediction files,
 and it tells the others which jobs to skip. The other ranks train, then wait and exit 0.
 """
@@ -18,22 +18,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pie_mlops.context import JobContext
-from pie_mlops.errors import PieError
-from pie_mlops.vocabulary import check_name
-from pie_mlops.fingerprint import code_fingerprint
-from pie_mlops.schema import defaults
-from pie_mlops.log import progress_disabled
-from pie_mlops.log import get as get_logger
-from pie_mlops.jobs import Made, ModelJob, finished, identity_tags
-from pie_mlops.predictions import predicted_splits
-from pie_mlops.stages.train_group import GROUP, track_one, train_config, train_group, train_pooled
-from pie_mlops.params import TUNED, as_list, best_params_file, for_arch, hyperparameters, seeds_for  # noqa: F401 (TUNED: re-read by tests)
+from pie_mlops.jobs.context import JobContext
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.vocabulary import check_name
+from pie_mlops.util.fingerprint import code_fingerprint
+from pie_mlops.config.schema import defaults
+from pie_mlops.util.log import progress_disabled
+from pie_mlops.util.log import get as get_logger
+from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags
+from pie_mlops.compare.predictions import predicted_splits
+from pie_mlops.jobs.train_group import GROUP, track_one, train_config, train_group, train_pooled
+from pie_mlops.config.params import TUNED, as_list, best_params_file, for_arch, hyperparameters, seeds_for  # noqa: F401 (TUNED: re-read by tests)
 
 _LOG = get_logger(__name__)
 
 DENSE_LONG = "dense-long"  # the training-length control (train.dense_long_epochs; docs/claims.md)
-DEFAULTS = defaults("train")  # pie_mlops/schema.py: the one source of defaults and types
+DEFAULTS = defaults("train")  # pie_mlops/config/schema.py: the one source of defaults and types
 
 
 def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
@@ -49,7 +49,7 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
     # bilstm uses the packaged GloVe. A bert path or hub name is checked by building the
     # model, which happens before its run starts (a missing local path is a PieError there).
     model_path = params["model_path"] if arch == "bert" else None
-    from pie_mlops.fidelity import check_options, identity_extras, model_kwargs
+    from pie_mlops.config.fidelity import check_options, identity_extras, model_kwargs
 
     check_options(params, "train")
     model_kwargs(arch, params, "train")  # a dropout given to bert: an error before any run
@@ -64,8 +64,8 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
 
 def seed_parallel(params: dict, arch: str) -> bool:
     """Whether `arch`'s seeds are trained together (PieError where that is not built)."""
-    from pie_mlops import distributed
-    from pie_mlops.params import seed_parallel as wanted
+    from pie_mlops.jobs import distributed
+    from pie_mlops.config.params import seed_parallel as wanted
 
     if wanted(params, arch, "train") and distributed.world_size() > 1:  # DDP splits one model's batches instead
         _LOG.info("train.seed_parallel is off under torchrun: the ranks share one seed's batches")
@@ -77,9 +77,9 @@ def train(params: dict, progress: bool = True, force: dict | None = None, ctx: J
     """Train the dense group; returns one record per (arch, seed): trained or skipped.
 
     `force` holds hyperparameters that win even over the tuned file (CLI --epochs); `ctx` is
-    the job's context (a worker's lane; default: this command alone, pie_mlops/context.py).
+    the job's context (a worker's lane; default: this command alone, pie_mlops/jobs/context.py).
     """
-    from pie_mlops import distributed
+    from pie_mlops.jobs import distributed
 
     distributed.setup()  # no-op unless launched by torchrun
     try:
@@ -96,7 +96,7 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta
     from pie_mlops.data.splits import subsample
-    from pie_mlops.distributed import broadcast, is_main
+    from pie_mlops.jobs.distributed import broadcast, is_main
 
     archs = as_list(params["arch"]) or ["bert"]
     data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "train.dataset (or --dataset)")
@@ -158,7 +158,7 @@ def dense_long_plan(plan: dict, params: dict) -> dict | None:
 
 def seed_processes(params: dict, plan: dict) -> int:
     """How many of `plan`'s seeds compute at a time in child processes (1: here, one by one)."""
-    from pie_mlops import distributed
+    from pie_mlops.jobs import distributed
 
     value = params.get("seed_processes", 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -185,11 +185,11 @@ def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str, d
 
 
 def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext) -> dict:
-    from pie_mlops.distributed import is_main, rank
-    from pie_mlops.fidelity import model_kwargs
+    from pie_mlops.jobs.distributed import is_main, rank
+    from pie_mlops.config.fidelity import model_kwargs
     from pie_mlops.models import build_model
-    from pie_mlops.training import predict_frames, snapshot_frames
-    from pie_mlops.training import train as fit
+    from pie_mlops.jobs.training import predict_frames, snapshot_frames
+    from pie_mlops.jobs.training import train as fit
 
     plan, seed = job.plan, job.seed
     task, n_labels = meta["task"], len(meta["label_names"])

@@ -18,16 +18,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pie_mlops.compat import study_storage
-from pie_mlops.errors import PieError
-from pie_mlops.vocabulary import check_name
-from pie_mlops.schema import defaults
-from pie_mlops.log import progress_disabled
-from pie_mlops.log import get as get_logger
+from pie_mlops.util.compat import study_storage
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.vocabulary import check_name
+from pie_mlops.config.schema import defaults
+from pie_mlops.util.log import progress_disabled
+from pie_mlops.util.log import get as get_logger
 
 _LOG = get_logger(__name__)
 
-DEFAULTS = defaults("tune")  # pie_mlops/schema.py: the one source of defaults and types
+DEFAULTS = defaults("tune")  # pie_mlops/config/schema.py: the one source of defaults and types
 TUNABLE = ("lr", "epochs", "batch_size", "warmup_ratio")
 # What a study searches: a change to any of these starts a new study (n_trials, storage and
 # out do not change what a trial measures).
@@ -120,7 +120,7 @@ def best_params_path(params: dict) -> Path:
 def write_best(path: Path, best: dict, meta: dict) -> None:
     import yaml
 
-    from pie_mlops.atomic import write_text
+    from pie_mlops.util.atomic import write_text
 
     # Atomic: train never reads half a file.
     write_text(path, "# Written by `pie-mlops tune`; read by `pie-mlops train`.\n"
@@ -223,7 +223,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
 
     if params["arch"] not in ARCHS:
         raise PieError(f"unknown architecture {params['arch']!r}; choose one of {', '.join(ARCHS)}")
-    from pie_mlops.credentials import check_no_password
+    from pie_mlops.util.credentials import check_no_password
 
     check_no_password(params["storage"], "tune.storage (or --storage)")  # a DVC param: it would land in dvc.lock
     data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "tune.dataset (or --dataset)")
@@ -241,7 +241,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
 
     from pie_mlops import tracking
     from pie_mlops.scale.claims import redact_url
-    from pie_mlops.training import TrainConfig, train
+    from pie_mlops.jobs.training import TrainConfig, train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     md5 = tracking.data_md5(params["data_dir"])

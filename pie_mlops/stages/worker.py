@@ -20,14 +20,14 @@ import socket
 import time
 from pathlib import Path
 
-from pie_mlops.errors import PieError
-from pie_mlops.params import DEFAULT_PARAMS, load_section
-from pie_mlops.log import get as get_logger
-from pie_mlops.schema import defaults
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.params import DEFAULT_PARAMS, load_section
+from pie_mlops.util.log import get as get_logger
+from pie_mlops.config.schema import defaults
 
 _LOG = get_logger(__name__)
 
-DEFAULTS = defaults("worker")  # pie_mlops/schema.py: the one source of defaults and types
+DEFAULTS = defaults("worker")  # pie_mlops/config/schema.py: the one source of defaults and types
 
 
 def default_lanes(tracking_uri: str, storage: str) -> int:
@@ -55,7 +55,7 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
            tune: bool = True, options: dict | None = None, progress: bool = False) -> dict:
     """Work until the grid is done (or `max_jobs` jobs ran here); returns what this worker did."""
     from pie_mlops import tracking
-    from pie_mlops.context import Worker, lane_context
+    from pie_mlops.jobs.context import Worker, lane_context
     from pie_mlops.scale.claims import Budget, Claims, redact_url, run_phase
     from pie_mlops.scale.grid import PHASES, grid_id, plan_grid
 
@@ -64,7 +64,7 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
     opts = {**DEFAULTS, **load_section("worker", DEFAULTS, params_file), **(options or {})}
     params = _sections(params_file)
     storage = storage or opts["storage"] or params["tune"]["storage"]
-    from pie_mlops.credentials import check_no_password
+    from pie_mlops.util.credentials import check_no_password
 
     check_no_password(storage, "--storage, worker.storage or tune.storage")  # before anything logs or claims
     n_lanes = int(opts["lanes"] or default_lanes(tracking.tracking_uri(), storage))
@@ -137,11 +137,24 @@ def _run_lanes(lane, n_lanes: int, budget) -> None:
 
 
 def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, lane) -> dict:
-    from pie_mlops import tracking
-    from pie_mlops.stages import compare_study, prune, train
     from pie_mlops.tracking import accounting  # a submodule: the lazy table names functions only
 
-    start, spent0, lane0 = time.perf_counter(), accounting.spent_seconds(), dict(lane.totals)
+    start = time.perf_counter()
+    with accounting.counting(lane.totals):  # tracking calls add to the lane's tracking_s
+        lane0 = dict(lane.totals)
+        record = _job_record(job, trial, retried, me, progress, lane)
+    facts = {"worker": me, "status": record.get("status", "compared"), "run_id": record.get("run_id", ""),
+             "job_s": round(time.perf_counter() - start, 4),
+             **{k: round(v - lane0[k], 4) for k, v in lane.totals.items()}}  # compute_s, wait_s, tracking_s
+    done.append({"job": job.key, **facts})
+    return facts
+
+
+def _job_record(job, trial, retried: bool, me: str, progress: bool, lane) -> dict:
+    """Run one claimed job in its own context; its record, checked FINISHED and registered."""
+    from pie_mlops import tracking
+    from pie_mlops.stages import compare_study, prune, train
+
     ctx = lane.for_job({"pie.job": job.key, "pie.worker": me, "pie.trial": f"{trial.study.study_name}#{trial.number}"})
     if retried:  # the earlier attempt's worker died, or the job raised
         ctx.finished.forget()  # it may have finished its run before it died
@@ -160,9 +173,4 @@ def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, lane
     fresh = record.get("status") in ("trained", "pruned") and record.get("version")
     if job.phase != "compare" and not fresh and not tracking.run_registered(record["run_id"]):
         raise RuntimeError(f"{job.key}: run {record['run_id']} is not FINISHED with a registered version")
-    facts = {"worker": me, "status": record.get("status", "compared"), "run_id": record.get("run_id", ""),
-             "job_s": round(time.perf_counter() - start, 4),
-             "tracking_s": round(accounting.spent_seconds() - spent0, 4),
-             **{k: round(v - lane0[k], 4) for k, v in lane.totals.items()}}  # compute_s, wait_s
-    done.append({"job": job.key, **facts})
-    return facts
+    return record

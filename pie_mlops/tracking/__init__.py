@@ -10,10 +10,10 @@ so a stage that only logs an artifact (check) never imports the model loader (mo
 - `compare`: the comparison's run, metrics and artifacts.
 - `recovery`: runs a killed process left RUNNING.
 - `guard`: the start-up check of the store, its creation lock, per-model claims on SQLite.
-- `accounting`: per-thread tracking time and worker-job tags.
+- `accounting`: the seconds a job spends in tracking calls, into its `ctx.totals`.
 """
 
-# name -> the module that defines it; pie_mlops/fingerprint.py reads this table (dvc.yaml's deps)
+# name -> the module that defines it; pie_mlops/util/fingerprint.py reads this table (dvc.yaml's deps)
 LAZY = {
     "clear_champion": "compare", "compare_run": "compare", "log_compare_artifacts": "compare",
     "log_metric_batch": "compare", "metric_key": "compare",

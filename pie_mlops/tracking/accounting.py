@@ -1,27 +1,30 @@
-"""Per-thread accounting for the tracking layer: seconds spent in tracking calls. A worker's
-lanes are threads; each counts its own. Instrumentation only: nothing reads it to decide what
-to do (the job's context, pie_mlops/context.py, carries what does).
+"""Accounting for the tracking layer: seconds spent in tracking calls, added to the running
+job's `ctx.totals["tracking_s"]` (pie_mlops/jobs/context.py) beside its compute and wait time.
+
+The tracking functions take no context, so the job binds its totals for the block that runs it
+(`counting(ctx.totals)`, a context variable: each worker lane is a thread with its own). Outside
+such a block nothing is counted. Instrumentation only: nothing reads it to decide what to do.
 """
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 
-# Seconds spent in tracking calls (runs, artifacts, registry): the per-job tracking time a
-# worker reports (bench/scale_workers.sh).
-_LOCAL = threading.local()
-
-
-def _spent_state() -> dict:
-    if not hasattr(_LOCAL, "spent"):
-        _LOCAL.spent = {"seconds": 0.0, "depth": 0}
-    return _LOCAL.spent
+# The running job's totals (None: no job counts) and how deep in `spent` blocks this thread is.
+_TOTALS: ContextVar[dict | None] = ContextVar("pie_tracking_totals", default=None)
+_DEPTH: ContextVar[int] = ContextVar("pie_tracking_depth", default=0)
 
 
-def spent_seconds() -> float:
-    """Seconds this thread has spent in tracking calls so far."""
-    return _spent_state()["seconds"]
+@contextmanager
+def counting(totals: dict):
+    """Add the block's tracking time to `totals["tracking_s"]` (a job context's totals)."""
+    totals.setdefault("tracking_s", 0.0)
+    token = _TOTALS.set(totals)
+    try:
+        yield totals
+    finally:
+        _TOTALS.reset(token)
 
 
 @contextmanager
@@ -29,15 +32,15 @@ def spent():
     """Count the block's wall time as tracking time (nested blocks count once)."""
     import time
 
-    state = _spent_state()
+    totals, depth = _TOTALS.get(), _DEPTH.get()
+    token = _DEPTH.set(depth + 1)
     start = time.perf_counter()
-    state["depth"] += 1
     try:
         yield
     finally:
-        state["depth"] -= 1
-        if state["depth"] == 0:
-            state["seconds"] += time.perf_counter() - start
+        _DEPTH.reset(token)
+        if totals is not None and depth == 0:
+            totals["tracking_s"] += time.perf_counter() - start
 
 
 def timed(fn):

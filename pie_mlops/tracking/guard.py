@@ -15,10 +15,10 @@ import os
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.tracking.recovery import OWNER_TAG, reap_orphan_parents
 from pie_mlops.tracking.store import _client, registry_uri, tracking_uri
-from pie_mlops.log import get as get_logger
+from pie_mlops.util.log import get as get_logger
 
 _LOG = get_logger(__name__)
 
@@ -147,7 +147,7 @@ def _answer(uri: str, users: set[str]) -> None:
 
 def open_store() -> None:
     """Check the tracking store once, before a stage writes anything (see the module doc)."""
-    from pie_mlops.credentials import check_tracking_uris
+    from pie_mlops.util.credentials import check_tracking_uris
 
     check_tracking_uris()  # also for callers of the stage functions that bypass the CLI
     users = {k for k in HTTP_LIMITS if os.environ.get(k)}

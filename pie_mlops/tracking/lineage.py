@@ -12,7 +12,7 @@ def context_tags() -> dict:
     lives in the venv, outside the repository: then MLflow's git helpers ask the working directory."""
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_COMMIT, MLFLOW_GIT_REPO_URL
 
-    from pie_mlops.compat import mlflow_context_tags, mlflow_git
+    from pie_mlops.util.compat import mlflow_context_tags, mlflow_git
 
     tags = mlflow_context_tags()
     if MLFLOW_GIT_COMMIT not in tags:
@@ -36,7 +36,7 @@ def dataset_entity(dataset: str, split: str, digest: str, data_dir: str | Path =
 
     from mlflow.entities import Dataset
 
-    from pie_mlops.compat import mlflow_dataset_entity
+    from pie_mlops.util.compat import mlflow_dataset_entity
 
     uri = f"{Path(data_dir).as_posix().rstrip('/')}/{dataset}/{split}.parquet"
     name = f"{dataset}/{split}"

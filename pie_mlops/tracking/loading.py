@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.tracking.accounting import timed
 from pie_mlops.tracking.store import _client
 
@@ -41,7 +41,7 @@ def version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Path
 
 
 def _version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Path, dict | None]:
-    from pie_mlops.compat import logged_model_files
+    from pie_mlops.util.compat import logged_model_files
     from pie_mlops.models.common import WEIGHTS_NAME
     from pie_mlops.tracking.models import download_run_artifacts, version_by_alias
 

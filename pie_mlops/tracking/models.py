@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.tracking.accounting import spent, timed
 from pie_mlops.tracking.descriptions import study_description, version_description
 from pie_mlops.tracking.lineage import log_data_inputs
@@ -131,7 +131,7 @@ class ModelRun:
 
     def _artifacts(self, uri: str | None = None):
         """The artifact repository of the run (or of `uri`), without a get_run round trip."""
-        from pie_mlops.compat import artifact_repository
+        from pie_mlops.util.compat import artifact_repository
 
         if uri is not None:
             return artifact_repository(uri, self.client.tracking_uri)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pie_mlops.predictions import publish_predictions
+from pie_mlops.compare.predictions import publish_predictions
 from pie_mlops.tracking.models import download_run_artifacts
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 CODE_FILE = Path(__file__).with_name("pyfunc_model.py")
 SERVING_NAME = "serving.json"
@@ -29,7 +29,7 @@ def serving_config(model, label_names: list[str], threshold: float | None) -> di
 def predict_frame(model, frame: pd.DataFrame, config: dict) -> pd.DataFrame:
     """One row per input row: `label`, `label_name`, then `prob_<name>` per class.
     Multi-label: `label` and `label_name` are the lists of classes on at the threshold."""
-    from pie_mlops.metrics import sigmoid, softmax
+    from pie_mlops.util.metrics import sigmoid, softmax
     from pie_mlops.models.predict import predict_logits
 
     if not isinstance(frame, pd.DataFrame) or "text" not in frame.columns:

@@ -55,7 +55,7 @@ DEFAULT_EXPERIMENT = "pie-mlops"
 VERSION_TAGS = ("group", "criterion", "schedule", "scope", "sparsity", "achieved_sparsity", "seed",
                 "data_md5", "git_sha", "params_hash", "code_fingerprint",
                 "compression", "method", "bits", "size_mb")  # the last four: quantized versions
-# What makes two runs "the same model" for skip-on-rerun (code_fingerprint: pie_mlops/fingerprint.py).
+# What makes two runs "the same model" for skip-on-rerun (code_fingerprint: pie_mlops/util/fingerprint.py).
 IDENTITY_TAGS = ("dataset", "arch", "group", "seed", "data_md5", "params_hash", "code_fingerprint")
 # Needed to load a logged model (the pyfunc imports pie_mlops); the pins come from our own
 # package metadata (pyproject). pie-mlops installs from the project directory (docs/serving.md).
@@ -87,7 +87,7 @@ def _fluent():
     """
     import mlflow
 
-    from pie_mlops.compat import mlflow_global_uris, restore_mlflow_registry_uri
+    from pie_mlops.util.compat import mlflow_global_uris, restore_mlflow_registry_uri
 
     # set_*_uri write the URI variables, and end_run() drops MLFLOW_RUN_ID (which `mlflow run`
     # set for the whole command, so later seeds still need it): restore all three.

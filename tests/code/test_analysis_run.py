@@ -8,8 +8,8 @@ import pytest
 
 from pie_mlops.analysis.complexity import MEASURES
 from pie_mlops.analysis.run import analyse, clean
-from pie_mlops.errors import PieError
-from pie_mlops.pies import GroupStack, Stacked, compare
+from pie_mlops.util.errors import PieError
+from pie_mlops.compare.pies import GroupStack, Stacked, compare
 
 GROUPS = ("magnitude-os@0.50", "magnitude-os@0.90")
 WORDS = np.array(["good", "bad", "film", "plot", "acting", "remarkably", "tedious", "the", "a", "is"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pie_mlops.analysis import stability
-from pie_mlops.pies import GroupStack
+from pie_mlops.compare.pies import GroupStack
 
 
 def _stack(preds: np.ndarray, n_classes: int = 2) -> GroupStack:

@@ -2,7 +2,7 @@ import stat
 
 import pytest
 
-from pie_mlops.atomic import atomic_dir, atomic_file, write_text
+from pie_mlops.util.atomic import atomic_dir, atomic_file, write_text
 
 
 def test_write_text_replaces_with_a_normal_mode_and_leaves_no_temp(tmp_path):
@@ -76,7 +76,7 @@ def _killed_writer(target, when, fallback=False):
     pid = os.fork()
     if pid == 0:  # the writer: it never returns
         try:
-            import pie_mlops.atomic as atomic
+            import pie_mlops.util.atomic as atomic
 
             die = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
             if fallback:
@@ -109,7 +109,7 @@ def _killed_writer(target, when, fallback=False):
 def test_a_writer_killed_in_any_window_leaves_old_or_new_and_the_next_start_sweeps(tmp_path, when, fallback, after):
     import os
 
-    from pie_mlops.atomic import sweep
+    from pie_mlops.util.atomic import sweep
 
     target = tmp_path / "mine"
     target.mkdir()
@@ -158,7 +158,7 @@ def test_leftovers_are_dvcignored(tmp_path):
 
 
 def test_a_file_is_never_swapped_for_a_directory_nor_a_directory_for_a_file(tmp_path):
-    from pie_mlops.errors import PieError
+    from pie_mlops.util.errors import PieError
 
     mine = tmp_path / "mine"
     mine.write_text("a user's file")

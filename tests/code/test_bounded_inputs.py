@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.stages.importer import import_dataset
 
 BIN = Path(sys.executable).parent
@@ -35,7 +35,7 @@ def _bomb(path: Path, total: int) -> Path:
 
 
 def _import(path: Path, tmp_path: Path, **limits) -> Path:
-    from pie_mlops.schema import defaults
+    from pie_mlops.config.schema import defaults
 
     return import_dataset(str(path), split_params=SPLIT, name="bomb", text_col="text", label_col="label",
                           data_dir=tmp_path / "data", limits={**defaults("import"), **limits})
@@ -115,7 +115,7 @@ def test_a_yaml_alias_bomb_is_refused_in_under_a_second(levels, tmp_path, capsys
 
 
 def test_an_oversized_or_recursive_params_file_is_refused(tmp_path, capsys):
-    from pie_mlops.params import load_all, read_best_params
+    from pie_mlops.config.params import load_all, read_best_params
 
     big = tmp_path / "big.yaml"
     big.write_text("train:\n  seeds: [" + ", ".join(["0"] * 400_000) + "]\n")

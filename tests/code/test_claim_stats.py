@@ -8,8 +8,8 @@ from pie_mlops.analysis import classes as cls
 from pie_mlops.analysis import el2n as el
 from pie_mlops.analysis import heldout as ho
 from pie_mlops.analysis.group_stats import modal_scores
-from pie_mlops.pies import modal_labels, pie_flags
-from pie_mlops.stacking import GroupStack
+from pie_mlops.compare.pies import modal_labels, pie_flags
+from pie_mlops.compare.stacking import GroupStack
 
 
 def stack(preds: np.ndarray, seeds=None) -> GroupStack:

@@ -219,7 +219,7 @@ def test_a_result_recomputed_under_new_rules_keeps_its_original_verdicts():
 
 def test_claims_json_records_rules_and_a_hash_and_the_report_shows_both_tables(tmp_path):
     from pie_mlops.report.claims import claims_html
-    from pie_mlops.stages.claims import claims_code_hash, write_claims
+    from pie_mlops.compare.claims import claims_code_hash, write_claims
 
     params = {"dataset": "rt", "arch": ["bert"], "out": str(tmp_path / "{dataset}" / "{arch}"), "seed": 0}
     s, a = study({PAPER_G: (group(), {}), OS_G: (group(), {})})

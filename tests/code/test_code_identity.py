@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from pie_mlops import fingerprint
-from pie_mlops.fingerprint import code_fingerprint, command_imports, imported_modules, module_file
+from pie_mlops.util import fingerprint
+from pie_mlops.util.fingerprint import code_fingerprint, command_imports, imported_modules, module_file
 from pie_mlops.tracking import IDENTITY_TAGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,9 +65,9 @@ def test_a_model_change_leaves_every_dep_of_the_data_gate_as_it_was(tmp_path):
         model_file.write_bytes(model_file.read_bytes() + b"\n# an edit\n")
         assert hashes() == before, f"editing models/{model_file.name} changes a dep of check"
     # and running it imports no model, training, pruning or model-tracking code
-    code = ("import sys; import pie_mlops.stages.check, pie_mlops.params; from pie_mlops import tracking; "
+    code = ("import sys; import pie_mlops.stages.check, pie_mlops.config.params; from pie_mlops import tracking; "
             "tracking.log_artifacts_if_active; "
-            "print([m for m in sys.modules if m.startswith(('pie_mlops.models', 'pie_mlops.training', "
+            "print([m for m in sys.modules if m.startswith(('pie_mlops.models', 'pie_mlops.jobs', "
             "'pie_mlops.pruning', 'pie_mlops.tracking.models', 'pie_mlops.tracking.loading'))])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
@@ -77,9 +77,9 @@ def test_a_model_change_leaves_every_dep_of_the_data_gate_as_it_was(tmp_path):
 def test_imports_are_found_lazily_and_transitively():
     train = imported_modules("pie_mlops.stages.train")
     # lazy imports inside functions: training, the models, the tracking layer
-    assert {"pie_mlops.training", "pie_mlops.models.bert", "pie_mlops.tracking.store"} <= set(train)
+    assert {"pie_mlops.jobs.training", "pie_mlops.models.bert", "pie_mlops.tracking.store"} <= set(train)
     prune = imported_modules("pie_mlops.stages.prune")
-    assert {"pie_mlops.training", "pie_mlops.pruning.criteria", "pie_mlops.pruning.plan"} <= set(prune)
+    assert {"pie_mlops.jobs.training", "pie_mlops.pruning.criteria", "pie_mlops.pruning.plan"} <= set(prune)
     assert "pie_mlops.stages.train" not in prune  # a stage never imports another stage's helpers
 
 

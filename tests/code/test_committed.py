@@ -1,4 +1,4 @@
-"""Committed predictions (pie_mlops/committed.py): float16 logits that reproduce every pie_share
+"""Committed predictions (pie_mlops/compare/committed.py): float16 logits that reproduce every pie_share
 exactly, a float16 label change caught when writing, and a sync that resumes without losing or
 duplicating a model. Last, every committed reproduction under docs/results/ is recomputed."""
 
@@ -14,9 +14,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pie_mlops.committed import expected_splits, export_model, reproduce_exactly, sync, verify
-from pie_mlops.compare_files import compare_files
-from pie_mlops.predictions import predictions_frame, write_predictions
+from pie_mlops.compare.committed import expected_splits, export_model, reproduce_exactly, sync, verify
+from pie_mlops.compare.files import compare_files
+from pie_mlops.compare.predictions import predictions_frame, write_predictions
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 400

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pie_mlops.cli import main
-from pie_mlops.predictions import predictions_frame, write_predictions
+from pie_mlops.compare.predictions import predictions_frame, write_predictions
 
 N = 12
 

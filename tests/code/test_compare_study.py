@@ -9,9 +9,9 @@ import pytest
 
 from compare_fixture import make_study
 from pie_mlops.data.contract import read_dataset
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.stages.compare_study import DEFAULTS, compare, export_name
-from pie_mlops.stages.report import build_report
+from pie_mlops.report.build import build_report
 
 
 def _params(data_dir, out, **kw):

@@ -7,9 +7,9 @@ import math
 import pytest
 
 from pie_mlops.analysis.compression import compression_table
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.report.plot_tables import method_of, sparsity_of
-from pie_mlops.vocabulary import QUANT_METHODS, check_name, compression_of, is_paper_group
+from pie_mlops.config.vocabulary import QUANT_METHODS, check_name, compression_of, is_paper_group
 
 
 def test_quantized_groups_are_named_and_never_the_papers():

@@ -6,7 +6,7 @@ import pytest
 
 from pie_mlops.data.build import build_dataset
 from pie_mlops.data.contract import read_dataset, write_dataset
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 META = {"name": "toy", "task": "single_label", "label_names": ["neg", "pos"], "source": "test",
         "license": "CC0", "synthetic": True}

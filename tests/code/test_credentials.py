@@ -2,8 +2,8 @@
 
 import pytest
 
-from pie_mlops.credentials import check_no_password, has_password, redact_url
-from pie_mlops.errors import PieError
+from pie_mlops.util.credentials import check_no_password, has_password, redact_url
+from pie_mlops.util.errors import PieError
 
 
 @pytest.mark.parametrize("url, shown", [

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.pruning.criteria import (CRITERIA, SCOPES, apply_masks, criterion_scores, prunable_weights,
                                         select_masks, sparsity_report)
 

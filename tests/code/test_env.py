@@ -73,7 +73,7 @@ def test_conda_yaml_mirrors_the_constraints():
 
 
 def test_assets_are_hash_pinned_and_match_the_installer():
-    from pie_mlops.assets import ASSETS
+    from pie_mlops.util.assets import ASSETS
 
     text = (ROOT / "requirements" / "assets.txt").read_text()
     names = re.findall(r"^([a-z0-9-]+)==\S+ \\\n\s+--hash=sha256:[0-9a-f]{64}$", text, flags=re.M)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pie_mlops.analysis import permutation as pm
-from pie_mlops.pies import GroupStack, Stacked, compare, modal_labels
+from pie_mlops.compare.pies import GroupStack, Stacked, compare, modal_labels
 
 ROOT = Path(__file__).resolve().parents[2]
 

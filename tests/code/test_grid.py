@@ -7,8 +7,8 @@ import copy
 import pytest
 
 from conftest import ROOT
-from pie_mlops.errors import PieError
-from pie_mlops.params import load_section
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.params import load_section
 from pie_mlops.scale.grid import grid_id, phase_state, plan_grid
 from pie_mlops.stages import compare_study, prune, train
 

@@ -6,7 +6,7 @@ import pytest
 
 from pie_mlops.analysis import group_stats as gs
 from pie_mlops.analysis.stats import bootstrap_ci, clears_floor
-from pie_mlops.pies import GroupStack, Stacked, compare, model_predictions
+from pie_mlops.compare.pies import GroupStack, Stacked, compare, model_predictions
 
 
 def onehot(preds, n_classes=2) -> np.ndarray:

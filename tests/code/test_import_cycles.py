@@ -12,7 +12,7 @@ imports its parts on first use (tracking/, its `LAZY` table) leads to the part a
 import ast
 from pathlib import Path
 
-from pie_mlops.fingerprint import lazy_parts
+from pie_mlops.util.fingerprint import lazy_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,12 +1,12 @@
 """Lanes: one compute slot per worker, shared by its claim loops through their job contexts
-(pie_mlops/context.py), and the --max-jobs budget those loops share (pie_mlops/scale/claims.py)."""
+(pie_mlops/jobs/context.py), and the --max-jobs budget those loops share (pie_mlops/scale/claims.py)."""
 
 import threading
 import time
 
 import pytest
 
-from pie_mlops.context import JobContext, Worker, lane_context
+from pie_mlops.jobs.context import JobContext, Worker, lane_context
 from pie_mlops.scale.claims import Budget
 from pie_mlops.stages.worker import _run_lanes, default_lanes
 
@@ -68,6 +68,39 @@ def test_counters_are_per_lane_and_a_job_shares_its_lane():
     second.join()
     assert got["first"]["compute_s"] >= 0.3 and got["first"]["wait_s"] < 0.1
     assert got["second"]["compute_s"] < 0.1 and got["second"]["wait_s"] >= 0.1
+
+
+def test_tracking_time_goes_into_the_running_jobs_totals():
+    """Issue 28: tracking seconds live in ctx.totals beside compute and wait, per lane, and a
+    nested tracking block counts once; outside a job nothing is counted anywhere."""
+    from pie_mlops.tracking.accounting import counting, spent, timed
+
+    @timed
+    def call(hold: float):  # a tracking call (it nests one more tracking block)
+        with spent():
+            time.sleep(hold)
+
+    worker, got = Worker(2), {}
+    call(0.05)  # no job bound: counts nowhere
+    ready = threading.Barrier(2, timeout=10)
+
+    def lane(name: str, hold: float):
+        totals = lane_context(worker).totals
+        with counting(totals):
+            ready.wait()  # both lanes count at once: neither sees the other's seconds
+            call(hold)
+            call(hold)
+        call(hold)  # after the job: not counted
+        got[name] = totals
+
+    threads = [threading.Thread(target=lane, args=(n, h)) for n, h in (("slow", 0.15), ("fast", 0.02))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 0.3 <= got["slow"]["tracking_s"] < 0.45, got  # two calls of 0.15 s, not 4 (nesting) nor 3 (after)
+    assert 0.04 <= got["fast"]["tracking_s"] < 0.12, got
+    assert JobContext().totals == {"compute_s": 0.0, "wait_s": 0.0, "tracking_s": 0.0}
 
 
 def test_budget_is_shared_and_given_back():

@@ -8,7 +8,7 @@ import logging
 import pytest
 from click.testing import CliRunner
 
-from pie_mlops import log
+from pie_mlops.util import log
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pie_mlops.cli import main
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 
 EVIL = "../../outside/evilds"
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pie_mlops.errors import PieError
-from pie_mlops.fidelity import check_options, identity_extras, model_kwargs
-from pie_mlops.params import load_section
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.fidelity import check_options, identity_extras, model_kwargs
+from pie_mlops.config.params import load_section
 from pie_mlops.pruning.schedules import resolve_epochs_per_step, schedule_epochs
 from pie_mlops.stages import check, compare_study, materialize, prune, report, train, tune, worker
 from pie_mlops.stages.train import for_arch, resolve
@@ -115,7 +115,7 @@ def test_plan_jobs_rejects_paper_options_that_cannot_apply():
 def test_the_default_study_has_a_paper_method_group_per_architecture():
     """params.yaml: our os grid plus magnitude-ai-layer@0.50 (the paper's method) in each architecture."""
     from pie_mlops.analysis.claim_rules import method_kind
-    from pie_mlops.schema import defaults
+    from pie_mlops.config.schema import defaults
 
     p = defaults("prune")
     for arch in ("bert", "bilstm"):
@@ -141,7 +141,7 @@ def test_paper_profiles_train_the_dense_long_control_for_ft_and_wr():
 
 def test_a_worker_job_of_a_whole_group_selects_exactly_that_group():
     from pie_mlops.scale.grid import prune_jobs
-    from pie_mlops.schema import defaults
+    from pie_mlops.config.schema import defaults
 
     jobs = prune_jobs(dict(defaults("prune"), arch=["bert"]))
     ai = [j for j in jobs if j.group == "magnitude-ai-layer@0.50"]

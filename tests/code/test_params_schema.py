@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pie_mlops.errors import PieError
-from pie_mlops.params import load_all, load_section, profile_path
-from pie_mlops.schema import SECTIONS, all_defaults
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.params import load_all, load_section, profile_path
+from pie_mlops.config.schema import SECTIONS, all_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE_ENTRY_POINTS = ("tune", "train", "prune", "compare", "report")

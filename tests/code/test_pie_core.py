@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pie_mlops.pies import GroupStack, Stacked, compare, modal_labels, stack_split
+from pie_mlops.compare.pies import GroupStack, Stacked, compare, modal_labels, stack_split
 
 
 def onehot_logits(preds, n_classes=2) -> np.ndarray:

@@ -8,7 +8,7 @@ import shutil
 
 from compare_fixture import make_study
 from pie_mlops.stages.compare_study import DEFAULTS, compare
-from pie_mlops.stages.report import build_report
+from pie_mlops.report.build import build_report
 
 # Sentences the report once printed whatever the data showed.
 FINDINGS = ("barely moves", "accuracy on PIEs collapses", "Pruning keeps a model", "lie clearly above",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pie_mlops.errors import PieError
-from pie_mlops.params import for_arch, load_all, profile_path, seeds_for, validate
+from pie_mlops.util.errors import PieError
+from pie_mlops.config.params import for_arch, load_all, profile_path, seeds_for, validate
 from pie_mlops.stages.train import dense_long_plan
 
 ROOT = Path(__file__).resolve().parents[2]

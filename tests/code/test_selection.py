@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pie_mlops.selection import choose_champion, select_champion, sensitive_subset
+from pie_mlops.compare.selection import choose_champion, select_champion, sensitive_subset
 
 
 def _cands(rows):

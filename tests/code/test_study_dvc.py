@@ -17,7 +17,7 @@ PROFILES = ["params.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pr
 def test_compare_out_lies_under_the_report_root_dvc_yaml_templates(name):
     """dvc.yaml names compare's outputs `${report.compare_root}/${compare.dataset}/${item}`:
     every profile's compare.out must be exactly that, or DVC would track other paths."""
-    from pie_mlops.params import load_all
+    from pie_mlops.config.params import load_all
 
     params = load_all(ROOT / name)
     out = params["compare"]["out"].format(dataset="D", arch="A")
@@ -40,7 +40,7 @@ def _outputs(root: Path, compare_root: str, out: str) -> None:
 
 
 def test_a_profile_outside_dvc_declares_its_metrics_and_plots(tmp_path, monkeypatch):
-    from pie_mlops.stages.study_dvc import declare
+    from pie_mlops.config.study_dvc import declare
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".dvc").mkdir()
@@ -61,7 +61,7 @@ def test_a_profile_outside_dvc_declares_its_metrics_and_plots(tmp_path, monkeypa
 
 
 def test_the_default_outputs_are_left_to_dvc_yaml(tmp_path, monkeypatch):
-    from pie_mlops.stages.study_dvc import declare
+    from pie_mlops.config.study_dvc import declare
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".dvc").mkdir()

@@ -79,7 +79,7 @@ def _labelled(dense_logits) -> tuple[pd.DataFrame, list[int]]:
 
 
 def test_a_constant_dense_model_fails_the_baseline_gate_and_is_named(tmp_path):
-    from pie_mlops.baseline import frame_scores, trivial_baseline
+    from pie_mlops.compare.baseline import frame_scores, trivial_baseline
 
     constant = [[1.0, 0.0]] * 6                                    # always class 0: the majority share
     learned = [[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 2                  # all right
@@ -98,7 +98,7 @@ def test_a_constant_dense_model_fails_the_baseline_gate_and_is_named(tmp_path):
 
 
 def test_multi_label_baseline_is_predicting_nothing_and_an_unscorable_model_fails():
-    from pie_mlops.baseline import frame_scores, micro_f1, trivial_baseline
+    from pie_mlops.compare.baseline import frame_scores, micro_f1, trivial_baseline
 
     y = np.array([[1, 0], [0, 1]])
     assert trivial_baseline(y, "multi_label") == 0.0 and micro_f1(y, np.zeros_like(y)) == 0.0

@@ -14,7 +14,7 @@ import pytest
 from pie_mlops.cli import main
 from pie_mlops.data.contract import SPLITS, write_dataset
 from pie_mlops.data.quality import validate_dataset
-from pie_mlops.errors import DataQualityError, PieError
+from pie_mlops.util.errors import DataQualityError, PieError
 from pie_mlops.stages.check import DEFAULTS, check, resolve_names
 
 CLASSES = ["neg", "neu", "pos"]

@@ -65,7 +65,7 @@ def test_the_compression_section_renders_in_the_browser(tmp_path):
     import json
 
     from pie_mlops.analysis.compression import compression_table
-    from pie_mlops.stages.report import build_report
+    from pie_mlops.report.build import build_report
 
     data_dir, preds = make_study(tmp_path, extra={"quant-int8-dyn": 0.12, "quant-bf16": 0.1})
     params = dict(DEFAULTS, dataset="synthetic_nli", arch="bert", data_dir=str(data_dir), out=str(tmp_path / "out"),

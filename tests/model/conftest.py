@@ -74,7 +74,7 @@ def tiny_bert(tokenizer):
     from transformers import BertConfig
 
     from pie_mlops.models.bert import BertClassifier
-    from pie_mlops.training import seed_everything
+    from pie_mlops.jobs.training import seed_everything
 
     def make(num_labels: int, task: str = "single_label", seed: int = 0) -> BertClassifier:
         seed_everything(seed)
@@ -89,7 +89,7 @@ def tiny_bert(tokenizer):
 def tiny_bilstm():
     """A factory: a small BiLSTM over random 16-d vectors for the test data's words."""
     from pie_mlops.models.bilstm import BiLSTMClassifier
-    from pie_mlops.training import seed_everything
+    from pie_mlops.jobs.training import seed_everything
 
     def make(frames: dict[str, pd.DataFrame], num_labels: int, task: str = "single_label", seed: int = 0):
         texts = pd.concat([frames["train"]["text"], frames["train"]["text_pair"].dropna()])

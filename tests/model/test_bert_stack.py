@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.models import build_model
-from pie_mlops.seed_training import predict_logits_stacked, train_seeds
-from pie_mlops.training import TrainConfig, predict_logits, train
+from pie_mlops.jobs.seed_training import predict_logits_stacked, train_seeds
+from pie_mlops.jobs.training import TrainConfig, predict_logits, train
 
 SEEDS = [0, 1, 2]
 MIN_AGREEMENT = 0.98
@@ -22,7 +22,7 @@ def _tiny_berts(seeds):
     from transformers import AutoTokenizer
 
     from pie_mlops.models.bert import BertClassifier, default_model_path, tiny_random_config
-    from pie_mlops.seeding import seed_everything
+    from pie_mlops.util.seeding import seed_everything
 
     tokenizer, models = AutoTokenizer.from_pretrained(default_model_path()), []
     for seed in seeds:

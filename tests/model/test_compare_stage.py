@@ -10,7 +10,7 @@ import pytest
 from stage_fixtures import tiny_study
 
 from pie_mlops.cli import main
-from pie_mlops.errors import DataQualityError
+from pie_mlops.util.errors import DataQualityError
 from pie_mlops.stages.compare_study import DEFAULTS as COMPARE
 from pie_mlops.stages.compare_study import compare
 from pie_mlops.stages.prune import DEFAULTS as PRUNE
@@ -183,7 +183,7 @@ def test_claims_json_is_written_with_a_verdict_per_claim(store):
     # One architecture only: the transformer-vs-BiLSTM claim cannot be tested.
     assert claims["e_transformer_more_prone"]["verdict"] == "inconclusive"
     # The report stage puts the claims table first.
-    from pie_mlops.stages.report import build_report
+    from pie_mlops.report.build import build_report
 
     html = build_report(Path(store["result"]["out"]).parent, store["root"] / "pies_report").read_text()
     assert html.index("The paper's claims") < html.index("<h2>synthetic_nli/bert")

@@ -35,11 +35,11 @@ EXACT = textwrap.dedent('''
     import sys
     import numpy as np, pandas as pd, torch
     from transformers import AutoTokenizer, BertConfig
-    from pie_mlops import distributed
+    from pie_mlops.jobs import distributed
     from pie_mlops.data.synthetic import synthetic_nli
     from pie_mlops.models.bert import BertClassifier, default_model_path
     from pie_mlops.models.bilstm import BiLSTMClassifier, tokenize
-    from pie_mlops.training import TrainConfig, predict_logits, seed_everything, train
+    from pie_mlops.jobs.training import TrainConfig, predict_logits, seed_everything, train
 
     torch.set_num_threads(1)
     df, _ = synthetic_nli(n=160)

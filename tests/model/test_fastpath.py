@@ -127,7 +127,7 @@ def test_layers_with_different_heads_and_widths(bert, pruned):
 def test_predict_logits_uses_it(bert, monkeypatch):
     import pandas as pd
 
-    from pie_mlops.training import clear_token_cache, predict_logits
+    from pie_mlops.jobs.training import clear_token_cache, predict_logits
 
     df = pd.DataFrame({"example_id": [f"x{i}" for i in range(len(TEXTS))], "text": TEXTS, "label": [0, 1, 2] * 2})
     clear_token_cache()

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.models import build_model, load_model
 from pie_mlops.models.bilstm import SEP, UNK, tokenize
-from pie_mlops.training import predict_logits
+from pie_mlops.jobs.training import predict_logits
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path):
@@ -78,7 +78,7 @@ def test_hub_name_offline_is_a_one_line_error():
     # The tests run with HF_HUB_OFFLINE=1: a hub name cannot load, and must say so in one line.
     import pytest
 
-    from pie_mlops.errors import PieError
+    from pie_mlops.util.errors import PieError
     from pie_mlops.models import build_model
 
     with pytest.raises(PieError) as exc:
@@ -95,7 +95,7 @@ def _same_state(a, b) -> bool:
 @pytest.fixture(scope="module")
 def small_glove_bilstm():
     from pie_mlops.models.bilstm import BiLSTMClassifier
-    from pie_mlops.training import seed_everything
+    from pie_mlops.jobs.training import seed_everything
 
     seed_everything(0)
     return BiLSTMClassifier.with_glove(3, hidden=8, mlp=(16, 8)).eval()

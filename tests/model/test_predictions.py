@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pie_mlops.errors import PieError
-from pie_mlops.predictions import predictions_frame, read_predictions, write_predictions
-from pie_mlops.training import TrainConfig, predict_split, snapshot_frames, train
+from pie_mlops.util.errors import PieError
+from pie_mlops.compare.predictions import predictions_frame, read_predictions, write_predictions
+from pie_mlops.jobs.training import TrainConfig, predict_split, snapshot_frames, train
 
 
 def _schema(path) -> dict[str, pa.DataType]:

@@ -12,7 +12,7 @@ import yaml
 from stage_fixtures import tiny_study
 
 from pie_mlops.cli import main
-from pie_mlops.predictions import read_predictions
+from pie_mlops.compare.predictions import read_predictions
 from pie_mlops.stages.prune import DEFAULTS as PRUNE
 from pie_mlops.stages.prune import group_name
 from pie_mlops.stages.prune import prune as prune_stage
@@ -128,7 +128,7 @@ def test_bad_input_exits_2_and_registers_nothing(store, capsys, change, message)
 def test_structured_os_registers_a_smaller_model_that_reloads_identically(store):
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_split
-    from pie_mlops.training import predict_logits
+    from pie_mlops.jobs.training import predict_logits
 
     params = dict(store["params"], scope="structured", schedules=["os"], criteria=["magnitude"], seeds=[0],
                   recovery_steps=0)
@@ -147,7 +147,7 @@ def test_structured_os_registers_a_smaller_model_that_reloads_identically(store)
 
 
 def test_collect_gathers_the_latest_finished_run_per_group_and_seed(store):
-    from pie_mlops.stages.collect import collect_predictions
+    from pie_mlops.compare.collect import collect_predictions
 
     frame, md5s, runs = collect_predictions("synthetic_nli", "bert", "test", progress=False)
     pairs = {(r["group"], r["seed"]) for r in store["first"]} | {("dense", 0), ("dense", 1)}
@@ -165,7 +165,7 @@ def test_paper_profile_prune_settings_tie_e_to_the_dense_epochs_and_prune_every_
     from pathlib import Path
 
     from pie_mlops import tracking
-    from pie_mlops.params import load_section
+    from pie_mlops.config.params import load_section
     from pie_mlops.pruning.criteria import sparsity_report
     from pie_mlops.pruning.prunable import prunable_set
 

@@ -12,7 +12,7 @@ import pytest
 
 from stage_fixtures import tiny_study
 
-from pie_mlops.predictions import read_predictions
+from pie_mlops.compare.predictions import read_predictions
 from pie_mlops.stages.compare_study import DEFAULTS as COMPARE
 from pie_mlops.stages.compare_study import compare
 from pie_mlops.stages.prune import DEFAULTS as PRUNE
@@ -116,7 +116,7 @@ def test_a_quantized_version_loads_back_and_predicts_what_was_logged(store, meth
 
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_split
-    from pie_mlops.training import predict_logits
+    from pie_mlops.jobs.training import predict_logits
 
     alias = f"quant-{method}-s1"
     logged = read_predictions(store["root"] / "predictions" / "synthetic_nli" / "bert" / "pruned" /
@@ -154,7 +154,7 @@ def test_compare_treats_quantized_groups_like_pruned_ones(store):
 
 
 def test_the_champion_may_be_a_quantized_version(store):
-    from pie_mlops.selection import select_champion
+    from pie_mlops.compare.selection import select_champion
     import pandas as pd
 
     # the rule: the sparsest pruned version within tolerance, else a quantized one (sparsity NaN)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pie_mlops.cli import main
-from pie_mlops.predictions import read_predictions
+from pie_mlops.compare.predictions import read_predictions
 from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
 from pie_mlops.stages.materialize import materialize
 from pie_mlops.stages.train import DEFAULTS
@@ -136,9 +136,9 @@ def test_registry_round_trip_reproduces_logits(store, monkeypatch, tmp_path):
     import mlflow.pyfunc
 
     from pie_mlops.data.contract import read_split
-    from pie_mlops.metrics import softmax
+    from pie_mlops.util.metrics import softmax
     from pie_mlops.tracking import load_version
-    from pie_mlops.training import predict_logits
+    from pie_mlops.jobs.training import predict_logits
 
     test_df = read_split(store["root"] / "data" / "synthetic_nli", "test")
     logged = read_predictions(store["root"] / "predictions" / "synthetic_nli" / "bert" / "dense" / "s0"
@@ -253,7 +253,7 @@ def test_a_worker_job_looks_finished_runs_up_in_one_snapshot(store):
     """With a worker's snapshot (context.FinishedRuns), skip-on-rerun lookups come from one
     search per (dataset, arch); a retry drops the snapshot (forget) and sees runs finished since."""
     from pie_mlops import tracking
-    from pie_mlops.context import FinishedRuns
+    from pie_mlops.jobs.context import FinishedRuns
     from pie_mlops.tracking import finished
 
     run_id = store["first"][0]["run_id"]

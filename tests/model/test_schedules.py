@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.pruning.criteria import prunable_weights, sparsity_report
 from pie_mlops.pruning.schedules import ScheduledPruning, one_shot, schedule_epochs, step_sparsities
-from pie_mlops.training import TrainConfig, accumulate_gradients, train
+from pie_mlops.jobs.training import TrainConfig, accumulate_gradients, train
 
 CFG = dict(batch_size=32, lr=1e-3, progress=False, seed=0)
 

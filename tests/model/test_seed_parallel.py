@@ -17,11 +17,11 @@ import pytest
 import torch
 import yaml
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.models import build_model
-from pie_mlops.params import seed_parallel as params_seed_parallel
-from pie_mlops.seed_training import predict_logits_stacked, train_seeds
-from pie_mlops.training import TrainConfig, predict_logits, train
+from pie_mlops.config.params import seed_parallel as params_seed_parallel
+from pie_mlops.jobs.seed_training import predict_logits_stacked, train_seeds
+from pie_mlops.jobs.training import TrainConfig, predict_logits, train
 
 SEEDS = [0, 1, 2]
 # Stated tolerance: with dropout off both ways compute the same function per step; what differs
@@ -261,7 +261,7 @@ def test_seed_processes_compute_what_one_seed_alone_computes(tmp_path, monkeypat
 def test_a_child_prunes_a_copy_never_the_parents_model(sentiment):
     """Tasks travel as plain pickle bytes: torch's multiprocessing reducers would share the start
     model's storage, and a child pruning it in place would prune the parent's dense model too."""
-    from pie_mlops.seed_pool import PruneTask, compute_seeds, prune_seed
+    from pie_mlops.jobs.seed_pool import PruneTask, compute_seeds, prune_seed
 
     model = _models([0])[0]
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -49,7 +49,7 @@ def test_pack_unpack_is_bit_identical_incl_negative_zero_nan_and_other_dtypes(tm
 
 
 def test_a_corrupt_mask_is_a_one_line_error():
-    from pie_mlops.errors import PieError
+    from pie_mlops.util.errors import PieError
 
     w = torch.zeros(10, 10)
     w[0] = 1.0
@@ -77,7 +77,7 @@ def test_pruned_model_saves_smaller_and_loads_back_bit_identically(arch, tiny_be
         if want[name].is_floating_point():
             assert torch.equal(_bits(got[name]), _bits(want[name])), name
     if arch == "bert":  # a packed model is no starting checkpoint (from_pretrained cannot read it)
-        from pie_mlops.errors import PieError
+        from pie_mlops.util.errors import PieError
         from pie_mlops.models.bert import BertClassifier
 
         with pytest.raises(PieError, match="sparse"):
@@ -85,7 +85,7 @@ def test_pruned_model_saves_smaller_and_loads_back_bit_identically(arch, tiny_be
 
 
 def test_a_delta_against_its_base_rebuilds_bit_identically_and_refuses_another_base():
-    from pie_mlops.errors import PieError
+    from pie_mlops.util.errors import PieError
     from pie_mlops.models import delta
 
     g = torch.Generator().manual_seed(1)
@@ -113,7 +113,7 @@ def test_a_delta_against_its_base_rebuilds_bit_identically_and_refuses_another_b
 
 
 def test_a_delta_whose_base_cannot_be_fetched_is_a_one_line_error(tmp_path, monkeypatch):
-    from pie_mlops.errors import PieError
+    from pie_mlops.util.errors import PieError
     from pie_mlops.models.sparse import write_delta
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # a real, empty store

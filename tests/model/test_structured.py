@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.models import load_model
 from pie_mlops.models.bert import encoder_layers
 from pie_mlops.pruning.structured import prune_structured, structure_scores
-from pie_mlops.training import TrainConfig, accumulate_gradients, predict_logits, train
+from pie_mlops.jobs.training import TrainConfig, accumulate_gradients, predict_logits, train
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def four_head_bert(tokenizer):
     from transformers import BertConfig
 
     from pie_mlops.models.bert import BertClassifier
-    from pie_mlops.training import seed_everything
+    from pie_mlops.jobs.training import seed_everything
 
     seed_everything(0)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pie_mlops.metrics import sigmoid, tune_threshold
-from pie_mlops.training import (TrainConfig, bucketed_batches, encode_split, predict_logits, score, targets,
+from pie_mlops.util.metrics import sigmoid, tune_threshold
+from pie_mlops.jobs.training import (TrainConfig, bucketed_batches, encode_split, predict_logits, score, targets,
                                 train)
 
 FAST = dict(progress=False, batch_size=16)

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from pie_mlops.errors import PieError
+from pie_mlops.util.errors import PieError
 from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
 from pie_mlops.stages.materialize import materialize
 from pie_mlops.stages.tune import DEFAULTS, study_name, tune
