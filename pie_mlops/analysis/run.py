@@ -216,7 +216,7 @@ def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacke
                  "floor_high": floor["ci"][1]}
     else:
         floor = st.noise_floor(dense, test.task, n_boot, seed)
-    from pie_mlops.schema import defaults  # the claims' defaults (n_splits, n_resamples, n_perm): one source
+    from pie_mlops.config.schema import defaults  # the claims' defaults (n_splits, n_resamples, n_perm): one source
 
     rules = {**defaults("compare")["claims"], **(rules or {})}
     n_train = None if train is None else len(train.example_ids)
