@@ -22,10 +22,8 @@ harmless PIEs at random EL2N carry full weight observed and little relabeled).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
-from scipy import stats as _st
 
 from pie_mlops.analysis.permutation import Votes, _chunks, decisive_weights, relabelings
 
