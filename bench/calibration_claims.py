@@ -148,7 +148,9 @@ def study(name: str, index: int, args) -> dict:
     out = claims(summaries, analyses, rules=RULES)
     bert = summaries["bert"][GROUPS[0]]
     v = (analyses["bert"]["classes"][GROUPS[0]].get("cramers_v") or {}).get("value")
-    return {"scenario": name, "study": index, **{c: out[c]["verdict"] for c in CLAIMS},
+    b = out["b_el2n_enrichment"].get("primary") or {}   # (b)'s rule before 2026-12-07.1: CMH p < alpha, OR > 1
+    old_b = b.get("cmh_p_value") is not None and b["cmh_p_value"] < RULES["alpha"] and (b.get("mh_odds_ratio") or 0) > 1
+    return {"scenario": name, "study": index, **{c: out[c]["verdict"] for c in CLAIMS}, "b_cmh_holds": bool(old_b),
             "primary": out[CLAIMS[0]].get("decided_by"), "above_floor": bert["above_floor"],
             "pie_share": bert["pie_share"], "cramers_v": v}
 
@@ -203,7 +205,8 @@ def main(argv=None) -> dict:
     table = score(pd.DataFrame(rows))
     with pd.option_context("display.width", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    out = {**figures(table), "studies": args.studies, "null_studies": args.null_studies or args.studies,
+    old = pd.DataFrame(rows).groupby("scenario", sort=False)["b_cmh_holds"].mean().round(4)
+    out = {**figures(table), **{f"b_cmh_holds_{k}": float(v) for k, v in old.items()}, "studies": args.studies, "null_studies": args.null_studies or args.studies,
            "n": args.n, "seeds_per_group": args.m, "n_perm": args.n_perm, "seed": args.seed,
            "load_average": round(os.getloadavg()[0], 1), "wall_s": round(time.perf_counter() - t, 1)}
     print(json.dumps(out))

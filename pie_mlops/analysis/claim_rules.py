@@ -19,7 +19,7 @@ import re
 
 from pie_mlops.config.vocabulary import DENSE_LONG, is_paper_group
 
-RULES_VERSION = "2026-12-06.1"  # bump with every change of a rule; docs/claims.md keeps the changelog
+RULES_VERSION = "2026-12-07.1"  # bump with every change of a rule; docs/claims.md keeps the changelog
 _NAME = re.compile(r"(?P<criterion>magnitude|impact|random)-(?P<schedule>ft|wr|ai|os)(?P<variant>-structured|-layer)?"
                    r"@(?P<sparsity>[0-9.]+)")
 # The pre-set order of primary groups: the paper's headline schedules first, magnitude first,

@@ -125,30 +125,33 @@ def pie_shares(votes: Votes, sel_a: np.ndarray, sel_b: np.ndarray) -> np.ndarray
     return out
 
 
+def decisive_weights(votes: Votes, sel_a: np.ndarray, sel_b: np.ndarray, raw_a: np.ndarray | None = None,
+                     raw_b: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """((P, n) PIE weights, side A's modal labels): each PIE weighted by how decisively both
+    sides voted for their own label: min(A's share for a - A's share for b, B's share for b -
+    B's share for a), a and b the two modal labels. 1 for a PIE both sides vote unanimously,
+    0 for one a tie decided, 0 for a non-PIE. Multi-label: per differing label, min of the two
+    sides' margins |2 share - 1|; the largest. One chunk of rows (callers chunk)."""
+    if votes.binary:  # the margin of a side's own label over the other is |2 share - 1|
+        (va, la), (vb, lb) = votes.binary_side(sel_a, raw_a), votes.binary_side(sel_b, raw_b)
+        return np.minimum(np.abs(2 * va - 1), np.abs(2 * vb - 1)) * (la != lb), la
+    (va, la), (vb, lb) = votes.side(sel_a, raw_a), votes.side(sel_b, raw_b)
+    if votes.task == "multi_label":
+        return (np.minimum(np.abs(2 * va - 1), np.abs(2 * vb - 1)) * (la != lb)).max(axis=-1), la
+    ia, ib = la[..., None], lb[..., None]
+    margin_a = np.take_along_axis(va, ia, -1) - np.take_along_axis(va, ib, -1)
+    margin_b = np.take_along_axis(vb, ib, -1) - np.take_along_axis(vb, ia, -1)
+    return np.minimum(margin_a, margin_b)[..., 0], la  # 0 where a == b
+
+
 def decisive_pie_shares(votes: Votes, sel_a: np.ndarray, sel_b: np.ndarray) -> np.ndarray:
-    """(P,) the PIE share with each PIE weighted by how decisively both sides voted for their
-    own label: min(A's share for a - A's share for b, B's share for b - B's share for a), a and
-    b the two modal labels. 1 for a PIE both sides vote unanimously, 0 for one a tie decided.
-    Multi-label: per differing label, min of the two sides' margins |2 share - 1|; the largest."""
+    """(P,) the PIE share with each PIE weighted as `decisive_weights`."""
     out = np.empty(len(sel_a))
     complement = bool((sel_a ^ sel_b).all())  # B = not A (the floor test): B's product is the total less A's
     total = votes.total() if complement else None
     for s in _chunks(votes, len(sel_a)):
         raw_a = votes.raw(sel_a[s])
-        raw_b = total - raw_a if complement else None
-        if votes.binary:  # the margin of a side's own label over the other is |2 share - 1|
-            (va, la), (vb, lb) = votes.binary_side(sel_a[s], raw_a), votes.binary_side(sel_b[s], raw_b)
-            out[s] = (np.minimum(np.abs(2 * va - 1), np.abs(2 * vb - 1)) * (la != lb)).mean(axis=1)
-            continue
-        (va, la), (vb, lb) = votes.side(sel_a[s], raw_a), votes.side(sel_b[s], raw_b)
-        if votes.task == "multi_label":
-            w = np.minimum(np.abs(2 * va - 1), np.abs(2 * vb - 1)) * (la != lb)
-            out[s] = w.max(axis=-1).mean(axis=1)
-            continue
-        ia, ib = la[..., None], lb[..., None]
-        margin_a = np.take_along_axis(va, ia, -1) - np.take_along_axis(va, ib, -1)
-        margin_b = np.take_along_axis(vb, ib, -1) - np.take_along_axis(vb, ia, -1)
-        out[s] = np.minimum(margin_a, margin_b)[..., 0].mean(axis=1)  # 0 where a == b
+        out[s] = decisive_weights(votes, sel_a[s], sel_b[s], raw_a, total - raw_a if complement else None)[0].mean(axis=1)
     return out
 
 

@@ -16,7 +16,9 @@ from tqdm.auto import tqdm
 from pie_mlops.analysis import classes as cls
 from pie_mlops.analysis import complexity as cx
 from pie_mlops.analysis import el2n as el
+from pie_mlops.analysis import enrichment_perm as ep
 from pie_mlops.analysis import heldout as ho
+from pie_mlops.analysis import permutation as pm
 from pie_mlops.analysis import stability as st
 from pie_mlops.util.errors import PieError
 from pie_mlops.compare.pies import CompareResult, Stacked, compare, modal_labels, model_predictions, pie_flags
@@ -50,7 +52,8 @@ def example_losses(logits: np.ndarray, labels: np.ndarray, task: str) -> np.ndar
     return -np.take_along_axis(logp, labels[None, :, None].repeat(len(z), 0), axis=-1)[..., 0]
 
 
-def influence(group: str, train: Stacked, snapshot: Stacked, snapshot_name: str) -> dict:
+def influence(group: str, train: Stacked, snapshot: Stacked, snapshot_name: str, n_perm: int = 2000,
+              perm_seed=0) -> dict:
     """EL2N bins and top-q enrichment for one pruned group, from training-set PIEs."""
     if group not in train.groups or "dense" not in train.groups or "dense" not in snapshot.groups:
         return {}
@@ -74,13 +77,16 @@ def influence(group: str, train: Stacked, snapshot: Stacked, snapshot_name: str)
                       "n": t["k"], "p_value": t["p_value"]}
     return {"snapshot": snapshot_name, "base_rate": float(pie.mean()), "n_train": int(len(pie)),
             "n_seed_pairs": int(len(common)), "bins": bins, **tops,
-            "disjoint": disjoint_enrichment(train, snapshot, group)}
+            "disjoint": disjoint_enrichment(train, snapshot, group, n_perm=n_perm, perm_seed=perm_seed)}
 
 
-def disjoint_enrichment(train: Stacked, snapshot: Stacked, group: str, seed: int = 0, q: float = 0.10) -> dict:
+def disjoint_enrichment(train: Stacked, snapshot: Stacked, group: str, seed: int = 0, q: float = 0.10,
+                        n_perm: int = 2000, perm_seed=0) -> dict:
     """Claim (b) without restating itself: EL2N from one half of the dense seeds, the dense modal
     label (hence the PIEs) from the other half and from the pruned models not grown from the
-    first half; top-q enrichment tested within dense-right and dense-wrong examples (CMH)."""
+    first half; top-q enrichment within dense-right and dense-wrong examples (CMH, descriptive),
+    and `perm_test`, the same enrichment against relabelings of the PIE-defining models (seed
+    noise at the same seeds: enrichment_perm), which decides (b)."""
     task, d, p, s = train.task, train.groups["dense"], train.groups[group], snapshot.groups["dense"]
     both = np.intersect1d(d.seeds, s.seeds)
     if len(both) < 2:
@@ -98,7 +104,17 @@ def disjoint_enrichment(train: Stacked, snapshot: Stacked, group: str, seed: int
     pie = pie_flags(dm, modal(p, vote_p))
     right = (dm.label == train.labels) if task != "multi_label" else (dm.label == train.labels).all(axis=1)
     out = el.stratified_enrichment(scores, pie, right.astype(int), q)
-    return {**out, "el2n_seeds": sorted(int(x) for x in el2n_seeds), "n_dense_voters": int(vote_d.sum()),
+    top = np.zeros(len(scores), bool)
+    top[np.argsort(-scores, kind="stable")[: out["k"]]] = True
+    thr = None if d.thresholds is None else np.concatenate([d.thresholds[vote_d], p.thresholds[vote_p]])
+    votes = pm.Votes(np.concatenate([d.logits[vote_d], p.logits[vote_p]]), task, thr, "probability")
+    ds = d.seeds[vote_d]  # seed_pairs searches sorted dense seeds; unsorted: pooled (never seen: stacks are sorted)
+    pairs = pm.seed_pairs(group, ds, p.seeds[vote_p]) if np.all(np.diff(ds) > 0) else None
+    em = modal(d, ~vote_d)  # the EL2N seeds' final labels: strata the relabelings leave alone
+    fixed = (em.label == train.labels) if task != "multi_label" else (em.label == train.labels).all(axis=1)
+    perm = ep.enrichment_test(votes, int(vote_d.sum()), int(vote_p.sum()), pairs, top, fixed, n_perm, perm_seed)
+    return {**out, "perm_test": {**perm, "strata_by": "the EL2N seeds' final modal label right or wrong"},
+            "el2n_seeds": sorted(int(x) for x in el2n_seeds), "n_dense_voters": int(vote_d.sum()),
             "n_pruned_voters": int(vote_p.sum()), "strata_by": "dense modal label right (1) or wrong (0)"}
 
 
@@ -200,7 +216,9 @@ def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacke
                  "floor_high": floor["ci"][1]}
     else:
         floor = st.noise_floor(dense, test.task, n_boot, seed)
-    rules = {"n_splits": 10, "n_resamples": 1000, **(rules or {})}
+    from pie_mlops.config.schema import defaults  # the claims' defaults (n_splits, n_resamples, n_perm): one source
+
+    rules = {**defaults("compare")["claims"], **(rules or {})}
     n_train = None if train is None else len(train.example_ids)
     out = {"meta": {**meta, "task": test.task, "label_names": list(label_names), "n_examples": len(test.example_ids),
                     "n_dense_models": len(dense.seeds), "groups": groups, "n_train_examples": n_train},
@@ -209,7 +227,7 @@ def analyse(test: Stacked | CompareResult, texts: pd.DataFrame, *, train: Stacke
     for i, group in enumerate(tqdm(groups, desc="analyse groups", disable=progress_disabled(progress))):
         pruned, pie = test.groups[group], result.flags[group]
         if train is not None and snapshot is not None:
-            inf = influence(group, train, snapshot, snapshot_name)
+            inf = influence(group, train, snapshot, snapshot_name, int(rules["n_perm"]), [seed, i, 4])
             if inf:
                 out["influence"][group] = inf
         out["classes"][group] = class_section(result, group)

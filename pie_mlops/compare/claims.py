@@ -85,10 +85,10 @@ def claims_code_hash() -> str:
     exact rules it was computed under (beside `rules_version`)."""
     import hashlib
 
-    from pie_mlops.analysis import claim_rules, claims, classes, el2n, heldout
+    from pie_mlops.analysis import claim_rules, claims, classes, el2n, enrichment_perm, heldout
 
     h = hashlib.sha256()
-    for mod in (claim_rules, claims, classes, el2n, heldout):
+    for mod in (claim_rules, claims, classes, el2n, enrichment_perm, heldout):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()
 

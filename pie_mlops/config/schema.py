@@ -185,6 +185,7 @@ class ClaimsRules(Section):
     class_v_margin: float = Field(0.1, gt=0, le=1)  # (d1): Cramer's V below this = PIEs in proportion to classes
     n_splits: int = Field(10, ge=1)  # (a), (d2): random seed halvings averaged over
     n_resamples: int = Field(1000, ge=100)  # example-bootstrap replicates of the claim statistics
+    n_perm: int = Field(2000, ge=100)  # (b): relabelings of the PIE-defining models (seed noise's enrichment)
     primary: list[str] = []  # `arch/group` or group names deciding each claim first; []: the pre-set order
 
 

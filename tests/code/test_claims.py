@@ -8,6 +8,7 @@ import pytest
 
 from pie_mlops.analysis import claim_rules as cr
 from pie_mlops.analysis import claims as cl
+from pie_mlops.analysis import enrichment_perm as ep
 
 FLOOR = {"share": 0.05, "ci": [0.03, 0.08], "seeds_per_side": 5, "n_dense_models": 10}
 PAPER_G, OS_G = "magnitude-ai-layer@0.50", "magnitude-os@0.50"
@@ -23,14 +24,19 @@ def group(share=0.2, ci=(0.15, 0.25), collapsed=False, above=True, n_models=5, n
             "dense_acc_all": acc[0], "pruned_acc_all": acc[1]}
 
 
-def sections(did=(0.3, 0.2, 0.4), overall=(0.005, -0.01, 0.015), odds=(2.0, 1e-4), tokens=(1.3, 1e-6),
+def sections(did=(0.3, 0.2, 0.4), overall=(0.005, -0.01, 0.015), odds=(2.0, 1e-4), perm=(0.2, 0.001, 0.999),
+             tokens=(1.3, 1e-6),
              dale=(1.1, 1e-4), v=(0.05, 0.02, 0.08), per_class=((0.3, 0.2, 0.4), (0.2, 0.05, 0.35))):
     return {"heldout": {"half_split": {"did": boot(*did), "drop_pie": boot(did[0], 0, 1), "drop_nonpie": boot(0, 0, 0),
                                        "seeds_per_half": [5, 2],
                                        "per_class": [{"class": c, "n": 100 * (c + 1), **boot(*x)}
                                                      for c, x in enumerate(per_class)]},
                         "overall_drop": boot(*overall)},
-            "influence": {"disjoint": {"odds_ratio": odds[0], "p_value": odds[1], "statistic": 9.0}},
+            "influence": {"disjoint": {"odds_ratio": odds[0], "p_value": odds[1], "statistic": 9.0,
+                                       "perm_test": {"statistic": ep.STATISTIC, "difference": perm[0],
+                                                     "p_value": perm[1], "p_below": perm[2], "z": 3.0,
+                                                     "excess_top": perm[0], "excess_rest": 0.0, "weight_top": 0.3,
+                                                     "weight_rest": 0.1, "method": "paired_swap"}}},
             "complexity": {"n_tokens": {"ratio": tokens[0], "p_value": tokens[1]},
                            "dale_chall": {"ratio": dale[0], "p_value": dale[1]}},
             "classes": {"cramers_v": {"value": v[0], "ci": [v[1], v[2]]}}}
@@ -120,15 +126,29 @@ def test_d2_needs_damage_in_every_class_rarest_included():
     assert cl.claims({"bert": s}, {"bert": a})["d2_damage_every_class"]["verdict"] == "refuted"
 
 
-def test_b_and_c_verdicts_and_c_shows_the_measure_that_decided():
-    s, a = study({PAPER_G: (group(), {"odds": (0.5, 1e-5), "tokens": (1.2, 1e-6), "dale": (0.9, 1e-5)})})
-    out = cl.claims({"bert": s}, {"bert": a})
-    assert out["b_el2n_enrichment"]["verdict"] == "refuted" and out["b_el2n_enrichment"]["statistic"] == 0.5
-    c = out["c_longer_more_complex"]
+def test_b_is_decided_against_seed_noise_not_against_an_odds_ratio_of_1():
+    def verdict(**k):
+        s, a = study({PAPER_G: (group(), k)})
+        return cl.claims({"bert": s}, {"bert": a})["b_el2n_enrichment"]
+    # Rules 2026-12-07.1: the CMH result (OR 2.5, p 1e-10) is shown but no longer decides; the
+    # excess PIE weight beyond seed noise does (2026-12-06.1 said `holds` here).
+    b = verdict(odds=(2.5, 1e-10), perm=(0.01, 0.4, 0.6))
+    assert b["verdict"] == "inconclusive" and b["primary"]["cmh_p_value"] == 1e-10 and b["statistic"] == 0.01
+    assert verdict(odds=(1.3, 0.2), perm=(0.2, 0.001, 0.999))["verdict"] == "holds"
+    assert verdict(odds=(2.5, 1e-10), perm=(-0.1, 0.99, 0.01))["verdict"] == "refuted"  # less than elsewhere
+    s, a = study({PAPER_G: (group(), {})})
+    a["influence"][PAPER_G]["disjoint"]["perm_test"]["statistic"] = "decisive_mh_log_odds_ratio"  # another rule's
+    assert cl.claims({"bert": s}, {"bert": a})["b_el2n_enrichment"]["verdict"] == "inconclusive"
+    a["influence"][PAPER_G]["disjoint"]["perm_test"]["statistic"] = ep.STATISTIC
+    del a["influence"][PAPER_G]["disjoint"]["perm_test"]      # an analysis.json from before 2026-12-07
+    assert cl.claims({"bert": s}, {"bert": a})["b_el2n_enrichment"]["verdict"] == "inconclusive"
+
+
+def test_c_shows_the_measure_that_decided():
+    s, a = study({PAPER_G: (group(), {"tokens": (1.2, 1e-6), "dale": (0.9, 1e-5)})})
+    c = cl.claims({"bert": s}, {"bert": a})["c_longer_more_complex"]
     assert c["verdict"] == "refuted" and c["primary"]["measure_shown"] == "dale_chall" and c["statistic"] == 0.9
     assert c["primary"]["n_tokens_p_holm"] == pytest.approx(2e-6)   # both p-values reported
-    s, a = study({PAPER_G: (group(), {"odds": (1.3, 0.2)})})
-    assert cl.claims({"bert": s}, {"bert": a})["b_el2n_enrichment"]["verdict"] == "inconclusive"
 
 
 def _two_archs(names, bert_share=0.3, bilstm_share=0.1, **kw):
@@ -190,6 +210,11 @@ def test_a_result_recomputed_under_new_rules_keeps_its_original_verdicts():
     assert out["a_pie_accuracy_collapse"]["original"]["verdict"] == "inconclusive"
     assert out["d1_class_proportional"]["original"]["verdict"] == "refuted"
     assert cr.supersede(new, dict(new)) == new   # same rules: nothing to show
+    # (b)'s rule changed in 2026-12-07.1: a result of 2026-12-06.1 shows its old verdict beside the new one.
+    out = cr.supersede(new, {"rules_version": "2026-12-06.1", "b_el2n_enrichment": {"verdict": "refuted"}})
+    assert cr.RULES_VERSION > "2026-12-06.1" and out["superseded_rules_version"] == "2026-12-06.1"
+    assert out["b_el2n_enrichment"]["original"] == {"rules_version": "2026-12-06.1", "verdict": "refuted"}
+    assert out["b_el2n_enrichment"]["verdict"] == "holds"
 
 
 def test_claims_json_records_rules_and_a_hash_and_the_report_shows_both_tables(tmp_path):

@@ -20,7 +20,7 @@ def verdicts():
     # 1,000 examples, 12 seeds a group: the smallest study where 2% planted clears the floor.
     args = argparse.Namespace(seed=3, n=1000, m=12, n_perm=400, n_half=20, n_boot=10)
     runs = {name: [cc.study(name, i, args) for i in range(k)] for name, k in (("null", 3), ("planted", 2),
-                                                                            ("large", 1))}
+                                                                            ("large", 1), ("rare_spared", 2))}
     return cc, runs
 
 
@@ -33,6 +33,16 @@ def test_no_claim_holds_where_its_effect_is_absent(verdicts):
     large = runs["large"][0]
     assert large["a_pie_accuracy_collapse"] == "refuted"   # overall accuracy moves by ~5 points: not "barely"
     assert large["b_el2n_enrichment"] != "holds"          # planted train PIEs drawn at random
+
+
+def test_b_does_not_hold_on_seed_noise_pies_that_high_el2n_explains(verdicts):
+    """rare_spared: EL2N tracks final difficulty and pruning's PIEs are easy examples. The PIEs
+    seed noise makes are hard, so high-EL2N: the CMH test against OR = 1 (the rule before
+    2026-12-07.1) holds; the test against seed noise at the same seeds must not."""
+    _, runs = verdicts
+    assert any(s["b_cmh_holds"] for s in runs["rare_spared"]), "the old rule never holds: the case tests nothing"
+    for study in runs["rare_spared"]:
+        assert study["b_el2n_enrichment"] != "holds", f"rare_spared study {study['study']}: (b) holds on seed noise"
 
 
 def test_claims_hold_where_their_effect_is_planted(verdicts):
