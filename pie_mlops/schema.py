@@ -121,8 +121,8 @@ class Train(Section):
     seed_processes: PerArch[Positive] = {"bert": 1, "bilstm": 2}
     # Intra-op threads of the models computed in this process (a lone seed, dense-long, a
     # seed_parallel group); None: torch's default, one per core (seed_processes children: cores / N).
-    # A BiLSTM gains nothing from a second thread, and on a shared CPU each step then waits for a
-    # second core: ~10x slower (docs/budget.md). Runtime only: not part of a run's identity.
+    # A BiLSTM gains 1.3x from a second thread on an idle 2-core CPU, but once other work wants a
+    # core each step waits for it: 7x slower or worse (docs/budget.md). Runtime only: not in a run's identity.
     num_threads: PerArch[Positive | None] = None
     # The training-length control: a `dense-long` group trained this many epochs, the ft/wr
     # length (4E; docs/claims.md); None: none (no ft/wr groups to compare with it).

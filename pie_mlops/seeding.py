@@ -26,8 +26,8 @@ def intra_op_threads(n: int | None):
     """torch's intra-op threads at `n` while the block runs, then as they were (None: untouched).
 
     `num_threads` of tune/train/prune: the models a stage computes in its own process. torch's
-    default is one thread per core; a BiLSTM's steps are too small to split, and on a shared CPU
-    every step's second thread waits for a core, ~10x slower (docs/budget.md)."""
+    default is a thread per core; a BiLSTM's steps are small, and while other work shares the
+    CPU every step's second thread waits for a core: 7x slower or worse (docs/budget.md)."""
     if n is None:
         yield
         return
