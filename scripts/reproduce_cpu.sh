@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 27's reproduction (docs/results/NAME/) on a 2-core CPU, in two lanes of one thread each
-# (two single-threaded processes get ~1.5x the models per hour of one two-threaded one):
+# (one thread per model: two are at most 1.3x faster idle and several times slower beside other work, docs/budget.md):
 #   lane A: rotten_tomatoes' BiLSTM on the full split (profiles/repro.yaml): tune E and lr,
 #           20 dense + 20 dense-long, then magnitude-ft/wr/ai at 0.5 and 0.9 (120 pruned)
 #   lane B: bbc_news (profiles/repro-bbc.yaml) end to end, then claim (e)'s matched MiniLM and

@@ -87,6 +87,7 @@ class Tune(Section):
     max_validation_examples: PerArch[Positive | None] = 300
     max_length: int = Field(128, ge=8)
     optimizer: Optimizer = OURS["optimizer"]  # search with the optimizer train will use (paper: adam_constant)
+    num_threads: PerArch[Positive | None] = None  # the trials' intra-op threads, as train.num_threads
     out: str = "params/best_{dataset}_{arch}.yaml"
     # One space for all architectures, or one per architecture ({bert: {...}, bilstm: {...}}).
     space: dict[Arch, dict[str, dict[str, Any]]] | dict[str, dict[str, Any]] = Field(default_factory=_space)
@@ -118,6 +119,11 @@ class Train(Section):
     # (docs/seed-parallel.md): a BiLSTM keeps one core busy, so 2 on 2 cores is ~2x; MiniLM
     # already fills the cores. seed_parallel, when on, wins.
     seed_processes: PerArch[Positive] = {"bert": 1, "bilstm": 2}
+    # Intra-op threads of the models computed in this process (a lone seed, dense-long, a
+    # seed_parallel group); None: torch's default, one per core (seed_processes children: cores / N).
+    # A BiLSTM gains 1.3x from a second thread on an idle 2-core CPU, but once other work wants a
+    # core each step waits for it: 7x slower or worse (docs/budget.md). Runtime only: not in a run's identity.
+    num_threads: PerArch[Positive | None] = None
     # The training-length control: a `dense-long` group trained this many epochs, the ft/wr
     # length (4E; docs/claims.md); None: none (no ft/wr groups to compare with it).
     dense_long_epochs: PerArch[Positive | Literal["4E"] | None] = None  # "4E": 4 x the (tuned) dense epochs, the ft/wr length
@@ -177,6 +183,7 @@ class Prune(Section):
     # docs/seed-parallel.md: for BiLSTM os jobs the parent's tracking is the bottleneck, so 1).
     # seed_parallel, for the jobs it serves, wins.
     seed_processes: PerArch[Positive] = {"bert": 1, "bilstm": 2}  # bilstm: the ai group trains 2 at a time
+    num_threads: PerArch[Positive | None] = None  # as train.num_threads, for the jobs computed in this process
 
 
 class ClaimsRules(Section):

@@ -1,8 +1,9 @@
 """Seeds side by side in worker processes (train/prune.seed_processes): the compute of a dense or
 pruned seed, without MLflow, in a child process; the parent tracks each as its result comes back.
 
-Why processes: on a 2-core CPU one BiLSTM trains no faster with two intra-op threads than with
-one (its LSTM steps are too small to split), so one model keeps one core busy. Two seeds in two
+Why processes: on a 2-core CPU one BiLSTM gains little from a second intra-op thread (its LSTM
+steps are small; 1.3x idle, and several times slower once other work wants a core), so one
+model keeps one core busy. Two seeds in two
 processes, one thread each, train at about twice the rate (docs/seed-parallel.md). Threads would
 do the same, but dropout draws from torch's one global generator, so two models in one process
 would make each other's masks depend on timing; each process has its own, seeded by its seed as

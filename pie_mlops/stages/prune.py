@@ -84,14 +84,21 @@ def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) ->
     job's context (a worker's lane; default: this command alone, pie_mlops/jobs/context.py).
 
     `arch` may list several architectures; each is pruned in turn, like `train` does."""
-    from tqdm.auto import tqdm
-
     archs = as_list(params["arch"])
     if len(archs) != 1:
         if not archs:
             raise PieError("prune.arch is empty; give bert, bilstm or both")
         return [r for arch in archs for r in prune(dict(params, arch=arch), progress, ctx)]
     params = for_arch(params, archs[0], "prune")  # values given per architecture resolved
+    from pie_mlops.util.seeding import intra_op_threads
+
+    with intra_op_threads(params.get("num_threads")):  # the jobs computed here; runtime only
+        return _prune_arch(params, progress, ctx)
+
+
+def _prune_arch(params: dict, progress: bool, ctx: JobContext | None) -> list[dict]:
+    """prune() of one architecture (`params` resolved for it)."""
+    from tqdm.auto import tqdm
 
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta

@@ -97,6 +97,7 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
     from pie_mlops.data.contract import read_dataset, read_meta
     from pie_mlops.data.splits import subsample
     from pie_mlops.jobs.distributed import broadcast, is_main
+    from pie_mlops.util.seeding import intra_op_threads
 
     archs = as_list(params["arch"]) or ["bert"]
     data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "train.dataset (or --dataset)")
@@ -112,6 +113,8 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
             _LOG.info(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
 
     processes = {plan["arch"]: seed_processes(for_arch(params, plan["arch"]), plan) for plan in plans}
+    # train.num_threads: the models computed here (not in seed_processes children); runtime only
+    threads = {plan["arch"]: for_arch(params, plan["arch"]).get("num_threads") for plan in plans}
     records, together = [], {}  # together: the unfinished seeds computed together, by arch
     jobs = [(plan, seed) for plan in plans for seed in seeds[plan["arch"]]]
     longs = [lp for lp in (dense_long_plan(plan, for_arch(params, plan["arch"])) for plan in plans) if lp]
@@ -131,14 +134,17 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
             if job.group == GROUP and (plan.get("seed_parallel") or processes[plan["arch"]] > 1):
                 together.setdefault(plan["arch"], (plan, data, []))[2].append(job)
                 continue
-            records.append(_train_one(job, meta, data, progress, ctx))
+            with intra_op_threads(threads[plan["arch"]]):
+                records.append(_train_one(job, meta, data, progress, ctx))
     for plan, data, pending in together.values():
-        if plan.get("seed_parallel"):
-            records += train_group(plan, pending, meta, data, progress, ctx)
-        elif len(pending) > 1:  # then tracked seed by seed as each comes back
+        if len(pending) > 1 and not plan.get("seed_parallel"):  # then tracked seed by seed as each comes back
             records += train_pooled(plan, pending, meta, data, progress, ctx, processes[plan["arch"]])
-        else:  # one seed: no process to start
-            records.append(_train_one(pending[0], meta, data, progress, ctx))
+            continue
+        with intra_op_threads(threads[plan["arch"]]):
+            if plan.get("seed_parallel"):
+                records += train_group(plan, pending, meta, data, progress, ctx)
+            else:  # one seed: no process to start
+                records.append(_train_one(pending[0], meta, data, progress, ctx))
     return records
 
 

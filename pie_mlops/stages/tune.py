@@ -212,7 +212,13 @@ def tune(params: dict, progress: bool = True) -> dict[str, dict]:
     for plan in plans:
         if plan["arch"] not in ARCHS:
             raise PieError(f"unknown architecture {plan['arch']!r}; choose one of {', '.join(ARCHS)}")
-    return {plan["arch"]: tune_one(plan, progress) for plan in plans}
+    from pie_mlops.util.seeding import intra_op_threads
+
+    best = {}
+    for plan in plans:
+        with intra_op_threads(plan.get("num_threads")):  # the trials' threads; runtime only
+            best[plan["arch"]] = tune_one(plan, progress)
+    return best
 
 
 def tune_one(params: dict, progress: bool = True) -> dict:

@@ -114,24 +114,52 @@ def test_sync_resumes_without_loss_or_duplicates(tmp_path):
     assert len(files) == len(set(files)) == 16
 
 
-COMMITTED = sorted(d.parent for d in (ROOT / "docs" / "results").glob("*/predictions/*/*/dense"))
+def committed_arch_dirs(results: Path) -> list[Path]:
+    """Each finished reproduction's predictions/<dataset>/<arch> folders. A folder without run.json
+    is a reproduction still running (scripts/reproduce.py writes run.json last, when it collects;
+    its logits are committed as it goes): no summary to recompute yet, so it is left out."""
+    return sorted(d.parent for d in results.glob("*/predictions/*/*/dense") if (d.parents[3] / "run.json").is_file())
+
+
+def check_reproduces(arch_dir: Path, out: Path) -> None:
+    """`pie-mlops compare --predictions` on a committed reproduction's logits gives its summary's
+    pie_share for every group, exactly (the CLI, as a reader would run it)."""
+    import yaml
+
+    result = arch_dir.parents[2]
+    summary = json.loads((result / arch_dir.parent.name / arch_dir.name / "summary.json").read_text())
+    compare = yaml.safe_load((result / f"params-{arch_dir.parent.name}.yaml").read_text())["compare"]
+    exe = Path(sys.executable).parent / "pie-mlops"
+    subprocess.run([str(exe), "-q", "compare", "--predictions", str(arch_dir), "--out", str(out),
+                    "--split", compare["split"], "--min-seeds", str(compare["min_seeds"]),
+                    "--tie-rule", compare["tie_rule"]], check=True)
+    got = json.loads((out / "summary.json").read_text())
+    for group, row in summary.items():
+        if isinstance(row, dict) and "pie_share" in row:
+            assert got[group]["pie_share"] == row["pie_share"], group
+
+
+def test_a_reproduction_without_run_json_is_skipped_and_a_finished_one_checked(tmp_path):
+    results = tmp_path / "results"
+    for name in ("done", "running"):  # the same logits; only "done" has been collected
+        _study(results / name / "predictions" / "toy" / "bilstm", seeds=3)
+    done = results / "done"
+    summary = compare_files(done / "predictions" / "toy" / "bilstm", tmp_path / "out", min_seeds=2).summary
+    (done / "toy" / "bilstm").mkdir(parents=True)
+    (done / "toy" / "bilstm" / "summary.json").write_text(json.dumps(summary))
+    (done / "params-toy.yaml").write_text("compare: {split: test, min_seeds: 2, tie_rule: probability}\n")
+    (done / "run.json").write_text("{}")
+    assert committed_arch_dirs(results) == [done / "predictions" / "toy" / "bilstm"]
+    check_reproduces(done / "predictions" / "toy" / "bilstm", tmp_path / "check")
+    summary["magnitude-ft@0.50"]["pie_share"] += 0.01  # a summary its logits do not give: caught
+    (done / "toy" / "bilstm" / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(AssertionError, match="magnitude-ft@0.50"):
+        check_reproduces(done / "predictions" / "toy" / "bilstm", tmp_path / "check2")
+
+
+COMMITTED = committed_arch_dirs(ROOT / "docs" / "results")
 
 
 @pytest.mark.parametrize("arch_dir", COMMITTED, ids=[str(d.relative_to(ROOT)) for d in COMMITTED])
 def test_committed_logits_reproduce_the_committed_pie_shares(arch_dir, tmp_path):
-    """`pie-mlops compare --predictions` on a committed reproduction's logits gives its summary's
-    pie_share for every group, exactly (the CLI, as a reader would run it)."""
-    result = arch_dir.parents[2]
-    summary = json.loads((result / arch_dir.parent.name / arch_dir.name / "summary.json").read_text())
-    params = (result / f"params-{arch_dir.parent.name}.yaml").read_text()
-    import yaml
-
-    compare = yaml.safe_load(params)["compare"]
-    exe = Path(sys.executable).parent / "pie-mlops"
-    subprocess.run([str(exe), "-q", "compare", "--predictions", str(arch_dir), "--out", str(tmp_path),
-                    "--split", compare["split"], "--min-seeds", str(compare["min_seeds"]),
-                    "--tie-rule", compare["tie_rule"]], check=True)
-    got = json.loads((tmp_path / "summary.json").read_text())
-    for group, row in summary.items():
-        if isinstance(row, dict) and "pie_share" in row:
-            assert got[group]["pie_share"] == row["pie_share"], group
+    check_reproduces(arch_dir, tmp_path)

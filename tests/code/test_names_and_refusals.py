@@ -124,6 +124,7 @@ def test_the_stage_functions_check_too():
     ("train:\n  snapshot_epochs: [0]\n", "train.snapshot_epochs.0: Input should be greater than or equal to 1"),
     ("train:\n  max_train_examples: 0\n", "train.max_train_examples: Input should be greater than or equal to 1"),
     ("train:\n  seed_processes: 0\n", "train.seed_processes: Input should be greater than or equal to 1"),
+    ("train:\n  num_threads: {bilstm: 0}\n", "train.num_threads.bilstm: Input should be greater than or equal to 1"),
     ("prune:\n  recovery_steps: -1\n", "prune.recovery_steps: Input should be greater than or equal to 0"),
     ("tune:\n  n_trials: -1\n", "tune.n_trials: Input should be greater than or equal to 0"),
     ("materialize:\n  datasets: [a/b]\n", "materialize.datasets.0: Value error, dataset 'a/b' is not a dataset name"),

@@ -116,3 +116,11 @@ def test_the_resume_plan_makes_only_what_is_not_committed(tmp_path, monkeypatch)
     (root / "pruned/magnitude-ai-layer@0.90/s7").mkdir()
     (root / "pruned/magnitude-ai-layer@0.90/s7/test.parquet").write_bytes(b"x")
     assert rep.resume_plan(tmp_path, ["repro"])[0].startswith("# every model")
+
+
+def test_every_bilstm_of_the_reproduction_computes_on_one_intra_op_thread(profiles):
+    """A lone seed, dense-long and the tuning trials train in the stage's own process: with torch's
+    default (a thread per core) a BiLSTM ran ~10x slower on the shared 2-core machine (docs/budget.md)."""
+    for name, params in profiles.items():
+        for section in ("tune", "train", "prune"):
+            assert params[section]["num_threads"]["bilstm"] == 1, (name, section)

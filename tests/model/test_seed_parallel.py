@@ -223,7 +223,8 @@ def test_seed_parallel_pruning_predicts_what_one_at_a_time_does(tmp_path, monkey
 
 def test_seed_processes_compute_what_one_seed_alone_computes(tmp_path, monkeypatch):
     """train.seed_processes: 2 against one seed at a time, both on one intra-op thread (what each
-    child gets on 2 cores): the same weights and predictions, to float noise (1e-5)."""
+    child gets on 2 cores; train.num_threads: 1 here): the same weights and predictions, to float
+    noise (1e-5)."""
     import pandas as pd
 
     from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
@@ -237,11 +238,16 @@ def test_seed_processes_compute_what_one_seed_alone_computes(tmp_path, monkeypat
     materialize(dict(MATERIALIZE, data_dir="data"), ["synthetic_nli"], progress=False)
     params = dict(TRAIN, dataset="synthetic_nli", arch="bilstm", seeds=SEEDS, max_length=64, max_train_examples=200,
                   epochs=2, snapshot_epochs=[1], predict_train=True, seed_parallel=False)
+    from pie_mlops import training
+
+    seen, fit = [], training.train  # the threads each seed trains on in the stage's own process
+    monkeypatch.setattr(training, "train", lambda *a, **k: seen.append(torch.get_num_threads()) or fit(*a, **k))
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(2)  # more than one, whatever this machine's default
     try:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/alone.db")
-        alone = train_stage(dict(params, seed_processes=1, predictions_dir="alone"), progress=False)
+        alone = train_stage(dict(params, seed_processes=1, num_threads=1, predictions_dir="alone"), progress=False)
+        assert seen == [1] * len(SEEDS) and torch.get_num_threads() == 2  # train.num_threads, then restored
     finally:
         torch.set_num_threads(threads)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/pooled.db")
