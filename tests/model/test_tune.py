@@ -149,6 +149,10 @@ def test_changed_search_settings_start_a_new_study_and_say_so(tune_params, capsy
     """Issue 17 item 2: a resumed study must search what the params say, not what it searched."""
     import optuna
 
+    from pie_mlops.util.log import setup
+
+    setup(0)  # the message is an INFO line: configure the console as the CLI does (alone, nothing else has)
+
     tune(dict(tune_params, n_trials=1), progress=False)
     capsys.readouterr()
     tune(dict(tune_params, n_trials=1), progress=False)  # same settings: resumed, nothing new
