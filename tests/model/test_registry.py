@@ -180,7 +180,7 @@ def test_rerun_skips_and_restores_missing_predictions(store):
                                                           "train@epoch1.parquet"}
 
 
-@pytest.mark.parametrize("where", ["training.predict_split", "jobs.publish_predictions"])
+@pytest.mark.parametrize("where", ["jobs.training.predict_split", "jobs.protocol.publish_predictions"])
 def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
     """A failure mid-run, and one after the version was created: FAILED, no version, no files."""
     import importlib

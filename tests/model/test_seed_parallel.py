@@ -238,7 +238,7 @@ def test_seed_processes_compute_what_one_seed_alone_computes(tmp_path, monkeypat
     materialize(dict(MATERIALIZE, data_dir="data"), ["synthetic_nli"], progress=False)
     params = dict(TRAIN, dataset="synthetic_nli", arch="bilstm", seeds=SEEDS, max_length=64, max_train_examples=200,
                   epochs=2, snapshot_epochs=[1], predict_train=True, seed_parallel=False)
-    from pie_mlops import training
+    from pie_mlops.jobs import training
 
     seen, fit = [], training.train  # the threads each seed trains on in the stage's own process
     monkeypatch.setattr(training, "train", lambda *a, **k: seen.append(torch.get_num_threads()) or fit(*a, **k))
