@@ -49,6 +49,13 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), {dev}; Python {platform.python_version()}, torch {torch.__version__}"
 
 
+def one_arch(params_file, section: str, arch: str) -> dict:
+    """One architecture's values of a section (config/plans.py; the tuned values are the run's business)."""
+    from pie_mlops.config.plans import for_arch, resolve
+
+    return for_arch(resolve(section, params_file), arch, tuned=False).model_dump()
+
+
 def result_keys(profiles: list[str]) -> dict[str, str]:
     """profile -> its folder under docs/results/NAME/: the dataset, or `<dataset>@<profile>` for a
     second profile on a dataset (repro-e: claim (e)'s matched pair beside repro's BiLSTM)."""
@@ -67,9 +74,8 @@ def arch_roots(profiles: list[str]):
         dataset, archs = params["compare"]["dataset"], params["compare"]["arch"]
         for arch in [archs] if isinstance(archs, str) else archs:
             from pie_mlops.compare.committed import expected_splits
-            from pie_mlops.config.params import for_arch
 
-            expected = expected_splits(for_arch(params["train"], arch), for_arch(params["prune"], arch, "prune"))
+            expected = expected_splits(one_arch(profile_path(p), "train", arch), one_arch(profile_path(p), "prune", arch))
             skip = frozenset({"validation"} - {params["compare"]["split"]})  # feeds nothing when test is compared
             yield ROOT / params["prune"]["predictions_dir"] / dataset / arch, keys[p], arch, expected, skip
 
@@ -91,7 +97,6 @@ def resume_plan(out: Path, profiles: list[str]) -> list[str]:
     """On another machine (a fresh MLflow store), the commands that make only what is not committed
     under docs/results/NAME/predictions/. Dense models are trained again wherever a pruned model
     is missing (prune needs its seed's registered dense model); their committed logits stay."""
-    from pie_mlops.config.params import for_arch, seeds_for
     from pie_mlops.stages import prune
     from pie_mlops.compare.collect import local_models
 
@@ -101,11 +106,11 @@ def resume_plan(out: Path, profiles: list[str]) -> list[str]:
         archs = params["compare"]["arch"]
         for arch in [archs] if isinstance(archs, str) else archs:
             have = local_models(out / "predictions" / keys[p] / arch) or set()
-            dense = seeds_for(params["train"], arch)
-            long = for_arch(params["train"], arch).get("dense_long_epochs")
+            train, pruned = one_arch(profile_path(p), "train", arch), one_arch(profile_path(p), "prune", arch)
+            dense, long = train["seeds"], train["dense_long_epochs"]
             todo = {}
-            for job in prune.plan_jobs(for_arch(params["prune"], arch, "prune")):
-                seeds = [s for s in seeds_for(params["prune"], arch, "prune") if (job["group"], s) not in have]
+            for job in prune.plan_jobs(pruned):
+                seeds = [s for s in pruned["seeds"] if (job["group"], s) not in have]
                 if seeds:
                     todo.setdefault(",".join(map(str, seeds)), []).append(job)
             need_dense = sorted({int(s) for k in todo for s in k.split(",")} |

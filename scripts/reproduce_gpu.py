@@ -29,21 +29,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pie_mlops.config.params import for_arch, load_all, profile_path, seeds_for  # noqa: E402
+from pie_mlops.config.params import load_all, profile_path  # noqa: E402
 
 
-def chunks(params: dict) -> list[dict]:
+def one_arch(params_file, section: str, arch: str) -> dict:
+    """One architecture's values of a section (config/plans.py; the tuned values are the run's business)."""
+    from pie_mlops.config.plans import for_arch, resolve
+
+    return for_arch(resolve(section, params_file), arch, tuned=False).model_dump()
+
+
+def chunks(params: dict, params_file) -> list[dict]:
     """The grid as stage calls, in order, each with its model count and relative cost (epochs
     per model: dense E, dense-long and ft/wr 4E, ai E; os ~0)."""
     out = []
     for arch in params["train"]["arch"]:
-        train, prune = for_arch(params["train"], arch), for_arch(params["prune"], arch, "prune")
-        n = len(seeds_for(params["train"], arch))
+        train, prune = one_arch(params_file, "train", arch), one_arch(params_file, "prune", arch)
+        n = len(train["seeds"])
         out.append({"id": f"tune-{arch}", "args": ["tune", "-a", arch], "arch": arch, "models": 0, "epochs": 0})
         long = 4 if train.get("dense_long_epochs") else 0
         out.append({"id": f"train-{arch}", "args": ["train", "-a", arch], "arch": arch, "models": n * (2 if long else 1),
                     "epochs": n * (1 + long)})
-        m = len(seeds_for(params["prune"], arch, "prune"))
+        m = len(prune["seeds"])
         for method in prune["methods"]:  # one (method, sparsity) a chunk: its seeds, a few minutes on a GPU
             cost = {"ft": 4, "wr": 4, "ai": 1}.get(method.split("-")[1], 0.1)
             for sparsity in prune["sparsities"]:
@@ -93,7 +100,7 @@ def main() -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     params = load_all(profile_path(args.profile))
-    grid = chunks(params)
+    grid = chunks(params, profile_path(args.profile))
     state = out / "progress.json"
     progress = json.loads(state.read_text()) if state.is_file() else {"done": {}, "slice": {}}
     env = dict(os.environ, MLFLOW_TRACKING_URI=os.environ.get("MLFLOW_TRACKING_URI", args.store))
@@ -109,7 +116,8 @@ def main() -> int:
 
         dataset = params["compare"]["dataset"]
         for arch in params["train"]["arch"]:
-            exp = expected_splits(for_arch(params["train"], arch), for_arch(params["prune"], arch, "prune"))
+            exp = expected_splits(one_arch(profile_path(args.profile), "train", arch),
+                                  one_arch(profile_path(args.profile), "prune", arch))
             src = ROOT / params["prune"]["predictions_dir"] / dataset / arch
             sync_models(src, out / "predictions" / dataset / arch, exp,
                         frozenset({"validation"} - {params["compare"]["split"]}))
@@ -123,12 +131,12 @@ def main() -> int:
     stage(["materialize"])
     if args.dry_run:  # two seeds of dense and of one ai group per architecture: the measured rate
         for arch in params["train"]["arch"]:
-            prune = for_arch(params["prune"], arch, "prune")
+            prune = one_arch(profile_path(args.profile), "prune", arch)
             ai = next((m for m in prune["methods"] if m.endswith("-ai")), prune["methods"][0])
             stage(["tune", "-a", arch])
             secs = stage(["train", "-a", arch, "-s", "0,1"]) + stage(
                 ["prune", "-a", arch, "-m", ai, "--sparsities", str(max(prune["sparsities"])), "-s", "0,1"])
-            long = 4 if for_arch(params["train"], arch).get("dense_long_epochs") else 0
+            long = 4 if one_arch(profile_path(args.profile), "train", arch)["dense_long_epochs"] else 0
             progress["slice"][arch] = {"arch": arch, "seconds": round(secs, 1), "epochs": 2 * (1 + long) + 2}
         sync()
         save()

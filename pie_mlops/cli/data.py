@@ -22,13 +22,11 @@ def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | N
     (reviews with a planted pruning effect: the tiny profile's).
     The output is byte-deterministic: afterwards `dvc status` reports no change.
     """
-    from pie_mlops.config.params import load_section
-    from pie_mlops.stages.materialize import DEFAULTS, available
+    from pie_mlops.config.plans import resolve
+    from pie_mlops.stages.materialize import available
     from pie_mlops.stages.materialize import materialize as run
 
-    params = load_section("materialize", DEFAULTS, ctx.obj["params_file"])
-    if data_dir:
-        params["data_dir"] = data_dir
+    params = resolve("materialize", ctx.obj["params_file"], {"data_dir": data_dir or None})
     names = None
     if datasets:
         names = available() if "all" in datasets else list(datasets)
@@ -63,14 +61,13 @@ def import_(ctx: click.Context, path: str, **options) -> None:
     It is written per the dataset contract, atomically: a failed import leaves any
     existing data/<name>/ untouched. Run `pie-mlops check <name>` next.
     """
-    from pie_mlops.config.params import load_section
+    from pie_mlops.config.plans import resolve
     from pie_mlops.stages.importer import import_dataset
-    from pie_mlops.stages.materialize import DEFAULTS
 
-    split = load_section("materialize", DEFAULTS, ctx.obj["params_file"])
-    limits = load_section("import", None, ctx.obj["params_file"])  # import.max_bytes, ... (data/bounded.py)
+    split = resolve("materialize", ctx.obj["params_file"])
+    limits = resolve("import", ctx.obj["params_file"]).model_dump()  # import.max_bytes, ... (data/bounded.py)
     options = {k: None for k in options} | _given(options)
-    out = import_dataset(path, split_params={k: split[k] for k in ("validation_frac", "test_frac", "seed")},
+    out = import_dataset(path, split_params={k: getattr(split, k) for k in ("validation_frac", "test_frac", "seed")},
                          limits=limits, **options)
     click.echo(f"wrote {out}")
 
@@ -88,11 +85,7 @@ def check(ctx: click.Context, names: tuple[str, ...], data_dir: str, report_dir:
     MLflow when a run is active. Exit 0: passed; 1: an expectation failed (listed with
     counts and sample ids); 2: usage or input error.
     """
-    from pie_mlops.config.params import load_section
-    from pie_mlops.stages.check import DEFAULTS
+    from pie_mlops.config.plans import resolve
     from pie_mlops.stages.check import check as run
 
-    params = load_section("check", DEFAULTS, ctx.obj["params_file"])
-    if report_dir:
-        params["report_dir"] = report_dir
-    run(params, list(names), data_dir=data_dir)
+    run(resolve("check", ctx.obj["params_file"], {"report_dir": report_dir or None}), list(names), data_dir=data_dir)

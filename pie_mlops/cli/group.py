@@ -18,22 +18,13 @@ def _given(options: dict) -> dict:
     return {k: v for k, v in options.items() if v not in (None, "")}
 
 
-def _open_store(params_file: str, params: dict | None = None, section: str = "") -> None:
-    """Before a stage writes anything: `params`' dataset is a name, not a path (config/vocabulary.py;
-    a path would put files and a registered model outside the project), its params file is there (outside the project root a
-    stage would scatter data/, predictions/ and mlflow.db), and the tracking store answers
-    (pie_mlops/tracking/guard.py): else one line and exit 2, never a hang."""
+def _open_store(params_file: str) -> None:
+    """Before a stage writes anything (its plan already resolved and validated, config/plans.py):
+    its params file is there (outside the project root a stage would scatter data/, predictions/
+    and mlflow.db), and the tracking store answers (pie_mlops/tracking/guard.py): else one line
+    and exit 2, never a hang."""
     import os
 
-    if params is not None and params.get("dataset") is not None:
-        from pie_mlops.config.vocabulary import check_name
-
-        check_name("dataset", params["dataset"], f"--dataset or {section}.dataset")
-    if params is not None and params.get("seeds") is not None:  # --seeds is not schema-checked
-        from pie_mlops.config.params import as_list, seeds_for
-
-        for arch in as_list(params.get("arch")):
-            seeds_for(params, arch, section)
     if not os.path.isfile(params_file):
         raise PieError(f"{params_file}: no such params file (in {os.getcwd()}); run from the project root "
                        f"or pass --params FILE")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from pie_mlops.cli.group import _given, _open_store, cli
-from pie_mlops.util.errors import PieError
 
 
 @cli.command()
@@ -30,19 +29,12 @@ def tune(ctx: click.Context, **options) -> None:
     study, a nested run per trial, best parameters on the parent. Writes
     params/best_<dataset>_<arch>.yaml, which `pie-mlops train` reads.
     """
-    from pie_mlops.config.params import load_section
-    from pie_mlops.stages.tune import DEFAULTS
+    from pie_mlops.config.plans import per_arch
     from pie_mlops.stages.tune import tune as run
 
-    params = load_section("tune", DEFAULTS, ctx.obj["params_file"])
-    params.update(_given(options))
-    try:
-        n = params["n_trials"]  # one for all, or one per architecture
-        params["n_trials"] = {a: int(v) for a, v in n.items()} if isinstance(n, dict) else int(n)
-    except ValueError:
-        raise PieError(f"--n-trials must be a whole number, got {params['n_trials']!r}") from None
-    _open_store(ctx.obj["params_file"], params, "tune")
-    run(params)
+    plans = per_arch("tune", ctx.obj["params_file"], _given(options))  # validated: bad input before any store
+    _open_store(ctx.obj["params_file"])
+    run(plans)
 
 
 @cli.command()
@@ -68,16 +60,15 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
     params and data is skipped. params/best_<dataset>_<arch>.yaml (from `tune`) overrides
     lr/epochs/batch_size/warmup_ratio. MLflow: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.
     """
-    from pie_mlops.config.params import load_section
-    from pie_mlops.stages.train import DEFAULTS
+    from pie_mlops.config.plans import per_arch
     from pie_mlops.stages.train import train as run
 
-    params = load_section("train", DEFAULTS, ctx.obj["params_file"])
-    params.update(_given({"dataset": dataset, "arch": arch, "seeds": seeds, "model_path": model_path,
-                          "data_dir": data_dir}))
-    _open_store(ctx.obj["params_file"], params, "train")
-    # An explicit --epochs wins even over a tuned params/best_*.yaml.
-    records = run(params, force={"epochs": epochs} if epochs else None)
+    # An explicit --epochs wins even over a tuned params/best_*.yaml (config/plans.py).
+    plans = per_arch("train", ctx.obj["params_file"], _given({"dataset": dataset, "arch": arch, "seeds": seeds,
+                                                             "epochs": epochs, "model_path": model_path,
+                                                             "data_dir": data_dir}))
+    _open_store(ctx.obj["params_file"])
+    records = run(plans)
     done = sum(r["status"] == "trained" for r in records)
     click.echo(f"trained {done}, skipped {len(records) - done} (already finished)")
 
@@ -120,21 +111,15 @@ def prune(ctx: click.Context, **options) -> None:
     Needs the dense seeds from `pie-mlops train`. Example:
       pie-mlops prune -c magnitude --schedules os --sparsities 0.5,0.9 --seeds 0,1,2
     """
-    from pie_mlops.config.params import load_section
-    from pie_mlops.stages.prune import DEFAULTS
+    from pie_mlops.config.plans import per_arch, shrink
     from pie_mlops.stages.prune import prune as run
 
-    params = load_section("prune", DEFAULTS, ctx.obj["params_file"])
     given = _given(options)
+    plans = per_arch("prune", ctx.obj["params_file"], given)  # "3" from MLproject: validated to 3
     if ({"criteria", "schedules"} & given.keys()) and "methods" not in given:
-        given["methods"] = None  # prune.methods would win over them: the options given must count
-    params.update(given)
-    try:  # a string from MLproject; an int keeps the params hash equal to params.yaml's
-        params["recovery_steps"] = int(params["recovery_steps"])
-    except (TypeError, ValueError):
-        raise PieError(f"--recovery-steps must be a whole number, got {params['recovery_steps']!r}") from None
-    _open_store(ctx.obj["params_file"], params, "prune")
-    records = run(params)
+        plans = [shrink(p, methods=None) for p in plans]  # prune.methods would win over them: the options given count
+    _open_store(ctx.obj["params_file"])
+    records = run(plans)
     done = sum(r["status"] == "pruned" for r in records)
     quantized = sum(r["status"] == "quantized" for r in records)
     skipped = sum(r["status"] == "skipped" for r in records)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from pie_mlops.cli.group import _given, _open_store, cli
-from pie_mlops.util.errors import PieError
 
 
 @cli.command()
@@ -38,44 +37,33 @@ def compare(ctx: click.Context, predictions: str | None, **options) -> None:
     File mode: pie-mlops compare --predictions DIR --out OUT [--split test] [--min-seeds 3]
     writes OUT/pies.parquet and OUT/summary.json (docs/design.md §3); add --dataset NAME for the rest.
     """
-    from pie_mlops.config.params import load_section
-    from pie_mlops.stages.compare_study import DEFAULTS
+    from pie_mlops.compare.files import FILE_MODE
+    from pie_mlops.config.plans import resolve, shrink
+    from pie_mlops.config.schema import Compare
 
     given = _given(options)
-    if predictions in (None, ""):
-        params = load_section("compare", DEFAULTS, ctx.obj["params_file"])
-    else:  # file mode: the contract's defaults, not the study's
-        params = dict(DEFAULTS if "dataset" not in given else load_section("compare", DEFAULTS, ctx.obj["params_file"]),
-                      split="test", min_seeds=3)
-    params.update(given)
-    if "arch" in given:
-        params["arch"] = [a.strip() for a in given["arch"].split(",") if a.strip()]
-    try:
-        params["min_seeds"] = int(params["min_seeds"])
-    except (TypeError, ValueError):
-        raise PieError(f"--min-seeds must be a whole number, got {params['min_seeds']!r}") from None
-    if predictions not in (None, "") and "dataset" not in given:
+    file_mode = predictions not in (None, "")
+    if file_mode and "dataset" not in given:  # the file-mode contract's defaults, not the study's
         if "out" not in given:
             raise click.UsageError("file mode needs --out OUT (and takes --dataset NAME for the analyses)")
-        from pie_mlops.compare.files import compare_files
-
         from pathlib import Path
 
+        from pie_mlops.compare.files import compare_files
         from pie_mlops.tracking import log_artifacts_if_active
 
-        result = compare_files(predictions, given["out"], params["split"], params["min_seeds"], params)
+        plan = shrink(Compare(), **{**FILE_MODE, **given})
+        result = compare_files(predictions, given["out"], plan.split, plan.min_seeds, plan.model_dump())
         _print_summary(result.summary)
         out = Path(given["out"])
         log_artifacts_if_active([out / "pies.parquet", out / "summary.json"], "compare")  # under `mlflow run`
         click.echo(f"wrote {out}/pies.parquet and summary.json")
         return
     from pie_mlops.stages.compare_study import compare as run
-    from pie_mlops.config.vocabulary import check_name
 
-    for arch in params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]:
-        check_name("arch", arch, "compare.arch")  # bad input first: it must not even create a store
-    _open_store(ctx.obj["params_file"], params, "compare")
-    run(params, predictions or None, echo=click.echo)  # ends with its summary (claims, champions, reports)
+    # bad input first (the schema checks arch and dataset): it must not even create a store
+    plan = resolve("compare", ctx.obj["params_file"], {**(FILE_MODE if file_mode else {}), **given})
+    _open_store(ctx.obj["params_file"])
+    run(plan, predictions or None, echo=click.echo)  # ends with its summary (claims, champions, reports)
 
 
 def _print_summary(summary: dict, say=click.echo) -> None:
@@ -116,13 +104,10 @@ def report(ctx: click.Context, **options) -> None:
 
     Writes <out>/index.html with the figures inline, and each figure under <out>/figures/.
     """
-    from pie_mlops.config.params import load_section
-    from pie_mlops.stages.report import DEFAULTS
+    from pie_mlops.config.plans import resolve
     from pie_mlops.stages.report import report as run
 
-    params = load_section("report", DEFAULTS, ctx.obj["params_file"])
-    params.update(_given(options))
-    path = run(params)
+    path = run(resolve("report", ctx.obj["params_file"], _given(options)))
     from pie_mlops.tracking import log_artifacts_if_active
 
     log_artifacts_if_active([path, path.parent / "figures"], "report")  # under `mlflow run`
@@ -195,10 +180,10 @@ def worker(ctx: click.Context, worker_profile: str | None, storage: str | None, 
         options["heartbeat_interval"] = max(1, grace_period // 3)
     if lanes:
         options["lanes"] = lanes
-    from pie_mlops.config.params import load_section
+    from pie_mlops.config.plans import resolve
 
     for section in ("materialize", "tune", "train", "prune", "compare", "worker"):
-        load_section(section, None, params_file)  # bad params (a dataset path) before any store exists
+        resolve(section, params_file)  # bad params (a dataset path) before any store exists
     _open_store(params_file)
     result = run(params_file, storage=storage, max_jobs=max_jobs, tune=with_tune,
                  options=options)

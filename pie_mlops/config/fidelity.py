@@ -44,6 +44,11 @@ def check_options(params: dict, section: str) -> None:
             raise PieError(f"{section}.{key} must be one of {', '.join(allowed)}, got {value!r}")
 
 
+def option(plan: dict, key: str):
+    """An option's value in a job's plan, which holds it only where it is not ours (identity_extras)."""
+    return plan.get(key, OURS[key])
+
+
 def identity_extras(params: dict) -> dict:
     """The options of `params` whose value is not ours (they enter the run's params and hash)."""
     return {k: params[k] for k, (ours, _) in OPTIONS.items() if k in params and params[k] != ours}

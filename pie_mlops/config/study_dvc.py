@@ -16,9 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from pie_mlops.config.params import DEFAULT_PARAMS, load_section
-
-_REPORT = {"compare_root": "reports/compare", "out": "reports/pies"}
+from pie_mlops.config.params import DEFAULT_PARAMS
+from pie_mlops.config.plans import resolve
 
 
 def declare(params_file: str | Path) -> Path | None:
@@ -26,15 +25,14 @@ def declare(params_file: str | Path) -> Path | None:
     (no DVC project here, or the outputs are the default study's, which dvc.yaml declares)."""
     if not (Path("dvc.yaml").is_file() and Path(".dvc").is_dir()):
         return None
-    report = load_section("report", dict(_REPORT), params_file)
-    dataset = load_section("compare", {"dataset": "rotten_tomatoes"}, params_file)["dataset"]
-    compare_root, out = Path(report["compare_root"]), Path(report["out"])
+    report, dataset = resolve("report", params_file), resolve("compare", params_file).dataset
+    compare_root, out = Path(report.compare_root), Path(report.out)
     root = Path(os.path.commonpath([compare_root.resolve(), out.resolve()]))
     here = Path.cwd().resolve()
     if root == here or here not in root.parents:
         return None  # outputs at the top level or outside the project: not a profile's own folder
-    default = load_section("report", dict(_REPORT), DEFAULT_PARAMS) if Path(DEFAULT_PARAMS).is_file() else _REPORT
-    if any(root == Path(p).resolve() or root in Path(p).resolve().parents for p in default.values()):
+    default = resolve("report", DEFAULT_PARAMS)  # the schema's defaults where there is no params.yaml
+    if any(root == Path(p).resolve() or root in Path(p).resolve().parents for p in default.model_dump().values()):
         return None  # these are the default study's outputs: dvc.yaml already declares them
     rel = lambda p: Path(os.path.relpath(Path(p).resolve(), root)).as_posix()  # noqa: E731
     metrics, plots = [], []

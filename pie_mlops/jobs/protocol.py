@@ -41,7 +41,7 @@ class ModelJob:
     out_dir: Path           # predictions/<dataset>/<arch>/<dense|pruned/<group>>/s<seed>/
     model_name: str         # pie-<dataset>-<arch>
     alias: str              # dense-s0, magnitude-ft-0_50-s0
-    data_dir: str = "data"  # where its dataset lives: the run's dataset inputs are read from there
+    data_dir: str           # where its dataset lives: the run's dataset inputs are read from there
 
     @property
     def run_name(self) -> str:

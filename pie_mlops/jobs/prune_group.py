@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pie_mlops.jobs.context import JobContext
 from pie_mlops.jobs.protocol import Made, ModelJob, run_job
+from pie_mlops.pruning.plan import latency_batch
 from pie_mlops.util.log import get as get_logger
 
 _LOG = get_logger(__name__)
@@ -125,7 +126,7 @@ def prune_pooled(jobs: list[ModelJob], meta: dict, splits: dict, progress: bool,
                              disable=progress_disabled(progress)):
             if first is not None:
                 _share_embedding(out.model, first)
-            batch = splits["test"].head(int(job.plan.get("latency_batch", 32)))
+            batch = splits["test"].head(latency_batch(job.plan))
             out.outcome.accounting["latency_ms"] = cpu_latency_ms(out.model, batch)
 
             def make(run, _model, staging, job=job, out=out) -> Made:

@@ -52,7 +52,7 @@ def quantize_groups(params: dict, name: str, versions: dict, meta: dict, splits:
                                            "latency_batch", "max_train_examples")}
             plan.update(quantize=method, group=group)
             predicted_splits(plan)
-            job = ModelJob(plan=plan, group=group, seed=seed, model_name=name,
+            job = ModelJob(plan=plan, group=group, seed=seed, model_name=name, data_dir=str(params["data_dir"]),
                            out_dir=pruned_dir(params, params["arch"]) / group / f"s{seed}",
                            alias=tracking.alias_for(group, seed),
                            tags=identity_tags("prune", plan, group, seed, data_md5=md5, git_sha=sha,

@@ -28,12 +28,13 @@ GROUP = "dense"
 
 def train_config(plan: dict, seed: int, progress: bool):
     """The training loop's configuration of one dense seed (the one place it is built from a plan)."""
+    from pie_mlops.config.fidelity import option
     from pie_mlops.jobs.training import TrainConfig
 
     return TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
                        warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                        seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress,
-                       optimizer=plan.get("optimizer", "adamw_warmup"))
+                       optimizer=option(plan, "optimizer"))
 
 def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool,
                 ctx: JobContext) -> list[dict]:

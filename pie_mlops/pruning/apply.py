@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from pie_mlops.config.fidelity import option
+from pie_mlops.pruning.plan import latency_batch
 from pie_mlops.util.errors import PieError
 
 
@@ -31,17 +33,17 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
     def grads_fn(m):
         return accumulate_gradients(m, splits["train"], int(plan["impact_batches"]),
                                     int(plan["impact_batch_size"]), seed=seed,
-                                    aggregate=plan.get("impact_grads", "sum"))
+                                    aggregate=option(plan, "impact_grads"))
 
     def config(epochs: int, max_steps: int | None = None) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=int(plan["batch_size"]), lr=plan["lr"],
                            warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                            seed=seed, progress=progress, max_steps=max_steps,
-                           optimizer=plan.get("optimizer", "adamw_warmup"))
+                           optimizer=option(plan, "optimizer"))
 
     kwargs = {"scope": plan["threshold"], "include": plan.get("include"), "exclude": plan.get("exclude"),
-              "seed": seed, "grads_fn": grads_fn, "prunable": plan.get("prunable", "linear"),
-              "clip_grads": plan.get("clip_grads", "all")}
+              "seed": seed, "grads_fn": grads_fn, "prunable": option(plan, "prunable"),
+              "clip_grads": option(plan, "clip_grads")}
     threshold, structure, val_logits = None, None, None
     if plan["schedule"] == "os":
         recovery = int(plan.get("recovery_steps") or 0)
@@ -65,7 +67,7 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
         threshold, val_logits = result.threshold, result.val_logits
     if task == "multi_label" and threshold is None:
         threshold = _validation_threshold(model, splits["validation"])
-    accounting = _accounting(model, plan, pruner, structure, splits["test"].head(int(plan.get("latency_batch", 32))))
+    accounting = _accounting(model, plan, pruner, structure, splits["test"].head(latency_batch(plan)))
     target = float(plan["sparsity"])
     if plan["scope"] == "unstructured" and abs(accounting["achieved_sparsity"] - target) > 1e-3:
         raise PieError(f"{plan['group']}: achieved sparsity {accounting['achieved_sparsity']:.4f} misses the "
@@ -87,7 +89,7 @@ def _accounting(model, plan: dict, pruner, structure: dict | None, batch_df) -> 
     if pruner is not None:
         report = pruner.report(model)
     else:  # structured: the share of the prunable weights' original count that is gone
-        report = sparsity_report(prunable_set(model, plan.get("prunable", "linear"), plan.get("include"),
+        report = sparsity_report(prunable_set(model, option(plan, "prunable"), plan.get("include"),
                                               plan.get("exclude")))
     params = [p for p in model.parameters()]
     out = {"achieved_sparsity": float(report["achieved_sparsity"]),

@@ -122,6 +122,14 @@ def _methods(params: dict) -> tuple[list[tuple[str, str]], list[tuple]]:
             for c in as_list(params["criteria"])], []
 
 
+def latency_batch(plan: dict) -> int:
+    """Test examples in the batch timed for latency: a quantized job's plan holds prune.latency_batch;
+    a pruned job's plan never did (its params hash), so it times the schema's default batch."""
+    from pie_mlops.config.schema import Prune
+
+    return int(plan.get("latency_batch", Prune.model_fields["latency_batch"].default))
+
+
 def predicted_splits(plan: dict) -> tuple[str, ...]:
     splits = tuple(s for s in ("validation", "test", "train") if plan.get(f"predict_{s}", s != "train"))
     if not set(splits) - {"train"}:
@@ -136,7 +144,7 @@ def check_prune_options(params: dict, arch: str, scope: str) -> None:
 
     check_options(params, "prune")
     model_kwargs(arch, params, "prune")
-    if scope == "structured" and params.get("prunable", "linear") != "linear":
+    if scope == "structured" and params["prunable"] != "linear":
         raise PieError("prune.prunable: paper chooses single weights; structured scope removes heads and neurons "
                        "(set prunable: linear)")
     if params["epochs_per_step"] != "dense":

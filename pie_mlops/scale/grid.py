@@ -15,6 +15,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from pie_mlops.config.plans import archs, for_arch, shrink
+from pie_mlops.config.schema import Compare, Prune, Section, Train
+
 PHASES = ("train", "prune", "compare")
 
 
@@ -23,72 +26,72 @@ class Job:
     phase: str
     arch: str
     key: str
-    params: dict = field(hash=False, compare=False)  # the stage section for this job alone
+    # The stage's plan for this job alone (config/plans.py), resolved for its architecture. The
+    # tuned values are applied when the job runs (plans.for_arch): tune may finish after the grid is planned.
+    plan: Section = field(hash=False, compare=False)
     group: str = "dense"
     seed: int | None = None
+    models: tuple = field(default=(), hash=False, compare=False)  # compare: the grid's own (group, seed) models
 
 
-def _archs(section: dict) -> list[str]:
-    from pie_mlops.config.params import as_list
-
-    return as_list(section["arch"]) or ["bert"]
-
-
-def train_jobs(train: dict) -> list[Job]:
-    from pie_mlops.config.params import for_arch, seeds_for
-
+def train_jobs(train: Train) -> list[Job]:
     jobs = []
-    for arch in _archs(train):
-        one = for_arch(train, arch)
-        for seed in seeds_for(train, arch):
-            jobs.append(Job("train", arch, f"train:{arch}:s{seed}", dict(one, seeds=[seed]), "dense", seed))
+    for arch in archs(train):
+        one = for_arch(train, arch, tuned=False)
+        for seed in one.seeds:
+            jobs.append(Job("train", arch, f"train:{arch}:s{seed}", shrink(one, seeds=[seed]), "dense", seed))
     return jobs
 
 
-def prune_jobs(prune: dict) -> list[Job]:
+def prune_jobs(prune: Prune) -> list[Job]:
     from pie_mlops.pruning.plan import plan_jobs
-    from pie_mlops.config.params import as_list, for_arch, seeds_for
 
     jobs = []
-    for arch in _archs(prune):
-        one = for_arch(prune, arch, "prune")
-        for seed in seeds_for(prune, arch, "prune"):
-            for plan in plan_jobs(one):  # checks every value: bad params fail before any claim
+    for arch in archs(prune):
+        one = for_arch(prune, arch, tuned=False)
+        for seed in one.seeds:
+            for plan in plan_jobs(one.model_dump()):  # checks every value: bad params fail before any claim
                 # methods + one sparsity select exactly this group; the stage's params hash
                 # covers the group's own values only, so it matches a whole-grid run.
                 method = f"{plan['criterion']}-{plan['schedule']}"
-                if plan["threshold"] != one["threshold"]:  # a whole group of prune.methods (`-layer@<s>`)
+                if plan["threshold"] != one.threshold:  # a whole group of prune.methods (`-layer@<s>`)
                     method = plan["group"]
-                sub = dict(one, methods=[method], sparsities=[plan["sparsity"]], seeds=[seed], quantize=[])
+                sub = shrink(one, methods=[method], sparsities=[plan["sparsity"]], seeds=[seed], quantize=[])
                 jobs.append(Job("prune", arch, f"prune:{arch}:{plan['group']}:s{seed}", sub, plan["group"], seed))
-            for method in as_list(one.get("quantize")):  # quant-<method>: a job each, no pruned group
-                sub = dict(one, sparsities=[], seeds=[seed], quantize=[method])
+            for method in one.quantize:  # quant-<method>: a job each, no pruned group
+                sub = shrink(one, sparsities=[], seeds=[seed], quantize=[method])
                 jobs.append(Job("prune", arch, f"prune:{arch}:quant-{method}:s{seed}", sub, f"quant-{method}", seed))
     return jobs
 
 
-def compare_jobs(compare: dict, models: dict[str, set[tuple[str, int]]]) -> list[Job]:
+def compare_jobs(compare: Compare, models: dict[str, set[tuple[str, int]]]) -> list[Job]:
     """One compare job per architecture, restricted to the grid's own (group, seed) models."""
-    return [Job("compare", arch, f"compare:{arch}",
-                dict(compare, arch=arch, predictions_dir=None, models=sorted(models.get(arch, ()))))
-            for arch in _archs(compare)]
+    return [Job("compare", arch, f"compare:{arch}", shrink(compare, arch=arch, predictions_dir=None),
+                models=tuple(sorted(models.get(arch, ()))))
+            for arch in archs(compare)]
 
 
-def plan_grid(params: dict) -> dict[str, list[Job]]:
-    """Every job of the study, by phase; PieError on bad params (nothing claimed yet)."""
-    train = train_jobs(params["train"])
-    prune = prune_jobs(params["prune"])
+def plan_grid(plans: dict[str, Section]) -> dict[str, list[Job]]:
+    """Every job of the study, by phase, from the train, prune and compare plans; PieError on
+    bad params (nothing claimed yet)."""
+    train = train_jobs(plans["train"])
+    prune = prune_jobs(plans["prune"])
     models: dict[str, set[tuple[str, int]]] = {}
     for job in train + prune:
         models.setdefault(job.arch, set()).add((job.group, int(job.seed)))
-    return {"train": train, "prune": prune, "compare": compare_jobs(params["compare"], models)}
+    return {"train": train, "prune": prune, "compare": compare_jobs(plans["compare"], models)}
 
 
 def grid_id(params: dict, jobs: list[Job]) -> str:
     """A short id of this exact grid: the same profile and data give the same shared studies,
     a changed one gets new ones (so old claims never mask new work)."""
-    blob = json.dumps({"jobs": [(j.key, j.params) for j in jobs]}, sort_keys=True, default=str)
+    blob = json.dumps({"jobs": [(j.key, _identity(j)) for j in jobs]}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _identity(job: Job) -> dict:
+    """What a job's grid identity holds: its plan's values (and a compare job's models)."""
+    return {**job.plan.model_dump(), **({"models": [list(m) for m in job.models]} if job.phase == "compare" else {})}
 
 
 @dataclass

@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from pie_mlops.util.errors import DataQualityError, PieError
-from pie_mlops.config.schema import defaults
+from pie_mlops.config.schema import Check
 from pie_mlops.util.log import get as get_logger
 from pie_mlops.util.log import progress_disabled
 
 _LOG = get_logger(__name__)
-
-DEFAULTS = defaults("check")  # pie_mlops/config/schema.py: the one source of defaults and types
-
 
 def resolve_names(names: list[str], data_dir: str | Path) -> list[str]:
     """`all` means every dataset under data_dir (a folder holding meta.json), sorted.
@@ -71,7 +68,7 @@ def _failure_message(summaries: list[dict]) -> str:
     return "data-quality gate failed: " + "; ".join(parts)
 
 
-def check(params: dict, names: list[str], data_dir: str = "data") -> list[dict]:
+def check(plan: Check, names: list[str], data_dir: str) -> list[dict]:
     """Validate each dataset into `<report_dir>/<name>/`; raise DataQualityError if any failed.
 
     Every dataset is validated (and reported) before the gate decides, so one run shows
@@ -84,7 +81,7 @@ def check(params: dict, names: list[str], data_dir: str = "data") -> list[dict]:
     from pie_mlops.report.data_check import render_check_html
     from pie_mlops.tracking import log_artifacts_if_active
 
-    report_root = Path(params["report_dir"])
+    report_root, params = Path(plan.report_dir), plan.model_dump()
     summaries = []
     for name in (bar := tqdm(resolve_names(names, data_dir), desc="check", unit="dataset", disable=progress_disabled())):
         bar.set_postfix_str(name)

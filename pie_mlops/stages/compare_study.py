@@ -28,22 +28,25 @@ from tqdm.auto import tqdm
 from pie_mlops.jobs.context import JobContext
 from pie_mlops.util.errors import BaselineGateError, DataQualityError, PieError
 from pie_mlops.util.log import get as get_logger
-from pie_mlops.config.schema import defaults
+from pie_mlops.config.schema import Compare
 from pie_mlops.report.plot_tables import method_of, sparsity_of, write_plot_tables
 from pie_mlops.compare.gate import champion_verdict
 
 _LOG = get_logger(__name__)
-DEFAULTS = defaults("compare")  # pie_mlops/config/schema.py: the one source of defaults and types
 
 
-def compare(params: dict, predictions_dir: str | Path | None = None, progress: bool = True,
-            ctx: JobContext | None = None, echo=None) -> list[dict]:
-    """Run the comparison for each architecture in `params['arch']`; one result dict each.
-    `ctx`: the job's context (a worker's tags go on the compare runs). `echo`: where the closing
-    summary goes (claims, champions, reports; pie_mlops/report/console.py), even when the
-    baseline gate stopped an architecture; None prints nothing."""
+def compare(plan: Compare, predictions_dir: str | Path | None = None, progress: bool = True,
+            ctx: JobContext | None = None, echo=None, models: list | None = None) -> list[dict]:
+    """Run the comparison for each architecture in `plan.arch` (config/plans.py); one result dict
+    each. `ctx`: the job's context (a worker's tags go on the compare runs). `echo`: where the
+    closing summary goes (claims, champions, reports; pie_mlops/report/console.py), even when the
+    baseline gate stopped an architecture; None prints nothing. `models`: a worker's grid, the
+    (group, seed) models to compare (None: the plan's predictions_dir, or the whole store)."""
     from pie_mlops.config.vocabulary import check_name
 
+    if not isinstance(plan, Compare):
+        raise TypeError(f"compare() takes a Compare plan (pie_mlops.config.plans.resolve), got {type(plan).__name__}")
+    params = dict(plan.model_dump(), **({"models": models} if models else {}))
     archs = params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]
     archs = [check_name("arch", a, "compare.arch") for a in archs]  # each becomes a path part of out
     check_name("dataset", params["dataset"], "compare.dataset (or --dataset)")

@@ -6,14 +6,11 @@ from pathlib import Path
 
 from pie_mlops.util.errors import PieError
 from pie_mlops.config.vocabulary import check_name
-from pie_mlops.config.schema import defaults
+from pie_mlops.config.schema import Materialize
 from pie_mlops.util.log import progress_disabled
 from pie_mlops.util.log import get as get_logger
 
 _LOG = get_logger(__name__)
-
-DEFAULTS = defaults("materialize")  # pie_mlops/config/schema.py: the one source of defaults and types
-
 
 def available() -> list[str]:
     from pie_mlops.data.sources import OFFLINE_CORPORA
@@ -22,7 +19,7 @@ def available() -> list[str]:
     return [*OFFLINE_CORPORA, *SYNTHETIC]
 
 
-def materialize(params: dict, datasets: list[str] | None = None, progress: bool = True,
+def materialize(plan: Materialize, datasets: list[str] | None = None, progress: bool = True,
                 overwrite: bool = False) -> list[Path]:
     """Write each dataset per the contract; returns the dataset directories.
 
@@ -35,20 +32,20 @@ def materialize(params: dict, datasets: list[str] | None = None, progress: bool 
 
     from pie_mlops.data.build import build_dataset
 
-    names = [check_name("dataset", n, "materialize --dataset") for n in datasets or params["datasets"]]
+    names = [check_name("dataset", n, "materialize --dataset") for n in datasets or plan.datasets]
     unknown = [n for n in names if n not in available()]
     if unknown:
         raise PieError(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(available())} or all")
-    split = {k: params[k] for k in ("validation_frac", "test_frac", "seed")}
-    plans = [_plan(name) for name in tqdm(names, desc="read sources", unit="dataset", disable=progress_disabled(progress))]
+    split = {k: getattr(plan, k) for k in ("validation_frac", "test_frac", "seed")}
+    sources = [_plan(name) for name in tqdm(names, desc="read sources", unit="dataset", disable=progress_disabled(progress))]
     if not overwrite:
-        for plan in plans:
-            _keep_foreign(Path(params["data_dir"]) / plan["name"], plan["source"])
+        for source in sources:
+            _keep_foreign(Path(plan.data_dir) / source["name"], source["source"])
     written = []
-    for plan in plans:
-        frame = plan.pop("frame")
-        written.append(build_dataset(frame, root=params["data_dir"], **plan, **split))
-    _report_dvc_state(params["data_dir"])
+    for source in sources:
+        frame = source.pop("frame")
+        written.append(build_dataset(frame, root=plan.data_dir, **source, **split))
+    _report_dvc_state(plan.data_dir)
     return written
 
 

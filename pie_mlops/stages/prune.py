@@ -16,38 +16,31 @@ input is checked before the first run starts, so bad input registers nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from pie_mlops.jobs.context import JobContext
-from pie_mlops.util.errors import PieError
+from pie_mlops.config.plans import one_arch
+from pie_mlops.config.schema import Prune
 from pie_mlops.config.vocabulary import check_name
+from pie_mlops.jobs.context import JobContext
+from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags
+from pie_mlops.jobs.prune_group import load_dense, pruned_dir, pruned_made, prune_groups, prune_pooled, track_pruned
+from pie_mlops.jobs.prune_quant import quantize_groups
+from pie_mlops.pruning.plan import SCOPES, format_sparsity, group_name, plan_jobs  # noqa: F401 (the stage's vocabulary)
+from pie_mlops.pruning.plan import predicted_splits as _predicted_splits
+from pie_mlops.util.errors import PieError
 from pie_mlops.util.fingerprint import code_fingerprint
 from pie_mlops.util.log import get as get_logger
 from pie_mlops.util.log import progress_disabled
-from pie_mlops.config.schema import defaults
-from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags
-from pie_mlops.config.params import as_list, for_arch, hyperparameters, seeds_for
-from pie_mlops.pruning.plan import SCOPES, format_sparsity, group_name, plan_jobs  # noqa: F401 (the stage's vocabulary)
-from pie_mlops.pruning.plan import predicted_splits as _predicted_splits
-from pie_mlops.jobs.prune_group import prune_groups, prune_pooled
-from pie_mlops.jobs.prune_quant import quantize_groups
-from pie_mlops.jobs.prune_group import load_dense, pruned_dir, pruned_made, track_pruned  # noqa: F401 (pruned_dir: the stage's)
 
 _LOG = get_logger(__name__)
 
-DEFAULTS = defaults("prune")  # pie_mlops/config/schema.py: the one source of defaults and types
 # The current seed's registered dense model lives in the job context (`ctx.dense`), which a
 # worker's lane keeps across prune() calls: it runs one (group, seed) per call, and reloading
 # the same version for every group cost a download and a model build per job. Keyed by the
 # version's run id (unique in any store): a new version reloads.
-
-
-def _hyperparameters(params: dict) -> dict:
-    """Training hyperparameters of ft/wr/ai/recovery (params.hyperparameters' rule): the tuned
-    lr, batch size and warm-up win over the section's, but a prune.lr that is set wins over both."""
-    return hyperparameters(params, ("batch_size", "lr", "warmup_ratio", "weight_decay", "max_length"),
-                           tunable=("lr", "batch_size", "warmup_ratio"),
-                           force={"lr": params["lr"]} if params["lr"] is not None else None)
+# ft/wr/ai's and the os recovery's hyperparameters: the plan's, the tuned ones applied (config/plans.py)
+HYPERPARAMETERS = ("batch_size", "lr", "warmup_ratio", "weight_decay", "max_length")
 
 
 def _epochs_per_step(params: dict, jobs: list[dict], versions: dict) -> dict:
@@ -79,49 +72,46 @@ def _check_dense(name: str, seeds: list[int], md5: str) -> dict:
     return found
 
 
-def prune(params: dict, progress: bool = True, ctx: JobContext | None = None) -> list[dict]:
-    """Run every pruned (group, seed); returns one record each: pruned or skipped. `ctx`: the
-    job's context (a worker's lane; default: this command alone, pie_mlops/jobs/context.py).
-
-    `arch` may list several architectures; each is pruned in turn, like `train` does."""
-    archs = as_list(params["arch"])
-    if len(archs) != 1:
-        if not archs:
-            raise PieError("prune.arch is empty; give bert, bilstm or both")
-        return [r for arch in archs for r in prune(dict(params, arch=arch), progress, ctx)]
-    params = for_arch(params, archs[0], "prune")  # values given per architecture resolved
+def prune(plans: Prune | Sequence[Prune], progress: bool = True, ctx: JobContext | None = None) -> list[dict]:
+    """Run every pruned (group, seed) of each plan (one per architecture, config/plans.py, each
+    pruned in turn); returns one record each: pruned or skipped. `ctx`: the job's context (a
+    worker's lane; default: this command alone, pie_mlops/jobs/context.py)."""
     from pie_mlops.util.seeding import intra_op_threads
 
-    with intra_op_threads(params.get("num_threads")):  # the jobs computed here; runtime only
-        return _prune_arch(params, progress, ctx)
+    records = []
+    for plan in one_arch(plans, "prune"):
+        with intra_op_threads(plan.num_threads):  # the jobs computed here; runtime only
+            records += _prune_arch(plan, progress, ctx)
+    return records
 
 
-def _prune_arch(params: dict, progress: bool, ctx: JobContext | None) -> list[dict]:
-    """prune() of one architecture (`params` resolved for it)."""
+def _prune_arch(section: Prune, progress: bool, ctx: JobContext | None) -> list[dict]:
+    """prune() of one architecture's plan."""
     from tqdm.auto import tqdm
 
     from pie_mlops import tracking
+    from pie_mlops.config.plans import seed_parallel
     from pie_mlops.data.contract import read_dataset, read_meta
     from pie_mlops.data.splits import subsample
-    data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "prune.dataset (or --dataset)")
-    read_meta(data_path)  # PieError telling how to materialize a missing dataset
-    quant_only = bool(as_list(params.get("quantize"))) and not as_list(params["sparsities"])  # quantized groups alone
-    jobs, seeds = ([] if quant_only else plan_jobs(params)), seeds_for(params, params["arch"], "prune")
-    hp = _hyperparameters(params)
-    from pie_mlops.config.params import seed_parallel
 
-    parallel = seed_parallel(params, params["arch"], "prune")
-    processes = seed_processes(params)
-    md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
-    name = tracking.registered_model_name(params["dataset"], params["arch"])
+    params = section.model_dump()  # the pure pruning plan (pruning/plan.py) reads a mapping
+    data_path = Path(section.data_dir) / check_name("dataset", section.dataset, "prune.dataset (or --dataset)")
+    read_meta(data_path)  # PieError telling how to materialize a missing dataset
+    quant_only = bool(section.quantize) and not section.sparsities  # quantized groups alone
+    jobs, seeds = ([] if quant_only else plan_jobs(params)), section.seeds
+    hp = {k: params[k] for k in HYPERPARAMETERS}
+    parallel = seed_parallel(section)
+    processes = section.seed_processes
+    md5, sha = tracking.data_md5(section.data_dir), tracking.git_sha()
+    name = tracking.registered_model_name(section.dataset, section.arch)
     ctx = ctx or JobContext()
     if not ctx.in_worker:  # a worker's job: its retry reaps a dead attempt (pie.job tag)
-        for run_id in tracking.reap_stale_runs(params["dataset"], params["arch"]):  # left by a killed process
+        for run_id in tracking.reap_stale_runs(section.dataset, section.arch):  # left by a killed process
             _LOG.info(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
     versions = _check_dense(name, seeds, md5)
     epochs = _epochs_per_step(params, jobs, versions)
     meta, splits = read_dataset(data_path)
-    splits["train"] = subsample(splits["train"], params.get("max_train_examples"))
+    splits["train"] = subsample(splits["train"], section.max_train_examples)
 
     # Seed-major order: every os group of a seed starts from the same registered dense model,
     # downloaded once and kept (one seed at a time) in the context's `dense`.
@@ -149,7 +139,7 @@ def _prune_arch(params: dict, progress: bool, ctx: JobContext | None) -> list[di
                                   versions[job.seed]))
     if together:
         records += prune_groups(together, meta, splits, progress, ctx, versions)
-    if params.get("quantize"):  # quant-<method> groups: the same protocol, no pruning (jobs/prune_quant.py)
+    if section.quantize:  # quant-<method> groups: the same protocol, no pruning (jobs/prune_quant.py)
         records += quantize_groups(params, name, versions, meta, splits, ctx, md5, sha)
     return records
 
@@ -179,14 +169,6 @@ def _model_job(params: dict, hp: dict, group_plan: dict, epochs_per_step: int, s
                                        fingerprint=code_fingerprint(__name__),  # a code fix retrains
                                        criterion=plan["criterion"], schedule=plan["schedule"], scope=plan["scope"],
                                        threshold=plan["threshold"], sparsity=format_sparsity(plan["sparsity"])))
-
-def seed_processes(params: dict) -> int:
-    """How many jobs compute at a time in child processes (1: here, one by one)."""
-    value = params.get("seed_processes", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PieError(f"prune.seed_processes must be a whole number >= 1 (or one per architecture), got {value!r}")
-    return value
-
 
 def stackable(plan: dict) -> bool:
     """Jobs the stacked BiLSTM serves: one-shot unstructured pruning with no recovery training

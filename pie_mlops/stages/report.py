@@ -10,10 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pie_mlops.report.build import build_report
-from pie_mlops.config.schema import defaults
-
-DEFAULTS = defaults("report")  # pie_mlops/config/schema.py
+from pie_mlops.config.schema import Report
 
 
-def report(params: dict) -> Path:
-    return build_report(Path(params["compare_root"]), Path(params["out"]))
+def report(plan: Report) -> Path:
+    return build_report(Path(plan.compare_root), Path(plan.out))

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from pie_mlops.util.errors import PieError
 from pie_mlops.util.log import get as get_logger
-from pie_mlops.config.params import DEFAULT_PARAMS, load_section
+from pie_mlops.config.params import DEFAULT_PARAMS
+from pie_mlops.config.plans import per_arch, resolve
 
 _LOG = get_logger(__name__)
 
@@ -52,15 +53,14 @@ def study(params_file: str | Path = DEFAULT_PARAMS, use_dvc: bool | None = None,
 
     from pie_mlops.stages import materialize as m
 
-    timed("materialize", m.materialize, load_section("materialize", m.DEFAULTS, params_file), None, progress)
+    timed("materialize", m.materialize, resolve("materialize", params_file), None, progress)
     if use_dvc:
         timed("dvc repro", _dvc_repro)
     else:
         _in_process(params_file, timed, progress, echo)
         from pie_mlops.config.study_dvc import declare
         declare(params_file)  # a profile's own metrics and plots, for `dvc metrics/plots show`
-    report = Path(load_section("report", {"compare_root": "reports/compare", "out": "reports/pies"},
-                               params_file)["out"]) / "index.html"
+    report = Path(resolve("report", params_file).out) / "index.html"
     return {"timings": timings, "report": str(report), "via": "dvc" if use_dvc else "process"}
 
 
@@ -75,20 +75,19 @@ def _dvc_repro() -> None:
 
 
 def _in_process(params_file, timed, progress: bool, echo=None) -> None:
-    from pie_mlops.stages import check, compare_study, materialize, prune, report, train, tune
+    from pie_mlops.stages import check, compare_study, prune, report, train, tune
 
-    section = lambda name, mod: load_section(name, mod.DEFAULTS, params_file)  # noqa: E731
-    data = section("materialize", materialize)
+    data = resolve("materialize", params_file)
     # The gate checks what the study reads (every materialized dataset only through DVC, whose
     # check stages cover them all): a profile on one small set is not kept waiting by the others.
-    used = sorted({section(name, mod)["dataset"] for name, mod in (("tune", tune), ("train", train),
-                                                                      ("prune", prune), ("compare", compare_study))})
-    timed("check", check.check, section("check", check), used, data["data_dir"])
-    timed("tune", tune.tune, section("tune", tune), progress)
-    timed("train", train.train, section("train", train), progress)
-    timed("prune", prune.prune, section("prune", prune), progress)
-    timed("compare", compare_study.compare, section("compare", compare_study), None, progress, echo=echo)
-    timed("report", report.report, section("report", report))
+    used = sorted({resolve(name, params_file).dataset for name in ("tune", "train", "prune", "compare")})
+    timed("check", check.check, resolve("check", params_file), used, data.data_dir)
+    timed("tune", tune.tune, per_arch("tune", params_file), progress)
+    # Each plan is resolved when its stage starts: train and prune take the values tune just wrote.
+    timed("train", train.train, per_arch("train", params_file), progress)
+    timed("prune", prune.prune, per_arch("prune", params_file), progress)
+    timed("compare", compare_study.compare, resolve("compare", params_file), None, progress, echo=echo)
+    timed("report", report.report, resolve("report", params_file))
 
 
 def where_to_look(result: dict) -> str:

@@ -16,81 +16,76 @@ and it tells the others which jobs to skip. The other ranks train, then wait and
 
 from __future__ import annotations
 
+
+from collections.abc import Sequence
 from pathlib import Path
 
-from pie_mlops.jobs.context import JobContext
-from pie_mlops.util.errors import PieError
-from pie_mlops.config.vocabulary import check_name
-from pie_mlops.util.fingerprint import code_fingerprint
-from pie_mlops.config.schema import defaults
-from pie_mlops.util.log import progress_disabled
-from pie_mlops.util.log import get as get_logger
-from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags
 from pie_mlops.compare.predictions import predicted_splits
+from pie_mlops.config.plans import best_params_file, one_arch
+from pie_mlops.config.schema import Train
+from pie_mlops.config.vocabulary import check_name
+from pie_mlops.jobs.context import JobContext
+from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags
 from pie_mlops.jobs.train_group import GROUP, track_one, train_config, train_group, train_pooled
-from pie_mlops.config.params import TUNED, as_list, best_params_file, for_arch, hyperparameters, seeds_for  # noqa: F401 (TUNED: re-read by tests)
+from pie_mlops.util.errors import PieError
+from pie_mlops.util.fingerprint import code_fingerprint
+from pie_mlops.util.log import get as get_logger
+from pie_mlops.util.log import progress_disabled
 
 _LOG = get_logger(__name__)
 
 DENSE_LONG = "dense-long"  # the training-length control (train.dense_long_epochs; docs/claims.md)
-DEFAULTS = defaults("train")  # pie_mlops/config/schema.py: the one source of defaults and types
+HYPERPARAMETERS = ("epochs", "batch_size", "lr", "warmup_ratio", "weight_decay", "max_length")
 
 
-def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
-    """The effective hyperparameters for one architecture: params.yaml, then tuned values,
-    then `force` (explicit command-line values)."""
-    from pie_mlops.models import ARCHS
+def job_plan(plan: Train) -> dict:
+    """A dense job's plan (its run's logged params and params hash) from one architecture's
+    resolved plan (config/plans.py: the tuned and command-line values already applied)."""
+    from pie_mlops.config.fidelity import identity_extras, model_kwargs
 
-    if arch not in ARCHS:
-        raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    best_file = best_params_file(dict(params, arch=arch))
-    hp = hyperparameters(dict(params, arch=arch), ("epochs", "batch_size", "lr", "warmup_ratio", "weight_decay",
-                                                   "max_length"), force=force)
+    values = plan.model_dump()
+    best_file = best_params_file(plan)
     # bilstm uses the packaged GloVe. A bert path or hub name is checked by building the
     # model, which happens before its run starts (a missing local path is a PieError there).
-    model_path = params["model_path"] if arch == "bert" else None
-    from pie_mlops.config.fidelity import check_options, identity_extras, model_kwargs
-
-    check_options(params, "train")
-    model_kwargs(arch, params, "train")  # a dropout given to bert: an error before any run
-    return {"dataset": params["dataset"], "arch": arch, "model_path": model_path, **hp, **identity_extras(params),
-            "snapshot_epochs": sorted(int(e) for e in as_list(params["snapshot_epochs"])),
-            "predict_train": bool(params.get("predict_train", True)),
-            "max_train_examples": int(params["max_train_examples"]) if params.get("max_train_examples") else None,
+    model_kwargs(plan.arch, values, "train")  # a dropout given to bert: an error before any run
+    return {"dataset": plan.dataset, "arch": plan.arch, "model_path": plan.model_path if plan.arch == "bert" else None,
+            **{k: values[k] for k in HYPERPARAMETERS}, **identity_extras(values),
+            "snapshot_epochs": sorted(plan.snapshot_epochs), "predict_train": plan.predict_train,
+            "max_train_examples": plan.max_train_examples,
             "best_params_file": str(best_file) if best_file.is_file() else None,
             # only when on: the params hash (skip-on-rerun identity) of sequential models stays as it was
-            **({"seed_parallel": True} if seed_parallel(params, arch) else {})}
+            **({"seed_parallel": True} if seed_parallel(plan) else {})}
 
 
-def seed_parallel(params: dict, arch: str) -> bool:
-    """Whether `arch`'s seeds are trained together (PieError where that is not built)."""
+def seed_parallel(plan: Train) -> bool:
+    """Whether `plan`'s seeds are trained together (PieError where that is not built)."""
+    from pie_mlops.config.plans import seed_parallel as wanted
     from pie_mlops.jobs import distributed
-    from pie_mlops.config.params import seed_parallel as wanted
 
-    if wanted(params, arch, "train") and distributed.world_size() > 1:  # DDP splits one model's batches instead
+    if wanted(plan) and distributed.world_size() > 1:  # DDP splits one model's batches instead
         _LOG.info("train.seed_parallel is off under torchrun: the ranks share one seed's batches")
         return False
-    return wanted(params, arch, "train")
+    return wanted(plan)
 
 
-def train(params: dict, progress: bool = True, force: dict | None = None, ctx: JobContext | None = None) -> list[dict]:
-    """Train the dense group; returns one record per (arch, seed): trained or skipped.
-
-    `force` holds hyperparameters that win even over the tuned file (CLI --epochs); `ctx` is
-    the job's context (a worker's lane; default: this command alone, pie_mlops/jobs/context.py).
+def train(plans: Train | Sequence[Train], progress: bool = True, ctx: JobContext | None = None) -> list[dict]:
+    """Train the dense group of each plan (one per architecture, config/plans.py); returns one
+    record per (arch, seed): trained or skipped. `ctx` is the job's context (a worker's lane;
+    default: this command alone, pie_mlops/jobs/context.py).
     """
     from pie_mlops.jobs import distributed
 
+    plans = one_arch(plans, "train")
     distributed.setup()  # no-op unless launched by torchrun
     try:
-        records = _train_all(params, progress and distributed.is_main(), force, ctx or JobContext())
+        records = _train_all(plans, progress and distributed.is_main(), ctx or JobContext())
         distributed.barrier()  # ranks > 0 wait here until rank 0 has logged and registered
     finally:
         distributed.teardown()
     return records
 
 
-def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext) -> list[dict]:
+def _train_all(sections: list[Train], progress: bool, ctx: JobContext) -> list[dict]:
     from tqdm.auto import tqdm
 
     from pie_mlops import tracking
@@ -99,28 +94,30 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
     from pie_mlops.jobs.distributed import broadcast, is_main
     from pie_mlops.util.seeding import intra_op_threads
 
-    archs = as_list(params["arch"]) or ["bert"]
-    data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "train.dataset (or --dataset)")
+    first = sections[0]
+    if len({(p.dataset, p.data_dir, p.predictions_dir) for p in sections}) > 1:
+        raise PieError("train: the plans of one call share their dataset, data_dir and predictions_dir")
+    data_path = Path(first.data_dir) / check_name("dataset", first.dataset, "train.dataset (or --dataset)")
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
     # every input checked before any run
-    plans = [resolve(for_arch(params, arch), arch, force) for arch in archs]
-    seeds = {plan["arch"]: seeds_for(params, plan["arch"]) for plan in plans}
+    plans = [job_plan(section) for section in sections]
+    by_arch = {section.arch: section for section in sections}
     meta, splits = read_dataset(data_path)
-    md5, sha = tracking.data_md5(params["data_dir"]), tracking.git_sha()
+    md5, sha = tracking.data_md5(first.data_dir), tracking.git_sha()
     reap = is_main() and not ctx.in_worker  # a worker's retry reaps by its pie.job tag instead
-    for arch in archs if reap else ():  # runs a killed process left RUNNING: mark KILLED, redo
-        for run_id in tracking.reap_stale_runs(params["dataset"], arch):
+    for arch in by_arch if reap else ():  # runs a killed process left RUNNING: mark KILLED, redo
+        for run_id in tracking.reap_stale_runs(first.dataset, arch):
             _LOG.info(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
 
-    processes = {plan["arch"]: seed_processes(for_arch(params, plan["arch"]), plan) for plan in plans}
+    processes = {plan["arch"]: seed_processes(by_arch[plan["arch"]], plan) for plan in plans}
     # train.num_threads: the models computed here (not in seed_processes children); runtime only
-    threads = {plan["arch"]: for_arch(params, plan["arch"]).get("num_threads") for plan in plans}
+    threads = {arch: section.num_threads for arch, section in by_arch.items()}
     records, together = [], {}  # together: the unfinished seeds computed together, by arch
-    jobs = [(plan, seed) for plan in plans for seed in seeds[plan["arch"]]]
-    longs = [lp for lp in (dense_long_plan(plan, for_arch(params, plan["arch"])) for plan in plans) if lp]
-    jobs += [(lp, seed) for lp in longs for seed in seeds[lp["arch"]]]  # after dense: prune needs dense first
+    jobs = [(plan, seed) for plan in plans for seed in by_arch[plan["arch"]].seeds]
+    longs = [lp for lp in (dense_long_plan(plan, by_arch[plan["arch"]].dense_long_epochs) for plan in plans) if lp]
+    jobs += [(lp, seed) for lp in longs for seed in by_arch[lp["arch"]].seeds]  # after dense: prune needs dense first
     for plan, seed in tqdm(jobs, desc="train seeds", disable=progress_disabled(progress)):
-        job = model_job(plan, seed, md5, sha, params["predictions_dir"], params["data_dir"])
+        job = model_job(plan, seed, md5, sha, first.predictions_dir, first.data_dir)
         # One process at a time per (model, group, seed) on a SQLite store: a duplicate command
         # waits here, then finds the first one's run finished (pie_mlops/tracking/guard.py).
         with tracking.model_claim(job.model_name, job.group, seed, enabled=is_main()):
@@ -148,33 +145,27 @@ def _train_all(params: dict, progress: bool, force: dict | None, ctx: JobContext
     return records
 
 
-def dense_long_plan(plan: dict, params: dict) -> dict | None:
+def dense_long_plan(plan: dict, epochs: int | str | None) -> dict | None:
     """The `dense-long` group's plan: dense models trained for `train.dense_long_epochs` (the ft/wr
     length, 4E), so a pruned ft/wr group can be compared with dense models trained as long.
     No early snapshots or train-split predictions (EL2N uses the dense group). None when off."""
-    epochs = params.get("dense_long_epochs")
     if epochs is None:
         return None
     if epochs == "4E":  # E tuned on validation: the ft/wr length follows it (prune.epochs_per_step: dense)
         epochs = 4 * int(plan["epochs"])
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise PieError(f"train.dense_long_epochs must be a whole number >= 1, \"4E\" or null, got {epochs!r}")
     return dict(plan, epochs=int(epochs), snapshot_epochs=[], predict_train=False, group=DENSE_LONG)
 
 
-def seed_processes(params: dict, plan: dict) -> int:
+def seed_processes(section: Train, plan: dict) -> int:
     """How many of `plan`'s seeds compute at a time in child processes (1: here, one by one)."""
     from pie_mlops.jobs import distributed
 
-    value = params.get("seed_processes", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PieError(f"train.seed_processes must be a whole number >= 1 (or one per architecture), got {value!r}")
     if plan.get("seed_parallel") or distributed.world_size() > 1:  # one batched group, or DDP's ranks
         return 1
-    return value
+    return section.seed_processes
 
 
-def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str, data_dir: str = "data") -> ModelJob:
+def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str, data_dir: str) -> ModelJob:
     """The dense (or dense-long) job of one (arch, seed). dense-long predictions go under the dense
     directory (`dense/dense-long/s<seed>`), so DVC's train output covers them."""
     from pie_mlops import tracking

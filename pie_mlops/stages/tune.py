@@ -18,17 +18,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from collections.abc import Sequence
+
+from pie_mlops.config.plans import one_arch
+from pie_mlops.config.schema import Train, Tune
+from pie_mlops.config.vocabulary import check_name
 from pie_mlops.util.compat import study_storage
 from pie_mlops.util.errors import PieError
-from pie_mlops.config.vocabulary import check_name
-from pie_mlops.config.schema import defaults
-from pie_mlops.util.log import progress_disabled
 from pie_mlops.util.log import get as get_logger
+from pie_mlops.util.log import progress_disabled
 
 _LOG = get_logger(__name__)
 
-DEFAULTS = defaults("tune")  # pie_mlops/config/schema.py: the one source of defaults and types
 TUNABLE = ("lr", "epochs", "batch_size", "warmup_ratio")
+UNTUNED = Train()  # the hyperparameters a trial takes from train's schema when tune.space omits them
 # What a study searches: a change to any of these starts a new study (n_trials, storage and
 # out do not change what a trial measures).
 IDENTITY = ("dataset", "arch", "model_path", "seed", "max_train_examples", "max_validation_examples", "max_length",
@@ -61,34 +64,6 @@ def _say_if_new(storage, name: str, created: bool) -> None:
     if earlier:
         _LOG.info(f"tune: the search settings (tune.{', tune.'.join(IDENTITY)} or the data) differ from those of "
               f"study {', '.join(sorted(earlier))}: starting a new study {name}")
-
-
-def archs_of(params: dict) -> list[str]:
-    """tune.arch as a list: `bert`, `bert,bilstm` (the CLI) or [bert, bilstm]."""
-    value = params["arch"]
-    archs = [a.strip() for a in value.split(",")] if isinstance(value, str) else [str(a) for a in value or []]
-    archs = [a for a in archs if a]
-    if not archs:
-        raise PieError("tune.arch is empty: give bert, bilstm or a list of them")
-    return list(dict.fromkeys(archs))
-
-
-def for_arch(params: dict, arch: str) -> dict:
-    """The params of one architecture's study: a mapping keyed by architecture names picks
-    that architecture's value (the space too, when its keys are architectures)."""
-    from pie_mlops.models import ARCHS
-
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, dict) and value and set(value) <= set(ARCHS):
-            if arch not in value:
-                raise PieError(f"tune.{key} gives one value per architecture but none for {arch!r} "
-                               f"(has: {', '.join(map(str, value))})")
-            value = value[arch]
-        out[key] = value
-    if arch != "bert":  # model_path names a transformer; the BiLSTM builds on the packaged GloVe
-        out["model_path"] = None
-    return dict(out, arch=arch)
 
 
 def suggest(trial, space: dict) -> dict:
@@ -203,21 +178,16 @@ def run_trials(study, objective, n_trials: int, progress: bool, poll_s: float = 
     bar.close()
 
 
-def tune(params: dict, progress: bool = True) -> dict[str, dict]:
-    """Run (or continue) each architecture's study; the best parameters per architecture,
-    each also written to `out`. Every architecture's input is checked before any study runs."""
-    from pie_mlops.models import ARCHS
-
-    plans = [for_arch(params, arch) for arch in archs_of(params)]
-    for plan in plans:
-        if plan["arch"] not in ARCHS:
-            raise PieError(f"unknown architecture {plan['arch']!r}; choose one of {', '.join(ARCHS)}")
+def tune(plans: Tune | Sequence[Tune], progress: bool = True) -> dict[str, dict]:
+    """Run (or continue) each plan's study (one per architecture, config/plans.py); the best
+    parameters per architecture, each also written to `out`. Every plan is checked (by its
+    type) before any study runs."""
     from pie_mlops.util.seeding import intra_op_threads
 
     best = {}
-    for plan in plans:
-        with intra_op_threads(plan.get("num_threads")):  # the trials' threads; runtime only
-            best[plan["arch"]] = tune_one(plan, progress)
+    for plan in one_arch(plans, "tune"):
+        with intra_op_threads(plan.num_threads):  # the trials' threads; runtime only
+            best[plan.arch] = tune_one(plan.model_dump(), progress)
     return best
 
 
@@ -265,10 +235,11 @@ def tune_one(params: dict, progress: bool = True) -> dict:
             if _earlier_trials(study, trial.number) >= n_trials:
                 raise Surplus(f"trial {trial.number}: n_trials={n_trials} reached by other workers")
             hp = suggest(trial, params["space"])
-            cfg = TrainConfig(epochs=int(hp.get("epochs", 3)), batch_size=int(hp.get("batch_size", 32)),
-                              lr=hp.get("lr"), warmup_ratio=float(hp.get("warmup_ratio", 0.1)),
-                              seed=params["seed"], snapshot_epochs=(), progress=False,
-                              optimizer=params.get("optimizer", "adamw_warmup"))
+            # a key the space leaves out: train's schema default (what train runs untuned)
+            hp_all = {k: getattr(UNTUNED, k) for k in TUNABLE} | hp
+            cfg = TrainConfig(epochs=int(hp_all["epochs"]), batch_size=int(hp_all["batch_size"]), lr=hp_all["lr"],
+                              warmup_ratio=float(hp_all["warmup_ratio"]), seed=params["seed"], snapshot_epochs=(),
+                              progress=False, optimizer=params["optimizer"])
             with tracking.trial_run(parent_id, trial, hp, data=params) as log_epoch:
                 model = build_model(params["arch"], n_labels, task, seed=params["seed"],
                                     model_path=params["model_path"], max_length=params["max_length"])

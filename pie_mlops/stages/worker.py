@@ -20,14 +20,12 @@ import socket
 import time
 from pathlib import Path
 
-from pie_mlops.util.errors import PieError
-from pie_mlops.config.params import DEFAULT_PARAMS, load_section
+from pie_mlops.config.params import DEFAULT_PARAMS
+from pie_mlops.config.plans import per_arch, resolve, shrink
+from pie_mlops.config.schema import Materialize
 from pie_mlops.util.log import get as get_logger
-from pie_mlops.config.schema import defaults
 
 _LOG = get_logger(__name__)
-
-DEFAULTS = defaults("worker")  # pie_mlops/config/schema.py: the one source of defaults and types
 
 
 def default_lanes(tracking_uri: str, storage: str) -> int:
@@ -36,16 +34,13 @@ def default_lanes(tracking_uri: str, storage: str) -> int:
 
 
 def _sections(params_file) -> dict:
-    from pie_mlops.stages import compare_study, materialize, prune, train, tune
-
-    mods = {"materialize": materialize, "tune": tune, "train": train, "prune": prune, "compare": compare_study}
-    return {name: load_section(name, mod.DEFAULTS, params_file) for name, mod in mods.items()}
+    return {name: resolve(name, params_file) for name in ("materialize", "train", "prune", "compare")}
 
 
-def _materialize_missing(data: dict) -> None:
+def _materialize_missing(data: Materialize) -> None:
     from pie_mlops.stages.materialize import materialize
 
-    missing = [d for d in data["datasets"] if not (Path(data["data_dir"]) / d / "meta.json").is_file()]
+    missing = [d for d in data.datasets if not (Path(data.data_dir) / d / "meta.json").is_file()]
     if missing:
         _LOG.info(f"materializing {', '.join(missing)}")
         materialize(data, missing, progress=False)
@@ -61,31 +56,28 @@ def worker(params_file: str | Path = DEFAULT_PARAMS, storage: str | None = None,
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per download: noise
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a get_run per ended run
-    opts = {**DEFAULTS, **load_section("worker", DEFAULTS, params_file), **(options or {})}
+    opts = resolve("worker", params_file, options)
     params = _sections(params_file)
-    storage = storage or opts["storage"] or params["tune"]["storage"]
+    tunes = per_arch("tune", params_file)
+    storage = storage or opts.storage or tunes[0].storage
     from pie_mlops.util.credentials import check_no_password
 
     check_no_password(storage, "--storage, worker.storage or tune.storage")  # before anything logs or claims
-    n_lanes = int(opts["lanes"] or default_lanes(tracking.tracking_uri(), storage))
-    if n_lanes < 1:
-        raise PieError(f"worker.lanes must be 1 or more, got {opts['lanes']}")
+    n_lanes = opts.lanes or default_lanes(tracking.tracking_uri(), storage)  # the schema: >= 1
     _materialize_missing(params["materialize"])
     grid = plan_grid(params)  # PieError on bad params, before any claim
     jobs = [j for phase in PHASES for j in grid[phase]]
-    gid = grid_id({"data_md5": tracking.data_md5(params["train"]["data_dir"])}, jobs)
+    gid = grid_id({"data_md5": tracking.data_md5(params["train"].data_dir)}, jobs)
     me = f"{socket.gethostname()}:{os.getpid()}"
-    claims = Claims(storage, int(opts["heartbeat_interval"]), int(opts["grace_period"]),
-                    int(opts["max_retry"]), float(opts["poll_seconds"]))
+    claims = Claims(storage, opts.heartbeat_interval, opts.grace_period, opts.max_retry, opts.poll_seconds)
     done: list[dict] = []  # appended by the lanes (list.append is atomic)
     _LOG.info(f"worker {me}: grid {gid}, {len(jobs)} jobs ({', '.join(f'{len(grid[p])} {p}' for p in PHASES)}), "
          f"{n_lanes} lane(s), storage {redact_url(storage)}, tracking {redact_url(tracking.tracking_uri())}")
 
-    n_trials = params["tune"]["n_trials"]  # one for all, or one per architecture
-    if tune and any(int(n) > 0 for n in (n_trials.values() if isinstance(n_trials, dict) else [n_trials])):
+    if tune and any(plan.n_trials > 0 for plan in tunes):
         from pie_mlops.stages.tune import tune as run_tune
 
-        run_tune(dict(params["tune"], storage=storage), progress=progress)
+        run_tune([shrink(plan, storage=storage) for plan in tunes], progress=progress)
 
     budget = Budget(max_jobs)
     shared = Worker(n_lanes)  # one compute slot and one snapshot of finished runs for all lanes
@@ -153,6 +145,7 @@ def _do_job(job, trial, retried: bool, me: str, progress: bool, done: list, lane
 def _job_record(job, trial, retried: bool, me: str, progress: bool, lane) -> dict:
     """Run one claimed job in its own context; its record, checked FINISHED and registered."""
     from pie_mlops import tracking
+    from pie_mlops.config.plans import for_arch
     from pie_mlops.stages import compare_study, prune, train
 
     ctx = lane.for_job({"pie.job": job.key, "pie.worker": me, "pie.trial": f"{trial.study.study_name}#{trial.number}"})
@@ -161,13 +154,13 @@ def _job_record(job, trial, retried: bool, me: str, progress: bool, lane) -> dic
         for run_id in tracking.reap_job_runs(job.key):
             _LOG.info(f"{job.key}: run {run_id} of a dead attempt marked KILLED")
     _LOG.info(f"worker {me}: {job.key} (trial {trial.number})")
-    if job.phase == "train":
-        record = train.train(job.params, progress=progress, ctx=ctx)[0]
+    if job.phase == "train":  # the tuned values now: tune finished after the grid was planned
+        record = train.train(for_arch(job.plan, job.arch), progress=progress, ctx=ctx)[0]
     elif job.phase == "prune":
-        record = prune.prune(job.params, progress=progress, ctx=ctx)[0]
+        record = prune.prune(for_arch(job.plan, job.arch), progress=progress, ctx=ctx)[0]
     else:
         with ctx.compute():  # reads every model's predictions: one job at a time, all of it
-            record = compare_study.compare(job.params, None, progress=progress, ctx=ctx)[0]
+            record = compare_study.compare(job.plan, None, progress=progress, ctx=ctx, models=list(job.models))[0]
     # A job made here is FINISHED and registered by construction (model_run ends it FINISHED
     # only after register() succeeded); one skipped as done elsewhere is checked in the store.
     fresh = record.get("status") in ("trained", "pruned") and record.get("version")

@@ -35,8 +35,8 @@ def compare_run(dataset: str, arch: str, params: dict, job_tags: dict | None = N
     flat = {k: v for k, v in _flat("", params).items()}
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(flat.items())])
     with _ends(client, run_id):
-        split = str(params.get("split", "test"))  # PIEs are counted there; EL2N reads train
-        log_data_inputs(client, run_id, dataset, tags["data_md5"] or "untracked", params.get("data_dir", "data"),
+        split = str(params["split"])  # PIEs are counted there; EL2N reads train
+        log_data_inputs(client, run_id, dataset, tags["data_md5"] or "untracked", params["data_dir"],
                         tuple(dict.fromkeys((split, "train"))))
         yield run_id
 

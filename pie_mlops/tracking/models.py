@@ -263,7 +263,7 @@ class ModelRun:
 
 
 @contextmanager
-def model_run(run_name: str, tags: dict, params: dict, job_tags: dict | None = None, data_dir: str | None = None):
+def model_run(run_name: str, tags: dict, params: dict, data_dir: str, job_tags: dict | None = None):
     """One model's run; yields a ModelRun. `job_tags`: a worker job's (pie.job, ...), beside
     the identity `tags`; `data_dir`: where the dataset's splits are (its dataset inputs).
 
@@ -297,7 +297,7 @@ def model_run(run_name: str, tags: dict, params: dict, job_tags: dict | None = N
             client.log_batch(info.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
             if "dataset" in tags:  # every model trains on train, tunes on validation, is scored on test
                 log_data_inputs(client, info.run_id, tags["dataset"], all_tags.get("data_md5", "untracked"),
-                                data_dir or params.get("data_dir", "data"))
+                                data_dir)
         yield handle
         with spent():
             handle._flush_tags()
