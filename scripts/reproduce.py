@@ -36,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pie_mlops.config.params import load_all, profile_path, render as render_params  # noqa: E402
+from pie_mlops.config.params import profile_path, render as render_params  # noqa: E402
+from pie_mlops.config.plans import load_all  # noqa: E402
 from pie_mlops.report.results import render  # noqa: E402
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pie_mlops.config.params import load_all, profile_path  # noqa: E402
+from pie_mlops.config.params import profile_path  # noqa: E402
+from pie_mlops.config.plans import load_all  # noqa: E402
 
 
 def one_arch(params_file, section: str, arch: str) -> dict:

@@ -9,8 +9,8 @@ import numpy as np
 
 from pie_mlops.data.contract import read_meta, read_split
 from pie_mlops.compare.predictions import predictions_frame, write_predictions
-from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
 from pie_mlops.stages.materialize import materialize
+from plans import plan
 
 # Per group: how often a model flips the gold label (dense rarely, random-os@0.90 often).
 NOISE = {"dense": 0.1, "magnitude-os@0.50": 0.15, "random-os@0.90": 0.45}
@@ -31,7 +31,7 @@ def make_study(root: Path, dataset: str = "synthetic_nli", seeds: int = 4, text_
     """(data_dir, predictions_dir) under `root`. `text_hook(frame)` may edit the test texts;
     `extra`: more groups and their flip rates (e.g. a quantized group) beside NOISE's."""
     data_dir = root / "data"
-    materialize(dict(MATERIALIZE, data_dir=str(data_dir)), [dataset], progress=False)
+    materialize(plan("materialize", data_dir=str(data_dir)), [dataset], progress=False)
     if text_hook is not None:
         path = data_dir / dataset / "test.parquet"
         frame = read_split(data_dir / dataset, "test")

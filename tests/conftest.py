@@ -65,7 +65,8 @@ def tiny_repo(project_repo: Path) -> Path:
 def use_profile(repo: Path, profile: str) -> None:
     """Write the profile's effective params (defaults + overlay) as the repo's params.yaml, the
     way a user runs a profile through DVC: `pie-mlops --profile NAME params > params.yaml`."""
-    from pie_mlops.config.params import load_all, render
+    from pie_mlops.config.params import render
+    from pie_mlops.config.plans import load_all
 
     (repo / "params.yaml").write_text(render(load_all(repo / "profiles" / f"{profile}.yaml")), encoding="utf-8")
 

@@ -85,7 +85,8 @@ def params_(ctx: click.Context, section: str | None) -> None:
     To run a profile through DVC, which reads params.yaml:
       pie-mlops --profile paper params > params.yaml && dvc repro
     """
-    from pie_mlops.config.params import load_all, render
+    from pie_mlops.config.params import render
+    from pie_mlops.config.plans import load_all
 
     values = load_all(ctx.obj["params_file"])
     if section:

@@ -18,14 +18,14 @@ from pie_mlops.util.errors import PieError
 from pie_mlops.util.log import progress_disabled
 
 
-def collect_predictions(dataset: str, arch: str, split: str = "test",
+def collect_predictions(dataset: str, arch: str, split: str,
                         progress: bool = True) -> tuple[pd.DataFrame, dict[tuple[str, int], str], list[dict]]:
     """(long predictions frame of `split`, data_md5 per (group, seed), the runs) from MLflow."""
     frames, md5s, runs = collect_splits(dataset, arch, split, (), progress)
     return frames[split], md5s, runs
 
 
-def collect_splits(dataset: str, arch: str, split: str = "test", optional: tuple[str, ...] = ("train", "train@epoch1"),
+def collect_splits(dataset: str, arch: str, split: str, optional: tuple[str, ...] = ("train", "train@epoch1"),
                    progress: bool = True, keep: set[tuple[str, int]] | None = None,
                    ) -> tuple[dict[str, pd.DataFrame], dict[tuple[str, int], str], list[dict]]:
     """Like `collect_predictions`, downloading each run's artifacts once for several splits.

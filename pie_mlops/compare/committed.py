@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pie_mlops.compare.files import FILE_MIN_SEEDS, FILE_SPLIT, TIE_RULE
 from pie_mlops.util.errors import PieError
 
 KEEP = ("example_id", "split", "group", "seed", "label", "labels", "threshold")
@@ -131,8 +132,8 @@ def sync(src_root: Path, dst_root: Path, expected: dict[str, set[str]] | None = 
     return done
 
 
-def verify(root: Path, summary: dict, split: str = "test", min_seeds: int = 3,
-           tie_rule: str = "probability") -> dict[str, tuple]:
+def verify(root: Path, summary: dict, split: str = FILE_SPLIT, min_seeds: int = FILE_MIN_SEEDS,
+           tie_rule: str = TIE_RULE) -> dict[str, tuple]:
     """group -> (committed summary's pie_share, the one recomputed from the files under `root`),
     for every group where they differ (or the files lack it). Empty: all reproduce exactly."""
     from pie_mlops.compare import pies
@@ -148,8 +149,8 @@ def verify(root: Path, summary: dict, split: str = "test", min_seeds: int = 3,
     return bad
 
 
-def reproduce_exactly(root: Path, src: Path, summary: dict, split: str = "test", min_seeds: int = 3,
-                      tie_rule: str = "probability") -> list[str]:
+def reproduce_exactly(root: Path, src: Path, summary: dict, split: str = FILE_SPLIT, min_seeds: int = FILE_MIN_SEEDS,
+                      tie_rule: str = TIE_RULE) -> list[str]:
     """Make the committed logits under `root` reproduce every pie_share of `summary`: a group
     that does not (a tie decided by a mean probability that float16 moved) is rewritten, with
     dense, in float32 from the pipeline's files under `src`. The groups rewritten; a PieError

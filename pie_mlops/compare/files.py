@@ -13,11 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
+from pie_mlops.config.schema import Compare
 from pie_mlops.util.errors import PieError
 from pie_mlops.compare.pies import CompareResult, ModelRows, Stacked, compare, stack_models
 from pie_mlops.compare.stacking import gold_labels
 
 REQUIRED = ("example_id", "split", "group", "seed", "logits")
+# File mode's own defaults (docs/design.md §3: `[--split test] [--min-seeds 3]`), not the study's
+# compare section: a folder of prediction files is compared on test, at three models a group.
+FILE_MODE = {"split": "test", "min_seeds": 3}
+FILE_SPLIT, FILE_MIN_SEEDS = FILE_MODE["split"], FILE_MODE["min_seeds"]
+TIE_RULE = Compare.model_fields["tie_rule"].default  # the study's rule (compare.tie_rule)
 
 
 def _list_values(col, path: Path, name: str, dtype) -> np.ndarray:
@@ -191,7 +197,7 @@ def _file_models(path: Path, table, ids: np.ndarray, labels: np.ndarray, logits:
             for g, s in sorted(set(zip(groups.tolist(), seeds.tolist())))]
 
 
-def load_predictions_dir(root: str | Path, split: str = "test") -> Stacked:
+def load_predictions_dir(root: str | Path, split: str = FILE_SPLIT) -> Stacked:
     """Every `*.parquet` under `root` (recursively), stacked for `split`."""
     root = Path(root)
     if not root.is_dir():
@@ -253,7 +259,7 @@ def check_out_dir(out: Path) -> None:
         raise PieError(f"--out {out}: directory is not writable")
 
 
-def compare_files(predictions: str | Path, out: str | Path, split: str = "test", min_seeds: int = 3,
+def compare_files(predictions: str | Path, out: str | Path, split: str = FILE_SPLIT, min_seeds: int = FILE_MIN_SEEDS,
                   params: dict | None = None) -> CompareResult:
     """File mode: read, compare, add the statistics (intervals, modal accuracies, collapse, the
     floor test and the noise floor), write. `params`: compare.* keys (n_boot, n_perm,

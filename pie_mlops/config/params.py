@@ -125,19 +125,6 @@ def validate(section: str, values: dict, source: str | Path = DEFAULT_PARAMS, gi
         raise PieError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})") from None
 
 
-def load_all(path: str | Path = DEFAULT_PARAMS) -> dict:
-    """Every section of the params file at `path`, over the defaults: what the study runs with."""
-    from pie_mlops.config.schema import SECTIONS
-
-    doc = read_file(path)
-    unknown = sorted(set(doc) - set(SECTIONS))
-    if unknown:
-        raise PieError(f"{path}: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
-    from pie_mlops.config.plans import resolve
-
-    return {name: resolve(name, path).model_dump() for name in SECTIONS}
-
-
 def render(params: dict) -> str:
     """The params as YAML, one line per key, in the schema's order (for `pie-mlops params`)."""
     import yaml

@@ -42,9 +42,18 @@ def resolve(section: str, params_file: str | Path = DEFAULT_PARAMS, overrides: d
         raise PieError(f"{params_file}: section {section!r} must be a mapping, not {type(values).__name__}")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     base = validate(section, values, params_file)
-    plan = SECTIONS[section].model_validate(validate(section, {**base, **given}, params_file, given=set(given)))
+    plan = SECTIONS[section].model_validate(validate(section, overlay(base, given), params_file, given=set(given)))
     plan._given = frozenset(given)
     return for_arch(plan, arch) if arch is not None else plan
+
+
+def load_all(params_file: str | Path = DEFAULT_PARAMS) -> dict:
+    """Every section of the params file, over the defaults, as plain values: what `pie-mlops params`
+    prints and what the study runs with."""
+    unknown = sorted(set(read_file(params_file)) - set(SECTIONS))
+    if unknown:
+        raise PieError(f"{params_file}: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    return {name: resolve(name, params_file).model_dump() for name in SECTIONS}
 
 
 def per_arch(section: str, params_file: str | Path = DEFAULT_PARAMS, overrides: dict | None = None) -> list:
@@ -128,9 +137,21 @@ def one_arch(plans, stage: str) -> list:
     return plans
 
 
+def overlay(current: dict, values: dict) -> dict:
+    """`values` over `current`; a per-architecture mapping changes only the architectures it
+    names (`seeds: {bilstm: [0]}` keeps bert's), as a params file's overlay does."""
+    from pie_mlops.config.vocabulary import ARCHS
+
+    def one(old, new):
+        both = isinstance(old, dict) and isinstance(new, dict) and old and new
+        return {**old, **new} if both and set(old) | set(new) <= set(ARCHS) else new
+
+    return {**current, **{k: one(current.get(k), v) for k, v in values.items()}}
+
+
 def shrink(plan: S, **values) -> S:
     """`plan` with `values` over it, validated again (a test's or a job's narrower plan)."""
     section = section_of(plan)
-    one = type(plan).model_validate(validate(section, {**plan.model_dump(), **values}, "overrides"))
+    one = type(plan).model_validate(validate(section, overlay(plan.model_dump(), values), "overrides"))
     one._given = plan._given | frozenset(values)
     return one

@@ -29,8 +29,9 @@ def _csv(value):
 
 
 def _csv_if_several(value):
-    """`bert` stays one architecture; `bert,bilstm` (the CLI) is a list."""
-    return _csv(value) if isinstance(value, str) and "," in value else value
+    """`bert` stays one architecture; `bert,bilstm` (the CLI) is a list, and so is an unknown
+    name, so its error names the architectures rather than a list."""
+    return _csv(value) if isinstance(value, str) and value not in ("bert", "bilstm") else value
 
 
 T = TypeVar("T")

@@ -115,7 +115,8 @@ def test_a_yaml_alias_bomb_is_refused_in_under_a_second(levels, tmp_path, capsys
 
 
 def test_an_oversized_or_recursive_params_file_is_refused(tmp_path, capsys):
-    from pie_mlops.config.params import load_all, read_best_params
+    from pie_mlops.config.params import read_best_params
+    from pie_mlops.config.plans import load_all
 
     big = tmp_path / "big.yaml"
     big.write_text("train:\n  seeds: [" + ", ".join(["0"] * 400_000) + "]\n")

@@ -10,13 +10,15 @@ import pytest
 from compare_fixture import make_study
 from pie_mlops.data.contract import read_dataset
 from pie_mlops.util.errors import PieError
-from pie_mlops.stages.compare_study import DEFAULTS, compare, export_name
+from pie_mlops.stages.compare_study import compare, export_name
+from plans import plan
 from pie_mlops.report.build import build_report
 
 
 def _params(data_dir, out, **kw):
-    return dict(DEFAULTS, dataset="synthetic_nli", arch="bert", data_dir=str(data_dir), out=str(out),
-                split="test", min_seeds=3, n_boot=20, **kw)
+    values = dict(dataset="synthetic_nli", arch="bert", data_dir=str(data_dir), out=str(out), split="test",
+                  min_seeds=3, n_boot=20)
+    return plan("compare", profile="default", **{**values, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +160,7 @@ def test_predictions_of_another_dataset_are_refused(study, tmp_path):
 
 def test_multi_label_studies_report_per_label_pies(tmp_path):
     data_dir, preds = make_study(tmp_path, dataset="synthetic_topics", seeds=3)
-    params = dict(_params(data_dir, tmp_path / "out"), dataset="synthetic_topics")
+    params = _params(data_dir, tmp_path / "out", dataset="synthetic_topics")
     [res] = compare(params, preds, progress=False)
     s = res["summary"]["random-os@0.90"]
     assert s["n_pies"] > 0 and sum(s["n_pies_per_label"].values()) >= s["n_pies"]

@@ -21,10 +21,11 @@ def _pie(args: list[str], cwd: Path, **env) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def nli(tmp_path_factory) -> Path:
-    from pie_mlops.stages.materialize import DEFAULTS, materialize
+    from pie_mlops.stages.materialize import materialize
+    from plans import plan
 
     root = tmp_path_factory.mktemp("console")
-    materialize(dict(DEFAULTS, data_dir=str(root / "data")), ["synthetic_nli"], progress=False)
+    materialize(plan("materialize", data_dir=str(root / "data")), ["synthetic_nli"], progress=False)
     (root / "params.yaml").write_text((ROOT / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     return root
 

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 
 from conftest import ROOT
 from pie_mlops.util.errors import PieError
-from pie_mlops.config.params import load_section
+from pie_mlops.config.plans import shrink
 from pie_mlops.scale.grid import grid_id, phase_state, plan_grid
-from pie_mlops.stages import compare_study, prune, train
+from pie_mlops.stages import prune
+from plans import plan
 
-TINY = ROOT / "profiles" / "tiny.yaml"
 
-
-def tiny() -> dict:
-    return {"train": load_section("train", train.DEFAULTS, TINY), "prune": load_section("prune", prune.DEFAULTS, TINY),
-            "compare": load_section("compare", compare_study.DEFAULTS, TINY)}
+def tiny(**prune_values) -> dict:
+    return {"train": plan("train"), "prune": plan("prune", **prune_values), "compare": plan("compare")}
 
 
 def test_the_tiny_grid_has_one_job_per_model_and_one_compare_per_arch():
@@ -28,43 +25,40 @@ def test_the_tiny_grid_has_one_job_per_model_and_one_compare_per_arch():
     assert "prune:bert:magnitude-os@0.30:s1" in keys and "train:bilstm:s0" in keys
     # A prune job's params select exactly its own group and seed ...
     for job in grid["prune"]:
-        (only,) = prune.plan_jobs(job.params)
-        assert only["group"] == job.group and job.params["seeds"] == [job.seed]
+        (only,) = prune.plan_jobs(job.plan.model_dump())
+        assert only["group"] == job.group and job.plan.seeds == [job.seed]
     # ... and compare is restricted to the grid's own models.
     bert = next(j for j in grid["compare"] if j.arch == "bert")
-    assert len(bert.params["models"]) == 3 + 2 * 3 and bert.params["predictions_dir"] is None
+    assert len(bert.models) == 3 + 2 * 3 and bert.plan.predictions_dir is None
 
 
 def test_a_quantized_group_is_one_grid_job_per_seed_that_prunes_nothing():
-    params = tiny()
-    params["prune"]["quantize"] = {"bert": ["int8-dyn"], "bilstm": ["int8-dyn", "bf16"]}
-    grid = plan_grid(params)
+    grid = plan_grid(tiny(quantize={"bert": ["int8-dyn"], "bilstm": ["int8-dyn", "bf16"]}))
     quant = [j for j in grid["prune"] if j.group.startswith("quant-")]
     assert sorted(j.key for j in quant) == sorted(
         [f"prune:bert:quant-int8-dyn:s{s}" for s in range(3)]  # tiny: bert 3 seeds, bilstm 8
         + [f"prune:bilstm:quant-{m}:s{s}" for m in ("int8-dyn", "bf16") for s in range(8)])
     for job in quant:  # no pruned group in its params; its own method and seed only
-        assert job.params["sparsities"] == [] and job.params["quantize"] == [job.group.removeprefix("quant-")]
-        assert job.params["seeds"] == [job.seed]
+        assert job.plan.sparsities == [] and job.plan.quantize == [job.group.removeprefix("quant-")]
+        assert job.plan.seeds == [job.seed]
     for job in grid["prune"]:
         if not job.group.startswith("quant-"):
-            assert job.params["quantize"] == []  # a pruned group's job quantizes nothing
+            assert job.plan.quantize == []  # a pruned group's job quantizes nothing
     bilstm = next(j for j in grid["compare"] if j.arch == "bilstm")
-    assert ["quant-bf16", 1] in [list(m) for m in bilstm.params["models"]]
+    assert ["quant-bf16", 1] in [list(m) for m in bilstm.models]
 
 
 def test_bad_params_fail_before_any_claim():
     params = tiny()
-    params["prune"]["sparsities"] = [1.5]
-    with pytest.raises(PieError, match="sparsity"):
+    params["prune"] = params["prune"].model_copy(update={"sparsities": [1.5]})  # past the schema, as a bad caller would
+    with pytest.raises(PieError, match="sparsities"):
         plan_grid(params)
 
 
 def test_grid_id_follows_the_grid():
     params = tiny()
     jobs = [j for p in plan_grid(params).values() for j in p]
-    changed = copy.deepcopy(params)
-    changed["train"]["epochs"] = 7
+    changed = dict(params, train=shrink(params["train"], epochs=7))
     other = [j for p in plan_grid(changed).values() for j in p]
     assert grid_id({}, jobs) == grid_id({}, [j for p in plan_grid(tiny()).values() for j in p])
     assert grid_id({}, jobs) != grid_id({}, other)

@@ -36,10 +36,12 @@ def test_tune_and_prune_compute_each_architecture_at_its_own_num_threads(two_thr
     from pie_mlops.stages import tune as tune_stage
 
     seen = []
+    from plans import plan
+
     monkeypatch.setattr(tune_stage, "tune_one", lambda p, progress: seen.append((p["arch"], torch.get_num_threads())))
-    monkeypatch.setattr(prune_stage, "_prune_arch", lambda p, progress, ctx: seen.append((p["arch"], torch.get_num_threads())) or [])
+    monkeypatch.setattr(prune_stage, "_prune_arch", lambda p, progress, ctx: seen.append((p.arch, torch.get_num_threads())) or [])
     threads = {"bert": None, "bilstm": 1}
-    tune_stage.tune({"arch": ["bert", "bilstm"], "num_threads": threads})
-    prune_stage.prune(dict(prune_stage.DEFAULTS, num_threads=threads))
+    tune_stage.tune([plan("tune", arch, num_threads=threads) for arch in ("bert", "bilstm")])
+    prune_stage.prune([plan("prune", arch, num_threads=threads) for arch in ("bert", "bilstm")])
     assert seen == [("bert", two_threads), ("bilstm", 1)] * 2
     assert torch.get_num_threads() == two_threads

@@ -90,6 +90,7 @@ def test_worker(capsys):
 def test_report(capsys):
     """A compare directory whose analysis.json names a path for its dataset, or a summary.json
     whose group is not a group name: refused before anything is written."""
+    from pie_mlops.config.schema import Report
     from pie_mlops.stages.report import report
 
     study = Path("reports/compare/ds/bilstm")
@@ -97,18 +98,21 @@ def test_report(capsys):
     (study / "summary.json").write_text(json.dumps({"../../evil": {"sparsity": 0.5}}))
     (study / "analysis.json").write_text(json.dumps({"meta": {"dataset": "ds", "arch": "bilstm"}}))
     with pytest.raises(PieError, match=r"summary\.json: group '\.\./\.\./evil' is not"):
-        report({"compare_root": "reports/compare", "out": "reports/pies"})
+        report(Report())
     (study / "analysis.json").write_text(json.dumps({"meta": {"dataset": "../x", "arch": "bilstm"}}))
     _refused(capsys, "report", needle="dataset '../x' is not a dataset name")
     assert not Path("reports/pies").exists()
 
 
 def test_the_stage_functions_check_too():
-    """What a worker or a script calls, without the CLI in front."""
+    """What a worker or a script calls, without the CLI in front: a plan, which refuses the name."""
+    from pie_mlops.config.plans import resolve
     from pie_mlops.stages.train import train
 
-    with pytest.raises(PieError, match=r"train\.dataset \(or --dataset\): dataset '\.\./x' is not"):
-        train({"dataset": "../x", "arch": "bilstm", "data_dir": "data"})
+    with pytest.raises(PieError, match=r"train\.dataset \(--dataset\): Value error, dataset '\.\./x' is not"):
+        resolve("train", overrides={"dataset": "../x"}, arch="bilstm")
+    with pytest.raises(TypeError, match="plans resolved for one architecture"):
+        train({"dataset": "rotten_tomatoes", "arch": "bilstm", "data_dir": "data"})
 
 
 @pytest.mark.parametrize("yaml_text, needle", [
@@ -137,4 +141,4 @@ def test_the_schema_refuses_what_would_fail_after_compute_starts(yaml_text, need
 
 def test_a_negative_seed_on_the_command_line(capsys):
     _refused(capsys, "train", "--seeds", "-1,0", "--arch", "bilstm", "--dataset", "synthetic_nli",
-             needle="train.seeds (or --seeds): -1 is not a seed")
+             needle="command line: train.seeds.0 (--seeds): Input should be greater than or equal to 0")

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from pie_mlops.util.errors import PieError
-from pie_mlops.config.params import load_all, load_section, profile_path
+from pie_mlops.config.params import profile_path
+from pie_mlops.config.plans import load_all
+from pie_mlops.config.plans import resolve
 from pie_mlops.config.schema import SECTIONS, all_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +59,7 @@ def test_mlproject_parameters_exist_in_the_schema():
 
 def test_a_missing_params_file_is_an_error_not_the_defaults(tmp_path):
     with pytest.raises(PieError, match="no such params file"):
-        load_section("train", None, tmp_path / "missing.yaml")
+        resolve("train", tmp_path / "missing.yaml")
 
 
 @pytest.mark.parametrize("text, match", [
@@ -73,13 +75,13 @@ def test_a_bad_params_file_names_the_key(tmp_path, text, match):
     path = tmp_path / "p.yaml"
     path.write_text(text)
     with pytest.raises(PieError, match=match):
-        load_section("train" if "prune" not in text else "prune", None, path)
+        resolve("train" if "prune" not in text else "prune", path)
 
 
 def test_an_overlay_changes_only_what_it_states(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("train: {dataset: my_reviews, seeds: {bilstm: [0, 1]}}\n")
-    train = load_section("train", None, path)
+    train = resolve("train", path).model_dump()
     # a per-architecture value overlays per architecture: bert keeps its default seeds
     assert train["dataset"] == "my_reviews" and train["seeds"] == {"bert": [0, 1, 2], "bilstm": [0, 1]}
     assert {k: v for k, v in train.items() if k not in ("dataset", "seeds")} == \

@@ -7,7 +7,8 @@ import re
 import shutil
 
 from compare_fixture import make_study
-from pie_mlops.stages.compare_study import DEFAULTS, compare
+from pie_mlops.stages.compare_study import compare
+from plans import plan
 from pie_mlops.report.build import build_report
 
 # Sentences the report once printed whatever the data showed.
@@ -19,7 +20,7 @@ VERDICTS = re.compile(r"\b(holds|refuted|inconclusive)\b")
 def test_captions_describe_and_verdicts_come_from_the_claims_table(tmp_path):
     data_dir, preds = make_study(tmp_path / "study")
     root = tmp_path / "compare"
-    params = dict(DEFAULTS, dataset="synthetic_nli", arch="bert", data_dir=str(data_dir),
+    params = plan("compare", profile="default", dataset="synthetic_nli", arch="bert", data_dir=str(data_dir),
                   out=str(root / "synthetic_nli" / "bert"), split="test", min_seeds=3, n_boot=20)
     compare(params, preds, progress=False)
     shutil.copytree(root / "synthetic_nli" / "bert", root / "synthetic_nli" / "bilstm")

@@ -9,10 +9,23 @@ from pathlib import Path
 import pytest
 
 from pie_mlops.util.errors import PieError
-from pie_mlops.config.params import for_arch, load_all, profile_path, seeds_for, validate
+from pie_mlops.config.params import profile_path, validate
+from pie_mlops.config.plans import load_all
+from pie_mlops.config.plans import for_arch as one_arch
+from pie_mlops.config.plans import shrink
+from pie_mlops.config.schema import SECTIONS
 from pie_mlops.stages.train import dense_long_plan
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def for_arch(section: dict, arch: str, name: str = "train") -> dict:
+    """One architecture's values of a loaded section (untuned): config/plans.py's for_arch."""
+    return one_arch(shrink(SECTIONS[name](), **section), arch, tuned=False).model_dump()
+
+
+def seeds_for(section: dict, arch: str, name: str = "train") -> list[int]:
+    return for_arch(section, arch, name)["seeds"]
 
 
 @pytest.fixture
@@ -61,8 +74,8 @@ def test_the_grid(profiles):
 
 
 def test_dense_long_4e_follows_the_tuned_epochs():
-    assert dense_long_plan({"epochs": 3, "snapshot_epochs": [1]}, {"dense_long_epochs": "4E"})["epochs"] == 12
-    assert dense_long_plan({"epochs": 6, "snapshot_epochs": []}, {"dense_long_epochs": 8})["epochs"] == 8
+    assert dense_long_plan({"epochs": 3, "snapshot_epochs": [1]}, "4E")["epochs"] == 12
+    assert dense_long_plan({"epochs": 6, "snapshot_epochs": []}, 8)["epochs"] == 8
     validate("train", {"dense_long_epochs": {"bert": "4E", "bilstm": 8}})
     with pytest.raises(PieError, match="dense_long_epochs"):
         validate("train", {"dense_long_epochs": "5E"})
@@ -77,7 +90,7 @@ def test_the_gpu_grid_and_its_projection(profiles, monkeypatch):
     gpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gpu)
     params = load_all(profile_path("repro-gpu"))
-    grid = gpu.chunks(params)
+    grid = gpu.chunks(params, profile_path("repro-gpu"))
     assert sum(c["models"] for c in grid) == 2460 + 60
     assert params["compare"]["min_gain_over_baseline"] >= 0.05
     assert all(for_arch(params["train"], a)["seed_parallel"] for a in ("bert", "bilstm"))

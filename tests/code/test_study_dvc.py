@@ -17,7 +17,7 @@ PROFILES = ["params.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pr
 def test_compare_out_lies_under_the_report_root_dvc_yaml_templates(name):
     """dvc.yaml names compare's outputs `${report.compare_root}/${compare.dataset}/${item}`:
     every profile's compare.out must be exactly that, or DVC would track other paths."""
-    from pie_mlops.config.params import load_all
+    from pie_mlops.config.plans import load_all
 
     params = load_all(ROOT / name)
     out = params["compare"]["out"].format(dataset="D", arch="A")

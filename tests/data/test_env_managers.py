@@ -21,12 +21,12 @@ pytestmark = pytest.mark.slow
                     reason="opt-in (PIE_TEST_ENV_MANAGERS=1): pip installs the whole stack into a new env, which "
                            "did not finish within 8 min here behind the unreachable CPU-torch index (docs/serving.md)")
 def test_mlflow_run_builds_a_virtualenv_with_pie_mlops_installed(tmp_path, monkeypatch):
-    from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+    from plans import plan
     from pie_mlops.stages.materialize import materialize
 
     repo = clone_project(tmp_path / "repo")
     monkeypatch.chdir(repo)  # materialize checks data/ against the clone's data.dvc
-    materialize(dict(MATERIALIZE, data_dir="data"), ["synthetic_nli"], progress=False)
+    materialize(plan("materialize", data_dir="data"), ["synthetic_nli"], progress=False)
     envs = tmp_path / "envs"
     # Nothing of this venv may leak in: no PYTHONPATH, no MLflow run of the caller.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "PYTHONPATH"}

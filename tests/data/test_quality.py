@@ -15,7 +15,8 @@ from pie_mlops.cli import main
 from pie_mlops.data.contract import SPLITS, write_dataset
 from pie_mlops.data.quality import validate_dataset
 from pie_mlops.util.errors import DataQualityError, PieError
-from pie_mlops.stages.check import DEFAULTS, check, resolve_names
+from plans import plan
+from pie_mlops.stages.check import check, resolve_names
 
 CLASSES = ["neg", "neu", "pos"]
 PER_CLASS = {"train": 8, "validation": 3, "test": 3}
@@ -59,7 +60,7 @@ def write(root, splits, name="toy", task="single_label"):
 
 
 def params(**overrides):
-    return dict(DEFAULTS, **overrides)
+    return plan("check", **overrides).model_dump()
 
 
 def failing(summary: dict) -> dict[str, list[str]]:
@@ -260,10 +261,10 @@ def test_logs_to_mlflow_only_when_a_run_is_active(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(uri)
     try:
         # Outside a run nothing is logged (and nothing fails).
-        check(params(report_dir=str(tmp_path / "rep")), ["toy"], data_dir=str(tmp_path / "data"))
+        check(plan("check", report_dir=str(tmp_path / "rep")), ["toy"], data_dir=str(tmp_path / "data"))
         experiment = mlflow.create_experiment("checks", artifact_location=(tmp_path / "artifacts").as_uri())
         with mlflow.start_run(experiment_id=experiment) as run:
-            summaries = check(params(report_dir=str(tmp_path / "rep")), ["toy"], data_dir=str(tmp_path / "data"))
+            summaries = check(plan("check", report_dir=str(tmp_path / "rep")), ["toy"], data_dir=str(tmp_path / "data"))
         assert [s["success"] for s in summaries] == [True]
         client = MlflowClient()
         logged = {a.path for a in client.list_artifacts(run.info.run_id, "data_checks/toy")}
@@ -280,16 +281,16 @@ def test_check_raises_data_quality_error_listing_failures(tmp_path):
     _duplicate_id(splits)
     write(tmp_path / "data", splits, name="dups")
     with pytest.raises(DataQualityError, match=r"dups/example_id_unique: 2 unexpected \(e\.g\. ex-0003, ex-0003\)"):
-        check(params(report_dir=str(tmp_path / "rep")), ["dups"], data_dir=str(tmp_path / "data"))
+        check(plan("check", report_dir=str(tmp_path / "rep")), ["dups"], data_dir=str(tmp_path / "data"))
 
 
 @pytest.mark.slow
 def test_shipped_datasets_all_pass(tmp_path):
-    from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+    from plans import plan
     from pie_mlops.stages.materialize import materialize
 
-    paths = materialize(dict(MATERIALIZE, data_dir=str(tmp_path / "data")), progress=False)
-    summaries = check(params(report_dir=str(tmp_path / "rep")), ["all"], data_dir=str(tmp_path / "data"))
+    paths = materialize(plan("materialize", data_dir=str(tmp_path / "data")), progress=False)
+    summaries = check(plan("check", report_dir=str(tmp_path / "rep")), ["all"], data_dir=str(tmp_path / "data"))
     assert sorted(s["dataset"] for s in summaries) == sorted(p.name for p in paths)
     assert all(s["success"] and s["n_warnings"] == 0 for s in summaries), [failing(s) for s in summaries]
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from compare_fixture import make_study
-from pie_mlops.stages.compare_study import DEFAULTS, compare
+from plans import plan
+from pie_mlops.stages.compare_study import compare
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
@@ -37,7 +38,7 @@ def _chromium(args: list[str], profile: Path) -> str:
 
 def test_the_report_renders_every_figure_offline(tmp_path):
     data_dir, preds = make_study(tmp_path)
-    params = dict(DEFAULTS, dataset="synthetic_nli", arch="bert", data_dir=str(data_dir), out=str(tmp_path / "out"),
+    params = plan("compare", profile="default", dataset="synthetic_nli", arch="bert", data_dir=str(data_dir), out=str(tmp_path / "out"),
                   split="test", n_boot=20)
     compare(params, preds, progress=False)
     index = tmp_path / "out" / "report" / "index.html"
@@ -68,7 +69,7 @@ def test_the_compression_section_renders_in_the_browser(tmp_path):
     from pie_mlops.report.build import build_report
 
     data_dir, preds = make_study(tmp_path, extra={"quant-int8-dyn": 0.12, "quant-bf16": 0.1})
-    params = dict(DEFAULTS, dataset="synthetic_nli", arch="bert", data_dir=str(data_dir), out=str(tmp_path / "out"),
+    params = plan("compare", profile="default", dataset="synthetic_nli", arch="bert", data_dir=str(data_dir), out=str(tmp_path / "out"),
                   split="test", n_boot=20)
     compare(params, preds, progress=False)
     out = tmp_path / "out"

@@ -11,11 +11,12 @@ from stage_fixtures import tiny_study
 
 from pie_mlops.cli import main
 from pie_mlops.util.errors import DataQualityError
-from pie_mlops.stages.compare_study import DEFAULTS as COMPARE
+from plans import plan
+from pie_mlops.config.plans import shrink
 from pie_mlops.stages.compare_study import compare
-from pie_mlops.stages.prune import DEFAULTS as PRUNE
+from plans import plan
 from pie_mlops.stages.prune import prune as prune_stage
-from pie_mlops.stages.train import DEFAULTS as TRAIN
+from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 NAME = "pie-synthetic_nli-bert"
@@ -27,7 +28,7 @@ def store(tmp_path_factory, tokenizer):
     common = tiny_study(root, tokenizer)
     common.update(batch_size=16, lr=2e-3)  # enough to learn something that pruning can break
     seeds = [0, 1, 2]
-    params = dict(COMPARE, dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
+    params = plan("compare", profile="default", dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
                   out=str(root / "reports" / "{dataset}" / "{arch}"),
                   checks_dir=str(root / "checks" / "{dataset}" / "{arch}"), split="test", n_boot=20,
                   champion_tolerance=1.0)
@@ -37,8 +38,8 @@ def store(tmp_path_factory, tokenizer):
             mp.delenv(var, raising=False)
         mp.chdir(root)
         # Enough training that the models learn something and pruning can break it.
-        train_stage(dict(TRAIN, **common, seeds=seeds, epochs=4, snapshot_epochs=[1]), progress=False)
-        prune_stage(dict(PRUNE, **common, criteria=["magnitude", "random"], schedules=["os"], methods=None, sparsities=[0.5, 0.9],
+        train_stage(plan("train", profile="default", **common, seeds=seeds, epochs=4, snapshot_epochs=[1]), progress=False)
+        prune_stage(plan("prune", profile="default", **common, criteria=["magnitude", "random"], schedules=["os"], methods=None, sparsities=[0.5, 0.9],
                          seeds=seeds, predict_test=True), progress=False)
         [result] = compare(params, None, progress=False)
         yield {"root": root, "params": params, "result": result}
@@ -145,7 +146,7 @@ def test_the_gate_stops_on_predictions_from_another_data_version(store, capsys):
 
 def test_too_few_seeds_fail_the_gate_through_the_cli(store, capsys):
     path = store["root"] / "params-few.yaml"
-    params = dict(store["params"], min_seeds=4)
+    params = shrink(store["params"], min_seeds=4)
     import yaml
 
     path.write_text(yaml.safe_dump({"compare": params}))

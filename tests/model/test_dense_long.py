@@ -11,11 +11,11 @@ import pytest
 from stage_fixtures import tiny_study
 
 from pie_mlops.analysis.claim_rules import RULES_VERSION
-from pie_mlops.stages.compare_study import DEFAULTS as COMPARE
+from plans import plan
 from pie_mlops.stages.compare_study import compare
-from pie_mlops.stages.prune import DEFAULTS as PRUNE
+from plans import plan
 from pie_mlops.stages.prune import prune as prune_stage
-from pie_mlops.stages.train import DEFAULTS as TRAIN
+from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 FT = "magnitude-ft-layer@0.50"
@@ -26,22 +26,22 @@ def study(tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("dense_long")
     common = tiny_study(root, tokenizer)
     seeds = [0, 1, 2]
-    params = dict(COMPARE, dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
+    params = plan("compare", profile="default", dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
                   out=str(root / "reports" / "{dataset}" / "{arch}"), split="test", n_boot=20,
                   checks_dir=str(root / "checks" / "{dataset}" / "{arch}"), champion_tolerance=1.0,
-                  min_gain_over_baseline=-1.0, claims=dict(COMPARE["claims"], n_resamples=200, n_splits=3))
+                  min_gain_over_baseline=-1.0, claims={"n_resamples": 200, "n_splits": 3})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
             mp.delenv(var, raising=False)
         mp.chdir(root)
         # ft with E = 1 and 3 steps trains 4 epochs in all: dense-long trains as long.
-        records = train_stage(dict(TRAIN, **common, seeds=seeds, epochs=1, snapshot_epochs=[1],
+        records = train_stage(plan("train", profile="default", **common, seeds=seeds, epochs=1, snapshot_epochs=[1],
                                    dense_long_epochs=4), progress=False)
-        prune_stage(dict(PRUNE, **common, methods=["magnitude-ft"], sparsities=[0.5], threshold="per_layer",
+        prune_stage(plan("prune", profile="default", **common, methods=["magnitude-ft"], sparsities=[0.5], threshold="per_layer",
                          seeds=seeds, epochs_per_step=1, steps=3, predict_test=True), progress=False)
         [result] = compare(params, None, progress=False)
-        again = train_stage(dict(TRAIN, **common, seeds=seeds, epochs=1, snapshot_epochs=[1],
+        again = train_stage(plan("train", profile="default", **common, seeds=seeds, epochs=1, snapshot_epochs=[1],
                                  dense_long_epochs=4), progress=False)
         yield {"root": root, "result": result, "records": records, "again": again}
 

@@ -10,14 +10,13 @@ import torch
 from pie_mlops.util.errors import PieError
 from pie_mlops.config.fidelity import model_kwargs
 from pie_mlops.jobs.optim import make_optimizer
-from pie_mlops.config.params import load_section
 from pie_mlops.pruning.criteria import sparsity_report
 from pie_mlops.pruning.prunable import prunable_set
 from pie_mlops.pruning.schedules import ScheduledPruning, one_shot
-from pie_mlops.stages.prune import DEFAULTS as PRUNE
+from plans import plan
 from pie_mlops.jobs.training import TrainConfig, accumulate_gradients, train
 
-PAPER = load_section("prune", PRUNE, Path(__file__).resolve().parents[2] / "profiles" / "paper.yaml")
+PAPER = plan("prune", profile="paper").model_dump()
 
 
 def _exact(report: dict, weights: dict, target: float) -> None:

@@ -13,10 +13,11 @@ from stage_fixtures import tiny_study
 
 from pie_mlops.cli import main
 from pie_mlops.compare.predictions import read_predictions
-from pie_mlops.stages.prune import DEFAULTS as PRUNE
+from plans import plan
+from pie_mlops.config.plans import shrink
 from pie_mlops.stages.prune import group_name
 from pie_mlops.stages.prune import prune as prune_stage
-from pie_mlops.stages.train import DEFAULTS as TRAIN
+from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 NAME = "pie-synthetic_nli-bert"
@@ -26,8 +27,8 @@ NAME = "pie-synthetic_nli-bert"
 def store(tmp_path_factory, tokenizer):
     root = tmp_path_factory.mktemp("prune")
     common = tiny_study(root, tokenizer)
-    train_params = dict(TRAIN, **common, seeds=[0, 1], epochs=1, snapshot_epochs=[1])
-    prune_params = dict(PRUNE, **common, criteria=["magnitude", "impact"], schedules=["os", "ft"], methods=None, sparsities=[0.5],
+    train_params = plan("train", profile="default", **common, seeds=[0, 1], epochs=1, snapshot_epochs=[1])
+    prune_params = plan("prune", profile="default", **common, criteria=["magnitude", "impact"], schedules=["os", "ft"], methods=None, sparsities=[0.5],
                         epochs_per_step=1,
                         seeds=[0, 1], recovery_steps=2, impact_batches=2, predict_test=True)
     with pytest.MonkeyPatch.context() as mp:
@@ -130,7 +131,7 @@ def test_structured_os_registers_a_smaller_model_that_reloads_identically(store)
     from pie_mlops.data.contract import read_split
     from pie_mlops.jobs.training import predict_logits
 
-    params = dict(store["params"], scope="structured", schedules=["os"], criteria=["magnitude"], seeds=[0],
+    params = shrink(store["params"], scope="structured", schedules=["os"], criteria=["magnitude"], seeds=[0],
                   recovery_steps=0)
     [record] = prune_stage(params, progress=False)
     assert record["group"] == "magnitude-os-structured@0.50"
@@ -165,13 +166,12 @@ def test_paper_profile_prune_settings_tie_e_to_the_dense_epochs_and_prune_every_
     from pathlib import Path
 
     from pie_mlops import tracking
-    from pie_mlops.config.params import load_section
     from pie_mlops.pruning.criteria import sparsity_report
     from pie_mlops.pruning.prunable import prunable_set
 
-    paper = load_section("prune", PRUNE, Path(__file__).resolve().parents[2] / "profiles" / "paper.yaml")
+    paper = plan("prune", profile="paper").model_dump()
     keys = ("threshold", "prunable", "epochs_per_step", "impact_grads", "optimizer", "warmup_ratio", "weight_decay")
-    params = dict(store["params"], **{k: paper[k] for k in keys}, methods=["impact-ft"], sparsities=[0.5], seeds=[0])
+    params = shrink(store["params"], **{k: paper[k] for k in keys}, methods=["impact-ft"], sparsities=[0.5], seeds=[0])
     [record] = prune_stage(params, progress=False)
     assert record["status"] == "pruned" and record["group"] == "impact-ft-layer@0.50"
     client = _client()

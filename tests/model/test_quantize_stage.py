@@ -13,11 +13,12 @@ import pytest
 from stage_fixtures import tiny_study
 
 from pie_mlops.compare.predictions import read_predictions
-from pie_mlops.stages.compare_study import DEFAULTS as COMPARE
+from plans import plan
+from pie_mlops.config.plans import shrink
 from pie_mlops.stages.compare_study import compare
-from pie_mlops.stages.prune import DEFAULTS as PRUNE
+from plans import plan
 from pie_mlops.stages.prune import prune as prune_stage
-from pie_mlops.stages.train import DEFAULTS as TRAIN
+from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 NAME = "pie-synthetic_nli-bert"
@@ -31,18 +32,18 @@ def store(tmp_path_factory, tokenizer):
     common.update(batch_size=16, lr=2e-3)
     seeds = [0, 1]
     # methods null: criteria x schedules, one pruned group (the default is the per-arch grid)
-    params = dict(PRUNE, **common, criteria=["magnitude"], schedules=["os"], methods=None, sparsities=[0.5],
+    params = plan("prune", profile="default", **common, criteria=["magnitude"], schedules=["os"], methods=None, sparsities=[0.5],
                   seeds=seeds, predict_test=True, quantize=[*METHODS, "fp8"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
             mp.delenv(var, raising=False)
         mp.chdir(root)
-        train_stage(dict(TRAIN, **common, seeds=seeds, epochs=2, snapshot_epochs=[1]), progress=False)
+        train_stage(plan("train", profile="default", **common, seeds=seeds, epochs=2, snapshot_epochs=[1]), progress=False)
         first = prune_stage(params, progress=False)
         again = prune_stage(params, progress=False)
-        alone = prune_stage(dict(params, sparsities=[], quantize=["int8-dyn"]), progress=False)  # a grid job's form
-        compare_params = dict(COMPARE, dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
+        alone = prune_stage(shrink(params, sparsities=[], quantize=["int8-dyn"]), progress=False)  # a grid job's form
+        compare_params = plan("compare", profile="default", dataset="synthetic_nli", arch=["bert"], data_dir=str(root / "data"),
                               out=str(root / "reports" / "{dataset}" / "{arch}"), min_seeds=2,
                               checks_dir=str(root / "checks" / "{dataset}" / "{arch}"), split="test", n_boot=20,
                               champion_tolerance=1.0, min_gain_over_baseline=-1.0,
@@ -94,7 +95,7 @@ def test_a_method_without_cpu_kernels_is_skipped_with_one_line(store, caplog, mo
         logger.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.WARNING, logger="pie_mlops"):
-            records = prune_stage(dict(store["params"], quantize=["fp8"], sparsities=[]), progress=False)
+            records = prune_stage(shrink(store["params"], quantize=["fp8"], sparsities=[]), progress=False)
     finally:
         if own:
             logger.removeHandler(caplog.handler)

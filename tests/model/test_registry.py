@@ -12,9 +12,10 @@ import yaml
 
 from pie_mlops.cli import main
 from pie_mlops.compare.predictions import read_predictions
-from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+from plans import plan
+from pie_mlops.config.plans import shrink
 from pie_mlops.stages.materialize import materialize
-from pie_mlops.stages.train import DEFAULTS
+from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 NAME = "pie-synthetic_nli-bert"
@@ -30,8 +31,8 @@ def store(tmp_path_factory, tokenizer):
                         intermediate_size=64, max_position_embeddings=128)
     BertForSequenceClassification(config).save_pretrained(root / "tiny-bert")
     tokenizer.save_pretrained(root / "tiny-bert")
-    materialize(dict(MATERIALIZE, data_dir=str(root / "data")), ["synthetic_nli"], progress=False)
-    params = dict(DEFAULTS, dataset="synthetic_nli", arch="bert", model_path=str(root / "tiny-bert"),
+    materialize(plan("materialize", data_dir=str(root / "data")), ["synthetic_nli"], progress=False)
+    params = plan("train", profile="default", dataset="synthetic_nli", arch="bert", model_path=str(root / "tiny-bert"),
                   data_dir=str(root / "data"), seeds=[0], epochs=1, batch_size=32, lr=1e-3, max_length=64,
                   predictions_dir=str(root / "predictions"),
                   best_params=str(root / "params" / "best_{dataset}_{arch}.yaml"), snapshot_epochs=[1],
@@ -193,7 +194,7 @@ def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
     monkeypatch.setattr(importlib.import_module(f"pie_mlops.{module}"), func, boom)
     versions = len(_versions())
     with pytest.raises(RuntimeError, match="injected"):
-        train_stage(dict(store["params"], seeds=[7]), progress=False)
+        train_stage(shrink(store["params"], seeds=[7]), progress=False)
     failed = [r for r in _runs() if r.data.tags.get("seed") == "7"]
     assert failed and all(r.info.status == "FAILED" for r in failed)
     assert len(_versions()) == versions
@@ -238,7 +239,7 @@ def test_under_mlflow_run_models_are_child_runs(store, monkeypatch):
     client = _client()
     parent = client.create_run(client.create_experiment("elsewhere")).info.run_id  # any experiment
     monkeypatch.setenv("MLFLOW_RUN_ID", parent)
-    records = train_stage(dict(store["params"], seeds=[3, 4]), progress=False)
+    records = train_stage(shrink(store["params"], seeds=[3, 4]), progress=False)
     assert [r["status"] for r in records] == ["trained", "trained"]
     children = [r for r in _runs() if r.data.tags.get("mlflow.parentRunId") == parent]
     assert sorted(r.data.tags["seed"] for r in children) == ["3", "4"]

@@ -19,7 +19,6 @@ import yaml
 
 from pie_mlops.util.errors import PieError
 from pie_mlops.models import build_model
-from pie_mlops.config.params import seed_parallel as params_seed_parallel
 from pie_mlops.jobs.seed_training import predict_logits_stacked, train_seeds
 from pie_mlops.jobs.training import TrainConfig, predict_logits, train
 
@@ -72,14 +71,16 @@ def test_each_seed_keeps_its_own_initialisation_and_dropout_stream(sentiment):
 
 
 def test_which_architectures_and_sections_stack():
+    from pie_mlops.config.plans import seed_parallel as wanted
     from pie_mlops.stages.train import seed_parallel
+    from plans import plan
 
-    assert seed_parallel({"seed_parallel": True}, "bilstm") is True
-    assert seed_parallel({"seed_parallel": True}, "bert") is True  # vmap, for a GPU
+    assert seed_parallel(plan("train", "bilstm", seed_parallel=True)) is True
+    assert seed_parallel(plan("train", "bert", seed_parallel=True)) is True  # vmap, for a GPU
     with pytest.raises(PieError, match="bilstm only"):
-        params_seed_parallel({"seed_parallel": True}, "bert", "prune")
-    with pytest.raises(PieError, match="true or false"):
-        seed_parallel({"seed_parallel": "yes"}, "bilstm")
+        wanted(plan("prune", "bert", seed_parallel=True))
+    with pytest.raises(PieError, match=r"train\.seed_parallel: Input should be a valid boolean"):
+        plan("train", "bilstm", seed_parallel="yes")
 
 
 # -- the train stage, killed mid-group --------------------------------------------------------
@@ -128,10 +129,11 @@ def _kill_while_registering(cmd, cwd, env, log_path, before: int):
 
 @pytest.mark.parametrize("stage", ["train", "train-bert", "train-processes", "prune", "prune-processes"])
 def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path, stage):
-    from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+    from plans import plan
+    from pie_mlops.config.plans import shrink
     from pie_mlops.stages.materialize import materialize
 
-    materialize(dict(MATERIALIZE, data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)
+    materialize(plan("materialize", data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)
     arch = "bert" if stage.endswith("-bert") else "bilstm"  # bert: the tiny random one, through vmap
     stage = stage.removesuffix("-bert")
     common = {"dataset": "synthetic_nli", "arch": arch, "seeds": ALL, "max_length": 64, "predict_train": False,
@@ -180,11 +182,10 @@ def test_seed_parallel_pruning_predicts_what_one_at_a_time_does(tmp_path, monkey
     seed-parallel model, loaded back, predicts what was logged for it."""
     import pandas as pd
 
-    from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+    from plans import plan
+    from pie_mlops.config.plans import shrink
     from pie_mlops.stages.materialize import materialize
-    from pie_mlops.stages.prune import DEFAULTS as PRUNE
     from pie_mlops.stages.prune import prune
-    from pie_mlops.stages.train import DEFAULTS as TRAIN
     from pie_mlops.stages.train import train as train_stage
     from pie_mlops.tracking import load_version
 
@@ -192,20 +193,20 @@ def test_seed_parallel_pruning_predicts_what_one_at_a_time_does(tmp_path, monkey
     for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-    materialize(dict(MATERIALIZE, data_dir="data"), ["synthetic_nli"], progress=False)
+    materialize(plan("materialize", data_dir="data"), ["synthetic_nli"], progress=False)
     common = dict(dataset="synthetic_nli", arch="bilstm", seeds=SEEDS, max_length=64, max_train_examples=200,
                   predict_train=False)
-    train_stage(dict(TRAIN, **common, epochs=1, snapshot_epochs=[]), progress=False)
-    base = dict(PRUNE, **common, criteria=["magnitude", "impact"], methods=None, sparsities=[0.5],
+    train_stage(plan("train", profile="default", **common, epochs=1, snapshot_epochs=[]), progress=False)
+    base = plan("prune", profile="default", **common, criteria=["magnitude", "impact"], methods=None, sparsities=[0.5],
                 impact_batches=2)
-    alone = prune(dict(base, predictions_dir="alone", seed_processes=1), progress=False)
+    alone = prune(shrink(base, predictions_dir="alone", seed_processes=1), progress=False)
     key = lambda r: (r["group"], r["seed"])  # noqa: E731
     # stacked (one batch per group), then 2 child processes: each registers its own versions
     for way, extra in (("together", {"seed_parallel": True, "seed_processes": 1}), ("pooled", {"seed_processes": 2})):
         if way == "pooled":  # the same identity as one at a time: a store of its own, or it skips them all
             monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/pooled.db")
-            train_stage(dict(TRAIN, **common, epochs=1, snapshot_epochs=[]), progress=False)
-        made = prune(dict(base, predictions_dir=way, **extra), progress=False)
+            train_stage(plan("train", profile="default", **common, epochs=1, snapshot_epochs=[]), progress=False)
+        made = prune(shrink(base, predictions_dir=way, **extra), progress=False)
         assert [r["status"] for r in alone + made] == ["pruned"] * 12
         for a, b in zip(sorted(alone, key=key), sorted(made, key=key)):
             assert (a["group"], a["seed"], a["achieved_sparsity"]) == (b["group"], b["seed"], b["achieved_sparsity"])
@@ -227,16 +228,16 @@ def test_seed_processes_compute_what_one_seed_alone_computes(tmp_path, monkeypat
     noise (1e-5)."""
     import pandas as pd
 
-    from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+    from plans import plan
+    from pie_mlops.config.plans import shrink
     from pie_mlops.stages.materialize import materialize
-    from pie_mlops.stages.train import DEFAULTS as TRAIN
     from pie_mlops.stages.train import train as train_stage
 
     for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-    materialize(dict(MATERIALIZE, data_dir="data"), ["synthetic_nli"], progress=False)
-    params = dict(TRAIN, dataset="synthetic_nli", arch="bilstm", seeds=SEEDS, max_length=64, max_train_examples=200,
+    materialize(plan("materialize", data_dir="data"), ["synthetic_nli"], progress=False)
+    params = plan("train", profile="default", dataset="synthetic_nli", arch="bilstm", seeds=SEEDS, max_length=64, max_train_examples=200,
                   epochs=2, snapshot_epochs=[1], predict_train=True, seed_parallel=False)
     from pie_mlops.jobs import training
 
@@ -246,12 +247,12 @@ def test_seed_processes_compute_what_one_seed_alone_computes(tmp_path, monkeypat
     torch.set_num_threads(2)  # more than one, whatever this machine's default
     try:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/alone.db")
-        alone = train_stage(dict(params, seed_processes=1, num_threads=1, predictions_dir="alone"), progress=False)
+        alone = train_stage(shrink(params, seed_processes=1, num_threads=1, predictions_dir="alone"), progress=False)
         assert seen == [1] * len(SEEDS) and torch.get_num_threads() == 2  # train.num_threads, then restored
     finally:
         torch.set_num_threads(threads)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/pooled.db")
-    pooled = train_stage(dict(params, seed_processes=2, predictions_dir="pooled"), progress=False)
+    pooled = train_stage(shrink(params, seed_processes=2, predictions_dir="pooled"), progress=False)
     assert [r["status"] for r in alone + pooled] == ["trained"] * 6
     for seed in SEEDS:
         rel = Path("synthetic_nli/bilstm/dense") / f"s{seed}"

@@ -25,9 +25,9 @@ from conftest import BIN
 from servers import free_port, stop_group
 from stage_fixtures import tiny_study
 
-from pie_mlops.stages.prune import DEFAULTS as PRUNE
+from plans import plan
 from pie_mlops.stages.prune import prune as prune_stage
-from pie_mlops.stages.train import DEFAULTS as TRAIN
+from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 ARCHS = ("bert", "bilstm")
@@ -47,9 +47,9 @@ def store(tmp_path_factory, tokenizer):
             mp.delenv(var, raising=False)
         mp.chdir(root)
         for arch in ARCHS:
-            plan = dict(common, arch=arch, model_path=common["model_path"] if arch == "bert" else None)
-            train_stage(dict(TRAIN, **plan, seeds=[0], epochs=1), progress=False)
-            prune_stage(dict(PRUNE, **plan, criteria=["magnitude"], schedules=["os"], methods=None, sparsities=[0.5], seeds=[0],
+            one = dict(common, arch=arch, model_path=common["model_path"] if arch == "bert" else None)
+            train_stage(plan("train", profile="default", **one, seeds=[0], epochs=1), progress=False)
+            prune_stage(plan("prune", profile="default", **one, criteria=["magnitude"], schedules=["os"], methods=None, sparsities=[0.5], seeds=[0],
                              recovery_steps=0), progress=False)
             name = tracking.registered_model_name("synthetic_nli", arch)
             tracking.set_champion(name, tracking.version_by_alias(name, PRUNED).version,

@@ -4,9 +4,9 @@ import pytest
 import yaml
 
 from pie_mlops.util.errors import PieError
-from pie_mlops.stages.materialize import DEFAULTS as MATERIALIZE
+from plans import plan
 from pie_mlops.stages.materialize import materialize
-from pie_mlops.stages.tune import DEFAULTS, study_name, tune
+from pie_mlops.stages.tune import study_name, tune
 
 
 @pytest.fixture
@@ -25,13 +25,23 @@ def tiny_bert_dir(tmp_path, tokenizer):
 @pytest.fixture
 def tune_params(tmp_path, tiny_bert_dir, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    materialize(dict(MATERIALIZE, data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)
-    return dict(DEFAULTS, dataset="synthetic_nli", arch="bert", model_path=tiny_bert_dir,
+    materialize(plan("materialize", data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)
+    return plan("tune", profile="default", dataset="synthetic_nli", arch="bert", model_path=tiny_bert_dir,
                 data_dir=str(tmp_path / "data"), n_trials=3, storage=f"sqlite:///{tmp_path}/optuna.db",
                 max_train_examples=200, max_validation_examples=80, max_length=64,
                 out=str(tmp_path / "params" / "best_{dataset}_{arch}.yaml"),
                 space={"lr": {"low": 1e-4, "high": 1e-3, "log": True}, "epochs": {"choices": [1, 2]},
                        "batch_size": {"choices": [16, 32]}, "warmup_ratio": {"low": 0.0, "high": 0.1}})
+
+
+def _tune(values: dict, progress: bool = True) -> dict:
+    """The tune stage on the plans `values` resolve to: the tiny profile's tune section with them over it."""
+    from pie_mlops.config.plans import archs, for_arch
+
+    from plans import plan
+
+    section = plan("tune", **values)
+    return tune([for_arch(section, arch) for arch in archs(section)], progress)
 
 
 def _studies(storage: str) -> list[str]:
@@ -51,7 +61,7 @@ def _runs():
 def test_study_nests_trials_writes_best_and_resumes(tune_params, tmp_path):
     import optuna
 
-    best = tune(tune_params, progress=False)["bert"]
+    best = _tune(tune_params, progress=False)["bert"]
     best_file = tmp_path / "params" / "best_synthetic_nli_bert.yaml"
     saved = yaml.safe_load(best_file.read_text())
     assert {k: saved[k] for k in best} == best and set(best) == {"lr", "epochs", "batch_size", "warmup_ratio"}
@@ -74,7 +84,7 @@ def test_study_nests_trials_writes_best_and_resumes(tune_params, tmp_path):
         assert all('"num_rows"' in i.dataset.profile for i in inputs)
 
     # Resume: the same storage continues the same study, only up to the new n_trials.
-    tune(dict(tune_params, n_trials=4), progress=False)
+    _tune(dict(tune_params, n_trials=4), progress=False)
     [name] = _studies(tune_params["storage"])
     assert name == study_name(tune_params, "untracked")  # data_dir is not tracked by DVC here
     study = optuna.load_study(study_name=name, storage=tune_params["storage"])
@@ -111,7 +121,7 @@ def test_every_architecture_gets_its_own_study_space_and_file(tune_params, tmp_p
 
     space = {"bert": tune_params["space"],
              "bilstm": {"lr": {"low": 3e-3, "high": 1e-2, "log": True}, "epochs": {"choices": [3, 4]}}}
-    best = tune(dict(tune_params, arch=["bert", "bilstm"], n_trials={"bert": 1, "bilstm": 2}, space=space),
+    best = _tune(dict(tune_params, arch=["bert", "bilstm"], n_trials={"bert": 1, "bilstm": 2}, space=space),
                 progress=False)
     assert set(best) == {"bert", "bilstm"} and set(best["bilstm"]) == {"lr", "epochs"}
     assert 3e-3 <= best["bilstm"]["lr"] <= 1e-2 and best["bilstm"]["epochs"] in (3, 4)
@@ -121,8 +131,7 @@ def test_every_architecture_gets_its_own_study_space_and_file(tune_params, tmp_p
         study = optuna.load_study(study_name=saved["_study"]["name"], storage=tune_params["storage"])
         assert study.study_name.startswith(f"pie-synthetic_nli-{arch}-")  # + the hash of what it searches
         assert len(study.trials) == n
-    with pytest.raises(PieError, match="tune.space gives one value per architecture but none for 'bilstm'"):
-        tune(dict(tune_params, arch="bert,bilstm", space={"bert": tune_params["space"]}))
+    # A space naming bert alone keeps bilstm's default space (an overlay, tests/code/test_params_schema.py).
 
 
 def test_tune_never_reads_test(tune_params, monkeypatch):
@@ -131,17 +140,17 @@ def test_tune_never_reads_test(tune_params, monkeypatch):
     seen = []
     real = contract.read_split
     monkeypatch.setattr(contract, "read_split", lambda path, split: seen.append(split) or real(path, split))
-    tune(dict(tune_params, n_trials=1), progress=False)
+    _tune(dict(tune_params, n_trials=1), progress=False)
     assert "test" not in seen and {"train", "validation"} <= set(seen)
 
 
 def test_bad_inputs_fail_before_any_run(tune_params):
-    with pytest.raises(PieError, match="unknown architecture"):
-        tune(dict(tune_params, arch="gpt"))
+    with pytest.raises(PieError, match=r"tune\.arch\.0: Input should be 'bert' or 'bilstm'"):
+        _tune(dict(tune_params, arch="gpt"))
     with pytest.raises(PieError, match="does not exist"):
-        tune(dict(tune_params, model_path="./no/such/model"))
+        _tune(dict(tune_params, model_path="./no/such/model"))
     with pytest.raises(PieError, match="no dataset here|not found"):
-        tune(dict(tune_params, dataset="nope"))
+        _tune(dict(tune_params, dataset="nope"))
     assert _runs() == []
 
 
@@ -153,14 +162,14 @@ def test_changed_search_settings_start_a_new_study_and_say_so(tune_params, capsy
 
     setup(0)  # the message is an INFO line: configure the console as the CLI does (alone, nothing else has)
 
-    tune(dict(tune_params, n_trials=1), progress=False)
+    _tune(dict(tune_params, n_trials=1), progress=False)
     capsys.readouterr()
-    tune(dict(tune_params, n_trials=1), progress=False)  # same settings: resumed, nothing new
+    _tune(dict(tune_params, n_trials=1), progress=False)  # same settings: resumed, nothing new
     assert "starting a new study" not in capsys.readouterr().out
     first = study_name(tune_params, "untracked")
     assert _studies(tune_params["storage"]) == [first]
     changed = dict(tune_params, n_trials=1, max_length=32, space={"lr": {"low": 1e-4, "high": 2e-4}})
-    tune(changed, progress=False)
+    _tune(changed, progress=False)
     second = study_name(changed, "untracked")
     assert second != first and _studies(tune_params["storage"]) == sorted([first, second])
     assert f"differ from those of study {first}: starting a new study {second}" in capsys.readouterr().out
