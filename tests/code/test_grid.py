@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ROOT
 from pie_mlops.util.errors import PieError
 from pie_mlops.config.plans import shrink
 from pie_mlops.scale.grid import grid_id, phase_state, plan_grid

@@ -13,9 +13,7 @@ from stage_fixtures import tiny_study
 from pie_mlops.analysis.claim_rules import RULES_VERSION
 from plans import plan
 from pie_mlops.stages.compare_study import compare
-from plans import plan
 from pie_mlops.stages.prune import prune as prune_stage
-from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 FT = "magnitude-ft-layer@0.50"

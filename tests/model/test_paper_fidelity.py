@@ -2,7 +2,6 @@
 thresholds that hit every layer's target, Adam at a constant lr, last-batch impact gradients,
 and a BiLSTM without dropout."""
 
-from pathlib import Path
 
 import pytest
 import torch

@@ -17,7 +17,6 @@ from plans import plan
 from pie_mlops.config.plans import shrink
 from pie_mlops.stages.prune import group_name
 from pie_mlops.stages.prune import prune as prune_stage
-from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 NAME = "pie-synthetic_nli-bert"
@@ -163,7 +162,6 @@ def test_paper_profile_prune_settings_tie_e_to_the_dense_epochs_and_prune_every_
     """profiles/paper.yaml's prune options on the real store: E read from the dense run's logged
     epochs (1 here, so ft trains 4 epochs), Adam at a constant lr, per-layer thresholds over the
     paper's prunable set, so every layer, LayerNorm gammas included, sits on its target."""
-    from pathlib import Path
 
     from pie_mlops import tracking
     from pie_mlops.pruning.criteria import sparsity_report

@@ -16,9 +16,7 @@ from pie_mlops.compare.predictions import read_predictions
 from plans import plan
 from pie_mlops.config.plans import shrink
 from pie_mlops.stages.compare_study import compare
-from plans import plan
 from pie_mlops.stages.prune import prune as prune_stage
-from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 NAME = "pie-synthetic_nli-bert"

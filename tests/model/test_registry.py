@@ -15,7 +15,6 @@ from pie_mlops.compare.predictions import read_predictions
 from plans import plan
 from pie_mlops.config.plans import shrink
 from pie_mlops.stages.materialize import materialize
-from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 NAME = "pie-synthetic_nli-bert"

@@ -130,7 +130,6 @@ def _kill_while_registering(cmd, cwd, env, log_path, before: int):
 @pytest.mark.parametrize("stage", ["train", "train-bert", "train-processes", "prune", "prune-processes"])
 def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path, stage):
     from plans import plan
-    from pie_mlops.config.plans import shrink
     from pie_mlops.stages.materialize import materialize
 
     materialize(plan("materialize", data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)

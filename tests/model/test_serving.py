@@ -27,7 +27,6 @@ from stage_fixtures import tiny_study
 
 from plans import plan
 from pie_mlops.stages.prune import prune as prune_stage
-from plans import plan
 from pie_mlops.stages.train import train as train_stage
 
 ARCHS = ("bert", "bilstm")
