@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from pie_mlops.config.schema import Train
 from pie_mlops.jobs import distributed as dist
 from pie_mlops.util.errors import PieError
 from pie_mlops.util.metrics import accuracy, macro_f1, sigmoid, tune_threshold
@@ -58,13 +59,16 @@ def _loss_fn(task: str):
     return torch.nn.CrossEntropyLoss()
 
 
+UNTUNED = Train()  # a TrainConfig's defaults are train's schema defaults (one source)
+
+
 @dataclass
 class TrainConfig:
-    epochs: int = 3
-    batch_size: int = 32
+    epochs: int = UNTUNED.epochs
+    batch_size: int = UNTUNED.batch_size
     lr: float | None = None  # None: the model's default_lr
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1  # share of all steps, for models with scheduled = True
+    weight_decay: float = UNTUNED.weight_decay
+    warmup_ratio: float = UNTUNED.warmup_ratio  # share of all steps, for models with scheduled = True
     max_grad_norm: float = 1.0
     seed: int = 0
     eval_batch_size: int = 128
@@ -73,7 +77,7 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     max_steps: int | None = None  # stop after this many optimizer steps (os recovery fine-tune)
-    optimizer: str = "adamw_warmup"  # or adam_constant: the paper's Adam, constant lr, no decay (optim.py)
+    optimizer: str = UNTUNED.optimizer  # or adam_constant: the paper's Adam, constant lr, no decay (optim.py)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from torch import nn
 
 from pie_mlops.util.compat import set_attn_implementation
 from pie_mlops.util.errors import PieError
-from pie_mlops.models.common import WEIGHTS_NAME, Encoded, as_tensor, check_task, read_config, write_config
+from pie_mlops.models.common import MAX_LENGTH, WEIGHTS_NAME, Encoded, as_tensor, check_task, read_config, write_config
 
 ARCH = "bert"
 
@@ -50,7 +50,7 @@ class BertClassifier(nn.Module):
     # models/fastpath.py for the forward (training and inference alike); False forces HF's own forward
     use_fastpath = True
 
-    def __init__(self, model, tokenizer, task: str, max_length: int = 128, source: str = ""):
+    def __init__(self, model, tokenizer, task: str, max_length: int = MAX_LENGTH, source: str = ""):
         super().__init__()
         self.model, self.tokenizer, self.task, self.source = model, tokenizer, task, source
         self.num_labels = int(model.config.num_labels)
@@ -61,7 +61,7 @@ class BertClassifier(nn.Module):
     # -- building -------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_path: str | None, num_labels: int, task: str = "single_label",
-                        max_length: int = 128) -> "BertClassifier":
+                        max_length: int = MAX_LENGTH) -> "BertClassifier":
         from transformers import AutoTokenizer
 
         from pie_mlops.models.sparse import ours
@@ -94,7 +94,7 @@ class BertClassifier(nn.Module):
         return cls(model, tokenizer, task, max_length, source=name)
 
     @classmethod
-    def from_config(cls, config, tokenizer, task: str = "single_label", max_length: int = 128) -> "BertClassifier":
+    def from_config(cls, config, tokenizer, task: str = "single_label", max_length: int = MAX_LENGTH) -> "BertClassifier":
         """A freshly initialised model from a config (tests build a tiny BERT this way)."""
         from transformers import AutoModelForSequenceClassification
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from pie_mlops.util.errors import PieError
-from pie_mlops.models.common import WEIGHTS_NAME, Encoded, as_tensor, check_task, read_config, write_config
+from pie_mlops.models.common import MAX_LENGTH, WEIGHTS_NAME, Encoded, as_tensor, check_task, read_config, write_config
 
 ARCH = "bilstm"
 PAD, UNK, SEP = 0, 1, 2
@@ -76,7 +76,7 @@ class BiLSTMClassifier(nn.Module):
 
     def __init__(self, words, vectors: np.ndarray, num_labels: int, task: str = "single_label",
                  hidden: int = 100, layers: int = 2, mlp: tuple[int, int] = (256, 128), dropout: float = 0.1,
-                 max_length: int = 256, embedding_source: str = "inline"):
+                 max_length: int = MAX_LENGTH, embedding_source: str = "inline"):
         super().__init__()
         check_task(task, num_labels)
         self.task, self.num_labels, self.max_length = task, num_labels, max_length

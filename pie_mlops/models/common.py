@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pie_mlops.config.schema import Train
 from pie_mlops.util.errors import PieError
 
 CONFIG_NAME = "pie_model.json"
+MAX_LENGTH = Train.model_fields["max_length"].default  # tokens kept when a caller gives none: train's default
 WEIGHTS_NAME = "model.safetensors"
 TASKS = ("single_label", "multi_label")
 # the integer dtype of each element size: stored forms compare and pack tensors by their bits

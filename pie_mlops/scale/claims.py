@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from pie_mlops.config.schema import Worker
 from pie_mlops.util.credentials import check_no_password, redact_url  # noqa: F401  (redact_url: callers import it here)
 from pie_mlops.util.compat import frozen_trial, grid_order, set_grid_order
 from pie_mlops.util.errors import JobFailedError
@@ -55,13 +56,16 @@ class Budget:
             self.stopped = True
 
 
+WORKER = Worker()
+
+
 @dataclass
 class Claims:
     storage_url: str
-    heartbeat_interval: int = 10
-    grace_period: int = 30
-    max_retry: int = 2
-    poll_seconds: float = 2.0
+    heartbeat_interval: int = WORKER.heartbeat_interval  # worker.*: the schema's defaults
+    grace_period: int = WORKER.grace_period
+    max_retry: int = WORKER.max_retry
+    poll_seconds: float = WORKER.poll_seconds
 
     def storage(self):
         from optuna.storages import RetryHeartbeatStaleTrialCallback

@@ -21,7 +21,7 @@ from pathlib import Path
 from collections.abc import Sequence
 
 from pie_mlops.config.plans import one_arch
-from pie_mlops.config.schema import Train, Tune
+from pie_mlops.config.schema import Tune
 from pie_mlops.config.vocabulary import check_name
 from pie_mlops.util.compat import study_storage
 from pie_mlops.util.errors import PieError
@@ -31,7 +31,7 @@ from pie_mlops.util.log import progress_disabled
 _LOG = get_logger(__name__)
 
 TUNABLE = ("lr", "epochs", "batch_size", "warmup_ratio")
-UNTUNED = Train()  # the hyperparameters a trial takes from train's schema when tune.space omits them
+
 # What a study searches: a change to any of these starts a new study (n_trials, storage and
 # out do not change what a trial measures).
 IDENTITY = ("dataset", "arch", "model_path", "seed", "max_train_examples", "max_validation_examples", "max_length",
@@ -217,7 +217,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
 
     from pie_mlops import tracking
     from pie_mlops.scale.claims import redact_url
-    from pie_mlops.jobs.training import TrainConfig, train
+    from pie_mlops.jobs.training import UNTUNED, TrainConfig, train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     md5 = tracking.data_md5(params["data_dir"])
@@ -236,7 +236,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
                 raise Surplus(f"trial {trial.number}: n_trials={n_trials} reached by other workers")
             hp = suggest(trial, params["space"])
             # a key the space leaves out: train's schema default (what train runs untuned)
-            hp_all = {k: getattr(UNTUNED, k) for k in TUNABLE} | hp
+            hp_all = {k: getattr(UNTUNED, k) for k in TUNABLE} | hp  # jobs/training.py: Train()
             cfg = TrainConfig(epochs=int(hp_all["epochs"]), batch_size=int(hp_all["batch_size"]), lr=hp_all["lr"],
                               warmup_ratio=float(hp_all["warmup_ratio"]), seed=params["seed"], snapshot_epochs=(),
                               progress=False, optimizer=params["optimizer"])
