@@ -31,7 +31,7 @@ def tune_params(tmp_path, tiny_bert_dir, monkeypatch):
                 max_train_examples=200, max_validation_examples=80, max_length=64,
                 out=str(tmp_path / "params" / "best_{dataset}_{arch}.yaml"),
                 space={"lr": {"low": 1e-4, "high": 1e-3, "log": True}, "epochs": {"choices": [1, 2]},
-                       "batch_size": {"choices": [16, 32]}, "warmup_ratio": {"low": 0.0, "high": 0.1}})
+                       "batch_size": {"choices": [16, 32]}, "warmup_ratio": {"low": 0.0, "high": 0.1}}).model_dump()
 
 
 def _tune(values: dict, progress: bool = True) -> dict:
