@@ -26,7 +26,10 @@ def plan(section: str, arch: str | None = None, profile: str = "tiny", **overrid
     best_params pattern applied, except the keys overridden here)."""
     from pie_mlops.config.plans import for_arch, resolve, shrink
 
+    if arch is not None:
+        overrides["arch"] = arch
     out = shrink(resolve(section, profile_file(profile)), **overrides)
-    if arch is None and isinstance(overrides.get("arch"), str) and section in ("tune", "train", "prune"):
-        arch = overrides["arch"]  # one architecture given: the plan is resolved for it
-    return for_arch(out, arch) if arch is not None else out
+    one = overrides.get("arch")
+    if isinstance(one, str) and section in ("tune", "train", "prune"):  # one architecture: resolved for it
+        return for_arch(out, one)
+    return out

@@ -113,7 +113,7 @@ def test_rerun_skips_finished_pairs(store):
 ])
 def test_bad_input_exits_2_and_registers_nothing(store, capsys, change, message):
     versions = len(_versions())
-    params = {k: v for k, v in store["params"].items()}
+    params = store["params"].model_dump()
     params.update(change)
     path = store["root"] / "bad.yaml"
     path.write_text(yaml.safe_dump({"prune": params}))

@@ -208,7 +208,7 @@ def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
 def test_bad_input_exits_2_before_any_run(store, tmp_path, capsys):
     root, params = store["root"], store["params"]
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump({"train": params}))
+    params_file.write_text(yaml.safe_dump({"train": params.model_dump()}))
     runs, versions = len(_runs()), len(_versions())
     cases = {
         ("--dataset", "nope"): "pie-mlops materialize --dataset nope",

@@ -80,7 +80,7 @@ def test_which_architectures_and_sections_stack():
     with pytest.raises(PieError, match="bilstm only"):
         wanted(plan("prune", "bert", seed_parallel=True))
     with pytest.raises(PieError, match=r"train\.seed_parallel: Input should be a valid boolean"):
-        plan("train", "bilstm", seed_parallel="yes")
+        plan("train", "bilstm", seed_parallel="maybe")
 
 
 # -- the train stage, killed mid-group --------------------------------------------------------
