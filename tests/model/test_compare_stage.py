@@ -147,7 +147,7 @@ def test_too_few_seeds_fail_the_gate_through_the_cli(store, capsys):
     params = shrink(store["params"], min_seeds=4)
     import yaml
 
-    path.write_text(yaml.safe_dump({"compare": params}))
+    path.write_text(yaml.safe_dump({"compare": params.model_dump()}))
     with pytest.raises(SystemExit) as exc:
         main(["--params", str(path), "compare"])
     assert exc.value.code == 1

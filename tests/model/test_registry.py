@@ -212,9 +212,9 @@ def test_bad_input_exits_2_before_any_run(store, tmp_path, capsys):
     runs, versions = len(_runs()), len(_versions())
     cases = {
         ("--dataset", "nope"): "pie-mlops materialize --dataset nope",
-        ("--arch", "gpt"): "unknown architecture",
+        ("--arch", "gpt"): "train.arch.0 (--arch): Input should be 'bert' or 'bilstm'",
         ("--model-path", str(tmp_path / "no-such-model")): "does not exist",
-        ("--seeds", "a,b"): "seeds must be integers",
+        ("--seeds", "a,b"): "train.seeds.0 (--seeds): Input should be a valid integer",
     }
     for args, message in cases.items():
         with pytest.raises(SystemExit) as exc:
