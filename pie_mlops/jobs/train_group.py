@@ -34,7 +34,7 @@ def train_config(plan: dict, seed: int, progress: bool):
     return TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
                        warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                        seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress,
-                       optimizer=plan.get("optimizer", "adamw_warmup"))
+                       optimizer=plan.get("optimizer", "adamw_warmup"), autocast=plan.get("autocast", "off"))
 
 def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool,
                 ctx: JobContext, writer: TrackWriter | None = None) -> list:

@@ -37,7 +37,7 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
         return TrainConfig(epochs=epochs, batch_size=int(plan["batch_size"]), lr=plan["lr"],
                            warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                            seed=seed, progress=progress, max_steps=max_steps,
-                           optimizer=plan.get("optimizer", "adamw_warmup"))
+                           optimizer=plan.get("optimizer", "adamw_warmup"), autocast=plan.get("autocast", "off"))
 
     kwargs = {"scope": plan["threshold"], "include": plan.get("include"), "exclude": plan.get("exclude"),
               "seed": seed, "grads_fn": grads_fn, "prunable": plan.get("prunable", "linear"),

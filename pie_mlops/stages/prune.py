@@ -173,6 +173,7 @@ def _model_job(params: dict, hp: dict, group_plan: dict, epochs_per_step: int, s
     model name, data md5, git sha)."""
     from pie_mlops import tracking
     from pie_mlops.config.fidelity import identity_extras
+    from pie_mlops.models.predict import effective_autocast
 
     name, md5, sha = store
     plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
@@ -184,6 +185,8 @@ def _model_job(params: dict, hp: dict, group_plan: dict, epochs_per_step: int, s
         plan.pop("recovery_steps")
     if parallel and stackable(plan):  # only when on: sequential models keep their params hash
         plan["seed_parallel"] = True
+    if effective_autocast(params.get("autocast", "auto"), plan["arch"]) == "bf16":  # CUDA only: CPU hashes as before
+        plan["autocast"] = "bf16"
     return ModelJob(plan=plan, group=plan["group"], seed=seed, model_name=name, data_dir=str(params["data_dir"]),
                     out_dir=pruned_dir(params, plan["arch"]) / plan["group"] / f"s{seed}",
                     alias=tracking.alias_for(plan["group"], seed),
@@ -223,7 +226,8 @@ def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
         outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
                               on_epoch_end=lambda epoch, metrics: history.append(dict(metrics, epoch=epoch)))
         frames = predict_frames(model, splits, _predicted_splits(plan), group=job.group, seed=seed,
-                                threshold=outcome.threshold, val_logits=outcome.val_logits)
+                                threshold=outcome.threshold, val_logits=outcome.val_logits,
+                                autocast=plan.get("autocast", "off"))
     # the os delta's base, as it is now: the next seed's compute replaces ctx.dense meanwhile
     dense = dict(ctx.dense) if plan["schedule"] == "os" else None
 

@@ -42,6 +42,7 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
     """The effective hyperparameters for one architecture: params.yaml, then tuned values,
     then `force` (explicit command-line values)."""
     from pie_mlops.models import ARCHS
+    from pie_mlops.models.predict import effective_autocast
 
     if arch not in ARCHS:
         raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
@@ -61,7 +62,8 @@ def resolve(params: dict, arch: str, force: dict | None = None) -> dict:
             "max_train_examples": int(params["max_train_examples"]) if params.get("max_train_examples") else None,
             "best_params_file": str(best_file) if best_file.is_file() else None,
             # only when on: the params hash (skip-on-rerun identity) of sequential models stays as it was
-            **({"seed_parallel": True} if seed_parallel(params, arch) else {})}
+            **({"seed_parallel": True} if seed_parallel(params, arch) else {}),
+            **({"autocast": "bf16"} if effective_autocast(params.get("autocast", "auto"), arch) == "bf16" else {})}
 
 
 def seed_parallel(params: dict, arch: str) -> bool:
@@ -224,7 +226,7 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
             return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}
         frames = predict_frames(model, splits, predicted_splits(plan), group=job.group, seed=seed,
                                 threshold=result.threshold, batch_size=cfg.eval_batch_size,
-                                val_logits=result.val_logits)
+                                val_logits=result.val_logits, autocast=cfg.autocast)
         frames.update(snapshot_frames(result, splits["train"], group=job.group, seed=seed, task=task))
 
     def make(run, _model, _staging) -> Made:
