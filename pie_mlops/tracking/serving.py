@@ -90,6 +90,9 @@ def save_pyfunc(model, saved: Path, label_names: list[str], threshold: float | N
     import mlflow.pyfunc
     from mlflow.models import infer_signature
 
+    from pie_mlops.util.compat import memoize_requirement_checks
+
+    memoize_requirement_checks()
     config = serving_config(model, label_names, threshold)
     conf_file = dst.parent / SERVING_NAME
     conf_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
