@@ -18,9 +18,10 @@ profiles run it) three ways, in interleaved rounds: compute alone; compute with 
 tracked by the stage's writer beside the next one's compute (jobs/writer.py, what train and
 prune do); and compute with tracking in line, one after the other (the stages before the
 writer). `<backend>_pace_ratio` is the wall time per model tracked by the writer over compute
-alone (the goal: <= 1.1); `<backend>_inline_ratio` the same in line.
+alone (the goal: <= 1.1); `<backend>_inline_ratio` the same in line. `--pace-sleep-ms N`: the
+compute is an N ms wait instead, as on an accelerator, where the CPU idles while a model computes.
 
-    .venv/bin/python bench/tracking_per_model.py [--jobs 12] [--pace-jobs 8] [--pace-n 1275]
+    .venv/bin/python bench/tracking_per_model.py [--jobs 12] [--pace-jobs 8] [--pace-sleep-ms 1000]
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ def child(backend: str, jobs: int) -> dict:
             "by_kind": {k: round(v / timed, 2) for k, v in counter.most_common()}}
 
 
-def pace(backend: str, jobs: int, n: int, rounds: int) -> dict:
-    """Wall seconds per model: compute alone, compute + the writer, compute + tracking in line."""
+def pace(backend: str, jobs: int, n: int, rounds: int, sleep_ms: float = 0.0) -> dict:
+    """Wall seconds per model: compute alone, compute + the writer, compute + tracking in line.
+    `sleep_ms`: the compute is that long a wait instead (an accelerator's model: the CPU idles)."""
     import numpy as np
     import pandas as pd
     import torch
@@ -141,12 +143,18 @@ def pace(backend: str, jobs: int, n: int, rounds: int) -> dict:
     base = build_model("bilstm", 2, "single_label", seed=0)
     ctx, serial = JobContext(), iter(range(10**6))
 
+    made = {}
+
     def compute(seed: int):
+        if sleep_ms and made:  # the CPU waits on the device; tracking gets the same model's outputs
+            time.sleep(sleep_ms / 1000)
+            return made["out"]
         model = build_model("bilstm", 2, "single_label", seed=seed)
         model.embedding = base.embedding  # one frozen GloVe matrix, not one load per model
         result = train(model, df, df, TrainConfig(epochs=1, batch_size=32, seed=seed, progress=False))
         frames = predict_frames(model, {"validation": df}, ["validation"], group="magnitude-ft@0.50", seed=seed,
                                 threshold=result.threshold, val_logits=result.val_logits)
+        made["out"] = (model, result, frames)
         return model, result, frames
 
     def job_for(i: int) -> ModelJob:
@@ -221,6 +229,8 @@ def main() -> None:
     ap.add_argument("--pace-jobs", type=int, default=8, help="models per side of the pace measurement (0: skip it)")
     ap.add_argument("--pace-n", type=int, default=1275, help="examples each pace model trains one epoch on")
     ap.add_argument("--pace-rounds", type=int, default=2, help="interleaved rounds of the three ways")
+    ap.add_argument("--pace-sleep-ms", type=float, default=0.0,
+                    help="pace with a compute that waits this long instead of training (an accelerator's model)")
     ap.add_argument("--backends", default="sqlite,server", help="comma-separated: sqlite, server")
     ap.add_argument("--child", choices=["sqlite", "server"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -229,7 +239,7 @@ def main() -> None:
     if args.child:
         out = child(args.child, args.jobs)
         if args.pace_jobs:
-            out["pace"] = pace(args.child, args.pace_jobs, args.pace_n, args.pace_rounds)
+            out["pace"] = pace(args.child, args.pace_jobs, args.pace_n, args.pace_rounds, args.pace_sleep_ms)
         print(json.dumps(out))
         return
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -247,7 +257,8 @@ def main() -> None:
             try:
                 out = subprocess.run([sys.executable, __file__, "--child", backend, "--jobs", str(args.jobs),
                                       "--pace-jobs", str(args.pace_jobs), "--pace-n", str(args.pace_n),
-                                      "--pace-rounds", str(args.pace_rounds)],
+                                      "--pace-rounds", str(args.pace_rounds),
+                                      "--pace-sleep-ms", str(args.pace_sleep_ms)],
                                      cwd=folder, env=dict(env, MLFLOW_TRACKING_URI=uri), capture_output=True,
                                      text=True, timeout=1800)
             finally:
@@ -262,7 +273,8 @@ def main() -> None:
         top = ", ".join(f"{k} {v:g}" for k, v in list(r["by_kind"].items())[:6])
         unit = "HTTP requests" if r["backend"] == "server" else "SQL statements"
         print(f"{r['backend']:<8} {r['ms_per_model']:>9.0f} {r['calls_per_model']:>12.0f}  ({unit}) {top}")
-    figures: dict = {"jobs": args.jobs - WARMUP, "load_average": round(os.getloadavg()[0], 2)}
+    figures: dict = {"jobs": args.jobs - WARMUP, "load_average": round(os.getloadavg()[0], 2),
+                     "pace_sleep_ms": args.pace_sleep_ms}
     for backend, r in results.items():
         unit = "sql_statements" if backend == "sqlite" else "requests"
         figures.update({f"{backend}_ms_per_model": round(r["ms_per_model"], 1),
@@ -270,7 +282,9 @@ def main() -> None:
         if backend == "server":
             figures["server_requests_by_endpoint"] = r["by_kind"]
     if args.pace_jobs:
-        print(f"\npace: {args.pace_jobs} models per side, one epoch on {args.pace_n} examples, "
+        what = (f"a {args.pace_sleep_ms:g} ms wait (an accelerator's model)" if args.pace_sleep_ms else
+                f"one epoch on {args.pace_n} examples")
+        print(f"\npace: {args.pace_jobs} models per side, compute = {what}, "
               f"{args.pace_rounds} interleaved rounds (ms per model, median)")
         print(f"{'backend':<8} {'alone':>8} {'writer':>8} {'in line':>8} {'writer/alone':>13} {'in line/alone':>14}")
         for backend, r in results.items():
