@@ -1,7 +1,8 @@
 """The comparison's inputs from MLflow: every finished dense and pruned run of one study.
 
 Runs are found by their tags (docs/design.md §3), the latest per (group, seed), and their
-`predictions/<split>.parquet` artifacts are downloaded and stacked into one long frame
+prediction artifacts (`predictions/predictions.parquet`, every split in one file; runs logged
+before 2026-12-07 have `predictions/<split>.parquet`) are downloaded and stacked into one long frame
 in the predictions contract. The data_md5 tag of each run comes along, so the
 great-expectations gate can refuse runs from another data version.
 """
@@ -35,7 +36,7 @@ def collect_splits(dataset: str, arch: str, split: str, optional: tuple[str, ...
     `keep`, only runs whose (group, seed) is in it are collected."""
     from pie_mlops import tracking
     from pie_mlops.util.credentials import redact_url
-    from pie_mlops.compare.predictions import read_predictions
+    from pie_mlops.compare.predictions import read_split_frames
 
     runs = tracking.model_runs(dataset, arch)
     if keep is not None:
@@ -55,12 +56,12 @@ def collect_splits(dataset: str, arch: str, split: str, optional: tuple[str, ...
             except Exception as exc:  # a run whose artifacts were deleted: say which
                 raise PieError(f"run {run['run_id']} ({run['group']} s{run['seed']}): cannot download its "
                                f"predictions ({str(exc).splitlines()[0]})") from None
-            file = Path(folder) / f"{split}.parquet"
-            if not file.is_file():
-                raise PieError(f"run {run['run_id']} ({run['group']} s{run['seed']}) has no predictions/{split}.parquet")
+            frames = read_split_frames(folder)  # one bundle file, or (older runs) one file per split
+            if split not in frames:
+                raise PieError(f"run {run['run_id']} ({run['group']} s{run['seed']}) has no {split} predictions")
             for name in found:
-                if (Path(folder) / f"{name}.parquet").is_file():
-                    found[name].append(read_predictions(Path(folder) / f"{name}.parquet"))
+                if name in frames:
+                    found[name].append(frames[name])
             md5s[(run["group"], run["seed"])] = run["data_md5"] or "missing"
     frames = {name: pd.concat(parts, ignore_index=True) for name, parts in found.items() if parts}
     return frames, md5s, runs

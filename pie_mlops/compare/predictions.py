@@ -200,6 +200,48 @@ def split_score(task: str, frame) -> float:
     return accuracy(frame["label"].to_numpy(), frame["pred"].to_numpy())
 
 
+# A model's predictions as one MLflow artifact (predictions/<BUNDLE>): every split's rows, in the
+# order of its per-split files, one upload instead of one per split (issue 27). Runs logged
+# before it carry predictions/<split>.parquet instead; the readers take both (`split_files`).
+BUNDLE = "predictions.parquet"
+
+
+def write_bundle(files: list[Path], path: Path) -> Path:
+    """One Parquet file holding the rows of the per-split files `files`, in their order."""
+    tables = [pq.read_table(f) for f in files]
+    return write_predictions(pa.concat_tables(tables, promote_options="default") if tables else pa.table({}), path)
+
+
+def split_files(folder: Path) -> Path:
+    """A downloaded `predictions/` folder as per-split files: a bundle is split into
+    `<split>.parquet` files beside it (byte-identical to the ones the job wrote) and removed;
+    the older layout (one file per split) is returned as it is."""
+    import pyarrow.compute as pc
+
+    folder = Path(folder)
+    bundle = folder / BUNDLE
+    if not bundle.is_file():
+        return folder
+    table = pq.read_table(bundle)
+    splits = table["split"].unique().to_pylist()  # in order of first appearance
+    for split in splits:
+        write_predictions(table.filter(pc.equal(table["split"], split)), folder / f"{split}.parquet")
+    bundle.unlink()
+    return folder
+
+
+def read_split_frames(folder: Path) -> dict[str, pd.DataFrame]:
+    """split -> its predictions frame, from a downloaded `predictions/` folder of either layout."""
+    import pyarrow.compute as pc
+
+    bundle = Path(folder) / BUNDLE
+    if bundle.is_file():
+        table = pq.read_table(bundle)
+        return {split: table.filter(pc.equal(table["split"], split)).to_pandas()
+                for split in table["split"].unique().to_pylist()}
+    return {f.stem: read_predictions(f) for f in sorted(Path(folder).glob("*.parquet"))}
+
+
 def publish_predictions(staging: Path, out_dir: Path) -> None:
     import os
 

@@ -46,6 +46,7 @@ Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy and torch seeds: 0 .. 2**3
 Positive = Annotated[int, Field(ge=1)]
 Share = Annotated[float, Field(ge=0, le=1)]
 Dropout = PerArch[Annotated[float, Field(ge=0, lt=1)] | None]  # bilstm only; None: its default (0.1)
+Autocast = Literal["auto", "bf16", "off"]  # bf16 autocast on CUDA (train.autocast, prune.autocast)
 
 
 class Section(BaseModel):
@@ -140,6 +141,9 @@ class Train(Section):
     # The training-length control: a `dense-long` group trained this many epochs, the ft/wr
     # length (4E; docs/claims.md); None: none (no ft/wr groups to compare with it).
     dense_long_epochs: PerArch[Positive | Literal["4E"] | None] = None  # "4E": 4 x the (tuned) dense epochs, the ft/wr length
+    # bf16 autocast of the forward passes on CUDA: "auto" (BERT/MiniLM only), "bf16" (any), "off".
+    # Nothing on a CPU. Where it takes effect the plan (params hash) carries autocast: bf16.
+    autocast: PerArch[Autocast] = "auto"
 
 
 class Prune(Section):
@@ -197,6 +201,7 @@ class Prune(Section):
     # seed_parallel, for the jobs it serves, wins.
     seed_processes: PerArch[Positive] = {"bert": 1, "bilstm": 2}  # bilstm: the ai group trains 2 at a time
     num_threads: PerArch[Positive | None] = None  # as train.num_threads, for the jobs computed in this process
+    autocast: PerArch[Autocast] = "auto"  # as train.autocast: ft/wr/ai and recovery training, predictions
 
 
 class ClaimsRules(Section):

@@ -7,7 +7,7 @@ this module does the rest, the same way for all of them:
 - `identity_tags`: the tags that identify the job's run (skip-on-rerun);
 - `finished`: a FINISHED run with those tags, whose predictions are put back in place;
 - `run_job`: staging directory -> run -> compute (the stage's `make`) -> prediction files ->
-  logged predictions -> logged model (before the final metrics: MLflow 3's log_model reads the
+  logged predictions (one file, every split: compare/predictions.py's BUNDLE) -> logged model (before the final metrics: MLflow 3's log_model reads the
   metric history back) -> final metrics -> registered version under the job's alias -> the
   predictions moved into place. Anything that fails undoes the run and the version
   (tracking.model_run) and removes the staging directory: nothing half-registered or
@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from pie_mlops.util.atomic import staging_dir
 from pie_mlops.jobs.context import JobContext
-from pie_mlops.compare.predictions import publish_predictions, split_score
+from pie_mlops.compare.predictions import BUNDLE, publish_predictions, split_score, write_bundle
 
 
 @dataclass
@@ -106,7 +106,8 @@ def run_job(job: ModelJob, make: Callable[..., Made], ctx: JobContext, *, task: 
             with ctx.compute():  # tracking below runs outside it, beside the next job's compute
                 files = [write_predictions(frame, staging / "out" / f"{split}.parquet")
                          for split, frame in made.frames.items()]
-            run.log_artifacts(files, "predictions")
+                bundle = write_bundle(files, staging / "bundle" / BUNDLE)  # one upload, not one per split
+            run.log_artifacts([bundle], "predictions")
             final = {f"{split}_score": split_score(task, frame) for split, frame in made.frames.items()
                      if "@" not in split}  # train@epoch<k> snapshots are EL2N inputs, not scores
             if made.threshold is not None:

@@ -23,15 +23,17 @@ from pathlib import Path
 from pie_mlops.jobs.context import JobContext
 from pie_mlops.jobs.protocol import Made, ModelJob, run_job
 from pie_mlops.pruning.plan import latency_batch
+from pie_mlops.jobs.writer import TrackWriter
 from pie_mlops.util.log import get as get_logger
 
 _LOG = get_logger(__name__)
 
 
 def prune_groups(pending: dict[str, list[ModelJob]], meta: dict, splits: dict, progress: bool,
-                 ctx: JobContext, versions: dict) -> list[dict]:
+                 ctx: JobContext, versions: dict, writer: TrackWriter | None = None) -> list:
     """Prune the jobs in `pending` (group -> its unfinished seeds' jobs) group by group, each
-    group's seeds together; one record per job."""
+    group's seeds together; one record per job (its Future when the `writer` tracks it while the
+    next group computes)."""
     from tqdm.auto import tqdm
 
     from pie_mlops.util.log import progress_disabled
@@ -45,7 +47,7 @@ def prune_groups(pending: dict[str, list[ModelJob]], meta: dict, splits: dict, p
             _share_embedding(dense[seed]["model"], dense[seeds[0]]["model"])
     records = []
     for jobs in tqdm(pending.values(), desc="prune groups (seed-parallel)", disable=progress_disabled(progress)):
-        records += _prune_group(jobs, meta, splits, ctx, dense)
+        records += _prune_group(jobs, meta, splits, ctx, dense, writer)
     return records
 
 
@@ -57,7 +59,8 @@ def _share_embedding(model, first) -> None:
         model.embedding = first.embedding
 
 
-def _prune_group(jobs: list[ModelJob], meta: dict, splits: dict, ctx: JobContext, dense: dict) -> list[dict]:
+def _prune_group(jobs: list[ModelJob], meta: dict, splits: dict, ctx: JobContext, dense: dict,
+                 writer: TrackWriter | None) -> list:
     from pie_mlops.models.bilstm_stack import StackedBiLSTM
     from pie_mlops.compare.predictions import predictions_frame
     from pie_mlops.pruning.apply import prune_model
@@ -86,12 +89,12 @@ def _prune_group(jobs: list[ModelJob], meta: dict, splits: dict, ctx: JobContext
             with ctx.compute():
                 return pruned_made(run, models[i], staging, outcomes[i], frames, dense[job.seed])
 
-        records.append(_track(job, make, ctx, meta, splits))
+        records.append(_submit(writer, job, make, ctx, meta, splits))
     return records
 
 
 def prune_pooled(jobs: list[ModelJob], meta: dict, splits: dict, progress: bool, ctx: JobContext,
-                 versions: dict, processes: int) -> list[dict]:
+                 versions: dict, processes: int, writer: TrackWriter | None = None) -> list:
     """prune.seed_processes: the jobs `processes` at a time in child processes (pie_mlops/jobs/seed_pool.py),
     each computing what it computes in process; each is tracked here as soon as it is back. CPU
     latency is timed here, on this process's threads, as for a job pruned in process."""
@@ -130,8 +133,7 @@ def prune_pooled(jobs: list[ModelJob], meta: dict, splits: dict, progress: bool,
             out.outcome.accounting["latency_ms"] = cpu_latency_ms(out.model, batch)
 
             def make(run, _model, staging, job=job, out=out) -> Made:
-                for metrics in out.history:  # as on_epoch_end logs them in process
-                    run.log_epoch(metrics["epoch"], metrics)
+                run.log_history(out.history)  # every epoch's metrics, in one request
                 frames = {split: predictions_frame(splits[split], logits, split=split, group=job.group, seed=job.seed,
                                                    task=task, threshold=out.outcome.threshold)
                           for split, logits in out.logits.items()}
@@ -139,10 +141,15 @@ def prune_pooled(jobs: list[ModelJob], meta: dict, splits: dict, progress: bool,
                     return pruned_made(run, out.model, staging, out.outcome, frames,
                                        dense.get(job.seed) if job.plan["schedule"] == "os" else None)
 
-            records.append(_track(job, make, ctx, meta, splits))
+            records.append(_submit(writer, job, make, ctx, meta, splits))
     finally:
         outputs.close()  # ends the children, also when tracking failed
     return records
+
+
+def _submit(writer: TrackWriter | None, *args):
+    """`_track(*args)` by the writer (its Future), or here when there is none."""
+    return writer.submit(_track, *args) if writer is not None else _track(*args)
 
 
 def _track(job: ModelJob, make, ctx: JobContext, meta: dict, splits: dict) -> dict:

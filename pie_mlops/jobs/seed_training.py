@@ -26,6 +26,7 @@ from pie_mlops.jobs.training import (
     TrainConfig,
     configure,
     TrainResult,
+    precision,
     bucketed_batches,
     encode_split,
     resolve_device,
@@ -150,7 +151,8 @@ class _StackLoop:
         total, seen = torch.zeros(s, dtype=torch.float64), np.zeros(s)
         for batch in batches:
             inputs, valid = self.stack.stack_inputs(self.enc, list(batch), device)
-            logits = self.stack(**inputs)
+            with precision(self.model0, device, self.cfg.autocast):  # none on a CPU
+                logits = self.stack(**inputs).float()
             pad = torch.zeros((s, valid.shape[1]) + tuple(y_all.shape[1:]), dtype=y_all.dtype)
             for i, rows in enumerate(batch):
                 pad[i, :len(rows)] = y_all[rows]

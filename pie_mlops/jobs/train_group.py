@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pie_mlops.jobs.context import JobContext
 from pie_mlops.jobs.protocol import Made, ModelJob, run_job
+from pie_mlops.jobs.writer import TrackWriter
 from pie_mlops.util.log import get as get_logger
 
 _LOG = get_logger(__name__)
@@ -30,15 +31,17 @@ def train_config(plan: dict, seed: int, progress: bool):
     """The training loop's configuration of one dense seed (the one place it is built from a plan)."""
     from pie_mlops.config.fidelity import option
     from pie_mlops.jobs.training import TrainConfig
+    from pie_mlops.models.predict import job_autocast
 
     return TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
                        warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                        seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress,
-                       optimizer=option(plan, "optimizer"))
+                       optimizer=option(plan, "optimizer"), autocast=job_autocast(plan))
 
 def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool,
-                ctx: JobContext) -> list[dict]:
-    """Train the seeds of the dense jobs in `pending` as one batched computation; one record per seed."""
+                ctx: JobContext, writer: TrackWriter | None = None) -> list:
+    """Train the seeds of the dense jobs in `pending` as one batched computation; one record per
+    seed (the Future of one when a `writer` tracks them, beside what computes next)."""
     import numpy as np
 
     from pie_mlops.config.fidelity import model_kwargs
@@ -62,13 +65,15 @@ def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, p
                   predict_logits_stacked(stack, splits[split], models[0], cfg.eval_batch_size)
                   for split in predicted_splits(plan)}
     del stack
-    return [_track(job, plan, meta, splits, ctx, models[i], results[i], {k: v[i] for k, v in logits.items()})
+    track = writer.submit if writer is not None else lambda fn, *args: fn(*args)
+    return [track(_track, job, plan, meta, splits, ctx, models[i], results[i], {k: v[i] for k, v in logits.items()})
             for i, job in enumerate(pending)]
 
 
 def train_pooled(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool,
-                 ctx: JobContext, processes: int) -> list[dict]:
-    """Train the seeds of `pending` `processes` at a time in child processes; track each in turn."""
+                 ctx: JobContext, processes: int, writer: TrackWriter | None = None) -> list:
+    """Train the seeds of `pending` `processes` at a time in child processes; track each in turn
+    (by the `writer`, if given: records are then Futures)."""
     from tqdm.auto import tqdm
 
     from pie_mlops.config.fidelity import model_kwargs
@@ -90,7 +95,8 @@ def train_pooled(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, 
             # the same model, rebuilt here from its seed (frozen weights) and the child's weights
             model = build_model(plan["arch"], n_labels, task, seed=job.seed, **kwargs)
             model.load_state_dict(out.state, strict=False)
-            records.append(_track(job, plan, meta, splits, ctx, model, out.result, out.logits))
+            args = (job, plan, meta, splits, ctx, model, out.result, out.logits)
+            records.append(writer.submit(_track, *args) if writer is not None else _track(*args))
     finally:
         outputs.close()  # ends the children, also when tracking failed
     return records
@@ -106,8 +112,7 @@ def _track(job: ModelJob, plan: dict, meta: dict, splits: dict, ctx: JobContext,
     task = meta["task"]
 
     def make(run, _model, _staging) -> Made:
-        for metrics in result.history:  # as on_epoch_end logs them in sequential training
-            run.log_epoch(metrics["epoch"], metrics)
+        run.log_history(result.history)  # every epoch's metrics, in one request
         frames = {split: predictions_frame(splits[split], each, split=split, group=GROUP, seed=job.seed, task=task,
                                            threshold=result.threshold)
                   for split, each in logits.items()}

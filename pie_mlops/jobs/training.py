@@ -22,9 +22,10 @@ from pie_mlops.jobs import distributed as dist
 from pie_mlops.util.errors import PieError
 from pie_mlops.util.metrics import accuracy, macro_f1, sigmoid, tune_threshold
 from pie_mlops.models.predict import (  # noqa: F401 (callers import them from here too)
-    clear_token_cache, encode_split, predict_logits, resolve_device, sorted_batches,
+    FP32, clear_token_cache, encode_split, on_device, precision, predict_logits, resolve_device, sorted_batches,
 )
 from pie_mlops.compare.predictions import predictions_frame
+from pie_mlops.models.common import Encoded
 from pie_mlops.pruning.pruner import Pruner  # the hooks a schedule gives the loop
 from pie_mlops.util.log import progress_disabled
 from pie_mlops.util.seeding import seed_everything  # noqa: F401 (callers import it from here too)
@@ -78,6 +79,9 @@ class TrainConfig:
     progress: bool = True
     max_steps: int | None = None  # stop after this many optimizer steps (os recovery fine-tune)
     optimizer: str = UNTUNED.optimizer  # or adam_constant: the paper's Adam, constant lr, no decay (optim.py)
+    # For an accelerator (models/predict.py's precision and on_device); neither does anything on a CPU:
+    autocast: str = FP32  # bf16 forward passes on CUDA: "auto" (BERT/MiniLM only), "bf16", "off"
+    data_on_device: bool | str = "auto"  # the encoded split uploaded once ("auto": on a non-CPU device)
 
 
 @dataclass
@@ -98,7 +102,7 @@ def score(task: str, y: np.ndarray, logits: np.ndarray, threshold: float | None 
 
 
 def _val_metrics(model, val_df: pd.DataFrame, cfg: TrainConfig, device) -> tuple[dict, float | None, np.ndarray]:
-    logits = predict_logits(model, val_df, cfg.eval_batch_size, device, cfg.progress, "validate")
+    logits = predict_logits(model, val_df, cfg.eval_batch_size, device, cfg.progress, "validate", **_device_opts(cfg))
     return *val_metrics_from_logits(model.task, targets(val_df, model.task), logits), logits
 
 
@@ -128,7 +132,8 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
     loop = _Loop(model, train_df, cfg, device, pruner or Pruner())
     result = TrainResult()
     if 0 in cfg.snapshot_epochs and main:
-        result.snapshots["train@epoch0"] = predict_logits(model, train_df, cfg.eval_batch_size, device)
+        result.snapshots["train@epoch0"] = predict_logits(model, train_df, cfg.eval_batch_size, device,
+                                                          **_device_opts(cfg))
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         bar = tqdm(bucketed_batches(loop.enc.lengths, cfg.batch_size, rng), desc=f"epoch {epoch}/{cfg.epochs}",
@@ -146,6 +151,10 @@ def train(model, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None, cfg
     if model.task == "multi_label" and result.threshold is None:
         result.threshold = 0.5  # no validation split to tune on
     return result
+
+
+def _device_opts(cfg: TrainConfig) -> dict:
+    return {"autocast": cfg.autocast, "data_on_device": cfg.data_on_device}
 
 
 def configure(cfg: TrainConfig) -> None:
@@ -171,8 +180,11 @@ class _Loop:
 
     def __init__(self, model, train_df: pd.DataFrame, cfg: TrainConfig, device, pruner: Pruner):
         self.model, self.cfg, self.device, self.pruner = model, cfg, device, pruner
-        self.enc = encode_split(model, train_df)
+        # on an accelerator the split and its targets stay there: a batch moves only its row indices
+        self.enc = on_device(encode_split(model, train_df), device, cfg.data_on_device)
         self.y_all = torch.from_numpy(targets(train_df, model.task))
+        self.y_dev = None if isinstance(self.enc, Encoded) else self.y_all.to(device)
+        self.autocast = precision(model, device, cfg.autocast)  # none on a CPU: fp32 exactly
         self.loss_fn = _loss_fn(model.task)
         self.steps_per_epoch = -(-len(train_df) // cfg.batch_size)
         pruner.start(model)
@@ -199,8 +211,10 @@ class _Loop:
         total_loss, seen = 0.0, 0
         for batch in batches:
             rows, counted, weight = dist.shard(batch)  # the whole batch, 1.0, in a single process
-            logits = self.net(**model.batch_inputs(self.enc, rows, device))
-            loss = self.loss_fn(logits, self.y_all[rows].to(device))
+            with self.autocast:
+                logits = self.net(**model.batch_inputs(self.enc, rows, device))
+            y = self.y_all[rows].to(device) if self.y_dev is None else self.y_dev[torch.from_numpy(rows).to(device)]
+            loss = self.loss_fn(logits.float(), y)  # fp32 already on a CPU (.float() returns it as it is)
             (loss if weight == 1.0 else loss * weight).backward()
             self.pruner.before_clip(model)
             torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
@@ -232,7 +246,8 @@ def _epoch_end(loop: _Loop, epoch: int, metrics: dict, result: TrainResult, trai
         val, result.threshold, result.val_logits = _val_metrics(model, val_df, cfg, loop.device)
         metrics.update(val)
     if epoch in cfg.snapshot_epochs and dist.is_main():
-        result.snapshots[f"train@epoch{epoch}"] = predict_logits(model, train_df, cfg.eval_batch_size, loop.device)
+        result.snapshots[f"train@epoch{epoch}"] = predict_logits(model, train_df, cfg.eval_batch_size, loop.device,
+                                                                 **_device_opts(cfg))
     model.train()
 
 
@@ -271,21 +286,23 @@ def accumulate_gradients(model, df: pd.DataFrame, n_batches: int = 10, batch_siz
 
 
 def predict_split(model, df: pd.DataFrame, *, split: str, group: str, seed: int,
-                  threshold: float | None = None, batch_size: int = 128, device="auto") -> pd.DataFrame:
+                  threshold: float | None = None, batch_size: int = 128, device="auto",
+                  autocast: str | None = FP32) -> pd.DataFrame:
     """Predict `df` and return the predictions contract frame (docs/design.md §3)."""
-    logits = predict_logits(model, df, batch_size, device)
+    logits = predict_logits(model, df, batch_size, device, autocast=autocast)
     return predictions_frame(df, logits, split=split, group=group, seed=seed, task=model.task, threshold=threshold)
 
 
 def predict_frames(model, splits: dict, names, *, group: str, seed: int, threshold: float | None = None,
-                   batch_size: int = 128, val_logits: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
+                   batch_size: int = 128, val_logits: np.ndarray | None = None,
+                   autocast: str | None = FP32) -> dict[str, pd.DataFrame]:
     """The predictions frames of the splits `names`; validation from `val_logits` when training
     left them (TrainResult.val_logits: the final weights' pass), else predicted."""
     return {split: predictions_frame(splits[split], val_logits, split=split, group=group, seed=seed, task=model.task,
                                      threshold=threshold)
             if split == "validation" and val_logits is not None else
             predict_split(model, splits[split], split=split, group=group, seed=seed, threshold=threshold,
-                          batch_size=batch_size)
+                          batch_size=batch_size, autocast=autocast)
             for split in names}
 
 

@@ -120,8 +120,10 @@ class BertClassifier(nn.Module):
     def batch_inputs(self, enc: Encoded, rows: np.ndarray, device: torch.device) -> dict:
         ids, mask, types = enc.padded(rows, self.pad_id)
         inputs = {"input_ids": as_tensor(ids, device)}
-        if not mask.all():  # no mask at all lets SDPA take its fastest, unmasked path
-            inputs["attention_mask"] = as_tensor(mask.astype(np.int64), device)
+        lens = enc.lengths[rows]  # on the host either way (a DeviceEncoded's mask is on the device)
+        if (lens != lens.max()).any():  # no mask at all lets SDPA take its fastest, unmasked path
+            inputs["attention_mask"] = as_tensor(mask.astype(np.int64) if isinstance(mask, np.ndarray)
+                                                 else mask.long(), device)
         if types is not None:
             inputs["token_type_ids"] = as_tensor(types, device)
         return inputs

@@ -96,5 +96,39 @@ def read_config(path: str | Path) -> dict:
         raise PieError(f"{file}: not valid JSON ({exc})") from None
 
 
-def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+def as_tensor(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    if isinstance(array, torch.Tensor):  # a batch DeviceEncoded built on the device already
+        return array.to(device)
     return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+
+class DeviceEncoded:
+    """An Encoded split uploaded once to `device` (ids, offsets, type ids), so each batch is
+    padded there and only its row indices travel (the training loop's `data_on_device`, for an
+    accelerator; on the CPU it changes nothing but the copies). `padded` gives the same integers
+    as Encoded.padded, as tensors; `lengths` stays on the host (batching, packed sequences)."""
+
+    def __init__(self, enc: Encoded, device: torch.device):
+        self.host, self.device = enc, torch.device(device)
+        self.ids = torch.from_numpy(enc.ids).to(self.device)
+        self.offsets = torch.from_numpy(enc.offsets).to(self.device)
+        self.type_ids = None if enc.type_ids is None else torch.from_numpy(enc.type_ids).to(self.device)
+
+    def __len__(self) -> int:
+        return len(self.host)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.host.lengths
+
+    def padded(self, rows: np.ndarray, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        width = int(self.host.lengths[rows].max())  # from the host: no device sync
+        r = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64)).to(self.device, non_blocking=True)
+        starts = self.offsets[r]
+        lens = self.offsets[r + 1] - starts
+        pos = torch.arange(width, device=self.device)
+        mask = pos[None, :] < lens[:, None]
+        idx = torch.where(mask, starts[:, None] + pos[None, :], 0)
+        ids = torch.where(mask, self.ids[idx], pad_id)
+        types = None if self.type_ids is None else torch.where(mask, self.type_ids[idx], 0)
+        return ids, mask, types

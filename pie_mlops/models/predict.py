@@ -25,6 +25,44 @@ _CACHE_SIZE = 16
 _CACHE_LOCK = threading.Lock()
 
 
+FP32 = "off"  # the precision of a job whose plan names none: every CPU job (plans carry only "bf16")
+
+
+def job_autocast(plan: dict) -> str:
+    """A job plan's precision: `bf16` where it takes effect (the plan records it), else FP32."""
+    return plan.get("autocast", FP32)
+
+
+def precision(model, device: torch.device, mode: str | None = "off"):
+    """The autocast context of a forward pass: bf16 on CUDA for BERT/MiniLM (`auto`) or for any
+    model (`bf16`); on a CPU, or `off`, none at all, so CPU numerics are exactly fp32's."""
+    from contextlib import nullcontext
+
+    if mode in (None, "off") or torch.device(device).type != "cuda":
+        return nullcontext()
+    if mode == "auto" and getattr(model, "arch", None) != "bert":
+        return nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+def effective_autocast(mode: str | None, arch: str, device="auto") -> str:
+    """"bf16" where `precision` would autocast `arch`'s model on `device` (the plan records it), else "off"."""
+    if mode in (None, "off") or resolve_device(device).type != "cuda":
+        return "off"
+    return "bf16" if mode == "bf16" or arch == "bert" else "off"
+
+
+def on_device(enc, device: torch.device, mode: bool | str = "auto"):
+    """`enc` kept on `device` for the batches to come (DeviceEncoded) where `mode` says so:
+    True, or `auto` on an accelerator; else `enc` itself (each batch copied over)."""
+    from pie_mlops.models.common import DeviceEncoded
+
+    device = torch.device(device)
+    if mode is True or (mode == "auto" and device.type != "cpu"):
+        return DeviceEncoded(enc, device)
+    return enc
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -74,15 +112,19 @@ def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 @torch.inference_mode()
 def predict_logits(model, df: pd.DataFrame, batch_size: int = 128, device="auto",
-                   progress: bool = False, desc: str = "predict") -> np.ndarray:
-    """Logits for every row of `df`, in its order (batched by length, then unsorted)."""
+                   progress: bool = False, desc: str = "predict", autocast: str | None = FP32,
+                   data_on_device: bool | str = "auto") -> np.ndarray:
+    """Logits for every row of `df`, in its order (batched by length, then unsorted);
+    `autocast`, `data_on_device`: see `precision` and `on_device` (CPU: neither does anything)."""
     device = resolve_device(device)
     model.to(device)
     was_training = model.training
     model.eval()
-    enc = encode_split(model, df)
+    enc = on_device(encode_split(model, df), device, data_on_device)
     out = np.empty((len(df), model.num_labels), dtype=np.float32)
     for rows in tqdm(sorted_batches(enc.lengths, batch_size), desc=desc, disable=progress_disabled(progress), leave=False):
-        out[rows] = model(**model.batch_inputs(enc, rows, device)).float().cpu().numpy()
+        with precision(model, device, autocast):
+            logits = model(**model.batch_inputs(enc, rows, device))
+        out[rows] = logits.float().cpu().numpy()
     model.train(was_training)
     return out

@@ -29,6 +29,7 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
     """Prune `model` in place as `plan` says (criterion, schedule, sparsity, scope, ...)."""
     from pie_mlops.pruning.schedules import ScheduledPruning, one_shot
     from pie_mlops.jobs.training import TrainConfig, accumulate_gradients, train
+    from pie_mlops.models.predict import job_autocast
 
     def grads_fn(m):
         return accumulate_gradients(m, splits["train"], int(plan["impact_batches"]),
@@ -39,7 +40,7 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
         return TrainConfig(epochs=epochs, batch_size=int(plan["batch_size"]), lr=plan["lr"],
                            warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
                            seed=seed, progress=progress, max_steps=max_steps,
-                           optimizer=option(plan, "optimizer"))
+                           optimizer=option(plan, "optimizer"), autocast=job_autocast(plan))
 
     kwargs = {"scope": plan["threshold"], "include": plan.get("include"), "exclude": plan.get("exclude"),
               "seed": seed, "grads_fn": grads_fn, "prunable": option(plan, "prunable"),

@@ -17,6 +17,7 @@ input is checked before the first run starts, so bad input registers nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from pie_mlops.config.plans import one_arch
@@ -26,6 +27,7 @@ from pie_mlops.jobs.context import JobContext
 from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags
 from pie_mlops.jobs.prune_group import load_dense, pruned_dir, pruned_made, prune_groups, prune_pooled, track_pruned
 from pie_mlops.jobs.prune_quant import quantize_groups
+from pie_mlops.jobs.writer import TrackWriter, resolved
 from pie_mlops.pruning.plan import SCOPES, format_sparsity, group_name, plan_jobs  # noqa: F401 (the stage's vocabulary)
 from pie_mlops.pruning.plan import predicted_splits as _predicted_splits
 from pie_mlops.util.errors import PieError
@@ -116,29 +118,39 @@ def _prune_arch(section: Prune, progress: bool, ctx: JobContext | None) -> list[
     # Seed-major order: every os group of a seed starts from the same registered dense model,
     # downloaded once and kept (one seed at a time) in the context's `dense`.
     records, together = [], {}  # together: the unfinished seed-parallel jobs, by group
-    for group_plan, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune",
-                                 disable=progress_disabled(progress)):
-        job = _model_job(params, hp, group_plan, epochs[seed], seed, (name, md5, sha), parallel)
-        plan = job.plan
-        # One process at a time per (model, group, seed) on a SQLite store (tracking/guard.py).
-        with tracking.model_claim(name, job.group, seed):
-            found = finished(job, ctx)
-            if found:
-                records.append({"group": job.group, "seed": seed, "status": "skipped", "run_id": found})
-                continue
-            if plan.get("seed_parallel") or processes > 1:  # computed together below, tracked one by one
-                together.setdefault(job.group if plan.get("seed_parallel") else None, []).append(job)
-                continue
-            key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
-            records.append(_prune_one(job, meta, splits, progress, ctx, key, versions[seed]))
-    pooled = together.pop(None, [])
-    if len(pooled) > 1:
-        records += prune_pooled(pooled, meta, splits, progress, ctx, versions, processes)
-    for job in pooled if len(pooled) == 1 else ():  # one job: no process to start
-        records.append(_prune_one(job, meta, splits, progress, ctx, (name, job.seed, versions[job.seed].run_id),
-                                  versions[job.seed]))
-    if together:
-        records += prune_groups(together, meta, splits, progress, ctx, versions)
+    # Each computed model is tracked by the writer while the next one computes (jobs/writer.py).
+    with TrackWriter() as writer:
+        for group_plan, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune",
+                                     disable=progress_disabled(progress)):
+            job = _model_job(params, hp, group_plan, epochs[seed], seed, (name, md5, sha), parallel)
+            plan = job.plan
+            with ExitStack() as claim:
+                # One process at a time per (model, group, seed) on a SQLite store, from this lookup to
+                # its registered version (the writer releases it; tracking/guard.py).
+                claim.enter_context(tracking.model_claim(name, job.group, seed))
+                found = finished(job, ctx)
+                if found:
+                    records.append({"group": job.group, "seed": seed, "status": "skipped", "run_id": found})
+                    continue
+                if plan.get("seed_parallel") or processes > 1:  # computed together below, tracked one by one
+                    together.setdefault(job.group if plan.get("seed_parallel") else None, []).append(job)
+                    continue
+                key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
+                records.append(_prune_one(job, meta, splits, progress, ctx, key, versions[seed], writer, claim))
+        pooled = together.pop(None, [])
+        if len(pooled) > 1:
+            records += prune_pooled(pooled, meta, splits, progress, ctx, versions, processes, writer)
+        for job in pooled if len(pooled) == 1 else ():  # one job: no process to start
+            with ExitStack() as claim:
+                claim.enter_context(tracking.model_claim(name, job.group, job.seed))
+                if (found := finished(job, ctx)):  # meanwhile, by a duplicate command
+                    records.append({"group": job.group, "seed": job.seed, "status": "skipped", "run_id": found})
+                    continue
+                records.append(_prune_one(job, meta, splits, progress, ctx, (name, job.seed, versions[job.seed].run_id),
+                                          versions[job.seed], writer, claim))
+        if together:
+            records += prune_groups(together, meta, splits, progress, ctx, versions, writer)
+    records = resolved(records)
     if section.quantize:  # quant-<method> groups: the same protocol, no pruning (jobs/prune_quant.py)
         records += quantize_groups(params, name, versions, meta, splits, ctx, md5, sha)
     return records
@@ -151,6 +163,7 @@ def _model_job(params: dict, hp: dict, group_plan: dict, epochs_per_step: int, s
     model name, data md5, git sha)."""
     from pie_mlops import tracking
     from pie_mlops.config.fidelity import identity_extras
+    from pie_mlops.models.predict import effective_autocast
 
     name, md5, sha = store
     plan = {k: params[k] for k in ("dataset", "arch", "model_path", "include", "exclude", "epochs_per_step",
@@ -162,6 +175,8 @@ def _model_job(params: dict, hp: dict, group_plan: dict, epochs_per_step: int, s
         plan.pop("recovery_steps")
     if parallel and stackable(plan):  # only when on: sequential models keep their params hash
         plan["seed_parallel"] = True
+    if effective_autocast(params["autocast"], plan["arch"]) == "bf16":  # CUDA only: CPU hashes as before
+        plan["autocast"] = "bf16"
     return ModelJob(plan=plan, group=plan["group"], seed=seed, model_name=name, data_dir=str(params["data_dir"]),
                     out_dir=pruned_dir(params, plan["arch"]) / plan["group"] / f"s{seed}",
                     alias=tracking.alias_for(plan["group"], seed),
@@ -177,23 +192,33 @@ def stackable(plan: dict) -> bool:
             and not int(plan.get("recovery_steps") or 0))
 
 
-def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext, key: tuple, mv=None) -> dict:
+def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext, key: tuple, mv,
+               writer: TrackWriter, claim: ExitStack):
+    """Compute one pruned job here, then hand its tracking (and `claim`) to the writer: its Future."""
+    import tempfile
+
     from pie_mlops.pruning.apply import prune_model
     from pie_mlops.jobs.training import predict_frames
+    from pie_mlops.models.predict import job_autocast
 
     plan, seed = job.plan, job.seed
+    history: list[dict] = []
+    # No run exists while it computes: a dense model that does not load, or a crash, makes none.
+    with ctx.compute(), tempfile.TemporaryDirectory(prefix="pie-dense-") as tmp:
+        model = _start_model(plan, seed, meta, job.model_name, Path(tmp), ctx.dense, key, mv)
+        outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
+                              on_epoch_end=lambda epoch, metrics: history.append(dict(metrics, epoch=epoch)))
+        frames = predict_frames(model, splits, _predicted_splits(plan), group=job.group, seed=seed,
+                                threshold=outcome.threshold, val_logits=outcome.val_logits,
+                                autocast=job_autocast(plan))
+    # the os delta's base, as it is now: the next seed's compute replaces ctx.dense meanwhile
+    dense = dict(ctx.dense) if plan["schedule"] == "os" else None
 
-    def make(run, model, staging) -> Made:
-        with ctx.compute():  # tracking runs outside it, beside the next job's compute
-            outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
-                                  on_epoch_end=run.log_epoch)
-            frames = predict_frames(model, splits, _predicted_splits(plan), group=job.group, seed=seed,
-                                    threshold=outcome.threshold, val_logits=outcome.val_logits)
-            return pruned_made(run, model, staging, outcome, frames, ctx.dense if plan["schedule"] == "os" else None)
+    def make(run, _model, staging) -> Made:
+        run.log_history(history)  # every epoch's metrics in one request
+        return pruned_made(run, model, staging, outcome, frames, dense)
 
-    # before the run: a dense model that does not load makes no run
-    return track_pruned(job, make, ctx, meta, splits,
-                        start=lambda staging: _start_model(plan, seed, meta, job.model_name, staging, ctx.dense, key, mv))
+    return writer.submit(track_pruned, job, make, ctx, meta, splits, hold=claim.pop_all())
 
 
 def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, dense: dict, key: tuple, mv=None):

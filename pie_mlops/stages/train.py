@@ -18,6 +18,7 @@ from __future__ import annotations
 
 
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from pie_mlops.compare.predictions import predicted_splits
@@ -27,6 +28,7 @@ from pie_mlops.config.vocabulary import check_name
 from pie_mlops.jobs.context import JobContext
 from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags
 from pie_mlops.jobs.train_group import GROUP, track_one, train_config, train_group, train_pooled
+from pie_mlops.jobs.writer import TrackWriter, resolved
 from pie_mlops.util.errors import PieError
 from pie_mlops.util.fingerprint import code_fingerprint
 from pie_mlops.util.log import get as get_logger
@@ -42,6 +44,7 @@ def job_plan(plan: Train) -> dict:
     """A dense job's plan (its run's logged params and params hash) from one architecture's
     resolved plan (config/plans.py: the tuned and command-line values already applied)."""
     from pie_mlops.config.fidelity import identity_extras, model_kwargs
+    from pie_mlops.models.predict import effective_autocast
 
     values = plan.model_dump()
     best_file = best_params_file(plan)
@@ -54,7 +57,8 @@ def job_plan(plan: Train) -> dict:
             "max_train_examples": plan.max_train_examples,
             "best_params_file": str(best_file) if best_file.is_file() else None,
             # only when on: the params hash (skip-on-rerun identity) of sequential models stays as it was
-            **({"seed_parallel": True} if seed_parallel(plan) else {})}
+            **({"seed_parallel": True} if seed_parallel(plan) else {}),
+            **({"autocast": "bf16"} if effective_autocast(plan.autocast, plan.arch) == "bf16" else {})}
 
 
 def seed_parallel(plan: Train) -> bool:
@@ -116,33 +120,43 @@ def _train_all(sections: list[Train], progress: bool, ctx: JobContext) -> list[d
     jobs = [(plan, seed) for plan in plans for seed in by_arch[plan["arch"]].seeds]
     longs = [lp for lp in (dense_long_plan(plan, by_arch[plan["arch"]].dense_long_epochs) for plan in plans) if lp]
     jobs += [(lp, seed) for lp in longs for seed in by_arch[lp["arch"]].seeds]  # after dense: prune needs dense first
-    for plan, seed in tqdm(jobs, desc="train seeds", disable=progress_disabled(progress)):
-        job = model_job(plan, seed, md5, sha, first.predictions_dir, first.data_dir)
-        # One process at a time per (model, group, seed) on a SQLite store: a duplicate command
-        # waits here, then finds the first one's run finished (pie_mlops/tracking/guard.py).
-        with tracking.model_claim(job.model_name, job.group, seed, enabled=is_main()):
-            # rank 0 alone reads the store; all ranks must agree on skipping (they train together)
-            found = broadcast(finished(job, ctx) if is_main() else None)
-            if found:
-                records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
-                continue
-            data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
-            # dense-long: one at a time (the batched and pooled paths make dense models only)
-            if job.group == GROUP and (plan.get("seed_parallel") or processes[plan["arch"]] > 1):
-                together.setdefault(plan["arch"], (plan, data, []))[2].append(job)
+    # Each computed model is tracked by the writer while the next one computes (jobs/writer.py).
+    with TrackWriter() as writer:
+        for plan, seed in tqdm(jobs, desc="train seeds", disable=progress_disabled(progress)):
+            job = model_job(plan, seed, md5, sha, first.predictions_dir, first.data_dir)
+            with ExitStack() as claim:
+                # One process at a time per (model, group, seed) on a SQLite store, from this lookup
+                # to its registered version (the writer releases it): a duplicate command waits
+                # here, then finds the first one's run finished (pie_mlops/tracking/guard.py).
+                claim.enter_context(tracking.model_claim(job.model_name, job.group, seed, enabled=is_main()))
+                # rank 0 alone reads the store; all ranks must agree on skipping (they train together)
+                found = broadcast(finished(job, ctx) if is_main() else None)
+                if found:
+                    records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
+                    continue
+                data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
+                # dense-long: one at a time (the batched and pooled paths make dense models only)
+                if job.group == GROUP and (plan.get("seed_parallel") or processes[plan["arch"]] > 1):
+                    together.setdefault(plan["arch"], (plan, data, []))[2].append(job)
+                    continue
+                with intra_op_threads(threads[plan["arch"]]):
+                    records.append(_train_one(job, meta, data, progress, ctx, writer, claim))
+        for plan, data, pending in together.values():
+            if len(pending) > 1 and not plan.get("seed_parallel"):  # then tracked seed by seed as each comes back
+                records += train_pooled(plan, pending, meta, data, progress, ctx, processes[plan["arch"]], writer)
                 continue
             with intra_op_threads(threads[plan["arch"]]):
-                records.append(_train_one(job, meta, data, progress, ctx))
-    for plan, data, pending in together.values():
-        if len(pending) > 1 and not plan.get("seed_parallel"):  # then tracked seed by seed as each comes back
-            records += train_pooled(plan, pending, meta, data, progress, ctx, processes[plan["arch"]])
-            continue
-        with intra_op_threads(threads[plan["arch"]]):
-            if plan.get("seed_parallel"):
-                records += train_group(plan, pending, meta, data, progress, ctx)
-            else:  # one seed: no process to start
-                records.append(_train_one(pending[0], meta, data, progress, ctx))
-    return records
+                if plan.get("seed_parallel"):
+                    records += train_group(plan, pending, meta, data, progress, ctx, writer)
+                else:  # one seed: no process to start
+                    with ExitStack() as claim:
+                        claim.enter_context(tracking.model_claim(pending[0].model_name, GROUP, pending[0].seed))
+                        if (found := finished(pending[0], ctx)):  # meanwhile, by a duplicate command
+                            records.append({"arch": plan["arch"], "seed": pending[0].seed, "status": "skipped",
+                                            "run_id": found})
+                            continue
+                        records.append(_train_one(pending[0], meta, data, progress, ctx, writer, claim))
+    return resolved(records)
 
 
 def dense_long_plan(plan: dict, epochs: int | str | None) -> dict | None:
@@ -181,7 +195,10 @@ def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str, d
                     data_dir=str(data_dir))
 
 
-def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext) -> dict:
+def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext, writer: TrackWriter,
+               claim: ExitStack):
+    """Compute one seed here, then hand its tracking (and `claim`) to the writer: a record, or
+    the Future of one."""
     from pie_mlops.jobs.distributed import is_main, rank
     from pie_mlops.config.fidelity import model_kwargs
     from pie_mlops.models import build_model
@@ -190,23 +207,21 @@ def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: Job
 
     plan, seed = job.plan, job.seed
     task, n_labels = meta["task"], len(meta["label_names"])
-    # Built before the run starts: a model path that does not load fails with no run at all.
+    cfg = train_config(plan, seed, progress)
+    # No run exists while it computes: a model path that does not load, or a crash, makes none.
     with ctx.compute():  # a worker's compute slot; else just timing
         model = build_model(plan["arch"], n_labels, task, seed=seed, model_path=plan["model_path"],
                             **model_kwargs(plan["arch"], plan, "train"))
-    cfg = train_config(plan, seed, progress)
-    if not is_main():  # a DDP rank > 0: train its shares, leave the store and the files to rank 0
-        fit(model, splits["train"], splits["validation"], cfg)
-        return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}
+        result = fit(model, splits["train"], splits["validation"], cfg)
+        if not is_main():  # a DDP rank > 0: train its shares, leave the store and the files to rank 0
+            return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}
+        frames = predict_frames(model, splits, predicted_splits(plan), group=job.group, seed=seed,
+                                threshold=result.threshold, batch_size=cfg.eval_batch_size,
+                                val_logits=result.val_logits, autocast=cfg.autocast)
+        frames.update(snapshot_frames(result, splits["train"], group=job.group, seed=seed, task=task))
 
     def make(run, _model, _staging) -> Made:
-        with ctx.compute():  # tracking runs outside it, beside the next job's compute
-            result = fit(model, splits["train"], splits["validation"], cfg, on_epoch_end=run.log_epoch)
-            frames = predict_frames(model, splits, predicted_splits(plan), group=job.group, seed=seed,
-                                    threshold=result.threshold, batch_size=cfg.eval_batch_size,
-                                    val_logits=result.val_logits)
-            frames.update(snapshot_frames(result, splits["train"], group=job.group, seed=seed, task=task))
+        run.log_history(result.history)  # every epoch's metrics in one request
         return Made(model, frames, threshold=result.threshold, step=int(plan["epochs"]))
 
-    return track_one(job, make, ctx, task, meta["label_names"], splits["test"])
-
+    return writer.submit(track_one, job, make, ctx, task, meta["label_names"], splits["test"], hold=claim.pop_all())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pie_mlops.compare.predictions import publish_predictions
+from pie_mlops.compare.predictions import publish_predictions, split_files
 from pie_mlops.tracking.models import download_run_artifacts
 
 
@@ -18,4 +18,4 @@ def restore_predictions(run_id: str, out_dir: Path) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".restore-", dir=out_dir.parent) as tmp:
         got = download_run_artifacts(run_id, "predictions", tmp)
-        publish_predictions(got, out_dir)
+        publish_predictions(split_files(got), out_dir)

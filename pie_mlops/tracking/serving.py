@@ -80,6 +80,9 @@ def input_example(frame: pd.DataFrame, n: int = 2) -> pd.DataFrame:
     return frame[cols].head(n).reset_index(drop=True).astype(str)
 
 
+_SIGNATURES: dict[tuple, object] = {}  # (config, model class, example layout) -> ModelSignature
+
+
 def save_pyfunc(model, saved: Path, label_names: list[str], threshold: float | None, example: pd.DataFrame,
                 dst: Path, mlflow_model=None, requirements: list[str] | None = None) -> Path:
     """Write the pyfunc model directory `dst` over the model save `saved` (mlflow.pyfunc.save_model
@@ -87,13 +90,22 @@ def save_pyfunc(model, saved: Path, label_names: list[str], threshold: float | N
     import mlflow.pyfunc
     from mlflow.models import infer_signature
 
+    from pie_mlops.util.compat import memoize_requirement_checks
+
+    memoize_requirement_checks()
     config = serving_config(model, label_names, threshold)
     conf_file = dst.parent / SERVING_NAME
     conf_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    answer = predict_frame(model, example, config)
+    # The answer's columns and types follow from the config alone (label, label_name, prob_<name>),
+    # so one forward pass per study and example layout, not one per model (a GPU model would
+    # otherwise move to the CPU for it, in the tracking writer).
+    key = (json.dumps(config, sort_keys=True), type(model).__name__, tuple(example.columns),
+           tuple(map(str, example.dtypes)))
+    if key not in _SIGNATURES:
+        _SIGNATURES[key] = infer_signature(example, predict_frame(model, example, config))
     mlflow.pyfunc.save_model(str(dst), python_model=str(CODE_FILE),
                              artifacts={"model": str(saved), "serving": str(conf_file)},
-                             signature=infer_signature(example, answer), input_example=example,
+                             signature=_SIGNATURES[key], input_example=example,
                              pip_requirements=requirements, mlflow_model=mlflow_model)
     return dst
 

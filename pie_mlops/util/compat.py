@@ -87,6 +87,21 @@ def mlflow_dataset_entity(dataset):
     return dataset._to_mlflow_entity()
 
 
+def memoize_requirement_checks() -> None:
+    """Check each pip requirement against the installed packages once per process, not once per
+    logged model: mlflow.pyfunc.save_model calls requirements_utils' private
+    `_check_requirement_satisfied` for every requirement of every model (about 30 ms a model of
+    package-metadata parsing, in the tracking writer), and the environment does not change while
+    a process runs. Idempotent."""
+    import functools
+
+    from mlflow.utils import requirements_utils
+
+    check = requirements_utils._check_requirement_satisfied
+    if not hasattr(check, "cache_info"):
+        requirements_utils._check_requirement_satisfied = functools.lru_cache(maxsize=256)(check)
+
+
 def restore_mlflow_registry_uri(uri) -> None:
     """Put the registry URI back as it was, unset included (set_registry_uri(None) is not it)."""
     from mlflow.tracking._model_registry import utils as registry_utils

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pie_mlops.cli import main
-from pie_mlops.compare.predictions import read_predictions
+from pie_mlops.compare.predictions import BUNDLE, read_predictions, split_files
 from plans import plan
 from pie_mlops.config.plans import shrink
 from pie_mlops.stages.materialize import materialize
@@ -118,10 +118,13 @@ def test_prediction_artifacts_follow_the_contract(store, tmp_path):
     local = store["root"] / "predictions" / "synthetic_nli" / "bert" / "dense" / "s0"
     expected = {"validation.parquet", "test.parquet", "train.parquet", "train@epoch1.parquet"}
     assert {p.name for p in local.glob("*.parquet")} == expected
+    # one artifact, every split (one upload, not one per split); split back byte for byte
     logged = {Path(a.path).name for a in _client().list_artifacts(record["run_id"], "predictions")}
-    assert logged == expected
-    got = Path(_client().download_artifacts(record["run_id"], "predictions", str(tmp_path)))
+    assert logged == {BUNDLE}
+    got = split_files(Path(_client().download_artifacts(record["run_id"], "predictions", str(tmp_path))))
+    assert {p.name for p in got.glob("*.parquet")} == expected
     for name in expected:
+        assert (got / name).read_bytes() == (local / name).read_bytes()
         frame = read_predictions(got / name)
         assert frame.equals(read_predictions(local / name))
         assert {"example_id", "split", "group", "seed", "label", "logits"} <= set(frame.columns)
@@ -182,7 +185,8 @@ def test_rerun_skips_and_restores_missing_predictions(store):
 
 @pytest.mark.parametrize("where", ["jobs.training.predict_split", "jobs.protocol.publish_predictions"])
 def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
-    """A failure mid-run, and one after the version was created: FAILED, no version, no files."""
+    """A failure while computing (no run exists yet: none is made), and one in the tracking
+    writer after the version was created (FAILED): no version, no files either way."""
     import importlib
 
     module, func = where.rsplit(".", 1)
@@ -195,7 +199,8 @@ def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
     with pytest.raises(RuntimeError, match="injected"):
         train_stage(shrink(store["params"], seeds=[7]), progress=False)
     failed = [r for r in _runs() if r.data.tags.get("seed") == "7"]
-    assert failed and all(r.info.status == "FAILED" for r in failed)
+    assert all(r.info.status == "FAILED" for r in failed)
+    assert bool(failed) == (where == "jobs.protocol.publish_predictions")  # computing makes no run
     assert len(_versions()) == versions
     assert all(v.tags.get("seed") != "7" for v in _versions())
     with pytest.raises(Exception):
