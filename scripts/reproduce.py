@@ -41,6 +41,15 @@ from pie_mlops.config.plans import load_all  # noqa: E402
 from pie_mlops.report.results import render  # noqa: E402
 
 
+# A profile whose registered model names repeat another's runs in its own MLflow store (repro-e's
+# BiLSTM is named as repro's): scripts/reproduce_cpu.sh and the resume plan read it here.
+STORES = {"repro-e": "sqlite:///mlflow-e.db"}
+
+
+def store_prefix(profile: str) -> str:
+    return f"MLFLOW_TRACKING_URI={STORES[profile]} " if profile in STORES else ""
+
+
 def machine() -> str:
     import torch
 
@@ -94,10 +103,50 @@ def sync_logits(out: Path, profiles: list[str]) -> list:
     return new
 
 
+def tuned_files(profiles: list[str]):
+    """(profile, arch, the tuned file `tune` writes and train/prune read) of every trained architecture."""
+    for p in profiles:
+        params = load_all(profile_path(p))
+        archs = params["train"]["arch"]
+        for arch in [archs] if isinstance(archs, str) else archs:
+            train = one_arch(profile_path(p), "train", arch)
+            yield p, arch, ROOT / train["best_params"].format(dataset=train["dataset"], arch=arch)
+
+
+def sync_tuned(out: Path, profiles: list[str]) -> list[Path]:
+    """Copy each tuned file, once, to docs/results/NAME/tuned/: the models were trained with these
+    values, so a resumed run on another machine must use them, not a new search's."""
+    new = []
+    for _, _, src in tuned_files(profiles):
+        dst = out / "tuned" / src.name
+        if src.is_file() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+            new.append(dst)
+    return new
+
+
+def restore_tuned(out: Path, profiles: list[str]) -> list[str]:
+    """The resume plan's first lines: restore the committed tuned values, or tune where none are."""
+    lines = []
+    for p, arch, dst in tuned_files(profiles):
+        src = out / "tuned" / dst.name
+        rel_src, rel_dst = src.relative_to(ROOT) if src.is_relative_to(ROOT) else src, dst.relative_to(ROOT)
+        if src.is_file() and not dst.is_file():
+            lines.append(f"mkdir -p {rel_dst.parent} && cp {rel_src} {rel_dst}")
+        elif src.is_file() and dst.read_bytes() != src.read_bytes():
+            lines.append(f"# {rel_dst} differs from {rel_src}, which made the committed models: "
+                         f"cp {rel_src} {rel_dst}")
+        elif not dst.is_file():
+            lines.append(f"{store_prefix(p)}pie-mlops --profile {p} tune -a {arch}")
+    return lines
+
+
 def resume_plan(out: Path, profiles: list[str]) -> list[str]:
     """On another machine (a fresh MLflow store), the commands that make only what is not committed
     under docs/results/NAME/predictions/. Dense models are trained again wherever a pruned model
-    is missing (prune needs its seed's registered dense model); their committed logits stay."""
+    is missing (prune needs its seed's registered dense model); their committed logits stay.
+    First, the tuned values the committed models used (docs/results/NAME/tuned/) are restored."""
     from pie_mlops.stages import prune
     from pie_mlops.compare.collect import local_models
 
@@ -117,19 +166,21 @@ def resume_plan(out: Path, profiles: list[str]) -> list[str]:
             need_dense = sorted({int(s) for k in todo for s in k.split(",")} |
                                 {s for s in dense if ("dense", s) not in have or (long and ("dense-long", s) not in have)})
             if need_dense:
-                lines.append(f"pie-mlops --profile {p} train -a {arch} -s {','.join(map(str, need_dense))}")
+                lines.append(f"{store_prefix(p)}pie-mlops --profile {p} train -a {arch} -s {','.join(map(str, need_dense))}")
             for seeds, jobs in todo.items():
                 for job in jobs:
-                    lines.append(f"pie-mlops --profile {p} prune -a {arch} -m {job['criterion']}-{job['schedule']} "
+                    lines.append(f"{store_prefix(p)}pie-mlops --profile {p} prune -a {arch} -m {job['criterion']}-{job['schedule']} "
                                  f"--sparsities {job['sparsity']} -s {seeds}")
-    return lines or ["# every model of these profiles has its logits committed"]
+    if not lines:
+        return ["# every model of these profiles has its logits committed"]
+    return restore_tuned(out, profiles) + lines
 
 
 def commit_logits(out: Path, n: int) -> None:
-    """Commit the new logits (and nothing else): `git commit -- PATH` takes only that path."""
-    rel = str((out / "predictions").relative_to(ROOT))
-    subprocess.run(["git", "add", "--", rel], cwd=ROOT, check=True)
-    subprocess.run(["git", "commit", "-q", "-m", f"results {out.name}: logits of {n} more model(s)", "--", rel],
+    """Commit the new logits and tuned values (and nothing else): `git commit -- PATH` takes only those."""
+    rels = [str((out / d).relative_to(ROOT)) for d in ("predictions", "tuned") if (out / d).is_dir()]
+    subprocess.run(["git", "add", "--", *rels], cwd=ROOT, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", f"results {out.name}: logits of {n} more model(s)", "--", *rels],
                    cwd=ROOT, check=True)
 
 
@@ -151,6 +202,8 @@ def main() -> None:
     ap.add_argument("--commit", action="store_true", help="with --sync: git-commit the newly exported logits")
     ap.add_argument("--resume-plan", action="store_true",
                     help="print the stage commands that make only the models whose logits are not committed")
+    ap.add_argument("--store-of", action="store_true",
+                    help="print the MLflow tracking URI of the (one) profile given, empty for the default store")
     ap.add_argument("--command", help="with --collect-only: the command that ran the profiles (run.json)")
     ap.add_argument("--wall-s", type=float, help="with --collect-only: its wall time in seconds (run.json)")
     ap.add_argument("--peak-rss-gib", type=float, help="with --collect-only: its peak memory in GiB (run.json)")
@@ -158,13 +211,17 @@ def main() -> None:
     out = ROOT / "docs" / "results" / args.name
     exe = str(Path(sys.executable).parent / "pie-mlops")
     commands = [f"pie-mlops --profile {p} study" for p in args.profiles]
+    if args.store_of:
+        print(STORES.get(args.profiles[0], ""))
+        return
     if args.resume_plan:
         for line in resume_plan(out, args.profiles):
             print(line)
         return
     if args.sync:
         new = sync_logits(out, args.profiles)
-        if args.commit and new:
+        tuned = sync_tuned(out, args.profiles)
+        if args.commit and (new or tuned):
             commit_logits(out, len(new))
         print(f"synced {len(new)} model(s) into {out / 'predictions'}")
         return
@@ -208,8 +265,9 @@ def main() -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if (out / "predictions").is_dir():  # committed as the run went: kept, never rewritten
-        (out / "predictions").rename(tmp / "predictions")
+    for kept in ("predictions", "tuned"):  # committed as the run went: kept, never rewritten
+        if (out / kept).is_dir():
+            (out / kept).rename(tmp / kept)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     print(f"wrote {out}")

@@ -15,7 +15,8 @@
 # checkout's MLflow stores are skipped, committed logits are never rewritten. Set
 # PIE_REPRO_START (epoch seconds of the first start) so a resumed run's wall time counts from it.
 # On another machine (no MLflow store): `python scripts/reproduce.py NAME --resume-plan repro
-# repro-e repro-bbc` prints the stage commands that make only the models not yet committed.
+# repro-e repro-bbc` prints the stage commands that make only the models not yet committed,
+# after the lines that restore the tuned values those models used (docs/results/NAME/tuned/).
 set -euo pipefail
 NAME=${1:-}
 [[ "$NAME" =~ ^[A-Za-z0-9._-]+$ ]] || { echo "usage: bash scripts/reproduce_cpu.sh NAME (letters, digits, . _ -)" >&2; exit 2; }
@@ -40,7 +41,8 @@ step() {  # one stage; a second try redoes only what the first left unfinished
 }
 
 # repro-e's BiLSTM has repro's registered names (pie-rotten_tomatoes-bilstm): a store of its own
-estep() { echo "== (mlflow-e.db)"; MLFLOW_TRACKING_URI=sqlite:///mlflow-e.db step "$@"; }
+E_STORE=$("$PY" scripts/reproduce.py "$NAME" --store-of repro-e)  # scripts/reproduce.py STORES
+estep() { echo "== ($E_STORE)"; MLFLOW_TRACKING_URI=$E_STORE step "$@"; }
 
 lane_a() {
   step --profile repro tune

@@ -112,10 +112,25 @@ def test_the_resume_plan_makes_only_what_is_not_committed(tmp_path, monkeypatch)
     spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
     rep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rep)
-    full = rep.resume_plan(tmp_path, ["repro"])
-    assert full[0] == "pie-mlops --profile repro train -a bilstm -s " + ",".join(map(str, range(20)))
-    assert len(full) == 1 + 6  # 3 methods x 2 sparsities
-    root = tmp_path / "predictions" / "rotten_tomatoes" / "bilstm"
+    monkeypatch.setattr(rep, "ROOT", tmp_path)  # its params/ (no tuned file yet) and its results
+    out = tmp_path / "docs" / "results" / "run"
+    full = rep.resume_plan(out, ["repro"])
+    assert full[0] == "pie-mlops --profile repro tune -a bilstm"  # nothing tuned anywhere: tune first
+    assert full[1] == "pie-mlops --profile repro train -a bilstm -s " + ",".join(map(str, range(20)))
+    assert len(full) == 2 + 6  # 3 methods x 2 sparsities
+    # the committed models' tuned values travel with their logits, and are restored before training
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "best_rotten_tomatoes_bilstm.yaml").write_text("epochs: 2\nlr: 0.005\n")
+    assert rep.sync_tuned(out, ["repro"]) == [out / "tuned" / "best_rotten_tomatoes_bilstm.yaml"]
+    assert rep.sync_tuned(out, ["repro"]) == []  # once
+    (tmp_path / "params" / "best_rotten_tomatoes_bilstm.yaml").unlink()
+    assert rep.resume_plan(out, ["repro"])[0] == ("mkdir -p params && cp docs/results/run/tuned/"
+                                                  "best_rotten_tomatoes_bilstm.yaml params/best_rotten_tomatoes_bilstm.yaml")
+    (tmp_path / "params" / "best_rotten_tomatoes_bilstm.yaml").write_text("epochs: 4\nlr: 0.005\n")
+    assert rep.resume_plan(out, ["repro"])[0].startswith("# params/best_rotten_tomatoes_bilstm.yaml differs")
+    (tmp_path / "params" / "best_rotten_tomatoes_bilstm.yaml").write_text("epochs: 2\nlr: 0.005\n")
+    assert rep.resume_plan(out, ["repro"])[0].startswith("pie-mlops --profile repro train")
+    root = out / "predictions" / "rotten_tomatoes" / "bilstm"
     done = [f"dense/s{s}" for s in range(20)] + [f"dense/dense-long/s{s}" for s in range(20)]
     done += [f"pruned/{g}/s{s}" for g in ("magnitude-ft-layer@0.50", "magnitude-ft-layer@0.90", "magnitude-wr-layer@0.50",
                                           "magnitude-wr-layer@0.90", "magnitude-ai-layer@0.50") for s in range(20)]
@@ -123,12 +138,12 @@ def test_the_resume_plan_makes_only_what_is_not_committed(tmp_path, monkeypatch)
     for rel in done:
         (root / rel).mkdir(parents=True)
         (root / rel / "test.parquet").write_bytes(b"x")
-    assert rep.resume_plan(tmp_path, ["repro"]) == [
+    assert rep.resume_plan(out, ["repro"]) == [
         "pie-mlops --profile repro train -a bilstm -s 7",
         "pie-mlops --profile repro prune -a bilstm -m magnitude-ai --sparsities 0.9 -s 7"]
     (root / "pruned/magnitude-ai-layer@0.90/s7").mkdir()
     (root / "pruned/magnitude-ai-layer@0.90/s7/test.parquet").write_bytes(b"x")
-    assert rep.resume_plan(tmp_path, ["repro"])[0].startswith("# every model")
+    assert rep.resume_plan(out, ["repro"]) == ["# every model of these profiles has its logits committed"]
 
 
 def test_every_bilstm_of_the_reproduction_computes_on_one_intra_op_thread(profiles):
