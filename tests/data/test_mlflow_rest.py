@@ -18,14 +18,15 @@ def _call(url: str, path: str, body: dict | None = None) -> dict:
 
 def test_the_experiment_is_model_training_and_alone(tmp_path, monkeypatch):
     from pie_mlops import tracking
+    from pie_mlops.tracking import store  # a lazy package: its submodules are not attributes until imported
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)
-    tracking.store.forget_experiments()
+    store.forget_experiments()
     with tracking.model_run("synthetic_nli-bert-dense-s0", {"stage": "train", "group": "dense", "seed": "0"},
-                            {"epochs": 1}):
+                            {"epochs": 1}, data_dir=str(tmp_path / "data")):
         pass
 
     with mlflow_server(uri, tmp_path / "mlartifacts", tmp_path, proxied=False) as url:
