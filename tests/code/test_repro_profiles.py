@@ -35,8 +35,16 @@ def profiles(monkeypatch):
 
 
 def _pairs(params: dict, arch: str) -> set[tuple[str, float]]:
+    """(method, sparsity) pairs; a whole-group entry `<method>[-layer]@<s>` is one pair."""
     prune = for_arch(params["prune"], arch, "prune")
-    return {(m, float(s)) for m in prune["methods"] for s in prune["sparsities"]}
+    out = set()
+    for m in prune["methods"]:
+        if "@" in m:
+            method, s = m.split("@")
+            out.add((method.removesuffix("-layer"), float(s)))
+        else:
+            out |= {(m, float(s)) for s in prune["sparsities"]}
+    return out
 
 
 def test_the_gate_is_on_and_every_model_trains_on_what_the_issue_asks(profiles):
@@ -64,9 +72,11 @@ def test_the_grid(profiles):
     assert len(shared) >= 3
     assert seeds_for(e["train"], "bert") == seeds_for(e["train"], "bilstm") and len(seeds_for(e["train"], "bert")) >= 10
     assert for_arch(e["train"], "bert")["max_train_examples"] == for_arch(e["train"], "bilstm")["max_train_examples"]
+    assert {m for m, _ in shared} == {"magnitude-ai"}  # the 2026-12-07 cut (docs/budget.md): MP-AI only
     for params, archs in ((rt, ["bilstm"]), (e, ["bert", "bilstm"])):  # ft/wr groups: a dense-long control
         for arch in archs:
-            assert for_arch(params["train"], arch)["dense_long_epochs"] == "4E"
+            has_ft_wr = any(m.split("-")[1] in ("ft", "wr") for m, _ in _pairs(params, arch))
+            assert for_arch(params["train"], arch)["dense_long_epochs"] == ("4E" if has_ft_wr else None), (arch,)
     # repro-e's BiLSTM must not overwrite repro's: its own predictions, comparison and tuned params
     for key in ("predictions_dir", "best_params"):
         assert e["train"][key] != rt["train"][key]
@@ -117,7 +127,9 @@ def test_the_resume_plan_makes_only_what_is_not_committed(tmp_path, monkeypatch)
     full = rep.resume_plan(out, ["repro"])
     assert full[0] == "pie-mlops --profile repro tune -a bilstm"  # nothing tuned anywhere: tune first
     assert full[1] == "pie-mlops --profile repro train -a bilstm -s " + ",".join(map(str, range(20)))
-    assert len(full) == 2 + 6  # 3 methods x 2 sparsities
+    assert len(full) == 2 + 7  # 3 methods x 2 sparsities, and MP-AI@0.7 (claim (e)'s third pair)
+    assert full[-1] == "pie-mlops --profile repro prune -a bilstm -m magnitude-ai --sparsities 0.7 -s " + ",".join(
+        map(str, range(20)))
     # the committed models' tuned values travel with their logits, and are restored before training
     (tmp_path / "params").mkdir()
     (tmp_path / "params" / "best_rotten_tomatoes_bilstm.yaml").write_text("epochs: 2\nlr: 0.005\n")
@@ -133,7 +145,8 @@ def test_the_resume_plan_makes_only_what_is_not_committed(tmp_path, monkeypatch)
     root = out / "predictions" / "rotten_tomatoes" / "bilstm"
     done = [f"dense/s{s}" for s in range(20)] + [f"dense/dense-long/s{s}" for s in range(20)]
     done += [f"pruned/{g}/s{s}" for g in ("magnitude-ft-layer@0.50", "magnitude-ft-layer@0.90", "magnitude-wr-layer@0.50",
-                                          "magnitude-wr-layer@0.90", "magnitude-ai-layer@0.50") for s in range(20)]
+                                          "magnitude-wr-layer@0.90", "magnitude-ai-layer@0.50",
+                                          "magnitude-ai-layer@0.70") for s in range(20)]
     done += [f"pruned/magnitude-ai-layer@0.90/s{s}" for s in range(20) if s != 7]
     for rel in done:
         (root / rel).mkdir(parents=True)
