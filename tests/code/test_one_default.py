@@ -38,7 +38,7 @@ ALLOWED = {
     ("jobs/training.py", "batch_size"): "prediction and impact-gradient batches, not train.batch_size",
     ("models/predict.py", "batch_size"): "a prediction batch, not train.batch_size",
     ("models/bilstm.py", "dropout"): "the architecture's own default, which train.dropout None selects",
-    ("pruning/criteria.py", "scope"): "the threshold scope (prune.threshold's values), not prune.scope",
+    ("pruning/masks.py", "scope"): "the threshold scope (prune.threshold's values), not prune.scope",
     ("pruning/schedules.py", "scope"): "the threshold scope (prune.threshold's values), not prune.scope",
     ("pruning/schedules.py", "epochs_per_step"): "a resolved E (an int), not prune.epochs_per_step ('dense')",
     ("pruning/schedules.py", "steps"): "pure schedule library; prune passes prune.steps",
