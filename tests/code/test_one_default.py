@@ -50,7 +50,7 @@ ALLOWED = {
     ("report/build.py", "claims"): "a flag (render the claims table), not compare.claims",
     ("stages/importer.py", "data_dir"): "the import command's own --data-dir (cli/data.py), no section",
     ("tracking/lineage.py", "data_dir"): "tracking library; every stage passes its section's data_dir",
-    ("tracking/store.py", "data_dir"): "data.dvc's folder for provenance; stages pass their data_dir",
+    ("tracking/provenance.py", "data_dir"): "data.dvc's folder for provenance; stages pass their data_dir",
 }
 
 
