@@ -37,7 +37,8 @@ for _var, _value in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from pie_mlops.pruning.criteria import SCOPES, criterion_scores, prunable_weights, select_masks  # noqa: E402
+from pie_mlops.pruning.criteria import criterion_scores, prunable_weights  # noqa: E402
+from pie_mlops.pruning.masks import SCOPES, select_masks  # noqa: E402
 
 SPARSITIES = (0.2, 0.5, 0.7, 0.9, 0.99)
 

@@ -1,5 +1,6 @@
-"""The compare stage's baseline gate (docs/gates.md): what the dense models must beat, and
-what an architecture whose dense models did not beat it leaves behind.
+"""The compare stage's gates (docs/gates.md): the great-expectations checks the predictions must
+pass, what the dense models must beat (the baseline gate), what an architecture whose dense models
+did not beat it leaves behind, and the champion's verdict.
 
 A stopped architecture still gets its output directory, written atomically and replacing
 any earlier results: `champion.json` (no champion, and why), `analysis.json` (the gate's
@@ -14,6 +15,29 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from pie_mlops.util.errors import BaselineGateError, DataQualityError
+
+
+def gate_predictions(frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, params: dict, checks_dir: Path, md5s,
+                     arch: str = "") -> None:
+    """Great-expectations checks on the predictions; a failure stops the stage (exit 1).
+    Dense models no better than the trivial baseline (and nothing else wrong) stop only `arch`."""
+    from pie_mlops.data.prediction_quality import validate_predictions
+    from pie_mlops.tracking import data_md5
+
+    current = data_md5(Path(params["data_dir"])) if md5s is not None else None
+    spec = baseline_spec(frame, texts, meta, float(params["min_gain_over_baseline"]))
+    result = validate_predictions(frame, texts["example_id"].astype(str).tolist(), len(meta["label_names"]),
+                                  int(params["min_seeds"]), checks_dir, md5s=md5s, current_md5=current,
+                                  baseline=spec, name=".".join(filter(None, (meta["name"], arch, "predictions"))))
+    if not result["success"]:
+        names = [c["name"] for c in result["checks"] if not c["success"]]
+        if names == ["dense_beats_baseline"]:
+            raise BaselineGateError(baseline_message(arch, params["split"], spec, checks_dir), spec)
+        failed = ", ".join(names)
+        raise DataQualityError(f"prediction checks failed ({failed}): see {checks_dir / 'result.json'} "
+                               f"and the Data Docs at {checks_dir / 'data_docs' / 'index.html'}")
 
 
 def baseline_spec(frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, min_gain: float) -> dict:

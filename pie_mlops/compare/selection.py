@@ -31,6 +31,27 @@ def sensitive_subset(flags: dict[str, np.ndarray]) -> np.ndarray:
     return np.logical_or.reduce(np.stack(arrays), axis=0)
 
 
+def model_scores(test, flags: dict[str, np.ndarray], own: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Each model's accuracy (macro-F1 multi-label) on all examples, its group's PIEs and non-PIEs
+    (`own`, default `flags`), and the pruning-sensitive subset (the union of the PIE sets in `flags`)."""
+    from pie_mlops.compare.pies import model_predictions
+    from pie_mlops.compare.pies import model_scores as scores_on
+    from pie_mlops.report.plot_tables import sparsity_of
+
+    sensitive = sensitive_subset(flags)
+    columns = {}
+    rows = []
+    for group, stack in test.groups.items():
+        preds = model_predictions(stack.logits, test.task, stack.thresholds)
+        pie = (flags if own is None else own).get(group, np.zeros(len(test.example_ids), dtype=bool))
+        masks = {"acc_all": np.ones_like(pie), "acc_pie": pie, "acc_nonpie": ~pie, "acc_subset": sensitive}
+        columns = {name: scores_on(preds, test.labels, test.task, mask) for name, mask in masks.items()}
+        for i, seed in enumerate(stack.seeds):
+            rows.append({"group": group, "seed": int(seed), "sparsity": sparsity_of(group),
+                         **{name: float(v[i]) for name, v in columns.items()}})
+    return pd.DataFrame(rows)
+
+
 def select_champion(candidates: pd.DataFrame, dense_acc_subset: float, dense_acc_all: float,
                     tolerance: float) -> dict | None:
     """The champion row of `candidates` (columns group, seed, sparsity, acc_subset, acc_all), as a

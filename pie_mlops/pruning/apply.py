@@ -84,7 +84,7 @@ def _validation_threshold(model, val_df) -> float:
 
 
 def _accounting(model, plan: dict, pruner, structure: dict | None, batch_df) -> dict:
-    from pie_mlops.pruning.criteria import sparsity_report
+    from pie_mlops.pruning.masks import sparsity_report
     from pie_mlops.pruning.prunable import prunable_set
 
     if pruner is not None:

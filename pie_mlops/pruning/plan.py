@@ -49,7 +49,7 @@ def plan_jobs(params: dict) -> list[dict]:
 def _check_names(arch: str, scope: str, threshold: str) -> None:
     """The architecture, scope and threshold are ones we know."""
     from pie_mlops.config.vocabulary import ARCHS
-    from pie_mlops.pruning.criteria import SCOPES as THRESHOLDS
+    from pie_mlops.pruning.masks import SCOPES as THRESHOLDS
 
     if arch not in ARCHS:
         raise PieError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")

@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 import torch
 
 from pie_mlops.util.errors import PieError
-from pie_mlops.pruning.criteria import (CRITERIA, SCOPES, apply_masks, criterion_scores, select_masks,
-                                        sparsity_report)
+from pie_mlops.pruning.criteria import CRITERIA, criterion_scores
+from pie_mlops.pruning.masks import SCOPES, apply_masks, select_masks, sparsity_report
 from pie_mlops.pruning.prunable import check_prunable, prunable_set
 from pie_mlops.pruning.pruner import Pruner
 from pie_mlops.config.vocabulary import SCHEDULES

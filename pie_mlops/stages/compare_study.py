@@ -8,12 +8,8 @@ one directory, atomically:
     <out>/pies.parquet  summary.json  analysis.json  complexity.parquet  pie_examples.parquet
     <out>/champion.json  compression.json  plots/*.csv (DVC plots)  report/index.html
 
-and each group's PIEs as a dataset, `<data_dir>/<dataset>__pies_<group>/` (docs/design.md §3's
-dataset contract; `.dvcignore` keeps them out of data.dvc's hash, so the data version stays).
-
-In MLflow mode the directory is logged to one `compare` run with per-group metrics, the
-PIE metrics also land on each pruned model's own run (so runs compare side by side in the
-UI), and the champion alias is set in the registry.
+and each group's PIEs as a dataset (pie_mlops/compare/pie_datasets.py). In MLflow mode the
+directory, the metrics and the champion alias are published (pie_mlops/compare/publish.py).
 """
 
 from __future__ import annotations
@@ -21,16 +17,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from pie_mlops.jobs.context import JobContext
-from pie_mlops.util.errors import BaselineGateError, DataQualityError, PieError
+from pie_mlops.util.errors import BaselineGateError, PieError
 from pie_mlops.util.log import get as get_logger
 from pie_mlops.config.schema import Compare
-from pie_mlops.report.plot_tables import method_of, sparsity_of, write_plot_tables
-from pie_mlops.compare.gate import champion_verdict
+from pie_mlops.report.plot_tables import write_plot_tables
+from pie_mlops.compare.gate import champion_verdict, gate_predictions, stop
+from pie_mlops.compare.selection import model_scores
 
 _LOG = get_logger(__name__)
 
@@ -96,9 +91,9 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
             keep = local_models(Path(params["predictions_dir"]) / dataset / arch)
         frames, md5s, runs = collect_splits(dataset, arch, split, wanted[1:], progress, keep)
         try:
-            _gate(frames[split], texts, meta, params, Path(str(params["checks_dir"]).format(**fmt)), md5s, arch)
+            gate_predictions(frames[split], texts, meta, params, Path(str(params["checks_dir"]).format(**fmt)), md5s,
+                             arch)
         except BaselineGateError as exc:
-            from pie_mlops.compare.gate import stop
             stop(out, meta, fmt, split, exc)
             raise
         stacks = {s: pies.stack_split(f, s) for s, f in frames.items() if s == split or "dense" in set(f["group"])}
@@ -132,12 +127,14 @@ def compare_one(params: dict, arch: str, predictions_dir: str | Path | None, pro
         from pie_mlops.report.build import build_report
         build_report([tmp], tmp / "report", title=f"PIEs of {dataset} / {arch}", claims=False)
     if params["export_pies"]:  # each dataset written atomically on its own, after the outputs
-        _export_pies(core.pies, texts, meta, dataset, arch, split, Path(params["data_dir"]))
+        from pie_mlops.compare.pie_datasets import export_pies
+        export_pies(core.pies, texts, meta, dataset, arch, split, Path(params["data_dir"]))
     result = {"dataset": dataset, "arch": arch, "out": str(out), "summary": core.summary,
               "champion": champion, "champion_reason": verdict["reason"], "noise_floor": analysis.get("noise_floor", {})}
     if predictions_dir is None:
-        result["run_id"] = _log_mlflow(params, dataset, arch, out, core, scores, runs, champion, analysis,
-                                       (ctx or JobContext()).tags)
+        from pie_mlops.compare.publish import publish_comparison
+        result["run_id"] = publish_comparison(params, dataset, arch, out, core, scores, runs, champion, analysis,
+                                              (ctx or JobContext()).tags)
     else:
         from pie_mlops.tracking import log_artifacts_if_active
         log_artifacts_if_active([out], "compare")
@@ -168,49 +165,6 @@ def _check_ids(stacked, texts: pd.DataFrame, where: str) -> None:
                        f"{what} ({len(got)} vs {len(ids)} examples); compare with the dataset they were made on")
 
 
-def _gate(frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, params: dict, checks_dir: Path, md5s,
-          arch: str = "") -> None:
-    """Great-expectations checks on the predictions; a failure stops the stage (exit 1).
-    Dense models no better than the trivial baseline (and nothing else wrong) stop only `arch`."""
-    from pie_mlops.data.prediction_quality import validate_predictions
-    from pie_mlops.compare.gate import baseline_message, baseline_spec
-    from pie_mlops.tracking import data_md5
-
-    current = data_md5(Path(params["data_dir"])) if md5s is not None else None
-    spec = baseline_spec(frame, texts, meta, float(params["min_gain_over_baseline"]))
-    result = validate_predictions(frame, texts["example_id"].astype(str).tolist(), len(meta["label_names"]),
-                                  int(params["min_seeds"]), checks_dir, md5s=md5s, current_md5=current,
-                                  baseline=spec, name=".".join(filter(None, (meta["name"], arch, "predictions"))))
-    if not result["success"]:
-        names = [c["name"] for c in result["checks"] if not c["success"]]
-        if names == ["dense_beats_baseline"]:
-            raise BaselineGateError(baseline_message(arch, params["split"], spec, checks_dir), spec)
-        failed = ", ".join(names)
-        raise DataQualityError(f"prediction checks failed ({failed}): see {checks_dir / 'result.json'} "
-                               f"and the Data Docs at {checks_dir / 'data_docs' / 'index.html'}")
-
-
-def model_scores(test, flags: dict[str, np.ndarray], own: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
-    """Each model's accuracy (macro-F1 multi-label) on all examples, its group's PIEs and non-PIEs
-    (`own`, default `flags`), and the pruning-sensitive subset (the union of the PIE sets in `flags`)."""
-    from pie_mlops.compare.pies import model_predictions
-    from pie_mlops.compare.pies import model_scores as scores_on
-    from pie_mlops.compare.selection import sensitive_subset
-
-    sensitive = sensitive_subset(flags)
-    columns = {}
-    rows = []
-    for group, stack in test.groups.items():
-        preds = model_predictions(stack.logits, test.task, stack.thresholds)
-        pie = (flags if own is None else own).get(group, np.zeros(len(test.example_ids), dtype=bool))
-        masks = {"acc_all": np.ones_like(pie), "acc_pie": pie, "acc_nonpie": ~pie, "acc_subset": sensitive}
-        columns = {name: scores_on(preds, test.labels, test.task, mask) for name, mask in masks.items()}
-        for i, seed in enumerate(stack.seeds):
-            rows.append({"group": group, "seed": int(seed), "sparsity": sparsity_of(group),
-                         **{name: float(v[i]) for name, v in columns.items()}})
-    return pd.DataFrame(rows)
-
-
 def _compression(core, test, runs: list[dict], params: dict) -> dict:
     """compression.json: sizes, latencies and exemplars side by side, with each group's flips
     against the dense model of the same seed (pie_mlops/analysis/compression.py)."""
@@ -227,82 +181,3 @@ def _compression(core, test, runs: list[dict], params: dict) -> dict:
 
 def _dump(obj, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-
-
-def export_name(dataset: str, group: str, arch: str | None = None) -> str:
-    """`<dataset>__pies_<group>` (`__<arch>` added when given), made filesystem-friendly:
-    `rotten_tomatoes__pies_magnitude-os-0_50__bert`."""
-    name = f"{dataset}__pies_{group.replace('@', '-').replace('.', '_')}"
-    return f"{name}__{arch}" if arch else name
-
-
-def _export_pies(pies_frame: pd.DataFrame, texts: pd.DataFrame, meta: dict, dataset: str, arch: str, split: str,
-                 root: Path) -> None:
-    """Each group's PIEs as a dataset in the dataset contract: the PIEs form its test split
-    (train and validation are empty), so any future model can be evaluated on them."""
-    from pie_mlops.data.contract import write_dataset
-
-    empty = texts.iloc[0:0]
-    for group, rows in pies_frame[pies_frame["is_pie"]].groupby("group"):
-        subset = texts[texts["example_id"].isin(set(rows["example_id"]))].reset_index(drop=True)
-        m = {**{k: meta[k] for k in ("task", "label_names", "license", "synthetic")},
-             "name": export_name(dataset, group, arch),
-             "source": f"PIEs of {group} ({arch}) on {dataset}/{split} (pie-mlops compare)", "parent": dataset,
-             "group": group, "arch": arch}
-        write_dataset(root, m["name"], {"train": empty, "validation": empty, "test": subset}, m)
-
-
-def _pie_line(group: dict, row, params: dict, run_id: str) -> str:
-    """One version's PIE line: its group's PIE share and this model's accuracy on the PIEs."""
-    acc = "n/a" if pd.isna(row.acc_pie) else f"{row.acc_pie:.4f}"
-    collapsed = " (group collapsed: kept out of the claims)" if group.get("collapsed") else ""
-    return (f"{group['n_pies']} of the {params['split']} examples ({group['pie_share']:.1%}) are PIEs of group "
-            f"{row.group}{collapsed}; this model's accuracy on them {acc} (compare run {run_id}).")
-
-
-def _log_mlflow(params, dataset, arch, out: Path, core, scores, runs, champion, analysis, job_tags: dict) -> str:
-    from pie_mlops import tracking
-
-    summary = core.summary
-    logged = {k: v for k, v in params.items() if k not in ("arch", "models")}
-    logged.update(arch=arch, data_md5=tracking.data_md5(Path(params["data_dir"])))
-    with tracking.compare_run(dataset, arch, logged, job_tags) as run_id:
-        metrics, curves = {}, []
-        for group, s in tqdm(summary.items(), desc="log metrics", disable=True):
-            for key in ("n_pies", "pie_share", "dense_acc_pie", "pruned_acc_pie", "pruned_acc_all",
-                        "pruned_acc_nonpie", "n_ties_dense", "n_ties_pruned"):
-                metrics[tracking.metric_key(group, key)] = s.get(key)
-                # One chart per method in the UI: the value against sparsity (step = percent).
-                if np.isfinite(sparsity_of(group)):  # quant-<method> groups have no sparsity axis
-                    curves.append((f"{key}/{method_of(group)}", s.get(key), int(round(sparsity_of(group) * 100))))
-        floor = analysis.get("noise_floor", {})
-        metrics["noise_floor_share"] = floor.get("floor_share")
-        tracking.log_metric_batch(run_id, metrics, curves=curves)
-        table = pd.DataFrame([{"group": g, "sparsity": sparsity_of(g), "n_pies": s["n_pies"],
-                               "pie_share": s["pie_share"], "dense_acc_pie": s.get("dense_acc_pie"),
-                               "pruned_acc_pie": s.get("pruned_acc_pie"), "pruned_acc_all": s.get("pruned_acc_all")}
-                              for g, s in summary.items()])
-        tracking.log_compare_artifacts(run_id, out, table)
-        by_key = {(r["group"], r["seed"]): r["run_id"] for r in runs}
-        name = tracking.registered_model_name(dataset, arch)
-        for row in scores.itertuples():  # PIE metrics on each model's own run
-            rid = by_key.get((row.group, row.seed))
-            if rid is None:
-                continue
-            extra = {"acc_sensitive": row.acc_subset}
-            if row.group != "dense":
-                extra.update(pie_share=summary[row.group]["pie_share"], acc_pie=row.acc_pie, acc_nonpie=row.acc_nonpie)
-                version = tracking.version_of_run(name, rid)
-                if version is not None:  # the registry UI shows each version's PIEs beside its scores
-                    tracking.set_description_line(name, version, "PIEs", _pie_line(summary[row.group], row, params,
-                                                                                     run_id))
-            tracking.log_metric_batch(rid, {k: (None if pd.isna(v) else v) for k, v in extra.items()})
-        if champion is not None:
-            version = tracking.version_of_run(name, by_key[(champion["group"], champion["seed"])])
-            if version is not None:
-                tracking.set_champion(name, version, {"champion_reason": champion["reason"],
-                                                      "champion_compare_run": run_id})
-                champion["version"] = version
-        else:  # no version qualifies now: an earlier run's alias must not keep pointing at one
-            tracking.clear_champion(name)
-        return run_id

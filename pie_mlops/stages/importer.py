@@ -15,7 +15,8 @@ import pandas as pd
 
 from pie_mlops.data.build import SPLIT_ALIASES, build_dataset
 from pie_mlops.data.contract import label_column
-from pie_mlops.data.readers import Table, read_table
+from pie_mlops.data.readers import read_table
+from pie_mlops.data.table import Table
 from pie_mlops.util.errors import PieError
 from pie_mlops.config.vocabulary import check_name
 

@@ -2,10 +2,13 @@
 So are the parts: `tracking.<name>` imports the one module `LAZY` names for it on first use,
 so a stage that only logs an artifact (check) never imports the model loader (models/).
 
-- `store`: URIs, the client, experiments, provenance tags (data_md5, git_sha, params_hash).
-- `models`: one run per model, registry versions, aliases, champion; `loading`: a version back.
+- `store`: URIs, the client, experiments, the active run.
+- `provenance`: the version and identity tags, their values (data_md5, git_sha, params_hash), model requirements.
+- `models`: one run per model (its metrics, artifacts, logged model and version); `loading`: a version back.
+- `registry`: registered model names, aliases, versions by alias or run, the champion.
 - `lineage`: MLflow's context tags and the runs' dataset inputs.
-- `finished`: skip-on-rerun, by identity tags (a worker keeps a snapshot).
+- `finished`: finished runs: skip-on-rerun by identity tags (a worker keeps a snapshot), the latest
+  run per (group, seed), a run's params and artifacts read back.
 - `studies`: Optuna's parent and per-trial runs.
 - `compare`: the comparison's run, metrics and artifacts.
 - `recovery`: runs a killed process left RUNNING.
@@ -17,17 +20,18 @@ so a stage that only logs an artifact (check) never imports the model loader (mo
 LAZY = {
     "clear_champion": "compare", "compare_run": "compare", "log_compare_artifacts": "compare",
     "log_metric_batch": "compare", "metric_key": "compare",
-    "find_finished_run": "finished",
+    "download_run_artifacts": "finished", "find_finished_run": "finished", "model_runs": "finished",
+    "run_param": "finished",
     "model_claim": "guard", "open_store": "guard",
     "load_version": "loading", "version_files": "loading",
-    "ModelRun": "models", "alias_for": "models", "download_run_artifacts": "models", "model_run": "models",
-    "model_runs": "models", "registered_model_name": "models", "run_param": "models", "set_champion": "models",
-    "set_description_line": "models", "version_by_alias": "models", "version_of_run": "models",
+    "ModelRun": "models", "model_run": "models",
     "reap_job_runs": "recovery", "reap_stale_runs": "recovery", "run_registered": "recovery",
-    "DEFAULT_EXPERIMENT": "store", "DEFAULT_TRACKING_URI": "store", "IDENTITY_TAGS": "store",
-    "MODEL_REQUIREMENTS": "store", "VERSION_TAGS": "store", "active_run_id": "store", "artifact_root": "store",
-    "data_md5": "store", "experiment_id": "store", "git_sha": "store", "log_artifacts_if_active": "store",
-    "model_requirements": "store", "params_hash": "store", "registry_uri": "store", "tracking_uri": "store",
+    "alias_for": "registry", "registered_model_name": "registry", "set_champion": "registry",
+    "set_description_line": "registry", "version_by_alias": "registry", "version_of_run": "registry",
+    "IDENTITY_TAGS": "provenance", "MODEL_REQUIREMENTS": "provenance", "VERSION_TAGS": "provenance",
+    "data_md5": "provenance", "git_sha": "provenance", "model_requirements": "provenance", "params_hash": "provenance",
+    "DEFAULT_EXPERIMENT": "store", "DEFAULT_TRACKING_URI": "store", "active_run_id": "store", "artifact_root": "store",
+    "experiment_id": "store", "log_artifacts_if_active": "store", "registry_uri": "store", "tracking_uri": "store",
     "claim_result": "studies", "log_study_result": "studies", "study_run": "studies", "trial_run": "studies",
 }
 

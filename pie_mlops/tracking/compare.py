@@ -7,9 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pie_mlops.tracking.lineage import log_data_inputs
-from pie_mlops.tracking.store import (
-    _client, _ends, _flat, _fluent, _owner_tags, _run_home, git_sha,
-)
+from pie_mlops.tracking.provenance import git_sha
+from pie_mlops.tracking.store import _client, _ends, _flat, _fluent, _owner_tags, _run_home
 
 
 # ---------------------------------------------------------------------------------------

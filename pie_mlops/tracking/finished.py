@@ -1,9 +1,14 @@
-"""Skip-on-rerun: is there a FINISHED run of this model already (by its identity tags)?"""
+"""Finished model runs: skip-on-rerun (is there a FINISHED run of this model already, by its identity
+tags?), the latest run per (group, seed) that compare collects, and what a run left (a param, artifacts)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pie_mlops.util.errors import PieError
 from pie_mlops.tracking.accounting import timed
-from pie_mlops.tracking.store import IDENTITY_TAGS, _client, experiment_ids, store_key, tracking_uri
+from pie_mlops.tracking.provenance import IDENTITY_TAGS
+from pie_mlops.tracking.store import _client, experiment_ids, store_key, tracking_uri
 
 
 @timed
@@ -43,3 +48,50 @@ def _finished_runs(dataset: str, arch: str) -> dict[tuple, str]:
         if not token:
             break
     return found
+
+
+@timed
+def run_param(run_id: str, key: str) -> str | None:
+    """One logged param of a run (e.g. a dense model's `epochs`), or None if it logged none."""
+    return _client().get_run(run_id).data.params.get(key)
+
+
+def model_runs(dataset: str, arch: str) -> list[dict]:
+    """The latest FINISHED model run per (group, seed) of one registered model's study
+    (dense runs from `train`, pruned ones from `prune`), newest first within a pair."""
+    client = _client()
+    experiments = experiment_ids()
+    if not experiments:
+        return []
+    latest: dict[tuple[str, int], dict] = {}
+    for stage in ("train", "prune"):
+        filt = (f"tags.stage = '{stage}' and tags.dataset = '{dataset}' and tags.arch = '{arch}' "
+                f"and attributes.status = 'FINISHED'")
+        token = None
+        while True:
+            page = client.search_runs(experiments, filter_string=filt, max_results=1000, page_token=token,
+                                      order_by=["attributes.start_time DESC"])
+            for run in page:
+                tags = run.data.tags
+                key = (tags.get("group", ""), int(tags.get("seed", -1)))
+                latest.setdefault(key, {"run_id": run.info.run_id, "group": key[0], "seed": key[1],
+                                        "data_md5": tags.get("data_md5"), "tags": dict(tags),
+                                        "metrics": dict(run.data.metrics)})  # sizes, latency: compression.json
+            token = page.token
+            if not token:
+                break
+    return sorted(latest.values(), key=lambda r: (r["group"] != "dense", r["group"], r["seed"]))
+
+
+@timed
+def download_run_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> Path:
+    """The run's `artifact_path`, downloaded under `dst`; files gone from the artifact store
+    (mlartifacts/ deleted or moved) are a PieError naming the run, not MLflow's traceback."""
+    Path(dst).mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(_client().download_artifacts(run_id, artifact_path, str(dst)))
+    except Exception as exc:  # MlflowException, OSError: the store answered, the files did not
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise PieError(f"run {run_id}: cannot download its {artifact_path}/ from the artifact store ({reason}); "
+                       f"restore mlartifacts/ (or the server's artifact store), or delete the run and re-run "
+                       f"its stage") from None

@@ -43,7 +43,8 @@ def version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Path
 def _version_files(name: str, alias: str, dst: str | Path, mv=None) -> tuple[Path, dict | None]:
     from pie_mlops.util.compat import logged_model_files
     from pie_mlops.models.common import WEIGHTS_NAME
-    from pie_mlops.tracking.models import download_run_artifacts, version_by_alias
+    from pie_mlops.tracking.finished import download_run_artifacts
+    from pie_mlops.tracking.registry import version_by_alias
 
     mv = mv if mv is not None else version_by_alias(name, alias)
     if mv is None:

@@ -1,25 +1,18 @@
-"""One run per model: the registry, aliases, the champion (skip-on-rerun lookups: finished.py)."""
+"""One run per model: the run, its metrics and artifacts, its logged model and registered version, all
+undone on failure (names, aliases and the champion: registry.py; finished runs read back: finished.py)."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
 
-from pie_mlops.util.errors import PieError
 from pie_mlops.tracking.accounting import spent, timed
 from pie_mlops.tracking.descriptions import study_description, version_description
 from pie_mlops.tracking.lineage import log_data_inputs
+from pie_mlops.tracking.provenance import VERSION_TAGS, model_requirements
 from pie_mlops.tracking.store import (
-    VERSION_TAGS, _client, _owner_tags, active_run_id, experiment_id, experiment_ids, forget_experiments,
-    mark_experiment, model_requirements, registry_uri, store_key,
+    _client, _owner_tags, active_run_id, experiment_id, forget_experiments, mark_experiment, registry_uri, store_key,
 )
-
-
-# ---------------------------------------------------------------------------------------
-# One run per model, skip-on-rerun, registry
-# ---------------------------------------------------------------------------------------
-def registered_model_name(dataset: str, arch: str) -> str:
-    return f"pie-{dataset}-{arch}"
 
 
 # The tags a LoggedModel carries (the Models tab filters and shows them): the version's plus
@@ -34,70 +27,6 @@ def logged_model_name(dataset: str, arch: str, group: str, seed) -> str:
     for bad in "/:.%\"'":
         name = name.replace(bad, "_")
     return name
-
-
-def alias_for(group: str, seed: int) -> str:
-    """The registry alias of one model: `<group>-s<seed>`, made legal for MLflow aliases
-    (letters, digits, `_` and `-` only): `magnitude-ft@0.50` seed 0 -> `magnitude-ft-0_50-s0`."""
-    return f"{group}-s{seed}".replace("@", "-").replace(".", "_")
-
-
-@timed
-def version_by_alias(name: str, alias: str):
-    """The model version `name@alias` (with .run_id, .version, .tags), or None if there is none."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return _client().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
-@timed
-def run_param(run_id: str, key: str) -> str | None:
-    """One logged param of a run (e.g. a dense model's `epochs`), or None if it logged none."""
-    return _client().get_run(run_id).data.params.get(key)
-
-
-def model_runs(dataset: str, arch: str) -> list[dict]:
-    """The latest FINISHED model run per (group, seed) of one registered model's study
-    (dense runs from `train`, pruned ones from `prune`), newest first within a pair."""
-    client = _client()
-    experiments = experiment_ids()
-    if not experiments:
-        return []
-    latest: dict[tuple[str, int], dict] = {}
-    for stage in ("train", "prune"):
-        filt = (f"tags.stage = '{stage}' and tags.dataset = '{dataset}' and tags.arch = '{arch}' "
-                f"and attributes.status = 'FINISHED'")
-        token = None
-        while True:
-            page = client.search_runs(experiments, filter_string=filt, max_results=1000, page_token=token,
-                                      order_by=["attributes.start_time DESC"])
-            for run in page:
-                tags = run.data.tags
-                key = (tags.get("group", ""), int(tags.get("seed", -1)))
-                latest.setdefault(key, {"run_id": run.info.run_id, "group": key[0], "seed": key[1],
-                                        "data_md5": tags.get("data_md5"), "tags": dict(tags),
-                                        "metrics": dict(run.data.metrics)})  # sizes, latency: compression.json
-            token = page.token
-            if not token:
-                break
-    return sorted(latest.values(), key=lambda r: (r["group"] != "dense", r["group"], r["seed"]))
-
-
-@timed
-def download_run_artifacts(run_id: str, artifact_path: str, dst: str | Path) -> Path:
-    """The run's `artifact_path`, downloaded under `dst`; files gone from the artifact store
-    (mlartifacts/ deleted or moved) are a PieError naming the run, not MLflow's traceback."""
-    Path(dst).mkdir(parents=True, exist_ok=True)
-    try:
-        return Path(_client().download_artifacts(run_id, artifact_path, str(dst)))
-    except Exception as exc:  # MlflowException, OSError: the store answered, the files did not
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise PieError(f"run {run_id}: cannot download its {artifact_path}/ from the artifact store ({reason}); "
-                       f"restore mlartifacts/ (or the server's artifact store), or delete the run and re-run "
-                       f"its stage") from None
 
 
 _REGISTERED: set[tuple[str, str]] = set()  # (registry URI, name) known to exist
@@ -327,28 +256,3 @@ def model_run(run_name: str, tags: dict, params: dict, data_dir: str, job_tags: 
     finally:
         with spent():
             client.set_terminated(info.run_id, status=status)
-
-
-def set_champion(name: str, version: str, tags: dict) -> None:
-    """Point the `champion` alias at `version` and record why in the version's tags and description."""
-    client = _client()
-    client.set_registered_model_alias(name, "champion", version)
-    for k, v in tags.items():
-        client.set_model_version_tag(name, version, k, str(v))
-    if tags.get("champion_reason"):
-        set_description_line(name, version, "Champion", tags["champion_reason"])
-
-
-def set_description_line(name: str, version: str, key: str, text: str) -> None:
-    """Put `key: text` on its own line of the version's description, replacing an earlier one
-    (a later compare replaces what an earlier one wrote; it never appends twice)."""
-    client = _client()
-    mv = client.get_model_version(name, version)
-    lines = [line for line in (mv.description or "").split("\n") if line and not line.startswith(f"{key}: ")]
-    client.update_model_version(name, version, description="\n".join([*lines, f"{key}: {text}"]))
-
-
-def version_of_run(name: str, run_id: str) -> str | None:
-    """The registered version of `name` made from `run_id`, if any."""
-    found = _client().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-    return str(found[0].version) if found else None

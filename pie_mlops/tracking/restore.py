@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pie_mlops.compare.predictions import publish_predictions, split_files
-from pie_mlops.tracking.models import download_run_artifacts
+from pie_mlops.tracking.finished import download_run_artifacts
 
 
 def restore_predictions(run_id: str, out_dir: Path) -> None:

@@ -7,9 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pie_mlops.tracking.lineage import context_tags, log_data_inputs
-from pie_mlops.tracking.store import (
-    _client, _ends, _flat, _run_home, data_md5,
-)
+from pie_mlops.tracking.provenance import data_md5
+from pie_mlops.tracking.store import _client, _ends, _flat, _run_home
 
 
 # ---------------------------------------------------------------------------------------

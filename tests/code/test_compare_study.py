@@ -10,7 +10,8 @@ import pytest
 from compare_fixture import make_study
 from pie_mlops.data.contract import read_dataset
 from pie_mlops.util.errors import PieError
-from pie_mlops.stages.compare_study import compare, export_name
+from pie_mlops.compare.pie_datasets import export_name
+from pie_mlops.stages.compare_study import compare
 from plans import plan
 from pie_mlops.report.build import build_report
 

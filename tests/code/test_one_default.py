@@ -38,7 +38,7 @@ ALLOWED = {
     ("jobs/training.py", "batch_size"): "prediction and impact-gradient batches, not train.batch_size",
     ("models/predict.py", "batch_size"): "a prediction batch, not train.batch_size",
     ("models/bilstm.py", "dropout"): "the architecture's own default, which train.dropout None selects",
-    ("pruning/criteria.py", "scope"): "the threshold scope (prune.threshold's values), not prune.scope",
+    ("pruning/masks.py", "scope"): "the threshold scope (prune.threshold's values), not prune.scope",
     ("pruning/schedules.py", "scope"): "the threshold scope (prune.threshold's values), not prune.scope",
     ("pruning/schedules.py", "epochs_per_step"): "a resolved E (an int), not prune.epochs_per_step ('dense')",
     ("pruning/schedules.py", "steps"): "pure schedule library; prune passes prune.steps",
@@ -50,7 +50,7 @@ ALLOWED = {
     ("report/build.py", "claims"): "a flag (render the claims table), not compare.claims",
     ("stages/importer.py", "data_dir"): "the import command's own --data-dir (cli/data.py), no section",
     ("tracking/lineage.py", "data_dir"): "tracking library; every stage passes its section's data_dir",
-    ("tracking/store.py", "data_dir"): "data.dvc's folder for provenance; stages pass their data_dir",
+    ("tracking/provenance.py", "data_dir"): "data.dvc's folder for provenance; stages pass their data_dir",
 }
 
 

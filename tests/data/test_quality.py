@@ -1,7 +1,8 @@
-"""The data-quality gate (`pie-mlops check`) with the real great-expectations and MLflow.
+"""The data-quality gate's expectations (pie_mlops/data/quality.py) with the real great-expectations.
 
 Small datasets are written with the contract writer, one defect planted at a time, and
 each test asserts that exactly the expected expectation fails, naming the planted ids.
+The `check` stage around it (names, CLI, MLflow): test_check_stage.py.
 """
 
 from __future__ import annotations
@@ -11,60 +12,10 @@ import json
 import pandas as pd
 import pytest
 
-from pie_mlops.cli import main
-from pie_mlops.data.contract import SPLITS, write_dataset
+from pie_mlops.data.contract import SPLITS
 from pie_mlops.data.quality import validate_dataset
-from pie_mlops.util.errors import DataQualityError, PieError
-from plans import plan
-from pie_mlops.stages.check import check, resolve_names
-
-CLASSES = ["neg", "neu", "pos"]
-PER_CLASS = {"train": 8, "validation": 3, "test": 3}
-WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "lemon", "forest", "candle", "rocket", "violet"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _gx_imported():
-    """Pay great-expectations' slow import once, up front, not inside the first test's timing."""
-    import great_expectations  # noqa: F401
-
-
-@pytest.fixture(autouse=True)
-def _gx_project_here(tmp_path, monkeypatch):
-    """The GX project (`gx/`) goes where a command would put it: its working directory."""
-    monkeypatch.chdir(tmp_path)
-
-
-def make_splits(task: str = "single_label", pairs: bool = False) -> dict[str, pd.DataFrame]:
-    splits, i = {}, 0
-    for split in SPLITS:
-        rows = []
-        for c in range(len(CLASSES)):
-            for _ in range(PER_CLASS[split]):
-                text = f"{WORDS[i % len(WORDS)]} story number {i} about {CLASSES[c]}"
-                row = {"example_id": f"ex-{i:04d}", "text": text, "text_pair": f"a claim about item {i}" if pairs else None}
-                if task == "multi_label":  # multi-hot, as the contract says; odd rows carry two labels
-                    row["labels"] = [int(k == c or (i % 2 and k == (c + 1) % 3)) for k in range(len(CLASSES))]
-                else:
-                    row["label"] = c
-                rows.append(row)
-                i += 1
-        splits[split] = pd.DataFrame(rows)
-    return splits
-
-
-def write(root, splits, name="toy", task="single_label"):
-    meta = {"name": name, "task": task, "label_names": CLASSES, "source": "tests", "license": "CC0-1.0",
-            "synthetic": True}
-    return write_dataset(root, name, splits, meta)
-
-
-def params(**overrides):
-    return plan("check", **overrides).model_dump()
-
-
-def failing(summary: dict) -> dict[str, list[str]]:
-    return {c["name"]: c["sample_ids"] for c in summary["checks"] if not c["success"]}
+from quality_fixture import (CLASSES, duplicate_id, failing, gx_imported, gx_project_here, leak,  # noqa: F401
+                             make_splits, params, write)
 
 
 def test_clean_dataset_passes_and_writes_reports(tmp_path):
@@ -83,19 +34,9 @@ def test_clean_dataset_passes_and_writes_reports(tmp_path):
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["data_docs", "result.json"]  # no temp leftovers
 
 
-def _leak(s):  # a test text that is a train text up to case and spacing
-    s["test"].loc[0, "text"] = "  " + s["train"].loc[0, "text"].upper().replace(" ", "   ") + " "
-    return "ex-0033"  # first test row: 24 train and 9 validation rows come before it
-
-
 def _missing_class(s):
     s["validation"] = s["validation"][s["validation"]["label"] != 2].reset_index(drop=True)
     return "validation/pos"
-
-
-def _duplicate_id(s):
-    s["validation"].loc[0, "example_id"] = "ex-0003"
-    return "ex-0003"
 
 
 def _blank_text(s):
@@ -118,10 +59,11 @@ def _too_long(s):
     return "ex-0005"
 
 
+
 @pytest.mark.parametrize(("plant", "expected"), [
-    (_leak, "no_train_test_leakage"),
+    (leak, "no_train_test_leakage"),
     (_missing_class, "class_in_every_split"),
-    (_duplicate_id, "example_id_unique"),
+    (duplicate_id, "example_id_unique"),
     (_blank_text, "text_not_blank"),
     (_invisible_text, "text_not_blank"),
     (_label_out_of_range, "label_in_range"),
@@ -205,96 +147,6 @@ def test_text_pair_dataset_passes_and_blank_pair_fails(tmp_path):
     assert failing(summary) == {"text_pair_not_blank": ["ex-0024"]}
 
 
-def test_resolve_names(tmp_path):
-    write(tmp_path, make_splits(), name="b")
-    write(tmp_path, make_splits(), name="a")
-    (tmp_path / ".a.tmp-1").mkdir()
-    (tmp_path / ".a.tmp-1" / "meta.json").write_text("{}")
-    assert resolve_names(["all"], tmp_path) == ["a", "b"]
-    assert resolve_names(["b", "a", "b"], tmp_path) == ["b", "a"]
-    with pytest.raises(PieError, match="pie-mlops materialize"):
-        resolve_names(["c"], tmp_path)
-    with pytest.raises(PieError, match="no datasets"):
-        resolve_names(["all"], tmp_path / "empty")
-
-
-def run_cli(argv, capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_cli_exit_codes(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no params.yaml here: the stage defaults apply
-    write(tmp_path / "data", make_splits(), name="good")
-    splits = make_splits()
-    leaked = _leak(splits)
-    write(tmp_path / "data", splits, name="leaky")
-    common = ["--data-dir", str(tmp_path / "data"), "--report-dir", str(tmp_path / "rep")]
-
-    code, out, err = run_cli(["check", "good", *common], capsys)
-    assert code == 0, err
-    assert "good: passed" in out and (tmp_path / "rep" / "good" / "data_docs" / "index.html").is_file()
-
-    code, out, err = run_cli(["check", "all", *common], capsys)
-    assert code == 1
-    assert "good: passed" in out and "leaky: FAILED" in out  # every dataset is reported before the gate
-    assert "leaky/no_train_test_leakage: 2 unexpected" in err and leaked in err
-    assert json.loads((tmp_path / "rep" / "leaky" / "result.json").read_text())["success"] is False
-
-    code, _, err = run_cli(["check", "missing", *common], capsys)
-    assert code == 2
-    assert "missing" in err and "pie-mlops materialize" in err and len(err.strip().splitlines()) == 1
-
-
-def test_logs_to_mlflow_only_when_a_run_is_active(tmp_path, monkeypatch):
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    write(tmp_path / "data", make_splits(), name="toy")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    try:
-        # Outside a run nothing is logged (and nothing fails).
-        check(plan("check", report_dir=str(tmp_path / "rep")), ["toy"], data_dir=str(tmp_path / "data"))
-        experiment = mlflow.create_experiment("checks", artifact_location=(tmp_path / "artifacts").as_uri())
-        with mlflow.start_run(experiment_id=experiment) as run:
-            summaries = check(plan("check", report_dir=str(tmp_path / "rep")), ["toy"], data_dir=str(tmp_path / "data"))
-        assert [s["success"] for s in summaries] == [True]
-        client = MlflowClient()
-        logged = {a.path for a in client.list_artifacts(run.info.run_id, "data_checks/toy")}
-        assert logged == {f"data_checks/toy/{f}" for f in ("result.json", "summary.html", "data_docs")}
-        docs = {a.path for a in client.list_artifacts(run.info.run_id, "data_checks/toy/data_docs")}
-        assert "data_checks/toy/data_docs/index.html" in docs
-        assert len(mlflow.search_runs([experiment])) == 1
-    finally:
-        mlflow.set_tracking_uri(None)
-
-
-def test_check_raises_data_quality_error_listing_failures(tmp_path):
-    splits = make_splits()
-    _duplicate_id(splits)
-    write(tmp_path / "data", splits, name="dups")
-    with pytest.raises(DataQualityError, match=r"dups/example_id_unique: 2 unexpected \(e\.g\. ex-0003, ex-0003\)"):
-        check(plan("check", report_dir=str(tmp_path / "rep")), ["dups"], data_dir=str(tmp_path / "data"))
-
-
-@pytest.mark.slow
-def test_shipped_datasets_all_pass(tmp_path):
-    from plans import plan
-    from pie_mlops.stages.materialize import materialize
-
-    paths = materialize(plan("materialize", data_dir=str(tmp_path / "data")), progress=False)
-    summaries = check(plan("check", report_dir=str(tmp_path / "rep")), ["all"], data_dir=str(tmp_path / "data"))
-    assert sorted(s["dataset"] for s in summaries) == sorted(p.name for p in paths)
-    assert all(s["success"] and s["n_warnings"] == 0 for s in summaries), [failing(s) for s in summaries]
-
-
 def test_data_docs_keep_every_run_and_render_offline(tmp_path):
     """Issue 29: the Checkpoint `<dataset>.data` and its suites are saved in `gx/`; each run's
     results stay in its store, so the Data Docs beside the report list them all; and the
@@ -325,7 +177,7 @@ def test_leakage_is_an_expectation_on_the_texts(tmp_path):
     """Not a boolean computed in pandas: the normalised texts of train and test, each once per
     split, are expected to be unique; a leaked text names both of its examples."""
     splits = make_splits()
-    _leak(splits)
+    leak(splits)
     summary = validate_dataset(write(tmp_path / "data", splits), tmp_path / "rep", params(max_chars=200))
     entry = next(c for c in summary["checks"] if c["name"] == "no_train_test_leakage")
     assert entry["expectation"] == "ExpectColumnValuesToBeUnique" and entry["frame"] == "train_test_keys"

@@ -9,7 +9,7 @@ import torch
 from pie_mlops.util.errors import PieError
 from pie_mlops.config.fidelity import model_kwargs
 from pie_mlops.jobs.optim import make_optimizer
-from pie_mlops.pruning.criteria import sparsity_report
+from pie_mlops.pruning.masks import sparsity_report
 from pie_mlops.pruning.prunable import prunable_set
 from pie_mlops.pruning.schedules import ScheduledPruning, one_shot
 from plans import plan

@@ -76,7 +76,8 @@ def test_every_group_and_seed_is_a_tagged_version_with_its_alias_and_predictions
 
 def test_reloaded_version_holds_its_zeros_without_masks(store):
     from pie_mlops import tracking
-    from pie_mlops.pruning.criteria import prunable_weights, sparsity_report
+    from pie_mlops.pruning.criteria import prunable_weights
+    from pie_mlops.pruning.masks import sparsity_report
 
     model = tracking.load_version(NAME, "magnitude-os-0_50-s1", store["root"] / "dl")
     assert not any(hasattr(m, "weight_mask") for m in model.modules())
@@ -164,7 +165,7 @@ def test_paper_profile_prune_settings_tie_e_to_the_dense_epochs_and_prune_every_
     paper's prunable set, so every layer, LayerNorm gammas included, sits on its target."""
 
     from pie_mlops import tracking
-    from pie_mlops.pruning.criteria import sparsity_report
+    from pie_mlops.pruning.masks import sparsity_report
     from pie_mlops.pruning.prunable import prunable_set
 
     paper = plan("prune", profile="paper").model_dump()

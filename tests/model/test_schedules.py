@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from pie_mlops.util.errors import PieError
-from pie_mlops.pruning.criteria import prunable_weights, sparsity_report
+from pie_mlops.pruning.criteria import prunable_weights
+from pie_mlops.pruning.masks import sparsity_report
 from pie_mlops.pruning.schedules import ScheduledPruning, one_shot, schedule_epochs, step_sparsities
 from pie_mlops.jobs.training import TrainConfig, accumulate_gradients, train
 

@@ -81,7 +81,8 @@ def test_champion_is_sparse_and_loads_with_pickle_off(store, arch):
     from pie_mlops import tracking
     from pie_mlops.models.common import WEIGHTS_NAME
     from pie_mlops.models.sparse import _metadata
-    from pie_mlops.pruning.criteria import prunable_weights, sparsity_report
+    from pie_mlops.pruning.criteria import prunable_weights
+    from pie_mlops.pruning.masks import sparsity_report
 
     model, ours = _ours(arch, store["root"])
     meta = _metadata(next((store["root"] / f"ours-{arch}").rglob(WEIGHTS_NAME)))
