@@ -71,7 +71,7 @@ def result_keys(profiles: list[str]) -> dict[str, str]:
     second profile on a dataset (repro-e: claim (e)'s matched pair beside repro's BiLSTM)."""
     keys: dict[str, str] = {}
     for p in profiles:
-        dataset = load_all(profile_path(p))["compare"]["dataset"]
+        dataset = load_all(profile_path(p))["study"]["dataset"]
         keys[p] = dataset if dataset not in keys.values() else f"{dataset}@{p}"
     return keys
 
@@ -81,7 +81,7 @@ def arch_roots(profiles: list[str]):
     keys = result_keys(profiles)
     for p in profiles:
         params = load_all(profile_path(p))
-        dataset, archs = params["compare"]["dataset"], params["compare"]["arch"]
+        dataset, archs = params["study"]["dataset"], params["study"]["arch"]
         for arch in [archs] if isinstance(archs, str) else archs:
             from pie_mlops.compare.committed import expected_splits
 
@@ -107,7 +107,7 @@ def tuned_files(profiles: list[str]):
     """(profile, arch, the tuned file `tune` writes and train/prune read) of every trained architecture."""
     for p in profiles:
         params = load_all(profile_path(p))
-        archs = params["train"]["arch"]
+        archs = params["study"]["arch"]
         for arch in [archs] if isinstance(archs, str) else archs:
             train = one_arch(profile_path(p), "train", arch)
             yield p, arch, ROOT / train["best_params"].format(dataset=train["dataset"], arch=arch)
@@ -153,7 +153,7 @@ def resume_plan(out: Path, profiles: list[str]) -> list[str]:
     keys, lines = result_keys(profiles), []
     for p in profiles:
         params = load_all(profile_path(p))
-        archs = params["compare"]["arch"]
+        archs = params["study"]["arch"]
         for arch in [archs] if isinstance(archs, str) else archs:
             have = local_models(out / "predictions" / keys[p] / arch) or set()
             train, pruned = one_arch(profile_path(p), "train", arch), one_arch(profile_path(p), "prune", arch)
@@ -241,7 +241,7 @@ def main() -> None:
         keys = result_keys(args.profiles)
         for p in args.profiles:
             params = load_all(profile_path(p))
-            dataset, key = params["compare"]["dataset"], keys[p]
+            dataset, key = params["study"]["dataset"], keys[p]
             (tmp / f"params-{key}.yaml").write_text(render_params(params), encoding="utf-8")
             root = ROOT / Path(params["compare"]["out"].split("{arch}")[0].format(dataset=dataset))
             claims = json.loads((root / "claims.json").read_text())

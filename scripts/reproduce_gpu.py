@@ -44,7 +44,7 @@ def chunks(params: dict, params_file) -> list[dict]:
     """The grid as stage calls, in order, each with its model count and relative cost (epochs
     per model: dense E, dense-long and ft/wr 4E, ai E; os ~0)."""
     out = []
-    for arch in params["train"]["arch"]:
+    for arch in params["study"]["arch"]:
         train, prune = one_arch(params_file, "train", arch), one_arch(params_file, "prune", arch)
         n = len(train["seeds"])
         out.append({"id": f"tune-{arch}", "args": ["tune", "-a", arch], "arch": arch, "models": 0, "epochs": 0})
@@ -81,9 +81,9 @@ def collect(params: dict, out: Path) -> None:
     """claims.json and each architecture's summary.json beside the logits, in scripts/reproduce.py's layout."""
     import shutil
 
-    dataset = params["compare"]["dataset"]
+    dataset = params["study"]["dataset"]
     root = ROOT / Path(params["compare"]["out"].split("{arch}")[0].format(dataset=dataset))
-    for arch in params["compare"]["arch"]:
+    for arch in params["study"]["arch"]:
         (out / dataset / arch).mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / arch / "summary.json", out / dataset / arch / "summary.json")
     shutil.copy2(root / "claims.json", out / dataset / "claims.json")
@@ -115,8 +115,8 @@ def main() -> int:
     def sync() -> None:
         from pie_mlops.compare.committed import expected_splits, sync as sync_models
 
-        dataset = params["compare"]["dataset"]
-        for arch in params["train"]["arch"]:
+        dataset = params["study"]["dataset"]
+        for arch in params["study"]["arch"]:
             exp = expected_splits(one_arch(profile_path(args.profile), "train", arch),
                                   one_arch(profile_path(args.profile), "prune", arch))
             src = ROOT / params["prune"]["predictions_dir"] / dataset / arch
@@ -131,7 +131,7 @@ def main() -> int:
 
     stage(["materialize"])
     if args.dry_run:  # two seeds of dense and of one ai group per architecture: the measured rate
-        for arch in params["train"]["arch"]:
+        for arch in params["study"]["arch"]:
             prune = one_arch(profile_path(args.profile), "prune", arch)
             ai = next((m for m in prune["methods"] if m.endswith("-ai")), prune["methods"][0])
             stage(["tune", "-a", arch])

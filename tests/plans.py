@@ -33,3 +33,20 @@ def plan(section: str, arch: str | None = None, profile: str = "tiny", **overrid
     if isinstance(one, str) and section in ("tune", "train", "prune"):  # one architecture: resolved for it
         return for_arch(out, one)
     return out
+
+
+def params_doc(**sections) -> dict:
+    """A params file's document that resolves to these sections (plans or dicts of their values):
+    the keys every stage shares under `study`, as a params file states them, the rest under each
+    section's name. The sections must agree on a shared key."""
+    from pie_mlops.config.schema import shared_keys
+
+    doc: dict = {"study": {}}
+    for name, values in sections.items():
+        values = values.model_dump() if hasattr(values, "model_dump") else dict(values)
+        for key in shared_keys(name):
+            if key in values:
+                value = values.pop(key)
+                assert doc["study"].setdefault(key, value) == value, f"{name}.{key}: {value!r} vs {doc['study'][key]!r}"
+        doc[name] = values
+    return doc

@@ -10,7 +10,7 @@ from pie_mlops.cli.group import _given, cli
 @cli.command()
 @click.option("--dataset", "-d", "datasets", multiple=True, metavar="NAME|all",
               help="Dataset to write (repeatable). Default: materialize.datasets from params.yaml.")
-@click.option("--data-dir", default=None, help="Output root. Default: materialize.data_dir (data).")
+@click.option("--data-dir", default=None, help="Output root. Default: study.data_dir (data).")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset of another origin (a user import) under a packaged name.")
 @click.pass_context
 def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | None, overwrite: bool) -> None:
@@ -51,7 +51,7 @@ def materialize(ctx: click.Context, datasets: tuple[str, ...], data_dir: str | N
                    "split, e.g. --hf-split keep.")
 @click.option("--license", default=None, help="License of the data, recorded in meta.json. "
                                               "Default: 'unknown (user import)'.")
-@click.option("--data-dir", default="data", show_default=True, help="Output root.")
+@click.option("--data-dir", default=None, help="Output root. Default: study.data_dir (data).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing data/<name>/ (only if the import succeeds).")
 @click.pass_context
 def import_(ctx: click.Context, path: str, **options) -> None:
@@ -67,6 +67,7 @@ def import_(ctx: click.Context, path: str, **options) -> None:
     split = resolve("materialize", ctx.obj["params_file"])
     limits = resolve("import", ctx.obj["params_file"]).model_dump()  # import.max_bytes, ... (data/bounded.py)
     options = {k: None for k in options} | _given(options)
+    options["data_dir"] = options["data_dir"] or split.data_dir  # study.data_dir
     out = import_dataset(path, split_params={k: getattr(split, k) for k in ("validation_frac", "test_frac", "seed")},
                          limits=limits, **options)
     click.echo(f"wrote {out}")
@@ -74,10 +75,10 @@ def import_(ctx: click.Context, path: str, **options) -> None:
 
 @cli.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME...|all")
-@click.option("--data-dir", default="data", show_default=True, help="Where the datasets live.")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: study.data_dir (data).")
 @click.option("--report-dir", default=None, help="Default: check.report_dir (reports/data_checks).")
 @click.pass_context
-def check(ctx: click.Context, names: tuple[str, ...], data_dir: str, report_dir: str | None) -> None:
+def check(ctx: click.Context, names: tuple[str, ...], data_dir: str | None, report_dir: str | None) -> None:
     """Run the great-expectations data-quality gate on datasets.
 
     \b
@@ -88,4 +89,5 @@ def check(ctx: click.Context, names: tuple[str, ...], data_dir: str, report_dir:
     from pie_mlops.config.plans import resolve
     from pie_mlops.stages.check import check as run
 
+    data_dir = data_dir or resolve("study", ctx.obj["params_file"]).data_dir
     run(resolve("check", ctx.obj["params_file"], {"report_dir": report_dir or None}), list(names), data_dir=data_dir)

@@ -8,16 +8,16 @@ from pie_mlops.cli.group import _given, _open_store, cli
 
 
 @cli.command()
-@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: tune.dataset.")
+@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: study.dataset.")
 @click.option("--arch", "-a", default=None, metavar="bert|bilstm[,...]",
-              help="Architecture(s), comma-separated; one study each. Default: tune.arch.")
+              help="Architecture(s), comma-separated; one study each. Default: study.arch.")
 @click.option("--n-trials", default=None, metavar="N",
               help="Total trials the study should have; a re-run only adds the missing ones. Default: tune.n_trials.")
 @click.option("--storage", default=None,
               help="Optuna storage URL: sqlite:///optuna.db (default) or any RDB URL, e.g. postgresql://...")
 @click.option("--model-path", default=None, help="bert: a Hugging Face encoder directory, or a hub name when a hub is reachable. "
                    "Default: packaged MiniLM.")
-@click.option("--data-dir", default=None, help="Where the datasets live. Default: tune.data_dir (data).")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: study.data_dir (data).")
 @click.pass_context
 def tune(ctx: click.Context, **options) -> None:
     """Choose training hyperparameters with Optuna (never looks at the test split).
@@ -38,16 +38,16 @@ def tune(ctx: click.Context, **options) -> None:
 
 
 @cli.command()
-@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: train.dataset.")
+@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: study.dataset.")
 @click.option("--arch", "-a", default=None, metavar="bert|bilstm[,...]",
-              help="Architecture(s), comma-separated. Default: train.arch.")
+              help="Architecture(s), comma-separated. Default: study.arch.")
 @click.option("--seeds", "-s", default=None, metavar="0,1,2",
               help="Seeds, comma-separated. Default: train.seeds (per architecture in params.yaml).")
 @click.option("--epochs", type=int, default=None, help="Epochs; wins even over a tuned value. Default: train.epochs.")
 @click.option("--model-path", default=None,
               help="bert: a Hugging Face encoder directory, or a hub name when a hub is reachable. "
-                   "Default: train.model_path (packaged MiniLM).")
-@click.option("--data-dir", default=None, help="Where the datasets live. Default: train.data_dir (data).")
+                   "Default: study.model_path (packaged MiniLM).")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: study.data_dir (data).")
 @click.pass_context
 def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str | None, epochs: int | None,
           model_path: str | None, data_dir: str | None) -> None:
@@ -74,8 +74,8 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
 
 
 @cli.command()
-@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: prune.dataset.")
-@click.option("--arch", "-a", default=None, metavar="bert|bilstm", help="Default: prune.arch.")
+@click.option("--dataset", "-d", default=None, help="Dataset under --data-dir. Default: study.dataset.")
+@click.option("--arch", "-a", default=None, metavar="bert|bilstm", help="Default: study.arch.")
 @click.option("--criteria", "-c", default=None, metavar="magnitude,impact,random",
               help="Criteria, comma-separated. Default: prune.criteria.")
 @click.option("--schedules", default=None, metavar="os,ft,wr,ai",
@@ -97,7 +97,7 @@ def train(ctx: click.Context, dataset: str | None, arch: str | None, seeds: str 
 @click.option("--quantize", default=None, metavar="int8-dyn,int8-wo,bf16,fp16,fp8",
               help="Quantized groups quant-<method> of the dense seeds, no training (docs/quantization.md); "
                    "a method this CPU cannot run is skipped with one line. Default: prune.quantize.")
-@click.option("--data-dir", default=None, help="Where the datasets live. Default: prune.data_dir (data).")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: study.data_dir (data).")
 @click.pass_context
 def prune(ctx: click.Context, **options) -> None:
     """Prune: one tracked, registered model per (criterion, schedule, sparsity, seed).

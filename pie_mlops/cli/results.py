@@ -15,12 +15,12 @@ from pie_mlops.cli.group import _given, _open_store, cli
               help="Output directory. Default: compare.out (reports/compare/<dataset>/<arch>).")
 @click.option("--dataset", "-d", default=None,
               help="Dataset under --data-dir. In file mode, giving it adds the analyses, the report and "
-                   "the PIE-subset datasets (texts come from the dataset). Default: compare.dataset.")
+                   "the PIE-subset datasets (texts come from the dataset). Default: study.dataset.")
 @click.option("--arch", "-a", default=None, metavar="bert|bilstm",
-              help="Architecture(s), comma-separated. Default: compare.arch.")
+              help="Architecture(s), comma-separated. Default: study.arch.")
 @click.option("--split", default=None, help="Split to compare. Default: test in file mode, else compare.split.")
 @click.option("--min-seeds", default=None, metavar="N", help="Fewest models per group. Default: 3 in file mode, else compare.min_seeds.")
-@click.option("--data-dir", default=None, help="Where the datasets live. Default: compare.data_dir (data).")
+@click.option("--data-dir", default=None, help="Where the datasets live. Default: study.data_dir (data).")
 @click.option("--tie-rule", default=None, type=click.Choice(["probability", "paper"]),
               help="A tied vote goes to the highest mean probability (probability) or the lowest class "
                    "index (paper, the authors' argmax). Default: compare.tie_rule.")

@@ -57,7 +57,7 @@ def baseline_message(arch: str, split: str, spec: dict, checks_dir: Path) -> str
     weak = [f"{k} {v:.4f}" for k, v in sorted(spec["scores"].items()) if not v >= bar - 1e-12]
     return (f"{arch}: the dense models did not beat {spec['name']} {spec['value']:.4f} by {spec['min_gain']:g} on "
             f"{split} ({', '.join(weak)}): they learned nothing, so no PIEs and no champion for {arch}; tune it "
-            f"(tune.arch) or train longer (see {checks_dir / 'result.json'})")
+            f"(tune.space, tune.n_trials) or train longer (see {checks_dir / 'result.json'})")
 
 
 def stop(out: Path, meta: dict, fmt: dict, split: str, exc) -> None:

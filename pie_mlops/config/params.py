@@ -1,7 +1,8 @@
 """Read one stage's section of a params file, validated against the schema (pie_mlops/config/schema.py).
 
 Every params file is an overlay on the schema's defaults: params.yaml spells all of them out
-(DVC tracks each key), a profile (profiles/NAME.yaml) states only what differs.
+(DVC tracks each key), a profile (profiles/NAME.yaml) states only what differs. The keys every
+stage shares (dataset, arch, model_path, data_dir) are the `study` section's (config/plans.py).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def validate(section: str, values: dict, source: str | Path = DEFAULT_PARAMS, gi
     (and the command-line option, for a key in `given`)."""
     from pydantic import ValidationError
 
-    from pie_mlops.config.schema import SECTIONS
+    from pie_mlops.config.schema import SECTIONS, own
 
     base = SECTIONS[section]().model_dump()
     archs = {"bert", "bilstm"}
@@ -120,7 +121,7 @@ def validate(section: str, values: dict, source: str | Path = DEFAULT_PARAMS, gi
         if loc and loc[0] in given:
             where, source = f"{where} (--{str(loc[0]).replace('_', '-')})", "command line"
         if err["type"] == "extra_forbidden":
-            known = ", ".join(SECTIONS[section].model_fields)
+            known = ", ".join(own(section, dict.fromkeys(SECTIONS[section].model_fields)))  # study's stay there
             raise PieError(f"{source}: unknown key {where}; known keys of {section!r}: {known}") from None
         raise PieError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})") from None
 

@@ -2,7 +2,9 @@
 
 `resolve(section, params_file, overrides, arch)` is the one way a stage's values are made, by
 the CLI, `study`, the worker and the tests alike:
-1. the section of the params file over the schema's defaults (pie_mlops/config/schema.py);
+1. the section of the params file over the schema's defaults (pie_mlops/config/schema.py), with
+   the keys the stage shares with the others (dataset, arch, model_path, data_dir) taken from
+   the file's `study` section, the only place a file states them;
 2. `overrides` (command-line options; a test's shrunk values) over it, validated by the same
    schema, so `--seeds 0,1,2` is parsed and checked like `seeds: [0, 1, 2]`;
 3. with `arch`: values given per architecture (`{bert: ..., bilstm: ...}`) or per dataset
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pie_mlops.config.params import DEFAULT_PARAMS, read_best_params, read_file, validate
-from pie_mlops.config.schema import SECTIONS, Section
+from pie_mlops.config.schema import SECTIONS, STUDY_KEYS, Section, own, shared_keys
 from pie_mlops.util.errors import PieError
 
 S = TypeVar("S", bound=Section)
@@ -37,9 +39,15 @@ def resolve(section: str, params_file: str | Path = DEFAULT_PARAMS, overrides: d
     validated; with `arch`, resolved for that architecture (for_arch). PieError names the key."""
     if section not in SECTIONS:
         raise PieError(f"unknown section {section!r}; known: {', '.join(SECTIONS)}")
-    values = read_file(params_file).get(section) or {}
-    if not isinstance(values, dict):
-        raise PieError(f"{params_file}: section {section!r} must be a mapping, not {type(values).__name__}")
+    doc = read_file(params_file)
+    values = _mapping(doc, section, params_file)
+    if section != "study":
+        stated = [k for k in values if k in STUDY_KEYS]
+        if stated:  # one place: dvc.yaml's paths and every stage follow study's value
+            raise PieError(f"{params_file}: {section}.{stated[0]} is a study key, shared by every stage: "
+                           f"set study.{stated[0]}")
+        study = validate("study", _mapping(doc, "study", params_file), params_file)
+        values = {**{k: study[k] for k in shared_keys(section)}, **values}
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     base = validate(section, values, params_file)
     plan = SECTIONS[section].model_validate(validate(section, overlay(base, given), params_file, given=set(given)))
@@ -47,13 +55,21 @@ def resolve(section: str, params_file: str | Path = DEFAULT_PARAMS, overrides: d
     return for_arch(plan, arch) if arch is not None else plan
 
 
+def _mapping(doc: dict, section: str, params_file) -> dict:
+    values = doc.get(section) or {}
+    if not isinstance(values, dict):
+        raise PieError(f"{params_file}: section {section!r} must be a mapping, not {type(values).__name__}")
+    return values
+
+
 def load_all(params_file: str | Path = DEFAULT_PARAMS) -> dict:
-    """Every section of the params file, over the defaults, as plain values: what `pie-mlops params`
-    prints and what the study runs with."""
+    """Every section of the params file, over the defaults, as plain values in the file's shape
+    (the shared keys once, under `study`): what `pie-mlops params` prints and `dvc repro` reads.
+    A stage's own plan is `resolve(section, ...)`."""
     unknown = sorted(set(read_file(params_file)) - set(SECTIONS))
     if unknown:
         raise PieError(f"{params_file}: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
-    return {name: resolve(name, params_file).model_dump() for name in SECTIONS}
+    return {name: own(name, resolve(name, params_file).model_dump()) for name in SECTIONS}
 
 
 def per_arch(section: str, params_file: str | Path = DEFAULT_PARAMS, overrides: dict | None = None) -> list:
@@ -67,7 +83,7 @@ def archs(plan: Section) -> list[str]:
     value = plan.arch
     out = list(dict.fromkeys([value] if isinstance(value, str) else value))
     if not out:
-        raise PieError(f"{section_of(plan)}.arch is empty: give bert, bilstm or a list of them")
+        raise PieError(f"study.arch (or {section_of(plan)} --arch) is empty: give bert, bilstm or a list of them")
     return out
 
 

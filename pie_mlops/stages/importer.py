@@ -32,11 +32,11 @@ def import_dataset(
     name: str,
     text_col: str,
     label_col: str,
+    data_dir: str | Path,  # study.data_dir, or the command's --data-dir
     text_pair_col: str | None = None,
     label_sep: str | None = None,
     split_col: str | None = None,
     hf_split: str | None = None,
-    data_dir: str | Path = "data",
     overwrite: bool = False,
     license: str | None = None,
     limits: dict | None = None,

@@ -97,7 +97,7 @@ def _prune_arch(section: Prune, progress: bool, ctx: JobContext | None) -> list[
     from pie_mlops.data.splits import subsample
 
     params = section.model_dump()  # the pure pruning plan (pruning/plan.py) reads a mapping
-    data_path = Path(section.data_dir) / check_name("dataset", section.dataset, "prune.dataset (or --dataset)")
+    data_path = Path(section.data_dir) / check_name("dataset", section.dataset, "study.dataset (or --dataset)")
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
     quant_only = bool(section.quantize) and not section.sparsities  # quantized groups alone
     jobs, seeds = ([] if quant_only else plan_jobs(params)), section.seeds

@@ -77,11 +77,10 @@ def _dvc_repro() -> None:
 def _in_process(params_file, timed, progress: bool, echo=None) -> None:
     from pie_mlops.stages import check, compare_study, prune, report, train, tune
 
-    data = resolve("materialize", params_file)
+    shared = resolve("study", params_file)
     # The gate checks what the study reads (every materialized dataset only through DVC, whose
     # check stages cover them all): a profile on one small set is not kept waiting by the others.
-    used = sorted({resolve(name, params_file).dataset for name in ("tune", "train", "prune", "compare")})
-    timed("check", check.check, resolve("check", params_file), used, data.data_dir)
+    timed("check", check.check, resolve("check", params_file), [shared.dataset], shared.data_dir)
     timed("tune", tune.tune, per_arch("tune", params_file), progress)
     # Each plan is resolved when its stage starts: train and prune take the values tune just wrote.
     timed("train", train.train, per_arch("train", params_file), progress)

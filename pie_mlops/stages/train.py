@@ -101,7 +101,7 @@ def _train_all(sections: list[Train], progress: bool, ctx: JobContext) -> list[d
     first = sections[0]
     if len({(p.dataset, p.data_dir, p.predictions_dir) for p in sections}) > 1:
         raise PieError("train: the plans of one call share their dataset, data_dir and predictions_dir")
-    data_path = Path(first.data_dir) / check_name("dataset", first.dataset, "train.dataset (or --dataset)")
+    data_path = Path(first.data_dir) / check_name("dataset", first.dataset, "study.dataset (or --dataset)")
     read_meta(data_path)  # PieError telling how to materialize a missing dataset
     # every input checked before any run
     plans = [job_plan(section) for section in sections]

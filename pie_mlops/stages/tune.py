@@ -202,7 +202,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
     from pie_mlops.util.credentials import check_no_password
 
     check_no_password(params["storage"], "tune.storage (or --storage)")  # a DVC param: it would land in dvc.lock
-    data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "tune.dataset (or --dataset)")
+    data_path = Path(params["data_dir"]) / check_name("dataset", params["dataset"], "study.dataset (or --dataset)")
     meta = read_meta(data_path)  # PieError with the fix if the dataset is missing
     # Build one model up front: a bad model path or architecture fails here, before any
     # study or run exists, instead of inside the first trial.

@@ -82,9 +82,9 @@ def test_import(capsys, tmp_path):
 
 
 def test_worker(capsys):
-    Path("params.yaml").write_text(f"train:\n  dataset: {EVIL}\n")
+    Path("params.yaml").write_text(f"study:\n  dataset: {EVIL}\n")
     err = _refused(capsys, "worker", "--max-jobs", "1")
-    assert "params.yaml: train.dataset" in err[0]
+    assert "params.yaml: study.dataset" in err[0]
 
 
 def test_report(capsys):

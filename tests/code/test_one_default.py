@@ -48,7 +48,6 @@ ALLOWED = {
     ("pruning/plan.py", "scope"): "a group's name from explicit parts; plan_jobs passes them",
     ("pruning/plan.py", "threshold"): "a group's name from explicit parts; plan_jobs passes them",
     ("report/build.py", "claims"): "a flag (render the claims table), not compare.claims",
-    ("stages/importer.py", "data_dir"): "the import command's own --data-dir (cli/data.py), no section",
     ("tracking/lineage.py", "data_dir"): "tracking library; every stage passes its section's data_dir",
     ("tracking/provenance.py", "data_dir"): "data.dvc's folder for provenance; stages pass their data_dir",
 }

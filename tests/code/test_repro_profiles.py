@@ -10,7 +10,7 @@ import pytest
 
 from pie_mlops.util.errors import PieError
 from pie_mlops.config.params import profile_path, validate
-from pie_mlops.config.plans import load_all
+from pie_mlops.config.plans import load_all, resolve
 from pie_mlops.config.plans import for_arch as one_arch
 from pie_mlops.config.plans import shrink
 from pie_mlops.config.schema import SECTIONS
@@ -28,10 +28,15 @@ def seeds_for(section: dict, arch: str, name: str = "train") -> list[int]:
     return for_arch(section, arch, name)["seeds"]
 
 
+def sections(path) -> dict:
+    """Every section's plan values, the study keys (dataset, arch, ...) included."""
+    return {name: resolve(name, path).model_dump() for name in SECTIONS}
+
+
 @pytest.fixture
 def profiles(monkeypatch):
     monkeypatch.chdir(ROOT)
-    return {p: load_all(profile_path(p)) for p in ("repro", "repro-e", "repro-bbc")}
+    return {p: sections(profile_path(p)) for p in ("repro", "repro-e", "repro-bbc")}
 
 
 def _pairs(params: dict, arch: str) -> set[tuple[str, float]]:
@@ -99,8 +104,8 @@ def test_the_gpu_grid_and_its_projection(profiles, monkeypatch):
     spec = importlib.util.spec_from_file_location("reproduce_gpu", ROOT / "scripts" / "reproduce_gpu.py")
     gpu = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gpu)
-    params = load_all(profile_path("repro-gpu"))
-    grid = gpu.chunks(params, profile_path("repro-gpu"))
+    params = sections(profile_path("repro-gpu"))
+    grid = gpu.chunks(load_all(profile_path("repro-gpu")), profile_path("repro-gpu"))
     assert sum(c["models"] for c in grid) == 2460 + 60
     assert params["compare"]["min_gain_over_baseline"] >= 0.05
     assert all(for_arch(params["train"], a)["seed_parallel"] for a in ("bert", "bilstm"))

@@ -15,7 +15,7 @@ PROFILES = ["params.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pr
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_compare_out_lies_under_the_report_root_dvc_yaml_templates(name):
-    """dvc.yaml names compare's outputs `${report.compare_root}/${compare.dataset}/${item}`:
+    """dvc.yaml names compare's outputs `${report.compare_root}/${study.dataset}/${item}`:
     every profile's compare.out must be exactly that, or DVC would track other paths."""
     from pie_mlops.config.plans import load_all
 
@@ -46,7 +46,8 @@ def test_a_profile_outside_dvc_declares_its_metrics_and_plots(tmp_path, monkeypa
     (tmp_path / ".dvc").mkdir()
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    (tmp_path / "p.yaml").write_text("compare: {dataset: synthetic_longtail, out: 'reports/tiny/compare/{dataset}/{arch}'}\n"
+    (tmp_path / "p.yaml").write_text("study: {dataset: synthetic_longtail}\n"
+                                     "compare: {out: 'reports/tiny/compare/{dataset}/{arch}'}\n"
                                      "report: {compare_root: reports/tiny/compare, out: reports/tiny/pies}\n")
     _outputs(tmp_path, "reports/tiny/compare", "reports/tiny/pies")
     path = declare("p.yaml")

@@ -30,8 +30,7 @@ def scale_params(repo: Path, n_trials: int = 2) -> Path:
     The workers run without tune (--no-tune), so train takes the profile's one tuned point (its
     tune space has a single choice per key): the dense models must pass the baseline gate."""
     doc = yaml.safe_load((repo / "profiles" / "tiny.yaml").read_text())  # an overlay on the defaults
-    for section in ("tune", "train", "prune", "compare"):
-        doc.setdefault(section, {})["arch"] = ["bert"]
+    doc.setdefault("study", {})["arch"] = ["bert"]
     doc["train"] |= {k: v["choices"][0] for k, v in doc["tune"]["space"]["bert"].items()}
     doc["train"]["seeds"] = doc["prune"]["seeds"] = [0, 1]
     doc["compare"]["min_seeds"] = 2

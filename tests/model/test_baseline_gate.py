@@ -41,18 +41,18 @@ def _reviews(path: Path, n: int = 450) -> None:
 
 
 def _params(root: Path) -> dict:
-    common = {"dataset": "reviews", "arch": ["bilstm"], "data_dir": "data"}
     return {
-        "tune": {**common, "max_length": 64, "n_trials": 1, "seed": 0, "storage": f"sqlite:///{root}/optuna.db",
+        "study": {"dataset": "reviews", "arch": ["bilstm"], "data_dir": "data"},
+        "tune": {"max_length": 64, "n_trials": 1, "seed": 0, "storage": f"sqlite:///{root}/optuna.db",
                  "max_train_examples": None, "max_validation_examples": None,
                  "out": "params/best_{dataset}_{arch}.yaml",
                  "space": {"bilstm": {"lr": {"low": 8e-3, "high": 1.2e-2, "log": True}, "epochs": {"choices": [6]}}}},
-        "train": {**common, "max_length": 64, "seeds": [0, 1], "epochs": 1, "lr": None, "snapshot_epochs": [], "predict_train": False,
+        "train": {"max_length": 64, "seeds": [0, 1], "epochs": 1, "lr": None, "snapshot_epochs": [], "predict_train": False,
                   "best_params": "params/best_{dataset}_{arch}.yaml"},
-        "prune": {**common, "max_length": 64, "criteria": ["magnitude"], "schedules": ["os"], "methods": None,
+        "prune": {"max_length": 64, "criteria": ["magnitude"], "schedules": ["os"], "methods": None,
                   "sparsities": [0.5], "seeds": [0, 1],
                   "predict_train": False, "predict_test": False, "best_params": "params/best_{dataset}_{arch}.yaml"},
-        "compare": {**common, "split": "validation", "min_seeds": 2, "n_boot": 20, "export_pies": False,
+        "compare": {"split": "validation", "min_seeds": 2, "n_boot": 20, "export_pies": False,
                     "min_gain_over_baseline": 0.02},
     }
 

@@ -11,7 +11,7 @@ from stage_fixtures import tiny_study
 
 from pie_mlops.cli import main
 from pie_mlops.util.errors import DataQualityError
-from plans import plan
+from plans import params_doc, plan
 from pie_mlops.config.plans import shrink
 from pie_mlops.stages.compare_study import compare
 from pie_mlops.stages.prune import prune as prune_stage
@@ -147,7 +147,7 @@ def test_too_few_seeds_fail_the_gate_through_the_cli(store, capsys):
     params = shrink(store["params"], min_seeds=4)
     import yaml
 
-    path.write_text(yaml.safe_dump({"compare": params.model_dump()}))
+    path.write_text(yaml.safe_dump(params_doc(compare=params)))
     with pytest.raises(SystemExit) as exc:
         main(["--params", str(path), "compare"])
     assert exc.value.code == 1

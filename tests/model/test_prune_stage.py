@@ -13,7 +13,7 @@ from stage_fixtures import tiny_study
 
 from pie_mlops.cli import main
 from pie_mlops.compare.predictions import read_predictions
-from plans import plan
+from plans import params_doc, plan
 from pie_mlops.config.plans import shrink
 from pie_mlops.stages.prune import group_name
 from pie_mlops.stages.prune import prune as prune_stage
@@ -117,7 +117,7 @@ def test_bad_input_exits_2_and_registers_nothing(store, capsys, change, message)
     params = store["params"].model_dump()
     params.update(change)
     path = store["root"] / "bad.yaml"
-    path.write_text(yaml.safe_dump({"prune": params}))
+    path.write_text(yaml.safe_dump(params_doc(prune=params)))
     with pytest.raises(SystemExit) as exc:
         main(["--params", str(path), "prune"])
     assert exc.value.code == 2

@@ -12,7 +12,7 @@ import yaml
 
 from pie_mlops.cli import main
 from pie_mlops.compare.predictions import BUNDLE, read_predictions, split_files
-from plans import plan
+from plans import params_doc, plan
 from pie_mlops.config.plans import shrink
 from pie_mlops.stages.materialize import materialize
 from pie_mlops.stages.train import train as train_stage
@@ -213,7 +213,7 @@ def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
 def test_bad_input_exits_2_before_any_run(store, tmp_path, capsys):
     root, params = store["root"], store["params"]
     params_file = tmp_path / "params.yaml"
-    params_file.write_text(yaml.safe_dump({"train": params.model_dump()}))
+    params_file.write_text(yaml.safe_dump(params_doc(train=params)))
     runs, versions = len(_runs()), len(_versions())
     cases = {
         ("--dataset", "nope"): "pie-mlops materialize --dataset nope",

@@ -129,7 +129,7 @@ def _kill_while_registering(cmd, cwd, env, log_path, before: int):
 
 @pytest.mark.parametrize("stage", ["train", "train-bert", "train-processes", "prune", "prune-processes"])
 def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path, stage):
-    from plans import plan
+    from plans import params_doc, plan
     from pie_mlops.stages.materialize import materialize
 
     materialize(plan("materialize", data_dir=str(tmp_path / "data")), ["synthetic_nli"], progress=False)
@@ -142,7 +142,7 @@ def test_sigkill_mid_group_then_rerun_leaves_one_version_per_seed(tmp_path, stag
     if stage.endswith("-processes"):  # the seeds in 2 child processes instead of one batch
         stage = stage.split("-")[0]
         params[stage].update(seed_parallel=False, seed_processes=2)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params_doc(**params)), encoding="utf-8")
     db = tmp_path / "mlflow.db"
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{db}", PYTHONPATH=str(Path(__file__).parents[2]))
     for var in ("MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
