@@ -43,8 +43,8 @@ def compare(plan: Compare, predictions_dir: str | Path | None = None, progress: 
         raise TypeError(f"compare() takes a Compare plan (pie_mlops.config.plans.resolve), got {type(plan).__name__}")
     params = dict(plan.model_dump(), **({"models": models} if models else {}))
     archs = params["arch"] if isinstance(params["arch"], (list, tuple)) else [params["arch"]]
-    archs = [check_name("arch", a, "compare.arch") for a in archs]  # each becomes a path part of out
-    check_name("dataset", params["dataset"], "compare.dataset (or --dataset)")
+    archs = [check_name("arch", a, "study.arch") for a in archs]  # each becomes a path part of out
+    check_name("dataset", params["dataset"], "study.dataset (or --dataset)")
     if predictions_dir is not None and len(archs) != 1:
         raise PieError("--predictions holds one study: give exactly one --arch with it")
     results, stopped = [], []
