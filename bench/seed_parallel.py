@@ -78,9 +78,9 @@ def processes(seeds, train_df, eval_df, epochs: int, n_proc: int = 2) -> tuple[f
     from pie_mlops.jobs.seed_pool import SeedTask, compute_seeds
 
     start = time.perf_counter()
-    tasks = [SeedTask("bilstm", 2, "single_label", seed, {"dropout": 0.0},
-                      TrainConfig(epochs=epochs, seed=seed, progress=False),
-                      {"train": train_df, "validation": None, "eval": eval_df}, ("eval",)) for seed in seeds]
+    tasks = [SeedTask({"arch": "bilstm", "num_labels": 2, "task": "single_label", "seed": seed, "dropout": 0.0},
+                      {"train": train_df, "validation": None, "eval": eval_df}, ("eval",),
+                      cfg=TrainConfig(epochs=epochs, seed=seed, progress=False)) for seed in seeds]
     logits = np.stack([out.logits["eval"] for out in compute_seeds(tasks, n_proc)])
     return time.perf_counter() - start, logits
 

@@ -131,7 +131,8 @@ def pace(backend: str, jobs: int, n: int, rounds: int, sleep_ms: float = 0.0) ->
     from pie_mlops import tracking
     from pie_mlops.jobs.context import JobContext
     from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags, run_job
-    from pie_mlops.jobs.training import TrainConfig, predict_frames, train
+    from pie_mlops.jobs.frames import predict_frames
+    from pie_mlops.jobs.training import TrainConfig, train
     from pie_mlops.jobs.writer import TrackWriter
     from pie_mlops.models import build_model
 

@@ -13,8 +13,8 @@ this module does the rest, the same way for all of them:
   (tracking.model_run) and removes the staging directory: nothing half-registered or
   half-written, ever.
 
-The caller holds `tracking.model_claim` around `finished` and `run_job`, so two processes
-never make the same (model, group, seed) on a SQLite store. Both take the job's context
+The orchestrator (orchestrate.py) holds `tracking.model_claim` around `finished` and `run_job`,
+so two processes never make the same (model, group, seed) on a SQLite store. Both take the job's context
 (pie_mlops/jobs/context.py): a worker's tags, compute slot and snapshot of finished runs.
 """
 

@@ -1,13 +1,15 @@
-"""Stage `prune`'s pruned jobs: a job's save, size and tracking (`pruned_made`, `track_pruned`), the
-registered dense model it starts from (`load_dense`), and jobs computed together: seed-parallel
-(prune.seed_parallel), a BiLSTM group's seeds pruned and predicted together, or pooled.
+"""Stage `prune`'s pruned jobs, as the orchestrator (jobs/orchestrate.py) computes them: one here
+(its model a copy of the registered dense model, `load_dense`, or the dense initialisation),
+or together: seed-parallel (prune.seed_parallel: a BiLSTM group's seeds pruned and predicted
+together) or pooled (prune.seed_processes); and each job's save, size and tracking
+(`pruned_made`, `track_pruned`).
 
-For each pruned group (`os`, unstructured, no recovery), the unfinished seeds' dense models are
-copied and pruned one by one: masks are per-seed tensor math and cost milliseconds. The S pruned
-models are then stacked (models/bilstm_stack.py), and each predicted split is one pass over the
-data for all of them. Only then does each seed go through the same per-seed path as a sequential
-job (`track_pruned`, the model-job protocol): its own run, prediction files, logged model (a delta
-against its dense version) and version, with the same tags.
+For each seed-parallel group (`os`, unstructured, no recovery), the unfinished seeds' dense
+models are copied and pruned one by one: masks are per-seed tensor math and cost milliseconds.
+The S pruned models are then stacked (models/bilstm_stack.py), and each predicted split is one
+pass over the data for all of them. Only then does each seed go through the same per-seed path
+as a sequential job (`track_pruned`, the model-job protocol): its own run, prediction files,
+logged model (a delta against its dense version) and version, with the same tags.
 
 No run exists while a group computes, so a crash or a kill there leaves nothing behind for it;
 one during tracking leaves the finished seeds registered and the rest to a rerun, which
@@ -21,34 +23,167 @@ import tempfile
 from pathlib import Path
 
 from pie_mlops.jobs.context import JobContext
+from pie_mlops.jobs.orchestrate import POOL, STACK, Maker
 from pie_mlops.jobs.protocol import Made, ModelJob, run_job
 from pie_mlops.pruning.plan import latency_batch
-from pie_mlops.jobs.writer import TrackWriter
 from pie_mlops.util.log import get as get_logger
 
 _LOG = get_logger(__name__)
 
 
-def prune_groups(pending: dict[str, list[ModelJob]], meta: dict, splits: dict, progress: bool,
-                 ctx: JobContext, versions: dict, writer: TrackWriter | None = None) -> list:
-    """Prune the jobs in `pending` (group -> its unfinished seeds' jobs) group by group, each
-    group's seeds together; one record per job (its Future when the `writer` tracks it while the
-    next group computes)."""
-    from tqdm.auto import tqdm
+class PrunedJobs(Maker):
+    """How prune computes one architecture's jobs: `meta`, the `splits`, each seed's registered
+    dense version (`versions`) and the jobs' `processes` (seed_processes). The current seed's
+    dense model lives in the job context (`ctx.dense`), which a worker's lane keeps across
+    prune() calls (one (group, seed) each), keyed by the version's run id (unique in any store)."""
 
-    from pie_mlops.util.log import progress_disabled
+    desc = "prune"
 
-    name = next(iter(pending.values()))[0].model_name
-    seeds = sorted({job.seed for jobs in pending.values() for job in jobs})
-    dense = {}
-    with ctx.compute(), tempfile.TemporaryDirectory(prefix="pie-dense-") as tmp:
-        for seed in seeds:  # every seed's dense model, loaded once for all groups
-            dense[seed] = load_dense(name, seed, Path(tmp) / f"s{seed}", versions[seed])
-            _share_embedding(dense[seed]["model"], dense[seeds[0]]["model"])
-    records = []
-    for jobs in tqdm(pending.values(), desc="prune groups (seed-parallel)", disable=progress_disabled(progress)):
-        records += _prune_group(jobs, meta, splits, ctx, dense, writer)
-    return records
+    def __init__(self, meta: dict, splits: dict, progress: bool, ctx: JobContext, versions: dict, processes: int):
+        self.meta, self.splits, self.progress, self.ctx = meta, splits, progress, ctx
+        self.versions, self.processes = versions, processes
+
+    def key(self, job: ModelJob) -> dict:
+        return {"group": job.group, "seed": job.seed}
+
+    def way(self, job: ModelJob):
+        if job.plan.get("seed_parallel"):  # computed together, tracked one by one
+            return STACK, job.group
+        return (POOL, None) if self.processes > 1 else None
+
+    def one(self, job: ModelJob):
+        """Compute one pruned job here: its tracking."""
+        from pie_mlops.jobs.frames import predict_frames
+        from pie_mlops.models.predict import job_autocast
+        from pie_mlops.pruning.apply import prune_model
+        from pie_mlops.pruning.plan import predicted_splits
+
+        plan, seed, ctx, meta, splits = job.plan, job.seed, self.ctx, self.meta, self.splits
+        history: list[dict] = []
+        # No run exists while it computes: a dense model that does not load, or a crash, makes none.
+        with ctx.compute(), tempfile.TemporaryDirectory(prefix="pie-dense-") as tmp:
+            model = self._start(job, Path(tmp))
+            outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=self.progress,
+                                  on_epoch_end=lambda epoch, metrics: history.append(dict(metrics, epoch=epoch)))
+            frames = predict_frames(model, splits, predicted_splits(plan), group=job.group, seed=seed,
+                                    threshold=outcome.threshold, val_logits=outcome.val_logits,
+                                    autocast=job_autocast(plan))
+        # the os delta's base, as it is now: the next seed's compute replaces ctx.dense meanwhile
+        dense = dict(ctx.dense) if plan["schedule"] == "os" else None
+
+        def make(run, _model, staging) -> Made:
+            run.log_history(history)  # every epoch's metrics in one request
+            return pruned_made(run, model, staging, outcome, frames, dense)
+
+        return lambda: track_pruned(job, make, ctx, meta, splits)
+
+    def _start(self, job: ModelJob, staging: Path):
+        """os: a copy of the registered dense model of this seed (`ctx.dense` keeps the current
+        seed's download, so memory stays one model whatever the seed count); ft/wr/ai: the dense init."""
+        from pie_mlops.config.fidelity import model_kwargs
+        from pie_mlops.models import build_model
+
+        plan, seed, dense = job.plan, job.seed, self.ctx.dense
+        if plan["schedule"] == "os":
+            key = (job.model_name, seed, self.versions[seed].run_id)
+            if dense.get("key") != key:
+                dense.clear()
+                dense.update(load_dense(job.model_name, seed, staging / "dense", self.versions[seed]), key=key)
+            return copy.deepcopy(dense["model"])
+        return build_model(plan["arch"], len(self.meta["label_names"]), self.meta["task"], seed=seed,
+                           model_path=plan["model_path"] if plan["arch"] == "bert" else None,
+                           **model_kwargs(plan["arch"], plan, "prune"))
+
+    def _dense(self, jobs: list[ModelJob]) -> dict:
+        """seed -> the registered dense model of every seed of `jobs`, loaded once for all their
+        groups (one frozen GloVe matrix shared by all)."""
+        dense = {}
+        with self.ctx.compute(), tempfile.TemporaryDirectory(prefix="pie-dense-") as tmp:
+            for seed in sorted({job.seed for job in jobs}):
+                dense[seed] = load_dense(jobs[0].model_name, seed, Path(tmp) / f"s{seed}", self.versions[seed])
+                _share_embedding(dense[seed]["model"], next(iter(dense.values()))["model"])
+        return dense
+
+    def stacks(self, stacks: dict):
+        """prune.seed_parallel: group by group, each group's seeds pruned and predicted together."""
+        from tqdm.auto import tqdm
+
+        from pie_mlops.jobs.seed_training import predict_logits_stacked
+        from pie_mlops.models.bilstm_stack import StackedBiLSTM
+        from pie_mlops.pruning.apply import prune_model
+        from pie_mlops.pruning.plan import predicted_splits
+        from pie_mlops.util.log import progress_disabled
+
+        ctx, task, splits = self.ctx, self.meta["task"], self.splits
+        dense = self._dense([job for jobs in stacks.values() for job in jobs])
+        for jobs in tqdm(stacks.values(), desc="prune groups (seed-parallel)", disable=progress_disabled(self.progress)):
+            with ctx.compute():  # a worker's compute slot; else just timing
+                models, outcomes = [], []
+                for job in jobs:
+                    model = copy.deepcopy(dense[job.seed]["model"])
+                    _share_embedding(model, dense[job.seed]["model"])
+                    outcomes.append(prune_model(model, job.plan, job.seed, splits, task=task, progress=False))
+                    models.append(model)
+                stack = StackedBiLSTM(models, [job.seed for job in jobs])
+                logits = {split: predict_logits_stacked(stack, splits[split], models[0])
+                          for split in predicted_splits(jobs[0].plan)}
+                del stack
+            for i, job in enumerate(jobs):
+                yield job, self._tracking(job, models[i], outcomes[i], {k: v[i] for k, v in logits.items()},
+                                          dense[job.seed])
+
+    def pool(self, _key, jobs: list[ModelJob]):
+        """prune.seed_processes: the jobs `processes` at a time in child processes (jobs/seed_pool.py),
+        each computing what it computes here; each is tracked as soon as it is back. CPU latency is
+        timed here, on this process's threads, as for a job pruned here."""
+        from tqdm.auto import tqdm
+
+        from pie_mlops.config.fidelity import model_kwargs
+        from pie_mlops.jobs.seed_pool import SeedTask, compute_seeds
+        from pie_mlops.pruning.apply import cpu_latency_ms
+        from pie_mlops.pruning.plan import predicted_splits
+        from pie_mlops.util.log import progress_disabled
+
+        task, splits = self.meta["task"], self.splits
+        dense = self._dense([job for job in jobs if job.plan["schedule"] == "os"]) if any(
+            job.plan["schedule"] == "os" for job in jobs) else {}
+        first = next(iter(dense.values()))["model"] if dense else None
+
+        def build(job: ModelJob) -> dict:
+            return dict(arch=job.plan["arch"], num_labels=len(self.meta["label_names"]), task=task, seed=job.seed,
+                        model_path=job.plan["model_path"] if job.plan["arch"] == "bert" else None,
+                        **model_kwargs(job.plan["arch"], job.plan, "prune"))
+
+        tasks = [SeedTask(build(job), splits, predicted_splits(job.plan), plan=job.plan,
+                          start=dense[job.seed]["model"] if job.plan["schedule"] == "os" else None) for job in jobs]
+        outputs = compute_seeds(tasks, self.processes)
+        try:
+            for job, out in tqdm(zip(jobs, outputs), total=len(jobs), desc=f"prune ({self.processes} processes)",
+                                 disable=progress_disabled(self.progress)):
+                if first is not None:
+                    _share_embedding(out.model, first)
+                batch = splits["test"].head(latency_batch(job.plan))
+                out.outcome.accounting["latency_ms"] = cpu_latency_ms(out.model, batch)
+                yield job, self._tracking(job, out.model, out.outcome, out.logits,
+                                          dense.get(job.seed) if job.plan["schedule"] == "os" else None, out.history)
+        finally:
+            outputs.close()  # ends the children, also when tracking failed
+
+    def _tracking(self, job: ModelJob, model, outcome, logits: dict, dense: dict | None, history=None):
+        """One job computed together, through the model-job protocol; `logits`: split -> its logits;
+        `history`: a pooled job's per-epoch metrics."""
+        from pie_mlops.compare.predictions import predictions_frame
+
+        def make(run, _model, staging) -> Made:
+            if history is not None:
+                run.log_history(history)  # every epoch's metrics, in one request
+            frames = {split: predictions_frame(self.splits[split], each, split=split, group=job.group, seed=job.seed,
+                                               task=self.meta["task"], threshold=outcome.threshold)
+                      for split, each in logits.items()}
+            with self.ctx.compute():
+                return pruned_made(run, model, staging, outcome, frames, dense)
+
+        return lambda: track_pruned(job, make, self.ctx, self.meta, self.splits)
 
 
 def _share_embedding(model, first) -> None:
@@ -57,112 +192,6 @@ def _share_embedding(model, first) -> None:
 
     if model is not first and model.embedding_source == first.embedding_source == GLOVE:
         model.embedding = first.embedding
-
-
-def _prune_group(jobs: list[ModelJob], meta: dict, splits: dict, ctx: JobContext, dense: dict,
-                 writer: TrackWriter | None) -> list:
-    from pie_mlops.models.bilstm_stack import StackedBiLSTM
-    from pie_mlops.compare.predictions import predictions_frame
-    from pie_mlops.pruning.apply import prune_model
-    from pie_mlops.pruning.plan import predicted_splits
-    from pie_mlops.jobs.seed_training import predict_logits_stacked
-
-    task = meta["task"]
-    with ctx.compute():  # a worker's compute slot; else just timing
-        models, outcomes = [], []
-        for job in jobs:
-            model = copy.deepcopy(dense[job.seed]["model"])
-            _share_embedding(model, dense[job.seed]["model"])
-            outcomes.append(prune_model(model, job.plan, job.seed, splits, task=task, progress=False))
-            models.append(model)
-        stack = StackedBiLSTM(models, [job.seed for job in jobs])
-        logits = {split: predict_logits_stacked(stack, splits[split], models[0])
-                  for split in predicted_splits(jobs[0].plan)}
-        del stack
-
-    records = []
-    for i, job in enumerate(jobs):
-        def make(run, _model, staging, i=i, job=job) -> Made:
-            frames = {split: predictions_frame(splits[split], logits[split][i], split=split, group=job.group,
-                                               seed=job.seed, task=task, threshold=outcomes[i].threshold)
-                      for split in logits}
-            with ctx.compute():
-                return pruned_made(run, models[i], staging, outcomes[i], frames, dense[job.seed])
-
-        records.append(_submit(writer, job, make, ctx, meta, splits))
-    return records
-
-
-def prune_pooled(jobs: list[ModelJob], meta: dict, splits: dict, progress: bool, ctx: JobContext,
-                 versions: dict, processes: int, writer: TrackWriter | None = None) -> list:
-    """prune.seed_processes: the jobs `processes` at a time in child processes (pie_mlops/jobs/seed_pool.py),
-    each computing what it computes in process; each is tracked here as soon as it is back. CPU
-    latency is timed here, on this process's threads, as for a job pruned in process."""
-    from tqdm.auto import tqdm
-
-    from pie_mlops.config.fidelity import model_kwargs
-    from pie_mlops.util.log import progress_disabled
-    from pie_mlops.compare.predictions import predictions_frame
-    from pie_mlops.pruning.apply import cpu_latency_ms
-    from pie_mlops.pruning.plan import predicted_splits
-    from pie_mlops.jobs.seed_pool import PruneTask, compute_seeds, prune_seed
-
-    name, task = jobs[0].model_name, meta["task"]
-    dense, first = {}, None
-    with ctx.compute(), tempfile.TemporaryDirectory(prefix="pie-dense-") as tmp:
-        for seed in sorted({job.seed for job in jobs if job.plan["schedule"] == "os"}):
-            dense[seed] = load_dense(name, seed, Path(tmp) / f"s{seed}", versions[seed])
-            first = first or dense[seed]["model"]
-            _share_embedding(dense[seed]["model"], first)
-
-    def build(job: ModelJob) -> dict:
-        return dict(arch=job.plan["arch"], num_labels=len(meta["label_names"]), task=task, seed=job.seed,
-                    model_path=job.plan["model_path"] if job.plan["arch"] == "bert" else None,
-                    **model_kwargs(job.plan["arch"], job.plan, "prune"))
-
-    tasks = [PruneTask(build(job), job.plan, job.seed, dense[job.seed]["model"] if job.seed in dense and
-                       job.plan["schedule"] == "os" else None, splits, predicted_splits(job.plan)) for job in jobs]
-    records = []
-    outputs = compute_seeds(tasks, processes, prune_seed)
-    try:
-        for job, out in tqdm(zip(jobs, outputs), total=len(jobs), desc=f"prune ({processes} processes)",
-                             disable=progress_disabled(progress)):
-            if first is not None:
-                _share_embedding(out.model, first)
-            batch = splits["test"].head(latency_batch(job.plan))
-            out.outcome.accounting["latency_ms"] = cpu_latency_ms(out.model, batch)
-
-            def make(run, _model, staging, job=job, out=out) -> Made:
-                run.log_history(out.history)  # every epoch's metrics, in one request
-                frames = {split: predictions_frame(splits[split], logits, split=split, group=job.group, seed=job.seed,
-                                                   task=task, threshold=out.outcome.threshold)
-                          for split, logits in out.logits.items()}
-                with ctx.compute():
-                    return pruned_made(run, out.model, staging, out.outcome, frames,
-                                       dense.get(job.seed) if job.plan["schedule"] == "os" else None)
-
-            records.append(_submit(writer, job, make, ctx, meta, splits))
-    finally:
-        outputs.close()  # ends the children, also when tracking failed
-    return records
-
-
-def _submit(writer: TrackWriter | None, *args):
-    """`_track(*args)` by the writer (its Future), or here when there is none."""
-    return writer.submit(_track, *args) if writer is not None else _track(*args)
-
-
-def _track(job: ModelJob, make, ctx: JobContext, meta: dict, splits: dict) -> dict:
-    """Registered under the per-(model, group, seed) claim, like a job pruned in process: a duplicate
-    command that pruned the same job meanwhile finds it finished and defers."""
-    from pie_mlops import tracking
-    from pie_mlops.jobs.protocol import finished
-
-    with tracking.model_claim(job.model_name, job.group, job.seed):
-        found = finished(job, ctx)
-        if found:
-            return {"group": job.group, "seed": job.seed, "status": "skipped", "run_id": found}
-        return track_pruned(job, make, ctx, meta, splits)
 
 
 def pruned_dir(params: dict, arch: str) -> Path:

@@ -106,7 +106,7 @@ def _quantize_one(job: ModelJob, meta: dict, splits: dict, ctx: JobContext, key:
     from pie_mlops.models.sparse import write_delta
     from pie_mlops.pruning.apply import cpu_latency_ms
     from pie_mlops.pruning.plan import predicted_splits
-    from pie_mlops.jobs.training import predict_frames
+    from pie_mlops.jobs.frames import predict_frames
 
     plan, seed, method = job.plan, job.seed, job.plan["quantize"]
 

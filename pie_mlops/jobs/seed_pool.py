@@ -25,24 +25,26 @@ import numpy as np
 
 @dataclass
 class SeedTask:
-    """One dense seed to compute: what `build_model` and `training.train` need, and the splits."""
+    """One model job to compute in a child, dense or pruned: its model (`start`, sent pickled: a
+    pruned os job's dense model; else built from `build`, the seed's own initialisation), trained
+    (`cfg`: a dense seed) or pruned (`plan`: a pruned job), then the `predict` splits predicted."""
 
-    arch: str
-    n_labels: int
-    task: str
-    seed: int
-    model_kwargs: dict
-    cfg: object                    # training.TrainConfig (progress off)
+    build: dict                    # build_model's arguments: arch, num_labels, task, seed, model kwargs
     splits: dict                   # train, validation, test DataFrames
     predict: tuple[str, ...]       # the splits to predict after training
+    cfg: object = None             # a dense seed: training.TrainConfig (progress off)
+    plan: dict | None = None       # a pruned job: its plan (pruning.apply.prune_model)
+    start: object = None           # a pruned os job: the dense model it is cut from
 
 
 @dataclass
 class SeedOutput:
-    seed: int
-    state: dict                    # the trained weights (frozen ones left out: rebuilt from the seed)
-    result: object                 # training.TrainResult
-    logits: dict = field(default_factory=dict)  # split -> [n, labels]
+    logits: dict                   # split -> [n, labels]
+    state: dict | None = None      # dense: the trained weights (frozen ones left out: rebuilt from the seed)
+    result: object = None          # dense: training.TrainResult
+    model: object = None           # pruned: the model (a BiLSTM pickles without its packaged GloVe)
+    outcome: object = None         # pruned: pruning.apply.Outcome
+    history: list = field(default_factory=list)  # pruned: per-epoch metrics of a schedule that trains
 
 
 def _init_worker(threads: int) -> None:
@@ -62,69 +64,43 @@ def _init_worker(threads: int) -> None:
 
 
 def compute_seed(task: SeedTask) -> SeedOutput:
-    """Build, train and predict one seed, as `training.train` and `predict_logits` do alone."""
-    from pie_mlops.models import build_model
+    """Compute one job as the stage computes it in process: a dense seed built, trained and
+    predicted (`training.train`, `predict_logits`), or a pruned job pruned and predicted."""
     from pie_mlops.jobs.training import predict_logits, train
+    from pie_mlops.models import build_model
+    from pie_mlops.pruning.apply import prune_model
 
-    model = build_model(task.arch, task.n_labels, task.task, seed=task.seed, **task.model_kwargs)
-    result = train(model, task.splits["train"], task.splits["validation"], task.cfg)
-    logits = {split: result.val_logits if split == "validation" and result.val_logits is not None
-              else predict_logits(model, task.splits[split], task.cfg.eval_batch_size)
-              for split in task.predict}
-    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
-    state = {k: v for k, v in model.state_dict().items() if k not in frozen}
-    return SeedOutput(task.seed, state, result, {k: np.asarray(v) for k, v in logits.items()})
+    model = task.start if task.start is not None else build_model(**task.build)
+    out, batch = SeedOutput({}), ()  # batch: predict_logits' batch size (a pruned job: its default)
+    if task.plan is None:
+        out.result = done = train(model, task.splits["train"], task.splits["validation"], task.cfg)
+        batch = (task.cfg.eval_batch_size,)
+        frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+        out.state = {k: v for k, v in model.state_dict().items() if k not in frozen}
+    else:
+        out.outcome = done = prune_model(model, task.plan, task.build["seed"], task.splits, task=task.build["task"],
+                                         progress=False, on_epoch_end=lambda epoch, metrics:
+                                         out.history.append(dict(metrics, epoch=epoch)))
+        out.model = model
+    out.logits = {split: np.asarray(done.val_logits if split == "validation" and done.val_logits is not None
+                                    else predict_logits(model, task.splits[split], *batch))
+                  for split in task.predict}
+    return out
 
 
 def threads_per_process(processes: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, processes))
 
 
-@dataclass
-class PruneTask:
-    """One pruned (group, seed) to compute: `start` (os: the dense model, sent pickled; else None:
-    built from the seed, the dense initialisation) pruned as `plan` says, then predicted."""
-
-    build: dict                    # build_model's arguments: arch, num_labels, task, seed, model kwargs
-    plan: dict
-    seed: int
-    start: object
-    splits: dict
-    predict: tuple[str, ...]
-
-
-@dataclass
-class PrunedOutput:
-    model: object                  # the pruned model (a BiLSTM pickles without its packaged GloVe)
-    outcome: object                # pruning.apply.Outcome
-    logits: dict
-    history: list = field(default_factory=list)  # per-epoch metrics of a schedule that trains
-
-
-def prune_seed(task: PruneTask) -> PrunedOutput:
-    """Prune and predict one (group, seed), as the prune stage does it in process."""
-    from pie_mlops.models import build_model
-    from pie_mlops.pruning.apply import prune_model
-    from pie_mlops.jobs.training import predict_logits
-
-    model = task.start if task.start is not None else build_model(**task.build)
-    history = []
-    outcome = prune_model(model, task.plan, task.seed, task.splits, task=task.build["task"], progress=False,
-                          on_epoch_end=lambda epoch, metrics: history.append(dict(metrics, epoch=epoch)))
-    logits = {split: outcome.val_logits if split == "validation" and outcome.val_logits is not None
-              else predict_logits(model, task.splits[split]) for split in task.predict}
-    return PrunedOutput(model, outcome, {k: np.asarray(v) for k, v in logits.items()}, history)
-
-
-def _call(fn, blob: bytes) -> bytes:
-    """`fn` on a task sent as plain pickle bytes. Handed to the pool as objects, tensors would go
+def _call(blob: bytes) -> bytes:
+    """`compute_seed` on a task sent as plain pickle bytes. Handed to the pool as objects, tensors would go
     through torch's multiprocessing reducers, which *share* their storage: a child pruning its
     start model in place would prune the parent's dense model, and the next task's copy too."""
-    return pickle.dumps(fn(pickle.loads(blob)), protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(compute_seed(pickle.loads(blob)), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def compute_seeds(tasks: list, processes: int, fn=compute_seed):
-    """Yield `fn(task)` for each task in the order of `tasks`, computed `processes` at a time in
+def compute_seeds(tasks: list[SeedTask], processes: int):
+    """Yield `compute_seed(task)` for each task in the order of `tasks`, computed `processes` at a time in
     spawned children; the pool is shut down (children ended) when the generator closes."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -132,7 +108,7 @@ def compute_seeds(tasks: list, processes: int, fn=compute_seed):
     pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(threads_per_process(processes),))
     try:
-        futures = [pool.submit(_call, fn, pickle.dumps(task)) for task in tasks]
+        futures = [pool.submit(_call, pickle.dumps(task)) for task in tasks]
         for future in futures:
             yield pickle.loads(future.result())
     finally:

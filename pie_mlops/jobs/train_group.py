@@ -1,7 +1,7 @@
-"""Stage `train`'s dense jobs: one seed's configuration and tracking (`train_config`, `track_one`),
-and a group's unfinished seeds computed together, then tracked seed by seed.
+"""Stage `train`'s dense jobs, as the orchestrator (jobs/orchestrate.py) computes them: one seed
+here, a group's unfinished seeds together, each then tracked seed by seed (`track_one`).
 
-Two ways (docs/seed-parallel.md):
+Two ways to compute seeds together (docs/seed-parallel.md):
 - `train.seed_parallel`: the seeds as one batched computation in this process
   (pie_mlops/jobs/seed_training.py; BERT/MiniLM through vmap, for a GPU); each seed is built with
   its own seeded initialisation.
@@ -18,8 +18,8 @@ which computes only those, together again.
 from __future__ import annotations
 
 from pie_mlops.jobs.context import JobContext
+from pie_mlops.jobs.orchestrate import POOL, STACK, Maker
 from pie_mlops.jobs.protocol import Made, ModelJob, run_job
-from pie_mlops.jobs.writer import TrackWriter
 from pie_mlops.util.log import get as get_logger
 
 _LOG = get_logger(__name__)
@@ -27,105 +27,140 @@ _LOG = get_logger(__name__)
 GROUP = "dense"
 
 
-def train_config(plan: dict, seed: int, progress: bool):
-    """The training loop's configuration of one dense seed (the one place it is built from a plan)."""
-    from pie_mlops.config.fidelity import option
-    from pie_mlops.jobs.training import TrainConfig
-    from pie_mlops.models.predict import job_autocast
+class DenseJobs(Maker):
+    """How train computes its jobs: `meta` and the dataset's `splits`; per architecture, the
+    seeds' `processes` (seed_processes) and the intra-op `threads` of what computes here."""
 
-    return TrainConfig(epochs=int(plan["epochs"]), batch_size=int(plan["batch_size"]), lr=plan["lr"],
-                       warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
-                       seed=seed, snapshot_epochs=tuple(plan["snapshot_epochs"]), progress=progress,
-                       optimizer=option(plan, "optimizer"), autocast=job_autocast(plan))
+    desc = "train seeds"
 
-def train_group(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool,
-                ctx: JobContext, writer: TrackWriter | None = None) -> list:
-    """Train the seeds of the dense jobs in `pending` as one batched computation; one record per
-    seed (the Future of one when a `writer` tracks them, beside what computes next)."""
-    import numpy as np
+    def __init__(self, meta: dict, splits: dict, progress: bool, ctx: JobContext, processes: dict, threads: dict):
+        self.meta, self.splits, self.progress, self.ctx = meta, splits, progress, ctx
+        self.processes, self.threads = processes, threads
 
-    from pie_mlops.config.fidelity import model_kwargs
-    from pie_mlops.models import build_model
-    from pie_mlops.compare.predictions import predicted_splits
-    from pie_mlops.jobs.seed_training import predict_logits_stacked, train_seeds
+    def key(self, job: ModelJob) -> dict:
+        return {"arch": job.plan["arch"], "seed": job.seed}
 
-    task, n_labels = meta["task"], len(meta["label_names"])
-    seeds = [job.seed for job in pending]
-    cfg = train_config(plan, 0, progress)
-    with ctx.compute():  # a worker's compute slot; else just timing
-        models = []
-        for seed in seeds:
-            models.append(build_model(plan["arch"], n_labels, task, seed=seed, model_path=plan.get("model_path"),
-                                      **model_kwargs(plan["arch"], plan, "train")))
-            if plan["arch"] == "bilstm":  # one frozen GloVe matrix (80 MB) for the group, not one per seed
-                models[-1].embedding = models[0].embedding
-        results, stack = train_seeds(models, seeds, splits["train"], splits["validation"], cfg)
-        logits = {split: np.stack([r.val_logits for r in results])  # the last epoch's pass: final weights
-                  if split == "validation" and all(r.val_logits is not None for r in results) else
-                  predict_logits_stacked(stack, splits[split], models[0], cfg.eval_batch_size)
-                  for split in predicted_splits(plan)}
-    del stack
-    track = writer.submit if writer is not None else lambda fn, *args: fn(*args)
-    return [track(_track, job, plan, meta, splits, ctx, models[i], results[i], {k: v[i] for k, v in logits.items()})
-            for i, job in enumerate(pending)]
+    def way(self, job: ModelJob):
+        arch = job.plan["arch"]
+        if job.group != GROUP:  # dense-long: one at a time (stacks and pools make dense models only)
+            return None
+        if job.plan.get("seed_parallel"):
+            return STACK, arch
+        return (POOL, arch) if self.processes[arch] > 1 else None
 
+    def data(self, plan: dict) -> dict:
+        """The splits a plan trains on (its max_train_examples: a fixed subsample)."""
+        from pie_mlops.data.splits import subsample
 
-def train_pooled(plan: dict, pending: list[ModelJob], meta: dict, splits: dict, progress: bool,
-                 ctx: JobContext, processes: int, writer: TrackWriter | None = None) -> list:
-    """Train the seeds of `pending` `processes` at a time in child processes; track each in turn
-    (by the `writer`, if given: records are then Futures)."""
-    from tqdm.auto import tqdm
+        return dict(self.splits, train=subsample(self.splits["train"], plan["max_train_examples"]))
 
-    from pie_mlops.config.fidelity import model_kwargs
-    from pie_mlops.util.log import progress_disabled
-    from pie_mlops.models import build_model
-    from pie_mlops.compare.predictions import predicted_splits
-    from pie_mlops.jobs.seed_pool import SeedTask, compute_seeds
+    def one(self, job: ModelJob):
+        """Compute one seed here: its tracking, or a DDP rank > 0's record (rank 0 tracks)."""
+        from pie_mlops.compare.predictions import predicted_splits
+        from pie_mlops.config.fidelity import model_kwargs
+        from pie_mlops.jobs.distributed import is_main, rank
+        from pie_mlops.jobs.frames import predict_frames, snapshot_frames
+        from pie_mlops.jobs.training import job_config
+        from pie_mlops.jobs.training import train as fit
+        from pie_mlops.models import build_model
+        from pie_mlops.util.seeding import intra_op_threads
 
-    task, n_labels = meta["task"], len(meta["label_names"])
-    kwargs = dict(model_kwargs(plan["arch"], plan, "train"), model_path=plan["model_path"])
-    tasks = [SeedTask(plan["arch"], n_labels, task, job.seed, kwargs, train_config(plan, job.seed, False), splits,
-                      predicted_splits(plan)) for job in pending]
-    records = []
-    outputs = compute_seeds(tasks, processes)
-    try:
-        bar = tqdm(zip(pending, outputs), total=len(pending), desc=f"train seeds ({processes} processes)",
-                   disable=progress_disabled(progress))
-        for job, out in bar:
-            # the same model, rebuilt here from its seed (frozen weights) and the child's weights
-            model = build_model(plan["arch"], n_labels, task, seed=job.seed, **kwargs)
-            model.load_state_dict(out.state, strict=False)
-            args = (job, plan, meta, splits, ctx, model, out.result, out.logits)
-            records.append(writer.submit(_track, *args) if writer is not None else _track(*args))
-    finally:
-        outputs.close()  # ends the children, also when tracking failed
-    return records
+        plan, seed, meta, splits = job.plan, job.seed, self.meta, self.data(job.plan)
+        cfg = job_config(plan, seed, self.progress)
+        # No run exists while it computes: a model path that does not load, or a crash, makes none.
+        with intra_op_threads(self.threads[plan["arch"]]), self.ctx.compute():  # a worker's slot; else timing
+            model = build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
+                                model_path=plan["model_path"], **model_kwargs(plan["arch"], plan, "train"))
+            result = fit(model, splits["train"], splits["validation"], cfg)
+            if not is_main():  # a DDP rank > 0: train its shares, leave the store and the files to rank 0
+                return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}
+            frames = predict_frames(model, splits, predicted_splits(plan), group=job.group, seed=seed,
+                                    threshold=result.threshold, batch_size=cfg.eval_batch_size,
+                                    val_logits=result.val_logits, autocast=cfg.autocast)
+            frames.update(snapshot_frames(result, splits["train"], group=job.group, seed=seed, task=meta["task"]))
 
+        def make(run, _model, _staging) -> Made:
+            run.log_history(result.history)  # every epoch's metrics in one request
+            return Made(model, frames, threshold=result.threshold, step=int(plan["epochs"]))
 
-def _track(job: ModelJob, plan: dict, meta: dict, splits: dict, ctx: JobContext, model, result, logits: dict) -> dict:
-    """One computed seed through the model-job protocol; `logits`: split -> this seed's logits."""
-    from pie_mlops import tracking
-    from pie_mlops.jobs.protocol import finished
-    from pie_mlops.compare.predictions import predictions_frame
-    from pie_mlops.jobs.training import snapshot_frames
+        return lambda: track_one(job, make, self.ctx, meta["task"], meta["label_names"], splits["test"])
 
-    task = meta["task"]
+    def stacks(self, stacks: dict):
+        """train.seed_parallel: each architecture's seeds trained as one batched computation."""
+        import numpy as np
 
-    def make(run, _model, _staging) -> Made:
-        run.log_history(result.history)  # every epoch's metrics, in one request
-        frames = {split: predictions_frame(splits[split], each, split=split, group=GROUP, seed=job.seed, task=task,
-                                           threshold=result.threshold)
-                  for split, each in logits.items()}
-        frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=job.seed, task=task))
-        return Made(model, frames, threshold=result.threshold, step=int(plan["epochs"]))
+        from pie_mlops.compare.predictions import predicted_splits
+        from pie_mlops.config.fidelity import model_kwargs
+        from pie_mlops.jobs.seed_training import predict_logits_stacked, train_seeds
+        from pie_mlops.jobs.training import job_config
+        from pie_mlops.models import build_model
+        from pie_mlops.util.seeding import intra_op_threads
 
-    # Registered under the per-(model, group, seed) claim, like a sequential seed: a duplicate
-    # command that trained the same group meanwhile finds this seed finished and defers.
-    with tracking.model_claim(job.model_name, GROUP, job.seed):
-        found = finished(job, ctx)
-        if found:
-            return {"arch": plan["arch"], "seed": job.seed, "status": "skipped", "run_id": found}
-        return track_one(job, make, ctx, task, meta["label_names"], splits["test"])
+        task, n_labels = self.meta["task"], len(self.meta["label_names"])
+        for arch, pending in stacks.items():
+            plan = pending[0].plan
+            splits, seeds = self.data(plan), [job.seed for job in pending]
+            with intra_op_threads(self.threads[arch]), self.ctx.compute():  # a worker's slot; else timing
+                models = []
+                for seed in seeds:
+                    models.append(build_model(arch, n_labels, task, seed=seed, model_path=plan.get("model_path"),
+                                              **model_kwargs(arch, plan, "train")))
+                    if arch == "bilstm":  # one frozen GloVe matrix (80 MB) for the group, not one per seed
+                        models[-1].embedding = models[0].embedding
+                cfg = job_config(plan, 0, self.progress)
+                results, stack = train_seeds(models, seeds, splits["train"], splits["validation"], cfg)
+                logits = {split: np.stack([r.val_logits for r in results])  # the last epoch's pass: final weights
+                          if split == "validation" and all(r.val_logits is not None for r in results) else
+                          predict_logits_stacked(stack, splits[split], models[0], cfg.eval_batch_size)
+                          for split in predicted_splits(plan)}
+            del stack
+            for i, job in enumerate(pending):
+                yield job, self._tracking(job, splits, models[i], results[i], {k: v[i] for k, v in logits.items()})
+
+    def pool(self, arch: str, pending: list[ModelJob]):
+        """train.seed_processes: the seeds `processes` at a time in child processes, each tracked
+        as soon as it is back."""
+        from tqdm.auto import tqdm
+
+        from pie_mlops.compare.predictions import predicted_splits
+        from pie_mlops.config.fidelity import model_kwargs
+        from pie_mlops.jobs.seed_pool import SeedTask, compute_seeds
+        from pie_mlops.jobs.training import job_config
+        from pie_mlops.models import build_model
+        from pie_mlops.util.log import progress_disabled
+
+        plan, processes, splits = pending[0].plan, self.processes[arch], self.data(pending[0].plan)
+        build = dict(arch=arch, num_labels=len(self.meta["label_names"]), task=self.meta["task"],
+                     model_path=plan["model_path"], **model_kwargs(arch, plan, "train"))
+        tasks = [SeedTask(dict(build, seed=job.seed), splits, predicted_splits(plan),
+                          cfg=job_config(plan, job.seed, False)) for job in pending]
+        outputs = compute_seeds(tasks, processes)
+        try:
+            for job, out in tqdm(zip(pending, outputs), total=len(pending), desc=f"train seeds ({processes} processes)",
+                                 disable=progress_disabled(self.progress)):
+                # the same model, rebuilt here from its seed (frozen weights) and the child's weights
+                model = build_model(**dict(build, seed=job.seed))
+                model.load_state_dict(out.state, strict=False)
+                yield job, self._tracking(job, splits, model, out.result, out.logits)
+        finally:
+            outputs.close()  # ends the children, also when tracking failed
+
+    def _tracking(self, job: ModelJob, splits: dict, model, result, logits: dict):
+        """One seed computed together, through the model-job protocol; `logits`: split -> its logits."""
+        from pie_mlops.compare.predictions import predictions_frame
+        from pie_mlops.jobs.frames import snapshot_frames
+
+        task = self.meta["task"]
+
+        def make(run, _model, _staging) -> Made:
+            run.log_history(result.history)  # every epoch's metrics, in one request
+            frames = {split: predictions_frame(splits[split], each, split=split, group=GROUP, seed=job.seed,
+                                               task=task, threshold=result.threshold)
+                      for split, each in logits.items()}
+            frames.update(snapshot_frames(result, splits["train"], group=GROUP, seed=job.seed, task=task))
+            return Made(model, frames, threshold=result.threshold, step=int(job.plan["epochs"]))
+
+        return lambda: track_one(job, make, self.ctx, task, self.meta["label_names"], splits["test"])
 
 
 def track_one(job: ModelJob, make, ctx: JobContext, task: str, label_names: list, examples) -> dict:

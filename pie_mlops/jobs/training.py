@@ -24,7 +24,6 @@ from pie_mlops.util.metrics import accuracy, macro_f1, sigmoid, tune_threshold
 from pie_mlops.models.predict import (  # noqa: F401 (callers import them from here too)
     FP32, clear_token_cache, encode_split, on_device, precision, predict_logits, resolve_device, sorted_batches,
 )
-from pie_mlops.compare.predictions import predictions_frame
 from pie_mlops.models.common import Encoded
 from pie_mlops.pruning.pruner import Pruner  # the hooks a schedule gives the loop
 from pie_mlops.util.log import progress_disabled
@@ -82,6 +81,19 @@ class TrainConfig:
     # For an accelerator (models/predict.py's precision and on_device); neither does anything on a CPU:
     autocast: str = FP32  # bf16 forward passes on CUDA: "auto" (BERT/MiniLM only), "bf16", "off"
     data_on_device: bool | str = "auto"  # the encoded split uploaded once ("auto": on a non-CPU device)
+
+
+def job_config(plan: dict, seed: int, progress: bool, *, epochs: int | None = None,
+               max_steps: int | None = None) -> TrainConfig:
+    """The loop's configuration of one job's plan: a dense seed, a pruning schedule or recovery
+    (`epochs`, `max_steps`), a tuning trial. The one place a TrainConfig is built from a plan."""
+    from pie_mlops.config.fidelity import option
+    from pie_mlops.models.predict import job_autocast
+
+    return TrainConfig(epochs=int(plan["epochs"] if epochs is None else epochs), batch_size=int(plan["batch_size"]),
+                       lr=plan["lr"], warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
+                       seed=seed, snapshot_epochs=tuple(plan.get("snapshot_epochs", ())), progress=progress,
+                       max_steps=max_steps, optimizer=option(plan, "optimizer"), autocast=job_autocast(plan))
 
 
 @dataclass
@@ -283,32 +295,3 @@ def accumulate_gradients(model, df: pd.DataFrame, n_batches: int = 10, batch_siz
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return grads
-
-
-def predict_split(model, df: pd.DataFrame, *, split: str, group: str, seed: int,
-                  threshold: float | None = None, batch_size: int = 128, device="auto",
-                  autocast: str | None = FP32) -> pd.DataFrame:
-    """Predict `df` and return the predictions contract frame (docs/design.md §3)."""
-    logits = predict_logits(model, df, batch_size, device, autocast=autocast)
-    return predictions_frame(df, logits, split=split, group=group, seed=seed, task=model.task, threshold=threshold)
-
-
-def predict_frames(model, splits: dict, names, *, group: str, seed: int, threshold: float | None = None,
-                   batch_size: int = 128, val_logits: np.ndarray | None = None,
-                   autocast: str | None = FP32) -> dict[str, pd.DataFrame]:
-    """The predictions frames of the splits `names`; validation from `val_logits` when training
-    left them (TrainResult.val_logits: the final weights' pass), else predicted."""
-    return {split: predictions_frame(splits[split], val_logits, split=split, group=group, seed=seed, task=model.task,
-                                     threshold=threshold)
-            if split == "validation" and val_logits is not None else
-            predict_split(model, splits[split], split=split, group=group, seed=seed, threshold=threshold,
-                          batch_size=batch_size, autocast=autocast)
-            for split in names}
-
-
-def snapshot_frames(result: TrainResult, train_df: pd.DataFrame, *, group: str, seed: int,
-                    task: str) -> dict[str, pd.DataFrame]:
-    """The early-training train-split snapshots as contract frames, keyed by split name."""
-    return {split: predictions_frame(train_df, logits, split=split, group=group, seed=seed, task=task,
-                                     threshold=result.threshold)
-            for split, logits in result.snapshots.items()}

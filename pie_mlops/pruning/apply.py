@@ -28,19 +28,12 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
                 on_epoch_end=None) -> Outcome:
     """Prune `model` in place as `plan` says (criterion, schedule, sparsity, scope, ...)."""
     from pie_mlops.pruning.schedules import ScheduledPruning, one_shot
-    from pie_mlops.jobs.training import TrainConfig, accumulate_gradients, train
-    from pie_mlops.models.predict import job_autocast
+    from pie_mlops.jobs.training import accumulate_gradients, job_config, train
 
     def grads_fn(m):
         return accumulate_gradients(m, splits["train"], int(plan["impact_batches"]),
                                     int(plan["impact_batch_size"]), seed=seed,
                                     aggregate=option(plan, "impact_grads"))
-
-    def config(epochs: int, max_steps: int | None = None) -> TrainConfig:
-        return TrainConfig(epochs=epochs, batch_size=int(plan["batch_size"]), lr=plan["lr"],
-                           warmup_ratio=float(plan["warmup_ratio"]), weight_decay=float(plan["weight_decay"]),
-                           seed=seed, progress=progress, max_steps=max_steps,
-                           optimizer=option(plan, "optimizer"), autocast=job_autocast(plan))
 
     kwargs = {"scope": plan["threshold"], "include": plan.get("include"), "exclude": plan.get("exclude"),
               "seed": seed, "grads_fn": grads_fn, "prunable": option(plan, "prunable"),
@@ -57,13 +50,14 @@ def prune_model(model, plan: dict, seed: int, splits: dict, *, task: str, progre
         else:
             pruner = one_shot(model, plan["criterion"], plan["sparsity"], **kwargs)
         if recovery:
-            result = train(model, splits["train"], splits["validation"], config(1, max_steps=recovery),
+            result = train(model, splits["train"], splits["validation"],
+                           job_config(plan, seed, progress, epochs=1, max_steps=recovery),
                            on_epoch_end=on_epoch_end, pruner=pruner)
             threshold, val_logits = result.threshold, result.val_logits
     else:
         pruner = ScheduledPruning(plan["criterion"], plan["schedule"], plan["sparsity"],
                                   epochs_per_step=int(plan["epochs_per_step"]), steps=int(plan["steps"]), **kwargs)
-        result = train(model, splits["train"], splits["validation"], config(pruner.epochs),
+        result = train(model, splits["train"], splits["validation"], job_config(plan, seed, progress, epochs=pruner.epochs),
                        on_epoch_end=on_epoch_end, pruner=pruner)
         threshold, val_logits = result.threshold, result.val_logits
     if task == "multi_label" and threshold is None:

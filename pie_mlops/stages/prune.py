@@ -17,30 +17,23 @@ input is checked before the first run starts, so bad input registers nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
 from pie_mlops.config.plans import one_arch
 from pie_mlops.config.schema import Prune
 from pie_mlops.config.vocabulary import check_name
 from pie_mlops.jobs.context import JobContext
-from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags
-from pie_mlops.jobs.prune_group import load_dense, pruned_dir, pruned_made, prune_groups, prune_pooled, track_pruned
+from pie_mlops.jobs.orchestrate import orchestrate
+from pie_mlops.jobs.protocol import ModelJob, identity_tags
+from pie_mlops.jobs.prune_group import PrunedJobs, pruned_dir
 from pie_mlops.jobs.prune_quant import quantize_groups
-from pie_mlops.jobs.writer import TrackWriter, resolved
 from pie_mlops.pruning.plan import SCOPES, format_sparsity, group_name, plan_jobs  # noqa: F401 (the stage's vocabulary)
-from pie_mlops.pruning.plan import predicted_splits as _predicted_splits
 from pie_mlops.util.errors import PieError
 from pie_mlops.util.fingerprint import code_fingerprint
 from pie_mlops.util.log import get as get_logger
-from pie_mlops.util.log import progress_disabled
 
 _LOG = get_logger(__name__)
 
-# The current seed's registered dense model lives in the job context (`ctx.dense`), which a
-# worker's lane keeps across prune() calls: it runs one (group, seed) per call, and reloading
-# the same version for every group cost a download and a model build per job. Keyed by the
-# version's run id (unique in any store): a new version reloads.
 # ft/wr/ai's and the os recovery's hyperparameters: the plan's, the tuned ones applied (config/plans.py)
 HYPERPARAMETERS = ("batch_size", "lr", "warmup_ratio", "weight_decay", "max_length")
 
@@ -88,9 +81,8 @@ def prune(plans: Prune | Sequence[Prune], progress: bool = True, ctx: JobContext
 
 
 def _prune_arch(section: Prune, progress: bool, ctx: JobContext | None) -> list[dict]:
-    """prune() of one architecture's plan."""
-    from tqdm.auto import tqdm
-
+    """prune() of one architecture's plan: its pruned jobs made by the orchestrator
+    (jobs/orchestrate.py: reap, claim, skip if finished, compute, track), then its quantized groups."""
     from pie_mlops import tracking
     from pie_mlops.config.plans import seed_parallel
     from pie_mlops.data.contract import read_dataset, read_meta
@@ -103,56 +95,26 @@ def _prune_arch(section: Prune, progress: bool, ctx: JobContext | None) -> list[
     jobs, seeds = ([] if quant_only else plan_jobs(params)), section.seeds
     hp = {k: params[k] for k in HYPERPARAMETERS}
     parallel = seed_parallel(section)
-    processes = section.seed_processes
     md5, sha = tracking.data_md5(section.data_dir), tracking.git_sha()
     name = tracking.registered_model_name(section.dataset, section.arch)
     ctx = ctx or JobContext()
-    if not ctx.in_worker:  # a worker's job: its retry reaps a dead attempt (pie.job tag)
-        for run_id in tracking.reap_stale_runs(section.dataset, section.arch):  # left by a killed process
-            _LOG.info(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
-    versions = _check_dense(name, seeds, md5)
-    epochs = _epochs_per_step(params, jobs, versions)
-    meta, splits = read_dataset(data_path)
-    splits["train"] = subsample(splits["train"], section.max_train_examples)
+    made = []  # the maker plan() makes: its dense versions and data serve the quantized groups too
 
-    # Seed-major order: every os group of a seed starts from the same registered dense model,
-    # downloaded once and kept (one seed at a time) in the context's `dense`.
-    records, together = [], {}  # together: the unfinished seed-parallel jobs, by group
-    # Each computed model is tracked by the writer while the next one computes (jobs/writer.py).
-    with TrackWriter() as writer:
-        for group_plan, seed in tqdm([(j, s) for s in seeds for j in jobs], desc="prune",
-                                     disable=progress_disabled(progress)):
-            job = _model_job(params, hp, group_plan, epochs[seed], seed, (name, md5, sha), parallel)
-            plan = job.plan
-            with ExitStack() as claim:
-                # One process at a time per (model, group, seed) on a SQLite store, from this lookup to
-                # its registered version (the writer releases it; tracking/guard.py).
-                claim.enter_context(tracking.model_claim(name, job.group, seed))
-                found = finished(job, ctx)
-                if found:
-                    records.append({"group": job.group, "seed": seed, "status": "skipped", "run_id": found})
-                    continue
-                if plan.get("seed_parallel") or processes > 1:  # computed together below, tracked one by one
-                    together.setdefault(job.group if plan.get("seed_parallel") else None, []).append(job)
-                    continue
-                key = (name, seed, versions[seed].run_id)  # a run id is unique across stores
-                records.append(_prune_one(job, meta, splits, progress, ctx, key, versions[seed], writer, claim))
-        pooled = together.pop(None, [])
-        if len(pooled) > 1:
-            records += prune_pooled(pooled, meta, splits, progress, ctx, versions, processes, writer)
-        for job in pooled if len(pooled) == 1 else ():  # one job: no process to start
-            with ExitStack() as claim:
-                claim.enter_context(tracking.model_claim(name, job.group, job.seed))
-                if (found := finished(job, ctx)):  # meanwhile, by a duplicate command
-                    records.append({"group": job.group, "seed": job.seed, "status": "skipped", "run_id": found})
-                    continue
-                records.append(_prune_one(job, meta, splits, progress, ctx, (name, job.seed, versions[job.seed].run_id),
-                                          versions[job.seed], writer, claim))
-        if together:
-            records += prune_groups(together, meta, splits, progress, ctx, versions, writer)
-    records = resolved(records)
+    def plan() -> tuple[list[ModelJob], PrunedJobs]:  # after the reap: a killed train's version is gone
+        versions = _check_dense(name, seeds, md5)
+        epochs = _epochs_per_step(params, jobs, versions)
+        meta, splits = read_dataset(data_path)
+        splits["train"] = subsample(splits["train"], section.max_train_examples)
+        made.append(PrunedJobs(meta, splits, progress, ctx, versions, section.seed_processes))
+        # Seed-major order: every os group of a seed starts from the same registered dense model,
+        # downloaded once and kept (one seed at a time) in the context's `dense`.
+        return [_model_job(params, hp, group_plan, epochs[seed], seed, (name, md5, sha), parallel)
+                for seed in seeds for group_plan in jobs], made[0]
+
+    records = orchestrate(section.dataset, [section.arch], plan, ctx, progress)
     if section.quantize:  # quant-<method> groups: the same protocol, no pruning (jobs/prune_quant.py)
-        records += quantize_groups(params, name, versions, meta, splits, ctx, md5, sha)
+        maker = made[0]
+        records += quantize_groups(params, name, maker.versions, maker.meta, maker.splits, ctx, md5, sha)
     return records
 
 
@@ -190,50 +152,3 @@ def stackable(plan: dict) -> bool:
     (ft/wr/ai and a recovery fine-tune train, one model at a time)."""
     return (plan["arch"] == "bilstm" and plan["schedule"] == "os" and plan["scope"] == "unstructured"
             and not int(plan.get("recovery_steps") or 0))
-
-
-def _prune_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext, key: tuple, mv,
-               writer: TrackWriter, claim: ExitStack):
-    """Compute one pruned job here, then hand its tracking (and `claim`) to the writer: its Future."""
-    import tempfile
-
-    from pie_mlops.pruning.apply import prune_model
-    from pie_mlops.jobs.training import predict_frames
-    from pie_mlops.models.predict import job_autocast
-
-    plan, seed = job.plan, job.seed
-    history: list[dict] = []
-    # No run exists while it computes: a dense model that does not load, or a crash, makes none.
-    with ctx.compute(), tempfile.TemporaryDirectory(prefix="pie-dense-") as tmp:
-        model = _start_model(plan, seed, meta, job.model_name, Path(tmp), ctx.dense, key, mv)
-        outcome = prune_model(model, plan, seed, splits, task=meta["task"], progress=progress,
-                              on_epoch_end=lambda epoch, metrics: history.append(dict(metrics, epoch=epoch)))
-        frames = predict_frames(model, splits, _predicted_splits(plan), group=job.group, seed=seed,
-                                threshold=outcome.threshold, val_logits=outcome.val_logits,
-                                autocast=job_autocast(plan))
-    # the os delta's base, as it is now: the next seed's compute replaces ctx.dense meanwhile
-    dense = dict(ctx.dense) if plan["schedule"] == "os" else None
-
-    def make(run, _model, staging) -> Made:
-        run.log_history(history)  # every epoch's metrics in one request
-        return pruned_made(run, model, staging, outcome, frames, dense)
-
-    return writer.submit(track_pruned, job, make, ctx, meta, splits, hold=claim.pop_all())
-
-
-def _start_model(plan: dict, seed: int, meta: dict, name: str, staging: Path, dense: dict, key: tuple, mv=None):
-    """os: a copy of the registered dense model of this seed (`dense` keeps the current seed's
-    download, so memory stays one model whatever the seed count); ft/wr/ai: the dense init."""
-    import copy
-
-    from pie_mlops.config.fidelity import model_kwargs
-    from pie_mlops.models import build_model
-
-    if plan["schedule"] == "os":
-        if dense.get("key") != key:
-            dense.clear()
-            dense.update(load_dense(name, seed, staging / "dense", mv), key=key)
-        return copy.deepcopy(dense["model"])
-    return build_model(plan["arch"], len(meta["label_names"]), meta["task"], seed=seed,
-                       model_path=plan["model_path"] if plan["arch"] == "bert" else None,
-                       **model_kwargs(plan["arch"], plan, "prune"))

@@ -16,23 +16,19 @@ and it tells the others which jobs to skip. The other ranks train, then wait and
 
 from __future__ import annotations
 
-
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
-from pie_mlops.compare.predictions import predicted_splits
 from pie_mlops.config.plans import best_params_file, one_arch
 from pie_mlops.config.schema import Train
 from pie_mlops.config.vocabulary import check_name
 from pie_mlops.jobs.context import JobContext
-from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags
-from pie_mlops.jobs.train_group import GROUP, track_one, train_config, train_group, train_pooled
-from pie_mlops.jobs.writer import TrackWriter, resolved
+from pie_mlops.jobs.orchestrate import orchestrate
+from pie_mlops.jobs.protocol import ModelJob, identity_tags
+from pie_mlops.jobs.train_group import GROUP, DenseJobs
 from pie_mlops.util.errors import PieError
 from pie_mlops.util.fingerprint import code_fingerprint
 from pie_mlops.util.log import get as get_logger
-from pie_mlops.util.log import progress_disabled
 
 _LOG = get_logger(__name__)
 
@@ -90,13 +86,10 @@ def train(plans: Train | Sequence[Train], progress: bool = True, ctx: JobContext
 
 
 def _train_all(sections: list[Train], progress: bool, ctx: JobContext) -> list[dict]:
-    from tqdm.auto import tqdm
-
+    """Every (arch, seed) job of the plans, dense then dense-long, made by the orchestrator
+    (jobs/orchestrate.py: reap, claim, skip if finished, compute, track)."""
     from pie_mlops import tracking
     from pie_mlops.data.contract import read_dataset, read_meta
-    from pie_mlops.data.splits import subsample
-    from pie_mlops.jobs.distributed import broadcast, is_main
-    from pie_mlops.util.seeding import intra_op_threads
 
     first = sections[0]
     if len({(p.dataset, p.data_dir, p.predictions_dir) for p in sections}) > 1:
@@ -108,55 +101,13 @@ def _train_all(sections: list[Train], progress: bool, ctx: JobContext) -> list[d
     by_arch = {section.arch: section for section in sections}
     meta, splits = read_dataset(data_path)
     md5, sha = tracking.data_md5(first.data_dir), tracking.git_sha()
-    reap = is_main() and not ctx.in_worker  # a worker's retry reaps by its pie.job tag instead
-    for arch in by_arch if reap else ():  # runs a killed process left RUNNING: mark KILLED, redo
-        for run_id in tracking.reap_stale_runs(first.dataset, arch):
-            _LOG.info(f"run {run_id} was left RUNNING by a killed process: marked KILLED, redone below")
-
+    longs = [lp for lp in (dense_long_plan(plan, by_arch[plan["arch"]].dense_long_epochs) for plan in plans) if lp]
+    jobs = [model_job(plan, seed, md5, sha, first.predictions_dir, first.data_dir)
+            for plan in plans + longs for seed in by_arch[plan["arch"]].seeds]  # dense-long after dense: prune needs dense first
     processes = {plan["arch"]: seed_processes(by_arch[plan["arch"]], plan) for plan in plans}
     # train.num_threads: the models computed here (not in seed_processes children); runtime only
-    threads = {arch: section.num_threads for arch, section in by_arch.items()}
-    records, together = [], {}  # together: the unfinished seeds computed together, by arch
-    jobs = [(plan, seed) for plan in plans for seed in by_arch[plan["arch"]].seeds]
-    longs = [lp for lp in (dense_long_plan(plan, by_arch[plan["arch"]].dense_long_epochs) for plan in plans) if lp]
-    jobs += [(lp, seed) for lp in longs for seed in by_arch[lp["arch"]].seeds]  # after dense: prune needs dense first
-    # Each computed model is tracked by the writer while the next one computes (jobs/writer.py).
-    with TrackWriter() as writer:
-        for plan, seed in tqdm(jobs, desc="train seeds", disable=progress_disabled(progress)):
-            job = model_job(plan, seed, md5, sha, first.predictions_dir, first.data_dir)
-            with ExitStack() as claim:
-                # One process at a time per (model, group, seed) on a SQLite store, from this lookup
-                # to its registered version (the writer releases it): a duplicate command waits
-                # here, then finds the first one's run finished (pie_mlops/tracking/guard.py).
-                claim.enter_context(tracking.model_claim(job.model_name, job.group, seed, enabled=is_main()))
-                # rank 0 alone reads the store; all ranks must agree on skipping (they train together)
-                found = broadcast(finished(job, ctx) if is_main() else None)
-                if found:
-                    records.append({"arch": plan["arch"], "seed": seed, "status": "skipped", "run_id": found})
-                    continue
-                data = dict(splits, train=subsample(splits["train"], plan["max_train_examples"]))
-                # dense-long: one at a time (the batched and pooled paths make dense models only)
-                if job.group == GROUP and (plan.get("seed_parallel") or processes[plan["arch"]] > 1):
-                    together.setdefault(plan["arch"], (plan, data, []))[2].append(job)
-                    continue
-                with intra_op_threads(threads[plan["arch"]]):
-                    records.append(_train_one(job, meta, data, progress, ctx, writer, claim))
-        for plan, data, pending in together.values():
-            if len(pending) > 1 and not plan.get("seed_parallel"):  # then tracked seed by seed as each comes back
-                records += train_pooled(plan, pending, meta, data, progress, ctx, processes[plan["arch"]], writer)
-                continue
-            with intra_op_threads(threads[plan["arch"]]):
-                if plan.get("seed_parallel"):
-                    records += train_group(plan, pending, meta, data, progress, ctx, writer)
-                else:  # one seed: no process to start
-                    with ExitStack() as claim:
-                        claim.enter_context(tracking.model_claim(pending[0].model_name, GROUP, pending[0].seed))
-                        if (found := finished(pending[0], ctx)):  # meanwhile, by a duplicate command
-                            records.append({"arch": plan["arch"], "seed": pending[0].seed, "status": "skipped",
-                                            "run_id": found})
-                            continue
-                        records.append(_train_one(pending[0], meta, data, progress, ctx, writer, claim))
-    return resolved(records)
+    maker = DenseJobs(meta, splits, progress, ctx, processes, {arch: s.num_threads for arch, s in by_arch.items()})
+    return orchestrate(first.dataset, list(by_arch), lambda: (jobs, maker), ctx, progress)
 
 
 def dense_long_plan(plan: dict, epochs: int | str | None) -> dict | None:
@@ -193,35 +144,3 @@ def model_job(plan: dict, seed: int, md5: str, sha: str, predictions_dir: str, d
                     out_dir=(out if group == GROUP else out / group) / f"s{seed}",
                     model_name=tracking.registered_model_name(plan["dataset"], plan["arch"]), alias=f"{group}-s{seed}",
                     data_dir=str(data_dir))
-
-
-def _train_one(job: ModelJob, meta: dict, splits: dict, progress: bool, ctx: JobContext, writer: TrackWriter,
-               claim: ExitStack):
-    """Compute one seed here, then hand its tracking (and `claim`) to the writer: a record, or
-    the Future of one."""
-    from pie_mlops.jobs.distributed import is_main, rank
-    from pie_mlops.config.fidelity import model_kwargs
-    from pie_mlops.models import build_model
-    from pie_mlops.jobs.training import predict_frames, snapshot_frames
-    from pie_mlops.jobs.training import train as fit
-
-    plan, seed = job.plan, job.seed
-    task, n_labels = meta["task"], len(meta["label_names"])
-    cfg = train_config(plan, seed, progress)
-    # No run exists while it computes: a model path that does not load, or a crash, makes none.
-    with ctx.compute():  # a worker's compute slot; else just timing
-        model = build_model(plan["arch"], n_labels, task, seed=seed, model_path=plan["model_path"],
-                            **model_kwargs(plan["arch"], plan, "train"))
-        result = fit(model, splits["train"], splits["validation"], cfg)
-        if not is_main():  # a DDP rank > 0: train its shares, leave the store and the files to rank 0
-            return {"arch": plan["arch"], "seed": seed, "status": "trained", "rank": rank()}
-        frames = predict_frames(model, splits, predicted_splits(plan), group=job.group, seed=seed,
-                                threshold=result.threshold, batch_size=cfg.eval_batch_size,
-                                val_logits=result.val_logits, autocast=cfg.autocast)
-        frames.update(snapshot_frames(result, splits["train"], group=job.group, seed=seed, task=task))
-
-    def make(run, _model, _staging) -> Made:
-        run.log_history(result.history)  # every epoch's metrics in one request
-        return Made(model, frames, threshold=result.threshold, step=int(plan["epochs"]))
-
-    return writer.submit(track_one, job, make, ctx, task, meta["label_names"], splits["test"], hold=claim.pop_all())

@@ -217,7 +217,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
 
     from pie_mlops import tracking
     from pie_mlops.scale.claims import redact_url
-    from pie_mlops.jobs.training import UNTUNED, TrainConfig, train
+    from pie_mlops.jobs.training import UNTUNED, job_config, train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     md5 = tracking.data_md5(params["data_dir"])
@@ -237,9 +237,8 @@ def tune_one(params: dict, progress: bool = True) -> dict:
             hp = suggest(trial, params["space"])
             # a key the space leaves out: train's schema default (what train runs untuned)
             hp_all = {k: getattr(UNTUNED, k) for k in TUNABLE} | hp  # jobs/training.py: Train()
-            cfg = TrainConfig(epochs=int(hp_all["epochs"]), batch_size=int(hp_all["batch_size"]), lr=hp_all["lr"],
-                              warmup_ratio=float(hp_all["warmup_ratio"]), seed=params["seed"], snapshot_epochs=(),
-                              progress=False, optimizer=params["optimizer"])
+            cfg = job_config(dict(hp_all, weight_decay=UNTUNED.weight_decay, optimizer=params["optimizer"]),
+                             params["seed"], progress=False)
             with tracking.trial_run(parent_id, trial, hp, data=params) as log_epoch:
                 model = build_model(params["arch"], n_labels, task, seed=params["seed"],
                                     model_path=params["model_path"], max_length=params["max_length"])

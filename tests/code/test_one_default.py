@@ -35,6 +35,7 @@ ALLOWED = {
     ("data/prediction_quality.py", "sample_ids"): "GX library; check passes check.sample_ids",
     ("jobs/context.py", "lanes"): "the resolved lane count (worker.lanes None means: decide)",
     ("jobs/seed_training.py", "batch_size"): "a prediction batch, not train.batch_size",
+    ("jobs/frames.py", "batch_size"): "a prediction batch, not train.batch_size",
     ("jobs/training.py", "batch_size"): "prediction and impact-gradient batches, not train.batch_size",
     ("models/predict.py", "batch_size"): "a prediction batch, not train.batch_size",
     ("models/bilstm.py", "dropout"): "the architecture's own default, which train.dropout None selects",

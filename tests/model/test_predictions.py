@@ -9,7 +9,8 @@ import pytest
 
 from pie_mlops.util.errors import PieError
 from pie_mlops.compare.predictions import predictions_frame, read_predictions, write_predictions
-from pie_mlops.jobs.training import TrainConfig, predict_split, snapshot_frames, train
+from pie_mlops.jobs.frames import predict_split, snapshot_frames
+from pie_mlops.jobs.training import TrainConfig, train
 
 
 def _schema(path) -> dict[str, pa.DataType]:

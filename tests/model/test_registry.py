@@ -183,7 +183,7 @@ def test_rerun_skips_and_restores_missing_predictions(store):
                                                           "train@epoch1.parquet"}
 
 
-@pytest.mark.parametrize("where", ["jobs.training.predict_split", "jobs.protocol.publish_predictions"])
+@pytest.mark.parametrize("where", ["jobs.frames.predict_split", "jobs.protocol.publish_predictions"])
 def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
     """A failure while computing (no run exists yet: none is made), and one in the tracking
     writer after the version was created (FAILED): no version, no files either way."""

@@ -267,14 +267,14 @@ def test_seed_processes_compute_what_one_seed_alone_computes(tmp_path, monkeypat
 def test_a_child_prunes_a_copy_never_the_parents_model(sentiment):
     """Tasks travel as plain pickle bytes: torch's multiprocessing reducers would share the start
     model's storage, and a child pruning it in place would prune the parent's dense model too."""
-    from pie_mlops.jobs.seed_pool import PruneTask, compute_seeds, prune_seed
+    from pie_mlops.jobs.seed_pool import SeedTask, compute_seeds
 
     model = _models([0])[0]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     plan = {"criterion": "magnitude", "schedule": "os", "sparsity": 0.5, "scope": "unstructured",
             "threshold": "global", "group": "magnitude-os@0.50", "impact_batches": 1, "impact_batch_size": 1}
-    outs = list(compute_seeds([PruneTask({"task": "single_label"}, plan, 0, model, sentiment, ("validation",))] * 2,
-                              1, prune_seed))
+    task = SeedTask({"task": "single_label", "seed": 0}, sentiment, ("validation",), plan=plan, start=model)
+    outs = list(compute_seeds([task] * 2, 1))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert [o.outcome.accounting["achieved_sparsity"] for o in outs] == [pytest.approx(0.5, abs=1e-3)] * 2
     np.testing.assert_array_equal(outs[0].logits["validation"], outs[1].logits["validation"])
