@@ -176,5 +176,5 @@ def track_one(job: ModelJob, make, ctx: JobContext, task: str, label_names: list
         _LOG.warning(f"{job.model_name} {job.alias} ends at the trivial baseline on validation: {weak[0]:.4f} vs "
                      f"{baseline_name(task)} {weak[1]:.4f}. Training goes on; compare will stop {arch} (no PIEs, "
                      f"no champion) if a dense model does not beat that baseline by compare.min_gain_over_baseline "
-                     f"on compare.split (docs/gates.md). Tune it (tune.arch) or train longer")
+                     f"on compare.split (docs/gates.md). Tune it (tune.space, tune.n_trials) or train longer")
     return {"arch": job.plan["arch"], "seed": job.seed, "status": "trained", **record}
