@@ -2,7 +2,9 @@
 
 A stage plans its model jobs (protocol.py's ModelJob) and says how to compute them, as a `Maker`:
 - `one(job)`: here, one at a time; returns the job's tracking (a callable giving its record), or a
-  record when there is nothing to track (a DDP rank > 0 leaves the store to rank 0);
+  record when there is nothing to track (a DDP rank > 0 leaves the store to rank 0; a job made
+  and tracked in place, as a quantized one), or None when the job yields no record (a quantized
+  method found not to run here is recorded once, not once per seed);
 - `way(job)`: None (here), or (STACK, key) or (POOL, key): computed with the other jobs of that key;
 - `stacks({key: jobs})`: each key's seeds as one batched computation (seed_training.py);
 - `pool(key, jobs)`: the jobs N at a time in child processes (seed_pool.py).
@@ -53,7 +55,7 @@ class Maker:
     def way(self, job: ModelJob) -> tuple[str, Hashable] | None:
         return None
 
-    def one(self, job: ModelJob) -> Tracking | dict:
+    def one(self, job: ModelJob) -> Tracking | dict | None:
         raise NotImplementedError
 
     def stacks(self, stacks: dict[Hashable, list[ModelJob]]) -> Computed:
@@ -84,8 +86,8 @@ def orchestrate(dataset: str, archs: Sequence[str], plan: Callable[[], tuple[lis
                     records.append(_skipped(maker, job, found))
                 elif (way := maker.way(job)) is not None:
                     aside[way[0]].setdefault(way[1], []).append(job)
-                else:
-                    records.append(_here(maker, job, writer, claim))
+                elif (made := _here(maker, job, writer, claim)) is not None:
+                    records.append(made)
         for key, pooled in aside[POOL].items():
             if len(pooled) > 1:
                 records += _track_each(maker.pool(key, pooled), maker, ctx, writer)

@@ -23,17 +23,17 @@ import copy
 from pathlib import Path
 
 from pie_mlops.jobs.context import JobContext
-from pie_mlops.jobs.protocol import Made, ModelJob, finished, identity_tags, run_job
+from pie_mlops.jobs.orchestrate import Maker
+from pie_mlops.jobs.protocol import Made, ModelJob, identity_tags, run_job
 from pie_mlops.util.log import get as get_logger
 from pie_mlops.config.vocabulary import QUANT_BITS, QUANT_PREFIX
 
 _LOG = get_logger(__name__)
 
 
-def quantize_groups(params: dict, name: str, versions: dict, meta: dict, splits: dict, ctx: JobContext,
-                    md5: str, sha: str) -> list[dict]:
-    """Every (quant-<method>, seed) of one architecture's params; one record each: quantized,
-    skipped (finished before) or unsupported (with its one-line reason)."""
+def quant_jobs(params: dict, name: str, seeds: list[int], md5: str, sha: str) -> list[ModelJob]:
+    """Every (quant-<method>, seed) job of one architecture's params, seed-major (each seed's dense
+    model is loaded once for all its methods)."""
     from pie_mlops import tracking
     from pie_mlops.util.fingerprint import code_fingerprint
     from pie_mlops.models.quantize import check_method
@@ -42,39 +42,53 @@ def quantize_groups(params: dict, name: str, versions: dict, meta: dict, splits:
     from pie_mlops.jobs.prune_group import pruned_dir
 
     methods = [check_method(str(m)) for m in as_list(params.get("quantize") or [])]
-    records, unsupported, probed = [], {}, set()
-    for seed in sorted(versions):
+    jobs = []
+    for seed in sorted(seeds):
         for method in methods:
             group = QUANT_PREFIX + method
-            if method in unsupported:
-                continue
             plan = {k: params[k] for k in ("dataset", "arch", "predict_train", "predict_validation", "predict_test",
                                            "latency_batch", "max_train_examples")}
             plan.update(quantize=method, group=group)
             predicted_splits(plan)
-            job = ModelJob(plan=plan, group=group, seed=seed, model_name=name, data_dir=str(params["data_dir"]),
-                           out_dir=pruned_dir(params, params["arch"]) / group / f"s{seed}",
-                           alias=tracking.alias_for(group, seed),
-                           tags=identity_tags("prune", plan, group, seed, data_md5=md5, git_sha=sha,
-                                              fingerprint=code_fingerprint(__name__), compression="quantization",
-                                              method=method, bits=QUANT_BITS[method], criterion="none",
-                                              schedule="none", scope="none", sparsity="0.0"))
-            with tracking.model_claim(name, group, seed):
-                found = finished(job, ctx)
-                if found:
-                    records.append({"group": group, "seed": seed, "status": "skipped", "run_id": found})
-                    continue
-                key = (name, seed, versions[seed].run_id)
-                why = None if method in probed else _why_not_runs(method, name, seed, key, versions[seed], ctx, splits)
-                probed.add(method)
-                if why:
-                    unsupported[method] = why
-                    line = f"prune: {group} skipped for {params['arch']}: it does not run on this CPU ({why})"
-                    _LOG.warning(line)
-                    records.append({"group": group, "seed": seed, "status": "unsupported", "reason": line})
-                    continue
-                records.append(_quantize_one(job, meta, splits, ctx, key, versions[seed]))
-    return records
+            jobs.append(ModelJob(plan=plan, group=group, seed=seed, model_name=name, data_dir=str(params["data_dir"]),
+                                 out_dir=pruned_dir(params, params["arch"]) / group / f"s{seed}",
+                                 alias=tracking.alias_for(group, seed),
+                                 tags=identity_tags("prune", plan, group, seed, data_md5=md5, git_sha=sha,
+                                                    fingerprint=code_fingerprint(__name__), compression="quantization",
+                                                    method=method, bits=QUANT_BITS[method], criterion="none",
+                                                    schedule="none", scope="none", sparsity="0.0")))
+    return jobs
+
+
+class QuantJobs(Maker):
+    """How prune makes its quantized jobs (jobs/orchestrate.py does the claim, the skip and the
+    order): each here, made and tracked in place (no training to overlap). A method is probed on
+    its first job; one that does not run on this CPU gets one line and one record, its other seeds
+    none."""
+
+    desc = "quantize"
+
+    def __init__(self, params: dict, versions: dict, meta: dict, splits: dict, ctx: JobContext):
+        self.params, self.versions, self.meta, self.splits, self.ctx = params, versions, meta, splits, ctx
+        self.unsupported, self.probed = {}, set()
+
+    def key(self, job: ModelJob) -> dict:
+        return {"group": job.group, "seed": job.seed}
+
+    def one(self, job: ModelJob) -> dict | None:
+        method, seed = job.plan["quantize"], job.seed
+        if method in self.unsupported:
+            return None
+        key = (job.model_name, seed, self.versions[seed].run_id)  # a run id is unique across stores
+        why = None if method in self.probed else _why_not_runs(method, job.model_name, seed, key, self.versions[seed],
+                                                               self.ctx, self.splits)
+        self.probed.add(method)
+        if why:
+            self.unsupported[method] = why
+            line = f"prune: {job.group} skipped for {self.params['arch']}: it does not run on this CPU ({why})"
+            _LOG.warning(line)
+            return {"group": job.group, "seed": seed, "status": "unsupported", "reason": line}
+        return _quantize_one(job, self.meta, self.splits, self.ctx, key, self.versions[seed])
 
 
 def _dense(name: str, seed: int, key: tuple, mv, ctx: JobContext, dst: Path) -> dict:

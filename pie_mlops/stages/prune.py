@@ -26,7 +26,7 @@ from pie_mlops.jobs.context import JobContext
 from pie_mlops.jobs.orchestrate import orchestrate
 from pie_mlops.jobs.protocol import ModelJob, identity_tags
 from pie_mlops.jobs.prune_group import PrunedJobs, pruned_dir
-from pie_mlops.jobs.prune_quant import quantize_groups
+from pie_mlops.jobs.prune_quant import QuantJobs, quant_jobs
 from pie_mlops.pruning.plan import SCOPES, format_sparsity, group_name, plan_jobs  # noqa: F401 (the stage's vocabulary)
 from pie_mlops.util.errors import PieError
 from pie_mlops.util.fingerprint import code_fingerprint
@@ -113,8 +113,10 @@ def _prune_arch(section: Prune, progress: bool, ctx: JobContext | None) -> list[
 
     records = orchestrate(section.dataset, [section.arch], plan, ctx, progress)
     if section.quantize:  # quant-<method> groups: the same protocol, no pruning (jobs/prune_quant.py)
-        maker = made[0]
-        records += quantize_groups(params, name, maker.versions, maker.meta, maker.splits, ctx, md5, sha)
+        pruned = made[0]
+        records += orchestrate(section.dataset, [section.arch], lambda: (
+            quant_jobs(params, name, list(pruned.versions), md5, sha),
+            QuantJobs(params, pruned.versions, pruned.meta, pruned.splits, ctx)), ctx, progress)
     return records
 
 
