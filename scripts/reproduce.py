@@ -91,10 +91,14 @@ def arch_roots(profiles: list[str]):
 
 
 def sync_logits(out: Path, profiles: list[str]) -> list:
-    from pie_mlops.compare.committed import sync
+    from pie_mlops.compare.committed import index_examples, sync
 
     new = []
     for src, dataset, arch, expected, skip in arch_roots(profiles):
+        if (out / "predictions" / dataset / arch).is_dir():  # files committed with their ids (before the index, or
+            n = index_examples(out / "predictions" / dataset / arch)  # by an older checkout): ids to the index
+            if n:
+                print(f"{dataset}/{arch}: moved the example ids of {n} committed file(s) into its _examples/ index")
         for e in sync(src, out / "predictions" / dataset / arch, expected, skip):
             new.append(e)
             if e.float32_splits:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pie_mlops.compare import example_index
 from pie_mlops.compare.files import FILE_MIN_SEEDS, FILE_SPLIT, TIE_RULE
 from pie_mlops.util.errors import PieError
 
@@ -43,6 +44,28 @@ def expected_splits(train: dict, prune: dict) -> dict[str, set[str]]:
     pruned = {s for s, key in (("validation", "predict_validation"), ("test", "predict_test"), ("train", "predict_train"))
               if prune.get(key)}
     return {"dense": dense, "dense-long": {"validation", "test"}, "pruned": pruned}
+
+
+def index_examples(root: Path) -> int:
+    """Move the ids and labels of every committed file under `root` (an architecture's folder)
+    that still carries them into the split's example index (example_index.py); the logits
+    and every other column are rewritten as they were. The number of files rewritten."""
+    import pyarrow.parquet as pq
+
+    from pie_mlops.util.atomic import atomic_file
+
+    n = 0
+    for rel in model_dirs(root):
+        for f in sorted((root / rel).glob("*.parquet")):
+            if "example_id" not in pq.read_schema(f).names:  # moved already: not read again
+                continue
+            table = pq.read_table(f)
+            stripped, done = example_index.strip(table, root, atomic_file)
+            if done:
+                with atomic_file(f) as tmp:
+                    pq.write_table(stripped, tmp, compression="zstd", write_statistics=False)
+                n += 1
+    return n
 
 
 def model_dirs(root: Path) -> list[Path]:
@@ -86,13 +109,15 @@ def compact_table(table, force_float32: bool = False):
     return pa.table(cols), keep32
 
 
-def export_model(src: Path, dst: Path, force_float32: bool = False, skip: frozenset = frozenset()) -> Exported:
+def export_model(src: Path, dst: Path, force_float32: bool = False, skip: frozenset = frozenset(),
+                 root: Path | None = None) -> Exported:
     """Write every `<split>.parquet` of the model directory `src` compactly into `dst`, all at once
     (an atomic directory swap: a kill leaves `dst` whole or absent). `skip`: splits left out
-    (validation, when the comparison reads test: it feeds nothing and costs a file per model)."""
+    (validation, when the comparison reads test: it feeds nothing and costs a file per model).
+    `root`: the architecture's folder, whose example index takes the files' ids and labels."""
     import pyarrow.parquet as pq
 
-    from pie_mlops.util.atomic import atomic_dir
+    from pie_mlops.util.atomic import atomic_dir, atomic_file
 
     kept32, splits = [], []
     with atomic_dir(dst) as tmp:
@@ -106,6 +131,8 @@ def export_model(src: Path, dst: Path, force_float32: bool = False, skip: frozen
             if "logits" not in table.column_names:
                 raise PieError(f"{f}: not a predictions file: no logits column")
             compact, keep32 = compact_table(table, force_float32)
+            if root is not None:
+                compact, _ = example_index.strip(compact, root, atomic_file)
             pq.write_table(compact, tmp / f.name, compression="zstd", write_statistics=False)
             splits.append(f.stem)
             if keep32:
@@ -127,7 +154,7 @@ def sync(src_root: Path, dst_root: Path, expected: dict[str, set[str]] | None = 
         have = {p.stem for p in (src_root / rel).glob("*.parquet")}
         if expected and not expected.get(kind, set()) <= have:
             continue
-        done.append(export_model(src_root / rel, dst_root / rel, skip=skip))
+        done.append(export_model(src_root / rel, dst_root / rel, skip=skip, root=dst_root))
         done[-1].model_dir = rel
     return done
 
@@ -163,7 +190,7 @@ def reproduce_exactly(root: Path, src: Path, summary: dict, split: str = FILE_SP
                     raise PieError(f"{root / rel}: float16 logits move pie_share of {', '.join(sorted(bad))}, and "
                                    f"{src / rel} (the float32 original) is not here to rewrite them from")
                 export_model(src / rel, root / rel, force_float32=True,
-                             skip=frozenset({"validation"} - {split}))
+                             skip=frozenset({"validation"} - {split}), root=root)
         still = verify(root, summary, split, min_seeds, tie_rule)
         if still:
             raise PieError(f"{root}: the committed logits do not reproduce pie_share of {still} (summary vs files)")

@@ -15,6 +15,7 @@ import numpy as np
 
 from pie_mlops.config.schema import Compare
 from pie_mlops.util.errors import PieError
+from pie_mlops.compare import example_index
 from pie_mlops.compare.pies import CompareResult, ModelRows, Stacked, compare, stack_models
 from pie_mlops.compare.stacking import gold_labels
 
@@ -122,11 +123,17 @@ def _as_plain(col):
     return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
 
 
-def _read_file(path: Path, table, split: str, seen_ids: dict) -> tuple[str, list[ModelRows]]:
+def _read_file(path: Path, table, split: str, seen_ids: dict, root: Path,
+               indexes: dict) -> tuple[str | None, list[ModelRows]]:
     """(task, the file's models of `split`). `seen_ids` caches the last ids column: files in the
-    same example order then share one numpy array, and stacking skips their sort."""
+    same example order then share one numpy array, and stacking skips their sort. A file
+    without ids takes them from its split's example index (`indexes` caches those)."""
     if isinstance(table, Exception):
         raise table
+    if "example_id" not in table.column_names and {"split", "logits"} <= set(table.column_names):
+        table = example_index.attach(path, table, root, _one_value(table["split"]), split, indexes)
+        if table is None:  # another split's file: its index is not read
+            return None, []
     task = _file_task(path, set(table.column_names))
     table = _rows_of_split(table, split)
     if table is None:
@@ -202,7 +209,7 @@ def load_predictions_dir(root: str | Path, split: str = FILE_SPLIT) -> Stacked:
     root = Path(root)
     if not root.is_dir():
         raise PieError(f"{root}: not a directory of prediction files")
-    files = sorted(root.rglob("*.parquet"))
+    files = sorted(f for f in root.rglob("*.parquet") if not example_index.is_index_file(f, root))
     if not files:
         raise PieError(f"{root}: no *.parquet prediction files found")
     special = next((f for f in files if not f.is_file()), None)
@@ -213,6 +220,7 @@ def load_predictions_dir(root: str | Path, split: str = FILE_SPLIT) -> Stacked:
     kinds: dict[str, Path] = {}
     models: list[ModelRows] = []
     seen_ids: dict = {}
+    indexes: dict = {}
     # Parquet decoding releases the GIL: read the files on every core, then stack in order.
     # The first file first: the others compare their id chunk with its (see _load_table).
     ref: dict = {}
@@ -220,8 +228,9 @@ def load_predictions_dir(root: str | Path, split: str = FILE_SPLIT) -> Stacked:
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
         tables = [first, *pool.map(lambda f: _load_table(f, ref), files[1:])]
     for path, table in zip(files, tables):
-        task, found = _read_file(path, table, split, seen_ids)
-        kinds.setdefault(task, path)
+        task, found = _read_file(path, table, split, seen_ids, root, indexes)
+        if task:
+            kinds.setdefault(task, path)
         models += found
     if len(kinds) > 1:
         raise PieError(f"mixed single- and multi-label prediction files: {kinds['single_label']} has `label`, "

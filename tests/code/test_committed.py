@@ -14,9 +14,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pie_mlops.compare.committed import expected_splits, export_model, reproduce_exactly, sync, verify
+from pie_mlops.compare.committed import (expected_splits, export_model, index_examples, reproduce_exactly, sync,
+                                         verify)
 from pie_mlops.compare.files import compare_files
 from pie_mlops.compare.predictions import predictions_frame, write_predictions
+from pie_mlops.util.errors import PieError
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 400
@@ -62,6 +64,10 @@ def test_float16_logits_reproduce_every_pie_share(tmp_path):
     assert {"dense-long", "magnitude-ft@0.50", "random-ai@0.90"} <= set(groups)
     assert all(again[g]["pie_share"] == summary[g]["pie_share"] for g in groups)
     assert verify(dst, summary, min_seeds=2) == {}
+    # the ids and labels live once per split, in the example index; each model file drops them
+    assert "example_id" not in pq.read_schema(f).names and "label" not in pq.read_schema(f).names
+    assert sorted(p.name for p in (dst / "_examples").iterdir()) == ["test.parquet", "validation.parquet"]
+    assert pq.read_table(dst / "_examples" / "test.parquet").column_names == ["example_id", "label"]
     skipped = sync(src, tmp_path / "test-only", EXPECT, skip=frozenset({"validation"}))
     assert len(skipped) == 16 and not list((tmp_path / "test-only").rglob("validation.parquet"))
 
@@ -110,8 +116,42 @@ def test_sync_resumes_without_loss_or_duplicates(tmp_path):
     assert [str(e.model_dir) for e in second] == ["pruned/random-ai@0.90/s1"]
     assert all(p.read_bytes() == b for p, b in before.items())  # a committed model is never rewritten
     assert sync(src, dst, EXPECT) == []
-    files = sorted(p.relative_to(dst) for p in dst.rglob("*.parquet") if ".tmp-" not in str(p))
+    files = sorted(p.relative_to(dst) for p in dst.rglob("*.parquet") if ".tmp-" not in str(p) and "_examples" not in str(p))
     assert len(files) == len(set(files)) == 16
+
+
+def test_files_with_ids_move_them_to_the_index_and_compare_the_same(tmp_path):
+    """A folder committed before the index (or by an older checkout): index_examples rewrites its
+    files without ids, once, and file mode gives the same pies and summary; a file listing the
+    examples in another order keeps its own ids, and both kinds are read together."""
+    root = tmp_path / "committed"
+    _study(root, seeds=3)
+    mixed = root / "pruned" / "random-ai@0.90" / "s2" / "test.parquet"
+    table = pq.read_table(mixed)
+    pq.write_table(table.take(np.arange(N)[::-1].copy()), mixed)  # another example order
+    before = compare_files(root, tmp_path / "before", min_seeds=2)
+    assert index_examples(root) == 23 and index_examples(root) == 0
+    assert "example_id" in pq.read_schema(mixed).names
+    assert "example_id" not in pq.read_schema(root / "dense" / "s0" / "test.parquet").names
+    after = compare_files(root, tmp_path / "after", min_seeds=2)
+    assert after.summary == before.summary and after.pies.equals(before.pies)
+
+
+def test_a_file_without_ids_needs_its_index_with_as_many_rows(tmp_path):
+    root = tmp_path / "committed"
+    _study(root, seeds=3)
+    index_examples(root)
+    out = tmp_path / "out"
+    index = root / "_examples" / "test.parquet"
+    pq.write_table(pq.read_table(index).slice(0, N - 1), index)
+    with pytest.raises(PieError, match=r"s0/test.parquet: 400 rows, but its index .* lists 399 examples"):
+        compare_files(root, out, min_seeds=2)
+    index.unlink()
+    exe = Path(sys.executable).parent / "pie-mlops"
+    run = subprocess.run([str(exe), "compare", "--predictions", str(root), "--out", str(out), "--min-seeds", "2"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "no example_id column and no _examples/test.parquet" in run.stderr and not out.exists()
 
 
 def committed_arch_dirs(results: Path) -> list[Path]:
