@@ -211,7 +211,16 @@ def main() -> None:
     ap.add_argument("--command", help="with --collect-only: the command that ran the profiles (run.json)")
     ap.add_argument("--wall-s", type=float, help="with --collect-only: its wall time in seconds (run.json)")
     ap.add_argument("--peak-rss-gib", type=float, help="with --collect-only: its peak memory in GiB (run.json)")
+    ap.add_argument("--notes", type=Path, metavar="FILE",
+                    help="with --collect-only: run.json's notes (deviations, sittings), one per non-empty line of FILE")
+    ap.add_argument("--readme", action="store_true",
+                    help="with --collect-only: make this reproduction the README's opening (its verdicts block)")
+    ap.add_argument("--pending", nargs="+", default=[], metavar="PROFILE",
+                    help="with --collect-only: profiles of the same run still running; the listed ones are collected "
+                         "now and run.json says the run is in progress (their logits stay as committed so far)")
     args = ap.parse_args()
+    if args.pending and not args.collect_only:
+        ap.error("--pending goes with --collect-only")
     out = ROOT / "docs" / "results" / args.name
     exe = str(Path(sys.executable).parent / "pie-mlops")
     commands = [f"pie-mlops --profile {p} study" for p in args.profiles]
@@ -241,16 +250,21 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:  # a failure (missing outputs, a bad profile) leaves no half-written NAME.tmp behind
-        datasets = {}
-        keys = result_keys(args.profiles)
+        from pie_mlops.compare.committed import dense_gate
+
+        datasets, gates = {}, {}
+        keys = result_keys(args.profiles + args.pending)  # the run's order: repro before repro-e
         for p in args.profiles:
             params = load_all(profile_path(p))
             dataset, key = params["study"]["dataset"], keys[p]
             (tmp / f"params-{key}.yaml").write_text(render_params(params), encoding="utf-8")
             root = ROOT / Path(params["compare"]["out"].split("{arch}")[0].format(dataset=dataset))
             claims = json.loads((root / "claims.json").read_text())
-            summaries = {}
+            summaries, gates[key] = {}, {}
             for arch_dir in sorted(d for d in root.iterdir() if (d / "summary.json").is_file()):
+                gates[key][arch_dir.name] = dense_gate(out / "predictions" / key / arch_dir.name,
+                                                       float(params["compare"]["min_gain_over_baseline"]),
+                                                       params["compare"]["split"])
                 summaries[arch_dir.name] = json.loads((arch_dir / "summary.json").read_text())
                 check_logits(out / "predictions" / key / arch_dir.name, summaries[arch_dir.name], params["compare"],
                              ROOT / params["prune"]["predictions_dir"] / dataset / arch_dir.name)
@@ -260,10 +274,17 @@ def main() -> None:
             datasets[key] = {"claims": claims, "summaries": summaries}
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         previous = json.loads((out / "run.json").read_text()) if args.collect_only and (out / "run.json").is_file() else {}
-        if args.command:  # a driver ran the profiles (scripts/reproduce_cpu.sh): its command and its figures
-            previous, commands, wall, peak = {}, [args.command], args.wall_s or 0.0, args.peak_rss_gib
+        if args.command or previous.get("status") == "running":  # a driver ran the profiles (scripts/reproduce_cpu.sh)
+            previous, commands, wall, peak = {}, [args.command or previous["command"]], args.wall_s or 0.0, args.peak_rss_gib
         run = previous or {"command": " && ".join(commands), "wall_s": round(wall), "peak_rss_gib": None if peak is None else round(peak, 2),
                            "machine": machine(), "git_sha": sha, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        if args.pending:  # collected while the rest still runs: says so, and when
+            pending = result_keys(args.profiles + args.pending)
+            run.update(status="running", finished=None, collected=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                       pending=[pending[p] for p in args.pending])
+        run["dense_gate"] = gates  # recomputed from the committed dense logits (tests/code/test_committed.py)
+        if args.notes:
+            run["notes"] = [line.strip() for line in args.notes.read_text(encoding="utf-8").splitlines() if line.strip()]
         (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(render(args.name, run, datasets), encoding="utf-8")
     except BaseException:
@@ -275,6 +296,22 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     print(f"wrote {out}")
+    if args.readme:
+        write_opening(out)
+
+
+def write_opening(out: Path) -> None:
+    """Put the reproduction's verdicts into README.md's opening block (report/results.py `opening`)."""
+    from pie_mlops.report.results import load, opening, readme_block
+    from pie_mlops.util.atomic import write_text
+    from pie_mlops.util.errors import PieError
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme_block(readme)
+    if block is None:
+        raise PieError("README.md: no `<!-- reproduction: begin NAME -->` ... `<!-- reproduction: end -->` block to fill")
+    write_text(ROOT / "README.md", readme.replace(block[1], opening(*load(out))))
+    print(f"README.md: its opening now shows {out.name}")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,37 @@ def index_examples(root: Path) -> int:
     return n
 
 
+def dense_gate(root: Path, min_gain: float, split: str = FILE_SPLIT) -> dict:
+    """The baseline gate recomputed from the committed dense logits under `root` (an architecture's
+    folder): the trivial baseline on `split`, each dense seed's score, and whether every one beats
+    the baseline by `min_gain` (docs/gates.md). What run.json lists, so a reader can check it."""
+    import pyarrow.parquet as pq
+
+    from pie_mlops.compare.baseline import baseline_name, score, trivial_baseline
+    from pie_mlops.compare.files import _list_values
+
+    cache: dict = {}
+    scores, value, task = {}, None, "single_label"
+    for f in sorted(root.glob(f"dense/s*/{split}.parquet"), key=lambda f: int(f.parent.name[1:])):
+        table = pq.read_table(f)
+        if "example_id" not in table.column_names:
+            table = example_index.attach(f, table, root, split, split, cache)
+        task = "multi_label" if "labels" in table.column_names else "single_label"
+        col = "labels" if task == "multi_label" else "label"
+        labels = _list_values(table[col], f, col, np.int8) if task == "multi_label" else table[col].to_numpy()
+        thr = None  # single-label: argmax; multi-label: each model's threshold, 0.5 where absent
+        if task == "multi_label":
+            thr = (np.asarray(table["threshold"].to_numpy(zero_copy_only=False), dtype=np.float64)
+                   if "threshold" in table.column_names else np.full(len(labels), np.nan))
+        preds = predicted(_list_values(table["logits"], f, "logits", np.float32), thr)
+        scores[f"dense/{f.parent.name}"] = round(score(labels, preds, task), 6)
+        value = trivial_baseline(labels, task)
+    if not scores:
+        raise PieError(f"{root}: no dense/s<seed>/{split}.parquet files to gate")
+    return {"baseline": baseline_name(task), "value": round(value, 6), "min_gain": min_gain, "split": split,
+            "scores": scores, "passed": all(v >= value + min_gain - 1e-12 for v in scores.values())}
+
+
 def model_dirs(root: Path) -> list[Path]:
     """The finished-looking model directories under an architecture's root (relative paths)."""
     dirs = [d for g in MODEL_GLOBS for d in root.glob(g)

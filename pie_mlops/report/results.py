@@ -59,6 +59,17 @@ def groups_table(summary: dict) -> list[str]:
     return rows
 
 
+def gate_line(gate: dict | None) -> list[str]:
+    """The baseline gate as run.json lists it (recomputed from the committed dense logits)."""
+    if not gate:
+        return []
+    scores = list(gate["scores"].values())
+    return [f"Baseline gate: {gate['baseline']} {_num(gate['value'])} on {gate['split']}; the {len(scores)} dense "
+            f"seeds score {_num(min(scores))} to {_num(max(scores))}, every one at least "
+            f"{_num(gate['value'] + gate['min_gain'])} (+{gate['min_gain']:g}): {'yes' if gate['passed'] else '**no**'}.",
+            ""]
+
+
 def _rules_line(claims: dict) -> list[str]:
     """Under which claims rules the verdicts were computed (docs/claims.md, its changelog)."""
     if claims.get("rules_version"):
@@ -68,12 +79,57 @@ def _rules_line(claims: dict) -> list[str]:
             "as evidence for or against the paper.", ""]
 
 
+def _status(run: dict) -> list[str]:
+    """A reproduction collected while part of it still runs says so first (scripts/reproduce.py --pending)."""
+    if run.get("status") != "running":
+        return []
+    return [f"**In progress.** Collected {run.get('collected', 'n/a')} while {', '.join(run.get('pending') or [])} "
+            "still ran: their logits so far are committed under `predictions/`, and their verdicts come when the run "
+            "ends. The wall time and memory below are the collected part's (the notes say how).", ""]
+
+
+BEGIN, END = "<!-- reproduction: begin", "<!-- reproduction: end -->"
+
+
+def opening(name: str, run: dict, datasets: dict[str, dict]) -> str:
+    """The README's opening block for the current reproduction: each claim's verdict and figure per
+    dataset, the same text as the results page's tables (scripts/reproduce.py --readme writes it;
+    a test renders it again)."""
+    keys = list(datasets)
+    state = (f"in progress: {', '.join(keys)} collected, {', '.join(run.get('pending') or [])} still running"
+             if run.get("status") == "running" else f"finished {run.get('finished', 'n/a')}")
+    rules = sorted({d["claims"].get("rules_version", "n/a") for d in datasets.values()})
+    out = [f"{BEGIN} {name} -->",
+           f"**What our data says** ([`{name}`](docs/results/{name}/README.md), {state}; claims rules "
+           f"{', '.join(rules)}). Each cell: the verdict, then its figure (the statistic, its 95% interval or "
+           "p-value, and how many eligible paper-method groups decided it):", "",
+           "| claim | the paper | " + " | ".join(keys) + " |", "| --- | --- | " + " | ".join("---" for _ in keys) + " |"]
+    for claim in CLAIMS:
+        entries = [d["claims"].get(claim) for d in datasets.values()]
+        if all(e is None for e in entries):
+            continue
+        paper = next(e.get("paper", "") for e in entries if e is not None)
+        cells = [f"{VERDICT.get(e['verdict'], e['verdict'])}: {figure(e)}" if e else "n/a" for e in entries]
+        out.append(f"| {claim.split('_', 1)[0]} | {paper} | " + " | ".join(cells) + " |")
+    return "\n".join([*out, END]) + "\n"
+
+
+def readme_block(readme: str) -> tuple[str, str] | None:
+    """(the reproduction's name, the block) of the README's opening, None without one."""
+    start = readme.find(BEGIN)
+    if start < 0:
+        return None
+    stop = readme.index(END, start) + len(END) + 1
+    return readme[start + len(BEGIN):readme.index("-->", start)].strip(), readme[start:stop]
+
+
 def render(name: str, run: dict, datasets: dict[str, dict]) -> str:
     """`datasets`: {dataset: {"claims": claims.json, "summaries": {arch: summary.json}}}."""
     out = [f"# Reproduction `{name}`: the paper's claims on our data", "",
            "Rendered from the JSON files beside this page (a test keeps them equal). "
            "Verdicts follow docs/claims.md: a claim never holds on collapsed groups or on groups "
            "whose PIE share is not above the dense-seed noise floor.", "",
+           *_status(run),
            "## How it was run", "",
            f"- command: `{run.get('command', '')}`",
            f"- wall time: {_num(run.get('wall_s'), 0)} s ({_num((run.get('wall_s') or 0) / 3600, 2)} h), "
@@ -87,7 +143,8 @@ def render(name: str, run: dict, datasets: dict[str, dict]) -> str:
         seeds = claims.get("seeds_per_group")
         out += [f"## {dataset}", "", *_rules_line(claims), f"Seeds per group: {seeds}", "", *claims_table(claims), ""]
         for arch, summary in d["summaries"].items():
-            out += [f"### {dataset} / {arch}", "", *groups_table(summary), ""]
+            gate = ((run.get("dense_gate") or {}).get(dataset) or {}).get(arch)
+            out += [f"### {dataset} / {arch}", "", *gate_line(gate), *groups_table(summary), ""]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pie_mlops.compare.committed import (expected_splits, export_model, index_examples, reproduce_exactly, sync,
+from pie_mlops.compare.committed import (dense_gate, expected_splits, export_model, index_examples, reproduce_exactly, sync,
                                          verify)
 from pie_mlops.compare.files import compare_files
 from pie_mlops.compare.predictions import predictions_frame, write_predictions
@@ -154,11 +154,38 @@ def test_a_file_without_ids_needs_its_index_with_as_many_rows(tmp_path):
     assert "no example_id column and no _examples/test.parquet" in run.stderr and not out.exists()
 
 
+def test_the_dense_gate_is_recomputed_from_committed_logits(tmp_path):
+    root = tmp_path / "committed"
+    _study(root, seeds=3)
+    index_examples(root)
+    labels = pq.read_table(root / "_examples" / "test.parquet")["label"].to_numpy()
+    gate = dense_gate(root, 0.05)
+    assert gate["value"] == round(np.bincount(labels).max() / N, 6) and gate["split"] == "test"
+    assert list(gate["scores"]) == ["dense/s0", "dense/s1", "dense/s2"]  # dense-long is not a dense seed
+    logits = np.stack(pq.read_table(root / "dense" / "s1" / "test.parquet")["logits"].to_numpy(zero_copy_only=False))
+    assert gate["scores"]["dense/s1"] == round(float((logits.argmax(1) == labels).mean()), 6)
+    assert gate["passed"] and not dense_gate(root, 1.0)["passed"]
+    with pytest.raises(PieError, match="no dense/s<seed>/validation.parquet"):
+        dense_gate(root / "pruned", 0.05, "validation")
+
+
 def committed_arch_dirs(results: Path) -> list[Path]:
-    """Each finished reproduction's predictions/<dataset>/<arch> folders. A folder without run.json
+    """Each collected reproduction's predictions/<dataset>/<arch> folders. A folder without run.json
     is a reproduction still running (scripts/reproduce.py writes run.json last, when it collects;
-    its logits are committed as it goes): no summary to recompute yet, so it is left out."""
-    return sorted(d.parent for d in results.glob("*/predictions/*/*/dense") if (d.parents[3] / "run.json").is_file())
+    its logits are committed as it goes): no summary to recompute yet, so it is left out. One
+    collected in part (run.json `status: running`, `pending`) leaves out its pending datasets;
+    every other folder must have its summary."""
+    dirs = []
+    for d in sorted(results.glob("*/predictions/*/*/dense")):
+        arch, result = d.parent, d.parents[3]
+        if not (result / "run.json").is_file():
+            continue
+        run = json.loads((result / "run.json").read_text())
+        if run.get("status") == "running" and arch.parent.name in run.get("pending", []):
+            continue
+        assert (result / arch.parent.name / arch.name / "summary.json").is_file(), f"{arch}: logits without a summary"
+        dirs.append(arch)
+    return dirs
 
 
 def check_reproduces(arch_dir: Path, out: Path) -> None:
@@ -190,6 +217,13 @@ def test_a_reproduction_without_run_json_is_skipped_and_a_finished_one_checked(t
     (done / "params-toy.yaml").write_text("compare: {split: test, min_seeds: 2, tie_rule: probability}\n")
     (done / "run.json").write_text("{}")
     assert committed_arch_dirs(results) == [done / "predictions" / "toy" / "bilstm"]
+    _study(done / "predictions" / "toy@later" / "bilstm", seeds=1)  # collected in part: toy@later still runs
+    (done / "run.json").write_text(json.dumps({"status": "running", "pending": ["toy@later"]}))
+    assert committed_arch_dirs(results) == [done / "predictions" / "toy" / "bilstm"]
+    (done / "run.json").write_text("{}")  # collected as finished, yet toy@later has no summary: caught
+    with pytest.raises(AssertionError, match="toy@later/bilstm: logits without a summary"):
+        committed_arch_dirs(results)
+    (done / "run.json").write_text(json.dumps({"status": "running", "pending": ["toy@later"]}))
     check_reproduces(done / "predictions" / "toy" / "bilstm", tmp_path / "check")
     summary["magnitude-ft@0.50"]["pie_share"] += 0.01  # a summary its logits do not give: caught
     (done / "toy" / "bilstm" / "summary.json").write_text(json.dumps(summary))
@@ -203,3 +237,21 @@ COMMITTED = committed_arch_dirs(ROOT / "docs" / "results")
 @pytest.mark.parametrize("arch_dir", COMMITTED, ids=[str(d.relative_to(ROOT)) for d in COMMITTED])
 def test_committed_logits_reproduce_the_committed_pie_shares(arch_dir, tmp_path):
     check_reproduces(arch_dir, tmp_path)
+
+
+GATED = sorted(p.parent for p in (ROOT / "docs" / "results").glob("*/run.json") if "dense_gate" in json.loads(p.read_text()))
+
+
+@pytest.mark.parametrize("result", GATED, ids=[d.name for d in GATED])
+def test_every_listed_dense_seed_beats_the_majority_class_by_the_gate_with_no_override(result):
+    """Issue 27's acceptance: each dense seed in run.json beats the trivial baseline by >= 0.05, as
+    recomputed from its committed logits, and no params file lowers the gate."""
+    import yaml
+
+    run = json.loads((result / "run.json").read_text())
+    for key, archs in run["dense_gate"].items():
+        params = yaml.safe_load((result / f"params-{key}.yaml").read_text())
+        assert params["compare"]["min_gain_over_baseline"] >= 0.05, key
+        for arch, gate in archs.items():
+            assert gate["passed"] and gate["min_gain"] >= 0.05, (key, arch)
+            assert dense_gate(result / "predictions" / key / arch, gate["min_gain"], gate["split"]) == gate, (key, arch)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pie_mlops.report.results import figure, load, render
+from pie_mlops.report.results import figure, load, opening, readme_block, render
 
 RESULTS = sorted((Path(__file__).resolve().parents[2] / "docs" / "results").glob("*/run.json"))
 
@@ -17,6 +17,15 @@ def test_a_committed_readme_is_rendered_from_its_json(run_json):
     name, run, datasets = load(run_json.parent)
     assert datasets, f"{run_json.parent}: no <dataset>/claims.json"
     assert (run_json.parent / "README.md").read_text(encoding="utf-8") == render(name, run, datasets)
+
+
+def test_the_readme_opening_shows_the_current_reproductions_json():
+    """The README's opening block is the named reproduction's verdicts and figures, as rendered now."""
+    root = Path(__file__).resolve().parents[2]
+    block = readme_block((root / "README.md").read_text(encoding="utf-8"))
+    assert block, "README.md: no <!-- reproduction: begin NAME --> block"
+    name, text = block
+    assert text == opening(*load(root / "docs" / "results" / name))
 
 
 def test_a_claim_figure_carries_its_statistic_interval_and_groups():
@@ -44,6 +53,22 @@ def test_render_lists_every_claim_and_group():
     assert "Deviations" not in text
     noted = render("t", {"command": "c", "notes": ["E = 1 for the BiLSTM"]}, {})
     assert "## Deviations and notes\n\n- E = 1 for the BiLSTM\n" in noted
+    assert "In progress" not in noted
+    gate = {"baseline": "the majority class (accuracy)", "value": 0.5778, "min_gain": 0.05, "split": "test",
+            "scores": {"dense/s0": 0.712, "dense/s1": 0.747}, "passed": True}
+    gated = render("t", {"command": "c", "dense_gate": {"rotten_tomatoes": {"bilstm": gate}}},
+                   {"rotten_tomatoes": {"claims": claims, "summaries": {"bilstm": summary}}})
+    assert ("Baseline gate: the majority class (accuracy) 0.578 on test; the 2 dense seeds score 0.712 to 0.747, "
+            "every one at least 0.628 (+0.05): yes.") in gated
+    running = render("t", {"command": "c", "status": "running", "collected": "2026-12-07 19:40 UTC",
+                           "pending": ["rotten_tomatoes", "rotten_tomatoes@repro-e"]}, {})
+    assert "**In progress.** Collected 2026-12-07 19:40 UTC while rotten_tomatoes, rotten_tomatoes@repro-e still ran" \
+        in running
+    top = opening("t", {"status": "running", "pending": ["rotten_tomatoes"]},
+                  {"bbc_news": {"claims": claims, "summaries": {}}})
+    assert "in progress: bbc_news collected, rotten_tomatoes still running" in top
+    assert "| a | On PIEs accuracy collapses. | **holds**: s = 0.500, 95% CI [0.400, 0.600]; 1 group(s) |" in top
+    assert readme_block("intro\n" + top + "rest\n") == ("t", top)
 
 
 def test_reproduce_with_missing_outputs_says_so_in_one_line_and_leaves_nothing(project_repo):
