@@ -297,21 +297,10 @@ def main() -> None:
     tmp.rename(out)
     print(f"wrote {out}")
     if args.readme:
-        write_opening(out)
+        from pie_mlops.report.results import write_opening
 
-
-def write_opening(out: Path) -> None:
-    """Put the reproduction's verdicts into README.md's opening block (report/results.py `opening`)."""
-    from pie_mlops.report.results import load, opening, readme_block
-    from pie_mlops.util.atomic import write_text
-    from pie_mlops.util.errors import PieError
-
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme_block(readme)
-    if block is None:
-        raise PieError("README.md: no `<!-- reproduction: begin NAME -->` ... `<!-- reproduction: end -->` block to fill")
-    write_text(ROOT / "README.md", readme.replace(block[1], opening(*load(out))))
-    print(f"README.md: its opening now shows {out.name}")
+        write_opening(ROOT / "README.md", out)
+        print(f"README.md: its opening now shows {out.name}")
 
 
 if __name__ == "__main__":

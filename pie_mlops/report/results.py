@@ -161,3 +161,17 @@ def load(result_dir) -> tuple[str, dict, dict]:
                      for p in sorted(claims.parent.glob("*/summary.json"))}
         datasets[claims.parent.name] = {"claims": json.loads(claims.read_text(encoding="utf-8")), "summaries": summaries}
     return d.name, run, datasets
+
+
+def write_opening(readme_path, result_dir) -> None:
+    """Put a committed reproduction's verdicts into the README's opening block (`opening`)."""
+    from pathlib import Path
+
+    from pie_mlops.util.atomic import write_text
+    from pie_mlops.util.errors import PieError
+
+    readme = Path(readme_path).read_text(encoding="utf-8")
+    block = readme_block(readme)
+    if block is None:
+        raise PieError(f"{readme_path}: no `{BEGIN} NAME -->` ... `{END}` block to fill")
+    write_text(readme_path, readme.replace(block[1], opening(*load(result_dir))))

@@ -81,3 +81,18 @@ def test_reproduce_with_missing_outputs_says_so_in_one_line_and_leaves_nothing(p
     assert "claims.json" in res.stderr and "--collect-only" in res.stderr
     assert not (project_repo / "docs" / "results" / "x.tmp").exists()  # no half-written NAME.tmp
     assert not (project_repo / "docs" / "results" / "x").exists()
+
+
+def test_write_opening_fills_the_block_or_says_there_is_none(tmp_path):
+    from pie_mlops.report.results import write_opening
+    from pie_mlops.util.errors import PieError
+
+    result = sorted((Path(__file__).resolve().parents[2] / "docs" / "results").glob("*/run.json"))[-1].parent
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- reproduction: begin old -->\nstale\n<!-- reproduction: end -->\n\nrest\n")
+    write_opening(readme, result)
+    assert readme_block(readme.read_text()) == (result.name, opening(*load(result)))
+    assert readme.read_text().startswith("# x\n\n") and readme.read_text().endswith("\n\nrest\n")
+    readme.write_text("# no block\n")
+    with pytest.raises(PieError, match="no `<!-- reproduction: begin NAME -->`"):
+        write_opening(readme, result)
