@@ -90,13 +90,15 @@ def arch_roots(profiles: list[str]):
             yield ROOT / params["prune"]["predictions_dir"] / dataset / arch, keys[p], arch, expected, skip
 
 
-def sync_logits(out: Path, profiles: list[str]) -> list:
+def sync_logits(out: Path, profiles: list[str]) -> tuple[list, int]:
+    """(the models exported now, how many committed files had their ids moved to the index)."""
     from pie_mlops.compare.committed import index_examples, sync
 
-    new = []
+    new, moved = [], 0
     for src, dataset, arch, expected, skip in arch_roots(profiles):
         if (out / "predictions" / dataset / arch).is_dir():  # files committed with their ids (before the index, or
             n = index_examples(out / "predictions" / dataset / arch)  # by an older checkout): ids to the index
+            moved += n
             if n:
                 print(f"{dataset}/{arch}: moved the example ids of {n} committed file(s) into its _examples/ index")
         for e in sync(src, out / "predictions" / dataset / arch, expected, skip):
@@ -104,7 +106,7 @@ def sync_logits(out: Path, profiles: list[str]) -> list:
             if e.float32_splits:
                 print(f"{dataset}/{arch}/{e.model_dir}: float16 would change a predicted label in "
                       f"{', '.join(e.float32_splits)}; kept float32 there", flush=True)
-    return new
+    return new, moved
 
 
 def tuned_files(profiles: list[str]):
@@ -232,9 +234,9 @@ def main() -> None:
             print(line)
         return
     if args.sync:
-        new = sync_logits(out, args.profiles)
+        new, moved = sync_logits(out, args.profiles)
         tuned = sync_tuned(out, args.profiles)
-        if args.commit and (new or tuned):
+        if args.commit and (new or tuned or moved):
             commit_logits(out, len(new))
         print(f"synced {len(new)} model(s) into {out / 'predictions'}")
         return
