@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pie_mlops.models.common import DeviceEncoded, Encoded
+from pie_mlops.models.common import DeviceEncoded, Encoded, stack_padded
 from pie_mlops.models.predict import effective_autocast, on_device, precision
 
 pytestmark = pytest.mark.unit
@@ -66,6 +66,12 @@ def test_device_encoded_pads_as_the_host_does():
             d_ids, d_mask, d_ty = dev.padded(rows, 0)
             assert np.array_equal(d_ids.numpy(), ids) and np.array_equal(d_mask.numpy(), mask)
             assert (ty is None and d_ty is None) or np.array_equal(d_ty.numpy(), ty)
+        sets = [rng.permutation(50)[:16], np.arange(5), np.array([7])]  # a seed stack's step: S row sets
+        for got, want in zip(stack_padded(dev, sets, 9), stack_padded(enc, sets, 9)):
+            assert (got is None and want is None) or torch.equal(got, want)
+        ids, mask, _ = stack_padded(enc, sets, 9)
+        assert ids.shape == (3, 16, int(max(enc.lengths[r].max() for r in sets)))
+        assert not mask[1, 5:].any() and (ids[1, 5:] == 9).all()  # beyond a set's rows: padding
 
 
 def test_on_device_only_when_asked_or_on_an_accelerator():
