@@ -50,7 +50,7 @@ Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy and torch seeds: 0 .. 2**3
 Positive = Annotated[int, Field(ge=1)]
 Share = Annotated[float, Field(ge=0, le=1)]
 Dropout = PerArch[Annotated[float, Field(ge=0, lt=1)] | None]  # bilstm only; None: its default (0.1)
-Autocast = Literal["auto", "bf16", "off"]  # bf16 autocast on CUDA (train.autocast, prune.autocast)
+Autocast = Literal["auto", "bf16", "off"]  # bf16 autocast on CUDA (train.autocast, prune.autocast, tune.autocast)
 
 
 class Section(BaseModel):
@@ -120,6 +120,7 @@ class Tune(takes_study(*STUDY_KEYS)):  # model_path: bert's only (config/plans.p
     max_length: int = Field(128, ge=8)
     optimizer: Optimizer = OURS["optimizer"]  # search with the optimizer train will use (paper: adam_constant)
     num_threads: PerArch[Positive | None] = None  # the trials' intra-op threads, as train.num_threads
+    autocast: PerArch[Autocast] = "auto"  # as train.autocast: the trials train as train will (nothing on a CPU)
     out: str = "params/best_{dataset}_{arch}.yaml"
     # One space for all architectures, or one per architecture ({bert: {...}, bilstm: {...}}).
     space: dict[Arch, dict[str, dict[str, Any]]] | dict[str, dict[str, Any]] = Field(default_factory=_space)

@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 
 from pie_mlops.util.log import progress_disabled
 from pie_mlops.models.bilstm_stack import StackedBiLSTM
+from pie_mlops.models.common import Encoded, as_tensor
+from pie_mlops.models.predict import on_device
 from pie_mlops.jobs.optim import make_optimizer
 from pie_mlops.jobs.training import (
     TrainConfig,
@@ -38,19 +40,20 @@ from pie_mlops.jobs.training import (
 
 @torch.inference_mode()
 def predict_logits_stacked(stack, df: pd.DataFrame, model, batch_size: int = 128,
-                           device="auto") -> np.ndarray:
+                           device="auto", data_on_device: bool | str = "auto") -> np.ndarray:
     """Logits [S, n, labels] of every seed for every row of `df`, in one pass over the data
-    (a StackedBert predicts seed by seed: models/bert_stack.py)."""
+    (a StackedBert predicts seed by seed: models/bert_stack.py); `data_on_device` as
+    predict_logits' (the split uploaded once, each batch padded there)."""
     device = resolve_device(device)
     if not isinstance(stack, StackedBiLSTM):
-        return stack.logits(df, batch_size, device)
+        return stack.logits(df, batch_size, device, data_on_device)
     was_training = stack.training
     stack.to(device).eval()
-    enc = encode_split(model, df)
+    enc = on_device(encode_split(model, df), device, data_on_device)
     out = np.empty((stack.n, len(df), stack.num_labels), dtype=np.float32)
     for rows in sorted_batches(enc.lengths, batch_size):
         ids, _, _ = enc.padded(rows, 0)
-        ids = torch.from_numpy(ids).to(device).expand(stack.n, -1, -1)
+        ids = as_tensor(ids, device).expand(stack.n, -1, -1)
         lengths = torch.from_numpy(enc.lengths[rows]).expand(stack.n, -1)
         out[:, rows] = stack(ids, lengths).float().cpu().numpy()
     stack.train(was_training)
@@ -106,8 +109,8 @@ def train_seeds(models: list, seeds: list[int], train_df: pd.DataFrame, val_df: 
         total, seen = loop.epoch(tqdm(list(zip(*per_seed)), desc=f"epoch {epoch}/{cfg.epochs} ({s} seeds)",
                                       disable=progress_disabled(cfg.progress), leave=False))
         share = (time.perf_counter() - start) / s  # each seed's share of the group's epoch
-        val_logits = predict_logits_stacked(stack, val_df, model0, cfg.eval_batch_size, device) \
-            if y_val is not None else None
+        val_logits = predict_logits_stacked(stack, val_df, model0, cfg.eval_batch_size, device,
+                                            cfg.data_on_device) if y_val is not None else None
         for i, result in enumerate(results):
             metrics = {"epoch": epoch, "train_loss": float(total[i]) / max(seen[i], 1), "epoch_s": share,
                        "train_ex_s": seen[i] / share, "lr": loop.sched.get_last_lr()[0]}
@@ -133,8 +136,11 @@ class _StackLoop:
 
     def __init__(self, stack, model0, train_df: pd.DataFrame, cfg: TrainConfig, device):
         self.stack, self.model0, self.cfg, self.device, self.task = stack, model0, cfg, device, model0.task
-        self.enc = encode_split(model0, train_df)
+        # cfg.data_on_device (an accelerator): the split and its targets uploaded once, as train's
+        # loop does; each step's S batches are padded there and only row indices travel
+        self.enc = on_device(encode_split(model0, train_df), device, cfg.data_on_device)
         self.y_all = torch.from_numpy(targets(train_df, self.task))
+        self.y_dev = None if isinstance(self.enc, Encoded) else self.y_all.to(device)
         self.params = [p for p in stack.parameters() if p.requires_grad]
         total_steps = -(-len(train_df) // cfg.batch_size) * cfg.epochs
         self.opt, self.sched = make_optimizer(stack, cfg, min(total_steps, cfg.max_steps) if cfg.max_steps
@@ -147,16 +153,13 @@ class _StackLoop:
     def epoch(self, batches) -> tuple[torch.Tensor, np.ndarray]:
         """One pass over `batches` (each: one row batch per seed), to cfg.max_steps: each seed's
         summed loss and examples seen."""
-        s, y_all, device = self.stack.n, self.y_all, self.device
+        s, device = self.stack.n, self.device
         total, seen = torch.zeros(s, dtype=torch.float64), np.zeros(s)
         for batch in batches:
             inputs, valid = self.stack.stack_inputs(self.enc, list(batch), device)
             with precision(self.model0, device, self.cfg.autocast):  # none on a CPU
                 logits = self.stack(**inputs).float()
-            pad = torch.zeros((s, valid.shape[1]) + tuple(y_all.shape[1:]), dtype=y_all.dtype)
-            for i, rows in enumerate(batch):
-                pad[i, :len(rows)] = y_all[rows]
-            losses = _seed_losses(self.task, logits, pad.to(device), valid)
+            losses = _seed_losses(self.task, logits, self.stacked_targets(batch, valid), valid)
             losses.sum().backward()  # seeds share no weights: each gets its own loss's gradient
             _clip_per_seed(self.params, self.cfg.max_grad_norm)
             self.opt.step()
@@ -170,8 +173,24 @@ class _StackLoop:
                 break
         return total, seen
 
+    def stacked_targets(self, batch, valid: torch.Tensor) -> torch.Tensor:
+        """The S batches' targets [S, B, ...] on the device, zeros in the filler rows (valid 0)."""
+        s, b = valid.shape
+        if self.y_dev is None:  # on the host, then one copy
+            pad = torch.zeros((s, b) + tuple(self.y_all.shape[1:]), dtype=self.y_all.dtype)
+            for i, rows in enumerate(batch):
+                pad[i, :len(rows)] = self.y_all[rows]
+            return pad.to(self.device)
+        idx = np.zeros((s, b), dtype=np.int64)  # filler rows gather row 0, then zeroed
+        for i, rows in enumerate(batch):
+            idx[i, :len(rows)] = rows
+        y = self.y_dev[torch.from_numpy(idx).to(self.device, non_blocking=True)]
+        real = (valid > 0).view(s, b, *([1] * (y.dim() - 2)))
+        return torch.where(real, y, torch.zeros((), dtype=y.dtype, device=self.device))
+
     def snapshot(self, results: list[TrainResult], train_df: pd.DataFrame, name: str) -> None:
         """Every seed's train-split logits now, as snapshot `name`."""
-        logits = predict_logits_stacked(self.stack, train_df, self.model0, self.cfg.eval_batch_size, self.device)
+        logits = predict_logits_stacked(self.stack, train_df, self.model0, self.cfg.eval_batch_size, self.device,
+                                        self.cfg.data_on_device)
         for result, each in zip(results, logits):
             result.snapshots[name] = each

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pie_mlops.models.common import check_stackable
+from pie_mlops.models.common import check_stackable, stack_padded
 
 
 class StackedBert(nn.Module):
@@ -70,26 +70,19 @@ class StackedBert(nn.Module):
     def stack_inputs(self, enc, rows_per_seed: list[np.ndarray], device) -> tuple[dict, torch.Tensor]:
         """({input_ids, attention_mask[, token_type_ids]} each [S, B, T], valid [S, B]). A seed with
         fewer rows repeats its first row as filler (valid 0): an all-padding row would attend to
-        nothing."""
+        nothing. `enc` an Encoded or a DeviceEncoded (padded on the device, common.stack_padded)."""
         s, b = len(rows_per_seed), max(len(r) for r in rows_per_seed)
         filled = [np.concatenate([r, np.repeat(r[:1], b - len(r))]) for r in rows_per_seed]
-        t = int(max(int(enc.lengths[r].max()) for r in filled))
-        ids = np.full((s, b, t), self.pad_id, dtype=np.int64)
-        mask = np.zeros((s, b, t), dtype=np.int64)
-        types = None if enc.type_ids is None else np.zeros((s, b, t), dtype=np.int64)
+        ids, mask, types = stack_padded(enc, filled, self.pad_id)
         valid = np.zeros((s, b), dtype=np.float32)
-        for i, rows in enumerate(filled):
-            got, m, ty = enc.padded(rows, self.pad_id)
-            ids[i, :, :got.shape[1]], mask[i, :, :got.shape[1]] = got, m
-            if types is not None:
-                types[i, :, :got.shape[1]] = ty
-            valid[i, :len(rows_per_seed[i])] = 1.0
+        for i, rows in enumerate(rows_per_seed):
+            valid[i, :len(rows)] = 1.0
         # a prepared additive mask [S, B, 1, 1, T], which HF takes as it is: from a 2D mask it
         # would test `mask.all()`, data-dependent control flow that vmap cannot batch
-        additive = np.where(mask, 0.0, np.finfo(np.float32).min).astype(np.float32)[:, :, None, None, :]
+        additive = torch.where(mask, 0.0, torch.finfo(torch.float32).min)[:, :, None, None, :]
         inputs = {"input_ids": ids, "attention_mask": additive,
                   **({"token_type_ids": types} if types is not None else {})}
-        return {k: torch.from_numpy(v).to(device) for k, v in inputs.items()}, torch.from_numpy(valid).to(device)
+        return {k: v.to(device) for k, v in inputs.items()}, torch.from_numpy(valid).to(device)
 
     def forward(self, **inputs) -> torch.Tensor:
         """Logits [S, B, labels] for per-seed inputs [S, B, T]."""
@@ -111,10 +104,11 @@ class StackedBert(nn.Module):
         with sdpa_kernel([SDPBackend.MATH]):
             return run(params, inputs)
 
-    def logits(self, df, batch_size: int, device) -> np.ndarray:
+    def logits(self, df, batch_size: int, device, data_on_device: bool | str = "auto") -> np.ndarray:
         """Logits [S, n, labels]: the weights written back, each seed predicted with its own
         forward (vmap's prediction is slower on the CPU and on an H200)."""
         from pie_mlops.models.predict import predict_logits
 
         self.write_back()
-        return np.stack([predict_logits(m, df, batch_size, device) for m in self._models])
+        return np.stack([predict_logits(m, df, batch_size, device, data_on_device=data_on_device)
+                         for m in self._models])

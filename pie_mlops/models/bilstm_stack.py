@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pie_mlops.models.common import check_stackable
+from pie_mlops.models.common import check_stackable, stack_padded
 
 
 class StackedBiLSTM(nn.Module):
@@ -61,19 +61,14 @@ class StackedBiLSTM(nn.Module):
     # -- forward --------------------------------------------------------------------------
     def stack_inputs(self, enc, rows_per_seed: list, device) -> tuple[dict, torch.Tensor]:
         """({input_ids [S, B, T], lengths [S, B]}, valid [S, B]) for S row sets, padded to the
-        largest of them; filler rows have length 0 (a padded step leaves the state as it was)."""
-        s, b = len(rows_per_seed), max(len(r) for r in rows_per_seed)
-        lens = [enc.lengths[r] for r in rows_per_seed]
-        t = int(max(int(x.max()) for x in lens))
-        ids = np.zeros((s, b, t), dtype=np.int64)
-        lengths = np.zeros((s, b), dtype=np.int64)
+        largest of them; filler rows have length 0 (a padded step leaves the state as it was).
+        `enc` an Encoded or a DeviceEncoded (the ids padded on the device, common.stack_padded)."""
+        ids, _, _ = stack_padded(enc, rows_per_seed, 0)
+        lengths = np.zeros(tuple(ids.shape[:2]), dtype=np.int64)  # from the host's lengths: no device sync
         for i, rows in enumerate(rows_per_seed):
-            padded, _, _ = enc.padded(rows, 0)
-            ids[i, :len(rows), :padded.shape[1]] = padded
-            lengths[i, :len(rows)] = lens[i]
+            lengths[i, :len(rows)] = enc.lengths[rows]
         lengths = torch.from_numpy(lengths)
-        return {"input_ids": torch.from_numpy(ids).to(device), "lengths": lengths}, \
-            (lengths > 0).to(device, torch.float32)
+        return {"input_ids": ids.to(device), "lengths": lengths}, (lengths > 0).to(device, torch.float32)
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout with each seed's own generator (x: [S, ...])."""

@@ -132,3 +132,23 @@ class DeviceEncoded:
         ids = torch.where(mask, self.ids[idx], pad_id)
         types = None if self.type_ids is None else torch.where(mask, self.type_ids[idx], 0)
         return ids, mask, types
+
+
+def stack_padded(enc, rows_per_seed: list, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(ids, mask, type_ids), each [S, B, T], for S row sets (a seed stack's step): each set padded
+    by `enc.padded` (an Encoded's on the host, a DeviceEncoded's on its device, where the result
+    stays), then placed in one shape, B the most rows and T the longest row of all; the places
+    beyond a set's own rows and tokens hold `pad_id` (mask False, type 0)."""
+    where = enc.device if isinstance(enc, DeviceEncoded) else torch.device("cpu")
+    s, b = len(rows_per_seed), max(len(r) for r in rows_per_seed)
+    t = int(max(int(enc.lengths[r].max()) for r in rows_per_seed))
+    ids = torch.full((s, b, t), pad_id, dtype=torch.int64, device=where)
+    mask = torch.zeros((s, b, t), dtype=torch.bool, device=where)
+    types = None if enc.type_ids is None else torch.zeros((s, b, t), dtype=torch.int64, device=where)
+    for i, rows in enumerate(rows_per_seed):
+        got, m, ty = enc.padded(rows, pad_id)
+        n, w = got.shape
+        ids[i, :n, :w], mask[i, :n, :w] = as_tensor(got, where), as_tensor(m, where)
+        if types is not None:
+            types[i, :n, :w] = as_tensor(ty, where)
+    return ids, mask, types

@@ -11,6 +11,8 @@ which `train` and `prune` read.
 Any value may be given per architecture (`max_train_examples: {bert: 300, bilstm: 2000}`),
 and so may the search space (`space: {bert: {lr: ...}, bilstm: {lr: ..., epochs: ...}}`):
 a BiLSTM needs a far larger learning rate and more epochs than a transformer.
+Trials train under the autocast train will use (`tune.autocast`, as train's: bf16 on CUDA for
+MiniLM under `auto`, nothing on a CPU), and a bf16 study is a study of its own.
 """
 
 from __future__ import annotations
@@ -38,8 +40,31 @@ IDENTITY = ("dataset", "arch", "model_path", "seed", "max_train_examples", "max_
             "optimizer", "space")
 
 
-def study_identity(params: dict, data_md5: str) -> dict:
-    return {**{k: params.get(k) for k in IDENTITY}, "data_md5": data_md5}
+def study_identity(params: dict, data_md5: str, device="auto") -> dict:
+    identity = {**{k: params.get(k) for k in IDENTITY}, "data_md5": data_md5}
+    if trial_autocast(params, device) == "bf16":  # bf16 trials measure another model; CPU names as before
+        identity["autocast"] = "bf16"
+    return identity
+
+
+def trial_autocast(params: dict, device="auto") -> str:
+    """The trials' precision: what train's plan records for this architecture on `device`
+    (models/predict.py's effective_autocast: bf16 on CUDA for MiniLM under `auto`; a CPU: off)."""
+    from pie_mlops.models.predict import effective_autocast
+
+    return effective_autocast(params.get("autocast"), params["arch"], device)
+
+
+def trial_config(params: dict, hp: dict, device="auto"):
+    """A trial's TrainConfig: `hp` over train's untuned values (a key the space leaves out: what
+    train runs untuned), under the autocast train would use (`trial_autocast`)."""
+    from pie_mlops.jobs.training import UNTUNED, job_config
+
+    hp_all = {k: getattr(UNTUNED, k) for k in TUNABLE} | hp  # jobs/training.py: Train()
+    precision = trial_autocast(params, device)
+    plan = dict(hp_all, weight_decay=UNTUNED.weight_decay, optimizer=params["optimizer"],
+                **({"autocast": precision} if precision == "bf16" else {}))  # as train's job plan
+    return job_config(plan, params["seed"], progress=False)
 
 
 def study_name(params: dict, data_md5: str) -> str:
@@ -62,8 +87,8 @@ def _say_if_new(storage, name: str, created: bool) -> None:
     same = re.compile(re.escape(name.rsplit("-", 1)[0]) + r"(-[0-9a-f]{8})?")  # an older name had no hash
     earlier = [n for n in optuna.get_all_study_names(storage) if n != name and same.fullmatch(n)]
     if earlier:
-        _LOG.info(f"tune: the search settings (tune.{', tune.'.join(IDENTITY)} or the data) differ from those of "
-              f"study {', '.join(sorted(earlier))}: starting a new study {name}")
+        _LOG.info(f"tune: the search settings (tune.{', tune.'.join(IDENTITY)}, bf16 autocast or the data) "
+                  f"differ from those of study {', '.join(sorted(earlier))}: starting a new study {name}")
 
 
 def suggest(trial, space: dict) -> dict:
@@ -217,7 +242,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
 
     from pie_mlops import tracking
     from pie_mlops.scale.claims import redact_url
-    from pie_mlops.jobs.training import UNTUNED, job_config, train
+    from pie_mlops.jobs.training import train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     md5 = tracking.data_md5(params["data_dir"])
@@ -235,10 +260,7 @@ def tune_one(params: dict, progress: bool = True) -> dict:
             if _earlier_trials(study, trial.number) >= n_trials:
                 raise Surplus(f"trial {trial.number}: n_trials={n_trials} reached by other workers")
             hp = suggest(trial, params["space"])
-            # a key the space leaves out: train's schema default (what train runs untuned)
-            hp_all = {k: getattr(UNTUNED, k) for k in TUNABLE} | hp  # jobs/training.py: Train()
-            cfg = job_config(dict(hp_all, weight_decay=UNTUNED.weight_decay, optimizer=params["optimizer"]),
-                             params["seed"], progress=False)
+            cfg = trial_config(params, hp)
             with tracking.trial_run(parent_id, trial, hp, data=params) as log_epoch:
                 model = build_model(params["arch"], n_labels, task, seed=params["seed"],
                                     model_path=params["model_path"], max_length=params["max_length"])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pie_mlops.models.common import DeviceEncoded, Encoded
+from pie_mlops.models.common import DeviceEncoded, Encoded, stack_padded
 from pie_mlops.models.predict import effective_autocast, on_device, precision
 
 pytestmark = pytest.mark.unit
@@ -66,6 +66,12 @@ def test_device_encoded_pads_as_the_host_does():
             d_ids, d_mask, d_ty = dev.padded(rows, 0)
             assert np.array_equal(d_ids.numpy(), ids) and np.array_equal(d_mask.numpy(), mask)
             assert (ty is None and d_ty is None) or np.array_equal(d_ty.numpy(), ty)
+        sets = [rng.permutation(50)[:16], np.arange(5), np.array([7])]  # a seed stack's step: S row sets
+        for got, want in zip(stack_padded(dev, sets, 9), stack_padded(enc, sets, 9)):
+            assert (got is None and want is None) or torch.equal(got, want)
+        ids, mask, _ = stack_padded(enc, sets, 9)
+        assert ids.shape == (3, 16, int(max(enc.lengths[r].max() for r in sets)))
+        assert not mask[1, 5:].any() and (ids[1, 5:] == 9).all()  # beyond a set's rows: padding
 
 
 def test_on_device_only_when_asked_or_on_an_accelerator():
@@ -73,3 +79,26 @@ def test_on_device_only_when_asked_or_on_an_accelerator():
     assert on_device(enc, torch.device("cpu"), "auto") is enc
     assert on_device(enc, torch.device("cpu"), False) is enc
     assert isinstance(on_device(enc, torch.device("cpu"), True), DeviceEncoded)
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+def test_tune_trials_train_under_trains_autocast():
+    """`tune`'s trials take the autocast the train stage's job plan records (on a CPU: none, the
+    study and its trials as before; on CUDA, simulated through the pure choice: bf16 for MiniLM)."""
+    from pie_mlops.config.plans import for_arch, resolve
+    from pie_mlops.models.predict import job_autocast
+    from pie_mlops.stages.train import job_plan
+    from pie_mlops.stages.tune import study_identity, trial_config
+
+    for arch in ("bert", "bilstm"):
+        tune = for_arch(resolve("tune"), arch).model_dump()
+        assert tune["autocast"] == "auto"
+        if not torch.cuda.is_available():
+            train_plan = job_plan(for_arch(resolve("train"), arch, tuned=False))
+            assert trial_config(tune, {}).autocast == job_autocast(train_plan) == "off"
+            assert "autocast" not in study_identity(tune, "md5")  # CPU study names as before
+        want = effective_autocast(resolve("train", arch=arch).autocast, arch, "cuda")
+        assert trial_config(tune, {}, device="cuda").autocast == want == ("bf16" if arch == "bert" else "off")
+        assert ("autocast" in study_identity(tune, "md5", device="cuda")) is (arch == "bert")
+        assert trial_config(dict(tune, autocast="off"), {}, device="cuda").autocast == "off"
+        assert trial_config(dict(tune, autocast="bf16"), {}, device="cuda").autocast == "bf16"
