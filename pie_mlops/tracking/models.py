@@ -10,7 +10,7 @@ from pie_mlops.tracking.accounting import spent, timed
 from pie_mlops.tracking.descriptions import study_description, version_description
 from pie_mlops.tracking.lineage import log_data_inputs
 from pie_mlops.tracking.provenance import VERSION_TAGS, model_requirements
-from pie_mlops.util.compat import set_model_alias
+from pie_mlops.tracking.registry import set_model_alias
 from pie_mlops.tracking.store import (
     _client, _owner_tags, active_run_id, experiment_id, forget_experiments, mark_experiment, registry_uri, store_key,
 )

@@ -102,19 +102,6 @@ def memoize_requirement_checks() -> None:
         requirements_utils._check_requirement_satisfied = functools.lru_cache(maxsize=256)(check)
 
 
-def set_model_alias(client, name: str, alias: str, version) -> None:
-    """MlflowClient.set_registered_model_alias without its prompt check (`_get_registry_client`):
-    the check reads the whole registered model back, every alias and latest version, a cost
-    that grows with the study (at 1,200 versions ~33 ms of CPU and ~100 ms a call on SQLite,
-    against ~2 ms; one request more on a server) for a name that is never a prompt: the ones
-    pie-mlops registers are `pie-<dataset>-<arch>` (tracking/registry.py)."""
-    from mlflow.utils.validation import _validate_model_alias_name, _validate_model_version
-
-    _validate_model_alias_name(alias)
-    _validate_model_version(version)
-    client._get_registry_client().set_registered_model_alias(name, alias, version)
-
-
 def restore_mlflow_registry_uri(uri) -> None:
     """Put the registry URI back as it was, unset included (set_registry_uri(None) is not it)."""
     from mlflow.tracking._model_registry import utils as registry_utils
