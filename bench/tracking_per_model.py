@@ -10,7 +10,9 @@ timed. The model is a GloVe BiLSTM (its save is ~2 MB, like a pruned one); the p
 1,275 rows, the size of the default study's validation split.
 
 Counted: HTTP requests by endpoint (the server), SQL statements (SQLite, where each is a
-round trip to the file), and the milliseconds per job (median after 2 warm-up jobs).
+round trip to the file), and the milliseconds per job, wall and this process's CPU (median after
+2 warm-up jobs; on SQLite most of the wall is the store's commits waiting on the disk, and only
+the CPU competes with compute). `--profile FILE`: cProfile of the timed jobs, FILE.<backend>.prof.
 
 Then the pace (issue 27: tracking must not set it): the same process computes `--pace-jobs`
 models (a BiLSTM trained one epoch and its split predicted, on one intra-op thread, as the repro
@@ -18,7 +20,8 @@ profiles run it) three ways, in interleaved rounds: compute alone; compute with 
 tracked by the stage's writer beside the next one's compute (jobs/writer.py, what train and
 prune do); and compute with tracking in line, one after the other (the stages before the
 writer). `<backend>_pace_ratio` is the wall time per model tracked by the writer over compute
-alone (the goal: <= 1.1); `<backend>_inline_ratio` the same in line. `--pace-sleep-ms N`: the
+alone (the goal: <= 1.1), `_before_drain` the same until the last model is computed (the last
+one's tracking comes once per stage, not per model); `<backend>_inline_ratio` the same in line. `--pace-sleep-ms N`: the
 compute is an N ms wait instead, as on an accelerator, where the CPU idles while a model computes.
 
     .venv/bin/python bench/tracking_per_model.py [--jobs 12] [--pace-jobs 8] [--pace-sleep-ms 1000]
@@ -69,10 +72,14 @@ def _count_sql(counter: Counter) -> None:
         counter[statement.split(None, 1)[0].upper()] += 1
 
 
-def child(backend: str, jobs: int) -> dict:
-    """Run `jobs` model jobs against the current MLFLOW_TRACKING_URI; one dict of figures."""
+def child(backend: str, jobs: int, profile: str | None = None) -> dict:
+    """Run `jobs` model jobs against the current MLFLOW_TRACKING_URI; one dict of figures.
+    `profile`: a file for cProfile's stats of the timed jobs (after the warm-up)."""
+    import cProfile
+
     import numpy as np
     import pandas as pd
+    import torch
 
     sys.path.insert(0, str(ROOT))
     from pie_mlops import tracking
@@ -81,6 +88,7 @@ def child(backend: str, jobs: int) -> dict:
     from pie_mlops.models import build_model
     from pie_mlops.compare.predictions import predictions_frame
 
+    torch.set_num_threads(1)  # as the pace below: on 2 busy cores a second thread makes the save's tiny ops 100x slower
     counter: Counter = Counter()
     (_count_requests if backend == "server" else _count_sql)(counter)
     rng = np.random.default_rng(0)
@@ -90,14 +98,15 @@ def child(backend: str, jobs: int) -> dict:
     frame = predictions_frame(df, rng.normal(size=(n, 2)).astype("float32"), split="validation",
                               group="magnitude-os@0.50", seed=0, task="single_label")
     model = build_model("bilstm", 2, "single_label", seed=0)
-    ctx, times, counts = JobContext(), [], []
+    ctx, times, cpu, counts = JobContext(), [], [], []
+    profiler = cProfile.Profile(time.process_time if os.environ.get("PIE_PROFILE_CPU") else time.perf_counter)
     for i in range(jobs):
         plan = {"dataset": "bench", "arch": "bilstm", "criterion": "magnitude", "schedule": "os", "sparsity": 0.5,
                 "job": i}
         tags = identity_tags("prune", plan, "magnitude-os@0.50", i, data_md5="0" * 32, git_sha="bench",
                              fingerprint="bench")
         job = ModelJob(plan=plan, group="magnitude-os@0.50", seed=i, tags=tags, out_dir=Path("predictions") / f"s{i}",
-                       model_name="pie-bench-bilstm", alias=f"magnitude-os-0_50-s{i}")
+                       model_name="pie-bench-bilstm", alias=f"magnitude-os-0_50-s{i}", data_dir="data")
 
         def make(run, _model, staging) -> Made:
             saved = model.save(staging / "saved")
@@ -106,16 +115,23 @@ def child(backend: str, jobs: int) -> dict:
                         documents={"pruning.json": {"achieved_sparsity": 0.5}})
 
         before = sum(counter.values())
-        start = time.perf_counter()
+        if profile and i >= WARMUP:
+            profiler.enable()
+        start, start_cpu = time.perf_counter(), time.process_time()
         with tracking.model_claim(job.model_name, job.group, job.seed):
             assert finished(job, ctx) is None
             run_job(job, make, ctx, task="single_label", label_names=["neg", "pos"], examples=df.head(2))
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+        profiler.disable()
         counts.append(sum(counter.values()) - before)
         if i == WARMUP - 1:
             counter.clear()
     timed = jobs - WARMUP
+    if profile:
+        profiler.dump_stats(profile)
     return {"backend": backend, "ms_per_model": 1000 * statistics.median(times[WARMUP:]),
+            "cpu_ms_per_model": 1000 * statistics.median(cpu[WARMUP:]),
             "calls_per_model": statistics.median(counts[WARMUP:]),
             "by_kind": {k: round(v / timed, 2) for k, v in counter.most_common()}}
 
@@ -164,7 +180,7 @@ def pace(backend: str, jobs: int, n: int, rounds: int, sleep_ms: float = 0.0) ->
         tags = identity_tags("prune", plan, "magnitude-ft@0.50", i, data_md5="0" * 32, git_sha="bench",
                              fingerprint="bench")
         return ModelJob(plan=plan, group="magnitude-ft@0.50", seed=i, tags=tags, out_dir=Path("pace") / f"s{i}",
-                        model_name="pie-pace-bilstm", alias=f"magnitude-ft-0_50-s{i}")
+                        model_name="pie-pace-bilstm", alias=f"magnitude-ft-0_50-s{i}", data_dir="data")
 
     def track(job, model, result, frames) -> dict:
         def make(run, _model, _staging) -> Made:
@@ -172,6 +188,8 @@ def pace(backend: str, jobs: int, n: int, rounds: int, sleep_ms: float = 0.0) ->
             return Made(model, frames, threshold=result.threshold, metrics={"latency_ms": 1.0})
 
         return run_job(job, make, ctx, task="single_label", label_names=["neg", "pos"], examples=df.head(2))[0]
+
+    steady: list[float] = []  # the writer's seconds per model until its last compute, before the drain
 
     def side(way: str) -> float:
         """As the stages' loops: claim and skip lookup, compute with no run, then track."""
@@ -188,6 +206,8 @@ def pace(backend: str, jobs: int, n: int, rounds: int, sleep_ms: float = 0.0) ->
                         writer.submit(track, job, *out, hold=claim.pop_all())
                     elif way == "inline":
                         track(job, *out)
+            if way == "writer":  # the last model's tracking is still to come: once per stage, not per model
+                steady.append((time.perf_counter() - start) / jobs)
         return (time.perf_counter() - start) / jobs
 
     compute(0)  # warm-up: tokeniser cache, allocator
@@ -199,6 +219,7 @@ def pace(backend: str, jobs: int, n: int, rounds: int, sleep_ms: float = 0.0) ->
     med = {way: statistics.median(v) for way, v in times.items()}
     return {"backend": backend, "compute_ms": 1000 * med["alone"], "writer_ms": 1000 * med["writer"],
             "inline_ms": 1000 * med["inline"], "pace_ratio": med["writer"] / med["alone"],
+            "steady_ratio": statistics.median(steady) / med["alone"],
             "inline_ratio": med["inline"] / med["alone"], "rounds": {k: [round(x, 4) for x in v] for k, v in times.items()}}
 
 
@@ -233,12 +254,13 @@ def main() -> None:
     ap.add_argument("--pace-sleep-ms", type=float, default=0.0,
                     help="pace with a compute that waits this long instead of training (an accelerator's model)")
     ap.add_argument("--backends", default="sqlite,server", help="comma-separated: sqlite, server")
+    ap.add_argument("--profile", help="cProfile the timed jobs of each backend into <this>.<backend>.prof")
     ap.add_argument("--child", choices=["sqlite", "server"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.jobs <= WARMUP:
         ap.error(f"--jobs must be more than {WARMUP}")
     if args.child:
-        out = child(args.child, args.jobs)
+        out = child(args.child, args.jobs, args.profile and f"{args.profile}.{args.child}.prof")
         if args.pace_jobs:
             out["pace"] = pace(args.child, args.pace_jobs, args.pace_n, args.pace_rounds, args.pace_sleep_ms)
         print(json.dumps(out))
@@ -259,7 +281,8 @@ def main() -> None:
                 out = subprocess.run([sys.executable, __file__, "--child", backend, "--jobs", str(args.jobs),
                                       "--pace-jobs", str(args.pace_jobs), "--pace-n", str(args.pace_n),
                                       "--pace-rounds", str(args.pace_rounds),
-                                      "--pace-sleep-ms", str(args.pace_sleep_ms)],
+                                      "--pace-sleep-ms", str(args.pace_sleep_ms),
+                                      *(["--profile", str(Path(args.profile).resolve())] if args.profile else [])],
                                      cwd=folder, env=dict(env, MLFLOW_TRACKING_URI=uri), capture_output=True,
                                      text=True, timeout=1800)
             finally:
@@ -269,16 +292,18 @@ def main() -> None:
             if out.returncode != 0:
                 raise SystemExit(f"the {backend} run failed:\n{out.stderr[-3000:]}")
             results[backend] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"{'backend':<8} {'ms/model':>9} {'calls/model':>12}  top calls per model")
+    print(f"{'backend':<8} {'ms/model':>9} {'CPU ms':>7} {'calls/model':>12}  top calls per model")
     for r in results.values():
         top = ", ".join(f"{k} {v:g}" for k, v in list(r["by_kind"].items())[:6])
         unit = "HTTP requests" if r["backend"] == "server" else "SQL statements"
-        print(f"{r['backend']:<8} {r['ms_per_model']:>9.0f} {r['calls_per_model']:>12.0f}  ({unit}) {top}")
+        print(f"{r['backend']:<8} {r['ms_per_model']:>9.0f} {r['cpu_ms_per_model']:>7.0f} "
+              f"{r['calls_per_model']:>12.0f}  ({unit}) {top}")
     figures: dict = {"jobs": args.jobs - WARMUP, "load_average": round(os.getloadavg()[0], 2),
                      "pace_sleep_ms": args.pace_sleep_ms}
     for backend, r in results.items():
         unit = "sql_statements" if backend == "sqlite" else "requests"
         figures.update({f"{backend}_ms_per_model": round(r["ms_per_model"], 1),
+                        f"{backend}_cpu_ms_per_model": round(r["cpu_ms_per_model"], 1),
                         f"{backend}_{unit}_per_model": r["calls_per_model"]})
         if backend == "server":
             figures["server_requests_by_endpoint"] = r["by_kind"]
@@ -287,12 +312,14 @@ def main() -> None:
                 f"one epoch on {args.pace_n} examples")
         print(f"\npace: {args.pace_jobs} models per side, compute = {what}, "
               f"{args.pace_rounds} interleaved rounds (ms per model, median)")
-        print(f"{'backend':<8} {'alone':>8} {'writer':>8} {'in line':>8} {'writer/alone':>13} {'in line/alone':>14}")
+        print(f"{'backend':<8} {'alone':>8} {'writer':>8} {'in line':>8} {'writer/alone':>13} {'in line/alone':>14}"
+              f" {'writer before drain/alone':>26}")
         for backend, r in results.items():
             p = r["pace"]
             print(f"{backend:<8} {p['compute_ms']:>8.0f} {p['writer_ms']:>8.0f} {p['inline_ms']:>8.0f} "
-                  f"{p['pace_ratio']:>12.3f}x {p['inline_ratio']:>13.3f}x")
+                  f"{p['pace_ratio']:>12.3f}x {p['inline_ratio']:>13.3f}x {p['steady_ratio']:>25.3f}x")
             figures.update({f"{backend}_pace_ratio": round(p["pace_ratio"], 3),
+                            f"{backend}_pace_ratio_before_drain": round(p["steady_ratio"], 3),
                             f"{backend}_inline_ratio": round(p["inline_ratio"], 3),
                             f"{backend}_compute_ms_per_model": round(p["compute_ms"], 1),
                             f"{backend}_pace_rounds": p["rounds"]})

@@ -10,6 +10,7 @@ from pie_mlops.tracking.accounting import spent, timed
 from pie_mlops.tracking.descriptions import study_description, version_description
 from pie_mlops.tracking.lineage import log_data_inputs
 from pie_mlops.tracking.provenance import VERSION_TAGS, model_requirements
+from pie_mlops.tracking.registry import set_model_alias
 from pie_mlops.tracking.store import (
     _client, _owner_tags, active_run_id, experiment_id, forget_experiments, mark_experiment, registry_uri, store_key,
 )
@@ -45,7 +46,11 @@ class ModelRun:
         self.model_id: str | None = None
         self.version: str | None = None
         self._registered: tuple[str, str] | None = None  # (name, version) to undo on failure
-        self._pending_tags: dict[str, str] = {}  # sent with the next metrics (one request, not two)
+        # Sent with the next metrics, in one log-batch: the params, a training's history and late
+        # tags ride with the final metrics (one request and one store commit, not three; issue 27).
+        self._pending_tags: dict[str, str] = {}
+        self._pending_params: list = []
+        self._pending_metrics: list = []
         self.metrics: dict[str, float] = {}  # the latest value of each, for the version's description
         self._repo = None
 
@@ -83,10 +88,9 @@ class ModelRun:
         """Per-epoch metrics at step=epoch (usable as training's on_epoch_end)."""
         self.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
 
-    @timed
     def log_history(self, history: list[dict]) -> None:
-        """A finished training's per-epoch metrics (each dict has `epoch`), step=epoch, in one
-        request (per 1,000 values, MLflow's batch limit) rather than one per epoch."""
+        """A finished training's per-epoch metrics (each dict has `epoch`), step=epoch, stamped
+        now and sent with the next log_metrics (the final metrics) rather than one per epoch."""
         import time
 
         from mlflow.entities import Metric
@@ -95,26 +99,37 @@ class ModelRun:
         batch = [Metric(k, float(v), now, int(m["epoch"])) for m in history for k, v in m.items()
                  if k != "epoch" and v is not None]
         self.metrics.update({m.key: m.value for m in batch})  # the last epoch's win, as logged live
-        for i in range(0, len(batch), 1000):
-            self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
+        self._pending_metrics.extend(batch)
 
     @timed
     def log_metrics(self, metrics: dict, step: int = 0) -> None:
+        """`metrics` at `step`, with everything pending (params, history, tags), now."""
         import time
 
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         # After log_model, metrics carry its model_id: MLflow 3 shows them on the logged model.
         batch = [Metric(k, float(v), now, step, model_id=self.model_id) for k, v in metrics.items() if v is not None]
         self.metrics.update({m.key: m.value for m in batch})
-        tags = [RunTag(k, v) for k, v in self._pending_tags.items()]
-        self.client.log_batch(self.run_id, metrics=batch, tags=tags)
-        self._pending_tags.clear()
+        self._pending_metrics.extend(batch)
+        self._flush()
 
-    def _flush_tags(self) -> None:
-        if self._pending_tags:
-            self.log_metrics({})
+    def _flush(self, tags: bool = True) -> None:
+        """Send the pending params, metrics and (with `tags`) tags: one log-batch within MLflow's
+        limits (100 params, 100 tags, 1,000 values in all), more only past them."""
+        from mlflow.entities import RunTag
+
+        params, metrics = self._pending_params, self._pending_metrics
+        pending = [RunTag(k, v) for k, v in self._pending_tags.items()] if tags else []
+        while params or metrics or pending:
+            p, t = params[:100], pending[:100]
+            m = metrics[:1000 - len(p) - len(t)]
+            self.client.log_batch(self.run_id, metrics=m, params=p, tags=t)
+            params, metrics, pending = params[len(p):], metrics[len(m):], pending[len(t):]
+        self._pending_params, self._pending_metrics = [], []
+        if tags:
+            self._pending_tags.clear()
 
     @timed
     def log_artifacts(self, paths: list[Path], artifact_path: str) -> None:
@@ -201,7 +216,7 @@ class ModelRun:
             ensure_registered()
             mv = create()
         self._registered = (name, mv.version)
-        client.set_registered_model_alias(name, alias, mv.version)
+        set_model_alias(client, name, alias, mv.version)
         self.version = str(mv.version)  # an int in some MLflow versions, a string in others
         return self.version
 
@@ -235,18 +250,24 @@ def model_run(run_name: str, tags: dict, params: dict, data_dir: str, job_tags: 
                 info = client.create_run(experiment_id(), tags=all_tags, run_name=run_name).info
             exp = info.experiment_id
     handle = ModelRun(client, info.run_id, all_tags, exp, info.artifact_uri, params)
+    # sent with the final metrics (ModelRun._flush), or below if the run fails before them
+    handle._pending_params = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
     status = "FAILED"
     try:
         with spent():
-            client.log_batch(info.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
             if "dataset" in tags:  # every model trains on train, tunes on validation, is scored on test
                 log_data_inputs(client, info.run_id, tags["dataset"], all_tags.get("data_md5", "untracked"),
                                 data_dir)
         yield handle
         with spent():
-            handle._flush_tags()
+            handle._flush()
         status = "FINISHED"
     except BaseException:
+        try:  # a failed run keeps its params and history, as when they were sent up front
+            with spent():
+                handle._flush(tags=False)
+        except Exception:
+            pass  # the original error matters more
         if handle._registered:
             try:
                 client.delete_model_version(*handle._registered)

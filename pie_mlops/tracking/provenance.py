@@ -4,6 +4,7 @@ requirements a logged model needs to load."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 # The version tags of docs/design.md §3 "Registry"; runs carry the same ones.
@@ -69,7 +70,14 @@ def params_hash(params: dict) -> str:
 
 def model_requirements() -> list[str]:
     """Exact requirements for loading a logged model: the versions running now (pyproject
-    states ranges). A local version label (torch's `+cpu`) is dropped: PyPI has no such wheel."""
+    states ranges). A local version label (torch's `+cpu`) is dropped: PyPI has no such wheel.
+    Read once per process (~5 ms of package-metadata parsing, once per logged model before):
+    the modules a process runs are the ones it imported, whatever is installed since."""
+    return list(_requirements())
+
+
+@functools.cache
+def _requirements() -> tuple[str, ...]:
     from importlib import metadata
 
     out = []
@@ -78,4 +86,4 @@ def model_requirements() -> list[str]:
             out.append(f"{name}=={metadata.version(name).split('+')[0]}")
         except metadata.PackageNotFoundError:
             continue
-    return out
+    return tuple(out)

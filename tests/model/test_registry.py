@@ -183,10 +183,12 @@ def test_rerun_skips_and_restores_missing_predictions(store):
                                                           "train@epoch1.parquet"}
 
 
-@pytest.mark.parametrize("where", ["jobs.frames.predict_split", "jobs.protocol.publish_predictions"])
+@pytest.mark.parametrize("where", ["jobs.frames.predict_split", "jobs.protocol.write_bundle",
+                                   "jobs.protocol.publish_predictions"])
 def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
     """A failure while computing (no run exists yet: none is made), and one in the tracking
-    writer after the version was created (FAILED): no version, no files either way."""
+    writer before the metrics went up or after the version was created (FAILED, with its params
+    and training history all the same): no version, no files either way."""
     import importlib
 
     module, func = where.rsplit(".", 1)
@@ -200,7 +202,8 @@ def test_failed_run_is_failed_and_registers_nothing(store, monkeypatch, where):
         train_stage(shrink(store["params"], seeds=[7]), progress=False)
     failed = [r for r in _runs() if r.data.tags.get("seed") == "7"]
     assert all(r.info.status == "FAILED" for r in failed)
-    assert bool(failed) == (where == "jobs.protocol.publish_predictions")  # computing makes no run
+    assert bool(failed) == (where != "jobs.frames.predict_split")  # computing makes no run
+    assert all(r.data.params.get("epochs") == "1" and "train_loss" in r.data.metrics for r in failed)
     assert len(_versions()) == versions
     assert all(v.tags.get("seed") != "7" for v in _versions())
     with pytest.raises(Exception):
