@@ -182,11 +182,11 @@ def resume_plan(out: Path, profiles: list[str]) -> list[str]:
     return restore_tuned(out, profiles) + lines
 
 
-def commit_logits(out: Path, n: int) -> None:
+def commit_logits(out: Path, n: int, moved: int = 0) -> None:
     """Commit the new logits and tuned values (and nothing else): `git commit -- PATH` takes only those."""
     rels = [str((out / d).relative_to(ROOT)) for d in ("predictions", "tuned") if (out / d).is_dir()]
     subprocess.run(["git", "add", "--", *rels], cwd=ROOT, check=True)
-    subprocess.run(["git", "commit", "-q", "-m", f"results {out.name}: logits of {n} more model(s)", "--", *rels],
+    subprocess.run(["git", "commit", "-q", "-m", f"results {out.name}: logits of {n} more model(s)" + (f", ids of {moved} file(s) to the example index" if moved else ""), "--", *rels],
                    cwd=ROOT, check=True)
 
 
@@ -237,7 +237,7 @@ def main() -> None:
         new, moved = sync_logits(out, args.profiles)
         tuned = sync_tuned(out, args.profiles)
         if args.commit and (new or tuned or moved):
-            commit_logits(out, len(new))
+            commit_logits(out, len(new), moved)
         print(f"synced {len(new)} model(s) into {out / 'predictions'}")
         return
     start = time.time()
