@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from pie_mlops.config.params import profile_path, render as render_params  # noqa: E402
 from pie_mlops.config.plans import load_all  # noqa: E402
 from pie_mlops.report.results import render  # noqa: E402
+from pie_mlops.util.errors import PieError  # noqa: E402
 
 
 # A profile whose registered model names repeat another's runs in its own MLflow store (repro-e's
@@ -223,6 +224,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.pending and not args.collect_only:
         ap.error("--pending goes with --collect-only")
+    if args.notes and not args.notes.is_file():
+        raise PieError(f"--notes {args.notes}: no such file (one note per line)")
+    if args.readme:
+        from pie_mlops.report.results import readme_block
+
+        if readme_block((ROOT / "README.md").read_text(encoding="utf-8")) is None:
+            raise PieError("README.md: no `<!-- reproduction: begin NAME -->` block for --readme to fill")
     out = ROOT / "docs" / "results" / args.name
     exe = str(Path(sys.executable).parent / "pie-mlops")
     commands = [f"pie-mlops --profile {p} study" for p in args.profiles]
@@ -306,8 +314,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from pie_mlops.util.errors import PieError
-
     try:
         main()
     except PieError as exc:  # an unknown profile, a bad params file: one line, exit 2

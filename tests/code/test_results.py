@@ -96,3 +96,13 @@ def test_write_opening_fills_the_block_or_says_there_is_none(tmp_path):
     readme.write_text("# no block\n")
     with pytest.raises(PieError, match="no `<!-- reproduction: begin NAME -->`"):
         write_opening(readme, result)
+
+
+def test_reproduce_refuses_a_missing_notes_file_before_collecting(project_repo):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "scripts/reproduce.py", "x", "--collect-only", "tiny", "--notes", "nope.txt"],
+                         cwd=project_repo, capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr == "error: --notes nope.txt: no such file (one note per line)\n"
+    assert not (project_repo / "docs" / "results" / "x").exists()
