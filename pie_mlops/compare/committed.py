@@ -60,7 +60,7 @@ def index_examples(root: Path) -> int:
             if "example_id" not in pq.read_schema(f).names:  # moved already: not read again
                 continue
             table = pq.read_table(f)
-            stripped, done = example_index.strip(table, root, atomic_file)
+            stripped, done = example_index.strip(table, root)
             if done:
                 with atomic_file(f) as tmp:
                     pq.write_table(stripped, tmp, compression="zstd", write_statistics=False)
@@ -148,7 +148,7 @@ def export_model(src: Path, dst: Path, force_float32: bool = False, skip: frozen
     `root`: the architecture's folder, whose example index takes the files' ids and labels."""
     import pyarrow.parquet as pq
 
-    from pie_mlops.util.atomic import atomic_dir, atomic_file
+    from pie_mlops.util.atomic import atomic_dir
 
     kept32, splits = [], []
     with atomic_dir(dst) as tmp:
@@ -163,7 +163,7 @@ def export_model(src: Path, dst: Path, force_float32: bool = False, skip: frozen
                 raise PieError(f"{f}: not a predictions file: no logits column")
             compact, keep32 = compact_table(table, force_float32)
             if root is not None:
-                compact, _ = example_index.strip(compact, root, atomic_file)
+                compact, _ = example_index.strip(compact, root)
             pq.write_table(compact, tmp / f.name, compression="zstd", write_statistics=False)
             splits.append(f.stem)
             if keep32:

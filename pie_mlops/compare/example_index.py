@@ -66,12 +66,14 @@ def attach(path: Path, table, root: Path, file_split: str | None, split: str, ca
     return table
 
 
-def strip(table, root: Path, atomic_file):
+def strip(table, root: Path):
     """(the table without ids and labels, True) when its rows are its split's indexed examples
     in order; the index under `root` is written from this table when there is none yet. Else
     (the table as it is, False): a file in another order keeps its own ids."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
+
+    from pie_mlops.util.atomic import atomic_file
 
     if "example_id" not in table.column_names:
         return table, False
