@@ -12,7 +12,7 @@ time, peak memory, machine, git commit) and README.md rendered from them
 (pie_mlops/report/results.py). Long: run it in the background with nohup.
 
 Every model's logits go to docs/results/NAME/predictions/<dataset>/<arch>/ (<dataset>@<profile>
-for a second profile on one dataset) (float16, the
+for a profile in STORES: a second study of one dataset) (float16, the
 pipeline's layout; pie_mlops/compare/committed.py), each model once, as soon as it is finished:
 `--sync` exports the models finished so far and, with `--commit`, commits them, so a run that
 is killed loses at most the models in flight. Collecting syncs a last time and checks that
@@ -69,11 +69,16 @@ def one_arch(params_file, section: str, arch: str) -> dict:
 
 def result_keys(profiles: list[str]) -> dict[str, str]:
     """profile -> its folder under docs/results/NAME/: the dataset, or `<dataset>@<profile>` for a
-    second profile on a dataset (repro-e: claim (e)'s matched pair beside repro's BiLSTM)."""
+    profile in STORES (a second study of a dataset: repro-e, claim (e)'s matched pair beside
+    repro's BiLSTM). Fixed per profile, whichever profiles a command lists: `--sync repro-e` alone
+    once filed repro-e under `rotten_tomatoes`, where repro's models of the same names live."""
     keys: dict[str, str] = {}
     for p in profiles:
         dataset = load_all(profile_path(p))["study"]["dataset"]
-        keys[p] = dataset if dataset not in keys.values() else f"{dataset}@{p}"
+        keys[p] = f"{dataset}@{p}" if p in STORES else dataset
+        if p not in STORES and (twin := next((q for q, k in keys.items() if k == dataset and q != p), None)):
+            raise PieError(f"profiles {twin} and {p} both study {dataset}: run the second in a store of its "
+                           f"own (scripts/reproduce.py STORES), which files it as {dataset}@{p}")
     return keys
 
 
@@ -263,7 +268,7 @@ def main() -> None:
         from pie_mlops.compare.committed import dense_gate
 
         datasets, gates = {}, {}
-        keys = result_keys(args.profiles + args.pending)  # the run's order: repro before repro-e
+        keys = result_keys(args.profiles + args.pending)
         for p in args.profiles:
             params = load_all(profile_path(p))
             dataset, key = params["study"]["dataset"], keys[p]

@@ -129,6 +129,12 @@ def test_the_resume_plan_makes_only_what_is_not_committed(tmp_path, monkeypatch)
     spec.loader.exec_module(rep)
     monkeypatch.setattr(rep, "ROOT", tmp_path)  # its params/ (no tuned file yet) and its results
     out = tmp_path / "docs" / "results" / "run"
+    # a profile's folder does not depend on the others listed: repro-e is always rotten_tomatoes@repro-e
+    assert rep.result_keys(["repro-e"]) == {"repro-e": "rotten_tomatoes@repro-e"}
+    assert rep.result_keys(["repro-e", "repro", "repro-bbc"]) == {
+        "repro-e": "rotten_tomatoes@repro-e", "repro": "rotten_tomatoes", "repro-bbc": "bbc_news"}
+    with pytest.raises(rep.PieError, match="profiles repro and paper both study rotten_tomatoes"):
+        rep.result_keys(["repro", "paper"])
     full = rep.resume_plan(out, ["repro"])
     assert full[0] == "pie-mlops --profile repro tune -a bilstm"  # nothing tuned anywhere: tune first
     assert full[1] == "pie-mlops --profile repro train -a bilstm -s " + ",".join(map(str, range(20)))
