@@ -24,7 +24,8 @@ def _ci(ci) -> str:
 
 
 def figure(entry: dict) -> str:
-    """Our figure for one claim: the statistic, then its CI or p-value, and how many groups."""
+    """Our figure for one claim: the statistic, then its CI or p-value, and the group that decided it
+    (the first eligible paper group in the rules' pre-set order) or how many groups a pooled test used."""
     if entry.get("statistic") is None:
         return f"no test ({entry.get('note', '')})"
     text = f"{entry.get('statistic_name') or 'statistic'} = {_num(entry['statistic'])}"
@@ -32,7 +33,10 @@ def figure(entry: dict) -> str:
         text += f", 95% CI {_ci(entry['ci'])}"
     if entry.get("p_value") is not None:
         text += f", p = {_num(entry['p_value'])}"
-    return text + f"; {len(entry.get('groups') or [])} group(s)"
+    n = len(entry.get("groups") or [])
+    if entry.get("decided_by"):  # one primary group decides; the others are reported, not counted
+        return text + f"; decided by {entry['decided_by']} (1 of {n} eligible group(s))"
+    return text + f"; {n} group(s)"
 
 
 def claims_table(claims: dict) -> list[str]:
@@ -102,7 +106,7 @@ def opening(name: str, run: dict, datasets: dict[str, dict]) -> str:
     out = [f"{BEGIN} {name} -->",
            f"**What our data says** ([`{name}`](docs/results/{name}/README.md), {state}; claims rules "
            f"{', '.join(rules)}). Each cell: the verdict, then its figure (the statistic, its 95% interval or "
-           "p-value, and how many eligible paper-method groups decided it):", "",
+           "p-value, and the eligible paper-method group that decided it):", "",
            "| claim | the paper | " + " | ".join(keys) + " |", "| --- | --- | " + " | ".join("---" for _ in keys) + " |"]
     for claim in CLAIMS:
         entries = [d["claims"].get(claim) for d in datasets.values()]

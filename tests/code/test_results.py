@@ -34,6 +34,8 @@ def test_a_claim_figure_carries_its_statistic_interval_and_groups():
     assert figure(entry) == "mean(drop on PIEs - drop on all) = 0.421, 95% CI [0.310, 0.520]; 2 group(s)"
     entry = {"verdict": "refuted", "statistic": 1.02, "statistic_name": "ratio", "p_value": 0.00012, "groups": ["g"]}
     assert figure(entry) == "ratio = 1.020, p = 1.2e-04; 1 group(s)"
+    entry["decided_by"], entry["groups"] = "bilstm/magnitude-ft-layer@0.50", ["g1", "g2", "g3"]  # the primary rule
+    assert figure(entry) == "ratio = 1.020, p = 1.2e-04; decided by bilstm/magnitude-ft-layer@0.50 (1 of 3 eligible group(s))"
     assert figure({"verdict": "inconclusive", "statistic": None, "note": "no eligible group"}) == \
         "no test (no eligible group)"
 
