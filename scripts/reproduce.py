@@ -301,8 +301,7 @@ def main() -> None:
         if args.notes:
             run["notes"] = [line.strip() for line in args.notes.read_text(encoding="utf-8").splitlines() if line.strip()]
         (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
-        # in load()'s order (by folder name), which the tests render it again with
-        (tmp / "README.md").write_text(render(args.name, run, dict(sorted(datasets.items()))), encoding="utf-8")
+        (tmp / "README.md").write_text(render(args.name, run, datasets), encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -128,7 +128,9 @@ def readme_block(readme: str) -> tuple[str, str] | None:
 
 
 def render(name: str, run: dict, datasets: dict[str, dict]) -> str:
-    """`datasets`: {dataset: {"claims": claims.json, "summaries": {arch: summary.json}}}."""
+    """`datasets`: {dataset: {"claims": claims.json, "summaries": {arch: summary.json}}}, shown by
+    folder name, the order `load` reads them in, whatever order the caller collected them."""
+    datasets = dict(sorted(datasets.items()))
     out = [f"# Reproduction `{name}`: the paper's claims on our data", "",
            "Rendered from the JSON files beside this page (a test keeps them equal). "
            "Verdicts follow docs/claims.md: a claim never holds on collapsed groups or on groups "
